@@ -1,0 +1,80 @@
+"""Fan-out of realtime items between host processes.
+
+A host process keeps its own connections; the broker carries every published item to
+every process that has a connection joined to the same channel, the publishing process
+included. Topics are plain strings so that any pub/sub system (Redis later) can carry them.
+
+`InMemoryBroker` is the embedded default: one process, delivery by a direct call, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Published", "Handler", "Broker", "InMemoryBroker"]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One realtime item on its way to the receivers of a topic.
+
+    `origin` names the host process of the sender and `sender` the sender's connection in
+    that process, so that the sender alone can be left out of the delivery (no echo).
+    """
+
+    origin: str
+    sender: int
+    payload: bytes
+
+
+Handler = Callable[[str, Published], None]
+"""Called with the topic and the item, once for every item published on a subscribed topic."""
+
+
+class Broker(Protocol):
+    """What the realtime core needs from a fan-out backend.
+
+    `publish` must not block and must keep the order of one publisher's items per topic.
+    """
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        """Start calling `handler` for items published on `topic`."""
+
+    def unsubscribe(self, topic: str, handler: Handler) -> None:
+        """Stop calling `handler` for `topic`; unknown pairs are ignored."""
+
+    def publish(self, topic: str, item: Published) -> None:
+        """Hand `item` to every handler subscribed to `topic`."""
+
+
+class InMemoryBroker:
+    """A broker for a single host process: publishing calls the subscribers directly."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        """Start calling `handler` for items published on `topic` (once per pair)."""
+        handlers = self._handlers.setdefault(topic, [])
+        if handler not in handlers:
+            handlers.append(handler)
+
+    def unsubscribe(self, topic: str, handler: Handler) -> None:
+        """Stop calling `handler` for `topic`; forget the topic once nobody listens."""
+        handlers = self._handlers.get(topic)
+        if handlers is None or handler not in handlers:
+            return
+        handlers.remove(handler)
+        if not handlers:
+            del self._handlers[topic]
+
+    def publish(self, topic: str, item: Published) -> None:
+        """Call every handler of `topic` now, in subscription order."""
+        for handler in self._handlers.get(topic, ()):
+            handler(topic, item)
+
+    def topic_count(self) -> int:
+        """How many topics have at least one subscriber (for tests and metrics)."""
+        return len(self._handlers)

@@ -1,0 +1,154 @@
+"""The `webxdc-rt` command: share an app into a chat and serve it to the chat's members.
+
+    webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
+    webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
+
+Errors the user can fix (a missing app, a taken port, bad options) are answered with one
+line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from .chats import Registry, parse_members
+from .server import Host, HostSettings
+from .xdc import AppSource, InvalidContainer, open_app
+
+__all__ = ["main", "build_parser", "example_path", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 8080
+DEMO_MEMBERS = "alice,bob,carol"
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for, reported as one line."""
+
+
+def example_path(name: str = "sketch") -> Path:
+    """The folder of a bundled example app."""
+    return Path(str(resources.files("webxdc_rt").joinpath("examples", name)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line grammar of `webxdc-rt`."""
+    parser = argparse.ArgumentParser(
+        prog="webxdc-rt", description="Host webxdc apps with realtime channels for a chat.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="share an app into a new chat and serve it")
+    serve.add_argument("app", metavar="APP", help="app folder (with index.html at its root)")
+    serve.add_argument("--members", required=True, metavar="NAMES",
+                       help="comma-separated member names, e.g. alice,bob")
+    _add_network_options(serve)
+
+    demo = commands.add_parser("demo", help=f"serve the bundled sketch pad to {DEMO_MEMBERS}")
+    _add_network_options(demo)
+    return parser
+
+
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"port to listen on; 0 picks a free one (default: {DEFAULT_PORT})")
+    parser.add_argument("--domain", default="localhost",
+                        help="pages are served at <label>.DOMAIN (default: localhost)")
+    parser.add_argument("--chat", default="chat", metavar="NAME", help="name of the new chat")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per member (member, url, self_addr)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            app_path, members = str(example_path()), DEMO_MEMBERS
+        else:
+            app_path, members = args.app, args.members
+        if not 0 <= args.port <= 65535:
+            raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+        try:
+            member_names = parse_members(members)
+        except ValueError as exc:
+            raise UsageError(f"--members: {exc}") from None
+        try:
+            source = open_app(app_path)
+        except InvalidContainer as exc:
+            raise UsageError(str(exc)) from None
+        settings = HostSettings(domain=args.domain.strip(".").lower())
+        asyncio.run(_serve(source, member_names, args, settings))
+    except UsageError as exc:
+        print(f"webxdc-rt: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,
+                 settings: HostSettings) -> None:
+    _raise_open_file_limit()
+    registry = Registry()
+    chat = registry.create_chat(args.chat, member_names)
+    pages = registry.share_app(chat, source.name)
+    host = Host(registry, {pages[0].app.id: source}, settings)
+    runner = web.AppRunner(host.application(), handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, args.host, args.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: "
+                             f"{exc.strerror or exc}") from None
+        port = runner.addresses[0][1]
+        for page in pages:
+            url = host.invite_url(page, port)
+            if args.json:
+                print(json.dumps({"member": page.member.name, "url": url,
+                                  "self_addr": page.self_addr, "app": source.name,
+                                  "chat": chat.name}), flush=True)
+            else:
+                print(f"{page.member.name}: {url}", flush=True)
+        print(f"webxdc-rt: serving {source.name!r} to chat {chat.name!r} on "
+              f"{args.host}:{port}; Ctrl-C stops", file=sys.stderr, flush=True)
+        await _wait_for_stop_signal()
+        print("webxdc-rt: stopping", file=sys.stderr, flush=True)
+    finally:
+        await runner.cleanup()
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _raise_open_file_limit() -> None:
+    # Every connection is a file descriptor; the usual soft limit of 1024 is far too low.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The Python peer: take part in a shared app's realtime channel as one of its members.
+
+    peer = await connect(url)            # an invite link printed by `webxdc-rt serve`
+    ch = peer.join_realtime_channel()
+    ch.set_listener(lambda data: print(data))
+    ch.send(b"hello")
+    ch.leave()
+    await peer.close()
+
+It follows the same rules as the browser bridge: `send` checks type and size at once
+(TypeError, ValueError), never echoes, and a join made while another is active raises
+RuntimeError. Sending does not block: items go through a bounded queue, written in order by
+a background task; `await channel.drain()` waits until everything sent was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from . import wire
+from .realtime import MAX_PAYLOAD_BYTES
+
+__all__ = ["InviteRefused", "Peer", "RealtimeChannel", "connect", "DEFAULT_MAX_PENDING_BYTES"]
+
+log = logging.getLogger(__name__)
+
+INVITE_MARKER = "/.webxdc-rt/invite/"
+SOCKET_PATH = "/.webxdc-rt/socket"
+DEFAULT_MAX_PENDING_BYTES = 16 * 1024 * 1024
+"""Bytes a peer queues for writing before `send` raises BufferError."""
+
+Listener = Callable[[bytes], object]
+
+
+class InviteRefused(PermissionError):
+    """The host refused the invite link (wrong, revoked, or not a member)."""
+
+
+class RealtimeChannel:
+    """This peer's membership in its app's realtime channel, from join until `leave`."""
+
+    def __init__(self, peer: Peer, epoch: int) -> None:
+        self._peer = peer
+        self.epoch = epoch
+        self._listener: Listener | None = None
+        self._left = False
+
+    @property
+    def left(self) -> bool:
+        """Whether `leave` was called (or the peer was closed)."""
+        return self._left
+
+    def set_listener(self, callback: Listener | None) -> None:
+        """Call `callback(data: bytes)` for every item another member sends; replaces the
+        previous listener. Items that arrive while no listener is set are dropped (R6)."""
+        if callback is not None and not callable(callback):
+            raise TypeError("set_listener expects a callable or None")
+        if not self._left:
+            self._listener = callback
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Send one item to every other member joined to the channel.
+
+        Raises TypeError for anything but bytes-like data, ValueError above 128000 bytes,
+        RuntimeError after `leave`, and BufferError when the write queue is full.
+        """
+        if self._left:
+            raise RuntimeError("this realtime channel was left; join a new one")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"realtime data must be bytes-like, not {type(data).__name__}")
+        payload = bytes(data)  # a copy: changing `data` later changes nothing sent (R18)
+        limit = self._peer.limits.get("max_payload_bytes", MAX_PAYLOAD_BYTES)
+        if len(payload) > limit:
+            raise ValueError(f"realtime data of {len(payload)} bytes is over the limit of "
+                             f"{limit} bytes")
+        self._peer._enqueue(payload)
+
+    def leave(self) -> None:
+        """Leave the channel: the host is told at once; the listener is never called again."""
+        if self._left:
+            return
+        self._left = True
+        self._listener = None
+        self._peer._channel_left(self)
+
+    async def drain(self) -> None:
+        """Wait until everything sent so far was written to the host."""
+        await self._peer.drain()
+
+    def _deliver(self, data: bytes) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        try:
+            listener(data)
+        except Exception:
+            log.exception("realtime listener raised; the item is dropped")
+
+
+class Peer:
+    """A member's connection to one shared app on a webxdc-rt host."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse,
+                 hello: dict[str, Any], max_pending_bytes: int) -> None:
+        self._session = session
+        self._ws = ws
+        self.self_addr: str = hello["self_addr"]
+        self.self_name: str = hello["self_name"]
+        self.limits: dict[str, Any] = dict(hello.get("limits") or {})
+        self.errors: deque[dict[str, Any]] = deque(maxlen=100)
+        """The host's most recent error messages to this peer (code and message)."""
+        self._max_pending_bytes = max_pending_bytes
+        self._pending: deque[str | bytes] = deque()
+        self._pending_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._channel: RealtimeChannel | None = None
+        self._epoch = 0
+        self._acked_epoch = -1
+        self._closed = False
+        self._reader = asyncio.create_task(self._read_loop())
+        self._writer = asyncio.create_task(self._write_loop())
+
+    @property
+    def closed(self) -> bool:
+        """Whether the link to the host is gone (closed by either side)."""
+        return self._closed or self._ws.closed
+
+    def join_realtime_channel(self) -> RealtimeChannel:
+        """Join this app's realtime channel; RuntimeError if a channel is already joined."""
+        if self._channel is not None:
+            raise RuntimeError("already joined a realtime channel: leave() it first")
+        if self.closed:
+            raise RuntimeError("the peer is closed")
+        self._epoch += 1
+        self._channel = RealtimeChannel(self, self._epoch)
+        self._enqueue(wire.encode_join(self._epoch))
+        return self._channel
+
+    async def drain(self) -> None:
+        """Wait until every queued frame was handed to the connection."""
+        while not self._drained.is_set():
+            if self.closed:
+                raise ConnectionError("the link to the host is closed")
+            await asyncio.wait({asyncio.ensure_future(self._drained.wait()), self._writer},
+                               return_when=asyncio.FIRST_COMPLETED)
+
+    async def close(self) -> None:
+        """Leave, close the link and release its resources."""
+        if self._channel is not None:
+            self._channel._left = True
+            self._channel = None
+        self._closed = True
+        self._writer.cancel()
+        await self._ws.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        await self._session.close()
+
+    async def __aenter__(self) -> Peer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _channel_left(self, channel: RealtimeChannel) -> None:
+        if self._channel is channel:
+            self._channel = None
+        if not self.closed:
+            self._enqueue(wire.encode_leave())
+
+    def _enqueue(self, frame: str | bytes) -> None:
+        if self.closed:
+            raise ConnectionError("the link to the host is closed")
+        size = len(frame)
+        if self._pending_bytes + size > self._max_pending_bytes:
+            raise BufferError(f"send queue full ({self._pending_bytes} bytes waiting, limit "
+                              f"{self._max_pending_bytes}); await drain() before sending more")
+        self._pending.append(frame)
+        self._pending_bytes += size
+        self._drained.clear()
+        self._wakeup.set()
+
+    async def _write_loop(self) -> None:
+        ws = self._ws
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                frame = self._pending.popleft()
+                self._pending_bytes -= len(frame)
+                if isinstance(frame, bytes):
+                    await ws.send_bytes(frame)
+                else:
+                    await ws.send_str(frame)
+            self._drained.set()
+
+    async def _read_loop(self) -> None:
+        async for msg in self._ws:
+            if msg.type is aiohttp.WSMsgType.BINARY:
+                channel = self._channel
+                if channel is not None and channel.epoch == self._acked_epoch:
+                    channel._deliver(msg.data)
+            elif msg.type is aiohttp.WSMsgType.TEXT:
+                try:
+                    self._on_control(wire.decode_host_message(msg.data))
+                except wire.WireError as exc:
+                    log.warning("ignoring a malformed frame from the host: %s", exc)
+        self._closed = True
+        self._wakeup.set()
+
+    def _on_control(self, message: dict[str, Any]) -> None:
+        if message["type"] == "joined":
+            self._acked_epoch = message.get("epoch", -1)
+        elif message["type"] == "error":
+            self.errors.append(message)
+            log.warning("host refused a request: %s (%s)", message.get("message"),
+                        message.get("code"))
+
+
+async def connect(url: str, *, timeout: float = 10.0,
+                  max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES) -> Peer:
+    """Connect to a webxdc-rt host with an invite link and return the member's peer.
+
+    Raises InviteRefused when the host does not accept the link, ValueError when `url` is
+    not an invite link, and ConnectionError / TimeoutError when the host is unreachable.
+    """
+    ws_url, host_header, token = _socket_target(url)
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=timeout))
+    try:
+        ws = await session.ws_connect(
+            ws_url, headers={"Host": host_header, "Authorization": f"Bearer {token}"},
+            max_msg_size=0, autoping=True, heartbeat=30.0, compress=0)
+        hello = await _receive_hello(ws, timeout)
+    except aiohttp.WSServerHandshakeError as exc:
+        await session.close()
+        if exc.status in (401, 403, 404):
+            raise InviteRefused(f"the host refused this invite link ({exc.status})") from None
+        raise ConnectionError(f"WebSocket handshake failed: {exc.status} {exc.message}") from None
+    except aiohttp.ClientConnectionError as exc:
+        await session.close()
+        raise ConnectionError(f"cannot reach the host at {url}: {exc}") from None
+    except BaseException:
+        await session.close()
+        raise
+    return Peer(session, ws, hello, max_pending_bytes)
+
+
+def _socket_target(url: str) -> tuple[str, str, str]:
+    """Split an invite link into the socket URL to dial, the Host header, and the token."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or INVITE_MARKER not in parts.path:
+        raise ValueError(f"not a webxdc-rt invite link: {url!r}")
+    token = parts.path.split(INVITE_MARKER, 1)[1].strip("/")
+    hostname = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    # `*.localhost` always means this machine (RFC 6761), whatever the resolver says.
+    dial_host = "127.0.0.1" if hostname == "localhost" or hostname.endswith(".localhost") else hostname
+    ws_scheme = "wss" if parts.scheme == "https" else "ws"
+    return f"{ws_scheme}://{dial_host}:{port}{SOCKET_PATH}", parts.netloc, token
+
+
+async def _receive_hello(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str, Any]:
+    msg = await ws.receive(timeout=timeout)
+    if msg.type is not aiohttp.WSMsgType.TEXT:
+        raise ConnectionError(f"expected the host's hello, got {msg.type.name}")
+    hello = wire.decode_host_message(msg.data)
+    if hello["type"] != "hello":
+        raise ConnectionError(f"expected the host's hello, got {hello['type']!r}")
+    return hello

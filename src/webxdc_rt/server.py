@@ -1,0 +1,375 @@
+"""The aiohttp host: serves each member's page of each shared app on its own origin, checks
+invites, and glues WebSocket connections to the realtime hub.
+
+Every page lives at `http://<label>.<domain>:<port>/`: the browser keeps storage apart per
+origin, so members and app copies never share `localStorage` even in one browser. The invite
+link `/.webxdc-rt/invite/<token>` on that origin sets a host-only cookie; every other request
+needs that cookie (browsers) or `Authorization: Bearer <token>` (the Python peer), else it is
+refused (R14).
+
+Realtime items are fanned out by writing one pre-encoded WebSocket frame to each receiver's
+transport. A receiver whose unsent bytes exceed `max_outbound_bytes` is cut off as too slow,
+so one stalled reader never holds memory or delays anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import mimetypes
+import struct
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from . import wire
+from .broker import Broker, InMemoryBroker
+from .chats import Page, Registry
+from .realtime import Connection, RealtimeError, RealtimeHub, RealtimeLimits
+from .xdc import AppSource, normalize_app_path
+
+__all__ = ["HostSettings", "Host", "HOST_PREFIX", "SESSION_COOKIE", "encode_binary_frame"]
+
+log = logging.getLogger(__name__)
+
+HOST_PREFIX = "/.webxdc-rt"
+"""Path prefix of the host's own endpoints on every page origin."""
+SESSION_COOKIE = "webxdc_rt"
+"""Name of the host-only cookie that carries a page's token after its invite was opened."""
+
+KiB = 1024
+MiB = 1024 * KiB
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; "
+    "style-src 'self' 'unsafe-inline' blob:; "
+    "font-src 'self' data: blob:; "
+    "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:; "
+    "connect-src 'self' data: blob:; "
+    "img-src 'self' data: blob:; "
+    "media-src 'self' data: blob:; "
+    "worker-src 'self' blob:; "
+    "webrtc 'block'"
+)
+"""Apps may reach their own origin, `data:` and `blob:` only: no Internet, no WebRTC."""
+
+_CONTENT_TYPES = {
+    ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript",
+    ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
+    ".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp",
+}
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Every limit and option of the host, with its documented default."""
+
+    realtime: RealtimeLimits = field(default_factory=RealtimeLimits)
+    domain: str = "localhost"
+    """Pages are served at `<label>.<domain>`; `*.localhost` needs no DNS in browsers."""
+    scheme: str = "http"
+    """Scheme of the invite links (`https` behind a TLS proxy)."""
+    public_port: int | None = None
+    """Port in invite links when it differs from the one bound (behind a proxy)."""
+    max_connections: int = 20_000
+    """WebSocket connections the host accepts in all."""
+    max_connections_per_page: int = 64
+    """WebSocket connections one member's page may hold at once (tabs, devices)."""
+    max_frame_bytes: int = 256 * KiB
+    """Largest WebSocket message read; a longer one closes the connection (code 1009)."""
+    max_outbound_bytes: int = 16 * MiB
+    """Bytes waiting to be written to one connection; more and it is cut off as too slow."""
+    max_protocol_errors: int = 32
+    """Refused requests one connection may make before it is disconnected (code 1008)."""
+    heartbeat_s: float = 30.0
+    """Ping interval that finds dead links, which then count as having left (R17)."""
+    bridge_max_pending_items: int = 1024
+    """Items the browser bridge queues while its link is down (R9); more are dropped."""
+    bridge_max_pending_bytes: int = 16 * MiB
+    """Bytes the browser bridge queues while its link is down."""
+
+    def __post_init__(self) -> None:
+        if self.max_frame_bytes <= self.realtime.max_payload_bytes:
+            raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
+
+
+def encode_binary_frame(payload: bytes) -> bytes:
+    """One unmasked, final, binary WebSocket frame (RFC 6455) as a host sends it."""
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x82, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x82, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x82, 127, size)
+    return header + payload
+
+
+class _Outbound:
+    """Where the hub's deliveries to one connection go: its transport, bounded."""
+
+    __slots__ = ("ws", "transport", "limit", "cut")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int):
+        self.ws = ws
+        self.transport = transport
+        self.limit = limit
+        self.cut = False
+
+    def write(self, frame: bytes) -> None:
+        transport = self.transport
+        if self.cut or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() + len(frame) > self.limit:
+            self.cut_off()
+            return
+        transport.write(frame)
+
+    def cut_off(self) -> None:
+        """Disconnect a receiver that does not keep up, with a reason it can read."""
+        self.cut = True
+        reason = f"too slow: over {self.limit} bytes waiting to be sent".encode()
+        asyncio.ensure_future(self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason))
+
+
+PAGE_KEY = web.RequestKey("page", Page)
+
+
+class Host:
+    """The webxdc-rt host: pages, invites, app files, the bridge and realtime sockets."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        sources: dict[str, AppSource],
+        settings: HostSettings | None = None,
+        broker: Broker | None = None,
+    ) -> None:
+        self.registry = registry
+        self.sources = sources
+        self.settings = settings or HostSettings()
+        self.hub = RealtimeHub(broker or InMemoryBroker(), self._deliver, self.settings.realtime)
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._per_page: dict[str, int] = {}
+        self._bridge_template = (
+            resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
+        )
+
+    # -- application -------------------------------------------------------------------
+
+    def application(self) -> web.Application:
+        """The aiohttp application that serves every page of this host."""
+        app = web.Application(middlewares=[self._page_middleware], client_max_size=64 * KiB)
+        app.router.add_get(HOST_PREFIX + "/invite/{token}", self._invite)
+        app.router.add_get(HOST_PREFIX + "/socket", self._socket)
+        app.router.add_route("*", HOST_PREFIX + "/{tail:.*}", self._not_found)
+        app.router.add_get("/webxdc.js", self._bridge)
+        app.router.add_get("/{tail:.*}", self._app_file)
+        app.on_shutdown.append(self._close_sockets)
+        return app
+
+    def invite_url(self, page: Page, port: int) -> str:
+        """The secret link that opens `page` as its member."""
+        settings = self.settings
+        shown_port = settings.public_port or port
+        default = {"http": 80, "https": 443}.get(settings.scheme)
+        port_part = "" if shown_port == default else f":{shown_port}"
+        return (f"{settings.scheme}://{page.label}.{settings.domain}{port_part}"
+                f"{HOST_PREFIX}/invite/{page.token}")
+
+    # -- request plumbing --------------------------------------------------------------
+
+    @web.middleware
+    async def _page_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        page = self._page_for_host(request.host)
+        if page is None:
+            return _text(404, "No webxdc app is served at this address; open an invite link.")
+        request[PAGE_KEY] = page
+        if not request.path.startswith(HOST_PREFIX + "/invite/") and not _authorized(
+            request, page
+        ):
+            return _text(403, "This page needs its invite link: open the link you were given.")
+        response: web.StreamResponse = await handler(request)
+        if not response.prepared:
+            _add_security_headers(response)
+        return response
+
+    def _page_for_host(self, host: str) -> Page | None:
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        suffix = "." + self.settings.domain
+        if not name.lower().endswith(suffix):
+            return None
+        return self.registry.page(name[: -len(suffix)].lower())
+
+    # -- handlers ----------------------------------------------------------------------
+
+    async def _invite(self, request: web.Request) -> web.StreamResponse:
+        page = request[PAGE_KEY]
+        if not page.token_matches(request.match_info["token"]):
+            return _text(403, "This invite link is not valid.")
+        response = web.HTTPSeeOther("/")
+        response.set_cookie(SESSION_COOKIE, page.token, httponly=True, samesite="Strict",
+                            secure=self.settings.scheme == "https", path="/")
+        return response
+
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        return _text(404, f"Unknown host endpoint: {request.path}")
+
+    async def _bridge(self, request: web.Request) -> web.StreamResponse:
+        page = request[PAGE_KEY]
+        config = {
+            "selfAddr": page.self_addr,
+            "selfName": page.member.name,
+            "socketPath": HOST_PREFIX + "/socket",
+            "maxPayloadBytes": self.settings.realtime.max_payload_bytes,
+            "maxPendingItems": self.settings.bridge_max_pending_items,
+            "maxPendingBytes": self.settings.bridge_max_pending_bytes,
+        }
+        # `</` is escaped so that no value can end a surrounding script element.
+        config_js = json.dumps(config).replace("</", "<\\/")
+        body = self._bridge_template.replace("/*WEBXDC_RT_CONFIG*/null", config_js, 1)
+        return web.Response(text=body, content_type="text/javascript",
+                            headers={"Cache-Control": "no-store"})
+
+    async def _app_file(self, request: web.Request) -> web.StreamResponse:
+        page = request[PAGE_KEY]
+        name = normalize_app_path(request.path)
+        source = self.sources.get(page.app.id)
+        data = source.read(name) if (name is not None and source is not None) else None
+        if data is None:
+            return _text(404, f"Not a file of this app: {request.path}")
+        return web.Response(body=data, content_type=_content_type(name or ""),
+                            headers={"Cache-Control": "no-cache"})
+
+    # -- realtime sockets --------------------------------------------------------------
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        page = request[PAGE_KEY]
+        refusal = self._connection_refusal(page)
+        if refusal:
+            return _text(503, refusal)
+        settings = self.settings
+        ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
+                                   heartbeat=settings.heartbeat_s)
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None  # set while the request is being handled
+        loop = asyncio.get_running_loop()
+        conn = self.hub.open(page.app.topic, _Outbound(ws, transport, settings.max_outbound_bytes),
+                             loop.time())
+        self._sockets.add(ws)
+        self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
+        try:
+            await ws.send_str(wire.encode_hello(page.self_addr, page.member.name,
+                                                asdict(settings.realtime)))
+            await self._read_loop(ws, conn)
+        except ConnectionError:
+            pass  # the link broke while we wrote to it: same as a close
+        finally:
+            self.hub.close(conn)
+            self._sockets.discard(ws)
+            self._per_page[page.label] -= 1
+            if not self._per_page[page.label]:
+                del self._per_page[page.label]
+        return ws
+
+    def _connection_refusal(self, page: Page) -> str | None:
+        settings = self.settings
+        if len(self._sockets) >= settings.max_connections:
+            return f"The host is full ({settings.max_connections} connections)."
+        if self._per_page.get(page.label, 0) >= settings.max_connections_per_page:
+            return (f"Too many connections for this page "
+                    f"(limit {settings.max_connections_per_page}).")
+        return None
+
+    async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        hub = self.hub
+        errors = 0
+        throttled = False
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                try:
+                    wait = hub.send(conn, msg.data, loop.time())
+                except RealtimeError as exc:
+                    problem: tuple[str, str] | None = (exc.code, str(exc))
+                else:
+                    if wait > 0:
+                        if not throttled:
+                            throttled = True
+                            await ws.send_str(wire.encode_error("rate-limited", _rate_text(
+                                hub.limits)))
+                        await asyncio.sleep(wait)
+                    else:
+                        throttled = False
+                    continue
+            elif msg.type is WSMsgType.TEXT:
+                problem = await self._control(ws, conn, msg.data)
+            else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
+                return
+            if problem is not None:
+                errors += 1
+                await ws.send_str(wire.encode_error(*problem))
+                if errors >= self.settings.max_protocol_errors:
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION,
+                                   message=b"too many refused requests")
+                    return
+
+    async def _control(self, ws: web.WebSocketResponse, conn: Connection,
+                       text: str) -> tuple[str, str] | None:
+        """Carry out one control message; return (code, message) if it was refused."""
+        try:
+            message = wire.decode_client_message(text)
+            if isinstance(message, wire.Join):
+                self.hub.join(conn)
+                # Written before any await, so it precedes every item of the new channel.
+                await ws.send_str(wire.encode_joined(message.epoch))
+            else:
+                self.hub.leave(conn)
+        except (wire.WireError, RealtimeError) as exc:
+            return exc.code, str(exc)
+        return None
+
+    def _deliver(self, receivers: Sequence[Connection], payload: bytes) -> None:
+        frame = encode_binary_frame(payload)  # encoded once for every receiver
+        for conn in receivers:
+            conn.sink.write(frame)
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"host shutting down")
+
+
+def _authorized(request: web.Request, page: Page) -> bool:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token is None:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        token = value if scheme.lower() == "bearer" else None
+    return token is not None and page.token_matches(token)
+
+
+def _add_security_headers(response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+
+
+def _content_type(name: str) -> str:
+    suffix = name[name.rfind("."):].lower() if "." in name else ""
+    return _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message + "\n")
+
+
+def _rate_text(limits: RealtimeLimits) -> str:
+    return (f"sending faster than {limits.send_items_per_s:g} items/s or "
+            f"{limits.send_bytes_per_s:g} bytes/s: reading from this connection is slowed")
