@@ -53,21 +53,24 @@ class InMemoryBroker:
     """A broker for a single host process: publishing calls the subscribers directly."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, list[Handler]] = {}
+        # Tuples, replaced on change: a handler may (un)subscribe while a publish runs.
+        self._handlers: dict[str, tuple[Handler, ...]] = {}
 
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Start calling `handler` for items published on `topic` (once per pair)."""
-        handlers = self._handlers.setdefault(topic, [])
+        handlers = self._handlers.get(topic, ())
         if handler not in handlers:
-            handlers.append(handler)
+            self._handlers[topic] = (*handlers, handler)
 
     def unsubscribe(self, topic: str, handler: Handler) -> None:
         """Stop calling `handler` for `topic`; forget the topic once nobody listens."""
-        handlers = self._handlers.get(topic)
-        if handlers is None or handler not in handlers:
+        handlers = self._handlers.get(topic, ())
+        if handler not in handlers:
             return
-        handlers.remove(handler)
-        if not handlers:
+        remaining = tuple(h for h in handlers if h != handler)
+        if remaining:
+            self._handlers[topic] = remaining
+        else:
             del self._handlers[topic]
 
     def publish(self, topic: str, item: Published) -> None:

@@ -196,17 +196,24 @@ class Peer:
 
     async def _write_loop(self) -> None:
         ws = self._ws
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                frame = self._pending.popleft()
-                self._pending_bytes -= len(frame)
-                if isinstance(frame, bytes):
-                    await ws.send_bytes(frame)
-                else:
-                    await ws.send_str(frame)
-            self._drained.set()
+        try:
+            while not self.closed:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._pending:
+                    frame = self._pending.popleft()
+                    self._pending_bytes -= len(frame)
+                    if isinstance(frame, bytes):
+                        await ws.send_bytes(frame)
+                    else:
+                        await ws.send_str(frame)
+                self._drained.set()
+        except ConnectionError as exc:
+            log.info("link to the host lost while writing: %s", exc)
+        finally:
+            self._closed = True
+            self._pending.clear()
+            self._pending_bytes = 0
 
     async def _read_loop(self) -> None:
         async for msg in self._ws:

@@ -19,7 +19,7 @@ import json
 import logging
 import mimetypes
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
@@ -83,6 +83,8 @@ class HostSettings:
     """Largest WebSocket message read; a longer one closes the connection (code 1009)."""
     max_outbound_bytes: int = 16 * MiB
     """Bytes waiting to be written to one connection; more and it is cut off as too slow."""
+    close_grace_s: float = 5.0
+    """How long a connection being cut off gets to take its close frame before it is dropped."""
     max_protocol_errors: int = 32
     """Refused requests one connection may make before it is disconnected (code 1008)."""
     heartbeat_s: float = 30.0
@@ -110,14 +112,22 @@ def encode_binary_frame(payload: bytes) -> bytes:
 
 
 class _Outbound:
-    """Where the hub's deliveries to one connection go: its transport, bounded."""
+    """Where the hub's deliveries to one connection go: its transport, bounded.
 
-    __slots__ = ("ws", "transport", "limit", "cut")
+    A receiver with more than `limit` bytes unsent is cut off: it leaves the channel at
+    once, is sent a close frame saying why, and is dropped if it has not gone within
+    `close_grace_s`, so a stalled reader holds at most `limit` bytes for a short while.
+    """
 
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int):
+    __slots__ = ("ws", "transport", "limit", "close_grace_s", "on_cut", "cut")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int,
+                 close_grace_s: float) -> None:
         self.ws = ws
         self.transport = transport
         self.limit = limit
+        self.close_grace_s = close_grace_s
+        self.on_cut: Callable[[], None] | None = None
         self.cut = False
 
     def write(self, frame: bytes) -> None:
@@ -132,8 +142,20 @@ class _Outbound:
     def cut_off(self) -> None:
         """Disconnect a receiver that does not keep up, with a reason it can read."""
         self.cut = True
+        if self.on_cut is not None:
+            self.on_cut()
+        asyncio.ensure_future(self._close())
+
+    async def _close(self) -> None:
         reason = f"too slow: over {self.limit} bytes waiting to be sent".encode()
-        asyncio.ensure_future(self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason))
+        try:
+            await asyncio.wait_for(
+                self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason),
+                self.close_grace_s)
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            self.transport.abort()
 
 
 PAGE_KEY = web.RequestKey("page", Page)
@@ -211,7 +233,7 @@ class Host:
         page = request[PAGE_KEY]
         if not page.token_matches(request.match_info["token"]):
             return _text(403, "This invite link is not valid.")
-        response = web.HTTPSeeOther("/")
+        response = web.Response(status=303, headers={"Location": "/"})
         response.set_cookie(SESSION_COOKIE, page.token, httponly=True, samesite="Strict",
                             secure=self.settings.scheme == "https", path="/")
         return response
@@ -259,8 +281,9 @@ class Host:
         transport = request.transport
         assert transport is not None  # set while the request is being handled
         loop = asyncio.get_running_loop()
-        conn = self.hub.open(page.app.topic, _Outbound(ws, transport, settings.max_outbound_bytes),
-                             loop.time())
+        sink = _Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s)
+        conn = self.hub.open(page.app.topic, sink, loop.time())
+        sink.on_cut = lambda: self.hub.close(conn)
         self._sockets.add(ws)
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:

@@ -29,7 +29,7 @@ def normalize_app_path(request_path: str) -> str | None:
     if "\\" in path or "\x00" in path:
         return None
     parts = PurePosixPath(path).parts
-    if any(part in ("..", ".") for part in parts) or PurePosixPath(path).is_absolute():
+    if ".." in parts or PurePosixPath(path).is_absolute():
         return None
     return "/".join(parts)
 
