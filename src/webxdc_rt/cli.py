@@ -28,6 +28,7 @@ __all__ = ["main", "build_parser", "example_path", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 8080
 DEMO_MEMBERS = "alice,bob,carol"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class UsageError(Exception):
@@ -102,6 +103,11 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
     pages = registry.share_app(chat, source.name)
     host = Host(registry, {pages[0].app.id: source}, settings)
     runner = web.AppRunner(host.application(), handle_signals=False, access_log=None)
+    # Installed before the links are printed: whoever reads them may stop us at once.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
         site = web.TCPSite(runner, args.host, args.port)
@@ -121,21 +127,11 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
                 print(f"{page.member.name}: {url}", flush=True)
         print(f"webxdc-rt: serving {source.name!r} to chat {chat.name!r} on "
               f"{args.host}:{port}; Ctrl-C stops", file=sys.stderr, flush=True)
-        await _wait_for_stop_signal()
+        await stop.wait()
         print("webxdc-rt: stopping", file=sys.stderr, flush=True)
     finally:
         await runner.cleanup()
-
-
-async def _wait_for_stop_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 
 

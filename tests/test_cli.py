@@ -1,0 +1,93 @@
+"""Tests of the `webxdc-rt` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from peers import joined
+
+COMMAND = [sys.executable, "-m", "webxdc_rt"]
+EXAMPLE = os.path.join(os.path.dirname(__file__), "apps", "probe")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=30)
+
+
+async def test_serve_prints_json_invites_and_stops_on_sigterm():
+    proc = await asyncio.create_subprocess_exec(
+        *COMMAND, "serve", EXAMPLE, "--members", "alice,bob,carol", "--port", "0", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        lines = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+                 for _ in range(3)]
+        assert [line["member"] for line in lines] == ["alice", "bob", "carol"]
+        assert len({line["self_addr"] for line in lines}) == 3
+        alice, bob = await joined(lines[0]["url"]), await joined(lines[1]["url"])
+        alice.channel.send(b"over the command line host")
+        await bob.got(b"over the command line host")
+        assert bob.peer.self_addr == lines[1]["self_addr"]
+        await alice.peer.close()
+        await bob.peer.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(proc.wait(), 20)
+    assert status == 0
+    stderr = (await proc.stderr.read()).decode()
+    assert "Traceback" not in stderr and "stopping" in stderr
+
+
+def test_serve_prints_plain_links_without_json():
+    proc = subprocess.Popen([*COMMAND, "demo", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert [line.split(":", 1)[0] for line in lines] == ["alice", "bob", "carol"]
+    assert all("/.webxdc-rt/invite/" in line for line in lines)
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_missing_app_is_a_clear_error():
+    result = run("serve", "/no/such/app", "--members", "alice")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "webxdc-rt: error: app not found: /no/such/app"
+
+
+def test_taken_port_is_a_clear_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", EXAMPLE, "--members", "alice", "--port", str(port))
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["serve", EXAMPLE, "--members", "alice,,bob"], "--members"),
+    (["serve", EXAMPLE, "--members", "a,A"], "listed twice"),
+    (["serve", EXAMPLE, "--members", "a", "--port", "70000"], "--port"),
+])
+def test_bad_options_are_clear_errors(args, fragment):
+    result = run(*args)
+    assert result.returncode == 2
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_argparse_errors_do_not_trace():
+    result = run("serve", EXAMPLE)
+    assert result.returncode == 2
+    assert "--members" in result.stderr and "Traceback" not in result.stderr

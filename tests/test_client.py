@@ -1,0 +1,98 @@
+"""Tests of the Python peer's own rules, against a live host."""
+
+from __future__ import annotations
+
+import pytest
+
+from peers import eventually, joined
+from webxdc_rt.client import connect
+
+
+async def test_peer_knows_its_member(live_host):
+    urls = live_host.share(["alice", "bob"])
+    peer = await connect(urls["bob"])
+    assert peer.self_name == "bob"
+    assert peer.self_addr == live_host.last_pages[1].self_addr
+    assert peer.limits["max_payload_bytes"] == 128_000
+    await peer.close()
+    assert peer.closed
+
+
+async def test_send_checks_type_and_size_and_join_is_single(live_host):
+    urls = live_host.share(["alice"])
+    async with await connect(urls["alice"]) as peer:
+        channel = peer.join_realtime_channel()
+        with pytest.raises(RuntimeError, match="already joined"):
+            peer.join_realtime_channel()
+        for bad in ("text", 5, None, [1, 2]):
+            with pytest.raises(TypeError):
+                channel.send(bad)
+        with pytest.raises(ValueError):
+            channel.send(bytes(128_001))
+        with pytest.raises(TypeError):
+            channel.set_listener("not callable")
+        channel.leave()
+        channel.leave()  # idempotent
+        with pytest.raises(RuntimeError, match="left"):
+            channel.send(b"x")
+        assert peer.join_realtime_channel() is not channel
+
+
+async def test_items_without_a_listener_are_dropped_not_queued_r6(live_host):
+    urls = live_host.share(["alice", "bob", "carol"])
+    alice, bob, carol = [await joined(urls[name]) for name in ("alice", "bob", "carol")]
+    bob.channel.set_listener(None)
+    alice.channel.send(b"dropped")
+    await carol.got(b"dropped")  # the host has written it to bob too, by now
+    # A request that the host refuses on bob's own link: its answer comes after the item.
+    bob.peer._enqueue('{"type": "nonsense"}')
+    await eventually(lambda: len(bob.peer.errors) == 1)
+    later: list[bytes] = []
+    bob.channel.set_listener(later.append)
+    alice.channel.send(b"kept")
+    await eventually(lambda: later == [b"kept"])
+    assert bob.inbox == []
+    for member in (alice, bob, carol):
+        await member.peer.close()
+
+
+async def test_listener_is_replaced_and_data_is_copied_at_send_r5_r18(live_host):
+    urls = live_host.share(["alice", "bob"])
+    alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
+    second: list[bytes] = []
+    bob.channel.set_listener(second.append)
+    data = bytearray(b"original")
+    alice.channel.send(data)
+    data[:] = b"changed!"
+    await eventually(lambda: second == [b"original"])
+    assert bob.inbox == []
+    await alice.peer.close()
+    await bob.peer.close()
+
+
+async def test_a_raising_listener_does_not_stop_delivery(live_host):
+    urls = live_host.share(["alice", "bob"])
+    alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
+    seen: list[bytes] = []
+
+    def flaky(data: bytes) -> None:
+        seen.append(data)
+        if data == b"boom":
+            raise RuntimeError("listener bug")
+
+    bob.channel.set_listener(flaky)
+    alice.channel.send(b"boom")
+    alice.channel.send(b"next")
+    await eventually(lambda: seen == [b"boom", b"next"])
+    await alice.peer.close()
+    await bob.peer.close()
+
+
+async def test_not_an_invite_link():
+    with pytest.raises(ValueError, match="invite link"):
+        await connect("http://localhost:1/whatever")
+
+
+async def test_unreachable_host():
+    with pytest.raises(ConnectionError):
+        await connect("http://abc.localhost:1/.webxdc-rt/invite/token", timeout=2)
