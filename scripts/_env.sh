@@ -1,0 +1,30 @@
+# Shared set-up for scripts/demo and scripts/test: a virtual environment in .venv with
+# webxdc-rt installed (editable) plus the extras named in $WEBXDC_RT_EXTRAS.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${WEBXDC_RT_VENV:-$ROOT/.venv}"
+
+find_python() {
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "webxdc-rt needs Python 3.11 or newer" >&2
+  return 1
+}
+
+ensure_venv() {
+  local extras="${1:-}" spec="$ROOT"
+  [ -n "$extras" ] && spec="$ROOT[$extras]"
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$(find_python)" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+}
+
+# Run a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
