@@ -11,7 +11,8 @@ import pytest
 from peers import Member, eventually, joined, next_control, raw_socket
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.realtime import RealtimeLimits
-from webxdc_rt.server import HostSettings, encode_binary_frame
+from webxdc_rt.frames import encode_binary_frame, encode_text_frame
+from webxdc_rt.server import HostSettings
 
 MiB = 1024 * 1024
 
@@ -232,7 +233,7 @@ async def test_bad_frames_get_errors_while_others_keep_talking_r19(live_host):
     bob.channel.send(b"pong")
     await alice.got(b"pong")
     # A frame over the host's frame limit ends the offender's connection, no one else's.
-    await ws.send_bytes(bytes(512 * 1024))
+    await ws.send_bytes(bytes(2 * MiB))
     msg = await ws.receive(timeout=5)
     while msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
         msg = await ws.receive(timeout=5)

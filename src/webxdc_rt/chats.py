@@ -46,6 +46,10 @@ class SharedApp:
     id: str
     chat_id: str
     name: str
+    key: str = ""
+    """What was shared (the app's path or file), to find this copy again after a restart."""
+    sender: str = ""
+    """The member id of who shared it (`isAppSender`)."""
 
     @property
     def topic(self) -> str:
@@ -95,7 +99,7 @@ class Registry:
     """All chats, shared apps and pages of one host, looked up by page label."""
 
     def __init__(self, secret: bytes | None = None) -> None:
-        self._secret = secret or secrets.token_bytes(32)
+        self._secret = secret or self.new_secret()
         self.chats: dict[str, Chat] = {}
         self.apps: dict[str, SharedApp] = {}
         self._pages: dict[str, Page] = {}
@@ -110,12 +114,48 @@ class Registry:
         self.chats[chat.id] = chat
         return chat
 
-    def share_app(self, chat: Chat, app_name: str) -> list[Page]:
-        """Share a new copy of an app into `chat`; return one page per member."""
-        app = SharedApp(self._new_id("app"), chat.id, app_name)
+    @staticmethod
+    def new_secret() -> bytes:
+        """A fresh host secret (the key of every `selfAddr`)."""
+        return secrets.token_bytes(32)
+
+    def share_app(self, chat: Chat, app_name: str, key: str = "") -> list[Page]:
+        """Share a new copy of an app into `chat`, by its first member; return one page per
+        member."""
+        app = SharedApp(self._new_id("app"), chat.id, app_name, key, chat.members[0].id)
         self.apps[app.id] = app
         pages = [self._new_page(app, member) for member in chat.members]
         return pages
+
+    def find_chat(self, name: str, member_names: list[str]) -> Chat | None:
+        """The chat with this name and exactly these members, if one exists."""
+        for chat in self.chats.values():
+            if chat.name == name and [m.name for m in chat.members] == member_names:
+                return chat
+        return None
+
+    def find_app(self, chat: Chat, key: str) -> SharedApp | None:
+        """The copy of the app known by `key` shared into `chat`, if any."""
+        for app in self.apps.values():
+            if app.chat_id == chat.id and app.key == key:
+                return app
+        return None
+
+    # -- loading what a store kept -----------------------------------------------------
+
+    def add_chat(self, chat: Chat) -> None:
+        """Register a chat loaded from storage."""
+        self.chats[chat.id] = chat
+
+    def add_app(self, app: SharedApp) -> None:
+        """Register an app copy loaded from storage."""
+        self.apps[app.id] = app
+
+    def add_page(self, label: str, token: str, app_id: str, member_id: str) -> None:
+        """Register a page loaded from storage."""
+        app = self.apps[app_id]
+        member = next(m for m in self.chats[app.chat_id].members if m.id == member_id)
+        self._pages[label] = Page(label, token, app, member, self.self_addr(app, member))
 
     def page(self, label: str) -> Page | None:
         """The page served under this origin label, if any."""

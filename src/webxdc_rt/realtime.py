@@ -110,12 +110,23 @@ class TokenBucket:
 
     def take(self, amount: float, now: float) -> float:
         """Spend `amount` at time `now`; return the seconds until the balance is >= 0."""
+        self._refill(now)
+        self._tokens -= amount
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def try_take(self, amount: float, now: float) -> bool:
+        """Spend `amount` only if the balance covers it; tell whether it did."""
+        self._refill(now)
+        if self._tokens < amount:
+            return False
+        self._tokens -= amount
+        return True
+
+    def _refill(self, now: float) -> None:
         elapsed = now - self._stamp
         if elapsed > 0:
             self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
             self._stamp = now
-        self._tokens -= amount
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
 
 class Connection:

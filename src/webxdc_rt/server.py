@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import logging
 import mimetypes
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -29,10 +29,14 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from . import wire
 from .broker import Broker, InMemoryBroker
 from .chats import Page, Registry
+from .frames import encode_binary_frame
 from .realtime import Connection, RealtimeError, RealtimeHub, RealtimeLimits
+from .store import Store
+from .update_feed import ChatLimits, FeedSocket, UpdateFeed
+from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
-__all__ = ["HostSettings", "Host", "HOST_PREFIX", "SESSION_COOKIE", "encode_binary_frame"]
+__all__ = ["HostSettings", "Host", "HOST_PREFIX", "SESSION_COOKIE"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,8 @@ class HostSettings:
     """Every limit and option of the host, with its documented default."""
 
     realtime: RealtimeLimits = field(default_factory=RealtimeLimits)
+    updates: UpdateLimits = field(default_factory=UpdateLimits)
+    chat: ChatLimits = field(default_factory=ChatLimits)
     domain: str = "localhost"
     """Pages are served at `<label>.<domain>`; `*.localhost` needs no DNS in browsers."""
     scheme: str = "http"
@@ -79,7 +85,7 @@ class HostSettings:
     """WebSocket connections the host accepts in all."""
     max_connections_per_page: int = 64
     """WebSocket connections one member's page may hold at once (tabs, devices)."""
-    max_frame_bytes: int = 256 * KiB
+    max_frame_bytes: int = 1 * MiB
     """Largest WebSocket message read; a longer one closes the connection (code 1009)."""
     max_outbound_bytes: int = 16 * MiB
     """Bytes waiting to be written to one connection; more and it is cut off as too slow."""
@@ -97,18 +103,6 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
-
-
-def encode_binary_frame(payload: bytes) -> bytes:
-    """One unmasked, final, binary WebSocket frame (RFC 6455) as a host sends it."""
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x82, size)
-    elif size < 65536:
-        header = struct.pack("!BBH", 0x82, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x82, 127, size)
-    return header + payload
 
 
 class _Outbound:
@@ -170,11 +164,15 @@ class Host:
         sources: dict[str, AppSource],
         settings: HostSettings | None = None,
         broker: Broker | None = None,
+        store: Store | None = None,
     ) -> None:
         self.registry = registry
         self.sources = sources
         self.settings = settings or HostSettings()
         self.hub = RealtimeHub(broker or InMemoryBroker(), self._deliver, self.settings.realtime)
+        self.store = store or Store()
+        self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
+                               time.monotonic)
         self._sockets: set[web.WebSocketResponse] = set()
         self._per_page: dict[str, int] = {}
         self._bridge_template = (
@@ -246,6 +244,10 @@ class Host:
         config = {
             "selfAddr": page.self_addr,
             "selfName": page.member.name,
+            "isAppSender": page.member.id == page.app.sender,
+            "isBroadcast": False,
+            "sendUpdateInterval": self.settings.updates.interval_ms,
+            "sendUpdateMaxSize": self.settings.updates.max_payload_bytes,
             "socketPath": HOST_PREFIX + "/socket",
             "maxPayloadBytes": self.settings.realtime.max_payload_bytes,
             "maxPendingItems": self.settings.bridge_max_pending_items,
@@ -283,17 +285,23 @@ class Host:
         loop = asyncio.get_running_loop()
         sink = _Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s)
         conn = self.hub.open(page.app.topic, sink, loop.time())
-        sink.on_cut = lambda: self.hub.close(conn)
+        feed_socket = self.feed.new_socket(page, ws, sink)
+
+        def cut() -> None:
+            self.hub.close(conn)
+            self.feed.forget(feed_socket)
+
+        sink.on_cut = cut
         self._sockets.add(ws)
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
             await ws.send_str(wire.encode_hello(page.self_addr, page.member.name,
                                                 asdict(settings.realtime)))
-            await self._read_loop(ws, conn)
+            await self._read_loop(ws, conn, feed_socket)
         except ConnectionError:
             pass  # the link broke while we wrote to it: same as a close
         finally:
-            self.hub.close(conn)
+            cut()
             self._sockets.discard(ws)
             self._per_page[page.label] -= 1
             if not self._per_page[page.label]:
@@ -309,7 +317,8 @@ class Host:
                     f"(limit {settings.max_connections_per_page}).")
         return None
 
-    async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection) -> None:
+    async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection,
+                         feed_socket: FeedSocket) -> None:
         loop = asyncio.get_running_loop()
         hub = self.hub
         errors = 0
@@ -331,7 +340,7 @@ class Host:
                         throttled = False
                     continue
             elif msg.type is WSMsgType.TEXT:
-                problem = await self._control(ws, conn, msg.data)
+                problem = await self._control(ws, conn, feed_socket, msg.data)
             else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
                 return
             if problem is not None:
@@ -343,7 +352,7 @@ class Host:
                     return
 
     async def _control(self, ws: web.WebSocketResponse, conn: Connection,
-                       text: str) -> tuple[str, str] | None:
+                       feed_socket: FeedSocket, text: str) -> tuple[str, str] | None:
         """Carry out one control message; return (code, message) if it was refused."""
         try:
             message = wire.decode_client_message(text)
@@ -351,8 +360,19 @@ class Host:
                 self.hub.join(conn)
                 # Written before any await, so it precedes every item of the new channel.
                 await ws.send_str(wire.encode_joined(message.epoch))
-            else:
+            elif isinstance(message, wire.Leave):
                 self.hub.leave(conn)
+            elif isinstance(message, wire.UpdateSend):
+                return self.feed.send_update(feed_socket, message.update)
+            elif isinstance(message, wire.UpdateListen):
+                await self.feed.listen(feed_socket, message.listen, message.serial)
+            elif isinstance(message, wire.SendToChat):
+                refusal = self.feed.send_to_chat(feed_socket, message)
+                await ws.send_str(wire.encode_reply(message.id, refusal))
+                return refusal
+            else:
+                await ws.send_str(wire.encode_chat_messages(
+                    message.id, self.feed.chat_messages(feed_socket)))
         except (wire.WireError, RealtimeError) as exc:
             return exc.code, str(exc)
         return None

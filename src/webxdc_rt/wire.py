@@ -7,11 +7,20 @@
 Client to host:
     {"type": "join", "epoch": N}    join the realtime channel (N: the client's counter)
     {"type": "leave"}               leave it
+    {"type": "update-send", "update": {...}}        webxdc.sendUpdate
+    {"type": "update-listen", "listen": N, "serial": S}
+                                    start (or restart) the update listener after serial S
+    {"type": "send-to-chat", "id": N, "text": ..., "file": {"name": ..., "base64": ...}}
+    {"type": "chat-messages", "id": N}              what apps posted to the chat
 
 Host to client:
     {"type": "hello", "self_addr": ..., "self_name": ..., "limits": {...}}   first frame
     {"type": "joined", "epoch": N}  the join with epoch N took effect; binary frames that
                                     follow belong to that channel, until the next leave
+    {"type": "update", "listen": N, "update": {..., "serial": S, "max_serial": M}}
+    {"type": "update-backlog-done", "listen": N}    the backlog of listener N was sent
+    {"type": "reply", "id": N, "ok": true}  or  {..., "ok": false, "code": ..., "message": ...}
+    {"type": "chat-messages", "id": N, "messages": [...]}
     {"type": "error", "code": ..., "message": ...}   a request was refused; nothing else lost
 
 Decoding validates everything and raises `WireError` with a message that says what was
@@ -33,13 +42,21 @@ __all__ = [
     "decode_client_message",
     "encode_join",
     "encode_leave",
+    "encode_update",
+    "encode_backlog_done",
+    "encode_reply",
+    "encode_chat_messages",
+    "UpdateSend",
+    "UpdateListen",
+    "SendToChat",
+    "ChatMessagesRequest",
     "encode_hello",
     "encode_joined",
     "encode_error",
     "decode_host_message",
 ]
 
-MAX_CONTROL_BYTES = 4096
+MAX_CONTROL_BYTES = 1024 * 1024
 """Largest control message (text frame) the host accepts, in bytes."""
 
 MAX_EPOCH = 2**53 - 1  # the largest integer a JavaScript number holds exactly
@@ -65,7 +82,39 @@ class Leave:
     """Leave the realtime channel."""
 
 
-ClientMessage = Join | Leave
+@dataclass(frozen=True, slots=True)
+class UpdateSend:
+    """`webxdc.sendUpdate`: `update` is checked by the update rules, not here."""
+
+    update: Any
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateListen:
+    """Start update listener number `listen`, replaying every update after `serial`."""
+
+    listen: int
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendToChat:
+    """`webxdc.sendToChat`: a text, a file, or both; answered by a reply with `id`."""
+
+    id: int
+    text: str | None
+    file_name: str | None
+    file_base64: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessagesRequest:
+    """Ask for the messages apps posted to the chat; answered with `id`."""
+
+    id: int
+
+
+ClientMessage = Join | Leave | UpdateSend | UpdateListen | SendToChat | ChatMessagesRequest
 
 
 def decode_client_message(text: str) -> ClientMessage:
@@ -77,13 +126,72 @@ def decode_client_message(text: str) -> ClientMessage:
         raise WireError(f"control message over {MAX_CONTROL_BYTES} bytes", "too-large")
     kind = obj.get("type")
     if kind == "join":
-        epoch = obj.get("epoch", 0)
-        if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
-            raise WireError("join: 'epoch' must be an integer from 0 to 2**53-1")
-        return Join(epoch)
+        return Join(_counter(obj, "epoch", kind, default=0))
     if kind == "leave":
         return Leave()
+    if kind == "update-send":
+        if "update" not in obj:
+            raise WireError("update-send: 'update' is missing")
+        return UpdateSend(obj["update"])
+    if kind == "update-listen":
+        return UpdateListen(_counter(obj, "listen", kind), _counter(obj, "serial", kind))
+    if kind == "send-to-chat":
+        return _send_to_chat(obj)
+    if kind == "chat-messages":
+        return ChatMessagesRequest(_counter(obj, "id", kind))
     raise WireError(f"unknown control message type {kind!r}", "unknown-type")
+
+
+def _counter(obj: dict[str, Any], name: str, kind: str, default: int | None = None) -> int:
+    value = obj.get(name, default)
+    if type(value) is not int or not 0 <= value <= MAX_EPOCH:
+        raise WireError(f"{kind}: {name!r} must be an integer from 0 to 2**53-1")
+    return value
+
+
+def _optional_text(obj: dict[str, Any], name: str, kind: str) -> str | None:
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        raise WireError(f"{kind}: {name!r} must be a string")
+    return value
+
+
+def _send_to_chat(obj: dict[str, Any]) -> SendToChat:
+    kind = "send-to-chat"
+    text = _optional_text(obj, "text", kind)
+    file = obj.get("file")
+    if file is None:
+        return SendToChat(_counter(obj, "id", kind), text, None, None)
+    if not isinstance(file, dict):
+        raise WireError(f"{kind}: 'file' must be an object")
+    name = _optional_text(file, "name", kind)
+    data = _optional_text(file, "base64", kind)
+    if not name or data is None:
+        raise WireError(f"{kind}: 'file' needs a non-empty 'name' and 'base64' data")
+    return SendToChat(_counter(obj, "id", kind), text, name, data)
+
+
+def encode_update(listen: int, update_json: str) -> str:
+    """One update for listener `listen`; `update_json` is already JSON text."""
+    return f'{{"type":"update","listen":{listen},"update":{update_json}}}'
+
+
+def encode_backlog_done(listen: int) -> str:
+    """Every update of listener `listen`'s backlog was sent."""
+    return _dump({"type": "update-backlog-done", "listen": listen})
+
+
+def encode_reply(request_id: int, error: tuple[str, str] | None = None) -> str:
+    """The answer to a request with an `id`: ok, or the code and message of the refusal."""
+    if error is None:
+        return _dump({"type": "reply", "id": request_id, "ok": True})
+    return _dump({"type": "reply", "id": request_id, "ok": False, "code": error[0],
+                  "message": error[1]})
+
+
+def encode_chat_messages(request_id: int, messages: list[dict[str, Any]]) -> str:
+    """The answer to a chat-messages request."""
+    return _dump({"type": "chat-messages", "id": request_id, "messages": messages})
 
 
 def encode_join(epoch: int) -> str:

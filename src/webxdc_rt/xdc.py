@@ -1,17 +1,40 @@
-"""The app container: a folder with `index.html` at its root.
+"""The app container: a `.xdc` file (a ZIP with `index.html` at its root) or a folder.
 
 `open_app` checks the container before anything is served and gives a clear
-`InvalidContainer` error naming the problem. `AppSource.read` maps a request path to a file
-of the app, refusing anything outside it.
+`InvalidContainer` error naming the problem: not a ZIP, no `index.html`, unsafe file names
+(path traversal), or a ZIP bomb (too many files, too many bytes, an absurd compression
+ratio; sizes are checked as declared and again while reading, since headers can lie).
+A `.xdc` is read into memory once, after those checks. `AppSource.read` maps a request path
+to a file of the app, refusing anything outside it.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-__all__ = ["InvalidContainer", "AppSource", "FolderApp", "open_app", "normalize_app_path"]
+__all__ = ["InvalidContainer", "ContainerLimits", "AppSource", "FolderApp", "ZipApp",
+           "open_app", "normalize_app_path", "ICON_NAMES"]
+
+MiB = 1024 * 1024
+ICON_NAMES = ("icon.png", "icon.jpg")
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerLimits:
+    """What a `.xdc` may hold before it is refused as a ZIP bomb, with defaults."""
+
+    max_files: int = 10_000
+    """Most entries in the archive."""
+    max_file_bytes: int = 64 * MiB
+    """Largest single file, uncompressed."""
+    max_total_bytes: int = 256 * MiB
+    """All files together, uncompressed."""
+    max_ratio: int = 200
+    """Highest uncompressed/compressed ratio of any file over 1 MiB."""
 
 
 class InvalidContainer(ValueError):
@@ -36,10 +59,14 @@ def normalize_app_path(request_path: str) -> str | None:
 
 @dataclass(frozen=True)
 class AppSource:
-    """What the host needs of an app: its display name and its files."""
+    """What the host needs of an app: its display name, its icon and its files."""
 
     name: str
     source_code_url: str | None
+    icon: str | None = field(default=None, kw_only=True)
+    """File name of the app's icon (`icon.png` or `icon.jpg`), if it has one."""
+    key: str = field(default="", kw_only=True)
+    """Where the app came from (resolved path), to recognise it after a restart."""
 
     def read(self, name: str) -> bytes | None:
         """The bytes of the file `name` (as from `normalize_app_path`), or None."""
@@ -63,25 +90,108 @@ class FolderApp(AppSource):
             return None
 
 
-def open_app(path: str | Path) -> AppSource:
+@dataclass(frozen=True)
+class ZipApp(AppSource):
+    """An app read from a `.xdc` file; its files are held in memory."""
+
+    files: Mapping[str, bytes]
+
+    def read(self, name: str) -> bytes | None:
+        """The file's bytes, or None when the container has no such file."""
+        return self.files.get(name)
+
+
+def open_app(path: str | Path, limits: ContainerLimits | None = None) -> AppSource:
     """Open an app container, checking it first; raise `InvalidContainer` if unusable."""
     location = Path(path)
     if not location.exists():
         raise InvalidContainer(f"app not found: {location}")
-    if not location.is_dir():
-        raise InvalidContainer(f"app must be a folder with index.html: {location}")
+    if location.is_dir():
+        return _open_folder(location)
+    return _open_zip(location, limits or ContainerLimits())
+
+
+def _open_folder(location: Path) -> FolderApp:
     root = location.resolve()
     if not (root / "index.html").is_file():
         raise InvalidContainer(f"app folder has no index.html at its root: {location}")
-    name, source_code_url = _read_manifest(root / "manifest.toml", default_name=root.name)
-    return FolderApp(name=name, source_code_url=source_code_url, root=root)
+    manifest = root / "manifest.toml"
+    name, source_code_url = _parse_manifest(
+        manifest.read_bytes() if manifest.is_file() else None, default_name=root.name)
+    icon = next((n for n in ICON_NAMES if (root / n).is_file()), None)
+    return FolderApp(name=name, source_code_url=source_code_url, icon=icon, key=str(root),
+                     root=root)
 
 
-def _read_manifest(path: Path, default_name: str) -> tuple[str, str | None]:
-    if not path.is_file():
+def _open_zip(location: Path, limits: ContainerLimits) -> ZipApp:
+    if not zipfile.is_zipfile(location):
+        raise InvalidContainer(f"{location}: not a ZIP archive (a .xdc must be one)")
+    try:
+        with zipfile.ZipFile(location) as archive:
+            files = _read_entries(archive, limits, location)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError) as exc:
+        raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
+    if "index.html" not in files:
+        raise InvalidContainer(f"{location}: no index.html at the root of the container")
+    name, source_code_url = _parse_manifest(files.get("manifest.toml"),
+                                            default_name=location.stem)
+    icon = next((n for n in ICON_NAMES if n in files), None)
+    return ZipApp(name=name, source_code_url=source_code_url, icon=icon,
+                  key=str(location.resolve()), files=files)
+
+
+def _read_entries(archive: zipfile.ZipFile, limits: ContainerLimits,
+                  location: Path) -> dict[str, bytes]:
+    entries = archive.infolist()
+    if len(entries) > limits.max_files:
+        raise InvalidContainer(f"{location}: {len(entries)} entries, more than the "
+                               f"{limits.max_files} allowed (ZIP bomb?)")
+    declared = 0
+    for info in entries:
+        _check_entry(info, limits, location)
+        declared += info.file_size
+    if declared > limits.max_total_bytes:
+        raise InvalidContainer(f"{location}: expands to {declared} bytes, more than the "
+                               f"{limits.max_total_bytes} allowed (ZIP bomb?)")
+    files: dict[str, bytes] = {}
+    total = 0
+    for info in entries:
+        if info.is_dir():
+            continue
+        name = info.filename
+        if name in files:
+            raise InvalidContainer(f"{location}: the entry {name!r} appears twice")
+        with archive.open(info) as stream:
+            data = stream.read(limits.max_file_bytes + 1)
+        total += len(data)
+        if len(data) != info.file_size or total > limits.max_total_bytes:
+            raise InvalidContainer(f"{location}: {name!r} is larger than its header says "
+                                   "(ZIP bomb?)")
+        files[name] = data
+    return files
+
+
+def _check_entry(info: zipfile.ZipInfo, limits: ContainerLimits, location: Path) -> None:
+    name = info.filename
+    if (name.startswith("/") or "\\" in name or "\x00" in name or ":" in name.split("/")[0]
+            or ".." in PurePosixPath(name).parts):
+        raise InvalidContainer(f"{location}: unsafe file name {name!r} (path traversal)")
+    if info.flag_bits & 0x1:
+        raise InvalidContainer(f"{location}: {name!r} is encrypted")
+    if info.file_size > limits.max_file_bytes:
+        raise InvalidContainer(f"{location}: {name!r} expands to {info.file_size} bytes, more "
+                               f"than the {limits.max_file_bytes} allowed (ZIP bomb?)")
+    if info.file_size > MiB and info.file_size > info.compress_size * limits.max_ratio:
+        ratio = info.file_size // max(info.compress_size, 1)
+        raise InvalidContainer(f"{location}: {name!r} is compressed {ratio}:1, more than "
+                               f"{limits.max_ratio}:1 (ZIP bomb?)")
+
+
+def _parse_manifest(data: bytes | None, default_name: str) -> tuple[str, str | None]:
+    if data is None:
         return default_name, None
     try:
-        manifest = tomllib.loads(path.read_text(encoding="utf-8"))
+        manifest = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidContainer(f"manifest.toml is not valid TOML: {exc}") from None
     name = manifest.get("name")

@@ -1,0 +1,36 @@
+"""WebSocket frames encoded once by the host and written as they are to many receivers.
+
+aiohttp encodes a frame per `send_*` call; fanning one item out to many receivers instead
+encodes it here once (RFC 6455: final, unmasked, uncompressed, as a server sends) and
+writes the same bytes to each receiver's transport.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["encode_binary_frame", "encode_text_frame"]
+
+_OPCODE_TEXT = 0x1
+_OPCODE_BINARY = 0x2
+_FIN = 0x80
+
+
+def _header(opcode: int, size: int) -> bytes:
+    first = _FIN | opcode
+    if size < 126:
+        return struct.pack("!BB", first, size)
+    if size < 65536:
+        return struct.pack("!BBH", first, 126, size)
+    return struct.pack("!BBQ", first, 127, size)
+
+
+def encode_binary_frame(payload: bytes) -> bytes:
+    """One binary frame carrying `payload`."""
+    return _header(_OPCODE_BINARY, len(payload)) + payload
+
+
+def encode_text_frame(text: str) -> bytes:
+    """One text frame carrying `text` as UTF-8."""
+    data = text.encode()
+    return _header(_OPCODE_TEXT, len(data)) + data

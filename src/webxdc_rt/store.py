@@ -1,0 +1,193 @@
+"""Where chats, pages, status updates and chat messages live: SQLite.
+
+A file under the data directory by default (`webxdc-rt.sqlite3`), or `:memory:` for a host
+that keeps nothing. Writes are committed before they are acted on: an update is stored
+before anyone is sent it. WAL mode keeps those commits cheap (no fsync per commit), so they
+are made on the event loop without a thread hop, which also keeps serial order and delivery
+order the same.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .chats import Chat, Member, Page, Registry, SharedApp
+from .updates import Update
+
+__all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage"]
+
+DB_FILE_NAME = "webxdc-rt.sqlite3"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chats (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, members TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS apps (
+    id TEXT PRIMARY KEY, chat_id TEXT NOT NULL REFERENCES chats(id), name TEXT NOT NULL,
+    key TEXT NOT NULL, sender TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pages (
+    label TEXT PRIMARY KEY, token TEXT NOT NULL, app_id TEXT NOT NULL REFERENCES apps(id),
+    member_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS updates (
+    serial INTEGER PRIMARY KEY AUTOINCREMENT, app_id TEXT NOT NULL, member_id TEXT NOT NULL,
+    payload TEXT NOT NULL, info TEXT, href TEXT, document TEXT, summary TEXT, notify TEXT,
+    created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS updates_by_app ON updates (app_id, serial);
+CREATE TABLE IF NOT EXISTS chat_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, chat_id TEXT NOT NULL, app_id TEXT NOT NULL,
+    member TEXT NOT NULL, text TEXT, file_name TEXT, file_data BLOB, created REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpdate:
+    """An update as stored, with its serial."""
+
+    serial: int
+    update: Update
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A message an app posted to the chat with `sendToChat`."""
+
+    id: int
+    app_id: str
+    member: str
+    """The display name of the member whose page posted it."""
+    text: str | None
+    file_name: str | None
+    file_data: bytes | None
+
+
+class Store:
+    """The host's SQLite database."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+        self._max_serial: dict[str, int] = {}
+
+    @classmethod
+    def in_directory(cls, data_dir: str | Path) -> Store:
+        """Open (creating it if needed) the database in a data directory."""
+        directory = Path(data_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        return cls(directory / DB_FILE_NAME)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    # -- registry ----------------------------------------------------------------------
+
+    def secret(self) -> bytes:
+        """The host's secret for deriving `selfAddr`, created on first use."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()
+        if row is not None:
+            return bytes(row[0])
+        secret = Registry.new_secret()
+        self._db.execute("INSERT INTO meta (key, value) VALUES ('secret', ?)", (secret,))
+        return secret
+
+    def load_registry(self) -> Registry:
+        """Every stored chat, app copy and page, in a registry with the stored secret."""
+        registry = Registry(self.secret())
+        for chat_id, name, members in self._db.execute("SELECT id, name, members FROM chats"):
+            registry.add_chat(Chat(chat_id, name, [Member(**m) for m in json.loads(members)]))
+        for row in self._db.execute("SELECT id, chat_id, name, key, sender FROM apps"):
+            registry.add_app(SharedApp(*row))
+        for label, token, app_id, member_id in self._db.execute(
+                "SELECT label, token, app_id, member_id FROM pages"):
+            registry.add_page(label, token, app_id, member_id)
+        return registry
+
+    def save_chat(self, chat: Chat) -> None:
+        """Store a chat and its members (replacing what was stored)."""
+        members = json.dumps([{"id": m.id, "name": m.name} for m in chat.members])
+        self._db.execute("INSERT OR REPLACE INTO chats (id, name, members) VALUES (?, ?, ?)",
+                         (chat.id, chat.name, members))
+
+    def save_shared_app(self, app: SharedApp, pages: list[Page]) -> None:
+        """Store a newly shared app copy with its pages, in one transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO apps (id, chat_id, name, key, sender) VALUES (?, ?, ?, ?, ?)",
+                (app.id, app.chat_id, app.name, app.key, app.sender))
+            self._db.executemany(
+                "INSERT INTO pages (label, token, app_id, member_id) VALUES (?, ?, ?, ?)",
+                [(p.label, p.token, p.app.id, p.member.id) for p in pages])
+
+    # -- status updates ----------------------------------------------------------------
+
+    def append_update(self, app_id: str, member_id: str, update: Update) -> int:
+        """Store an update (committed before this returns); return its serial."""
+        cursor = self._db.execute(
+            "INSERT INTO updates (app_id, member_id, payload, info, href, document, summary,"
+            " notify, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (app_id, member_id, update.payload_json, update.info, update.href,
+             update.document, update.summary,
+             None if update.notify is None else json.dumps(update.notify), time.time()))
+        serial = int(cursor.lastrowid or 0)
+        self._max_serial[app_id] = serial
+        return serial
+
+    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
+        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
+        rows = self._db.execute(
+            "SELECT serial, payload, info, href, document, summary, notify FROM updates"
+            " WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?", (app_id, serial, limit))
+        return [StoredUpdate(row[0], Update(row[1], row[2], row[3], row[4], row[5],
+                                            None if row[6] is None else json.loads(row[6])))
+                for row in rows]
+
+    def max_serial(self, app_id: str) -> int:
+        """The highest serial of an app copy's updates (0 when it has none)."""
+        cached = self._max_serial.get(app_id)
+        if cached is None:
+            row = self._db.execute("SELECT MAX(serial) FROM updates WHERE app_id = ?",
+                                   (app_id,)).fetchone()
+            cached = self._max_serial[app_id] = int(row[0] or 0)
+        return cached
+
+    # -- chat messages -----------------------------------------------------------------
+
+    def add_chat_message(self, chat_id: str, app_id: str, member: str, text: str | None,
+                         file_name: str | None, file_data: bytes | None) -> int:
+        """Record a message an app posted to its chat; return its id."""
+        cursor = self._db.execute(
+            "INSERT INTO chat_messages (chat_id, app_id, member, text, file_name, file_data,"
+            " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (chat_id, app_id, member, text, file_name, file_data, time.time()))
+        return int(cursor.lastrowid or 0)
+
+    def chat_messages(self, chat_id: str, limit: int = 1000) -> list[ChatMessage]:
+        """The most recent messages posted to a chat, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, app_id, member, text, file_name, file_data FROM chat_messages"
+            " WHERE chat_id = ? ORDER BY id DESC LIMIT ?", (chat_id, limit)).fetchall()
+        return [ChatMessage(*row) for row in reversed(rows)]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN ... COMMIT, or ROLLBACK when the block raises."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,101 @@
+"""Status-update rules, with no I/O: what a valid update is, and the size and rate limits.
+
+A webxdc status update (`webxdc.sendUpdate(update, descr)`) is persistent app state shared
+with every member, the sender included. Each stored update gets a `serial` that increases
+per app copy (with gaps allowed); a listener that starts late gets every update after the
+serial it names, then the live ones, each with `max_serial`, the highest serial when it was
+delivered.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["UpdateLimits", "UpdateError", "Update", "validate_update", "delivered_json"]
+
+TEXT_FIELDS = ("info", "href", "document", "summary")
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateLimits:
+    """Limits on status updates; the bridge states the first two to apps as
+    `sendUpdateMaxSize` and `sendUpdateInterval`."""
+
+    max_payload_bytes: int = 128_000
+    """Largest JSON-encoded `payload` of one update (`sendUpdateMaxSize`)."""
+    interval_ms: int = 100
+    """Sustained pace one page may send updates at (`sendUpdateInterval`)."""
+    burst: int = 50
+    """Updates one page may send at once before the pace applies."""
+    max_text_chars: int = 10_000
+    """Longest `info`, `href`, `document` or `summary`, in characters."""
+    max_notify_entries: int = 100
+    """Most entries in `notify`."""
+
+
+class UpdateError(ValueError):
+    """An update that breaks a rule; `code` is sent to the client."""
+
+    def __init__(self, message: str, code: str = "bad-update") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A valid update, ready to store: the payload is kept as JSON text."""
+
+    payload_json: str
+    info: str | None = None
+    href: str | None = None
+    document: str | None = None
+    summary: str | None = None
+    notify: dict[str, str] | None = None
+
+
+def validate_update(update: Any, limits: UpdateLimits) -> Update:
+    """Check an update as sent by an app; raise `UpdateError` saying what is wrong."""
+    if not isinstance(update, dict):
+        raise UpdateError("sendUpdate expects an object like {payload: ...}")
+    if "payload" not in update:
+        raise UpdateError("update.payload is missing (undefined is not allowed)")
+    payload_json = json.dumps(update["payload"], separators=(",", ":"), ensure_ascii=False)
+    size = len(payload_json.encode())
+    if size > limits.max_payload_bytes:
+        raise UpdateError(f"update payload of {size} bytes is over the limit of "
+                          f"{limits.max_payload_bytes} bytes", "update-too-large")
+    texts: dict[str, str | None] = {}
+    for name in TEXT_FIELDS:
+        value = update.get(name)
+        if value is not None and not isinstance(value, str):
+            raise UpdateError(f"update.{name} must be a string")
+        if value is not None and len(value) > limits.max_text_chars:
+            raise UpdateError(f"update.{name} is longer than {limits.max_text_chars} characters")
+        texts[name] = value
+    return Update(payload_json, notify=_check_notify(update.get("notify"), limits), **texts)
+
+
+def _check_notify(notify: Any, limits: UpdateLimits) -> dict[str, str] | None:
+    if notify is None:
+        return None
+    if not isinstance(notify, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in notify.items()):
+        raise UpdateError("update.notify must map addresses (or \"*\") to texts")
+    if len(notify) > limits.max_notify_entries:
+        raise UpdateError(f"update.notify has more than {limits.max_notify_entries} entries")
+    return dict(notify)
+
+
+def delivered_json(update: Update, serial: int, max_serial: int) -> str:
+    """The update as a listener receives it, as JSON text: the sent fields plus `serial`
+    and `max_serial`. The stored payload text is spliced in, not decoded again."""
+    fields = {name: getattr(update, name) for name in TEXT_FIELDS
+              if getattr(update, name) is not None}
+    if update.notify is not None:
+        fields["notify"] = update.notify
+    fields["serial"] = serial
+    fields["max_serial"] = max_serial
+    rest = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    return '{"payload":' + update.payload_json + "," + rest[1:]
