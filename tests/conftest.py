@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from webxdc_rt.chats import Page, Registry
+from webxdc_rt.chats import Page
 from webxdc_rt.server import Host, HostSettings
+from webxdc_rt.store import Store
 from webxdc_rt.xdc import open_app
 
 PROBE_APP = Path(__file__).parent / "apps" / "probe"
@@ -18,19 +19,24 @@ PROBE_APP = Path(__file__).parent / "apps" / "probe"
 class LiveHost:
     """A host on 127.0.0.1 with a free port; tests create chats and share apps into it."""
 
-    def __init__(self, settings: HostSettings | None = None) -> None:
-        self.registry = Registry()
+    def __init__(self, settings: HostSettings | None = None, store: Store | None = None) -> None:
+        self.store = store or Store()
+        self.registry = self.store.load_registry()
         self.sources: dict = {}
-        self.host = Host(self.registry, self.sources, settings)
+        self.host = Host(self.registry, self.sources, settings, store=self.store)
         self.port = 0
         self._runner: web.AppRunner | None = None
 
     def share(self, members: list[str], app_folder: Path = PROBE_APP,
               chat=None) -> dict[str, str]:
         """Share a new copy of an app into `chat` (a new chat if None); member -> invite URL."""
-        chat = chat or self.registry.create_chat("test chat", members)
-        pages = self.registry.share_app(chat, "probe")
-        self.sources[pages[0].app.id] = open_app(app_folder)
+        source = open_app(app_folder)
+        if chat is None:
+            chat = self.registry.create_chat("test chat", members)
+            self.store.save_chat(chat)
+        pages = self.registry.share_app(chat, source.name, source.key)
+        self.store.save_shared_app(pages[0].app, pages)
+        self.sources[pages[0].app.id] = source
         self.last_chat = chat
         self.last_pages = pages
         return {page.member.name: self.url(page) for page in pages}
@@ -41,10 +47,15 @@ class LiveHost:
     def origin(self, page: Page) -> str:
         return f"http://{page.label}.localhost:{self.port}"
 
-    async def start(self) -> None:
+    def serve_existing(self, app_folder: Path = PROBE_APP) -> None:
+        """Serve `app_folder` for every stored copy (after a restart)."""
+        for app_id in self.registry.apps:
+            self.sources[app_id] = open_app(app_folder)
+
+    async def start(self, port: int = 0) -> None:
         self._runner = web.AppRunner(self.host.application(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -58,9 +69,12 @@ async def hosts() -> AsyncIterator:
     """A factory that starts hosts (optionally with custom settings), all stopped after."""
     started: list[LiveHost] = []
 
-    async def start(settings: HostSettings | None = None) -> LiveHost:
-        host = LiveHost(settings)
-        await host.start()
+    async def start(settings: HostSettings | None = None, store: Store | None = None,
+                    port: int = 0) -> LiveHost:
+        host = LiveHost(settings, store)
+        if store is not None:
+            host.serve_existing()
+        await host.start(port)
         started.append(host)
         return host
 

@@ -18,6 +18,12 @@ COMMAND = [sys.executable, "-m", "webxdc_rt"]
 EXAMPLE = os.path.join(os.path.dirname(__file__), "apps", "probe")
 
 
+@pytest.fixture(autouse=True)
+def data_home(tmp_path, monkeypatch):
+    """Keep every command's data directory inside the test's own temporary folder."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=30)
 

@@ -3,6 +3,9 @@
     webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
 
+State (chats, invite links, status updates) lives in the data directory, so serving the same
+app to the same chat again keeps its links, `selfAddr`s and updates.
+
 Errors the user can fix (a missing app, a taken port, bad options) are answered with one
 line on stderr and exit status 2, never a traceback.
 """
@@ -12,16 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import signal
+import sqlite3
 import sys
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
 
-from .chats import Registry, parse_members
+from .chats import parse_members
 from .server import Host, HostSettings
+from .store import Store
 from .xdc import AppSource, InvalidContainer, open_app
 
 __all__ = ["main", "build_parser", "example_path", "DEFAULT_PORT"]
@@ -40,6 +46,13 @@ def example_path(name: str = "sketch") -> Path:
     return Path(str(resources.files("webxdc_rt").joinpath("examples", name)))
 
 
+def default_data_dir() -> str:
+    """`$XDG_DATA_HOME/webxdc-rt`, or `~/.local/share/webxdc-rt`."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                           "share")
+    return os.path.join(base, "webxdc-rt")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar of `webxdc-rt`."""
     parser = argparse.ArgumentParser(
@@ -47,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="share an app into a new chat and serve it")
-    serve.add_argument("app", metavar="APP", help="app folder (with index.html at its root)")
+    serve.add_argument("app", metavar="APP",
+                       help="a .xdc file, or a folder with index.html at its root")
     serve.add_argument("--members", required=True, metavar="NAMES",
                        help="comma-separated member names, e.g. alice,bob")
     _add_network_options(serve)
@@ -64,7 +78,9 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
                         help=f"port to listen on; 0 picks a free one (default: {DEFAULT_PORT})")
     parser.add_argument("--domain", default="localhost",
                         help="pages are served at <label>.DOMAIN (default: localhost)")
-    parser.add_argument("--chat", default="chat", metavar="NAME", help="name of the new chat")
+    parser.add_argument("--chat", default="chat", metavar="NAME", help="name of the chat")
+    parser.add_argument("--data-dir", default=default_data_dir(), metavar="DIR",
+                        help="where chats and updates are kept (default: %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per member (member, url, self_addr)")
 
@@ -98,10 +114,14 @@ def main(argv: list[str] | None = None) -> int:
 async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,
                  settings: HostSettings) -> None:
     _raise_open_file_limit()
-    registry = Registry()
-    chat = registry.create_chat(args.chat, member_names)
-    pages = registry.share_app(chat, source.name)
-    host = Host(registry, {pages[0].app.id: source}, settings)
+    try:
+        store = Store.in_directory(args.data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(f"cannot open the data directory {args.data_dir}: {exc}") from None
+    registry = store.load_registry()
+    pages = store.share(registry, args.chat, member_names, source.name, source.key)
+    chat = registry.chats[pages[0].app.chat_id]
+    host = Host(registry, {pages[0].app.id: source}, settings, store=store)
     runner = web.AppRunner(host.application(), handle_signals=False, access_log=None)
     # Installed before the links are printed: whoever reads them may stop us at once.
     stop = asyncio.Event()
@@ -131,6 +151,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
         print("webxdc-rt: stopping", file=sys.stderr, flush=True)
     finally:
         await runner.cleanup()
+        store.close()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 

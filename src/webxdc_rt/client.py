@@ -1,4 +1,5 @@
-"""The Python peer: take part in a shared app's realtime channel as one of its members.
+"""The Python peer: take part in a shared app as one of its members: its realtime channel,
+its status updates, and what it posts to the chat.
 
     peer = await connect(url)            # an invite link printed by `webxdc-rt serve`
     ch = peer.join_realtime_channel()
@@ -127,6 +128,11 @@ class Peer:
         self._epoch = 0
         self._acked_epoch = -1
         self._closed = False
+        self._listen_counter = 0
+        self._update_listener: tuple[int, Callable[[dict[str, Any]], object], int] | None = None
+        self._backlog_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._request_counter = 0
+        self._answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader = asyncio.create_task(self._read_loop())
         self._writer = asyncio.create_task(self._write_loop())
 
@@ -145,6 +151,50 @@ class Peer:
         self._channel = RealtimeChannel(self, self._epoch)
         self._enqueue(wire.encode_join(self._epoch))
         return self._channel
+
+    # -- status updates and chat messages ----------------------------------------------
+
+    def send_update(self, update: dict[str, Any], descr: str = "") -> None:
+        """`webxdc.sendUpdate`: share app state with every member (this peer included).
+
+        `update` needs a JSON-serialisable `payload`; `info`, `href`, `document`, `summary`
+        and `notify` are optional. `descr` is deprecated by the spec and ignored.
+        """
+        if not isinstance(update, dict) or "payload" not in update:
+            raise TypeError("send_update expects a dict with a 'payload'")
+        self._enqueue(wire.encode_update_send(update))
+
+    async def set_update_listener(self, callback: Callable[[dict[str, Any]], object],
+                                  serial: int = 0) -> None:
+        """`webxdc.setUpdateListener`: call `callback(update)` for every update after
+        `serial`, the stored ones first, then live ones. Returns once the stored ones were
+        passed to `callback`. Replaces any earlier listener."""
+        if not callable(callback):
+            raise TypeError("set_update_listener expects a callable")
+        self._listen_counter += 1
+        listen = self._listen_counter
+        self._update_listener = (listen, callback, serial)
+        done = asyncio.get_running_loop().create_future()
+        self._backlog_waiters.append((listen, done))
+        self._enqueue(wire.encode_update_listen(listen, serial))
+        await self._until(done)
+
+    async def chat_messages(self) -> list[dict[str, Any]]:
+        """The latest messages the chat's apps posted with `sendToChat` (oldest first):
+        dicts with `member`, `text`, `file_name` and `file_base64`."""
+        self._request_counter += 1
+        request_id = self._request_counter
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._answers[request_id] = answer
+        self._enqueue(wire.encode_chat_messages_request(request_id))
+        return list((await self._until(answer))["messages"])
+
+    async def _until(self, future: asyncio.Future[Any]) -> Any:
+        """Wait for an answer from the host, failing if the link ends first."""
+        await asyncio.wait({future, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+        if not future.done():
+            raise ConnectionError("the link to the host closed before it answered")
+        return future.result()
 
     async def drain(self) -> None:
         """Wait until every queued frame was handed to the connection."""
@@ -215,6 +265,20 @@ class Peer:
             self._pending.clear()
             self._pending_bytes = 0
 
+    def _on_update(self, message: dict[str, Any]) -> None:
+        listener = self._update_listener
+        if listener is None or message.get("listen") != listener[0]:
+            return  # meant for a listener that was replaced
+        update = message["update"]
+        listen, callback, last_serial = listener
+        if update["serial"] <= last_serial:
+            return
+        self._update_listener = (listen, callback, update["serial"])
+        try:
+            callback(update)
+        except Exception:
+            log.exception("update listener raised; the update is skipped")
+
     async def _read_loop(self) -> None:
         async for msg in self._ws:
             if msg.type is aiohttp.WSMsgType.BINARY:
@@ -230,9 +294,22 @@ class Peer:
         self._wakeup.set()
 
     def _on_control(self, message: dict[str, Any]) -> None:
-        if message["type"] == "joined":
+        kind = message["type"]
+        if kind == "joined":
             self._acked_epoch = message.get("epoch", -1)
-        elif message["type"] == "error":
+        elif kind == "update":
+            self._on_update(message)
+        elif kind == "update-backlog-done":
+            listen = message.get("listen", -1)
+            for waiting_listen, done in self._backlog_waiters:
+                if waiting_listen <= listen and not done.done():
+                    done.set_result(None)
+            self._backlog_waiters = [w for w in self._backlog_waiters if w[0] > listen]
+        elif kind == "chat-messages":
+            answer = self._answers.pop(message.get("id", -1), None)
+            if answer is not None and not answer.done():
+                answer.set_result(message)
+        elif kind == "error":
             self.errors.append(message)
             log.warning("host refused a request: %s (%s)", message.get("message"),
                         message.get("code"))

@@ -126,6 +126,22 @@ class Store:
                 "INSERT INTO pages (label, token, app_id, member_id) VALUES (?, ?, ?, ?)",
                 [(p.label, p.token, p.app.id, p.member.id) for p in pages])
 
+    def share(self, registry: Registry, chat_name: str, member_names: list[str],
+              app_name: str, app_key: str) -> list[Page]:
+        """The pages of the app known by `app_key` in the chat `chat_name` with exactly
+        these members: the stored ones if it was shared there before (same invite links,
+        same `selfAddr`, same updates), else a new chat and/or copy, stored."""
+        chat = registry.find_chat(chat_name, member_names)
+        if chat is None:
+            chat = registry.create_chat(chat_name, member_names)
+            self.save_chat(chat)
+        app = registry.find_app(chat, app_key)
+        if app is not None:
+            return registry.pages_of(app)
+        pages = registry.share_app(chat, app_name, app_key)
+        self.save_shared_app(pages[0].app, pages)
+        return pages
+
     # -- status updates ----------------------------------------------------------------
 
     def append_update(self, app_id: str, member_id: str, update: Update) -> int:

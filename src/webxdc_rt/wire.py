@@ -43,6 +43,9 @@ __all__ = [
     "encode_join",
     "encode_leave",
     "encode_update",
+    "encode_update_send",
+    "encode_update_listen",
+    "encode_chat_messages_request",
     "encode_backlog_done",
     "encode_reply",
     "encode_chat_messages",
@@ -202,6 +205,21 @@ def encode_join(epoch: int) -> str:
 def encode_leave() -> str:
     """A client's request to leave the realtime channel."""
     return _dump({"type": "leave"})
+
+
+def encode_update_send(update: dict[str, Any]) -> str:
+    """A client's status update (`webxdc.sendUpdate`)."""
+    return _dump({"type": "update-send", "update": update})
+
+
+def encode_update_listen(listen: int, serial: int) -> str:
+    """A client's request to (re)start update listener `listen` after `serial`."""
+    return _dump({"type": "update-listen", "listen": listen, "serial": serial})
+
+
+def encode_chat_messages_request(request_id: int) -> str:
+    """A client's request for the messages apps posted to the chat."""
+    return _dump({"type": "chat-messages", "id": request_id})
 
 
 def encode_hello(self_addr: str, self_name: str, limits: dict[str, Any]) -> str:

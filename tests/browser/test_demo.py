@@ -11,9 +11,10 @@ import sys
 from peers import eventually, joined
 
 
-async def test_demo_pages_and_a_python_peer_share_the_channel(open_page):
+async def test_demo_pages_and_a_python_peer_share_the_channel(open_page, tmp_path):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "webxdc_rt", "demo", "--port", "0", "--json",
+        "--data-dir", str(tmp_path),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         members = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))

@@ -92,8 +92,13 @@
 
   const link = new HostLink(
     (message) => {
-      if (message.type === "joined") ackedEpoch = message.epoch;
-      else if (message.type === "error") console.error(`webxdc-rt host: ${message.message}`);
+      switch (message.type) {
+        case "joined": ackedEpoch = message.epoch; break;
+        case "update": onUpdate(message); break;
+        case "update-backlog-done": onBacklogDone(message.listen); break;
+        case "reply": onReply(message); break;
+        case "error": console.error(`webxdc-rt host: ${message.message}`); break;
+      }
     },
     (bytes) => {
       const channel = current;
@@ -103,13 +108,158 @@
     },
     () => { ackedEpoch = -1; },
     () => {
-      // A new link starts with nothing joined: join again unless the join is still queued.
+      // A new link starts with nothing joined and no listener: restore both unless the
+      // requests are still queued.
+      if (updates.listener !== null && !updates.listener.queued) {
+        link.pending.unshift(JSON.stringify(nextListenRequest()));
+      }
+      if (updates.listener !== null) updates.listener.queued = false;
       if (current !== null && !current.joinQueued) {
         link.pending.unshift(JSON.stringify({ type: "join", epoch: current.epoch }));
       }
       if (current !== null) current.joinQueued = false;
     },
   );
+
+  // -- status updates ------------------------------------------------------------------
+
+  const updates = {
+    listener: null,          // {callback, id, lastSerial, queued}
+    listenCounter: 0,
+    backlogWaiters: [],      // [listen id, resolve] until that backlog is done
+  };
+
+  const nextListenRequest = () => {
+    const listener = updates.listener;
+    listener.id = ++updates.listenCounter;
+    return { type: "update-listen", listen: listener.id, serial: listener.lastSerial };
+  };
+
+  function onUpdate(message) {
+    const listener = updates.listener;
+    if (listener === null || message.listen !== listener.id) return; // for a replaced listener
+    const update = message.update;
+    if (update.serial <= listener.lastSerial) return;
+    listener.lastSerial = update.serial;
+    try {
+      listener.callback(update);
+    } catch (err) {
+      reportListenerError(err);
+    }
+  }
+
+  function onBacklogDone(listenId) {
+    // A replaced listener's backlog may never finish: its promise resolves with the newer one.
+    const waiting = updates.backlogWaiters;
+    updates.backlogWaiters = waiting.filter(([id]) => id > listenId);
+    for (const [id, resolve] of waiting) if (id <= listenId) resolve();
+  }
+
+  const setUpdateListener = (callback, serial = 0) => {
+    if (typeof callback !== "function") throw new TypeError("setUpdateListener expects a function");
+    if (!Number.isSafeInteger(serial) || serial < 0) {
+      throw new TypeError("serial must be a non-negative integer");
+    }
+    updates.listener = { callback, id: 0, lastSerial: serial, queued: !link.up };
+    const request = nextListenRequest();
+    link.sendControl(request);
+    return new Promise((resolve) => updates.backlogWaiters.push([request.listen, resolve]));
+  };
+
+  const sendUpdate = (update, _descr) => {
+    if (update === null || typeof update !== "object" || update.payload === undefined) {
+      throw new TypeError("sendUpdate expects an object with a payload that is not undefined");
+    }
+    const payloadJson = JSON.stringify(update.payload);
+    const size = new TextEncoder().encode(payloadJson).byteLength;
+    if (size > CONFIG.sendUpdateMaxSize) {
+      throw new RangeError(
+        `update payload of ${size} bytes is over the limit of ${CONFIG.sendUpdateMaxSize} bytes`);
+    }
+    link.sendControl({ type: "update-send", update });
+  };
+
+  // -- requests answered by the host: sendToChat -----------------------------------------
+
+  let requestCounter = 0;
+  const pendingReplies = new Map();   // request id -> {resolve, reject}
+
+  function onReply(message) {
+    const waiter = pendingReplies.get(message.id);
+    if (waiter === undefined) return;
+    pendingReplies.delete(message.id);
+    if (message.ok) waiter.resolve();
+    else waiter.reject(new Error(message.message));
+  }
+
+  const request = (message) => new Promise((resolve, reject) => {
+    const id = ++requestCounter;
+    pendingReplies.set(id, { resolve, reject });
+    link.sendControl({ ...message, id });
+  });
+
+  const bytesToBase64 = (bytes) => {
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(binary);
+  };
+
+  async function fileToBase64(file) {
+    const given = ["blob", "base64", "plainText"].filter((key) => file[key] !== undefined);
+    if (given.length !== 1) {
+      throw new Error("sendToChat: file needs exactly one of blob, base64 and plainText");
+    }
+    if (file.base64 !== undefined) {
+      if (typeof file.base64 !== "string") throw new TypeError("file.base64 must be a string");
+      return file.base64;
+    }
+    if (file.plainText !== undefined) {
+      return bytesToBase64(new TextEncoder().encode(String(file.plainText)));
+    }
+    if (!(file.blob instanceof Blob)) throw new TypeError("file.blob must be a Blob");
+    return bytesToBase64(new Uint8Array(await file.blob.arrayBuffer()));
+  }
+
+  const sendToChat = async (message) => {
+    if (message === null || typeof message !== "object") {
+      throw new TypeError("sendToChat expects {file, text}");
+    }
+    const { file, text } = message;
+    if (!file && (text === undefined || text === null || text === "")) {
+      throw new Error("sendToChat needs a file, a text, or both");
+    }
+    if (text !== undefined && text !== null && typeof text !== "string") {
+      throw new TypeError("sendToChat: text must be a string");
+    }
+    let fileOut = null;
+    if (file) {
+      if (typeof file.name !== "string" || file.name === "") {
+        throw new Error("sendToChat: file.name is required");
+      }
+      fileOut = { name: file.name, base64: await fileToBase64(file) };
+    }
+    await request({ type: "send-to-chat", text: text ?? null, file: fileOut });
+  };
+
+  // -- importFiles: the browser's own file chooser ---------------------------------------
+
+  const importFiles = (filter = {}) => new Promise((resolve) => {
+    const input = document.createElement("input");
+    input.type = "file";
+    input.accept = [...(filter.extensions || []), ...(filter.mimeTypes || [])].join(",");
+    input.multiple = Boolean(filter.multiple);
+    input.style.display = "none";
+    const finish = (files) => {
+      input.remove();
+      resolve(files);
+    };
+    input.addEventListener("change", () => finish(Array.from(input.files || [])));
+    input.addEventListener("cancel", () => finish([]));
+    document.body.append(input);
+    input.click();
+  });
 
   class RealtimeChannel {
     #listener = null;
@@ -171,9 +321,28 @@
     return current;
   };
 
-  window.webxdc = Object.assign(window.webxdc || {}, {
+  // No WebRTC: it could reach the Internet past the Content-Security-Policy, whose
+  // `webrtc 'block'` Chromium does not implement. (Frames the app creates get their own
+  // globals; see the README on what a page-level bridge cannot close.)
+  for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel",
+                      "RTCSessionDescription", "RTCIceCandidate"]) {
+    try {
+      Object.defineProperty(window, name, { value: undefined, writable: false, configurable: false });
+    } catch (_) { /* not present in this browser */ }
+  }
+
+  window.webxdc = {
     selfAddr: CONFIG.selfAddr,
     selfName: CONFIG.selfName,
+    isAppSender: CONFIG.isAppSender,
+    isBroadcast: CONFIG.isBroadcast,
+    sendUpdateInterval: CONFIG.sendUpdateInterval,
+    sendUpdateMaxSize: CONFIG.sendUpdateMaxSize,
+    sendUpdate,
+    setUpdateListener,
+    getAllUpdates: () => Promise.resolve([]),   // deprecated by the spec
+    sendToChat,
+    importFiles,
     joinRealtimeChannel,
-  });
+  };
 })();
