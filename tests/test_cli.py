@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
 from peers import joined
+from webxdc_rt.cli import example_path
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]
 EXAMPLE = os.path.join(os.path.dirname(__file__), "apps", "probe")
@@ -97,3 +100,46 @@ def test_argparse_errors_do_not_trace():
     result = run("serve", EXAMPLE)
     assert result.returncode == 2
     assert "--members" in result.stderr and "Traceback" not in result.stderr
+
+
+def pack_example(tmp_path) -> str:
+    xdc = tmp_path / "sketch.xdc"
+    root = example_path()
+    with zipfile.ZipFile(xdc, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in root.rglob("*"):
+            archive.write(path, path.relative_to(root).as_posix())
+    return str(xdc)
+
+
+def serve_once(*args: str) -> list[dict]:
+    """Start `serve --json`, read its invites, stop it; return the invites."""
+    proc = subprocess.Popen([*COMMAND, "serve", *args, "--port", "0", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0, proc.stderr.read()
+    return lines
+
+
+def test_serve_takes_an_xdc_and_keeps_links_across_restarts(tmp_path):
+    xdc = pack_example(tmp_path)
+    first = serve_once(xdc, "--members", "alice,bob", "--data-dir", str(tmp_path / "d"))
+    again = serve_once(xdc, "--members", "alice,bob", "--data-dir", str(tmp_path / "d"))
+    assert first[0]["app"] == "Sketch"
+    def without_port(url: str) -> str:
+        return re.sub(r":\d+/", "/", url)
+    assert [without_port(x["url"]) for x in first] == [without_port(x["url"]) for x in again]
+    assert [x["self_addr"] for x in first] == [x["self_addr"] for x in again]
+    elsewhere = serve_once(xdc, "--members", "alice,bob", "--data-dir", str(tmp_path / "e"))
+    assert elsewhere[0]["self_addr"] != first[0]["self_addr"]
+
+
+def test_broken_xdc_is_a_clear_error(tmp_path):
+    broken = tmp_path / "broken.xdc"
+    broken.write_bytes(b"PK\x03\x04 this is not really a zip")
+    result = run("serve", str(broken), "--members", "alice")
+    assert result.returncode == 2
+    assert "not a ZIP archive" in result.stderr and "Traceback" not in result.stderr

@@ -96,3 +96,28 @@ async def test_not_an_invite_link():
 async def test_unreachable_host():
     with pytest.raises(ConnectionError):
         await connect("http://abc.localhost:1/.webxdc-rt/invite/token", timeout=2)
+
+
+async def test_updates_between_python_peers_with_backlog_and_rate_limit(hosts):
+    from webxdc_rt.server import HostSettings
+    from webxdc_rt.updates import UpdateLimits
+
+    live = await hosts(HostSettings(updates=UpdateLimits(interval_ms=10_000, burst=3)))
+    urls = live.share(["alice", "bob"])
+    alice, bob = await connect(urls["alice"]), await connect(urls["bob"])
+    own: list[dict] = []
+    await alice.set_update_listener(own.append)
+    for n in range(4):  # the fourth is over the burst and refused
+        alice.send_update({"payload": n, "info": f"update {n}"})
+    await eventually(lambda: len(own) == 3 and len(alice.errors) == 1)
+    assert alice.errors[0]["code"] == "update-rate"
+    assert [u["payload"] for u in own] == [0, 1, 2]
+    late: list[dict] = []
+    await bob.set_update_listener(late.append, serial=own[0]["serial"])
+    assert [u["payload"] for u in late] == [1, 2]  # the backlog, before the call returned
+    assert late[-1]["max_serial"] == own[-1]["serial"]
+    with pytest.raises(TypeError):
+        bob.send_update({"no": "payload"})
+    assert await bob.chat_messages() == []
+    await alice.close()
+    await bob.close()

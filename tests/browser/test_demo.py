@@ -49,6 +49,18 @@ async def test_demo_pages_and_a_python_peer_share_the_channel(open_page, tmp_pat
             for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) return true;
             return false; }""")
         assert drawn
+        # The finished stroke was stored as a status update: a page opened now shows it.
+        updates: list[dict] = []
+        await carol.peer.set_update_listener(updates.append)
+        await eventually(lambda: any("stroke" in u["payload"] for u in updates), timeout=20)
+        late = await open_page(bob_info["url"])
+        await late.wait_for_function("""() => {
+            const canvas = document.getElementById("pad");
+            const pixels = canvas.getContext("2d").getImageData(
+                0, 0, canvas.width, canvas.height).data;
+            for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) return true;
+            return false; }""", timeout=20_000)
+        assert await late.evaluate("localStorage.getItem('sketch.penWidth')") == "3"
         await carol.peer.close()
     finally:
         proc.send_signal(signal.SIGTERM)

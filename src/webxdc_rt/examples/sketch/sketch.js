@@ -1,6 +1,8 @@
 // A shared sketch pad: every member draws on the same canvas and sees who is here and
-// where their pointer is. Everything travels over the webxdc realtime channel as small
-// JSON messages; nothing is stored, so a late joiner starts with what is drawn from then on.
+// where their pointer is. Points and presence travel live over the realtime channel as
+// small JSON messages; each finished stroke is also sent as a status update, so the drawing
+// persists and a member who opens the pad later sees it. The pen width is a per-device
+// preference kept in localStorage.
 "use strict";
 
 const HEARTBEAT_MS = 2000;      // presence is repeated this often...
@@ -18,6 +20,10 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const peers = new Map();        // addr -> {name, color, lastSeen, cursorEl}
 const strokes = [];             // {addr, color, points: [[x, y], ...]} in drawing order
+
+const PEN_KEY = "sketch.penWidth";
+const penWidth = Number(localStorage.getItem(PEN_KEY)) || 3;
+localStorage.setItem(PEN_KEY, String(penWidth));
 
 const colorOf = (addr) => {
   let hash = 0;
@@ -42,9 +48,9 @@ function resize() {
   redraw();
 }
 
-function drawSegment(color, from, to) {
+function drawSegment(color, from, to, width = penWidth) {
   context.strokeStyle = color;
-  context.lineWidth = 3 * devicePixelRatio;
+  context.lineWidth = width * devicePixelRatio;
   context.lineCap = "round";
   context.beginPath();
   context.moveTo(from[0] * canvas.width, from[1] * canvas.height);
@@ -70,6 +76,14 @@ function addPoint(addr, color, strokeId, point) {
   const last = stroke.points[stroke.points.length - 1];
   stroke.points.push(point);
   if (last) drawSegment(color, last, point);
+}
+
+// A stroke that the status updates bring: replaces any live copy of the same stroke.
+function storeStroke({ addr, id, color, points }) {
+  const known = strokes.findIndex((s) => s.addr === addr && s.id === id);
+  if (known >= 0) strokes.splice(known, 1);
+  strokes.push({ addr, id, color, points });
+  redraw();
 }
 
 function clearStrokesOf(addr) {
@@ -137,8 +151,15 @@ channel.setListener((bytes) => {
   if (message.t === "clear") clearStrokesOf(message.from);
 });
 
+window.webxdc.setUpdateListener((update) => {
+  const { stroke, clear } = update.payload;
+  if (stroke) storeStroke(stroke);
+  if (clear) clearStrokesOf(clear);
+}, 0);
+
 let drawing = null;
-let strokeCounter = 0;
+// Stroke ids must stay unique across visits, since finished strokes are stored.
+let strokeCounter = Date.now();
 canvas.addEventListener("pointerdown", (event) => {
   canvas.setPointerCapture(event.pointerId);
   drawing = ++strokeCounter;
@@ -153,11 +174,19 @@ canvas.addEventListener("pointermove", (event) => {
   send({ t: "point", stroke: drawing, p });
 });
 for (const type of ["pointerup", "pointercancel"]) {
-  canvas.addEventListener(type, () => { drawing = null; });
+  canvas.addEventListener(type, () => {
+    if (drawing === null) return;
+    const stroke = strokes.find((s) => s.addr === me.addr && s.id === drawing);
+    drawing = null;
+    if (stroke) {
+      window.webxdc.sendUpdate({ payload: { stroke: { ...stroke } } }, "");
+    }
+  });
 }
 document.getElementById("clear").addEventListener("click", () => {
   clearStrokesOf(me.addr);
   send({ t: "clear" });
+  window.webxdc.sendUpdate({ payload: { clear: me.addr }, info: `${me.name} cleared their strokes` }, "");
 });
 
 setInterval(() => {

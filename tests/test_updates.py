@@ -1,0 +1,44 @@
+"""Unit tests of the status-update rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from webxdc_rt.updates import Update, UpdateError, UpdateLimits, delivered_json, validate_update
+
+LIMITS = UpdateLimits()
+
+
+def test_valid_update_keeps_every_field():
+    update = validate_update({"payload": {"a": [1, "é"]}, "info": "i", "href": "h",
+                              "document": "d", "summary": "s", "notify": {"*": "n"}}, LIMITS)
+    assert update == Update('{"a":[1,"é"]}', "i", "h", "d", "s", {"*": "n"})
+    assert json.loads(delivered_json(update, 7, 9)) == {
+        "payload": {"a": [1, "é"]}, "info": "i", "href": "h", "document": "d",
+        "summary": "s", "notify": {"*": "n"}, "serial": 7, "max_serial": 9}
+
+
+@pytest.mark.parametrize("payload", [None, 0, "", [], False])
+def test_falsy_payloads_are_payloads(payload):
+    update = validate_update({"payload": payload}, LIMITS)
+    assert json.loads(delivered_json(update, 1, 1)) == {"payload": payload, "serial": 1,
+                                                        "max_serial": 1}
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ("text", "object"), ({}, "payload is missing"), ({"payload": 1, "info": 5}, "info"),
+    ({"payload": 1, "notify": {"a": 1}}, "notify"), ({"payload": 1, "notify": []}, "notify"),
+    ({"payload": 1, "summary": "x" * 10_001}, "longer than"),
+])
+def test_bad_updates_are_refused_with_reason(raw, fragment):
+    with pytest.raises(UpdateError, match=fragment):
+        validate_update(raw, LIMITS)
+
+
+def test_payload_size_limit_counts_encoded_bytes():
+    validate_update({"payload": "x" * 127_998}, LIMITS)  # 128000 bytes with the quotes
+    with pytest.raises(UpdateError) as caught:
+        validate_update({"payload": "x" * 127_999}, LIMITS)
+    assert caught.value.code == "update-too-large"
