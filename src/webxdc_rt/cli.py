@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import resource
 import signal
 import sqlite3
 import sys
+from collections.abc import Coroutine
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -83,6 +86,11 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
                         help="where chats and updates are kept (default: %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per member (member, url, self_addr)")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one limit of HostSettings, RealtimeLimits or UpdateLimits "
+                             "(see the README), e.g. send_items_per_s=5000; repeatable")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="event loop: uvloop when installed (auto), or asyncio's own")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,12 +111,54 @@ def main(argv: list[str] | None = None) -> int:
             source = open_app(app_path)
         except InvalidContainer as exc:
             raise UsageError(str(exc)) from None
-        settings = HostSettings(domain=args.domain.strip(".").lower())
-        asyncio.run(_serve(source, member_names, args, settings))
+        settings = apply_limits(HostSettings(domain=args.domain.strip(".").lower()),
+                                args.limit)
+        _run(_serve(source, member_names, args, settings), args.loop)
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def apply_limits(settings: HostSettings, assignments: list[str]) -> HostSettings:
+    """Settings with each `NAME=VALUE` applied to the field of that name, wherever it is."""
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep:
+            raise UsageError(f"--limit expects NAME=VALUE, got {assignment!r}")
+        settings = _with_field(settings, name.strip(), text.strip())
+    return settings
+
+
+def _with_field(settings: HostSettings, name: str, text: str) -> HostSettings:
+    for group in ("realtime", "updates", "chat", None):
+        holder = settings if group is None else getattr(settings, group)
+        fields = {f.name: f for f in dataclasses.fields(holder)}
+        if name not in fields or dataclasses.is_dataclass(getattr(holder, name)):
+            continue
+        current = getattr(holder, name)
+        try:
+            value = type(current)(float(text)) if isinstance(current, (int, float)) else text
+            changed = dataclasses.replace(holder, **{name: value})
+            return changed if group is None else dataclasses.replace(settings, **{group: changed})
+        except ValueError as exc:
+            raise UsageError(f"--limit {name}: {exc}") from None
+    raise UsageError(f"--limit: no setting named {name!r}")
+
+
+def _run(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
+    """Run the host on uvloop when asked or, for `auto`, when it is installed."""
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                main_coroutine.close()
+                raise UsageError("--loop uvloop: uvloop is not installed") from None
+        else:
+            uvloop.run(main_coroutine)
+            return
+    asyncio.run(main_coroutine)
 
 
 async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Realtime relay benchmark: webxdc-rt side by side with webxdc-dev 0.21.0 and a bare aiohttp
+relay, in one run, on loopback, driven by the same Node.js load generator.
+
+    python bench/realtime.py [--json] [--quick] [--hosts webxdc-rt,bare-relay,webxdc-dev]
+
+It installs what it needs on first run (the project's .venv, and `ws` plus webxdc-dev from
+the npm registry into bench/node), re-running itself inside the virtual environment.
+
+For each host and case (payloads of 100, 4,000 and 128,000 bytes; channels of 4 and 16
+peers; one sender, the others receiving; each host started fresh per case):
+- deliveries per second at saturation (the sender keeps a window of items in flight to the
+  slowest receiver),
+- server CPU microseconds per delivery, from the server process's own utime+stime in /proc
+  over the measured interval (valid even though the load generator shares the cores),
+- p50 / p99 one-way latency at a steady rate well below saturation (a quarter of the
+  saturated rate, at most 500 items/s),
+- the server's peak resident memory (VmHWM).
+Then per host: the time from connect to the first delivery to a newly joined peer, and the
+resident memory with 1,000 and 10,000 idle joined peers.
+
+webxdc-rt runs with every rule on, on uvloop (its default when installed); its send-rate
+limit is raised (`--limit`) so that it never binds during the saturation phase: the limit is
+still checked on every item. The bare relay runs twice: on asyncio's own loop (the smallest
+aiohttp server, as most would write it) and on uvloop (the same loop as webxdc-rt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+NODE_DIR = BENCH / "node"
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+APP_DIR = ROOT / "tests" / "apps" / "probe"
+
+SIZES = (100, 4_000, 128_000)
+PEER_COUNTS = (4, 16)
+IDLE_COUNTS = (1_000, 10_000)
+IDLE_MEMBERS = 200  # webxdc-rt: idle peers spread over this many members' pages
+
+
+# -- set-up ------------------------------------------------------------------------------
+
+def ensure_environment() -> None:
+    """Re-run inside the project's virtual environment, created if needed; npm packages."""
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        subprocess.run(["bash", "-c", f'source "{ROOT}/scripts/_env.sh" && ensure_venv'],
+                       check=True)
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])
+    stamp = NODE_DIR / "node_modules" / ".package-lock.json"
+    if not stamp.exists() or (NODE_DIR / "package-lock.json").stat().st_mtime > stamp.stat().st_mtime:
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                       cwd=NODE_DIR, check=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+
+
+# -- the hosts ---------------------------------------------------------------------------
+
+@dataclass
+class Running:
+    """A started server: its process and the socket endpoints its peers use."""
+
+    process: subprocess.Popen
+    endpoints: list[dict]
+    protocol: str
+    extra: dict = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_webxdc_rt(peer_count: int, work: Path) -> Running:
+    members = ",".join(f"p{i}" for i in range(peer_count))
+    data_dir = Path(tempfile.mkdtemp(dir=work))
+    process = subprocess.Popen(
+        [str(VENV_PYTHON), "-m", "webxdc_rt", "serve", str(APP_DIR), "--members", members,
+         "--port", "0", "--json", "--data-dir", str(data_dir),
+         "--limit", "send_items_per_s=1000000000", "--limit", "send_items_burst=1000000000",
+         "--limit", "send_bytes_per_s=1e15", "--limit", "send_bytes_burst=1000000000000000"],
+        stdout=subprocess.PIPE, stderr=open(work / "webxdc-rt.log", "ab"), text=True)
+    endpoints = []
+    for _ in range(peer_count):
+        invite = json.loads(process.stdout.readline())
+        parts = urlsplit(invite["url"])
+        token = parts.path.rsplit("/", 1)[1]
+        endpoints.append({"url": f"ws://127.0.0.1:{parts.port}/.webxdc-rt/socket",
+                          "headers": {"Host": parts.netloc, "Authorization": f"Bearer {token}"}})
+    return Running(process, endpoints, "rt")
+
+
+def start_bare_relay(peer_count: int, work: Path, loop: str = "asyncio") -> Running:
+    process = subprocess.Popen([str(VENV_PYTHON), str(BENCH / "bare_relay.py"), "0",
+                                "--loop", loop],
+                               stdout=subprocess.PIPE, stderr=open(work / "bare.log", "ab"),
+                               text=True)
+    port = int(process.stdout.readline().split()[1])
+    return Running(process, [{"url": f"ws://127.0.0.1:{port}/"}] * peer_count, "bare")
+
+
+def start_webxdc_dev(peer_count: int, work: Path) -> Running:
+    base_port = free_port()
+    cli = NODE_DIR / "node_modules" / "@webxdc" / "webxdc-dev" / "dist" / "backend" / "cli.js"
+    process = subprocess.Popen(["node", str(cli), "run", str(APP_DIR), "--port", str(base_port)],
+                               stdout=subprocess.PIPE, stderr=open(work / "dev.log", "ab"),
+                               text=True, cwd=work)
+    while "Started webxdc-dev frontend" not in (line := process.stdout.readline()):
+        if not line:
+            raise RuntimeError("webxdc-dev did not start; see dev.log")
+    subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)  # keep draining
+    api = f"http://127.0.0.1:{base_port}/instances"
+    ports = [instance["port"] for instance in json.load(urllib.request.urlopen(api))]
+    while len(ports) < peer_count:  # its peers are its instances
+        request = urllib.request.Request(api, method="POST")
+        ports.append(json.load(urllib.request.urlopen(request))["port"])
+    time.sleep(0.5)
+    return Running(process, [{"url": f"ws://127.0.0.1:{p}/webxdc"} for p in ports[:peer_count]],
+                   "dev")
+
+
+def start_bare_relay_uvloop(peer_count: int, work: Path) -> Running:
+    return start_bare_relay(peer_count, work, loop="uvloop")
+
+
+HOSTS = {"webxdc-rt": start_webxdc_rt, "bare-relay": start_bare_relay,
+         "bare-uvloop": start_bare_relay_uvloop, "webxdc-dev": start_webxdc_dev}
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- driving the load generator ----------------------------------------------------------
+
+def loadgen(task: dict, work: Path, timeout: float = 300) -> dict:
+    config = work / "loadgen.json"
+    config.write_text(json.dumps(task))
+    result = subprocess.run(["node", str(NODE_DIR / "loadgen.mjs"), str(config)],
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"load generator failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_case(host: str, size: int, peers: int, args: argparse.Namespace, work: Path) -> dict:
+    running = HOSTS[host](peers, work)
+    try:
+        outcome = loadgen({
+            "task": "case", "protocol": running.protocol, "endpoints": running.endpoints,
+            "serverPid": running.process.pid, "size": size, "peers": peers,
+            "window": args.window, "durationS": args.duration, "latencyS": args.latency_duration,
+            "latencyLoad": 0.25, "latencyMaxRate": 500,
+        }, work)
+    finally:
+        running.stop()
+    return {"host": host, "size": size, "peers": peers, **outcome}
+
+
+def run_first_delivery(host: str, work: Path) -> dict:
+    running = HOSTS[host](3, work)
+    try:
+        return {"host": host, **loadgen({
+            "task": "first-delivery", "protocol": running.protocol,
+            "endpoints": running.endpoints, "serverPid": running.process.pid, "trials": 20,
+        }, work)}
+    finally:
+        running.stop()
+
+
+def run_idle(host: str, count: int, work: Path) -> dict:
+    members = IDLE_MEMBERS if host == "webxdc-rt" else 2
+    running = HOSTS[host](members, work)
+    try:
+        return {"host": host, **loadgen({
+            "task": "idle", "protocol": running.protocol, "endpoints": running.endpoints,
+            "serverPid": running.process.pid, "count": count,
+        }, work, timeout=600)}
+    finally:
+        running.stop()
+
+
+# -- reporting ---------------------------------------------------------------------------
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def print_tables(cases: list[dict], firsts: list[dict], idles: list[dict]) -> None:
+    bare = {(c["size"], c["peers"]): c for c in cases if c["host"] == "bare-relay"}
+    print("CPU 'vs bare' is the ratio to bare-relay (aiohttp on asyncio's own loop); "
+          "bare-uvloop is the same relay on uvloop, the loop webxdc-rt runs on.")
+    print(f"{'host':<11} {'size':>7} {'peers':>5} {'deliv/s':>10} {'cpu us/deliv':>12} "
+          f"{'vs bare':>7} {'p50 ms':>7} {'p99 ms':>7} {'at /s':>6} {'peak MB':>8}")
+    for c in cases:
+        floor = bare.get((c["size"], c["peers"]))
+        ratio = (c["cpu_us_per_delivery"] / floor["cpu_us_per_delivery"]
+                 if floor and c["cpu_us_per_delivery"] and floor["cpu_us_per_delivery"] else None)
+        print(f"{c['host']:<11} {c['size']:>7} {c['peers']:>5} {fmt(c['deliveries_per_s'], 0):>10} "
+              f"{fmt(c['cpu_us_per_delivery']):>12} {fmt(ratio, 2):>7} {fmt(c['p50_ms'], 2):>7} "
+              f"{fmt(c['p99_ms'], 2):>7} {fmt(c['latency_rate_per_s'], 0):>6} "
+              f"{fmt(c['peak_rss_mb']):>8}")
+    print()
+    for f in firsts:
+        print(f"{f['host']:<11} connect -> first delivery: p50 {fmt(f['first_delivery_p50_ms'], 2)} ms, "
+              f"max {fmt(f['first_delivery_max_ms'], 2)} ms")
+    print()
+    for i in idles:
+        print(f"{i['host']:<11} {i['idle_peers']:>6} idle joined peers: {fmt(i['rss_mb'])} MB "
+              f"resident ({fmt(i['kb_per_idle_peer'])} KB per peer)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="also print one JSON object per result")
+    parser.add_argument("--hosts", default=",".join(HOSTS), help="comma-separated hosts to run")
+    parser.add_argument("--quick", action="store_true", help="shorter phases, 4 peers, no 10,000 idle")
+    parser.add_argument("--duration", type=float, default=3.0, help="saturation phase, seconds")
+    parser.add_argument("--latency-duration", type=float, default=3.0, help="latency phase, seconds")
+    parser.add_argument("--window", type=int, default=32, help="items in flight when saturating")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="comma-separated payload sizes in bytes")
+    parser.add_argument("--peers", default=",".join(map(str, PEER_COUNTS)),
+                        help="comma-separated channel sizes")
+    parser.add_argument("--no-idle", action="store_true",
+                        help="skip first-delivery and idle-peer measurements")
+    args = parser.parse_args()
+    ensure_environment()
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    unknown = set(hosts) - set(HOSTS)
+    if unknown:
+        parser.error(f"unknown hosts: {', '.join(sorted(unknown))}")
+    sizes = [int(x) for x in args.sizes.split(",")]
+    peer_counts = (4,) if args.quick else [int(x) for x in args.peers.split(",")]
+    idle_counts = IDLE_COUNTS[:1] if args.quick else IDLE_COUNTS
+    if args.quick:
+        args.duration, args.latency_duration = 1.5, 1.5
+    work = Path(tempfile.mkdtemp(prefix="webxdc-rt-bench-"))
+    cases, firsts, idles = [], [], []
+    try:
+        for size in sizes:
+            for peers in peer_counts:
+                for host in hosts:
+                    cases.append(run_case(host, size, peers, args, work))
+                    print(f"# {host} size={size} peers={peers}: done", file=sys.stderr, flush=True)
+        for host in [] if args.no_idle else hosts:
+            firsts.append(run_first_delivery(host, work))
+            for count in idle_counts:
+                idles.append(run_idle(host, count, work))
+            print(f"# {host} first delivery and idle peers: done", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_tables(cases, firsts, idles)
+    if args.json:
+        for record in (*cases, *firsts, *idles):
+            print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
