@@ -143,3 +143,20 @@ def test_broken_xdc_is_a_clear_error(tmp_path):
     result = run("serve", str(broken), "--members", "alice")
     assert result.returncode == 2
     assert "not a ZIP archive" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_limits_can_be_set_by_name():
+    from webxdc_rt.cli import UsageError, apply_limits
+    from webxdc_rt.server import HostSettings
+
+    settings = apply_limits(HostSettings(), ["send_items_per_s=5000", "max_connections=7",
+                                             "interval_ms=250", "max_file_bytes=1e6"])
+    assert settings.realtime.send_items_per_s == 5000.0
+    assert settings.max_connections == 7
+    assert settings.updates.interval_ms == 250
+    assert settings.chat.max_file_bytes == 1_000_000
+    for bad, fragment in (("nothing", "NAME=VALUE"), ("nope=1", "no setting"),
+                          ("max_connections=x", "max_connections"),
+                          ("send_items_burst=0", "send_items_burst")):
+        with pytest.raises(UsageError, match=fragment):
+            apply_limits(HostSettings(), [bad])

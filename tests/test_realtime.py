@@ -26,10 +26,11 @@ class Recorder:
         self.received: dict[str, list[bytes]] = {}
         self.calls = 0
 
-    def __call__(self, receivers, payload: bytes) -> None:
+    def __call__(self, members, payload: bytes, sender) -> None:
         self.calls += 1
-        for conn in receivers:
-            self.received.setdefault(conn.sink, []).append(payload)
+        for conn in members:
+            if conn is not sender:
+                self.received.setdefault(conn.sink, []).append(payload)
 
     def of(self, name: str) -> list[bytes]:
         return self.received.get(name, [])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -130,24 +130,48 @@ class TokenBucket:
 
 
 class Connection:
-    """One live link to the hub. `sink` is whatever the I/O shell needs to write to it."""
+    """One live link to the hub. `sink` is whatever the I/O shell needs to write to it.
 
-    __slots__ = ("id", "topic", "sink", "joined", "_items", "_bytes")
+    It carries its own send budget (items and bytes; a token bucket each, in debt when
+    over) inline rather than as two `TokenBucket`s: it is charged for every item sent.
+    """
+
+    __slots__ = ("id", "topic", "sink", "joined", "_items", "_bytes", "_stamp", "_limits")
 
     def __init__(self, conn_id: int, topic: str, sink: Any, limits: RealtimeLimits, now: float):
         self.id = conn_id
         self.topic = topic
         self.sink = sink
         self.joined = False
-        self._items = TokenBucket(limits.send_items_per_s, limits.send_items_burst, now)
-        self._bytes = TokenBucket(limits.send_bytes_per_s, limits.send_bytes_burst, now)
+        self._limits = limits
+        self._items = float(limits.send_items_burst)
+        self._bytes = float(limits.send_bytes_burst)
+        self._stamp = now
+
+    def charge(self, size: int, now: float) -> float:
+        """Spend one item of `size` bytes from the budget; return the seconds to wait
+        before the next item would be within it (0.0 when it already is)."""
+        limits = self._limits
+        elapsed = now - self._stamp
+        if elapsed > 0:
+            self._stamp = now
+            self._items = min(limits.send_items_burst,
+                              self._items + elapsed * limits.send_items_per_s)
+            self._bytes = min(limits.send_bytes_burst,
+                              self._bytes + elapsed * limits.send_bytes_per_s)
+        self._items -= 1
+        self._bytes -= size
+        if self._items >= 0 and self._bytes >= 0:
+            return 0.0
+        return max(-self._items / limits.send_items_per_s, -self._bytes / limits.send_bytes_per_s)
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.topic!r} joined={self.joined}>"
 
 
-Deliver = Callable[[Sequence[Connection], bytes], None]
-"""Writes one item to every given connection; supplied by the I/O shell."""
+Deliver = Callable[[Iterable[Connection], bytes, "Connection | None"], None]
+"""Writes one item to every given connection but the third argument (the sender, when it
+is one of them); supplied by the I/O shell, which encodes the item once for all."""
 
 
 class RealtimeHub:
@@ -216,7 +240,7 @@ class RealtimeHub:
                 f"realtime item of {size} bytes refused: the limit is "
                 f"{self.limits.max_payload_bytes} bytes"
             )
-        wait = max(conn._items.take(1, now), conn._bytes.take(size, now))
+        wait = conn.charge(size, now)
         self.broker.publish(conn.topic, Published(self.node_id, conn.id, payload))
         return wait
 
@@ -250,9 +274,8 @@ class RealtimeHub:
         members = self._joined.get(topic)
         if not members:
             return
-        if item.origin == self.node_id and item.sender in members:
-            receivers = [c for c in members.values() if c.id != item.sender]
-        else:
-            receivers = list(members.values())
-        if receivers:
-            self._deliver(receivers, item.payload)
+        sender = members.get(item.sender) if item.origin == self.node_id else None
+        if sender is not None and len(members) == 1:
+            return  # alone in the channel: nobody to deliver to
+        # A snapshot: delivering may cut a slow receiver off, which changes `members`.
+        self._deliver(tuple(members.values()), item.payload, sender)

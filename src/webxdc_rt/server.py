@@ -19,7 +19,7 @@ import json
 import time
 import logging
 import mimetypes
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
@@ -173,7 +173,7 @@ class Host:
         self.store = store or Store()
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._sockets: dict[web.WebSocketResponse, Page] = {}
         self._per_page: dict[str, int] = {}
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
@@ -292,7 +292,7 @@ class Host:
             self.feed.forget(feed_socket)
 
         sink.on_cut = cut
-        self._sockets.add(ws)
+        self._sockets[ws] = page
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
             await ws.send_str(wire.encode_hello(page.self_addr, page.member.name,
@@ -302,7 +302,7 @@ class Host:
             pass  # the link broke while we wrote to it: same as a close
         finally:
             cut()
-            self._sockets.discard(ws)
+            self._sockets.pop(ws, None)
             self._per_page[page.label] -= 1
             if not self._per_page[page.label]:
                 del self._per_page[page.label]
@@ -377,10 +377,20 @@ class Host:
             return exc.code, str(exc)
         return None
 
-    def _deliver(self, receivers: Sequence[Connection], payload: bytes) -> None:
+    def _deliver(self, members: Iterable[Connection], payload: bytes,
+                 sender: Connection | None) -> None:
         frame = encode_binary_frame(payload)  # encoded once for every receiver
-        for conn in receivers:
-            conn.sink.write(frame)
+        for conn in members:
+            if conn is not sender:
+                conn.sink.write(frame)
+
+    async def disconnect(self, label: str, reason: str = "disconnected by the host") -> int:
+        """Close every socket of one member's page (it may reconnect while its invite is
+        valid); return how many were closed."""
+        sockets = [ws for ws, page in self._sockets.items() if page.label == label]
+        for ws in sockets:
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=reason.encode())
+        return len(sockets)
 
     async def _close_sockets(self, app: web.Application) -> None:
         for ws in list(self._sockets):

@@ -20,9 +20,11 @@ COUNT_SOCKET_ITEMS = """
 (() => {
   const Native = window.WebSocket;
   window.__socketItems = 0;
+  window.__sockets = [];
   window.WebSocket = class extends Native {
     constructor(...args) {
       super(...args);
+      window.__sockets.push(this);
       this.addEventListener("message", (event) => {
         if (typeof event.data !== "string") window.__socketItems += 1;
       });

@@ -263,3 +263,21 @@ async def test_changing_the_array_after_send_changes_nothing_sent_r18(live_host,
     }""")
     await wait_for_items(bob, 2)
     assert await texts(bob) == ["as sent", "part"]
+
+
+async def test_after_a_lost_link_the_bridge_rejoins_and_sends_what_was_queued_r9_r17(
+        live_host, open_page):
+    alice, bob = await joined_pages(live_host, open_page, ["alice", "bob"])
+    topic = live_host.last_pages[0].app.topic
+    assert await live_host.host.disconnect(live_host.last_pages[0].label) == 1
+    await alice.wait_for_function("window.__sockets[0].readyState === WebSocket.CLOSED")
+    assert live_host.host.hub.joined_count(topic) == 1  # the lost link counted as leave
+    # The channel object stays usable: items sent while the link is down are queued.
+    await alice.evaluate("() => { for (const t of ['queued 1', 'queued 2']) "
+                         "ch.send(new TextEncoder().encode(t)); }")
+    await wait_for_items(bob, 2)
+    assert await texts(bob) == ["queued 1", "queued 2"]
+    assert await alice.evaluate("window.__sockets.length") == 2
+    await bob.evaluate(SEND, "welcome back")
+    await wait_for_items(alice, 1)
+    assert await texts(alice) == ["welcome back"]

@@ -220,3 +220,20 @@ async def test_pages_cannot_reach_the_internet_or_another_copy(live_host, open_p
     webrtc = await alice.evaluate("""() => [typeof RTCPeerConnection,
         typeof webkitRTCPeerConnection, typeof RTCDataChannel]""")
     assert webrtc == ["undefined"] * 3
+
+
+async def test_update_listener_resumes_after_a_lost_link_without_gaps_or_repeats(
+        live_host, open_page, probe_xdc):
+    urls = live_host.share(["alice", "bob"], app_folder=probe_xdc)
+    alice, bob = await open_page(urls["alice"]), await open_page(urls["bob"])
+    await bob.evaluate(LISTEN, 0)
+    await alice.evaluate("() => webxdc.sendUpdate({payload: 1}, '')")
+    await bob.wait_for_function("updates.length === 1")
+    await live_host.host.disconnect(live_host.last_pages[1].label)
+    await bob.wait_for_function("window.__sockets[0].readyState === WebSocket.CLOSED")
+    await alice.evaluate("() => { webxdc.sendUpdate({payload: 2}, ''); "
+                         "webxdc.sendUpdate({payload: 3}, ''); }")
+    await bob.wait_for_function("updates.length === 3", timeout=20_000)
+    await alice.evaluate("() => webxdc.sendUpdate({payload: 4}, '')")
+    await bob.wait_for_function("updates.length === 4")
+    assert [u["payload"] for u in await bob.evaluate("updates")] == [1, 2, 3, 4]

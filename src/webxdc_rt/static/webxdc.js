@@ -63,10 +63,22 @@
       return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
     }
 
-    sendControl(message) {
+    // Returns false, sending nothing, when the link is down and its queue is full; joins
+    // and leaves are always kept, since dropping them would leave the host out of step.
+    sendControl(message, droppable = false) {
       const text = JSON.stringify(message);
-      if (this.up) this.ws.send(text);
-      else this.pending.push(text);
+      if (this.up) {
+        this.ws.send(text);
+        return true;
+      }
+      if (droppable && (this.pendingItems >= CONFIG.maxPendingItems ||
+                        this.pendingBytes + text.length > CONFIG.maxPendingBytes)) {
+        return false;
+      }
+      this.pending.push(text);
+      this.pendingItems += 1;
+      this.pendingBytes += text.length;
+      return true;
     }
 
     // `bytes` must not be changed by anyone afterwards: the caller passes a copy.
@@ -106,7 +118,10 @@
       if (channel === null || channel.epoch !== ackedEpoch) return;
       channel.deliver(bytes);
     },
-    () => { ackedEpoch = -1; },
+    () => {
+      ackedEpoch = -1;
+      failRequestsOnLostLink();
+    },
     () => {
       // A new link starts with nothing joined and no listener: restore both unless the
       // requests are still queued.
@@ -176,7 +191,9 @@
       throw new RangeError(
         `update payload of ${size} bytes is over the limit of ${CONFIG.sendUpdateMaxSize} bytes`);
     }
-    link.sendControl({ type: "update-send", update });
+    if (!link.sendControl({ type: "update-send", update }, true)) {
+      throw new Error("update not sent: the link to the host is down and its queue is full");
+    }
   };
 
   // -- requests answered by the host: sendToChat -----------------------------------------
@@ -194,9 +211,23 @@
 
   const request = (message) => new Promise((resolve, reject) => {
     const id = ++requestCounter;
-    pendingReplies.set(id, { resolve, reject });
-    link.sendControl({ ...message, id });
+    const sentNow = link.up;
+    if (!link.sendControl({ ...message, id }, true)) {
+      reject(new Error("not sent: the link to the host is down and its queue is full"));
+      return;
+    }
+    pendingReplies.set(id, { resolve, reject, sentNow });
   });
+
+  // Requests written to a link that then broke may or may not have been carried out: the
+  // app is told, rather than left waiting. Queued ones go out on the next link.
+  function failRequestsOnLostLink() {
+    for (const [id, waiter] of pendingReplies) {
+      if (!waiter.sentNow) continue;
+      pendingReplies.delete(id);
+      waiter.reject(new Error("the link to the host was lost before it answered"));
+    }
+  }
 
   const bytesToBase64 = (bytes) => {
     let binary = "";
