@@ -12,9 +12,12 @@ peers; one sender, the others receiving; each host started fresh per case):
 - deliveries per second at saturation (the sender keeps a window of items in flight to the
   slowest receiver),
 - server CPU microseconds per delivery, from the server process's own utime+stime in /proc
-  over the measured interval (valid even though the load generator shares the cores),
-- p50 / p99 one-way latency at a steady rate well below saturation (a quarter of the
-  saturated rate, at most 500 items/s),
+  over the measured interval (valid even though the load generator shares the cores);
+  both are the median of three back-to-back windows of the saturation phase,
+- p50 / p99 one-way latency, and the server CPU per delivery again, at a steady rate well
+  below saturation: 500 items/s (100/s for 128,000 bytes), or a quarter of the host's
+  saturated rate if that is lower. This steady CPU figure compares hosts at the same load,
+  where the saturated one also reflects how well each batches under overload,
 - the server's peak resident memory (VmHWM).
 Then per host: the time from connect to the first delivery to a newly joined peer, and the
 resident memory with 1,000 and 10,000 idle joined peers.
@@ -51,7 +54,10 @@ APP_DIR = ROOT / "tests" / "apps" / "probe"
 SIZES = (100, 4_000, 128_000)
 PEER_COUNTS = (4, 16)
 IDLE_COUNTS = (1_000, 10_000)
-IDLE_MEMBERS = 200  # webxdc-rt: idle peers spread over this many members' pages
+IDLE_MEMBERS = 200
+STEADY_RATE = {100: 500, 4_000: 500, 128_000: 100}
+"""Items/s of the steady phase (latency, steady CPU): the same for every host that can
+carry a quarter more than that; a slower host gets a quarter of its saturated rate."""  # webxdc-rt: idle peers spread over this many members' pages
 
 
 # -- set-up ------------------------------------------------------------------------------
@@ -172,8 +178,9 @@ def run_case(host: str, size: int, peers: int, args: argparse.Namespace, work: P
         outcome = loadgen({
             "task": "case", "protocol": running.protocol, "endpoints": running.endpoints,
             "serverPid": running.process.pid, "size": size, "peers": peers,
-            "window": args.window, "durationS": args.duration, "latencyS": args.latency_duration,
-            "latencyLoad": 0.25, "latencyMaxRate": 500,
+            "window": args.window, "durationS": args.duration, "rounds": args.rounds,
+            "latencyS": args.latency_duration,
+            "latencyLoad": 0.25, "steadyRate": STEADY_RATE[size],
         }, work)
     finally:
         running.stop()
@@ -213,16 +220,23 @@ def print_tables(cases: list[dict], firsts: list[dict], idles: list[dict]) -> No
     bare = {(c["size"], c["peers"]): c for c in cases if c["host"] == "bare-relay"}
     print("CPU 'vs bare' is the ratio to bare-relay (aiohttp on asyncio's own loop); "
           "bare-uvloop is the same relay on uvloop, the loop webxdc-rt runs on.")
-    print(f"{'host':<11} {'size':>7} {'peers':>5} {'deliv/s':>10} {'cpu us/deliv':>12} "
-          f"{'vs bare':>7} {'p50 ms':>7} {'p99 ms':>7} {'at /s':>6} {'peak MB':>8}")
+    print(f"{'host':<11} {'size':>7} {'peers':>5} {'deliv/s':>10} {'cpu us':>9} "
+          f"{'vs bare':>7} {'steady us':>9} {'vs bare':>7} {'at /s':>6} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'peak MB':>8}")
+
+    def ratio(case: dict, key: str) -> float | None:
+        floor = bare.get((case["size"], case["peers"]))
+        if not floor or not case[key] or not floor[key]:
+            return None
+        return case[key] / floor[key]
+
     for c in cases:
-        floor = bare.get((c["size"], c["peers"]))
-        ratio = (c["cpu_us_per_delivery"] / floor["cpu_us_per_delivery"]
-                 if floor and c["cpu_us_per_delivery"] and floor["cpu_us_per_delivery"] else None)
         print(f"{c['host']:<11} {c['size']:>7} {c['peers']:>5} {fmt(c['deliveries_per_s'], 0):>10} "
-              f"{fmt(c['cpu_us_per_delivery']):>12} {fmt(ratio, 2):>7} {fmt(c['p50_ms'], 2):>7} "
-              f"{fmt(c['p99_ms'], 2):>7} {fmt(c['latency_rate_per_s'], 0):>6} "
-              f"{fmt(c['peak_rss_mb']):>8}")
+              f"{fmt(c['cpu_us_per_delivery']):>9} {fmt(ratio(c, 'cpu_us_per_delivery'), 2):>7} "
+              f"{fmt(c['steady_cpu_us_per_delivery']):>9} "
+              f"{fmt(ratio(c, 'steady_cpu_us_per_delivery'), 2):>7} "
+              f"{fmt(c['latency_rate_per_s'], 0):>6} {fmt(c['p50_ms'], 2):>8} "
+              f"{fmt(c['p99_ms'], 2):>8} {fmt(c['peak_rss_mb']):>8}")
     print()
     for f in firsts:
         print(f"{f['host']:<11} connect -> first delivery: p50 {fmt(f['first_delivery_p50_ms'], 2)} ms, "
@@ -238,7 +252,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print one JSON object per result")
     parser.add_argument("--hosts", default=",".join(HOSTS), help="comma-separated hosts to run")
     parser.add_argument("--quick", action="store_true", help="shorter phases, 4 peers, no 10,000 idle")
-    parser.add_argument("--duration", type=float, default=3.0, help="saturation phase, seconds")
+    parser.add_argument("--duration", type=float, default=4.5, help="saturation phase, seconds")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="windows the saturation phase is cut into; medians are reported")
     parser.add_argument("--latency-duration", type=float, default=3.0, help="latency phase, seconds")
     parser.add_argument("--window", type=int, default=32, help="items in flight when saturating")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),

@@ -11,7 +11,7 @@ import pytest
 from peers import Member, eventually, joined, next_control, raw_socket
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.realtime import RealtimeLimits
-from webxdc_rt.frames import encode_binary_frame, encode_text_frame
+from webxdc_rt.frames import binary_frame_parts, encode_binary_frame, encode_text_frame
 from webxdc_rt.server import HostSettings
 
 MiB = 1024 * 1024
@@ -345,3 +345,11 @@ def test_binary_frame_encoding_matches_rfc6455():
     assert encode_binary_frame(b"x" * 125)[:2] == b"\x82\x7d"
     assert encode_binary_frame(b"x" * 126)[:4] == b"\x82\x7e\x00\x7e"
     assert encode_binary_frame(b"x" * 65536)[:10] == b"\x82\x7f" + (65536).to_bytes(8, "big")
+
+
+def test_large_frames_are_written_as_header_and_payload():
+    small, large = bytes(8192), bytes(8193)
+    assert binary_frame_parts(small) == (encode_binary_frame(small),)
+    header, payload = binary_frame_parts(large)
+    assert payload is large and header + payload == encode_binary_frame(large)
+    assert encode_text_frame("é")[:2] == b"\x81\x02"

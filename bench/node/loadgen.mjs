@@ -147,25 +147,36 @@ async function runCase() {
   };
   pump();
   await sleep(300); // ramp up, not measured
-  const cpu0 = serverCpuSeconds(config.serverPid);
-  const deliveries0 = received.reduce((a, b) => a + b, 0);
-  const t0 = now();
-  await sleep(durationS * 1000);
-  const cpu1 = serverCpuSeconds(config.serverPid);
-  const deliveries1 = received.reduce((a, b) => a + b, 0);
-  const t1 = now();
+  // Several back-to-back windows; the median of each figure resists a noisy moment.
+  const windows = [];
+  for (let round = 0; round < config.rounds; round++) {
+    const cpu0 = serverCpuSeconds(config.serverPid);
+    const deliveries0 = received.reduce((a, b) => a + b, 0);
+    const t0 = now();
+    await sleep((durationS * 1000) / config.rounds);
+    const deliveries = received.reduce((a, b) => a + b, 0) - deliveries0;
+    const seconds = (now() - t0) / 1000;
+    const cpu = serverCpuSeconds(config.serverPid) - cpu0;
+    windows.push({ perS: deliveries / seconds, cpuUs: deliveries ? (cpu * 1e6) / deliveries : null,
+                   share: cpu / seconds });
+  }
+  const median = (key) => {
+    const values = windows.map((w) => w[key]).filter((v) => v !== null).sort((a, b) => a - b);
+    return values.length ? values[Math.floor(values.length / 2)] : null;
+  };
   running = false;
   pump = () => {};
-  const drainUntil = now() + 20000;
+  const drainUntil = now() + 120000;
   while (inFlight() > 0 && now() < drainUntil) await sleep(10);
 
-  const deliveries = deliveries1 - deliveries0;
-  const seconds = (t1 - t0) / 1000;
-  const itemsPerS = deliveries / receiverCount / seconds;
+  const deliveriesPerS = median("perS");
+  const itemsPerS = deliveriesPerS / receiverCount;
 
   // Latency at a steady rate well below saturation.
-  const rate = Math.max(0.1, Math.min(config.latencyMaxRate, itemsPerS * config.latencyLoad));
+  const rate = Math.max(0.1, Math.min(config.steadyRate, itemsPerS * config.latencyLoad));
   recordLatency = true;
+  const steadyCpu0 = serverCpuSeconds(config.serverPid);
+  const steadyDeliveries0 = received.reduce((a, b) => a + b, 0);
   // At least five samples, even for a host that saturates at a few items per second.
   const latencyEnd = now() + Math.min(30, Math.max(latencyS, 5 / rate)) * 1000;
   const interval = 1000 / rate;
@@ -176,21 +187,24 @@ async function runCase() {
     const wait = due - now();
     if (wait > 0) await sleep(wait);
   }
-  const settleUntil = now() + 10000;
+  const settleUntil = now() + 60000;
   while (inFlight() > 0 && now() < settleUntil) await sleep(10);
   recordLatency = false;
+  const steadyDeliveries = received.reduce((a, b) => a + b, 0) - steadyDeliveries0;
+  const steadyCpu = serverCpuSeconds(config.serverPid) - steadyCpu0;
   latencies.sort((a, b) => a - b);
   const quantile = (q) => latencies.length ? latencies[Math.min(latencies.length - 1,
     Math.floor(q * latencies.length))] : null;
   const memory = serverMemoryMb(config.serverPid);
   for (const peer of peers) peer.close();
   return {
-    deliveries_per_s: deliveries / seconds,
-    cpu_us_per_delivery: deliveries ? ((cpu1 - cpu0) * 1e6) / deliveries : null,
-    server_cpu_share: (cpu1 - cpu0) / seconds,
+    deliveries_per_s: deliveriesPerS,
+    cpu_us_per_delivery: median("cpuUs"),
+    server_cpu_share: median("share"),
     p50_ms: quantile(0.5),
     p99_ms: quantile(0.99),
     latency_rate_per_s: rate,
+    steady_cpu_us_per_delivery: steadyDeliveries ? (steadyCpu * 1e6) / steadyDeliveries : null,
     latency_samples: latencies.length,
     peak_rss_mb: memory.peak,
   };

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["encode_binary_frame", "encode_text_frame"]
+__all__ = ["encode_binary_frame", "encode_text_frame", "binary_frame_parts", "COPY_LIMIT"]
+
+COPY_LIMIT = 8192
+"""Payloads up to this size are copied behind their header (one buffer, one write);
+larger ones are written as header and payload, which uvloop sends with one writev and no
+copy."""
 
 _OPCODE_TEXT = 0x1
 _OPCODE_BINARY = 0x2
@@ -28,6 +33,14 @@ def _header(opcode: int, size: int) -> bytes:
 def encode_binary_frame(payload: bytes) -> bytes:
     """One binary frame carrying `payload`."""
     return _header(_OPCODE_BINARY, len(payload)) + payload
+
+
+def binary_frame_parts(payload: bytes) -> tuple[bytes, ...]:
+    """One binary frame as buffers to write in order (see `COPY_LIMIT`)."""
+    header = _header(_OPCODE_BINARY, len(payload))
+    if len(payload) <= COPY_LIMIT:
+        return (header + payload,)
+    return (header, payload)
 
 
 def encode_text_frame(text: str) -> bytes:

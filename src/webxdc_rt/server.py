@@ -29,7 +29,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from . import wire
 from .broker import Broker, InMemoryBroker
 from .chats import Page, Registry
-from .frames import encode_binary_frame
+from .frames import binary_frame_parts
 from .realtime import Connection, RealtimeError, RealtimeHub, RealtimeLimits
 from .store import Store
 from .update_feed import ChatLimits, FeedSocket, UpdateFeed
@@ -124,14 +124,16 @@ class _Outbound:
         self.on_cut: Callable[[], None] | None = None
         self.cut = False
 
-    def write(self, frame: bytes) -> None:
+    def write(self, parts: tuple[bytes, ...], size: int) -> None:
+        """Write one frame, given as buffers of `size` bytes in all, or cut the receiver
+        off if that would leave more than `limit` bytes unsent."""
         transport = self.transport
         if self.cut or transport.is_closing():
             return
-        if transport.get_write_buffer_size() + len(frame) > self.limit:
+        if transport.get_write_buffer_size() + size > self.limit:
             self.cut_off()
             return
-        transport.write(frame)
+        transport.writelines(parts)
 
     def cut_off(self) -> None:
         """Disconnect a receiver that does not keep up, with a reason it can read."""
@@ -379,10 +381,11 @@ class Host:
 
     def _deliver(self, members: Iterable[Connection], payload: bytes,
                  sender: Connection | None) -> None:
-        frame = encode_binary_frame(payload)  # encoded once for every receiver
+        parts = binary_frame_parts(payload)  # encoded once for every receiver
+        size = len(payload) + 10
         for conn in members:
             if conn is not sender:
-                conn.sink.write(frame)
+                conn.sink.write(parts, size)
 
     async def disconnect(self, label: str, reason: str = "disconnected by the host") -> int:
         """Close every socket of one member's page (it may reconnect while its invite is

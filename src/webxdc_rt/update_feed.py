@@ -44,7 +44,7 @@ class ChatLimits:
 class FrameSink(Protocol):
     """Writes a pre-encoded frame to one socket, bounded (see server._Outbound)."""
 
-    def write(self, frame: bytes) -> None: ...
+    def write(self, parts: tuple[bytes, ...], size: int) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -101,8 +101,8 @@ class UpdateFeed:
         serial = self.store.append_update(app_id, sock.page.member.id, update)
         update_json = delivered_json(update, serial, serial)
         for listener in tuple(self._listeners.get(app_id, ())):
-            listener.sink.write(encode_text_frame(wire.encode_update(listener.listen,
-                                                                     update_json)))
+            frame = encode_text_frame(wire.encode_update(listener.listen, update_json))
+            listener.sink.write((frame,), len(frame))
         return None
 
     async def listen(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
