@@ -54,10 +54,10 @@ APP_DIR = ROOT / "tests" / "apps" / "probe"
 SIZES = (100, 4_000, 128_000)
 PEER_COUNTS = (4, 16)
 IDLE_COUNTS = (1_000, 10_000)
-IDLE_MEMBERS = 200
+IDLE_MEMBERS = 200  # webxdc-rt: idle peers spread over this many members' pages
 STEADY_RATE = {100: 500, 4_000: 500, 128_000: 100}
 """Items/s of the steady phase (latency, steady CPU): the same for every host that can
-carry a quarter more than that; a slower host gets a quarter of its saturated rate."""  # webxdc-rt: idle peers spread over this many members' pages
+carry a quarter more than that; a slower host gets a quarter of its saturated rate."""
 
 
 # -- set-up ------------------------------------------------------------------------------
@@ -69,7 +69,8 @@ def ensure_environment() -> None:
                        check=True)
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])
     stamp = NODE_DIR / "node_modules" / ".package-lock.json"
-    if not stamp.exists() or (NODE_DIR / "package-lock.json").stat().st_mtime > stamp.stat().st_mtime:
+    lock = NODE_DIR / "package-lock.json"
+    if not stamp.exists() or lock.stat().st_mtime > stamp.stat().st_mtime:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                        cwd=NODE_DIR, check=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -239,7 +240,8 @@ def print_tables(cases: list[dict], firsts: list[dict], idles: list[dict]) -> No
               f"{fmt(c['p99_ms'], 2):>8} {fmt(c['peak_rss_mb']):>8}")
     print()
     for f in firsts:
-        print(f"{f['host']:<11} connect -> first delivery: p50 {fmt(f['first_delivery_p50_ms'], 2)} ms, "
+        print(f"{f['host']:<11} connect -> first delivery: "
+              f"p50 {fmt(f['first_delivery_p50_ms'], 2)} ms, "
               f"max {fmt(f['first_delivery_max_ms'], 2)} ms")
     print()
     for i in idles:
@@ -251,11 +253,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="also print one JSON object per result")
     parser.add_argument("--hosts", default=",".join(HOSTS), help="comma-separated hosts to run")
-    parser.add_argument("--quick", action="store_true", help="shorter phases, 4 peers, no 10,000 idle")
+    parser.add_argument("--quick", action="store_true",
+                        help="shorter phases, 4 peers, no 10,000 idle")
     parser.add_argument("--duration", type=float, default=4.5, help="saturation phase, seconds")
     parser.add_argument("--rounds", type=int, default=3,
                         help="windows the saturation phase is cut into; medians are reported")
-    parser.add_argument("--latency-duration", type=float, default=3.0, help="latency phase, seconds")
+    parser.add_argument("--latency-duration", type=float, default=3.0,
+                        help="steady (latency) phase, seconds")
     parser.add_argument("--window", type=int, default=32, help="items in flight when saturating")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
                         help="comma-separated payload sizes in bytes")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from peers import eventually
 from webxdc_rt.chats import Page
 from webxdc_rt.server import Host, HostSettings
 from webxdc_rt.store import Store
@@ -40,6 +41,11 @@ class LiveHost:
         self.last_chat = chat
         self.last_pages = pages
         return {page.member.name: self.url(page) for page in pages}
+
+    async def until_joined(self, count: int, topic: str | None = None) -> None:
+        """Wait until `count` connections are joined to `topic` (the last shared copy's)."""
+        topic = topic or self.last_pages[0].app.topic
+        await eventually(lambda: self.host.hub.joined_count(topic) == count)
 
     def url(self, page: Page) -> str:
         return self.host.invite_url(page, self.port)

@@ -352,7 +352,8 @@ def _socket_target(url: str) -> tuple[str, str, str]:
     hostname = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     # `*.localhost` always means this machine (RFC 6761), whatever the resolver says.
-    dial_host = "127.0.0.1" if hostname == "localhost" or hostname.endswith(".localhost") else hostname
+    is_loopback_name = hostname == "localhost" or hostname.endswith(".localhost")
+    dial_host = "127.0.0.1" if is_loopback_name else hostname
     ws_scheme = "wss" if parts.scheme == "https" else "ws"
     return f"{ws_scheme}://{dial_host}:{port}{SOCKET_PATH}", parts.netloc, token
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from peers import eventually
+
 
 JOIN = """() => {
   window.rx = [];
@@ -40,7 +40,7 @@ async def joined_pages(live_host, open_page, names: list[str]):
     for page in pages:
         await page.evaluate(JOIN)
     topic = live_host.last_pages[0].app.topic
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == len(pages))
+    await live_host.until_joined(len(pages), topic)
     return pages
 
 
@@ -67,7 +67,7 @@ async def test_feature_check_join_shape_double_join_and_rejoin_r1_r2_r3_r4(live_
         ch.setListener(record); return ch !== old; }""")
     assert is_new
     topic = live_host.last_pages[0].app.topic
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == 2)
+    await live_host.until_joined(2, topic)
     await bob.evaluate(SEND, "to the new channel")
     await wait_for_items(alice, 1)
     assert await texts(alice) == ["to the new channel"]
@@ -92,7 +92,7 @@ async def test_items_before_any_listener_are_dropped_r6(live_host, open_page):
     await alice.evaluate(JOIN)
     await bob.evaluate("() => { window.rx = []; window.ch = window.webxdc.joinRealtimeChannel(); }")
     topic = live_host.last_pages[0].app.topic
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == 2)
+    await live_host.until_joined(2, topic)
     await alice.evaluate(SEND, "nobody listens")
     await bob.wait_for_function("window.__socketItems === 1")  # arrived, with no listener
     await bob.evaluate("() => ch.setListener(d => rx.push({text: new TextDecoder().decode(d)}))")
@@ -133,7 +133,7 @@ async def test_send_right_after_join_before_the_link_is_up_r9_r18(live_host, ope
     for page in (alice, bob):
         await page.evaluate(JOIN)
     topic = live_host.last_pages[0].app.topic
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == 2)
+    await live_host.until_joined(2, topic)
     carol = await open_page(urls["carol"], path="/?early")
     for page in (alice, bob):
         await wait_for_items(page, 1)
@@ -147,7 +147,7 @@ async def test_no_echo_and_other_pages_of_the_same_member_receive_r10_r11(live_h
     for page in pages:
         await page.evaluate(JOIN)
     topic = live_host.last_pages[0].app.topic
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == 4)
+    await live_host.until_joined(4, topic)
     alice, alice_tab2, bob, carol = pages
     await alice.evaluate(SEND, "from alice")
     for page in (alice_tab2, bob, carol):
@@ -175,7 +175,7 @@ async def test_late_joiner_and_isolation_between_copies_and_chats_r12_r13(live_h
         first_topic.split("/")[2]])[1])
     late_bob = await open_page(bob_url)
     await late_bob.evaluate(JOIN)
-    await eventually(lambda: live_host.host.hub.joined_count(first_topic) == 3)
+    await live_host.until_joined(3, first_topic)
     await alice.evaluate(SEND, "after")
     await wait_for_items(late_bob, 1)
     assert await texts(late_bob) == ["after"]
@@ -215,13 +215,13 @@ async def test_leave_tells_the_host_and_silences_the_channel_r15(live_host, open
     alice, bob = await joined_pages(live_host, open_page, ["alice", "bob"])
     topic = live_host.last_pages[0].app.topic
     await bob.evaluate("() => { window.old = ch; ch.leave(); }")
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == 1)
+    await live_host.until_joined(1, topic)
     thrown = await error_of(bob, "old.send(new Uint8Array(1))")
     assert thrown[0] == "Error"
     await bob.evaluate("() => old.setListener(record)")  # still never called
     await alice.evaluate(SEND, "nobody there")
     await bob.evaluate("() => { window.ch = window.webxdc.joinRealtimeChannel(); }")
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == 2)
+    await live_host.until_joined(2, topic)
     await bob.evaluate("() => ch.setListener(d => rx.push({text: 'new:' + new TextDecoder().decode(d)}))")
     await alice.evaluate(SEND, "hello again")
     await wait_for_items(bob, 1)
@@ -245,7 +245,7 @@ async def test_a_closed_page_counts_as_leave_r17(live_host, open_page):
     alice, bob, carol = await joined_pages(live_host, open_page, ["alice", "bob", "carol"])
     topic = live_host.last_pages[0].app.topic
     await bob.close()
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == 2)
+    await live_host.until_joined(2, topic)
     await alice.evaluate(SEND, "still here")
     await wait_for_items(carol, 1)
     assert await texts(carol) == ["still here"]
