@@ -132,15 +132,17 @@ def apply_limits(settings: HostSettings, assignments: list[str]) -> HostSettings
 
 def _with_field(settings: HostSettings, name: str, text: str) -> HostSettings:
     for group in ("realtime", "updates", "chat", None):
-        holder = settings if group is None else getattr(settings, group)
+        holder: Any = settings if group is None else getattr(settings, group)
         fields = {f.name: f for f in dataclasses.fields(holder)}
         if name not in fields or dataclasses.is_dataclass(getattr(holder, name)):
             continue
         current = getattr(holder, name)
         try:
             value = type(current)(float(text)) if isinstance(current, (int, float)) else text
-            changed = dataclasses.replace(holder, **{name: value})
-            return changed if group is None else dataclasses.replace(settings, **{group: changed})
+            changed: Any = dataclasses.replace(holder, **{name: value})
+            if group is None:
+                return changed
+            return dataclasses.replace(settings, **{group: changed})
         except ValueError as exc:
             raise UsageError(f"--limit {name}: {exc}") from None
     raise UsageError(f"--limit: no setting named {name!r}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +27,8 @@ from .store import Store
 from .updates import UpdateError, UpdateLimits, delivered_json, validate_update
 
 __all__ = ["ChatLimits", "UpdateFeed", "FeedSocket"]
+
+log = logging.getLogger(__name__)
 
 BACKLOG_CHUNK = 200  # updates per backlog query; the socket is drained between chunks
 
@@ -98,7 +102,11 @@ class UpdateFeed:
                     f"{self.limits.interval_ms} ms (after a burst of {self.limits.burst}): "
                     "this one was refused")
         app_id = sock.page.app.id
-        serial = self.store.append_update(app_id, sock.page.member.id, update)
+        try:
+            serial = self.store.append_update(app_id, sock.page.member.id, update)
+        except sqlite3.Error as exc:
+            log.error("storing an update failed: %s", exc)
+            return "storage-failed", "the host could not store this update; it was not sent"
         update_json = delivered_json(update, serial, serial)
         for listener in tuple(self._listeners.get(app_id, ())):
             frame = encode_text_frame(wire.encode_update(listener.listen, update_json))
@@ -144,8 +152,12 @@ class UpdateFeed:
                 return ("message-too-large", f"file of {len(data)} bytes is over the limit "
                         f"of {limits.max_file_bytes} bytes")
         page = sock.page
-        self.store.add_chat_message(page.app.chat_id, page.app.id, page.member.name,
-                                    request.text, request.file_name, data)
+        try:
+            self.store.add_chat_message(page.app.chat_id, page.app.id, page.member.name,
+                                        request.text, request.file_name, data)
+        except sqlite3.Error as exc:
+            log.error("storing a chat message failed: %s", exc)
+            return "storage-failed", "the host could not record this message"
         return None
 
     def chat_messages(self, sock: FeedSocket) -> list[dict[str, Any]]:
