@@ -121,3 +121,23 @@ async def test_updates_between_python_peers_with_backlog_and_rate_limit(hosts):
     assert await bob.chat_messages() == []
     await alice.close()
     await bob.close()
+
+
+async def test_items_in_flight_across_leave_and_rejoin_are_not_delivered_r12(live_host):
+    urls = live_host.share(["alice", "bob", "carol"])
+    alice, bob, carol = [await joined(urls[name]) for name in ("alice", "bob", "carol")]
+    transport = bob.peer._ws._response.connection.transport
+    transport.pause_reading()  # bob has not read "in flight" when it leaves and rejoins
+    alice.channel.send(b"in flight")
+    await carol.got(b"in flight")  # so the host has written it to bob as well
+    bob.channel.leave()
+    fresh = bob.peer.join_realtime_channel()
+    after_rejoin: list[bytes] = []
+    fresh.set_listener(after_rejoin.append)
+    transport.resume_reading()
+    await eventually(lambda: bob.peer._acked_epoch == fresh.epoch)
+    alice.channel.send(b"after")
+    await eventually(lambda: after_rejoin == [b"after"])
+    assert bob.inbox == []
+    for member in (alice, bob, carol):
+        await member.peer.close()
