@@ -281,3 +281,25 @@ async def test_after_a_lost_link_the_bridge_rejoins_and_sends_what_was_queued_r9
     await bob.evaluate(SEND, "welcome back")
     await wait_for_items(alice, 1)
     assert await texts(alice) == ["welcome back"]
+
+
+async def test_items_in_flight_across_leave_and_rejoin_are_dropped_r12(live_host, open_page):
+    alice, bob = await joined_pages(live_host, open_page, ["alice", "bob"])
+    # Bob's page is busy for 300 ms, then leaves and joins again in the same task: the item
+    # Alice sends meanwhile reaches the page during the busy spell, but is handed to the
+    # page only after the rejoin, and must not count as sent on the new channel.
+    await bob.evaluate("""() => { setTimeout(() => {
+        const start = Date.now();
+        while (Date.now() - start < 300) {}
+        ch.leave();
+        window.ch = window.webxdc.joinRealtimeChannel();
+        window.fresh = [];
+        ch.setListener((d) => fresh.push(new TextDecoder().decode(d)));
+    }, 0); }""")
+    await alice.evaluate(SEND, "in flight")
+    await bob.wait_for_function("window.fresh !== undefined && window.__socketItems === 1")
+    await live_host.until_joined(2)
+    await alice.evaluate(SEND, "after")
+    await bob.wait_for_function("fresh.length === 1")
+    assert await bob.evaluate("fresh") == ["after"]
+    assert await texts(bob) == []
