@@ -45,11 +45,12 @@ async def joined(url: str) -> Member:
 
 
 async def raw_socket(port: int, page: Page, token: str | None = None,
+                     headers_extra: dict[str, str] | None = None,
                      **kwargs) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
     """A WebSocket to the host that ignores the bridge: it sends whatever the test wants."""
     session = aiohttp.ClientSession()
     headers = {"Host": f"{page.label}.localhost:{port}",
-               "Authorization": f"Bearer {token or page.token}"}
+               "Authorization": f"Bearer {token or page.token}", **(headers_extra or {})}
     try:
         ws = await session.ws_connect(f"ws://127.0.0.1:{port}/.webxdc-rt/socket",
                                       headers=headers, **kwargs)

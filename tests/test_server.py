@@ -353,3 +353,16 @@ def test_large_frames_are_written_as_header_and_payload():
     header, payload = binary_frame_parts(large)
     assert payload is large and header + payload == encode_binary_frame(large)
     assert encode_text_frame("é")[:2] == b"\x81\x02"
+
+
+async def test_a_socket_from_another_origin_is_refused_r13_r14(live_host):
+    live_host.share(["alice"])
+    page = live_host.last_pages[0]
+    own = f"http://{page.label}.localhost:{live_host.port}"
+    session, ws = await raw_socket(live_host.port, page, headers_extra={"Origin": own})
+    await session.close()
+    for origin in (f"http://other.localhost:{live_host.port}", "http://example.com",
+                   f"http://{page.label}.localhost:1"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await raw_socket(live_host.port, page, headers_extra={"Origin": origin})
+        assert refused.value.status == 403, origin

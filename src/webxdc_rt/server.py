@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -208,14 +209,15 @@ class Host:
     @web.middleware
     async def _page_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         page = self._page_for_host(request.host)
+        response: web.StreamResponse
         if page is None:
-            return _text(404, "No webxdc app is served at this address; open an invite link.")
-        request[PAGE_KEY] = page
-        if not request.path.startswith(HOST_PREFIX + "/invite/") and not _authorized(
-            request, page
-        ):
-            return _text(403, "This page needs its invite link: open the link you were given.")
-        response: web.StreamResponse = await handler(request)
+            response = _text(404, "No webxdc app is served at this address; open an invite link.")
+        elif not request.path.startswith(HOST_PREFIX + "/invite/") and not _authorized(
+                request, page):
+            response = _text(403, "This page needs its invite link: open the link you were given.")
+        else:
+            request[PAGE_KEY] = page
+            response = await handler(request)
         if not response.prepared:
             _add_security_headers(response)
         return response
@@ -275,6 +277,10 @@ class Host:
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         page = request[PAGE_KEY]
+        if not _same_origin(request):
+            # Another page (another app copy, on a sibling origin of the same site) must not
+            # ride on this page's cookie into its channel; browsers always send Origin.
+            return _text(403, "WebSocket from another origin refused.")
         refusal = self._connection_refusal(page)
         if refusal:
             return _text(503, refusal)
@@ -406,6 +412,14 @@ def _authorized(request: web.Request, page: Page) -> bool:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         token = value if scheme.lower() == "bearer" else None
     return token is not None and page.token_matches(token)
+
+
+def _same_origin(request: web.Request) -> bool:
+    """True when the request has no Origin (not a browser) or comes from its own origin."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == request.host.lower()
 
 
 def _add_security_headers(response: web.StreamResponse) -> None:
