@@ -303,3 +303,23 @@ async def test_items_in_flight_across_leave_and_rejoin_are_dropped_r12(live_host
     await bob.wait_for_function("fresh.length === 1")
     assert await bob.evaluate("fresh") == ["after"]
     assert await texts(bob) == []
+
+
+async def test_the_queue_while_the_link_is_down_is_bounded_r9(hosts, open_page):
+    from webxdc_rt.server import HostSettings
+
+    live_host = await hosts(HostSettings(bridge_max_pending_items=3))
+    alice, bob = await joined_pages(live_host, open_page, ["alice", "bob"])
+    warnings: list[str] = []
+    alice.on("console", lambda message: warnings.append(message.text))
+    await live_host.host.disconnect(live_host.last_pages[0].label)
+    await alice.wait_for_function("window.__sockets[0].readyState === WebSocket.CLOSED")
+    await alice.evaluate("() => { for (let i = 1; i <= 5; i++) "
+                         "ch.send(new TextEncoder().encode('queued ' + i)); }")
+    await wait_for_items(bob, 3)
+    await bob.evaluate(SEND, "marker")  # alice is back: anything else queued came first
+    await wait_for_items(alice, 1)
+    await alice.evaluate(SEND, "after")
+    await wait_for_items(bob, 4)
+    assert await texts(bob) == ["queued 1", "queued 2", "queued 3", "after"]
+    assert sum("queue for the host link is full" in text for text in warnings) == 2
