@@ -12,7 +12,6 @@ from webxdc_rt.realtime import (
     PayloadTooLarge,
     RealtimeHub,
     RealtimeLimits,
-    TokenBucket,
 )
 
 TOPIC = "rt/chat-a/app-1"
@@ -215,14 +214,6 @@ def test_byte_rate_is_enforced_by_a_wait():
     assert hub.send(alice, bytes(128_000), now=0.0) == 0.0
     assert hub.send(alice, bytes(128_000), now=0.0) == 0.0
     assert hub.send(alice, bytes(128_000), now=0.0) == pytest.approx(0.5)
-
-
-def test_token_bucket_refills_up_to_its_burst():
-    bucket = TokenBucket(rate=100, burst=10, now=0.0)
-    assert bucket.take(10, now=0.0) == 0.0
-    assert bucket.take(1, now=0.0) == pytest.approx(0.01)
-    assert bucket.take(10, now=100.0) == 0.0   # long idle refills to burst only
-    assert bucket.take(1, now=100.0) > 0
 
 
 @pytest.mark.parametrize("field, value", [

@@ -29,7 +29,6 @@ __all__ = [
     "AlreadyJoined",
     "NotJoined",
     "PayloadTooLarge",
-    "TokenBucket",
     "Connection",
     "Deliver",
     "RealtimeHub",
@@ -96,44 +95,11 @@ class PayloadTooLarge(RealtimeError):
     code = "payload-too-large"
 
 
-class TokenBucket:
-    """A rate limit that may go into debt: `take` always succeeds and tells how long the
-    taker must now wait before its next take would be within the budget."""
-
-    __slots__ = ("rate", "burst", "_tokens", "_stamp")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._stamp = now
-
-    def take(self, amount: float, now: float) -> float:
-        """Spend `amount` at time `now`; return the seconds until the balance is >= 0."""
-        self._refill(now)
-        self._tokens -= amount
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def try_take(self, amount: float, now: float) -> bool:
-        """Spend `amount` only if the balance covers it; tell whether it did."""
-        self._refill(now)
-        if self._tokens < amount:
-            return False
-        self._tokens -= amount
-        return True
-
-    def _refill(self, now: float) -> None:
-        elapsed = now - self._stamp
-        if elapsed > 0:
-            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-            self._stamp = now
-
-
 class Connection:
     """One live link to the hub. `sink` is whatever the I/O shell needs to write to it.
 
-    It carries its own send budget (items and bytes; a token bucket each, in debt when
-    over) inline rather than as two `TokenBucket`s: it is charged for every item sent.
+    It carries its own send budget inline (items and bytes; a token bucket each, allowed
+    into debt, which the caller repays by waiting): it is charged for every item sent.
     """
 
     __slots__ = ("id", "topic", "sink", "joined", "_items", "_bytes", "_stamp", "_limits")

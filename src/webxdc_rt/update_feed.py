@@ -22,9 +22,8 @@ from aiohttp import web
 from . import wire
 from .chats import Page
 from .frames import encode_text_frame
-from .realtime import TokenBucket
 from .store import Store
-from .updates import UpdateError, UpdateLimits, delivered_json, validate_update
+from .updates import TokenBucket, UpdateError, UpdateLimits, delivered_json, validate_update
 
 __all__ = ["ChatLimits", "UpdateFeed", "FeedSocket"]
 
