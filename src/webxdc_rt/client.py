@@ -197,12 +197,17 @@ class Peer:
         return future.result()
 
     async def drain(self) -> None:
-        """Wait until every queued frame was handed to the connection."""
-        while not self._drained.is_set():
-            if self.closed:
-                raise ConnectionError("the link to the host is closed")
-            await asyncio.wait({asyncio.ensure_future(self._drained.wait()), self._writer},
-                               return_when=asyncio.FIRST_COMPLETED)
+        """Wait until every queued frame was handed to the connection; ConnectionError if
+        the link ends first."""
+        if self._drained.is_set():
+            return
+        drained = asyncio.ensure_future(self._drained.wait())
+        try:
+            await asyncio.wait({drained, self._writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+        if not self._drained.is_set():
+            raise ConnectionError("the link to the host closed before everything was sent")
 
     async def close(self) -> None:
         """Leave, close the link and release its resources."""
