@@ -8,7 +8,9 @@ It installs what it needs on first run (the project's .venv, and `ws` plus webxd
 the npm registry into bench/node), re-running itself inside the virtual environment.
 
 For each host and case (payloads of 100, 4,000 and 128,000 bytes; channels of 4 and 16
-peers; one sender, the others receiving; each host started fresh per case):
+peers; one sender, the others receiving; each host started fresh per run, three runs taking
+turns between hosts, medians reported; webxdc-dev runs once); server and load generator
+pinned to separate cores:
 - deliveries per second at saturation (the sender keeps a window of items in flight to the
   slowest receiver),
 - server CPU microseconds per delivery, from the server process's own utime+stime in /proc
@@ -50,6 +52,10 @@ BENCH = ROOT / "bench"
 NODE_DIR = BENCH / "node"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 APP_DIR = ROOT / "tests" / "apps" / "probe"
+
+SERVER_CPU, LOADGEN_CPU = "0", "1"
+"""Server and load generator are pinned to separate cores (where there are two), so that
+neither steals the other's time slices in the middle of a measurement."""
 
 SIZES = (100, 4_000, 128_000)
 PEER_COUNTS = (4, 16)
@@ -98,14 +104,22 @@ class Running:
                 self.process.wait()
 
 
+def pinned(command: list[str], cpu: str) -> list[str]:
+    """`command`, run on the given core when `taskset` exists and there are two cores."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", cpu, *command]
+    return command
+
+
 def start_webxdc_rt(peer_count: int, work: Path) -> Running:
     members = ",".join(f"p{i}" for i in range(peer_count))
     data_dir = Path(tempfile.mkdtemp(dir=work))
-    process = subprocess.Popen(
+    process = subprocess.Popen(pinned(
         [str(VENV_PYTHON), "-m", "webxdc_rt", "serve", str(APP_DIR), "--members", members,
          "--port", "0", "--json", "--data-dir", str(data_dir),
          "--limit", "send_items_per_s=1000000000", "--limit", "send_items_burst=1000000000",
          "--limit", "send_bytes_per_s=1e15", "--limit", "send_bytes_burst=1000000000000000"],
+        SERVER_CPU),
         stdout=subprocess.PIPE, stderr=open(work / "webxdc-rt.log", "ab"), text=True)
     endpoints = []
     for _ in range(peer_count):
@@ -118,8 +132,8 @@ def start_webxdc_rt(peer_count: int, work: Path) -> Running:
 
 
 def start_bare_relay(peer_count: int, work: Path, loop: str = "asyncio") -> Running:
-    process = subprocess.Popen([str(VENV_PYTHON), str(BENCH / "bare_relay.py"), "0",
-                                "--loop", loop],
+    process = subprocess.Popen(pinned([str(VENV_PYTHON), str(BENCH / "bare_relay.py"), "0",
+                                       "--loop", loop], SERVER_CPU),
                                stdout=subprocess.PIPE, stderr=open(work / "bare.log", "ab"),
                                text=True)
     port = int(process.stdout.readline().split()[1])
@@ -129,7 +143,8 @@ def start_bare_relay(peer_count: int, work: Path, loop: str = "asyncio") -> Runn
 def start_webxdc_dev(peer_count: int, work: Path) -> Running:
     base_port = free_port()
     cli = NODE_DIR / "node_modules" / "@webxdc" / "webxdc-dev" / "dist" / "backend" / "cli.js"
-    process = subprocess.Popen(["node", str(cli), "run", str(APP_DIR), "--port", str(base_port)],
+    process = subprocess.Popen(pinned(["node", str(cli), "run", str(APP_DIR),
+                                       "--port", str(base_port)], SERVER_CPU),
                                stdout=subprocess.PIPE, stderr=open(work / "dev.log", "ab"),
                                text=True, cwd=work)
     while "Started webxdc-dev frontend" not in (line := process.stdout.readline()):
@@ -166,7 +181,8 @@ def free_port() -> int:
 def loadgen(task: dict, work: Path, timeout: float = 300) -> dict:
     config = work / "loadgen.json"
     config.write_text(json.dumps(task))
-    result = subprocess.run(["node", str(NODE_DIR / "loadgen.mjs"), str(config)],
+    result = subprocess.run(pinned(["node", str(NODE_DIR / "loadgen.mjs"), str(config)],
+                                   LOADGEN_CPU),
                             capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"load generator failed: {result.stderr[-2000:]}")
@@ -212,6 +228,17 @@ def run_idle(host: str, count: int, work: Path) -> dict:
 
 
 # -- reporting ---------------------------------------------------------------------------
+
+def median_record(records: list[dict]) -> dict:
+    """One record whose every figure is the median of that figure over `records`."""
+    merged = dict(records[0])
+    for key, value in records[0].items():
+        if isinstance(value, (int, float)) and key not in ("size", "peers"):
+            values = sorted(r[key] for r in records if r[key] is not None)
+            merged[key] = values[len(values) // 2] if values else None
+    merged["runs"] = len(records)
+    return merged
+
 
 def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
@@ -261,6 +288,8 @@ def main() -> None:
     parser.add_argument("--latency-duration", type=float, default=3.0,
                         help="steady (latency) phase, seconds")
     parser.add_argument("--window", type=int, default=32, help="items in flight when saturating")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each case per host (webxdc-dev: one); medians reported")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
                         help="comma-separated payload sizes in bytes")
     parser.add_argument("--peers", default=",".join(map(str, PEER_COUNTS)),
@@ -277,15 +306,22 @@ def main() -> None:
     peer_counts = (4,) if args.quick else [int(x) for x in args.peers.split(",")]
     idle_counts = IDLE_COUNTS[:1] if args.quick else IDLE_COUNTS
     if args.quick:
-        args.duration, args.latency_duration = 1.5, 1.5
+        args.duration, args.latency_duration, args.repeat = 1.5, 1.5, 1
     work = Path(tempfile.mkdtemp(prefix="webxdc-rt-bench-"))
     cases, firsts, idles = [], [], []
     try:
         for size in sizes:
             for peers in peer_counts:
-                for host in hosts:
-                    cases.append(run_case(host, size, peers, args, work))
-                    print(f"# {host} size={size} peers={peers}: done", file=sys.stderr, flush=True)
+                runs: dict[str, list[dict]] = {host: [] for host in hosts}
+                for repetition in range(args.repeat):
+                    # Hosts take turns, so that drift on the machine spreads over all of them.
+                    for host in hosts:
+                        if host == "webxdc-dev" and repetition:
+                            continue  # 50 to 500 times the others: one run says enough
+                        runs[host].append(run_case(host, size, peers, args, work))
+                        print(f"# {host} size={size} peers={peers} run {repetition + 1}: done",
+                              file=sys.stderr, flush=True)
+                cases.extend(median_record(runs[host]) for host in hosts)
         for host in [] if args.no_idle else hosts:
             firsts.append(run_first_delivery(host, work))
             for count in idle_counts:
