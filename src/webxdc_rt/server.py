@@ -19,7 +19,7 @@ import json
 import time
 import logging
 import mimetypes
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
@@ -31,6 +31,7 @@ from . import wire
 from .broker import Broker, InMemoryBroker
 from .chats import Page, Registry
 from .frames import binary_frame_parts
+from .outbound import Outbound, WriteBatcher
 from .realtime import Connection, RealtimeError, RealtimeHub, RealtimeLimits
 from .store import Store
 from .update_feed import ChatLimits, FeedSocket, UpdateFeed
@@ -106,55 +107,6 @@ class HostSettings:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
 
 
-class _Outbound:
-    """Where the hub's deliveries to one connection go: its transport, bounded.
-
-    A receiver with more than `limit` bytes unsent is cut off: it leaves the channel at
-    once, is sent a close frame saying why, and is dropped if it has not gone within
-    `close_grace_s`, so a stalled reader holds at most `limit` bytes for a short while.
-    """
-
-    __slots__ = ("ws", "transport", "limit", "close_grace_s", "on_cut", "cut")
-
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int,
-                 close_grace_s: float) -> None:
-        self.ws = ws
-        self.transport = transport
-        self.limit = limit
-        self.close_grace_s = close_grace_s
-        self.on_cut: Callable[[], None] | None = None
-        self.cut = False
-
-    def write(self, parts: tuple[bytes, ...], size: int) -> None:
-        """Write one frame, given as buffers of `size` bytes in all, or cut the receiver
-        off if that would leave more than `limit` bytes unsent."""
-        transport = self.transport
-        if self.cut or transport.is_closing():
-            return
-        if transport.get_write_buffer_size() + size > self.limit:
-            self.cut_off()
-            return
-        transport.writelines(parts)
-
-    def cut_off(self) -> None:
-        """Disconnect a receiver that does not keep up, with a reason it can read."""
-        self.cut = True
-        if self.on_cut is not None:
-            self.on_cut()
-        asyncio.ensure_future(self._close())
-
-    async def _close(self) -> None:
-        reason = f"too slow: over {self.limit} bytes waiting to be sent".encode()
-        try:
-            await asyncio.wait_for(
-                self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason),
-                self.close_grace_s)
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            self.transport.abort()
-
-
 PAGE_KEY = web.RequestKey("page", Page)
 
 
@@ -177,6 +129,7 @@ class Host:
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[web.WebSocketResponse, Page] = {}
+        self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
@@ -291,9 +244,12 @@ class Host:
         transport = request.transport
         assert transport is not None  # set while the request is being handled
         loop = asyncio.get_running_loop()
-        sink = _Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s)
+        if self._batcher is None:
+            self._batcher = WriteBatcher(loop)
+        sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
+                        self._batcher)
         conn = self.hub.open(page.app.topic, sink, loop.time())
-        feed_socket = self.feed.new_socket(page, ws, sink)
+        feed_socket = self.feed.new_socket(page, sink)
 
         def cut() -> None:
             self.hub.close(conn)
@@ -303,9 +259,9 @@ class Host:
         self._sockets[ws] = page
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
-            await ws.send_str(wire.encode_hello(page.self_addr, page.member.name,
+            await sink.send_text(wire.encode_hello(page.self_addr, page.member.name,
                                                 asdict(settings.realtime)))
-            await self._read_loop(ws, conn, feed_socket)
+            await self._read_loop(ws, sink, conn, feed_socket)
         except ConnectionError:
             pass  # the link broke while we wrote to it: same as a close
         finally:
@@ -325,7 +281,7 @@ class Host:
                     f"(limit {settings.max_connections_per_page}).")
         return None
 
-    async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection,
+    async def _read_loop(self, ws: web.WebSocketResponse, sink: Outbound, conn: Connection,
                          feed_socket: FeedSocket) -> None:
         loop = asyncio.get_running_loop()
         hub = self.hub
@@ -341,25 +297,24 @@ class Host:
                     if wait > 0:
                         if not throttled:
                             throttled = True
-                            await ws.send_str(wire.encode_error("rate-limited", _rate_text(
+                            await sink.send_text(wire.encode_error("rate-limited", _rate_text(
                                 hub.limits)))
                         await asyncio.sleep(wait)
                     else:
                         throttled = False
                     continue
             elif msg.type is WSMsgType.TEXT:
-                problem = await self._control(ws, conn, feed_socket, msg.data)
+                problem = await self._control(sink, conn, feed_socket, msg.data)
             else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
                 return
             if problem is not None:
                 errors += 1
-                await ws.send_str(wire.encode_error(*problem))
+                await sink.send_text(wire.encode_error(*problem))
                 if errors >= self.settings.max_protocol_errors:
-                    await ws.close(code=WSCloseCode.POLICY_VIOLATION,
-                                   message=b"too many refused requests")
+                    await sink.close(WSCloseCode.POLICY_VIOLATION, "too many refused requests")
                     return
 
-    async def _control(self, ws: web.WebSocketResponse, conn: Connection,
+    async def _control(self, sink: Outbound, conn: Connection,
                        feed_socket: FeedSocket, text: str) -> tuple[str, str] | None:
         """Carry out one control message; return (code, message) if it was refused."""
         try:
@@ -367,7 +322,7 @@ class Host:
             if isinstance(message, wire.Join):
                 self.hub.join(conn)
                 # Written before any await, so it precedes every item of the new channel.
-                await ws.send_str(wire.encode_joined(message.epoch))
+                await sink.send_text(wire.encode_joined(message.epoch))
             elif isinstance(message, wire.Leave):
                 self.hub.leave(conn)
             elif isinstance(message, wire.UpdateSend):
@@ -376,10 +331,10 @@ class Host:
                 await self.feed.listen(feed_socket, message.listen, message.serial)
             elif isinstance(message, wire.SendToChat):
                 refusal = self.feed.send_to_chat(feed_socket, message)
-                await ws.send_str(wire.encode_reply(message.id, refusal))
+                await sink.send_text(wire.encode_reply(message.id, refusal))
                 return refusal
             else:
-                await ws.send_str(wire.encode_chat_messages(
+                await sink.send_text(wire.encode_chat_messages(
                     message.id, self.feed.chat_messages(feed_socket)))
         except (wire.WireError, RealtimeError) as exc:
             return exc.code, str(exc)

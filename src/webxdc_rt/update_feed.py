@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiohttp import web
-
 from . import wire
 from .chats import Page
 from .frames import encode_text_frame
@@ -45,9 +43,13 @@ class ChatLimits:
 
 
 class FrameSink(Protocol):
-    """Writes a pre-encoded frame to one socket, bounded (see server._Outbound)."""
+    """The way out to one socket (see outbound.Outbound)."""
 
-    def write(self, parts: tuple[bytes, ...], size: int) -> None: ...
+    def write(self, parts: tuple[bytes, ...], size: int) -> None:
+        """Send a pre-encoded frame, bounded."""
+
+    async def send_text(self, text: str) -> None:
+        """Send a text frame after everything written before it."""
 
 
 @dataclass(slots=True, eq=False)
@@ -55,7 +57,6 @@ class FeedSocket:
     """What the feed knows of one socket: its page, where to write, its update budget."""
 
     page: Page
-    ws: web.WebSocketResponse
     sink: FrameSink
     budget: TokenBucket
     listen: int = -1
@@ -73,11 +74,11 @@ class UpdateFeed:
         self._clock = clock
         self._listeners: dict[str, set[FeedSocket]] = {}
 
-    def new_socket(self, page: Page, ws: web.WebSocketResponse, sink: FrameSink) -> FeedSocket:
+    def new_socket(self, page: Page, sink: FrameSink) -> FeedSocket:
         """Track a new socket of `page`; it listens to nothing yet."""
         limits = self.limits
         budget = TokenBucket(1000.0 / limits.interval_ms, limits.burst, self._clock())
-        return FeedSocket(page, ws, sink, budget)
+        return FeedSocket(page, sink, budget)
 
     def forget(self, sock: FeedSocket) -> None:
         """The socket ended: stop sending it updates."""
@@ -124,13 +125,13 @@ class UpdateFeed:
                 break
             max_serial = self.store.max_serial(app_id)
             for stored in backlog:
-                await sock.ws.send_str(wire.encode_update(
+                await sock.sink.send_text(wire.encode_update(
                     listen, delivered_json(stored.update, stored.serial, max_serial)))
                 last = stored.serial
             if sock.listen != listen:
                 return  # replaced by a newer listener while we were sending
         self._listeners.setdefault(app_id, set()).add(sock)
-        await sock.ws.send_str(wire.encode_backlog_done(listen))
+        await sock.sink.send_text(wire.encode_backlog_done(listen))
 
     # -- chat messages -----------------------------------------------------------------
 
