@@ -145,7 +145,7 @@ async def test_leave_stops_delivery_and_rejoin_works_r4_r15(live_host):
     with pytest.raises(RuntimeError):
         bob.channel.send(b"x")
     await bob.channel.drain()
-    await eventually(lambda: live_host.host.hub.joined_count(live_host.last_pages[0].app.topic) == 1)
+    await live_host.until_joined(1)
     alice.channel.send(b"while-away")
     rejoined = Member(bob.peer, bob.peer.join_realtime_channel())
     await eventually(lambda: bob.peer._acked_epoch == rejoined.channel.epoch)

@@ -108,7 +108,8 @@ def test_zip_bomb_by_ratio_is_refused(tmp_path):
 
 def test_zip_bomb_by_size_and_count_is_refused(tmp_path):
     xdc = make_xdc(tmp_path / "big.xdc", {"index.html": "", "a": bytes(3000), "b": bytes(3000)})
-    with pytest.raises(InvalidContainer, match=r"expands to 6000 bytes, more than the 4000 allowed \(ZIP bomb"):
+    with pytest.raises(InvalidContainer,
+                       match=r"expands to 6000 bytes, more than the 4000 allowed \(ZIP bomb"):
         open_app(xdc, ContainerLimits(max_total_bytes=4000))
     with pytest.raises(InvalidContainer, match="'a' expands to 3000 bytes"):
         open_app(xdc, ContainerLimits(max_file_bytes=2000))

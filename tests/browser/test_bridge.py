@@ -222,7 +222,8 @@ async def test_leave_tells_the_host_and_silences_the_channel_r15(live_host, open
     await alice.evaluate(SEND, "nobody there")
     await bob.evaluate("() => { window.ch = window.webxdc.joinRealtimeChannel(); }")
     await live_host.until_joined(2, topic)
-    await bob.evaluate("() => ch.setListener(d => rx.push({text: 'new:' + new TextDecoder().decode(d)}))")
+    await bob.evaluate(
+        "() => ch.setListener(d => rx.push({text: 'new:' + new TextDecoder().decode(d)}))")
     await alice.evaluate(SEND, "hello again")
     await wait_for_items(bob, 1)
     assert await texts(bob) == ["new:hello again"]
@@ -231,8 +232,10 @@ async def test_leave_tells_the_host_and_silences_the_channel_r15(live_host, open
 
 async def test_per_sender_order_without_duplicates_r16(live_host, open_page):
     alice, bob, carol = await joined_pages(live_host, open_page, ["alice", "bob", "carol"])
-    await alice.evaluate("() => { for (let i = 0; i < 1000; i++) ch.send(new TextEncoder().encode('a' + i)); }")
-    await bob.evaluate("() => { for (let i = 0; i < 1000; i++) ch.send(new TextEncoder().encode('b' + i)); }")
+    send_1000 = ("(prefix) => { for (let i = 0; i < 1000; i++) "
+                 "ch.send(new TextEncoder().encode(prefix + i)); }")
+    await alice.evaluate(send_1000, "a")
+    await bob.evaluate(send_1000, "b")
     await wait_for_items(carol, 2000)
     received = await texts(carol)
     assert [t for t in received if t[0] == "a"] == [f"a{i}" for i in range(1000)]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-LIBRARY = Path(__file__).parent / "npm" / "node_modules" / "@webxdc" / "realtime" / "dist" / "realtime.js"
+LIBRARY = (Path(__file__).parent / "npm" / "node_modules" / "@webxdc" / "realtime" / "dist"
+           / "realtime.js")
 APP = Path(__file__).parent.parent / "apps" / "realtime-lib"
 PAYLOAD_BYTES = 300_000
 
