@@ -157,6 +157,19 @@ def test_limits_can_be_set_by_name():
     assert settings.chat.max_file_bytes == 1_000_000
     for bad, fragment in (("nothing", "NAME=VALUE"), ("nope=1", "no setting"),
                           ("max_connections=x", "max_connections"),
-                          ("send_items_burst=0", "send_items_burst")):
+                          ("send_items_burst=0", "send_items_burst"),
+                          ("domain=example.org", "not a numeric limit")):
         with pytest.raises(UsageError, match=fragment):
             apply_limits(HostSettings(), [bad])
+
+
+def test_links_for_a_public_deployment_behind_a_proxy():
+    proc = subprocess.Popen([*COMMAND, "demo", "--port", "0", "--json", "--domain",
+                             "apps.example.org", "--scheme", "https", "--public-port", "443"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = json.loads(proc.stdout.readline())["url"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert re.fullmatch(r"https://[a-z2-7]{16}\.apps\.example\.org/\.webxdc-rt/invite/\S+", url)

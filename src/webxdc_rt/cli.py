@@ -81,6 +81,10 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
                         help=f"port to listen on; 0 picks a free one (default: {DEFAULT_PORT})")
     parser.add_argument("--domain", default="localhost",
                         help="pages are served at <label>.DOMAIN (default: localhost)")
+    parser.add_argument("--scheme", choices=("http", "https"), default="http",
+                        help="scheme of the printed links (https behind a TLS proxy)")
+    parser.add_argument("--public-port", type=int, default=None, metavar="N",
+                        help="port in the printed links when a proxy listens elsewhere")
     parser.add_argument("--chat", default="chat", metavar="NAME", help="name of the chat")
     parser.add_argument("--data-dir", default=default_data_dir(), metavar="DIR",
                         help="where chats and updates are kept (default: %(default)s)")
@@ -111,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             source = open_app(app_path)
         except InvalidContainer as exc:
             raise UsageError(str(exc)) from None
-        settings = apply_limits(HostSettings(domain=args.domain.strip(".").lower()),
+        if args.public_port is not None and not 1 <= args.public_port <= 65535:
+            raise UsageError(f"--public-port must be from 1 to 65535, got {args.public_port}")
+        settings = apply_limits(HostSettings(domain=args.domain.strip(".").lower(),
+                                             scheme=args.scheme, public_port=args.public_port),
                                 args.limit)
         _run(_serve(source, member_names, args, settings), args.loop)
     except UsageError as exc:
@@ -137,8 +144,10 @@ def _with_field(settings: HostSettings, name: str, text: str) -> HostSettings:
         if name not in fields or dataclasses.is_dataclass(getattr(holder, name)):
             continue
         current = getattr(holder, name)
+        if isinstance(current, bool) or not isinstance(current, (int, float)):
+            raise UsageError(f"--limit {name}: not a numeric limit; see webxdc-rt serve --help")
         try:
-            value = type(current)(float(text)) if isinstance(current, (int, float)) else text
+            value = type(current)(float(text))
             changed: Any = dataclasses.replace(holder, **{name: value})
             if group is None:
                 return changed
