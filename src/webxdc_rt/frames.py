@@ -37,10 +37,9 @@ def encode_binary_frame(payload: bytes) -> bytes:
 
 def binary_frame_parts(payload: bytes) -> tuple[bytes, ...]:
     """One binary frame as buffers to write in order (see `COPY_LIMIT`)."""
-    header = _header(_OPCODE_BINARY, len(payload))
     if len(payload) <= COPY_LIMIT:
-        return (header + payload,)
-    return (header, payload)
+        return (encode_binary_frame(payload),)
+    return (_header(_OPCODE_BINARY, len(payload)), payload)
 
 
 def encode_text_frame(text: str) -> bytes:
