@@ -33,13 +33,16 @@ class RecordingSocket:
 
     def __init__(self, transport: RecordingTransport) -> None:
         self.transport = transport
+        self.closed = False
         self.closed_with: tuple[int, bytes] | None = None
 
     async def send_str(self, text: str) -> None:
         self.transport.writelines([text.encode()])
 
     async def close(self, code: int, message: bytes) -> None:
+        self.closed = True  # as aiohttp: set before the close frame is written
         self.closed_with = (code, message)
+        self.transport.writelines([b"close"])
 
 
 def outbound(limit: int = 1000, unsent: int = 0) -> tuple[Outbound, RecordingTransport]:
@@ -78,5 +81,23 @@ async def test_over_the_limit_the_receiver_is_cut_off_and_nothing_more_is_writte
     assert cut == [True] and sink.cut
     sink.write((b"6",), 1)
     await asyncio.sleep(0.2)           # the close is given its grace, then the link dropped
-    assert transport.calls == []
+    assert transport.calls == [[b"close"]]  # the close frame, and no data frame
+    assert sink.ws.closed_with[0] == 1008 and b"too slow" in sink.ws.closed_with[1]
     assert transport.aborted
+
+
+async def test_closing_flushes_first_and_nothing_follows_the_close_frame():
+    sink, transport = outbound()
+    sink.write((b"before",), 6)
+    await sink.close(1001, "bye")
+    sink.write((b"after",), 5)
+    await asyncio.sleep(0)
+    assert transport.calls == [[b"before"], [b"close"]]
+
+
+async def test_frames_gathered_when_someone_else_closes_are_not_written():
+    sink, transport = outbound()
+    sink.write((b"late",), 4)
+    await sink.ws.close(code=1009, message=b"")  # e.g. aiohttp closing on an oversize frame
+    await asyncio.sleep(0)
+    assert transport.calls == [[b"close"]]

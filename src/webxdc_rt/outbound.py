@@ -69,7 +69,7 @@ class Outbound:
     def write(self, parts: tuple[bytes, ...], size: int) -> None:
         """Send one frame, given as buffers of `size` bytes in all, at the end of this turn;
         or cut the receiver off if that would leave more than `limit` bytes unsent."""
-        if self.cut or self.transport.is_closing():
+        if self.cut or self.ws.closed or self.transport.is_closing():
             return
         if self.transport.get_write_buffer_size() + self._pending_size + size > self.limit:
             self.cut_off()
@@ -80,13 +80,14 @@ class Outbound:
         self._pending_size += size
 
     def flush(self) -> None:
-        """Write what was gathered, now."""
+        """Write what was gathered, now; nothing once a close frame may have gone out."""
         pending = self._pending
         if not pending:
             return
         self._pending = []
         self._pending_size = 0
-        if not self.cut and not self.transport.is_closing():
+        # `ws.closed` turns true before aiohttp writes its close frame, whoever closes.
+        if not self.cut and not self.ws.closed and not self.transport.is_closing():
             self.transport.writelines(pending)
 
     async def send_text(self, text: str) -> None:

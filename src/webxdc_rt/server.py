@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import logging
 import mimetypes
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -128,9 +128,10 @@ class Host:
         self.store = store or Store()
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
-        self._sockets: dict[web.WebSocketResponse, Page] = {}
+        self._sockets: dict[Outbound, Page] = {}
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
+        self._hello_limits = asdict(self.settings.realtime)
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
         )
@@ -256,17 +257,17 @@ class Host:
             self.feed.forget(feed_socket)
 
         sink.on_cut = cut
-        self._sockets[ws] = page
+        self._sockets[sink] = page
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
             await sink.send_text(wire.encode_hello(page.self_addr, page.member.name,
-                                                asdict(settings.realtime)))
+                                                   self._hello_limits))
             await self._read_loop(ws, sink, conn, feed_socket)
         except ConnectionError:
             pass  # the link broke while we wrote to it: same as a close
         finally:
             cut()
-            self._sockets.pop(ws, None)
+            self._sockets.pop(sink, None)
             self._per_page[page.label] -= 1
             if not self._per_page[page.label]:
                 del self._per_page[page.label]
@@ -343,7 +344,7 @@ class Host:
     def _deliver(self, members: Iterable[Connection], payload: bytes,
                  sender: Connection | None) -> None:
         parts = binary_frame_parts(payload)  # encoded once for every receiver
-        size = len(payload) + 10
+        size = sum(map(len, parts))
         for conn in members:
             if conn is not sender:
                 conn.sink.write(parts, size)
@@ -351,14 +352,14 @@ class Host:
     async def disconnect(self, label: str, reason: str = "disconnected by the host") -> int:
         """Close every socket of one member's page (it may reconnect while its invite is
         valid); return how many were closed."""
-        sockets = [ws for ws, page in self._sockets.items() if page.label == label]
-        for ws in sockets:
-            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=reason.encode())
-        return len(sockets)
+        sinks = [sink for sink, page in self._sockets.items() if page.label == label]
+        for sink in sinks:
+            await sink.close(WSCloseCode.SERVICE_RESTART, reason)
+        return len(sinks)
 
     async def _close_sockets(self, app: web.Application) -> None:
-        for ws in list(self._sockets):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"host shutting down")
+        for sink in list(self._sockets):
+            await sink.close(WSCloseCode.GOING_AWAY, "host shutting down")
 
 
 def _authorized(request: web.Request, page: Page) -> bool:

@@ -128,8 +128,6 @@ class UpdateFeed:
                 await sock.sink.send_text(wire.encode_update(
                     listen, delivered_json(stored.update, stored.serial, max_serial)))
                 last = stored.serial
-            if sock.listen != listen:
-                return  # replaced by a newer listener while we were sending
         self._listeners.setdefault(app_id, set()).add(sock)
         await sock.sink.send_text(wire.encode_backlog_done(listen))
 
