@@ -214,27 +214,29 @@ def _check_directory(stream: BinaryIO, limits: ContainerLimits, location: Path) 
     """Refuse an archive whose central directory is too large or lists too many entries,
     reading only its end records and the directory's fixed-size entry headers; return the
     archive's size."""
+    # The end record is found as zipfile finds it (zipfile._EndRecData): at the very end if
+    # it has no comment, else the last signature in the last 64 KiB + 22 bytes.
     size = stream.seek(0, 2)
-    tail_size = min(size, _END.size + 0xFFFF)  # the end record, then a comment of <64 KiB
+    tail_size = min(size, (1 << 16) + _END.size)
     stream.seek(size - tail_size)
     tail = stream.read(tail_size)
-    found = tail.rfind(_END_SIGNATURE)
+    found = len(tail) - _END.size
+    if not (found >= 0 and tail.startswith(_END_SIGNATURE, found) and tail.endswith(b"\0\0")):
+        found = tail.rfind(_END_SIGNATURE)
     if found < 0 or found + _END.size > len(tail):
         raise InvalidContainer(f"{location}: not a ZIP archive (a .xdc must be one)")
     _, _, _, _, entries, directory_size, _, _ = _END.unpack_from(tail, found)
     directory_end = size - tail_size + found
     if directory_end >= _END64_LOCATOR.size + _END64.size:
-        stream.seek(directory_end - _END64_LOCATOR.size)
-        locator = stream.read(_END64_LOCATOR.size)
-        if locator.startswith(_END64_LOCATOR_SIGNATURE):
-            # ZIP64: the counts live in the record just before the locator, where
-            # zipfile looks for it too.
+        # ZIP64: the counts live in a record just before the locator, if it is there
+        # (zipfile._EndRecData64 reads the same bytes and falls back the same way).
+        stream.seek(directory_end - _END64_LOCATOR.size - _END64.size)
+        record_and_locator = stream.read(_END64.size + _END64_LOCATOR.size)
+        if (record_and_locator.startswith(_END64_SIGNATURE)
+                and record_and_locator.startswith(_END64_LOCATOR_SIGNATURE, _END64.size)):
             directory_end -= _END64_LOCATOR.size + _END64.size
-            stream.seek(directory_end)
-            record = stream.read(_END64.size)
-            if not record.startswith(_END64_SIGNATURE):
-                raise InvalidContainer(f"{location}: broken ZIP archive: bad ZIP64 end record")
-            _, _, _, _, _, _, _, entries, directory_size, _ = _END64.unpack(record)
+            _, _, _, _, _, _, _, entries, directory_size, _ = _END64.unpack_from(
+                record_and_locator)
     if entries > limits.max_files:
         raise InvalidContainer(_too_many_entries(str(entries), limits, location))
     if directory_size > limits.max_directory_bytes:
