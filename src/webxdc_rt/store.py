@@ -2,9 +2,10 @@
 
 A file under the data directory by default (`webxdc-rt.sqlite3`), or `:memory:` for a host
 that keeps nothing. Writes are committed before they are acted on: an update is stored
-before anyone is sent it. WAL mode keeps those commits cheap (no fsync per commit), so they
-are made on the event loop without a thread hop, which also keeps serial order and delivery
-order the same.
+before anyone is sent it, and by default durably (WAL with `synchronous=FULL`: the log is
+fsynced at every commit), so what the host delivered survives a power loss, not only a crash.
+Commits are made on the event loop without a thread hop, which keeps serial order and
+delivery order the same; `bench/store_durability.py` measures what a durable commit costs.
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .chats import Chat, Member, Page, Registry, SharedApp
 from .updates import Update
 
-__all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage"]
+__all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage", "Synchronous"]
 
 DB_FILE_NAME = "webxdc-rt.sqlite3"
+
+Synchronous = Literal["FULL", "NORMAL"]
+"""SQLite's `synchronous` setting in WAL mode. FULL: every commit is on disk when it returns
+(fsync of the log per commit). NORMAL: commits survive a crash of the process but the last
+ones may be lost on power loss (fsync only at checkpoints)."""
+_SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -67,21 +75,36 @@ class ChatMessage:
 class Store:
     """The host's SQLite database."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *,
+                 synchronous: Synchronous = "FULL") -> None:
+        """Open (creating it if needed) the database at `path`; `synchronous` says how
+        durable each commit is. Raises `sqlite3.Error` or `OSError` if it cannot be used."""
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except BaseException:
+            self._db.close()  # a damaged or unwritable database: no connection left open
+            raise
         self._max_serial: dict[str, int] = {}
 
     @classmethod
-    def in_directory(cls, data_dir: str | Path) -> Store:
+    def in_directory(cls, data_dir: str | Path, *, synchronous: Synchronous = "FULL") -> Store:
         """Open (creating it if needed) the database in a data directory."""
         directory = Path(data_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        return cls(directory / DB_FILE_NAME)
+        return cls(directory / DB_FILE_NAME, synchronous=synchronous)
+
+    @property
+    def synchronous(self) -> str:
+        """The durability of commits in force: `FULL` or `NORMAL` (see `Synchronous`)."""
+        level = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        return _SYNCHRONOUS_NAMES.get(level, str(level))
 
     def close(self) -> None:
         """Close the database."""
