@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from peers import eventually, joined
@@ -43,7 +45,8 @@ async def exchange(port: int, request: bytes, expect_close: bool = True) -> Repl
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         status_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
         headers: CIMultiDict = CIMultiDict(line.split(": ", 1) for line in lines)
-        body = await asyncio.wait_for(reader.readexactly(int(headers["Content-Length"])), 10)
+        length = 0 if request.startswith(b"HEAD ") else int(headers["Content-Length"])
+        body = await asyncio.wait_for(reader.readexactly(length), 10)
         closed = False
         if expect_close:
             closed = await asyncio.wait_for(reader.read(), 10) == b""
@@ -142,6 +145,54 @@ async def test_an_exception_in_a_handler_is_one_log_line_and_a_500_page(live_hos
     await still_talking(urls)
 
 
+# Header values: any bytes but line breaks, often not UTF-8, often near a valid credential.
+_value = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=100).map(lambda text: text.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"", b"\xff\xfe", b"\xed\xa0\x80", b"\xc0\xaf", b"%ff", b"[", b"http://[",
+                     b"Bearer ", b"bearer \xff", b"webxdc_rt=", b"webxdc_rt=\xff; webxdc_rt=x",
+                     b"xn--\\", b"a" * 9000]),
+).map(lambda value: value.replace(b"\r", b"").replace(b"\n", b""))
+_target = st.one_of(
+    st.binary(max_size=200).map(lambda raw: b"/" + raw),
+    st.sampled_from([b"/", b"/index.html", b"/webxdc.js", b"/.webxdc-rt/socket",
+                     b"/.webxdc-rt/invite/", b"/%ff", b"/%00", b"/../x", b"*", b"http://[/",
+                     b"xn--\\a:1"]),
+).map(lambda target: target.replace(b" ", b"").replace(b"\r", b"").replace(b"\n", b""))
+
+
+@settings(max_examples=1000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(method=st.sampled_from([b"GET", b"HEAD", b"POST", b"OPTIONS", b"CONNECT", b"get",
+                               b"G\xffT", b""]),
+       target=_target, host=st.one_of(st.none(), _value), cookie=st.one_of(st.none(), _value),
+       authorization=st.one_of(st.none(), _value), origin=st.one_of(st.none(), _value),
+       real_host=st.booleans(), real_token=st.sampled_from([None, "cookie", "bearer"]))
+async def test_any_request_head_is_answered_without_a_500_or_a_log_line(
+        live_host, caplog, method, target, host, cookie, authorization, origin, real_host,
+        real_token):
+    if not live_host.sources:
+        live_host.share(["alice"])
+    page = live_host.last_pages[0]
+    headers = []
+    if real_host:
+        host = page_host(live_host)
+    if real_token == "cookie":
+        cookie = b"webxdc_rt=" + page.token.encode()
+    elif real_token == "bearer":
+        authorization = b"Bearer " + page.token.encode()
+    for name, value in ((b"Host", host), (b"Cookie", cookie),
+                        (b"Authorization", authorization), (b"Origin", origin)):
+        if value is not None:
+            headers.append(name + b": " + value)
+    request = b"\r\n".join([method + b" " + target + b" HTTP/1.1", *headers,
+                             b"Connection: close", b"", b""])
+    reply = await exchange(live_host.port, request)
+    assert reply.status in (200, 303, 400, 403, 404, 405, 431), reply
+    assert_host_headers(reply)
+    assert not errors_logged(caplog) and "Traceback" not in caplog.text
+
+
 # -- responses aiohttp makes before the application sees the request -----------------------
 
 @pytest.mark.parametrize("request_bytes, echo", [
@@ -153,6 +204,9 @@ async def test_an_exception_in_a_handler_is_one_log_line_and_a_500_page(live_hos
      + b"\r\n", b"MANY"),
     (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"-5"),
     (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", b"9.9"),
+    # Targets aiohttp parses but cannot make a request of (the host is not valid IDNA).
+    (b"CONNECT xn--\\BAD HTTP/1.1\r\nHost: x\r\n\r\n", b"BAD"),
+    (b"GET http://xn--\\BAD/ HTTP/1.1\r\nHost: x\r\n\r\n", b"BAD"),
 ])
 async def test_malformed_requests_get_a_plain_400_with_the_host_headers(live_host, caplog,
                                                                         request_bytes, echo):
@@ -216,6 +270,28 @@ async def test_connections_without_an_invite_are_closed_after_the_header_timeout
     await bob.got(b"after the timeouts")
     await member.peer.close()
     await bob.peer.close()
+
+
+async def test_a_large_head_without_an_invite_is_refused_early(hosts):
+    host = await hosts(HostSettings(max_preauth_bytes=4096))
+    urls = host.share(["alice", "bob"])
+    fat = b"".join(b"X-F%d: " % i + b"f" * 1000 + b"\r\n" for i in range(8))
+    unfinished = request_for(host)[:-2] + fat  # a head that never ends
+    reply = await exchange(host.port, unfinished)
+    assert reply.status == 431 and reply.closed
+    assert_host_headers(reply)
+    # Members' requests are not counted once they showed their invite.
+    reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
+    try:
+        for extra in (b"X-First: small", fat, fat):
+            writer.write(request_for(host, b"/data.txt", extra))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+    finally:
+        writer.close()
+    await still_talking(urls)
 
 
 async def test_an_idle_kept_alive_connection_is_closed(hosts):

@@ -7,7 +7,9 @@
   that did show one (pages, WebSockets) are never evicted. Only when none is left to evict is
   the newcomer closed.
 - A connection has `header_timeout_s` to show a valid invite (link, cookie or bearer token);
-  one that has not by then is closed. Kept-alive connections are closed after
+  one that has not by then is closed, and so is one that sends more than `max_preauth_bytes`
+  before it has (with a 431 page): a flood of unauthenticated connections holds little
+  memory. Kept-alive connections are closed after
   `idle_timeout_s` without a complete request (aiohttp's own `keepalive_timeout`).
 - Requests that aiohttp answers itself (a malformed request line, a bad method, oversize
   headers) and any exception that escapes a handler get a short fixed page, the host's
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,6 +37,9 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http import HttpVersion11, RawRequestMessage
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 try:
     import resource
@@ -51,6 +57,11 @@ Decorate = Callable[[web.StreamResponse], None]
 _LOGGED_PATH_CHARS = 100
 _LOGGED_MESSAGE_CHARS = 200
 
+_UNREADABLE_REQUEST = RawRequestMessage(
+    "GET", "/", HttpVersion11, CIMultiDictProxy(CIMultiDict()), (), True, None, False, False,
+    URL("/"))
+"""Stands in for a request aiohttp parsed but could not turn into a request object."""
+
 
 def connection_cap(max_tcp_connections: int, fd_reserve: int) -> int:
     """The most TCP connections the host may hold: `max_tcp_connections`, lowered so that
@@ -67,9 +78,10 @@ class ConnectionGuard:
     """Counts the host's TCP connections, closes those that show no valid invite in time,
     and makes room for newcomers by evicting the oldest connection without one."""
 
-    def __init__(self, cap: int, header_timeout_s: float) -> None:
+    def __init__(self, cap: int, header_timeout_s: float, max_preauth_bytes: int) -> None:
         self.cap = cap
         self.header_timeout_s = header_timeout_s
+        self.max_preauth_bytes = max_preauth_bytes
         # Insertion order is connection order: the first entry is the oldest.
         self._unadmitted: OrderedDict[GuardedRequestHandler, asyncio.TimerHandle] = (
             OrderedDict())
@@ -80,6 +92,8 @@ class ConnectionGuard:
         """Connections closed at once because the host was full of admitted ones."""
         self.timed_out = 0
         """Connections closed because they showed no valid invite within the header timeout."""
+        self.too_large = 0
+        """Connections closed because they sent too much before showing a valid invite."""
 
     @property
     def open_count(self) -> int:
@@ -106,12 +120,17 @@ class ConnectionGuard:
         self._unadmitted[conn] = loop.call_later(self.header_timeout_s, self._expire, conn)
 
     def admit(self, conn: GuardedRequestHandler) -> None:
-        """Mark a connection as having shown a valid invite: no more header timeout, never
-        evicted."""
+        """Mark a connection as having shown a valid invite: no more header timeout or byte
+        limit, never evicted."""
         deadline = self._unadmitted.pop(conn, None)
         if deadline is not None:
             deadline.cancel()
             self._admitted.add(conn)
+
+    def sent_too_much(self, conn: GuardedRequestHandler) -> None:
+        """Forget an unadmitted connection that exceeded `max_preauth_bytes` (being closed)."""
+        if self._unadmitted.pop(conn, None) is not None:
+            self.too_large += 1
 
     def closed(self, conn: GuardedRequestHandler) -> None:
         """Forget a connection that ended (any number of times)."""
@@ -140,7 +159,10 @@ def describe_failure(request: web.BaseRequest, exc: BaseException | None) -> str
     if len(message) > _LOGGED_MESSAGE_CHARS:
         message = message[:_LOGGED_MESSAGE_CHARS] + "..."
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
     return f"{line}: {type(exc).__name__}: {message!r}{where}"
 
 
@@ -148,13 +170,16 @@ class GuardedRequestHandler(web.RequestHandler):
     """aiohttp's per-connection HTTP handler, counted by a `ConnectionGuard` and answering
     errors with fixed pages that carry the host's headers."""
 
-    __slots__ = ("_guard", "_decorate")
+    __slots__ = ("_guard", "_decorate", "_too_large_reply", "_preauth_bytes")
 
     def __init__(self, manager: web.Server, guard: ConnectionGuard, decorate: Decorate,
-                 **kwargs: Any) -> None:
+                 too_large_reply: bytes, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
         self._decorate = decorate
+        self._too_large_reply = too_large_reply
+        self._preauth_bytes: int | None = 0
+        """Bytes received before a valid invite; None once one was shown."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start serving the connection, then count it (which may close it at once)."""
@@ -166,8 +191,23 @@ class GuardedRequestHandler(web.RequestHandler):
         self._guard.closed(self)
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        """Count what an unadmitted connection sends; past the limit, answer 431 and close
+        instead of letting aiohttp buffer an ever larger head."""
+        if self._preauth_bytes is not None:
+            self._preauth_bytes += len(data)
+            if self._preauth_bytes > self._guard.max_preauth_bytes:
+                self._preauth_bytes = None
+                self._guard.sent_too_much(self)
+                if self.transport is not None:
+                    self.transport.write(self._too_large_reply)
+                self.force_close()
+                return
+        super().data_received(data)
+
     def admit(self) -> None:
         """This connection showed a valid invite."""
+        self._preauth_bytes = None
         self._guard.admit(self)
 
     def handle_error(self, request: web.BaseRequest, status: int = 500,
@@ -210,17 +250,53 @@ class GuardedServer(web.Server):
     def __init__(self, handler: Any, *, request_factory: Any, guard: ConnectionGuard,
                  decorate: Decorate, handler_cancellation: bool = False,
                  **handler_args: Any) -> None:
-        super().__init__(handler, request_factory=request_factory,
+        super().__init__(handler, request_factory=self._make_request_safely,
                          handler_cancellation=handler_cancellation, **handler_args)
+        self._app_request_factory = request_factory
+        self._bad_request_reply = _raw_reply(400, "Bad Request", decorate)
         self.guard = guard
         self._guard_decorate = decorate
         self._guard_loop = asyncio.get_running_loop()
         self._handler_args = handler_args
+        self._too_large_reply = _raw_reply(
+            431, "The request is too large for a connection without an invite.", decorate)
+
+    def _make_request_safely(self, message: RawRequestMessage, payload: Any,
+                             protocol: web.RequestHandler, writer: Any,
+                             task: asyncio.Task[None]) -> web.BaseRequest:
+        # aiohttp makes the request object outside its error handling: a request target it
+        # parsed but cannot represent (a CONNECT or absolute-form target whose host is not
+        # valid IDNA) raises here, which would leave the connection hanging and log a
+        # traceback. Such a request gets a plain 400 and its connection is closed; the
+        # stand-in request only lets aiohttp finish its loop (its answer goes nowhere).
+        try:
+            return self._app_request_factory(message, payload, protocol, writer, task)
+        except Exception as exc:
+            log.debug("400 for a request target that cannot be read: %s", type(exc).__name__)
+            if protocol.transport is not None:
+                protocol.transport.write(self._bad_request_reply)
+            protocol.force_close()
+            return self._app_request_factory(_UNREADABLE_REQUEST, payload, protocol, writer,
+                                             task)
 
     def __call__(self) -> web.RequestHandler:
         """A handler for one new connection (aiohttp's protocol factory)."""
         return GuardedRequestHandler(self, self.guard, self._guard_decorate,
-                                     loop=self._guard_loop, **self._handler_args)
+                                     self._too_large_reply, loop=self._guard_loop,
+                                     **self._handler_args)
+
+
+def _raw_reply(status: int, text: str, decorate: Decorate) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection, for the moments when no
+    request object exists to answer through aiohttp."""
+    body = (text + "\n").encode()
+    response = web.Response(status=status)
+    decorate(response)
+    headers = {**response.headers, "Content-Type": "text/plain; charset=utf-8",
+               "Content-Length": str(len(body)), "Connection": "close"}
+    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    return head.encode("latin-1") + body
 
 
 class GuardedAppRunner(web.AppRunner):
@@ -232,11 +308,13 @@ class GuardedAppRunner(web.AppRunner):
     """
 
     def __init__(self, app: web.Application, *, max_tcp_connections: int, fd_reserve: int,
-                 header_timeout_s: float, decorate: Decorate, **handler_args: Any) -> None:
+                 header_timeout_s: float, max_preauth_bytes: int, decorate: Decorate,
+                 **handler_args: Any) -> None:
         super().__init__(app, handle_signals=False, access_log=None)
         self._max_tcp_connections = max_tcp_connections
         self._fd_reserve = fd_reserve
         self._header_timeout_s = header_timeout_s
+        self._max_preauth_bytes = max_preauth_bytes
         self._decorate = decorate
         self._handler_args = handler_args
         self.guard: ConnectionGuard | None = None
@@ -248,7 +326,7 @@ class GuardedAppRunner(web.AppRunner):
         plain = await super()._make_server()
         # Measured now, after the command line raised the open-file limit.
         cap = connection_cap(self._max_tcp_connections, self._fd_reserve)
-        self.guard = ConnectionGuard(cap, self._header_timeout_s)
+        self.guard = ConnectionGuard(cap, self._header_timeout_s, self._max_preauth_bytes)
         return GuardedServer(plain.request_handler, request_factory=plain.request_factory,
                              guard=self.guard, decorate=self._decorate,
                              handler_cancellation=plain.handler_cancellation,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import mimetypes
 import time
 from collections.abc import Iterable
@@ -117,6 +118,9 @@ class HostSettings:
     idle_timeout_s: float = 30.0
     """Seconds a kept-alive connection may take, after a response, until its next request
     head is complete; then it is closed. WebSockets are watched by `heartbeat_s` instead."""
+    max_preauth_bytes: int = 16 * KiB
+    """Bytes a connection may send before it has shown a valid invite (its first request
+    head); more get 431 and a close. Bounds the memory unauthenticated connections hold."""
     max_request_line_bytes: int = 8190
     """Longest request line (method, path, version); a longer one gets 400 and a close."""
     max_header_bytes: int = 8190
@@ -127,6 +131,14 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
+        for name in ("max_tcp_connections", "header_timeout_s", "idle_timeout_s",
+                     "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
+                     "max_headers"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number")
+        if self.fd_reserve < 0:
+            raise ValueError("fd_reserve must not be negative")
 
 
 PAGE_KEY = web.RequestKey("page", Page)
@@ -181,6 +193,7 @@ class Host:
             max_tcp_connections=settings.max_tcp_connections,
             fd_reserve=settings.fd_reserve,
             header_timeout_s=settings.header_timeout_s,
+            max_preauth_bytes=settings.max_preauth_bytes,
             decorate=_decorate,
             keepalive_timeout=settings.idle_timeout_s,
             max_line_size=settings.max_request_line_bytes,
