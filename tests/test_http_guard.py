@@ -294,9 +294,10 @@ async def test_a_large_head_without_an_invite_is_refused_early(hosts):
     await still_talking(urls)
 
 
-async def test_an_idle_kept_alive_connection_is_closed(hosts):
+async def test_an_idle_kept_alive_connection_is_closed_but_not_a_websocket(hosts):
     host = await hosts(HostSettings(header_timeout_s=60, idle_timeout_s=0.3))
-    host.share(["alice"])
+    urls = host.share(["alice", "bob"])
+    alice = await joined(urls["alice"])
     reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
     try:
         writer.write(request_for(host, b"/data.txt"))
@@ -305,6 +306,12 @@ async def test_an_idle_kept_alive_connection_is_closed(hosts):
         await asyncio.wait_for(wait_closed(reader), 30)
     finally:
         writer.close()
+    # Alice's socket is older than that idle connection, and quiet: it stays.
+    bob = await joined(urls["bob"])
+    bob.channel.send(b"still open")
+    await alice.got(b"still open")
+    await alice.peer.close()
+    await bob.peer.close()
 
 
 # -- the connection cap --------------------------------------------------------------------

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 Decorate = Callable[[web.StreamResponse], None]
 """Adds the host's own headers to a response (security headers, `Server`)."""
 
+_FULL_REPORT_INTERVAL_S = 60.0
+"""Least time between two log lines saying that the connection cap was reached."""
 _LOGGED_PATH_CHARS = 100
 _LOGGED_MESSAGE_CHARS = 200
 
@@ -94,6 +96,7 @@ class ConnectionGuard:
         """Connections closed because they showed no valid invite within the header timeout."""
         self.too_large = 0
         """Connections closed because they sent too much before showing a valid invite."""
+        self._last_full_report: float | None = None
 
     @property
     def open_count(self) -> int:
@@ -109,6 +112,7 @@ class ConnectionGuard:
         """Count a new connection, evicting the oldest unadmitted one (or closing this one)
         when the cap is reached."""
         if self.open_count >= self.cap:
+            self._report_full(loop.time())
             if not self._unadmitted:
                 self.refused += 1
                 conn.force_close()
@@ -118,6 +122,16 @@ class ConnectionGuard:
             self.evicted += 1
             oldest.force_close()
         self._unadmitted[conn] = loop.call_later(self.header_timeout_s, self._expire, conn)
+
+    def _report_full(self, now: float) -> None:
+        # One line a minute at most: a flood must not flood the log.
+        if (self._last_full_report is not None
+                and now - self._last_full_report < _FULL_REPORT_INTERVAL_S):
+            return
+        self._last_full_report = now
+        log.warning("the host holds %d TCP connections, its cap: connections without an "
+                    "invite make room for new ones (so far %d evicted, %d refused)",
+                    self.open_count, self.evicted, self.refused)
 
     def admit(self, conn: GuardedRequestHandler) -> None:
         """Mark a connection as having shown a valid invite: no more header timeout or byte

@@ -5,7 +5,8 @@ Every page lives at `http://<label>.<domain>:<port>/`: the browser keeps storage
 origin, so members and app copies never share `localStorage` even in one browser. The invite
 link `/.webxdc-rt/invite/<token>` on that origin sets a host-only cookie; every other request
 needs that cookie (browsers) or `Authorization: Bearer <token>` (the Python peer), else it is
-refused (R14).
+refused (R14). Only the pages of the app copies this process serves exist: pages stored in the
+same data folder by another run are unknown here.
 
 Realtime items are fanned out by writing one pre-encoded WebSocket frame to each receiver's
 transport. A receiver whose unsent bytes exceed `max_outbound_bytes` is cut off as too slow,
@@ -184,7 +185,7 @@ class Host:
         app.on_shutdown.append(self._close_sockets)
         return app
 
-    def runner(self) -> web.AppRunner:
+    def runner(self) -> http_guard.GuardedAppRunner:
         """The runner that serves this host with its connection limits and timeouts; the
         command line and the tests both serve through it (add a `web.TCPSite`)."""
         settings = self.settings
