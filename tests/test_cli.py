@@ -17,6 +17,7 @@ import pytest
 
 from peers import joined
 from webxdc_rt.cli import example_path
+from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.store import Store
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]
@@ -144,6 +145,30 @@ def test_serve_takes_an_xdc_and_keeps_links_across_restarts(tmp_path):
     assert [x["self_addr"] for x in first] == [x["self_addr"] for x in again]
     elsewhere = serve_once(xdc, "--members", "alice,bob", "--data-dir", str(tmp_path / "e"))
     assert elsewhere[0]["self_addr"] != first[0]["self_addr"]
+
+
+async def test_links_of_an_earlier_run_are_refused_by_a_run_with_other_members(tmp_path):
+    data = str(tmp_path / "d")
+    earlier = serve_once(EXAMPLE, "--members", "alice,bob", "--data-dir", data)
+    proc = await asyncio.create_subprocess_exec(
+        *COMMAND, "serve", EXAMPLE, "--members", "alice,carol", "--data-dir", data,
+        "--port", "0", "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        now = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+               for _ in range(2)]
+        port = re.search(r":(\d+)/", now[0]["url"]).group(1)
+        for old in earlier:  # bob was dropped; alice's old link was for the old chat
+            with pytest.raises(InviteRefused):
+                await connect(re.sub(r":\d+/", f":{port}/", old["url"], count=1))
+        alice, carol = await joined(now[0]["url"]), await joined(now[1]["url"])
+        alice.channel.send(b"the current chat")
+        await carol.got(b"the current chat")
+        await alice.peer.close()
+        await carol.peer.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    assert "Traceback" not in (await proc.stderr.read()).decode()
 
 
 def test_broken_xdc_is_a_clear_error(tmp_path):

@@ -104,6 +104,30 @@ async def test_wrong_or_missing_invite_is_refused_at_connect_r14(live_host):
             assert r.status == 404
 
 
+async def test_only_the_app_copies_served_now_authenticate(live_host):
+    """Pages another run stored in the same data folder are unknown, like any other host."""
+    stale = live_host.share(["alice", "bob"])
+    stale_page = live_host.last_pages[0]
+    served = live_host.share(["alice", "carol"])
+    del live_host.sources[stale_page.app.id]  # stored, but not served by this process
+    with pytest.raises(InviteRefused):
+        await connect(stale["alice"])
+    port = live_host.port
+    async with aiohttp.ClientSession() as session:
+        base = f"http://127.0.0.1:{port}"
+        stale_auth = {"Host": f"{stale_page.label}.localhost:{port}",
+                      "Authorization": f"Bearer {stale_page.token}"}
+        async with session.get(base + "/", headers=stale_auth) as response:
+            assert response.status == 404
+            stale_text = await response.text()
+        async with session.get(base + "/", headers={"Host": f"nobody.localhost:{port}"}) as r:
+            assert r.status == 404 and await r.text() == stale_text
+    alice, carol = await joined(served["alice"]), await joined(served["carol"])
+    alice.channel.send(b"served")
+    await carol.got(b"served")
+    await close_all(alice, carol)
+
+
 async def test_invite_link_sets_a_cookie_that_opens_the_page(live_host):
     urls = live_host.share(["alice"])
     page = live_host.last_pages[0]

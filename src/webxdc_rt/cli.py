@@ -180,7 +180,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
     store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source)
     chat = registry.chats[pages[0].app.chat_id]
     host = Host(registry, {pages[0].app.id: source}, settings, store=store)
-    runner = web.AppRunner(host.application(), handle_signals=False, access_log=None)
+    runner = host.runner()
     # Installed before the links are printed: whoever reads them may stop us at once.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,7 +5,8 @@ Every page lives at `http://<label>.<domain>:<port>/`: the browser keeps storage
 origin, so members and app copies never share `localStorage` even in one browser. The invite
 link `/.webxdc-rt/invite/<token>` on that origin sets a host-only cookie; every other request
 needs that cookie (browsers) or `Authorization: Bearer <token>` (the Python peer), else it is
-refused (R14).
+refused (R14). Only the pages of the app copies this process serves exist: pages stored in the
+same data folder by another run are unknown here.
 
 Realtime items are fanned out by writing one pre-encoded WebSocket frame to each receiver's
 transport. A receiver whose unsent bytes exceed `max_outbound_bytes` is cut off as too slow,
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import mimetypes
 import time
 from collections.abc import Iterable
@@ -27,7 +29,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from . import wire
+from . import http_guard, wire
 from .broker import Broker, InMemoryBroker
 from .chats import Page, Registry
 from .frames import binary_frame_parts
@@ -38,7 +40,7 @@ from .update_feed import ChatLimits, FeedSocket, UpdateFeed
 from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
-__all__ = ["HostSettings", "Host", "HOST_PREFIX", "SESSION_COOKIE"]
+__all__ = ["HostSettings", "Host", "HOST_PREFIX", "SESSION_COOKIE", "SERVER_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ HOST_PREFIX = "/.webxdc-rt"
 """Path prefix of the host's own endpoints on every page origin."""
 SESSION_COOKIE = "webxdc_rt"
 """Name of the host-only cookie that carries a page's token after its invite was opened."""
+SERVER_NAME = "webxdc-rt"
+"""The `Server` header of every response: no Python or aiohttp version for scanners."""
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -101,10 +105,41 @@ class HostSettings:
     """Items the browser bridge queues while its link is down (R9); more are dropped."""
     bridge_max_pending_bytes: int = 16 * MiB
     """Bytes the browser bridge queues while its link is down."""
+    max_tcp_connections: int = 25_000
+    """TCP connections the host holds in all (pages, WebSockets, and those that have not shown
+    an invite yet). At the cap the oldest connection without a valid invite is closed to make
+    room; if every one has shown an invite, the newcomer is closed."""
+    fd_reserve: int = 64
+    """File descriptors kept free below the open-file limit (RLIMIT_NOFILE) for the store,
+    logs and listening sockets: the connection cap is lowered to the limit minus this."""
+    header_timeout_s: float = 10.0
+    """Seconds a new connection has to show a valid invite (its link, the page's cookie or
+    bearer token) in a complete request; then it is closed. A request refused for want of an
+    invite closes its connection at once."""
+    idle_timeout_s: float = 30.0
+    """Seconds a kept-alive connection may take, after a response, until its next request
+    head is complete; then it is closed. WebSockets are watched by `heartbeat_s` instead."""
+    max_preauth_bytes: int = 16 * KiB
+    """Bytes a connection may send before it has shown a valid invite (its first request
+    head); more get 431 and a close. Bounds the memory unauthenticated connections hold."""
+    max_request_line_bytes: int = 8190
+    """Longest request line (method, path, version); a longer one gets 400 and a close."""
+    max_header_bytes: int = 8190
+    """Longest single request header line; a longer one gets 400 and a close."""
+    max_headers: int = 64
+    """Most request header lines; more get 400 and a close."""
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
+        for name in ("max_tcp_connections", "header_timeout_s", "idle_timeout_s",
+                     "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
+                     "max_headers"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number")
+        if self.fd_reserve < 0:
+            raise ValueError("fd_reserve must not be negative")
 
 
 PAGE_KEY = web.RequestKey("page", Page)
@@ -141,6 +176,7 @@ class Host:
     def application(self) -> web.Application:
         """The aiohttp application that serves every page of this host."""
         app = web.Application(middlewares=[self._page_middleware], client_max_size=64 * KiB)
+        app.on_response_prepare.append(_on_response_prepare)
         app.router.add_get(HOST_PREFIX + "/invite/{token}", self._invite)
         app.router.add_get(HOST_PREFIX + "/socket", self._socket)
         app.router.add_route("*", HOST_PREFIX + "/{tail:.*}", self._not_found)
@@ -148,6 +184,23 @@ class Host:
         app.router.add_get("/{tail:.*}", self._app_file)
         app.on_shutdown.append(self._close_sockets)
         return app
+
+    def runner(self) -> http_guard.GuardedAppRunner:
+        """The runner that serves this host with its connection limits and timeouts; the
+        command line and the tests both serve through it (add a `web.TCPSite`)."""
+        settings = self.settings
+        return http_guard.GuardedAppRunner(
+            self.application(),
+            max_tcp_connections=settings.max_tcp_connections,
+            fd_reserve=settings.fd_reserve,
+            header_timeout_s=settings.header_timeout_s,
+            max_preauth_bytes=settings.max_preauth_bytes,
+            decorate=_decorate,
+            keepalive_timeout=settings.idle_timeout_s,
+            max_line_size=settings.max_request_line_bytes,
+            max_field_size=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+        )
 
     def invite_url(self, page: Page, port: int) -> str:
         """The secret link that opens `page` as its member."""
@@ -160,35 +213,45 @@ class Host:
 
     # -- request plumbing --------------------------------------------------------------
 
+    # Headers: every response the application makes gets the security headers and the
+    # `Server` name from the `on_response_prepare` signal; those aiohttp makes before any
+    # route is found (malformed requests) get them from `http_guard`, which also answers any
+    # exception a handler lets escape (a 500 page, one log line). So no handler needs to
+    # catch the unexpected itself.
+
     @web.middleware
     async def _page_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         page = self._page_for_host(request.host)
-        response: web.StreamResponse
         if page is None:
-            response = _text(404, "No webxdc app is served at this address; open an invite link.")
-        elif not request.path.startswith(HOST_PREFIX + "/invite/") and not _authorized(
-                request, page):
-            response = _text(403, "This page needs its invite link: open the link you were given.")
-        else:
-            request[PAGE_KEY] = page
-            response = await handler(request)
-        if not response.prepared:
-            _add_security_headers(response)
-        return response
+            return _refusal(404, "No webxdc app is served at this address; "
+                                 "open an invite link.")
+        if not request.path.startswith(HOST_PREFIX + "/invite/"):
+            if not _authorized(request, page):
+                return _refusal(403, "This page needs its invite link: "
+                                     "open the link you were given.")
+            http_guard.admit(request)
+        request[PAGE_KEY] = page
+        return await handler(request)
 
     def _page_for_host(self, host: str) -> Page | None:
+        """The page served at this Host header: only pages of the app copies this process
+        serves; pages another run stored in the same data folder are as unknown as any."""
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         suffix = "." + self.settings.domain
         if not name.lower().endswith(suffix):
             return None
-        return self.registry.page(name[: -len(suffix)].lower())
+        page = self.registry.page(name[: -len(suffix)].lower())
+        if page is None or page.app.id not in self.sources:
+            return None
+        return page
 
     # -- handlers ----------------------------------------------------------------------
 
     async def _invite(self, request: web.Request) -> web.StreamResponse:
         page = request[PAGE_KEY]
         if not page.token_matches(request.match_info["token"]):
-            return _text(403, "This invite link is not valid.")
+            return _refusal(403, "This invite link is not valid.")
+        http_guard.admit(request)
         response = web.Response(status=303, headers={"Location": "/"})
         response.set_cookie(SESSION_COOKIE, page.token, httponly=True, samesite="Strict",
                             secure=self.settings.scheme == "https", path="/")
@@ -375,7 +438,11 @@ def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == request.host.lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # e.g. an unclosed IPv6 bracket: no origin of ours
+        return False
+    return netloc.lower() == request.host.lower()
 
 
 def _add_security_headers(response: web.StreamResponse) -> None:
@@ -387,6 +454,16 @@ def _add_security_headers(response: web.StreamResponse) -> None:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
 
 
+async def _on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    _decorate(response)
+
+
+def _decorate(response: web.StreamResponse) -> None:
+    """The host's own headers, on every response (handlers may set their own first)."""
+    _add_security_headers(response)
+    response.headers["Server"] = SERVER_NAME
+
+
 def _content_type(name: str) -> str:
     suffix = name[name.rfind("."):].lower() if "." in name else ""
     return _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -394,6 +471,14 @@ def _content_type(name: str) -> str:
 
 def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n")
+
+
+def _refusal(status: int, message: str) -> web.Response:
+    """A refusal for want of a page or an invite; the connection is closed after it, so an
+    unauthenticated client holds no connection beyond its one request."""
+    response = _text(status, message)
+    response.force_close()
+    return response
 
 
 def _rate_text(limits: RealtimeLimits) -> str:
