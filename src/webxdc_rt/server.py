@@ -15,6 +15,7 @@ so one stalled reader never holds memory or delays anyone else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import mimetypes
@@ -29,6 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import wire
 from .broker import Broker, InMemoryBroker
+from .budget import PageBudget, TokenBucket
 from .chats import Page, Registry
 from .frames import binary_frame_parts
 from .outbound import Outbound, WriteBatcher
@@ -95,6 +97,11 @@ class HostSettings:
     """How long a connection being cut off gets to take its close frame before it is dropped."""
     max_protocol_errors: int = 32
     """Refused requests one connection may make before it is disconnected (code 1008)."""
+    control_per_s: float = 100.0
+    """Control messages (text frames) one page may send per second, sustained; a page
+    over it is not read from until it is back within it."""
+    control_burst: int = 200
+    """Control messages one page may send at once before the pace applies."""
     heartbeat_s: float = 30.0
     """Ping interval that finds dead links, which then count as having left (R17)."""
     bridge_max_pending_items: int = 1024
@@ -131,6 +138,7 @@ class Host:
         self._sockets: dict[Outbound, Page] = {}
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
+        self._budgets: dict[str, PageBudget] = {}
         self._hello_limits = asdict(self.settings.realtime)
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
@@ -249,8 +257,9 @@ class Host:
             self._batcher = WriteBatcher(loop)
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher)
-        conn = self.hub.open(page.app.topic, sink, loop.time())
-        feed_socket = self.feed.new_socket(page, sink)
+        budget = self._budget(page)
+        conn = self.hub.open(page.app.topic, sink, time.monotonic(), budget.realtime)
+        feed_socket = self.feed.new_socket(page, sink, budget)
 
         def cut() -> None:
             self.hub.close(conn)
@@ -265,6 +274,11 @@ class Host:
             await self._read_loop(ws, sink, conn, feed_socket)
         except ConnectionError:
             pass  # the link broke while we wrote to it: same as a close
+        except Exception as exc:  # a bug, not the client's fault: contain it to this socket
+            log.error("internal error on a socket of page %s: %s", page.label,
+                      describe_exception(exc))
+            with contextlib.suppress(Exception):
+                await sink.close(WSCloseCode.INTERNAL_ERROR, "internal error")
         finally:
             cut()
             self._sockets.pop(sink, None)
@@ -272,6 +286,24 @@ class Host:
             if not self._per_page[page.label]:
                 del self._per_page[page.label]
         return ws
+
+    def _budget(self, page: Page) -> PageBudget:
+        """The allowance of one member page, shared by all its sockets; kept while the
+        host runs, so reconnecting does not refill it."""
+        budget = self._budgets.get(page.label)
+        if budget is None:
+            now = time.monotonic()
+            settings = self.settings
+            updates, chat = settings.updates, settings.chat
+            budget = self._budgets[page.label] = PageBudget(
+                realtime=self.hub.new_budget(now),
+                control=TokenBucket(settings.control_per_s, settings.control_burst, now),
+                updates=TokenBucket(1000.0 / updates.interval_ms, updates.burst, now),
+                listens=TokenBucket(updates.listens_per_s, updates.listens_burst, now),
+                backlog=TokenBucket(updates.backlog_bytes_per_s, updates.backlog_bytes_burst,
+                                    now),
+                chat=TokenBucket(chat.messages_per_s, chat.messages_burst, now))
+        return budget
 
     def _connection_refusal(self, page: Page) -> str | None:
         settings = self.settings
@@ -284,27 +316,26 @@ class Host:
 
     async def _read_loop(self, ws: web.WebSocketResponse, sink: Outbound, conn: Connection,
                          feed_socket: FeedSocket) -> None:
-        loop = asyncio.get_running_loop()
         hub = self.hub
+        control = feed_socket.budget.control
         errors = 0
-        throttled = False
+        paced: set[str] = set()  # budgets pacing this socket now: each episode told once
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
                 try:
-                    wait = hub.send(conn, msg.data, loop.time())
+                    wait = hub.send(conn, msg.data, time.monotonic())
                 except RealtimeError as exc:
                     problem: tuple[str, str] | None = (exc.code, str(exc))
                 else:
-                    if wait > 0:
-                        if not throttled:
-                            throttled = True
-                            await sink.send_text(wire.encode_error("rate-limited", _rate_text(
-                                hub.limits)))
-                        await asyncio.sleep(wait)
-                    else:
-                        throttled = False
+                    if wait > 0 or paced:
+                        await _pause(sink, wait, paced, "items", _rate_text(hub.limits))
                     continue
             elif msg.type is WSMsgType.TEXT:
+                # Charged before it is carried out, whichever of the page's sockets sent
+                # it: a page over its control budget is not read from until back within.
+                wait = control.charge(1, time.monotonic())
+                if wait > 0 or paced:
+                    await _pause(sink, wait, paced, "control", _control_rate_text(self.settings))
                 problem = await self._control(sink, conn, feed_socket, msg.data)
             else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
                 return
@@ -335,8 +366,8 @@ class Host:
                 await sink.send_text(wire.encode_reply(message.id, refusal))
                 return refusal
             else:
-                await sink.send_text(wire.encode_chat_messages(
-                    message.id, self.feed.chat_messages(feed_socket)))
+                messages, more = self.feed.chat_messages(feed_socket, message.before)
+                await sink.send_text(wire.encode_chat_messages(message.id, messages, more))
         except (wire.WireError, RealtimeError) as exc:
             return exc.code, str(exc)
         return None
@@ -396,6 +427,35 @@ def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n")
 
 
+def describe_exception(exc: BaseException) -> str:
+    """One line for the log: the exception and where it was raised, no traceback."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+    return f"{type(exc).__name__}: {str(exc)[:200]!r}{where}"
+
+
+async def _pause(sink: Outbound, wait: float, paced: set[str], budget: str,
+                 message: str) -> None:
+    """Stop reading from a socket for `wait` seconds because its page is over `budget`;
+    the first pause of an episode is told to the client with a `rate-limited` error."""
+    if wait <= 0:
+        paced.discard(budget)
+        return
+    if budget not in paced:
+        paced.add(budget)
+        await sink.send_text(wire.encode_error("rate-limited", message))
+    await asyncio.sleep(wait)
+
+
+def _control_rate_text(settings: HostSettings) -> str:
+    return (f"sending control messages faster than {settings.control_per_s:g}/s (after "
+            f"{settings.control_burst} at once): reading from this page is slowed")
+
+
 def _rate_text(limits: RealtimeLimits) -> str:
     return (f"sending faster than {limits.send_items_per_s:g} items/s or "
-            f"{limits.send_bytes_per_s:g} bytes/s: reading from this connection is slowed")
+            f"{limits.send_bytes_per_s:g} bytes/s: reading from this page is slowed")
