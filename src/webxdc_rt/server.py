@@ -136,6 +136,7 @@ class Host:
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[Outbound, Page] = {}
+        self._handlers: dict[Outbound, asyncio.Task[Any]] = {}
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
         self._budgets: dict[str, PageBudget] = {}
@@ -267,6 +268,7 @@ class Host:
 
         sink.on_cut = cut
         self._sockets[sink] = page
+        self._handlers[sink] = asyncio.current_task()  # type: ignore[assignment]
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
             await sink.send_text(wire.encode_hello(page.self_addr, page.member.name,
@@ -282,6 +284,7 @@ class Host:
         finally:
             cut()
             self._sockets.pop(sink, None)
+            self._handlers.pop(sink, None)
             self._per_page[page.label] -= 1
             if not self._per_page[page.label]:
                 del self._per_page[page.label]
@@ -389,8 +392,22 @@ class Host:
         return len(sinks)
 
     async def _close_sockets(self, app: web.Application) -> None:
-        for sink in list(self._sockets):
-            await sink.close(WSCloseCode.GOING_AWAY, "host shutting down")
+        # All at once, each bounded: a client that does not read must not hold up the rest.
+        grace = self.settings.close_grace_s
+
+        async def close(sink: Outbound) -> None:
+            try:
+                await asyncio.wait_for(sink.close(WSCloseCode.GOING_AWAY, "host shutting down"),
+                                       grace)
+            except (TimeoutError, ConnectionError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(*(close(sink) for sink in list(self._sockets)))
+        # A handler may be pausing a paced page; its socket is gone, so is its work.
+        for task in list(self._handlers.values()):
+            task.cancel()
 
 
 def _authorized(request: web.Request, page: Page) -> bool:
