@@ -29,7 +29,7 @@ def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
     assert [u.serial for u in reopened.updates_after(app_id, 0, 10)] == [first, second]
     assert reopened.updates_after(app_id, first, 10)[0].update.notify == {"*": "n"}
     assert reopened.max_serial(app_id) == second
-    message = reopened.chat_messages(pages[0].app.chat_id)[0]
+    message = reopened.chat_messages(pages[0].app.chat_id)[0][0]
     assert (message.member, message.text, message.file_data) == ("alice", "hi", b"data")
     # Another member list is another chat; another app key another copy.
     other_chat = reopened.share(registry, "chat", ["alice"], "Poll", "/apps/poll.xdc")

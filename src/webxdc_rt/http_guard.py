@@ -47,7 +47,7 @@ except ImportError:  # not on Windows: there the cap is `max_tcp_connections` al
     resource = None  # type: ignore[assignment]
 
 __all__ = ["ConnectionGuard", "GuardedRequestHandler", "GuardedServer", "GuardedAppRunner",
-           "admit", "connection_cap", "describe_failure"]
+           "admit", "connection_cap", "describe_failure", "describe_exception"]
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,11 @@ def describe_failure(request: web.BaseRequest, exc: BaseException | None) -> str
     line = f"{request.method[:16]!r} {path!r}"
     if exc is None:
         return line
+    return f"{line}: {describe_exception(exc)}"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The exception's type, message (shortened) and innermost frame, in one line."""
     message = str(exc)
     if len(message) > _LOGGED_MESSAGE_CHARS:
         message = message[:_LOGGED_MESSAGE_CHARS] + "..."
@@ -177,7 +182,7 @@ def describe_failure(request: web.BaseRequest, exc: BaseException | None) -> str
     if frames:
         last = frames[-1]
         where = f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
-    return f"{line}: {type(exc).__name__}: {message!r}{where}"
+    return f"{type(exc).__name__}: {message!r}{where}"
 
 
 class GuardedRequestHandler(web.RequestHandler):

@@ -16,6 +16,7 @@ so one stalled reader never holds memory or delays anyone else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import http_guard, wire
 from .broker import Broker, InMemoryBroker
+from .budget import PageBudget, TokenBucket
 from .chats import Page, Registry
 from .frames import binary_frame_parts
 from .outbound import Outbound, WriteBatcher
@@ -99,6 +101,11 @@ class HostSettings:
     """How long a connection being cut off gets to take its close frame before it is dropped."""
     max_protocol_errors: int = 32
     """Refused requests one connection may make before it is disconnected (code 1008)."""
+    control_per_s: float = 100.0
+    """Control messages (text frames) one page may send per second, sustained; a page
+    over it is not read from until it is back within it."""
+    control_burst: int = 200
+    """Control messages one page may send at once before the pace applies."""
     heartbeat_s: float = 30.0
     """Ping interval that finds dead links, which then count as having left (R17)."""
     bridge_max_pending_items: int = 1024
@@ -164,8 +171,10 @@ class Host:
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[Outbound, Page] = {}
+        self._handlers: dict[Outbound, asyncio.Task[Any]] = {}
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
+        self._budgets: dict[str, PageBudget] = {}
         self._hello_limits = asdict(self.settings.realtime)
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
@@ -312,8 +321,9 @@ class Host:
             self._batcher = WriteBatcher(loop)
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher)
-        conn = self.hub.open(page.app.topic, sink, loop.time())
-        feed_socket = self.feed.new_socket(page, sink)
+        budget = self._budget(page)
+        conn = self.hub.open(page.app.topic, sink, time.monotonic(), budget.realtime)
+        feed_socket = self.feed.new_socket(page, sink, budget)
 
         def cut() -> None:
             self.hub.close(conn)
@@ -321,6 +331,7 @@ class Host:
 
         sink.on_cut = cut
         self._sockets[sink] = page
+        self._handlers[sink] = asyncio.current_task()  # type: ignore[assignment]
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
             await sink.send_text(wire.encode_hello(page.self_addr, page.member.name,
@@ -328,13 +339,37 @@ class Host:
             await self._read_loop(ws, sink, conn, feed_socket)
         except ConnectionError:
             pass  # the link broke while we wrote to it: same as a close
+        except Exception as exc:  # a bug, not the client's fault: contain it to this socket
+            log.error("internal error on a socket of page %s: %s", page.label,
+                      http_guard.describe_exception(exc))
+            with contextlib.suppress(Exception):
+                await sink.close(WSCloseCode.INTERNAL_ERROR, "internal error")
         finally:
             cut()
             self._sockets.pop(sink, None)
+            self._handlers.pop(sink, None)
             self._per_page[page.label] -= 1
             if not self._per_page[page.label]:
                 del self._per_page[page.label]
         return ws
+
+    def _budget(self, page: Page) -> PageBudget:
+        """The allowance of one member page, shared by all its sockets; kept while the
+        host runs, so reconnecting does not refill it."""
+        budget = self._budgets.get(page.label)
+        if budget is None:
+            now = time.monotonic()
+            settings = self.settings
+            updates, chat = settings.updates, settings.chat
+            budget = self._budgets[page.label] = PageBudget(
+                realtime=self.hub.new_budget(now),
+                control=TokenBucket(settings.control_per_s, settings.control_burst, now),
+                updates=TokenBucket(1000.0 / updates.interval_ms, updates.burst, now),
+                listens=TokenBucket(updates.listens_per_s, updates.listens_burst, now),
+                backlog=TokenBucket(updates.backlog_bytes_per_s, updates.backlog_bytes_burst,
+                                    now),
+                chat=TokenBucket(chat.messages_per_s, chat.messages_burst, now))
+        return budget
 
     def _connection_refusal(self, page: Page) -> str | None:
         settings = self.settings
@@ -347,27 +382,26 @@ class Host:
 
     async def _read_loop(self, ws: web.WebSocketResponse, sink: Outbound, conn: Connection,
                          feed_socket: FeedSocket) -> None:
-        loop = asyncio.get_running_loop()
         hub = self.hub
+        control = feed_socket.budget.control
         errors = 0
-        throttled = False
+        paced: set[str] = set()  # budgets pacing this socket now: each episode told once
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
                 try:
-                    wait = hub.send(conn, msg.data, loop.time())
+                    wait = hub.send(conn, msg.data, time.monotonic())
                 except RealtimeError as exc:
                     problem: tuple[str, str] | None = (exc.code, str(exc))
                 else:
-                    if wait > 0:
-                        if not throttled:
-                            throttled = True
-                            await sink.send_text(wire.encode_error("rate-limited", _rate_text(
-                                hub.limits)))
-                        await asyncio.sleep(wait)
-                    else:
-                        throttled = False
+                    if wait > 0 or paced:
+                        await _pause(sink, wait, paced, "items", _rate_text(hub.limits))
                     continue
             elif msg.type is WSMsgType.TEXT:
+                # Charged before it is carried out, whichever of the page's sockets sent
+                # it: a page over its control budget is not read from until back within.
+                wait = control.charge(1, time.monotonic())
+                if wait > 0 or paced:
+                    await _pause(sink, wait, paced, "control", _control_rate_text(self.settings))
                 problem = await self._control(sink, conn, feed_socket, msg.data)
             else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
                 return
@@ -398,8 +432,8 @@ class Host:
                 await sink.send_text(wire.encode_reply(message.id, refusal))
                 return refusal
             else:
-                await sink.send_text(wire.encode_chat_messages(
-                    message.id, self.feed.chat_messages(feed_socket)))
+                messages, more = self.feed.chat_messages(feed_socket, message.before)
+                await sink.send_text(wire.encode_chat_messages(message.id, messages, more))
         except (wire.WireError, RealtimeError) as exc:
             return exc.code, str(exc)
         return None
@@ -421,8 +455,22 @@ class Host:
         return len(sinks)
 
     async def _close_sockets(self, app: web.Application) -> None:
-        for sink in list(self._sockets):
-            await sink.close(WSCloseCode.GOING_AWAY, "host shutting down")
+        # All at once, each bounded: a client that does not read must not hold up the rest.
+        grace = self.settings.close_grace_s
+
+        async def close(sink: Outbound) -> None:
+            try:
+                await asyncio.wait_for(sink.close(WSCloseCode.GOING_AWAY, "host shutting down"),
+                                       grace)
+            except (TimeoutError, ConnectionError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(*(close(sink) for sink in list(self._sockets)))
+        # A handler may be pausing a paced page; its socket is gone, so is its work.
+        for task in list(self._handlers.values()):
+            task.cancel()
 
 
 def _authorized(request: web.Request, page: Page) -> bool:
@@ -481,6 +529,24 @@ def _refusal(status: int, message: str) -> web.Response:
     return response
 
 
+async def _pause(sink: Outbound, wait: float, paced: set[str], budget: str,
+                 message: str) -> None:
+    """Stop reading from a socket for `wait` seconds because its page is over `budget`;
+    the first pause of an episode is told to the client with a `rate-limited` error."""
+    if wait <= 0:
+        paced.discard(budget)
+        return
+    if budget not in paced:
+        paced.add(budget)
+        await sink.send_text(wire.encode_error("rate-limited", message))
+    await asyncio.sleep(wait)
+
+
+def _control_rate_text(settings: HostSettings) -> str:
+    return (f"sending control messages faster than {settings.control_per_s:g}/s (after "
+            f"{settings.control_burst} at once): reading from this page is slowed")
+
+
 def _rate_text(limits: RealtimeLimits) -> str:
     return (f"sending faster than {limits.send_items_per_s:g} items/s or "
-            f"{limits.send_bytes_per_s:g} bytes/s: reading from this connection is slowed")
+            f"{limits.send_bytes_per_s:g} bytes/s: reading from this page is slowed")

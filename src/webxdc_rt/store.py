@@ -188,6 +188,27 @@ class Store:
                                             None if row[6] is None else json.loads(row[6])))
                 for row in rows]
 
+    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
+                      max_rows: int = 1000) -> int:
+        """How many of the updates after `serial` to load at once so that they hold at
+        most `max_bytes` of text (always at least one): the backlog is streamed in chunks
+        of bounded memory, whatever the updates' sizes."""
+        rows = self._db.execute(
+            "SELECT length(CAST(payload AS BLOB)) + coalesce(length(CAST(info AS BLOB)), 0)"
+            " + coalesce(length(CAST(href AS BLOB)), 0)"
+            " + coalesce(length(CAST(document AS BLOB)), 0)"
+            " + coalesce(length(CAST(summary AS BLOB)), 0)"
+            " + coalesce(length(CAST(notify AS BLOB)), 0)"
+            " FROM updates WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?",
+            (app_id, serial, max_rows))
+        count = total = 0
+        for (size,) in rows:
+            total += size
+            if count and total > max_bytes:
+                break
+            count += 1
+        return count
+
     def max_serial(self, app_id: str) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""
         cached = self._max_serial.get(app_id)
@@ -208,12 +229,39 @@ class Store:
             (chat_id, app_id, member, text, file_name, file_data, time.time()))
         return int(cursor.lastrowid or 0)
 
-    def chat_messages(self, chat_id: str, limit: int = 1000) -> list[ChatMessage]:
-        """The most recent messages posted to a chat, oldest first."""
+    def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
+                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
+        """The most recent messages posted to a chat (before the message id `before`, if
+        given), oldest first, at most `limit` of them holding at most `max_bytes` of text
+        and files (always at least one); and whether older ones remain."""
         rows = self._db.execute(
+            "SELECT id, coalesce(length(CAST(text AS BLOB)), 0)"
+            " + coalesce(length(file_data), 0) FROM chat_messages"
+            " WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (chat_id, 2**63 - 1 if before is None else before, limit + 1)).fetchall()
+        chosen: list[int] = []
+        total = 0
+        for message_id, size in rows[:limit]:
+            total += size
+            if chosen and max_bytes is not None and total > max_bytes:
+                break
+            chosen.append(message_id)
+        more = len(rows) > len(chosen)
+        if not chosen:
+            return [], more
+        messages = self._db.execute(
             "SELECT id, app_id, member, text, file_name, file_data FROM chat_messages"
-            " WHERE chat_id = ? ORDER BY id DESC LIMIT ?", (chat_id, limit)).fetchall()
-        return [ChatMessage(*row) for row in reversed(rows)]
+            " WHERE chat_id = ? AND id BETWEEN ? AND ? ORDER BY id",
+            (chat_id, chosen[-1], chosen[0])).fetchall()
+        return [ChatMessage(*row) for row in messages], more
+
+    def chat_bytes(self, app_id: str, member: str) -> int:
+        """Bytes of text and files one member's page of one app copy posted to its chat."""
+        row = self._db.execute(
+            "SELECT sum(coalesce(length(CAST(text AS BLOB)), 0) + coalesce(length(file_data),"
+            " 0)) FROM chat_messages WHERE app_id = ? AND member = ?",
+            (app_id, member)).fetchone()
+        return int(row[0] or 0)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
