@@ -10,8 +10,8 @@ What is read back is sent to members as it is, so reading never trusts the file:
 by older versions (which stored `NaN`, escaped lone surrogates in `notify` and member names),
 by other programs, or damaged on disk are repaired as they are read, never refused. Text that
 is not UTF-8 and lone surrogates become U+FFFD, the replacement character; `NaN` and
-infinities become `null`; a stored payload that is not JSON at all becomes `null`. The first
-repair is logged. A payload is checked the first time this process reads its row.
+infinities become `null`. The first repair is logged. A payload is checked the first time
+this process reads its row.
 """
 
 from __future__ import annotations
@@ -247,9 +247,12 @@ class Store:
             return stored.decode(errors="replace")
 
     def _checked_payload(self, serial: int, payload: str, where: str) -> str:
-        """The stored payload, or its repair if it is not strict JSON. Only what older
-        versions let through is looked for (`NaN`, infinities, escaped surrogates), and a
-        full check is made only when one of these may be there: the text was JSON once."""
+        """The stored payload, or its repair if it is not strict JSON. The full check, which
+        costs as much as decoding, is made only when the text may hold what older versions
+        let through: `NaN`, infinities, escaped surrogates. Integers beyond a double and
+        nesting beyond the limit, which they also stored, and payloads damaged into text
+        that is not JSON are sent as they are: they cost their readers that one update (the
+        Python peer logs and skips it), never the replay."""
         if "NaN" not in payload and "Infinity" not in payload and "\\u" not in payload:
             return payload
         try:
