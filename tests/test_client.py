@@ -246,3 +246,17 @@ async def test_a_malformed_hello_is_a_connection_error(hello):
             await connect(f"http://page.localhost:{port}/.webxdc-rt/invite/token", timeout=5)
     finally:
         await runner.cleanup()
+
+
+async def test_an_update_that_is_not_strict_json_is_refused_at_send_and_the_link_lives_on(
+        live_host):
+    urls = live_host.share(["alice"])
+    async with await connect(urls["alice"]) as peer:
+        seen: list[dict] = []
+        await peer.set_update_listener(seen.append)
+        for payload in ("cut \ud83d", {"\udc00": 1}, float("nan"), [float("inf")]):
+            with pytest.raises(ValueError):
+                peer.send_update({"payload": payload})
+        peer.send_update({"payload": "fine 😀"})
+        await eventually(lambda: [u["payload"] for u in seen] == ["fine 😀"])
+        assert not peer.closed

@@ -154,9 +154,18 @@ def test_client_messages_encode_and_decode_back(message):
     assert wire.decode_client_message(wire.encode_client_message(message)) == message
 
 
-def test_encoders_refuse_non_finite_numbers():
+def test_encoders_of_app_data_refuse_what_is_not_strict_json_text():
+    for update in ({"payload": float("nan")}, {"payload": "\ud800"}, {"payload": 1,
+                                                                       "info": "\udfff"}):
+        with pytest.raises(ValueError):
+            wire.encode_update_send(update)
     with pytest.raises(ValueError):
-        wire.encode_update_send({"payload": float("nan")})
+        wire.encode_send_to_chat(1, "cut \ud83d")
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="deep"):
+        wire.encode_update_send({"payload": deep})
 
 
 @pytest.mark.parametrize("text", [

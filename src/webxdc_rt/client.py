@@ -158,7 +158,8 @@ class Peer:
         """`webxdc.sendUpdate`: share app state with every member (this peer included).
 
         `update` needs a JSON-serialisable `payload`; `info`, `href`, `document`, `summary`
-        and `notify` are optional. `descr` is deprecated by the spec and ignored.
+        and `notify` are optional. `descr` is deprecated by the spec and ignored. Raises
+        ValueError for what is not strict JSON text (NaN, infinities, lone surrogates).
         """
         if not isinstance(update, dict) or "payload" not in update:
             raise TypeError("send_update expects a dict with a 'payload'")

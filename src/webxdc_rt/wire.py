@@ -367,8 +367,9 @@ def encode_leave() -> str:
 
 
 def encode_update_send(update: dict[str, Any]) -> str:
-    """A client's status update (`webxdc.sendUpdate`)."""
-    return _dump({"type": "update-send", "update": update})
+    """A client's status update (`webxdc.sendUpdate`); ValueError if it is not strict JSON
+    text (NaN, infinities, lone surrogates, nesting too deep to encode)."""
+    return _dump_app_data({"type": "update-send", "update": update})
 
 
 def encode_update_listen(listen: int, serial: int) -> str:
@@ -383,13 +384,14 @@ def encode_chat_messages_request(request_id: int) -> str:
 
 def encode_send_to_chat(request_id: int, text: str | None, file_name: str | None = None,
                         file_base64: str | None = None) -> str:
-    """A client's message to the chat (`webxdc.sendToChat`): a text, a file, or both."""
+    """A client's message to the chat (`webxdc.sendToChat`): a text, a file, or both;
+    ValueError if a text holds a lone surrogate."""
     message: dict[str, Any] = {"type": "send-to-chat", "id": request_id}
     if text is not None:
         message["text"] = text
     if file_name is not None or file_base64 is not None:
         message["file"] = {"name": file_name, "base64": file_base64}
-    return _dump(message)
+    return _dump_app_data(message)
 
 
 def encode_client_message(message: ClientMessage) -> str:
@@ -399,7 +401,7 @@ def encode_client_message(message: ClientMessage) -> str:
     if isinstance(message, Leave):
         return encode_leave()
     if isinstance(message, UpdateSend):
-        return _dump({"type": "update-send", "update": message.update})
+        return encode_update_send(message.update)
     if isinstance(message, UpdateListen):
         return encode_update_listen(message.listen, message.serial)
     if isinstance(message, SendToChat):
@@ -475,3 +477,16 @@ def _shown(value: Any, limit: int = 60) -> str:
 
 def _dump(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _dump_app_data(obj: dict[str, Any]) -> str:
+    """`_dump` for a message that carries an app's data, which may be anything: what a
+    host would refuse is refused here, before it is queued (a text that cannot be encoded
+    would otherwise fail only when written)."""
+    try:
+        text = _dump(obj)
+    except RecursionError:
+        raise ValueError("nested too deep to encode as JSON") from None
+    if not is_text(text):
+        raise ValueError(BAD_TEXT_RULE)
+    return text
