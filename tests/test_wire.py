@@ -175,7 +175,8 @@ def test_encoders_of_app_data_refuse_what_is_not_strict_json_text():
     '{"type":"update","listen":1,"update":{"serial":"1","max_serial":1}}',
     '{"type":"update-backlog-done"}', '{"type":"chat-messages","id":1,"messages":{}}',
     '{"type":"error","code":5,"message":"m"}', '{"type":"hello","self_addr":"a"}',
-    '{"type":"hello","self_addr":"a","self_name":"n","limits":{"x":"y"}}',
+    '{"type":"hello","self_addr":"a","self_name":"n","limits":[]}',
+    '{"type":"hello","self_addr":"a","self_name":"n","limits":{"max_payload_bytes":"1"}}',
     '{"type":"error","code":"c","message":NaN}', '{"type":"error","code":"\\ud800"}',
 ])
 def test_host_messages_without_the_fields_the_peer_reads_are_refused(text):
@@ -183,8 +184,10 @@ def test_host_messages_without_the_fields_the_peer_reads_are_refused(text):
         wire.decode_host_message(text)
 
 
-def test_host_messages_of_unknown_types_pass_for_newer_hosts():
+def test_host_messages_of_unknown_types_and_fields_pass_for_newer_hosts():
     assert wire.decode_host_message('{"type":"news","x":[1]}') == {"type": "news", "x": [1]}
+    hello = '{"type":"hello","self_addr":"a","self_name":"n","limits":{"mode":"fast"},"x":1}'
+    assert wire.decode_host_message(hello)["limits"] == {"mode": "fast"}
 
 
 def test_text_helpers():

@@ -123,12 +123,12 @@ class Store:
         registry = Registry(self.secret())
         for chat_id, name, members in self._db.execute(
                 "SELECT id, CAST(name AS BLOB), CAST(members AS BLOB) FROM chats"):
-            registry.add_chat(Chat(chat_id, self._text(name, "a chat's name"),
+            registry.add_chat(Chat(chat_id, self._text(name, "a chat's name") or "",
                                    self._members(self._text(members, "a member list"))))
         for app_id, chat_id, name, key, sender in self._db.execute(
                 "SELECT id, chat_id, CAST(name AS BLOB), key, sender FROM apps"):
-            registry.add_app(SharedApp(app_id, chat_id, self._text(name, "an app's name"),
-                                       key, sender))
+            registry.add_app(SharedApp(app_id, chat_id,
+                                       self._text(name, "an app's name") or "", key, sender))
         for label, token, app_id, member_id in self._db.execute(
                 "SELECT label, token, app_id, member_id FROM pages"):
             registry.add_page(label, token, app_id, member_id)
@@ -195,7 +195,8 @@ class Store:
             if row[0] > checked_to or row[0] in self._flawed:
                 payload = self._checked_payload(row[0], payload, where)
             info, href, document, summary = (self._text(value, where) for value in row[2:6])
-            notify = None if row[6] is None else self._notify(self._text(row[6], where), where)
+            notify_text = self._text(row[6], where)
+            notify = None if notify_text is None else self._notify(notify_text, where)
             updates.append(StoredUpdate(row[0], Update(payload, info, href, document, summary,
                                                        notify)))
         if updates and serial <= checked_to:  # every row up to the last one is checked now
