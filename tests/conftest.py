@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, settings
 
 from peers import eventually
 from webxdc_rt.chats import Page
@@ -15,6 +17,14 @@ from webxdc_rt.store import Store
 from webxdc_rt.xdc import open_app
 
 PROBE_APP = Path(__file__).parent / "apps" / "probe"
+
+# Property tests: the same cases on every run by default, so that a failure in CI
+# reproduces; HYPOTHESIS_PROFILE=explore draws new ones (and prints how to replay a failure).
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 class LiveHost:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
+from aiohttp import web
 
 from peers import eventually, joined
+from webxdc_rt import wire
 from webxdc_rt.client import connect
 
 
@@ -141,3 +146,117 @@ async def test_items_in_flight_across_leave_and_rejoin_are_not_delivered_r12(liv
     assert bob.inbox == []
     for member in (alice, bob, carol):
         await member.peer.close()
+
+
+# -- bad frames from the host --------------------------------------------------------------
+
+BAD_HOST_FRAMES = [
+    '{"type":"update","listen":1,"update":{"payload":NaN,"serial":2,"max_serial":2}}',
+    '{"type":"update","listen":1,"update":{"payload":"\\ud800","serial":2,"max_serial":2}}',
+    '{"type":"update","listen":1,"update":{"payload":' + "[" * 1000 + "]" * 1000
+    + ',"serial":2,"max_serial":2}}',
+    "[" * 100_000,
+    '{"type":"update","listen":1}',
+    '{"type":"update","listen":1,"update":{"payload":1,"serial":"2","max_serial":2}}',
+    '{"type":"joined","epoch":"1"}',
+    '{"type":"update-backlog-done"}',
+    '{"type":"chat-messages","id":1,"messages":"none"}',
+    '{"type":"error"}',
+    "not json",
+    "[1, 2]",
+    '{"type": 7}',
+]
+
+
+async def fake_host(frames: list[str]):
+    """A host that greets, then sends `frames`, then a valid item and update; it records
+    what the peer sends."""
+    received: list[str] = []
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(wire.encode_hello("addr", "Alice", {"max_payload_bytes": 128_000}))
+        async for msg in ws:
+            received.append(msg.data)
+            kind = json.loads(msg.data)["type"]
+            if kind == "join":
+                for frame in frames:
+                    await ws.send_str(frame)
+                await ws.send_str(wire.encode_joined(1))
+                await ws.send_bytes(b"item")
+            elif kind == "update-listen":
+                for frame in frames:
+                    await ws.send_str(frame)
+                await ws.send_str(wire.encode_update(1, '{"payload":"ok","serial":1,'
+                                                        '"max_serial":1}'))
+                await ws.send_str(wire.encode_backlog_done(1))
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/.webxdc-rt/socket", socket)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://page.localhost:{port}/.webxdc-rt/invite/token", received
+
+
+async def test_peer_survives_bad_frames_from_the_host_and_keeps_its_link(caplog):
+    runner, url, _ = await fake_host(BAD_HOST_FRAMES)
+    try:
+        with caplog.at_level(logging.WARNING, logger="webxdc_rt.client"):
+            peer = await connect(url)
+            channel = peer.join_realtime_channel()
+            items: list[bytes] = []
+            channel.set_listener(items.append)
+            await eventually(lambda: items == [b"item"])
+            updates: list[dict] = []
+            await peer.set_update_listener(updates.append)
+            assert updates == [{"payload": "ok", "serial": 1, "max_serial": 1}]
+            assert not peer.closed
+            await peer.close()
+        warnings = [r for r in caplog.records if "malformed frame from the host" in r.message]
+        assert len(warnings) == 2 * len(BAD_HOST_FRAMES)
+        assert all("\n" not in r.getMessage() for r in warnings)  # one line each
+        assert not [r for r in caplog.records if r.exc_info]  # no traceback
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("hello", ['{"type":"hello"}', '{"type":"hello","self_addr":NaN}',
+                                   "[" * 100_000])
+async def test_a_malformed_hello_is_a_connection_error(hello):
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(hello)
+        await ws.receive()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/.webxdc-rt/socket", socket)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        with pytest.raises(ConnectionError, match="hello is malformed"):
+            await connect(f"http://page.localhost:{port}/.webxdc-rt/invite/token", timeout=5)
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_update_that_is_not_strict_json_is_refused_at_send_and_the_link_lives_on(
+        live_host):
+    urls = live_host.share(["alice"])
+    async with await connect(urls["alice"]) as peer:
+        seen: list[dict] = []
+        await peer.set_update_listener(seen.append)
+        for payload in ("cut \ud83d", {"\udc00": 1}, float("nan"), [float("inf")]):
+            with pytest.raises(ValueError):
+                peer.send_update({"payload": payload})
+        peer.send_update({"payload": "fine 😀"})
+        await eventually(lambda: [u["payload"] for u in seen] == ["fine 😀"])
+        assert not peer.closed

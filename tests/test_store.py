@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 
 import pytest
 
+from peers import eventually
+from webxdc_rt import wire
+from webxdc_rt.client import connect
 from webxdc_rt.store import DB_FILE_NAME, Store
-from webxdc_rt.updates import Update
+from webxdc_rt.updates import Update, delivered_json
 
 
 def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
@@ -63,3 +68,129 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     (tmp_path / DB_FILE_NAME).write_bytes(b"not SQLite" * 100)
     with pytest.raises(sqlite3.DatabaseError, match="not a database"):
         Store.in_directory(tmp_path)
+
+
+# -- rows written by older versions: repaired as they are read, never poisoning replay ----
+
+
+# What older versions stored: payloads went through json.dumps with allow_nan left on, and
+# notify and member lists through json.dumps with ensure_ascii, which escapes a lone
+# surrogate (sqlite3 itself cannot store one: it refuses to encode it). Bytes that are not
+# UTF-8 can only come from another program or a damaged disk.
+LEGACY_ROWS = [
+    # (payload, info, notify) as SQL literals or bound values
+    (json.dumps(float("nan")), None, None),
+    (json.dumps({"a": [1, float("nan"), float("inf"), -float("inf")]}), None, None),
+    ('"cut \\ud83d"', None, None),
+    ('{"\\udc00": ["\\ud800"]}', None, None),
+    ('{"a": [1, Infinity]', None, None),  # cut short too: not JSON at all
+    ('"fine"', None, json.dumps({"*": "cut \ud83d", "\ud800": "key", "bob": "ok"})),
+    ('"fine"', None, '{"*": NaN, "bob": "ok"}'),
+    ('"fine"', None, "[not json"),
+    ('"BANANA, NaN in a string"', None, None),  # looks suspect, is fine
+]
+REPAIRED_PAYLOADS = [None, {"a": [1, None, None, None]}, "cut \ufffd", {"\ufffd": ["\ufffd"]},
+                     None, "fine", "fine", "fine", "BANANA, NaN in a string"]
+
+
+def write_legacy_rows(path, app_id: str) -> None:
+    db = sqlite3.connect(path)
+    for payload, info, notify in LEGACY_ROWS:
+        db.execute("INSERT INTO updates (app_id, member_id, payload, info, notify, created)"
+                   " VALUES (?, 'm1', ?, ?, ?, 0)", (app_id, payload, info, notify))
+    # Text columns holding bytes that are not UTF-8 (a CESU-8 surrogate, a stray byte).
+    db.execute("INSERT INTO updates (app_id, member_id, payload, info, summary, created)"
+               " VALUES (?, 'm1', CAST(x'22eda08022' AS TEXT), CAST(x'61ff' AS TEXT),"
+               " CAST(x'eda080' AS TEXT), 0)", (app_id,))
+    db.execute("INSERT INTO chat_messages (chat_id, app_id, member, text, file_name, created)"
+               " SELECT chat_id, id, 'alice', CAST(x'68eda080' AS TEXT), CAST(x'ff2e747874' AS"
+               " TEXT), 0 FROM apps WHERE id = ?", (app_id,))
+    db.commit()
+    db.close()
+
+
+def legacy_store(tmp_path):
+    store = Store.in_directory(tmp_path)
+    pages = store.share(store.load_registry(), "chat", ["alice", "bob"], "Poll", "/p.xdc")
+    store.append_update(pages[0].app.id, "m1", Update('"first"'))
+    store.close()
+    write_legacy_rows(tmp_path / "webxdc-rt.sqlite3", pages[0].app.id)
+    return pages
+
+
+def test_legacy_rows_are_repaired_as_they_are_read(tmp_path, caplog):
+    pages = legacy_store(tmp_path)
+    app_id = pages[0].app.id
+    store = Store.in_directory(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="webxdc_rt.store"):
+        for _ in range(2):  # the second read repairs again, from its memory of bad rows
+            stored = store.updates_after(app_id, 0, 100)
+            assert len(stored) == 1 + len(LEGACY_ROWS) + 1
+            delivered = []
+            for row in stored:
+                frame = wire.encode_update(1, delivered_json(row.update, row.serial, 99))
+                frame.encode()
+                delivered.append(wire.decode_host_message(frame)["update"])
+            assert [u["payload"] for u in delivered[:-1]] == ["first", *REPAIRED_PAYLOADS]
+            assert delivered[6]["notify"] == {"*": "cut \ufffd", "\ufffd": "key", "bob": "ok"}
+            assert delivered[7]["notify"] == {"bob": "ok"}
+            assert "notify" not in delivered[8]
+            last = delivered[-1]
+            assert (last["payload"], last["info"], last["summary"]) == (
+                "\ufffd" * 3, "a\ufffd", "\ufffd" * 3)
+    assert len([r for r in caplog.records if r.name == "webxdc_rt.store"]) == 1
+    message = store.chat_messages(pages[0].app.chat_id)[0][0]
+    assert (message.text, message.file_name) == ("h\ufffd\ufffd\ufffd", "\ufffd.txt")
+    store.close()
+
+
+def test_member_names_stored_with_lone_surrogates_are_repaired(tmp_path):
+    store = Store.in_directory(tmp_path)
+    registry = store.load_registry()
+    # A name from a command line that was not UTF-8 (Python decodes it with surrogates).
+    chat = registry.create_chat("chat", ["al\udcffice", "bob"])
+    store.save_chat(chat)
+    store.close()
+    reopened = Store.in_directory(tmp_path)
+    [chat] = reopened.load_registry().chats.values()
+    assert [m.name for m in chat.members] == ["al\ufffdice", "bob"]
+    reopened.close()
+
+
+async def test_replay_of_legacy_rows_reaches_every_listener_and_live_updates_go_on(
+        tmp_path, hosts):
+    pages = legacy_store(tmp_path)
+    live = await hosts(store=Store.in_directory(tmp_path))
+    alice, bob = [await connect(live.url(page)) for page in live.registry.pages_of(
+        live.registry.apps[pages[0].app.id])]
+    seen: dict[str, list[dict]] = {"alice": [], "bob": []}
+    await alice.set_update_listener(seen["alice"].append)
+    await bob.set_update_listener(seen["bob"].append)
+    for got in seen.values():  # the whole backlog, repaired: nothing dropped or refused
+        assert len(got) == 1 + len(LEGACY_ROWS) + 1
+        assert [u["payload"] for u in got][:-1] == ["first", *REPAIRED_PAYLOADS]
+    alice.send_update({"payload": "live"})
+    for got in seen.values():
+        await eventually(lambda got=got: got[-1]["payload"] == "live")
+    messages = await bob.chat_messages()
+    assert messages[0]["text"] == "h\ufffd\ufffd\ufffd"
+    assert not alice.errors and not bob.errors and not alice.closed and not bob.closed
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_payload_damaged_into_text_that_is_not_json_costs_only_that_update(
+        tmp_path, hosts):
+    store = Store.in_directory(tmp_path)
+    pages = store.share(store.load_registry(), "chat", ["alice"], "Poll", "/p.xdc")
+    for payload in ('"before"', '{"cut": [1, 2', '"after"'):
+        store.append_update(pages[0].app.id, "m1", Update(payload))
+    store.close()
+    live = await hosts(store=Store.in_directory(tmp_path))
+    peer = await connect(live.url(live.registry.pages_of(live.registry.apps[pages[0].app.id])[0]))
+    seen: list[dict] = []
+    await peer.set_update_listener(seen.append)
+    assert [u["payload"] for u in seen] == ["before", "after"]
+    peer.send_update({"payload": "live"})
+    await eventually(lambda: seen[-1]["payload"] == "live")
+    await peer.close()

@@ -59,3 +59,38 @@ def test_token_bucket_refuses_what_is_over_and_refills_up_to_its_burst():
     assert not bucket.try_take(1, now=0.011)
     assert all(bucket.try_take(1, now=100.0) for _ in range(10))  # refills to burst only
     assert not bucket.try_take(1, now=100.0)
+
+
+@pytest.mark.parametrize("raw, code", [
+    ({"payload": float("nan")}, "bad-number"),
+    ({"payload": [1, float("inf")]}, "bad-number"),
+    ({"payload": "cut \ud83d"}, "bad-text"),
+    ({"payload": {"\udc00": 1}}, "bad-text"),
+    ({"payload": 1, "info": "\ud800"}, "bad-text"),
+    ({"payload": 1, "summary": "a\udfffb"}, "bad-text"),
+    ({"payload": 1, "notify": {"*": "cut \ud83d"}}, "bad-text"),
+    ({"payload": 1, "notify": {"\ud800": "key"}}, "bad-text"),
+    ({"payload": {1, 2}}, "bad-update"),
+])
+def test_updates_that_are_not_strict_json_text_are_refused(raw, code):
+    with pytest.raises(UpdateError) as caught:
+        validate_update(raw, LIMITS)
+    assert caught.value.code == code
+
+
+def test_payload_nested_beyond_what_json_can_encode_is_refused():
+    payload: list = []
+    for _ in range(100_000):
+        payload = [payload]
+    with pytest.raises(UpdateError) as caught:
+        validate_update({"payload": payload}, LIMITS)
+    assert caught.value.code == "nesting-too-deep"
+
+
+def test_delivered_json_always_encodes_as_utf8():
+    # An update made by hand, not by validate_update: its bad text is sent as U+FFFD.
+    update = Update('"p\ud800"', info="i\udfff", notify={"\ud83d": "n\ud83d"})
+    text = delivered_json(update, 1, 1)
+    text.encode()
+    assert json.loads(text) == {"payload": "p\ufffd", "info": "i\ufffd",
+                                "notify": {"\ufffd": "n\ufffd"}, "serial": 1, "max_serial": 1}

@@ -57,3 +57,140 @@ def test_host_messages_decode():
     assert error == {"type": "error", "code": "not-joined", "message": "why"}
     with pytest.raises(wire.WireError):
         wire.decode_host_message('{"type": 5}')
+
+
+# -- the strict JSON decoder -------------------------------------------------------------
+
+NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e999", "-1E400", "1.8e308", "9" * 400,
+              "-" + "9" * 400, "9" * 5000, "1" + "0" * 210 + "e99"]
+
+
+@pytest.mark.parametrize("number", NOT_FINITE)
+def test_numbers_a_browser_cannot_read_as_finite_are_refused(number):
+    for text in (number, f"[{number}]", f'{{"a":{{"b":[1,{number}]}}}}'):
+        with pytest.raises(wire.WireError) as caught:
+            wire.decode_json(text)
+        assert caught.value.code == "bad-number"
+        assert "finite" in str(caught.value) and "1.8e308" in str(caught.value)
+
+
+@pytest.mark.parametrize("number", ["1.7976931348623157e308", "-1.7976931348623157e308",
+                                    "1e-999", "0", "-0", "9007199254740993", "9" * 308])
+def test_finite_numbers_are_kept(number):
+    assert wire.decode_json(f"[{number}]") == [json.loads(number)]
+
+
+@pytest.mark.parametrize("text", [
+    '"\\ud800"', '"\\udfff"', '"a\\ud83d"', '"\\ude00\\ud83d"', '"\\ud83d\\ud83d"',
+    '{"\\udc00": 1}', '{"a": {"b": ["ok", "\\ud800x"]}}', '{"\\ud800": {"k": 1}}',
+    '"\ud800"', '["\udc00"]',  # unescaped: only a caller in Python can pass these
+])
+def test_lone_surrogates_are_refused_in_strings_and_keys(text):
+    with pytest.raises(wire.WireError) as caught:
+        wire.decode_json(text)
+    assert caught.value.code == "bad-text"
+    assert "lone surrogate" in str(caught.value)
+
+
+def test_escaped_surrogate_pairs_and_escaped_backslashes_are_text():
+    assert wire.decode_json('["\\ud83d\\ude00", {"\\uD83D\\uDE00": "é"}]') == ["😀", {"😀": "é"}]
+    assert wire.decode_json('"\\\\ud800"') == "\\ud800"  # a backslash, then "ud800"
+
+
+def test_nesting_is_limited_by_an_iterative_walk():
+    limit = wire.MAX_JSON_DEPTH
+    assert wire.decode_json("[" * limit + "]" * limit) is not None
+    assert wire.decode_json('{"a":' * (limit - 1) + "{}" + "}" * (limit - 1)) is not None
+    for text in ("[" * (limit + 1) + "]" * (limit + 1),
+                 '{"a":' * limit + "{}" + "}" * limit,
+                 "[" * 900 + "]" * 900,  # within CPython's recursion limit: the walk catches it
+                 "[" * 100_000, '{"a":' * 100_000):  # beyond it: json's RecursionError
+        with pytest.raises(wire.WireError) as caught:
+            wire.decode_json(text)
+        assert caught.value.code == "nesting-too-deep"
+        assert str(limit) in str(caught.value)
+    assert wire.decode_json("[[1]]", max_depth=2) == [[1]]
+    with pytest.raises(wire.WireError, match="deeper than 1 level"):
+        wire.decode_json("[[1]]", max_depth=1)
+
+
+def test_client_messages_are_decoded_strictly():
+    bad = {
+        '{"type":"update-send","update":{"payload":NaN}}': "bad-number",
+        '{"type":"update-send","update":{"payload":1,"notify":{"\\ud800":"x"}}}': "bad-text",
+        '{"type":"join","epoch":1,"x":"\ud800"}': "bad-text",
+        "[" * 100_000: "nesting-too-deep",
+    }
+    for text, code in bad.items():
+        with pytest.raises(wire.WireError) as caught:
+            wire.decode_client_message(text)
+        assert caught.value.code == code
+
+
+def test_send_to_chat_text_and_file_name_are_checked_at_the_wire():
+    good = wire.encode_send_to_chat(3, "hi 😀", "ü.txt", "aGk=")
+    assert wire.decode_client_message(good) == wire.SendToChat(3, "hi 😀", "ü.txt", "aGk=")
+    for text, name in (("\ud800", "f.txt"), ("hi", "\udfff.txt")):
+        escaped = json.dumps({"type": "send-to-chat", "id": 1, "text": text,
+                              "file": {"name": name, "base64": "aGk="}})
+        assert "\\ud" in escaped  # as a browser's JSON.stringify writes them
+        with pytest.raises(wire.WireError) as caught:
+            wire.decode_client_message(escaped)
+        assert caught.value.code == "bad-text"
+
+
+def test_unknown_type_is_quoted_short():
+    with pytest.raises(wire.WireError) as caught:
+        wire.decode_client_message(json.dumps({"type": "x" * 100_000}))
+    assert caught.value.code == "unknown-type" and len(str(caught.value)) < 120
+
+
+@pytest.mark.parametrize("message", [
+    wire.Join(3), wire.Leave(), wire.UpdateSend({"payload": [1, "é"], "info": "i"}),
+    wire.UpdateListen(2, 40), wire.SendToChat(5, "t", None, None),
+    wire.SendToChat(6, None, "f.txt", "aGk="), wire.ChatMessagesRequest(9),
+])
+def test_client_messages_encode_and_decode_back(message):
+    assert wire.decode_client_message(wire.encode_client_message(message)) == message
+
+
+def test_encoders_of_app_data_refuse_what_is_not_strict_json_text():
+    for update in ({"payload": float("nan")}, {"payload": "\ud800"}, {"payload": 1,
+                                                                       "info": "\udfff"}):
+        with pytest.raises(ValueError):
+            wire.encode_update_send(update)
+    with pytest.raises(ValueError):
+        wire.encode_send_to_chat(1, "cut \ud83d")
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="deep"):
+        wire.encode_update_send({"payload": deep})
+
+
+@pytest.mark.parametrize("text", [
+    '{"type":"joined"}', '{"type":"joined","epoch":"1"}', '{"type":"joined","epoch":true}',
+    '{"type":"update","listen":1}', '{"type":"update","listen":1,"update":[]}',
+    '{"type":"update","listen":1,"update":{"serial":1}}',
+    '{"type":"update","listen":1,"update":{"serial":"1","max_serial":1}}',
+    '{"type":"update-backlog-done"}', '{"type":"chat-messages","id":1,"messages":{}}',
+    '{"type":"error","code":5,"message":"m"}', '{"type":"hello","self_addr":"a"}',
+    '{"type":"hello","self_addr":"a","self_name":"n","limits":[]}',
+    '{"type":"hello","self_addr":"a","self_name":"n","limits":{"max_payload_bytes":"1"}}',
+    '{"type":"error","code":"c","message":NaN}', '{"type":"error","code":"\\ud800"}',
+])
+def test_host_messages_without_the_fields_the_peer_reads_are_refused(text):
+    with pytest.raises(wire.WireError):
+        wire.decode_host_message(text)
+
+
+def test_host_messages_of_unknown_types_and_fields_pass_for_newer_hosts():
+    assert wire.decode_host_message('{"type":"news","x":[1]}') == {"type": "news", "x": [1]}
+    hello = '{"type":"hello","self_addr":"a","self_name":"n","limits":{"mode":"fast"},"x":1}'
+    assert wire.decode_host_message(hello)["limits"] == {"mode": "fast"}
+
+
+def test_text_helpers():
+    assert wire.is_text("é😀") and not wire.is_text("a\ud800")
+    assert wire.as_text("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    assert wire.as_text("ok") == "ok"

@@ -158,7 +158,8 @@ class Peer:
         """`webxdc.sendUpdate`: share app state with every member (this peer included).
 
         `update` needs a JSON-serialisable `payload`; `info`, `href`, `document`, `summary`
-        and `notify` are optional. `descr` is deprecated by the spec and ignored.
+        and `notify` are optional. `descr` is deprecated by the spec and ignored. Raises
+        ValueError for what is not strict JSON text (NaN, infinities, lone surrogates).
         """
         if not isinstance(update, dict) or "payload" not in update:
             raise TypeError("send_update expects a dict with a 'payload'")
@@ -293,12 +294,23 @@ class Peer:
                 if channel is not None and channel.epoch == self._acked_epoch:
                     channel._deliver(msg.data)
             elif msg.type is aiohttp.WSMsgType.TEXT:
-                try:
-                    self._on_control(wire.decode_host_message(msg.data))
-                except wire.WireError as exc:
-                    log.warning("ignoring a malformed frame from the host: %s", exc)
+                self._on_text(msg.data)
         self._closed = True
         self._wakeup.set()
+
+    def _on_text(self, text: str) -> None:
+        """One control frame from the host. A bad one is logged and dropped; the link and
+        everything else carry on."""
+        try:
+            message = wire.decode_host_message(text)
+        except wire.WireError as exc:
+            log.warning("ignoring a malformed frame from the host (%s): %s", exc.code, exc)
+            return
+        try:
+            self._on_control(message)
+        except Exception:
+            log.exception("ignoring a %r frame from the host that could not be handled",
+                          message["type"])
 
     def _on_control(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -369,7 +381,10 @@ async def _receive_hello(ws: aiohttp.ClientWebSocketResponse, timeout: float) ->
     msg = await ws.receive(timeout=timeout)
     if msg.type is not aiohttp.WSMsgType.TEXT:
         raise ConnectionError(f"expected the host's hello, got {msg.type.name}")
-    hello = wire.decode_host_message(msg.data)
+    try:
+        hello = wire.decode_host_message(msg.data)
+    except wire.WireError as exc:
+        raise ConnectionError(f"the host's hello is malformed: {exc}") from None
     if hello["type"] != "hello":
         raise ConnectionError(f"expected the host's hello, got {hello['type']!r}")
     return hello

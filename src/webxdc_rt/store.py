@@ -6,21 +6,32 @@ before anyone is sent it, and by default durably (WAL with `synchronous=FULL`: t
 fsynced at every commit), so what the host delivered survives a power loss, not only a crash.
 Commits are made on the event loop without a thread hop, which keeps serial order and
 delivery order the same; `bench/store_durability.py` measures what a durable commit costs.
+
+What is read back is sent to members as it is, so reading never trusts the file: rows written
+by older versions (which stored `NaN`, escaped lone surrogates in `notify` and member names),
+by other programs, or damaged on disk are repaired as they are read, never refused. Text that
+is not UTF-8 and lone surrogates become U+FFFD, the replacement character; `NaN` and
+infinities become `null`. The first repair is logged. A payload is checked the first time
+this process reads its row.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 
+from . import wire
 from .chats import Chat, Member, Page, Registry, SharedApp
 from .updates import Update
 
 __all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage", "Synchronous"]
+
+log = logging.getLogger(__name__)
 
 DB_FILE_NAME = "webxdc-rt.sqlite3"
 
@@ -29,6 +40,9 @@ Synchronous = Literal["FULL", "NORMAL"]
 (fsync of the log per commit). NORMAL: commits survive a crash of the process but the last
 ones may be lost on power loss (fsync only at checkpoints)."""
 _SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+PAYLOAD_DEPTH: Final = wire.MAX_JSON_DEPTH - 2
+"""Nesting a stored payload may have: an update frame's own two objects hold the rest."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -92,6 +106,11 @@ class Store:
             self._db.close()  # a damaged or unwritable database: no connection left open
             raise
         self._max_serial: dict[str, int] = {}
+        self._checked_to: dict[str, int] = {}
+        """Per app copy, the serial up to which every stored payload was checked."""
+        self._flawed: set[int] = set()
+        """Serials of the rows whose payload is repaired each time it is read."""
+        self._repair_logged = False
 
     @classmethod
     def in_directory(cls, data_dir: str | Path, *, synchronous: Synchronous = "FULL") -> Store:
@@ -124,10 +143,14 @@ class Store:
     def load_registry(self) -> Registry:
         """Every stored chat, app copy and page, in a registry with the stored secret."""
         registry = Registry(self.secret())
-        for chat_id, name, members in self._db.execute("SELECT id, name, members FROM chats"):
-            registry.add_chat(Chat(chat_id, name, [Member(**m) for m in json.loads(members)]))
-        for row in self._db.execute("SELECT id, chat_id, name, key, sender FROM apps"):
-            registry.add_app(SharedApp(*row))
+        for chat_id, name, members in self._db.execute(
+                "SELECT id, CAST(name AS BLOB), CAST(members AS BLOB) FROM chats"):
+            registry.add_chat(Chat(chat_id, self._text(name, "a chat's name") or "",
+                                   self._members(self._text(members, "a member list"))))
+        for app_id, chat_id, name, key, sender in self._db.execute(
+                "SELECT id, chat_id, CAST(name AS BLOB), key, sender FROM apps"):
+            registry.add_app(SharedApp(app_id, chat_id,
+                                       self._text(name, "an app's name") or "", key, sender))
         for label, token, app_id, member_id in self._db.execute(
                 "SELECT label, token, app_id, member_id FROM pages"):
             registry.add_page(label, token, app_id, member_id)
@@ -180,13 +203,27 @@ class Store:
         return serial
 
     def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
+        """Up to `limit` updates of an app copy with a serial above `serial`, in order,
+        repaired where the stored row is not strict JSON text (see the module docstring)."""
         rows = self._db.execute(
-            "SELECT serial, payload, info, href, document, summary, notify FROM updates"
+            "SELECT serial, CAST(payload AS BLOB), CAST(info AS BLOB), CAST(href AS BLOB),"
+            " CAST(document AS BLOB), CAST(summary AS BLOB), CAST(notify AS BLOB) FROM updates"
             " WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?", (app_id, serial, limit))
-        return [StoredUpdate(row[0], Update(row[1], row[2], row[3], row[4], row[5],
-                                            None if row[6] is None else json.loads(row[6])))
-                for row in rows]
+        checked_to = self._checked_to.get(app_id, 0)
+        updates = []
+        for row in rows:
+            where = f"update {row[0]} of app copy {app_id}"
+            payload = self._text(row[1], where) or "null"
+            if row[0] > checked_to or row[0] in self._flawed:
+                payload = self._checked_payload(row[0], payload, where)
+            info, href, document, summary = (self._text(value, where) for value in row[2:6])
+            notify_text = self._text(row[6], where)
+            notify = None if notify_text is None else self._notify(notify_text, where)
+            updates.append(StoredUpdate(row[0], Update(payload, info, href, document, summary,
+                                                       notify)))
+        if updates and serial <= checked_to:  # every row up to the last one is checked now
+            self._checked_to[app_id] = max(checked_to, updates[-1].serial)
+        return updates
 
     def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
                       max_rows: int = 1000) -> int:
@@ -249,11 +286,16 @@ class Store:
         more = len(rows) > len(chosen)
         if not chosen:
             return [], more
-        messages = self._db.execute(
-            "SELECT id, app_id, member, text, file_name, file_data FROM chat_messages"
+        rows = self._db.execute(
+            "SELECT id, app_id, CAST(member AS BLOB), CAST(text AS BLOB),"
+            " CAST(file_name AS BLOB), file_data FROM chat_messages"
             " WHERE chat_id = ? AND id BETWEEN ? AND ? ORDER BY id",
             (chat_id, chosen[-1], chosen[0])).fetchall()
-        return [ChatMessage(*row) for row in messages], more
+        return [ChatMessage(message_id, app_id, self._text(member, "a chat message") or "",
+                            self._text(text, "a chat message"),
+                            self._text(file_name, "a chat message"),
+                            None if data is None else bytes(data))
+                for message_id, app_id, member, text, file_name, data in rows], more
 
     def chat_bytes(self, app_id: str, member: str) -> int:
         """Bytes of text and files one member's page of one app copy posted to its chat."""
@@ -263,8 +305,107 @@ class Store:
             (app_id, member)).fetchone()
         return int(row[0] or 0)
 
+    # -- reading what older versions, other programs or a damaged disk wrote ------------
+
+    def _text(self, stored: bytes | None, where: str) -> str | None:
+        """A text column read as bytes: UTF-8, with U+FFFD for what is not."""
+        if stored is None:
+            return None
+        try:
+            return stored.decode()
+        except UnicodeDecodeError:
+            self._repaired(where, "text that is not UTF-8")
+            return stored.decode(errors="replace")
+
+    def _checked_payload(self, serial: int, payload: str, where: str) -> str:
+        """The stored payload, or its repair if it is not strict JSON. The full check, which
+        costs as much as decoding, is made only when the text may hold what older versions
+        let through: `NaN`, infinities, escaped surrogates. Integers beyond a double and
+        nesting beyond the limit, which they also stored, and payloads damaged into text
+        that is not JSON are sent as they are: they cost their readers that one update (the
+        Python peer logs and skips it), never the replay."""
+        if "NaN" not in payload and "Infinity" not in payload and "\\u" not in payload:
+            return payload
+        try:
+            wire.decode_json(payload, PAYLOAD_DEPTH)
+        except wire.WireError as exc:
+            self._flawed.add(serial)
+            self._repaired(where, exc.code)
+            return json.dumps(_repaired_json(payload, PAYLOAD_DEPTH), separators=(",", ":"),
+                              ensure_ascii=False, allow_nan=False)
+        return payload
+
+    def _notify(self, stored: str, where: str) -> dict[str, str] | None:
+        """A stored `notify`: address (or "*") to text, repaired and left out if bad."""
+        try:
+            notify = wire.decode_json(stored)
+        except wire.WireError as exc:
+            self._repaired(where, exc.code)
+            notify = _repaired_json(stored, 1)
+        if not isinstance(notify, dict):
+            return None
+        return {key: text for key, text in notify.items() if isinstance(text, str)}
+
+    def _members(self, stored: str | None) -> list[Member]:
+        """A chat's stored member list (JSON: a list of `{"id", "name"}`)."""
+        try:
+            members = wire.decode_json(stored or "[]")
+        except wire.WireError as exc:
+            self._repaired("a member list", exc.code)
+            members = _repaired_json(stored or "[]", 2)
+        return [Member(str(m.get("id")), str(m.get("name"))) for m in members or ()
+                if isinstance(m, dict)]
+
+    def _repaired(self, where: str, problem: str) -> None:
+        if not self._repair_logged:
+            self._repair_logged = True
+            log.warning("%s in %s: repaired as it is read (bad characters as U+FFFD, NaN and "
+                        "infinities as null); further repairs are not logged", problem, where)
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+_LENIENT_DECODER: Final = json.JSONDecoder(parse_constant=lambda name: None)
+"""Reads what older versions wrote: `NaN`, `Infinity` and `-Infinity` as null."""
+
+
+def _repaired_json(text: str, max_depth: int) -> Any:
+    """The value of stored JSON text that the strict decoder refuses, with every string
+    valid text, every number finite (else null) and nesting within `max_depth` (deeper
+    arrays and objects become null); null if the text is not JSON at all."""
+    try:
+        value = _LENIENT_DECODER.decode(text)
+    except (ValueError, RecursionError):
+        return None
+    holder = [value]
+    level: list[Any] = [holder]  # the holder is level 0, the value level 1
+    depth = 0
+    while level:
+        below: list[Any] = []
+        for node in level:
+            if type(node) is dict:
+                items = [(wire.as_text(key), item) for key, item in node.items()]
+                node.clear()
+                node.update(items)
+                keys: Any = list(node)
+            else:
+                keys = range(len(node))
+            for key in keys:
+                item = node[key]
+                kind = type(item)
+                if kind is str:
+                    node[key] = wire.as_text(item)
+                elif kind is dict or kind is list:
+                    if depth + 1 > max_depth:
+                        node[key] = None
+                    else:
+                        below.append(item)
+                elif (kind is float or kind is int) and not wire.is_finite_number(item):
+                    node[key] = None
+        level = below
+        depth += 1
+    return holder[0]
 
 
 class _Transaction:

@@ -26,18 +26,37 @@ Host to client:
     {"type": "error", "code": ..., "message": ...}   a request was refused; nothing else lost
 
 Decoding validates everything and raises `WireError` with a message that says what was
-wrong, so that a bad frame gets a clear answer and costs nothing else.
+wrong, so that a bad frame gets a clear answer and costs nothing else. Every JSON text that
+comes from a client (and, in the Python peer, from the host) goes through one strict decoder,
+`decode_json`: what it accepts is JSON that every browser's `JSON.parse` reads the same way
+and that re-encodes as UTF-8, so nothing it lets in can break a frame sent later. It refuses:
+
+- text that is not JSON (`malformed`);
+- `NaN`, `Infinity`, `-Infinity` and numbers beyond the range of a double, such as `1e999` or
+  a 400-digit integer, which `JSON.parse` reads as `Infinity` (`bad-number`);
+- strings or keys holding a lone surrogate, e.g. the escape `"\\ud800"` that
+  `JSON.stringify` writes for a string cut in the middle of an emoji (`bad-text`); an escaped
+  pair such as `"\\ud83d\\ude00"` is one character and welcome;
+- arrays and objects nested deeper than `MAX_JSON_DEPTH` (`nesting-too-deep`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "MAX_CONTROL_BYTES",
+    "MAX_JSON_DEPTH",
     "WireError",
+    "decode_json",
+    "is_text",
+    "as_text",
+    "is_finite_number",
+    "encode_client_message",
+    "encode_send_to_chat",
     "Join",
     "Leave",
     "ClientMessage",
@@ -64,15 +83,136 @@ __all__ = [
 MAX_CONTROL_BYTES = 1024 * 1024
 """Largest control message (text frame) the host accepts, in bytes."""
 
+MAX_JSON_DEPTH = 128
+"""Deepest nesting of arrays and objects in one control message, the message itself being
+level 1: an update's `payload` may nest 126 levels. Generous for app state, and far below
+where a recursive JSON parser or encoder (CPython's, a browser's) runs out of stack."""
+
 MAX_EPOCH = 2**53 - 1  # the largest integer a JavaScript number holds exactly
+
+_OVERFLOW: Final = 2**1024 - 2**970
+"""The smallest integer a double rounds to infinity: `JSON.parse` reads it as Infinity."""
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+"""In decoded text every surrogate is lone: JSON decoding joins an escaped pair into one."""
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+"""Where JSON text can hide a surrogate from `is_text`: decoding makes it a character."""
+
+BAD_TEXT_RULE: Final = ("text must be valid Unicode: a lone surrogate (U+D800 to U+DFFF "
+                        "without its pair) is refused")
+BAD_NUMBER_RULE: Final = ("numbers must be finite: NaN, Infinity and numbers beyond "
+                          "±1.8e308 are refused")
 
 
 class WireError(ValueError):
-    """A frame that does not follow the protocol. `code` is sent back to the client."""
+    """A frame that does not follow the protocol. `code` is sent back to the client:
+    `malformed`, `too-large`, `unknown-type`, `bad-text`, `bad-number`, `nesting-too-deep`."""
 
     def __init__(self, message: str, code: str = "malformed") -> None:
         super().__init__(message)
         self.code = code
+
+
+def _nesting_error(max_depth: int) -> WireError:
+    return WireError(f"JSON nested deeper than {max_depth} levels of arrays and objects",
+                     "nesting-too-deep")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise WireError(f"{BAD_NUMBER_RULE} (found {name})", "bad-number")
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` is valid Unicode text, i.e. encodes as UTF-8 (no lone surrogate)."""
+    if value.isascii():  # O(1): CPython keeps the flag
+        return True
+    try:
+        value.encode()  # faster than a regular expression search, even with the copy
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_finite_number(value: float) -> bool:
+    """Whether `JSON.parse` reads `value` as a finite number (NaN, infinities and integers
+    beyond the range of a double are not)."""
+    return -_OVERFLOW < value < _OVERFLOW  # NaN compares false; infinities are beyond
+
+
+def as_text(value: str) -> str:
+    """`value` with every lone surrogate replaced by U+FFFD, the replacement character."""
+    return value if is_text(value) else _LONE_SURROGATE.sub("\ufffd", value)
+
+
+def decode_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Decode JSON text strictly (see the module's docstring); raise `WireError` with the
+    rule that was broken. Never raises anything else."""
+    if not is_text(text):
+        raise WireError(BAD_TEXT_RULE, "bad-text")
+    return _decode_text(text, max_depth)
+
+
+def _decode_text(text: str, max_depth: int) -> Any:
+    """`decode_json` for text already known to hold no lone surrogate itself."""
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        raise _nesting_error(max_depth) from None
+    except json.JSONDecodeError as exc:
+        raise WireError(f"control message is not valid JSON: {exc}") from None
+    except WireError:
+        raise
+    except ValueError:  # an integer longer than CPython converts (4300 digits by default)
+        raise WireError(BAD_NUMBER_RULE, "bad-number") from None
+    kind = type(value)
+    _check_tree(value if kind is dict or kind is list else [value], text, max_depth)
+    return value
+
+
+def _check_tree(root: dict[str, Any] | list[Any], text: str, max_depth: int) -> None:
+    """Walk the decoded containers level by level (no recursion): depth, numbers, and the
+    strings, which can only hold a surrogate if `text` escapes one (searched for once, the
+    first time a string is not ASCII). Tuned: it runs over every value of every message."""
+    escapes: bool | None = None
+    level: list[Any] = [root]
+    depth = 1
+    while level:
+        below: list[Any] = []
+        grow = below.append
+        last = depth == max_depth  # a container found now would be one level too deep
+        for node in level:
+            if type(node) is dict:
+                for key in node:
+                    if not key.isascii():
+                        if escapes is None:
+                            escapes = _SURROGATE_ESCAPE.search(text) is not None
+                        if escapes and not is_text(key):
+                            raise WireError(BAD_TEXT_RULE, "bad-text")
+                values = node.values()
+            else:
+                values = node
+            for value in values:
+                kind = type(value)
+                if kind is float:
+                    if value - value:  # inf - inf is NaN, which is true; finite gives 0.0
+                        raise WireError(BAD_NUMBER_RULE, "bad-number")
+                elif kind is str:
+                    if not value.isascii():
+                        if escapes is None:
+                            escapes = _SURROGATE_ESCAPE.search(text) is not None
+                        if escapes and not is_text(value):
+                            raise WireError(BAD_TEXT_RULE, "bad-text")
+                elif kind is list or kind is dict:
+                    if last:
+                        raise _nesting_error(max_depth)
+                    if value:  # an empty one has nothing to check below it
+                        grow(value)
+                elif kind is int and not -_OVERFLOW < value < _OVERFLOW:
+                    raise WireError(BAD_NUMBER_RULE, "bad-number")
+        level = below
+        depth += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +268,14 @@ def decode_client_message(text: str) -> ClientMessage:
     """Parse and validate one control message from a client; raise `WireError` if bad."""
     if len(text) > MAX_CONTROL_BYTES:  # characters >= bytes/4; checked exactly below
         raise WireError(f"control message over {MAX_CONTROL_BYTES} bytes", "too-large")
-    obj = _load_object(text)
-    if len(text.encode()) > MAX_CONTROL_BYTES:
-        raise WireError(f"control message over {MAX_CONTROL_BYTES} bytes", "too-large")
+    if not text.isascii():
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:
+            raise WireError(BAD_TEXT_RULE, "bad-text") from None
+        if size > MAX_CONTROL_BYTES:
+            raise WireError(f"control message over {MAX_CONTROL_BYTES} bytes", "too-large")
+    obj = _as_object(_decode_text(text, MAX_JSON_DEPTH))
     kind = obj.get("type")
     if kind == "join":
         return Join(_counter(obj, "epoch", kind, default=0))
@@ -147,7 +292,7 @@ def decode_client_message(text: str) -> ClientMessage:
     if kind == "chat-messages":
         before = None if obj.get("before") is None else _counter(obj, "before", kind)
         return ChatMessagesRequest(_counter(obj, "id", kind), before)
-    raise WireError(f"unknown control message type {kind!r}", "unknown-type")
+    raise WireError(f"unknown control message type {_shown(kind)}", "unknown-type")
 
 
 def _counter(obj: dict[str, Any], name: str, kind: str, default: int | None = None) -> int:
@@ -215,8 +360,9 @@ def encode_leave() -> str:
 
 
 def encode_update_send(update: dict[str, Any]) -> str:
-    """A client's status update (`webxdc.sendUpdate`)."""
-    return _dump({"type": "update-send", "update": update})
+    """A client's status update (`webxdc.sendUpdate`); ValueError if it is not strict JSON
+    text (NaN, infinities, lone surrogates, nesting too deep to encode)."""
+    return _dump_app_data({"type": "update-send", "update": update})
 
 
 def encode_update_listen(listen: int, serial: int) -> str:
@@ -231,6 +377,34 @@ def encode_chat_messages_request(request_id: int, before: int | None = None) -> 
     if before is not None:
         message["before"] = before
     return _dump(message)
+
+
+def encode_send_to_chat(request_id: int, text: str | None, file_name: str | None = None,
+                        file_base64: str | None = None) -> str:
+    """A client's message to the chat (`webxdc.sendToChat`): a text, a file, or both;
+    ValueError if a text holds a lone surrogate."""
+    message: dict[str, Any] = {"type": "send-to-chat", "id": request_id}
+    if text is not None:
+        message["text"] = text
+    if file_name is not None or file_base64 is not None:
+        message["file"] = {"name": file_name, "base64": file_base64}
+    return _dump_app_data(message)
+
+
+def encode_client_message(message: ClientMessage) -> str:
+    """The control message a client sends for `message`: `decode_client_message` undone."""
+    if isinstance(message, Join):
+        return encode_join(message.epoch)
+    if isinstance(message, Leave):
+        return encode_leave()
+    if isinstance(message, UpdateSend):
+        return encode_update_send(message.update)
+    if isinstance(message, UpdateListen):
+        return encode_update_listen(message.listen, message.serial)
+    if isinstance(message, SendToChat):
+        return encode_send_to_chat(message.id, message.text, message.file_name,
+                                   message.file_base64)
+    return encode_chat_messages_request(message.id)
 
 
 def encode_hello(self_addr: str, self_name: str, limits: dict[str, Any]) -> str:
@@ -249,23 +423,67 @@ def encode_error(code: str, message: str) -> str:
     return _dump({"type": "error", "code": code, "message": message})
 
 
+_HOST_FIELDS: Final[dict[str, tuple[tuple[str, type], ...]]] = {
+    "hello": (("self_addr", str), ("self_name", str)),
+    "joined": (("epoch", int),),
+    "update": (("listen", int), ("update", dict)),
+    "update-backlog-done": (("listen", int),),
+    "reply": (("id", int), ("ok", bool)),
+    "chat-messages": (("id", int), ("messages", list)),
+    "error": (("code", str), ("message", str)),
+}
+"""The fields the Python peer relies on in each type of host message, with their types."""
+
+
 def decode_host_message(text: str) -> dict[str, Any]:
-    """Parse one control message from the host (used by the Python peer)."""
-    obj = _load_object(text)
-    if not isinstance(obj.get("type"), str):
+    """Parse one control message from the host (used by the Python peer): strict JSON, a
+    string `type`, and for the types the peer acts on, the fields it reads, typed.
+    Messages of other types are returned as they are (a newer host may send them)."""
+    obj = _as_object(decode_json(text))
+    kind = obj.get("type")
+    if not isinstance(kind, str):
         raise WireError("control message without a string 'type'")
+    for name, expected in _HOST_FIELDS.get(kind, ()):
+        value = obj.get(name)
+        if not isinstance(value, expected) or (expected is int and type(value) is bool):
+            raise WireError(f"{kind}: {name!r} is missing or not of the right type")
+    if kind == "update":
+        update = obj["update"]
+        for name in ("serial", "max_serial"):
+            if type(update.get(name)) is not int:
+                raise WireError(f"update: 'update.{name}' must be an integer")
+    elif kind == "hello":
+        limits = obj.get("limits", {})
+        if not isinstance(limits, dict) or type(limits.get("max_payload_bytes", 0)) is not int:
+            raise WireError("hello: 'limits' must be an object; its 'max_payload_bytes' an "
+                            "integer")
     return obj
 
 
-def _load_object(text: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        raise WireError(f"control message is not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
+def _as_object(value: Any) -> dict[str, Any]:
+    if type(value) is not dict:
         raise WireError("control message must be a JSON object")
-    return obj
+    return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A client's value, quoted for an error message and cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _dump(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _dump_app_data(obj: dict[str, Any]) -> str:
+    """`_dump` for a message that carries an app's data, which may be anything: what a
+    host would refuse is refused here, before it is queued (a text that cannot be encoded
+    would otherwise fail only when written)."""
+    try:
+        text = _dump(obj)
+    except RecursionError:
+        raise ValueError("nested too deep to encode as JSON") from None
+    if not is_text(text):
+        raise ValueError(BAD_TEXT_RULE)
+    return text
