@@ -7,7 +7,6 @@ import json
 import pytest
 
 from webxdc_rt.updates import (
-    TokenBucket,
     Update,
     UpdateError,
     UpdateLimits,
@@ -49,16 +48,6 @@ def test_payload_size_limit_counts_encoded_bytes():
     with pytest.raises(UpdateError) as caught:
         validate_update({"payload": "x" * 127_999}, LIMITS)
     assert caught.value.code == "update-too-large"
-
-
-def test_token_bucket_refuses_what_is_over_and_refills_up_to_its_burst():
-    bucket = TokenBucket(rate=100, burst=10, now=0.0)
-    assert all(bucket.try_take(1, now=0.0) for _ in range(10))
-    assert not bucket.try_take(1, now=0.0)       # refused, and nothing spent
-    assert bucket.try_take(1, now=0.011)          # 1.1 tokens back after 11 ms
-    assert not bucket.try_take(1, now=0.011)
-    assert all(bucket.try_take(1, now=100.0) for _ in range(10))  # refills to burst only
-    assert not bucket.try_take(1, now=100.0)
 
 
 @pytest.mark.parametrize("raw, code", [

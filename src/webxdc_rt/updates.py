@@ -20,7 +20,7 @@ from typing import Any
 
 from .wire import BAD_NUMBER_RULE, BAD_TEXT_RULE, as_text, is_text
 
-__all__ = ["UpdateLimits", "UpdateError", "Update", "TokenBucket", "validate_update",
+__all__ = ["UpdateLimits", "UpdateError", "Update", "validate_update",
            "delivered_json"]
 
 TEXT_FIELDS = ("info", "href", "document", "summary")
@@ -74,29 +74,6 @@ class Update:
     document: str | None = None
     summary: str | None = None
     notify: dict[str, str] | None = None
-
-
-class TokenBucket:
-    """A rate limit: `rate` per second sustained, `burst` at once; what is over is refused."""
-
-    __slots__ = ("rate", "burst", "_tokens", "_stamp")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._stamp = now
-
-    def try_take(self, amount: float, now: float) -> bool:
-        """Spend `amount` at time `now` if the balance covers it; tell whether it did."""
-        elapsed = now - self._stamp
-        if elapsed > 0:
-            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-            self._stamp = now
-        if self._tokens < amount:
-            return False
-        self._tokens -= amount
-        return True
 
 
 def validate_update(update: Any, limits: UpdateLimits) -> Update:
