@@ -59,7 +59,7 @@ class LiveHost:
             self.sources[app_id] = open_app(app_folder)
 
     async def start(self, port: int = 0) -> None:
-        self._runner = web.AppRunner(self.host.application(), access_log=None)
+        self._runner = self.host.runner()
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()

@@ -57,6 +57,14 @@ def test_token_comparison():
     assert registry.pages_of(page.app) == [page]
 
 
+def test_any_text_may_be_presented_as_a_token():
+    registry = Registry()
+    page = registry.share_app(registry.create_chat("c", ["a"]), "app")[0]
+    # Header bytes that are not UTF-8 arrive surrogate-escaped; lone surrogates in general.
+    for candidate in ("\udcff\udcfe", "\ud800", page.token + "\udc80", "\u00ff" * 100, "\x00"):
+        assert not page.token_matches(candidate)
+
+
 def test_chat_needs_members():
     with pytest.raises(ValueError):
         Registry().create_chat("c", [])

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -16,6 +17,8 @@ import pytest
 
 from peers import joined
 from webxdc_rt.cli import example_path
+from webxdc_rt.client import InviteRefused, connect
+from webxdc_rt.store import Store
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]
 EXAMPLE = os.path.join(os.path.dirname(__file__), "apps", "probe")
@@ -27,8 +30,15 @@ def data_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=30)
+def run(*args: str, **options) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=30,
+                          **options)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2
+    assert result.stderr.startswith("webxdc-rt: error: ") and result.stderr.count("\n") == 1
+    assert fragment in result.stderr and "Traceback" not in result.stderr
 
 
 async def test_serve_prints_json_invites_and_stops_on_sigterm():
@@ -137,6 +147,30 @@ def test_serve_takes_an_xdc_and_keeps_links_across_restarts(tmp_path):
     assert elsewhere[0]["self_addr"] != first[0]["self_addr"]
 
 
+async def test_links_of_an_earlier_run_are_refused_by_a_run_with_other_members(tmp_path):
+    data = str(tmp_path / "d")
+    earlier = serve_once(EXAMPLE, "--members", "alice,bob", "--data-dir", data)
+    proc = await asyncio.create_subprocess_exec(
+        *COMMAND, "serve", EXAMPLE, "--members", "alice,carol", "--data-dir", data,
+        "--port", "0", "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        now = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+               for _ in range(2)]
+        port = re.search(r":(\d+)/", now[0]["url"]).group(1)
+        for old in earlier:  # bob was dropped; alice's old link was for the old chat
+            with pytest.raises(InviteRefused):
+                await connect(re.sub(r":\d+/", f":{port}/", old["url"], count=1))
+        alice, carol = await joined(now[0]["url"]), await joined(now[1]["url"])
+        alice.channel.send(b"the current chat")
+        await carol.got(b"the current chat")
+        await alice.peer.close()
+        await carol.peer.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    assert "Traceback" not in (await proc.stderr.read()).decode()
+
+
 def test_broken_xdc_is_a_clear_error(tmp_path):
     broken = tmp_path / "broken.xdc"
     broken.write_bytes(b"PK\x03\x04 this is not really a zip")
@@ -173,3 +207,42 @@ def test_links_for_a_public_deployment_behind_a_proxy():
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     assert re.fullmatch(r"https://[a-z2-7]{16}\.apps\.example\.org/\.webxdc-rt/invite/\S+", url)
+
+
+def test_deeply_nested_manifest_is_a_clear_error(tmp_path):
+    (tmp_path / "index.html").write_text("")
+    (tmp_path / "manifest.toml").write_text("name = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert_one_line_error(run("serve", str(tmp_path), "--members", "alice"),
+                          "manifest.toml is nested too deeply")
+
+
+def disk_full_for_new_data() -> None:
+    """In the child before it runs: any write that makes a file grow fails (EFBIG), as on
+    a full disk, instead of killing the process with SIGXFSZ."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+
+
+def test_full_disk_at_start_is_a_clear_error(tmp_path):
+    data_dir = tmp_path / "d"
+    # A store that stays open keeps its write-ahead log and shared-memory index in place:
+    # the command can open and read the database, and only its first write must grow a file.
+    store = Store.in_directory(data_dir)
+    store.share(store.load_registry(), "chat", ["alice"], "Probe", EXAMPLE)
+    try:
+        result = run("serve", EXAMPLE, "--members", "alice,bob", "--data-dir", str(data_dir),
+                     "--port", "0", preexec_fn=disk_full_for_new_data)
+    finally:
+        store.close()
+    assert_one_line_error(result, f"cannot write to the data directory {data_dir}: ")
+
+
+@pytest.mark.parametrize("spoil, fragment", [
+    (lambda d: d.write_text("a file, not a folder"), "cannot open the data directory"),
+    (lambda d: (d.mkdir(), (d / "webxdc-rt.sqlite3").write_bytes(b"not SQLite" * 100)),
+     "file is not a database"),
+])
+def test_unusable_data_directory_is_a_clear_error(tmp_path, spoil, fragment):
+    spoil(tmp_path / "d")
+    assert_one_line_error(run("serve", EXAMPLE, "--members", "alice", "--port", "0",
+                              "--data-dir", str(tmp_path / "d")), fragment)

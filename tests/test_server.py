@@ -104,6 +104,30 @@ async def test_wrong_or_missing_invite_is_refused_at_connect_r14(live_host):
             assert r.status == 404
 
 
+async def test_only_the_app_copies_served_now_authenticate(live_host):
+    """Pages another run stored in the same data folder are unknown, like any other host."""
+    stale = live_host.share(["alice", "bob"])
+    stale_page = live_host.last_pages[0]
+    served = live_host.share(["alice", "carol"])
+    del live_host.sources[stale_page.app.id]  # stored, but not served by this process
+    with pytest.raises(InviteRefused):
+        await connect(stale["alice"])
+    port = live_host.port
+    async with aiohttp.ClientSession() as session:
+        base = f"http://127.0.0.1:{port}"
+        stale_auth = {"Host": f"{stale_page.label}.localhost:{port}",
+                      "Authorization": f"Bearer {stale_page.token}"}
+        async with session.get(base + "/", headers=stale_auth) as response:
+            assert response.status == 404
+            stale_text = await response.text()
+        async with session.get(base + "/", headers={"Host": f"nobody.localhost:{port}"}) as r:
+            assert r.status == 404 and await r.text() == stale_text
+    alice, carol = await joined(served["alice"]), await joined(served["carol"])
+    alice.channel.send(b"served")
+    await carol.got(b"served")
+    await close_all(alice, carol)
+
+
 async def test_invite_link_sets_a_cookie_that_opens_the_page(live_host):
     urls = live_host.share(["alice"])
     page = live_host.last_pages[0]
@@ -366,3 +390,72 @@ async def test_a_socket_from_another_origin_is_refused_r13_r14(live_host):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await raw_socket(live_host.port, page, headers_extra={"Origin": origin})
         assert refused.value.status == 403, origin
+
+
+# -- limits count per member page, not per socket ---------------------------------------
+
+async def test_realtime_budget_is_shared_by_every_socket_of_a_page(hosts):
+    live = await hosts(HostSettings(realtime=RealtimeLimits(send_items_per_s=0.5,
+                                                            send_items_burst=10)))
+    live.share(["alice", "mallory"])
+    mallory = live.last_pages[1]
+    first, second = await raw_socket(live.port, mallory), await raw_socket(live.port, mallory)
+    for _, ws in (first, second):
+        await ws.send_json({"type": "join", "epoch": 1})
+        assert await next_control(ws) == {"type": "joined", "epoch": 1}
+    for _ in range(10):  # the page's whole burst, from the first socket
+        await first[1].send_bytes(b"x")
+    await second[1].send_bytes(b"y")  # another socket of the same page buys nothing
+    assert (await next_control(second[1]))["code"] == "rate-limited"
+    for session, _ in (first, second):
+        await session.close()
+    # Reconnecting does not refill it either.
+    session, ws = await raw_socket(live.port, mallory)
+    await ws.send_json({"type": "join", "epoch": 1})
+    await next_control(ws)
+    await ws.send_bytes(b"z")
+    assert (await next_control(ws))["code"] == "rate-limited"
+    await session.close()
+
+
+async def test_control_messages_are_paced_per_page(hosts):
+    live = await hosts(HostSettings(control_per_s=0.5, control_burst=5))
+    live.share(["alice", "mallory"])
+    mallory = live.last_pages[1]
+    first, second = await raw_socket(live.port, mallory), await raw_socket(live.port, mallory)
+    for _ in range(5):
+        await first[1].send_json({"type": "leave"})
+        assert (await next_control(first[1]))["code"] == "not-joined"
+    await second[1].send_json({"type": "join", "epoch": 1})
+    # The page spent its burst on the first socket: the second is paced, and told so.
+    assert (await next_control(second[1]))["code"] == "rate-limited"
+    assert await next_control(second[1]) == {"type": "joined", "epoch": 1}
+    # Another member's page has its own budget.
+    session, ws = await raw_socket(live.port, live.last_pages[0])
+    await ws.send_json({"type": "join", "epoch": 7})
+    assert await next_control(ws) == {"type": "joined", "epoch": 7}
+    for session_, _ in (first, second, (session, ws)):
+        await session_.close()
+
+
+async def test_an_internal_error_closes_only_that_socket_with_one_log_line(live_host, caplog):
+    urls = live_host.share(["alice", "bob", "carol"])
+    alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug in the host")
+
+    # Stands for any bug a request might reach: it must stay on the socket that hit it.
+    live_host.host.feed.chat_messages = broken
+    session, ws = await raw_socket(live_host.port, live_host.last_pages[2])
+    await ws.send_json({"type": "chat-messages", "id": 1})
+    msg = await ws.receive(timeout=5)
+    assert msg.type is aiohttp.WSMsgType.CLOSE
+    assert msg.data == aiohttp.WSCloseCode.INTERNAL_ERROR
+    alice.channel.send(b"still here")
+    await bob.got(b"still here")
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "KeyError" in errors[0].getMessage()
+    assert errors[0].exc_info is None and "\n" not in errors[0].getMessage()
+    await session.close()
+    await close_all(alice, bob)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from webxdc_rt.store import Store
+import sqlite3
+
+import pytest
+
+from webxdc_rt.store import DB_FILE_NAME, Store
 from webxdc_rt.updates import Update
 
 
@@ -25,7 +29,7 @@ def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
     assert [u.serial for u in reopened.updates_after(app_id, 0, 10)] == [first, second]
     assert reopened.updates_after(app_id, first, 10)[0].update.notify == {"*": "n"}
     assert reopened.max_serial(app_id) == second
-    message = reopened.chat_messages(pages[0].app.chat_id)[0]
+    message = reopened.chat_messages(pages[0].app.chat_id)[0][0]
     assert (message.member, message.text, message.file_data) == ("alice", "hi", b"data")
     # Another member list is another chat; another app key another copy.
     other_chat = reopened.share(registry, "chat", ["alice"], "Poll", "/apps/poll.xdc")
@@ -40,3 +44,22 @@ def test_serials_are_per_host_increasing_with_gaps_per_app():
     assert serials == [1, 2, 3]
     assert [u.serial for u in store.updates_after("a", 0, 10)] == [1, 3]
     assert store.max_serial("b") == 2 and store.max_serial("none") == 0
+
+
+def test_commits_are_durable_unless_asked_otherwise(tmp_path):
+    # FULL in WAL mode: the log is on disk when a commit returns, so an update the host has
+    # delivered survives a power loss, not only a crash of the process.
+    durable = Store.in_directory(tmp_path / "a")
+    assert durable.synchronous == "FULL"
+    durable.close()
+    faster = Store.in_directory(tmp_path / "b", synchronous="NORMAL")
+    assert faster.synchronous == "NORMAL"
+    faster.close()
+    with pytest.raises(ValueError, match="FULL or NORMAL"):
+        Store(tmp_path / "c", synchronous="OFF")
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path):
+    (tmp_path / DB_FILE_NAME).write_bytes(b"not SQLite" * 100)
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        Store.in_directory(tmp_path)

@@ -68,8 +68,11 @@ class Page:
     self_addr: str
 
     def token_matches(self, candidate: str) -> bool:
-        """Compare a presented token with this page's in constant time."""
-        return hmac.compare_digest(self.token.encode(), candidate.encode())
+        """Compare a presented token with this page's in constant time. Any text may be
+        presented: header bytes that were not UTF-8 arrive as lone surrogates, and
+        `surrogatepass` turns every such string into bytes (that never match a token)."""
+        return hmac.compare_digest(self.token.encode(),
+                                   candidate.encode("utf-8", "surrogatepass"))
 
 
 def parse_members(spec: str) -> list[str]:

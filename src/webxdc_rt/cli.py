@@ -6,8 +6,9 @@
 State (chats, invite links, status updates) lives in the data directory, so serving the same
 app to the same chat again keeps its links, `selfAddr`s and updates.
 
-Errors the user can fix (a missing app, a taken port, bad options) are answered with one
-line on stderr and exit status 2, never a traceback.
+Errors the user can fix (a missing or broken app, a taken port, bad options, a data
+directory that cannot be opened or written, e.g. on a full disk) are answered with one line
+on stderr and exit status 2 before anything is served, never a traceback.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .chats import parse_members
+from .chats import Page, Registry, parse_members
 from .server import Host, HostSettings
 from .store import Store
 from .xdc import AppSource, InvalidContainer, open_app
@@ -41,7 +42,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class UsageError(Exception):
-    """A problem with what the user asked for, reported as one line."""
+    """A problem the user can fix (what they asked for, or the state of the machine it
+    needs, such as the app or the data directory), reported as one line."""
 
 
 def example_path(name: str = "sketch") -> Path:
@@ -175,15 +177,10 @@ def _run(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
 async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,
                  settings: HostSettings) -> None:
     _raise_open_file_limit()
-    try:
-        store = Store.in_directory(args.data_dir)
-    except (OSError, sqlite3.Error) as exc:
-        raise UsageError(f"cannot open the data directory {args.data_dir}: {exc}") from None
-    registry = store.load_registry()
-    pages = store.share(registry, args.chat, member_names, source.name, source.key)
+    store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source)
     chat = registry.chats[pages[0].app.chat_id]
     host = Host(registry, {pages[0].app.id: source}, settings, store=store)
-    runner = web.AppRunner(host.application(), handle_signals=False, access_log=None)
+    runner = host.runner()
     # Installed before the links are printed: whoever reads them may stop us at once.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -215,6 +212,23 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
         store.close()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
+
+
+def _open_data(data_dir: str, chat_name: str, member_names: list[str],
+               source: AppSource) -> tuple[Store, Registry, list[Page]]:
+    """The store, its registry and the app's pages in the chat, stored; a storage failure
+    (no permission, a damaged database, a full disk) is a UsageError naming it."""
+    try:
+        store = Store.in_directory(data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
+    try:
+        registry = store.load_registry()
+        pages = store.share(registry, chat_name, member_names, source.name, source.key)
+    except (OSError, sqlite3.Error) as exc:
+        store.close()
+        raise UsageError(f"cannot write to the data directory {data_dir}: {exc}") from None
+    return store, registry, pages
 
 
 def _raise_open_file_limit() -> None:

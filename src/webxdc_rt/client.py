@@ -179,14 +179,16 @@ class Peer:
         self._enqueue(wire.encode_update_listen(listen, serial))
         await self._until(done)
 
-    async def chat_messages(self) -> list[dict[str, Any]]:
+    async def chat_messages(self, before: int | None = None) -> list[dict[str, Any]]:
         """The latest messages the chat's apps posted with `sendToChat` (oldest first):
-        dicts with `member`, `text`, `file_name` and `file_base64`."""
+        dicts with `id`, `member`, `text`, `file_name` and `file_base64`. The host answers
+        a bounded page (by count and bytes); for older ones pass `before=` the first
+        message's `id`; an empty list means there are none."""
         self._request_counter += 1
         request_id = self._request_counter
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._answers[request_id] = answer
-        self._enqueue(wire.encode_chat_messages_request(request_id))
+        self._enqueue(wire.encode_chat_messages_request(request_id, before))
         return list((await self._until(answer))["messages"])
 
     async def _until(self, future: asyncio.Future[Any]) -> Any:

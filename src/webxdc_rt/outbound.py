@@ -69,7 +69,7 @@ class Outbound:
     def write(self, parts: tuple[bytes, ...], size: int) -> None:
         """Send one frame, given as buffers of `size` bytes in all, at the end of this turn;
         or cut the receiver off if that would leave more than `limit` bytes unsent."""
-        if self.cut or self.ws.closed or self.transport.is_closing():
+        if self.closing:
             return
         if self.transport.get_write_buffer_size() + self._pending_size + size > self.limit:
             self.cut_off()
@@ -87,11 +87,19 @@ class Outbound:
         self._pending = []
         self._pending_size = 0
         # `ws.closed` turns true before aiohttp writes its close frame, whoever closes.
-        if not self.cut and not self.ws.closed and not self.transport.is_closing():
+        if not self.closing:
             self.transport.writelines(pending)
 
+    @property
+    def closing(self) -> bool:
+        """Whether nothing more can be written: cut off, closed, or closing."""
+        return self.cut or self.ws.closed or self.transport.is_closing()
+
     async def send_text(self, text: str) -> None:
-        """Send a control frame after everything written before it."""
+        """Send a control frame after everything written before it; ConnectionResetError
+        once the connection is closing, so that no work is done for a link that is gone."""
+        if self.closing:
+            raise ConnectionResetError("the connection is closing")
         self.flush()
         await self.ws.send_str(text)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .broker import Broker, Published
+from .budget import SendBudget
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -42,23 +43,24 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class RealtimeLimits:
-    """The limits the host enforces on every realtime connection, with their defaults.
+    """The limits the host enforces on realtime items, with their defaults.
 
-    The send rate is enforced by backpressure: a connection that sends faster is not
-    read from until it is back within its budget, so a flood is slowed to the rate and
-    costs other peers nothing.
+    The send rate is counted per member page (all its connections together) and enforced
+    by backpressure: a connection whose page sends faster is not read from until the page
+    is back within its budget, so a flood is slowed to the rate and costs other peers
+    nothing.
     """
 
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     """Largest item a connection may send (the spec's limit, R8)."""
     send_items_per_s: float = 2000.0
-    """Items one connection may send per second, sustained."""
+    """Items one page may send per second, sustained."""
     send_items_burst: int = 2000
-    """Items one connection may send at once before the rate applies."""
+    """Items one page may send at once before the rate applies."""
     send_bytes_per_s: float = 32 * MiB
-    """Payload bytes one connection may send per second, sustained."""
+    """Payload bytes one page may send per second, sustained."""
     send_bytes_burst: int = 32 * MiB
-    """Payload bytes one connection may send at once before the rate applies."""
+    """Payload bytes one page may send at once before the rate applies."""
 
     def __post_init__(self) -> None:
         for name in ("max_payload_bytes", "send_items_burst", "send_bytes_burst"):
@@ -98,38 +100,18 @@ class PayloadTooLarge(RealtimeError):
 class Connection:
     """One live link to the hub. `sink` is whatever the I/O shell needs to write to it.
 
-    It carries its own send budget inline (items and bytes; a token bucket each, allowed
-    into debt, which the caller repays by waiting): it is charged for every item sent.
+    Its `budget` is charged for every item it sends; it is the budget of the connection's
+    member page, shared by every connection of that page, so more sockets never buy more.
     """
 
-    __slots__ = ("id", "topic", "sink", "joined", "_items", "_bytes", "_stamp", "_limits")
+    __slots__ = ("id", "topic", "sink", "joined", "budget")
 
-    def __init__(self, conn_id: int, topic: str, sink: Any, limits: RealtimeLimits, now: float):
+    def __init__(self, conn_id: int, topic: str, sink: Any, budget: SendBudget) -> None:
         self.id = conn_id
         self.topic = topic
         self.sink = sink
         self.joined = False
-        self._limits = limits
-        self._items = float(limits.send_items_burst)
-        self._bytes = float(limits.send_bytes_burst)
-        self._stamp = now
-
-    def charge(self, size: int, now: float) -> float:
-        """Spend one item of `size` bytes from the budget; return the seconds to wait
-        before the next item would be within it (0.0 when it already is)."""
-        limits = self._limits
-        elapsed = now - self._stamp
-        if elapsed > 0:
-            self._stamp = now
-            self._items = min(limits.send_items_burst,
-                              self._items + elapsed * limits.send_items_per_s)
-            self._bytes = min(limits.send_bytes_burst,
-                              self._bytes + elapsed * limits.send_bytes_per_s)
-        self._items -= 1
-        self._bytes -= size
-        if self._items >= 0 and self._bytes >= 0:
-            return 0.0
-        return max(-self._items / limits.send_items_per_s, -self._bytes / limits.send_bytes_per_s)
+        self.budget = budget
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.topic!r} joined={self.joined}>"
@@ -160,9 +142,17 @@ class RealtimeHub:
 
     # -- connections -------------------------------------------------------------------
 
-    def open(self, topic: str, sink: Any, now: float) -> Connection:
-        """Register a new link bound to the channel `topic`; it starts not joined."""
-        conn = Connection(next(self._ids), topic, sink, self.limits, now)
+    def new_budget(self, now: float) -> SendBudget:
+        """A fresh send budget with this hub's limits, for one member page."""
+        limits = self.limits
+        return SendBudget(limits.send_items_per_s, limits.send_items_burst,
+                          limits.send_bytes_per_s, limits.send_bytes_burst, now)
+
+    def open(self, topic: str, sink: Any, now: float,
+             budget: SendBudget | None = None) -> Connection:
+        """Register a new link bound to the channel `topic`; it starts not joined. It sends
+        on `budget` (its page's), or on a budget of its own when none is given."""
+        conn = Connection(next(self._ids), topic, sink, budget or self.new_budget(now))
         self._connections[conn.id] = conn
         return conn
 
@@ -206,7 +196,7 @@ class RealtimeHub:
                 f"realtime item of {size} bytes refused: the limit is "
                 f"{self.limits.max_payload_bytes} bytes"
             )
-        wait = conn.charge(size, now)
+        wait = conn.budget.charge(size, now)
         self.broker.publish(conn.topic, Published(self.node_id, conn.id, payload))
         return wait
 

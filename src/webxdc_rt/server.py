@@ -5,7 +5,8 @@ Every page lives at `http://<label>.<domain>:<port>/`: the browser keeps storage
 origin, so members and app copies never share `localStorage` even in one browser. The invite
 link `/.webxdc-rt/invite/<token>` on that origin sets a host-only cookie; every other request
 needs that cookie (browsers) or `Authorization: Bearer <token>` (the Python peer), else it is
-refused (R14).
+refused (R14). Only the pages of the app copies this process serves exist: pages stored in the
+same data folder by another run are unknown here.
 
 Realtime items are fanned out by writing one pre-encoded WebSocket frame to each receiver's
 transport. A receiver whose unsent bytes exceed `max_outbound_bytes` is cut off as too slow,
@@ -15,8 +16,10 @@ so one stalled reader never holds memory or delays anyone else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 import mimetypes
 import time
 from collections.abc import Iterable
@@ -27,8 +30,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from . import fetch_metadata, html_guard, wire
+from . import fetch_metadata, html_guard, http_guard, wire
 from .broker import Broker, InMemoryBroker
+from .budget import PageBudget, TokenBucket
 from .chats import Page, Registry
 from .frames import binary_frame_parts
 from .outbound import Outbound, WriteBatcher
@@ -38,7 +42,7 @@ from .update_feed import ChatLimits, FeedSocket, UpdateFeed
 from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
-__all__ = ["HostSettings", "Host", "HOST_PREFIX", "SESSION_COOKIE"]
+__all__ = ["HostSettings", "Host", "HOST_PREFIX", "SESSION_COOKIE", "SERVER_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ HOST_PREFIX = "/.webxdc-rt"
 """Path prefix of the host's own endpoints on every page origin."""
 SESSION_COOKIE = "webxdc_rt"
 """Name of the host-only cookie that carries a page's token after its invite was opened."""
+SERVER_NAME = "webxdc-rt"
+"""The `Server` header of every response: no Python or aiohttp version for scanners."""
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -112,16 +118,52 @@ class HostSettings:
     """How long a connection being cut off gets to take its close frame before it is dropped."""
     max_protocol_errors: int = 32
     """Refused requests one connection may make before it is disconnected (code 1008)."""
+    control_per_s: float = 100.0
+    """Control messages (text frames) one page may send per second, sustained; a page
+    over it is not read from until it is back within it."""
+    control_burst: int = 200
+    """Control messages one page may send at once before the pace applies."""
     heartbeat_s: float = 30.0
     """Ping interval that finds dead links, which then count as having left (R17)."""
     bridge_max_pending_items: int = 1024
     """Items the browser bridge queues while its link is down (R9); more are dropped."""
     bridge_max_pending_bytes: int = 16 * MiB
     """Bytes the browser bridge queues while its link is down."""
+    max_tcp_connections: int = 25_000
+    """TCP connections the host holds in all (pages, WebSockets, and those that have not shown
+    an invite yet). At the cap the oldest connection without a valid invite is closed to make
+    room; if every one has shown an invite, the newcomer is closed."""
+    fd_reserve: int = 64
+    """File descriptors kept free below the open-file limit (RLIMIT_NOFILE) for the store,
+    logs and listening sockets: the connection cap is lowered to the limit minus this."""
+    header_timeout_s: float = 10.0
+    """Seconds a new connection has to show a valid invite (its link, the page's cookie or
+    bearer token) in a complete request; then it is closed. A request refused for want of an
+    invite closes its connection at once."""
+    idle_timeout_s: float = 30.0
+    """Seconds a kept-alive connection may take, after a response, until its next request
+    head is complete; then it is closed. WebSockets are watched by `heartbeat_s` instead."""
+    max_preauth_bytes: int = 16 * KiB
+    """Bytes a connection may send before it has shown a valid invite (its first request
+    head); more get 431 and a close. Bounds the memory unauthenticated connections hold."""
+    max_request_line_bytes: int = 8190
+    """Longest request line (method, path, version); a longer one gets 400 and a close."""
+    max_header_bytes: int = 8190
+    """Longest single request header line; a longer one gets 400 and a close."""
+    max_headers: int = 64
+    """Most request header lines; more get 400 and a close."""
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
+        for name in ("max_tcp_connections", "header_timeout_s", "idle_timeout_s",
+                     "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
+                     "max_headers"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number")
+        if self.fd_reserve < 0:
+            raise ValueError("fd_reserve must not be negative")
 
 
 PAGE_KEY = web.RequestKey("page", Page)
@@ -146,8 +188,10 @@ class Host:
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[Outbound, Page] = {}
+        self._handlers: dict[Outbound, asyncio.Task[Any]] = {}
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
+        self._budgets: dict[str, PageBudget] = {}
         self._hello_limits = asdict(self.settings.realtime)
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
@@ -158,6 +202,7 @@ class Host:
     def application(self) -> web.Application:
         """The aiohttp application that serves every page of this host."""
         app = web.Application(middlewares=[self._page_middleware], client_max_size=64 * KiB)
+        app.on_response_prepare.append(_on_response_prepare)
         app.router.add_get(HOST_PREFIX + "/invite/{token}", self._invite)
         app.router.add_get(HOST_PREFIX + "/socket", self._socket)
         app.router.add_route("*", HOST_PREFIX + "/{tail:.*}", self._not_found)
@@ -165,6 +210,23 @@ class Host:
         app.router.add_get("/{tail:.*}", self._app_file)
         app.on_shutdown.append(self._close_sockets)
         return app
+
+    def runner(self) -> http_guard.GuardedAppRunner:
+        """The runner that serves this host with its connection limits and timeouts; the
+        command line and the tests both serve through it (add a `web.TCPSite`)."""
+        settings = self.settings
+        return http_guard.GuardedAppRunner(
+            self.application(),
+            max_tcp_connections=settings.max_tcp_connections,
+            fd_reserve=settings.fd_reserve,
+            header_timeout_s=settings.header_timeout_s,
+            max_preauth_bytes=settings.max_preauth_bytes,
+            decorate=_decorate,
+            keepalive_timeout=settings.idle_timeout_s,
+            max_line_size=settings.max_request_line_bytes,
+            max_field_size=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+        )
 
     def invite_url(self, page: Page, port: int) -> str:
         """The secret link that opens `page` as its member."""
@@ -177,35 +239,46 @@ class Host:
 
     # -- request plumbing --------------------------------------------------------------
 
+    # Headers: every response the application makes gets the security headers and the
+    # `Server` name from the `on_response_prepare` signal; those aiohttp makes before any
+    # route is found (malformed requests) get them from `http_guard`, which also answers any
+    # exception a handler lets escape (a 500 page, one log line). So no handler needs to
+    # catch the unexpected itself.
+
     @web.middleware
     async def _page_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         page = self._page_for_host(request.host)
-        response: web.StreamResponse
         if page is None:
-            response = _text(404, "No webxdc app is served at this address; open an invite link.")
-        elif not request.path.startswith(HOST_PREFIX + "/invite/") and not (
-                _authorized(request, page) or _opaque_app_file_request(request)):
-            response = _text(403, "This page needs its invite link: open the link you were given.")
-        else:
-            request[PAGE_KEY] = page
-            response = await handler(request)
-        if not response.prepared:
-            _add_security_headers(response)
-        return response
+            return _refusal(404, "No webxdc app is served at this address; "
+                                 "open an invite link.")
+        if not request.path.startswith(HOST_PREFIX + "/invite/"):
+            if _authorized(request, page):
+                http_guard.admit(request)
+            elif not _opaque_app_file_request(request):
+                return _refusal(403, "This page needs its invite link: "
+                                     "open the link you were given.")
+        request[PAGE_KEY] = page
+        return await handler(request)
 
     def _page_for_host(self, host: str) -> Page | None:
+        """The page served at this Host header: only pages of the app copies this process
+        serves; pages another run stored in the same data folder are as unknown as any."""
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         suffix = "." + self.settings.domain
         if not name.lower().endswith(suffix):
             return None
-        return self.registry.page(name[: -len(suffix)].lower())
+        page = self.registry.page(name[: -len(suffix)].lower())
+        if page is None or page.app.id not in self.sources:
+            return None
+        return page
 
     # -- handlers ----------------------------------------------------------------------
 
     async def _invite(self, request: web.Request) -> web.StreamResponse:
         page = request[PAGE_KEY]
         if not page.token_matches(request.match_info["token"]):
-            return _text(403, "This invite link is not valid.")
+            return _refusal(403, "This invite link is not valid.")
+        http_guard.admit(request)
         response = web.Response(status=303, headers={"Location": "/"})
         response.set_cookie(SESSION_COOKIE, page.token, httponly=True, samesite="Strict",
                             secure=self.settings.scheme == "https", path="/")
@@ -286,8 +359,9 @@ class Host:
             self._batcher = WriteBatcher(loop)
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher)
-        conn = self.hub.open(page.app.topic, sink, loop.time())
-        feed_socket = self.feed.new_socket(page, sink)
+        budget = self._budget(page)
+        conn = self.hub.open(page.app.topic, sink, time.monotonic(), budget.realtime)
+        feed_socket = self.feed.new_socket(page, sink, budget)
 
         def cut() -> None:
             self.hub.close(conn)
@@ -295,6 +369,7 @@ class Host:
 
         sink.on_cut = cut
         self._sockets[sink] = page
+        self._handlers[sink] = asyncio.current_task()  # type: ignore[assignment]
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
             await sink.send_text(wire.encode_hello(page.self_addr, page.member.name,
@@ -302,13 +377,37 @@ class Host:
             await self._read_loop(ws, sink, conn, feed_socket)
         except ConnectionError:
             pass  # the link broke while we wrote to it: same as a close
+        except Exception as exc:  # a bug, not the client's fault: contain it to this socket
+            log.error("internal error on a socket of page %s: %s", page.label,
+                      http_guard.describe_exception(exc))
+            with contextlib.suppress(Exception):
+                await sink.close(WSCloseCode.INTERNAL_ERROR, "internal error")
         finally:
             cut()
             self._sockets.pop(sink, None)
+            self._handlers.pop(sink, None)
             self._per_page[page.label] -= 1
             if not self._per_page[page.label]:
                 del self._per_page[page.label]
         return ws
+
+    def _budget(self, page: Page) -> PageBudget:
+        """The allowance of one member page, shared by all its sockets; kept while the
+        host runs, so reconnecting does not refill it."""
+        budget = self._budgets.get(page.label)
+        if budget is None:
+            now = time.monotonic()
+            settings = self.settings
+            updates, chat = settings.updates, settings.chat
+            budget = self._budgets[page.label] = PageBudget(
+                realtime=self.hub.new_budget(now),
+                control=TokenBucket(settings.control_per_s, settings.control_burst, now),
+                updates=TokenBucket(1000.0 / updates.interval_ms, updates.burst, now),
+                listens=TokenBucket(updates.listens_per_s, updates.listens_burst, now),
+                backlog=TokenBucket(updates.backlog_bytes_per_s, updates.backlog_bytes_burst,
+                                    now),
+                chat=TokenBucket(chat.messages_per_s, chat.messages_burst, now))
+        return budget
 
     def _connection_refusal(self, page: Page) -> str | None:
         settings = self.settings
@@ -321,27 +420,26 @@ class Host:
 
     async def _read_loop(self, ws: web.WebSocketResponse, sink: Outbound, conn: Connection,
                          feed_socket: FeedSocket) -> None:
-        loop = asyncio.get_running_loop()
         hub = self.hub
+        control = feed_socket.budget.control
         errors = 0
-        throttled = False
+        paced: set[str] = set()  # budgets pacing this socket now: each episode told once
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
                 try:
-                    wait = hub.send(conn, msg.data, loop.time())
+                    wait = hub.send(conn, msg.data, time.monotonic())
                 except RealtimeError as exc:
                     problem: tuple[str, str] | None = (exc.code, str(exc))
                 else:
-                    if wait > 0:
-                        if not throttled:
-                            throttled = True
-                            await sink.send_text(wire.encode_error("rate-limited", _rate_text(
-                                hub.limits)))
-                        await asyncio.sleep(wait)
-                    else:
-                        throttled = False
+                    if wait > 0 or paced:
+                        await _pause(sink, wait, paced, "items", _rate_text(hub.limits))
                     continue
             elif msg.type is WSMsgType.TEXT:
+                # Charged before it is carried out, whichever of the page's sockets sent
+                # it: a page over its control budget is not read from until back within.
+                wait = control.charge(1, time.monotonic())
+                if wait > 0 or paced:
+                    await _pause(sink, wait, paced, "control", _control_rate_text(self.settings))
                 problem = await self._control(sink, conn, feed_socket, msg.data)
             else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
                 return
@@ -372,8 +470,8 @@ class Host:
                 await sink.send_text(wire.encode_reply(message.id, refusal))
                 return refusal
             else:
-                await sink.send_text(wire.encode_chat_messages(
-                    message.id, self.feed.chat_messages(feed_socket)))
+                messages, more = self.feed.chat_messages(feed_socket, message.before)
+                await sink.send_text(wire.encode_chat_messages(message.id, messages, more))
         except (wire.WireError, RealtimeError) as exc:
             return exc.code, str(exc)
         return None
@@ -395,8 +493,22 @@ class Host:
         return len(sinks)
 
     async def _close_sockets(self, app: web.Application) -> None:
-        for sink in list(self._sockets):
-            await sink.close(WSCloseCode.GOING_AWAY, "host shutting down")
+        # All at once, each bounded: a client that does not read must not hold up the rest.
+        grace = self.settings.close_grace_s
+
+        async def close(sink: Outbound) -> None:
+            try:
+                await asyncio.wait_for(sink.close(WSCloseCode.GOING_AWAY, "host shutting down"),
+                                       grace)
+            except (TimeoutError, ConnectionError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(*(close(sink) for sink in list(self._sockets)))
+        # A handler may be pausing a paced page; its socket is gone, so is its work.
+        for task in list(self._handlers.values()):
+            task.cancel()
 
 
 def _authorized(request: web.Request, page: Page) -> bool:
@@ -412,7 +524,11 @@ def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == request.host.lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # e.g. an unclosed IPv6 bracket: no origin of ours
+        return False
+    return netloc.lower() == request.host.lower()
 
 
 def _opaque_app_file_request(request: web.Request) -> bool:
@@ -445,6 +561,16 @@ def _add_security_headers(response: web.StreamResponse) -> None:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
 
 
+async def _on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    _decorate(response)
+
+
+def _decorate(response: web.StreamResponse) -> None:
+    """The host's own headers, on every response (handlers may set their own first)."""
+    _add_security_headers(response)
+    response.headers["Server"] = SERVER_NAME
+
+
 def _content_type(name: str) -> str:
     suffix = name[name.rfind("."):].lower() if "." in name else ""
     return _CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -454,6 +580,32 @@ def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n")
 
 
+def _refusal(status: int, message: str) -> web.Response:
+    """A refusal for want of a page or an invite; the connection is closed after it, so an
+    unauthenticated client holds no connection beyond its one request."""
+    response = _text(status, message)
+    response.force_close()
+    return response
+
+
+async def _pause(sink: Outbound, wait: float, paced: set[str], budget: str,
+                 message: str) -> None:
+    """Stop reading from a socket for `wait` seconds because its page is over `budget`;
+    the first pause of an episode is told to the client with a `rate-limited` error."""
+    if wait <= 0:
+        paced.discard(budget)
+        return
+    if budget not in paced:
+        paced.add(budget)
+        await sink.send_text(wire.encode_error("rate-limited", message))
+    await asyncio.sleep(wait)
+
+
+def _control_rate_text(settings: HostSettings) -> str:
+    return (f"sending control messages faster than {settings.control_per_s:g}/s (after "
+            f"{settings.control_burst} at once): reading from this page is slowed")
+
+
 def _rate_text(limits: RealtimeLimits) -> str:
     return (f"sending faster than {limits.send_items_per_s:g} items/s or "
-            f"{limits.send_bytes_per_s:g} bytes/s: reading from this connection is slowed")
+            f"{limits.send_bytes_per_s:g} bytes/s: reading from this page is slowed")

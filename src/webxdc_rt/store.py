@@ -2,9 +2,10 @@
 
 A file under the data directory by default (`webxdc-rt.sqlite3`), or `:memory:` for a host
 that keeps nothing. Writes are committed before they are acted on: an update is stored
-before anyone is sent it. WAL mode keeps those commits cheap (no fsync per commit), so they
-are made on the event loop without a thread hop, which also keeps serial order and delivery
-order the same.
+before anyone is sent it, and by default durably (WAL with `synchronous=FULL`: the log is
+fsynced at every commit), so what the host delivered survives a power loss, not only a crash.
+Commits are made on the event loop without a thread hop, which keeps serial order and
+delivery order the same; `bench/store_durability.py` measures what a durable commit costs.
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .chats import Chat, Member, Page, Registry, SharedApp
 from .updates import Update
 
-__all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage"]
+__all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage", "Synchronous"]
 
 DB_FILE_NAME = "webxdc-rt.sqlite3"
+
+Synchronous = Literal["FULL", "NORMAL"]
+"""SQLite's `synchronous` setting in WAL mode. FULL: every commit is on disk when it returns
+(fsync of the log per commit). NORMAL: commits survive a crash of the process but the last
+ones may be lost on power loss (fsync only at checkpoints)."""
+_SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -67,21 +75,36 @@ class ChatMessage:
 class Store:
     """The host's SQLite database."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *,
+                 synchronous: Synchronous = "FULL") -> None:
+        """Open (creating it if needed) the database at `path`; `synchronous` says how
+        durable each commit is. Raises `sqlite3.Error` or `OSError` if it cannot be used."""
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except BaseException:
+            self._db.close()  # a damaged or unwritable database: no connection left open
+            raise
         self._max_serial: dict[str, int] = {}
 
     @classmethod
-    def in_directory(cls, data_dir: str | Path) -> Store:
+    def in_directory(cls, data_dir: str | Path, *, synchronous: Synchronous = "FULL") -> Store:
         """Open (creating it if needed) the database in a data directory."""
         directory = Path(data_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        return cls(directory / DB_FILE_NAME)
+        return cls(directory / DB_FILE_NAME, synchronous=synchronous)
+
+    @property
+    def synchronous(self) -> str:
+        """The durability of commits in force: `FULL` or `NORMAL` (see `Synchronous`)."""
+        level = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        return _SYNCHRONOUS_NAMES.get(level, str(level))
 
     def close(self) -> None:
         """Close the database."""
@@ -165,6 +188,27 @@ class Store:
                                             None if row[6] is None else json.loads(row[6])))
                 for row in rows]
 
+    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
+                      max_rows: int = 1000) -> int:
+        """How many of the updates after `serial` to load at once so that they hold at
+        most `max_bytes` of text (always at least one): the backlog is streamed in chunks
+        of bounded memory, whatever the updates' sizes."""
+        rows = self._db.execute(
+            "SELECT length(CAST(payload AS BLOB)) + coalesce(length(CAST(info AS BLOB)), 0)"
+            " + coalesce(length(CAST(href AS BLOB)), 0)"
+            " + coalesce(length(CAST(document AS BLOB)), 0)"
+            " + coalesce(length(CAST(summary AS BLOB)), 0)"
+            " + coalesce(length(CAST(notify AS BLOB)), 0)"
+            " FROM updates WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?",
+            (app_id, serial, max_rows))
+        count = total = 0
+        for (size,) in rows:
+            total += size
+            if count and total > max_bytes:
+                break
+            count += 1
+        return count
+
     def max_serial(self, app_id: str) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""
         cached = self._max_serial.get(app_id)
@@ -185,12 +229,39 @@ class Store:
             (chat_id, app_id, member, text, file_name, file_data, time.time()))
         return int(cursor.lastrowid or 0)
 
-    def chat_messages(self, chat_id: str, limit: int = 1000) -> list[ChatMessage]:
-        """The most recent messages posted to a chat, oldest first."""
+    def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
+                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
+        """The most recent messages posted to a chat (before the message id `before`, if
+        given), oldest first, at most `limit` of them holding at most `max_bytes` of text
+        and files (always at least one); and whether older ones remain."""
         rows = self._db.execute(
+            "SELECT id, coalesce(length(CAST(text AS BLOB)), 0)"
+            " + coalesce(length(file_data), 0) FROM chat_messages"
+            " WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (chat_id, 2**63 - 1 if before is None else before, limit + 1)).fetchall()
+        chosen: list[int] = []
+        total = 0
+        for message_id, size in rows[:limit]:
+            total += size
+            if chosen and max_bytes is not None and total > max_bytes:
+                break
+            chosen.append(message_id)
+        more = len(rows) > len(chosen)
+        if not chosen:
+            return [], more
+        messages = self._db.execute(
             "SELECT id, app_id, member, text, file_name, file_data FROM chat_messages"
-            " WHERE chat_id = ? ORDER BY id DESC LIMIT ?", (chat_id, limit)).fetchall()
-        return [ChatMessage(*row) for row in reversed(rows)]
+            " WHERE chat_id = ? AND id BETWEEN ? AND ? ORDER BY id",
+            (chat_id, chosen[-1], chosen[0])).fetchall()
+        return [ChatMessage(*row) for row in messages], more
+
+    def chat_bytes(self, app_id: str, member: str) -> int:
+        """Bytes of text and files one member's page of one app copy posted to its chat."""
+        row = self._db.execute(
+            "SELECT sum(coalesce(length(CAST(text AS BLOB)), 0) + coalesce(length(file_data),"
+            " 0)) FROM chat_messages WHERE app_id = ? AND member = ?",
+            (app_id, member)).fetchone()
+        return int(row[0] or 0)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

@@ -5,10 +5,17 @@ one streams the backlog after the requested serial in chunks, then registers the
 for live updates with no await between the last (empty) backlog query and the registration,
 so no update is skipped or sent twice. Every frame names its listener, so a page that
 replaces its listener can tell old frames from new ones.
+
+Memory stays bounded whoever asks: a backlog is loaded in chunks of at most
+`backlog_chunk_bytes` and written with backpressure (the next update is written only once
+the socket took the previous ones), at most `max_backlogs_per_page` backlogs of a page
+stream at once, and every rate (updates, listeners, backlog bytes, chat messages) and the
+bytes of chat messages stored are counted per member page (`budget.PageBudget`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -18,28 +25,39 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import wire
+from .budget import PageBudget
 from .chats import Page
 from .frames import encode_text_frame
 from .store import Store
-from .updates import TokenBucket, UpdateError, UpdateLimits, delivered_json, validate_update
+from .updates import UpdateError, UpdateLimits, delivered_json, validate_update
 
 __all__ = ["ChatLimits", "UpdateFeed", "FeedSocket"]
 
 log = logging.getLogger(__name__)
 
-BACKLOG_CHUNK = 200  # updates per backlog query; the socket is drained between chunks
+Refusal = tuple[str, str]
+"""(code, message) of a request that was refused."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChatLimits:
-    """Limits on `sendToChat`, with defaults."""
+    """Limits on `sendToChat`, with defaults; rates and quotas are per member page."""
 
     max_text_chars: int = 100_000
     """Longest text of one message."""
     max_file_bytes: int = 256 * 1024
     """Largest file of one message, decoded."""
     max_listed: int = 50
-    """Most recent messages returned to a chat-messages request."""
+    """Most messages returned to one chat-messages request."""
+    max_listed_bytes: int = 1024 * 1024
+    """Most bytes of text and files returned to one chat-messages request (at least one
+    message); older messages are asked for with `before`."""
+    messages_per_s: float = 1.0
+    """Messages one page may post per second, sustained."""
+    messages_burst: int = 20
+    """Messages one page may post at once before the rate applies."""
+    max_stored_bytes: int = 16 * 1024 * 1024
+    """Bytes of text and files one page may have stored in its chat in all."""
 
 
 class FrameSink(Protocol):
@@ -54,11 +72,11 @@ class FrameSink(Protocol):
 
 @dataclass(slots=True, eq=False)
 class FeedSocket:
-    """What the feed knows of one socket: its page, where to write, its update budget."""
+    """What the feed knows of one socket: its page, where to write, its page's budget."""
 
     page: Page
     sink: FrameSink
-    budget: TokenBucket
+    budget: PageBudget
     listen: int = -1
     """The socket's current update listener (-1: none)."""
 
@@ -73,11 +91,11 @@ class UpdateFeed:
         self.chat_limits = chat_limits
         self._clock = clock
         self._listeners: dict[str, set[FeedSocket]] = {}
+        self._backlog_slots: dict[str, asyncio.Semaphore] = {}
 
-    def new_socket(self, page: Page, sink: FrameSink) -> FeedSocket:
-        """Track a new socket of `page`; it listens to nothing yet."""
-        limits = self.limits
-        budget = TokenBucket(1000.0 / limits.interval_ms, limits.burst, self._clock())
+    def new_socket(self, page: Page, sink: FrameSink, budget: PageBudget) -> FeedSocket:
+        """Track a new socket of `page`, spending from `budget` (the page's); it listens
+        to nothing yet."""
         return FeedSocket(page, sink, budget)
 
     def forget(self, sock: FeedSocket) -> None:
@@ -90,14 +108,14 @@ class UpdateFeed:
 
     # -- updates -----------------------------------------------------------------------
 
-    def send_update(self, sock: FeedSocket, raw_update: Any) -> tuple[str, str] | None:
+    def send_update(self, sock: FeedSocket, raw_update: Any) -> Refusal | None:
         """Store an update from `sock`, then send it to every listener of the app copy,
         the sender's own included. Returns (code, message) if it was refused."""
         try:
             update = validate_update(raw_update, self.limits)
         except UpdateError as exc:
             return exc.code, str(exc)
-        if not sock.budget.try_take(1, self._clock()):
+        if not sock.budget.updates.try_take(1, self._clock()):
             return ("update-rate", f"updates sent faster than one per "
                     f"{self.limits.interval_ms} ms (after a burst of {self.limits.burst}): "
                     "this one was refused")
@@ -114,26 +132,51 @@ class UpdateFeed:
         return None
 
     async def listen(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
-        """(Re)start the socket's update listener: the backlog, then live updates."""
+        """(Re)start the socket's update listener: the backlog, then live updates. A page
+        that starts listeners faster than its budget allows is made to wait (paced), so
+        a page reloading in a loop costs the host a bounded rate of replays."""
+        limits = self.limits
+        wait = sock.budget.listens.charge(1, self._clock())
+        if wait > 0:
+            await asyncio.sleep(wait)
         self.forget(sock)
         sock.listen = listen
+        # Kept per page for the host's lifetime, like the page's budget: a few hundred
+        # bytes per page that was ever used.
+        slots = self._backlog_slots.get(sock.page.label)
+        if slots is None:
+            slots = asyncio.Semaphore(limits.max_backlogs_per_page)
+            self._backlog_slots[sock.page.label] = slots
+        async with slots:
+            await self._replay(sock, listen, after_serial)
+
+    async def _replay(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
         app_id = sock.page.app.id
+        store, limits, budget = self.store, self.limits, sock.budget
         last = after_serial
         while True:
-            backlog = self.store.updates_after(app_id, last, BACKLOG_CHUNK)
-            if not backlog:
+            count = store.backlog_chunk(app_id, last, limits.backlog_chunk_bytes)
+            if not count:
                 break
-            max_serial = self.store.max_serial(app_id)
+            backlog = store.updates_after(app_id, last, count)
+            max_serial = store.max_serial(app_id)
             for stored in backlog:
-                await sock.sink.send_text(wire.encode_update(
-                    listen, delivered_json(stored.update, stored.serial, max_serial)))
+                text = wire.encode_update(
+                    listen, delivered_json(stored.update, stored.serial, max_serial))
+                # Awaiting the write is the backpressure: a socket that does not read
+                # holds up its own backlog, never the host's memory.
+                await sock.sink.send_text(text)
                 last = stored.serial
+                wait = budget.backlog.charge(len(text), self._clock())
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            del backlog
         self._listeners.setdefault(app_id, set()).add(sock)
         await sock.sink.send_text(wire.encode_backlog_done(listen))
 
     # -- chat messages -----------------------------------------------------------------
 
-    def send_to_chat(self, sock: FeedSocket, request: wire.SendToChat) -> tuple[str, str] | None:
+    def send_to_chat(self, sock: FeedSocket, request: wire.SendToChat) -> Refusal | None:
         """Record a message the app posts to its chat; (code, message) if refused."""
         limits = self.chat_limits
         if request.text is None and request.file_name is None:
@@ -149,21 +192,37 @@ class UpdateFeed:
             if len(data) > limits.max_file_bytes:
                 return ("message-too-large", f"file of {len(data)} bytes is over the limit "
                         f"of {limits.max_file_bytes} bytes")
-        page = sock.page
+        page, budget = sock.page, sock.budget
+        size = len((request.text or "").encode()) + len(data or b"")
         try:
+            if budget.chat_stored_bytes is None:
+                budget.chat_stored_bytes = self.store.chat_bytes(page.app.id, page.member.name)
+            if budget.chat_stored_bytes + size > limits.max_stored_bytes:
+                return ("chat-quota", f"this page has stored {budget.chat_stored_bytes} bytes "
+                        f"of chat messages; the limit is {limits.max_stored_bytes} bytes")
+            if not budget.chat.try_take(1, self._clock()):
+                return ("chat-rate", f"messages posted faster than {limits.messages_per_s:g} "
+                        f"per second (after {limits.messages_burst} at once): this one was "
+                        "refused")
             self.store.add_chat_message(page.app.chat_id, page.app.id, page.member.name,
                                         request.text, request.file_name, data)
         except sqlite3.Error as exc:
             log.error("storing a chat message failed: %s", exc)
             return "storage-failed", "the host could not record this message"
+        budget.chat_stored_bytes += size
         return None
 
-    def chat_messages(self, sock: FeedSocket) -> list[dict[str, Any]]:
-        """The latest messages apps posted to the socket's chat."""
-        chat_id = sock.page.app.chat_id
+    def chat_messages(self, sock: FeedSocket,
+                      before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """The latest messages apps posted to the socket's chat (older than the message id
+        `before`, if given), oldest first and bounded in count and bytes; and whether older
+        ones remain."""
+        limits = self.chat_limits
+        messages, more = self.store.chat_messages(sock.page.app.chat_id, limits.max_listed,
+                                                  before, limits.max_listed_bytes)
         return [{
             "id": message.id, "app_id": message.app_id, "member": message.member,
             "text": message.text, "file_name": message.file_name,
             "file_base64": (None if message.file_data is None
                             else base64.b64encode(message.file_data).decode()),
-        } for message in self.store.chat_messages(chat_id, self.chat_limits.max_listed)]
+        } for message in messages], more

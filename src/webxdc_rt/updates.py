@@ -34,6 +34,19 @@ class UpdateLimits:
     """Longest `info`, `href`, `document` or `summary`, in characters."""
     max_notify_entries: int = 100
     """Most entries in `notify`."""
+    listens_per_s: float = 2.0
+    """Update listeners one page may start per second (each replays a backlog), sustained;
+    more are made to wait."""
+    listens_burst: int = 16
+    """Update listeners one page may start at once (tabs opening together)."""
+    backlog_bytes_per_s: float = 32 * 1024 * 1024
+    """Backlog bytes replayed to one page per second, sustained (paced, not refused)."""
+    backlog_bytes_burst: int = 64 * 1024 * 1024
+    """Backlog bytes replayed to one page at once before the pace applies."""
+    backlog_chunk_bytes: int = 1024 * 1024
+    """Backlog bytes loaded from storage at a time for one listener (at least one update)."""
+    max_backlogs_per_page: int = 2
+    """Backlogs streamed to one page at once; more listeners wait their turn."""
 
 
 class UpdateError(ValueError):

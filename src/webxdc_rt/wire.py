@@ -11,7 +11,8 @@ Client to host:
     {"type": "update-listen", "listen": N, "serial": S}
                                     start (or restart) the update listener after serial S
     {"type": "send-to-chat", "id": N, "text": ..., "file": {"name": ..., "base64": ...}}
-    {"type": "chat-messages", "id": N}              what apps posted to the chat
+    {"type": "chat-messages", "id": N, "before": M}  what apps posted to the chat (the
+                                    latest ones, or those older than message id M)
 
 Host to client:
     {"type": "hello", "self_addr": ..., "self_name": ..., "limits": {...}}   first frame
@@ -20,7 +21,8 @@ Host to client:
     {"type": "update", "listen": N, "update": {..., "serial": S, "max_serial": M}}
     {"type": "update-backlog-done", "listen": N}    the backlog of listener N was sent
     {"type": "reply", "id": N, "ok": true}  or  {..., "ok": false, "code": ..., "message": ...}
-    {"type": "chat-messages", "id": N, "messages": [...]}
+    {"type": "chat-messages", "id": N, "messages": [...], "more": bool}
+                                    oldest first; `more`: older ones remain
     {"type": "error", "code": ..., "message": ...}   a request was refused; nothing else lost
 
 Decoding validates everything and raises `WireError` with a message that says what was
@@ -112,9 +114,11 @@ class SendToChat:
 
 @dataclass(frozen=True, slots=True)
 class ChatMessagesRequest:
-    """Ask for the messages apps posted to the chat; answered with `id`."""
+    """Ask for the messages apps posted to the chat (older than message id `before`, if
+    given); answered with `id`."""
 
     id: int
+    before: int | None = None
 
 
 ClientMessage = Join | Leave | UpdateSend | UpdateListen | SendToChat | ChatMessagesRequest
@@ -141,7 +145,8 @@ def decode_client_message(text: str) -> ClientMessage:
     if kind == "send-to-chat":
         return _send_to_chat(obj)
     if kind == "chat-messages":
-        return ChatMessagesRequest(_counter(obj, "id", kind))
+        before = None if obj.get("before") is None else _counter(obj, "before", kind)
+        return ChatMessagesRequest(_counter(obj, "id", kind), before)
     raise WireError(f"unknown control message type {kind!r}", "unknown-type")
 
 
@@ -192,9 +197,11 @@ def encode_reply(request_id: int, error: tuple[str, str] | None = None) -> str:
                   "message": error[1]})
 
 
-def encode_chat_messages(request_id: int, messages: list[dict[str, Any]]) -> str:
-    """The answer to a chat-messages request."""
-    return _dump({"type": "chat-messages", "id": request_id, "messages": messages})
+def encode_chat_messages(request_id: int, messages: list[dict[str, Any]],
+                         more: bool = False) -> str:
+    """The answer to a chat-messages request; `more`: older messages remain."""
+    return _dump({"type": "chat-messages", "id": request_id, "messages": messages,
+                  "more": more})
 
 
 def encode_join(epoch: int) -> str:
@@ -217,9 +224,13 @@ def encode_update_listen(listen: int, serial: int) -> str:
     return _dump({"type": "update-listen", "listen": listen, "serial": serial})
 
 
-def encode_chat_messages_request(request_id: int) -> str:
-    """A client's request for the messages apps posted to the chat."""
-    return _dump({"type": "chat-messages", "id": request_id})
+def encode_chat_messages_request(request_id: int, before: int | None = None) -> str:
+    """A client's request for the messages apps posted to the chat (older than message
+    id `before`, if given)."""
+    message: dict[str, Any] = {"type": "chat-messages", "id": request_id}
+    if before is not None:
+        message["before"] = before
+    return _dump(message)
 
 
 def encode_hello(self_addr: str, self_name: str, limits: dict[str, Any]) -> str:

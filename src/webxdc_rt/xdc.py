@@ -2,54 +2,94 @@
 
 `open_app` checks the container before anything is served and gives a clear
 `InvalidContainer` error naming the problem: not a ZIP, no `index.html`, unsafe file names
-(path traversal), or a ZIP bomb (too many files, too many bytes, an absurd compression
-ratio; sizes are checked as declared and again while reading, since headers can lie).
-A `.xdc` is read into memory once, after those checks. `AppSource.read` maps a request path
-to a file of the app, refusing anything outside it.
+(path traversal), a manifest too large or too deeply nested, or a ZIP bomb (too many files,
+too large a table of contents, too many bytes, an absurd compression ratio of a file or of
+the whole archive). The entry count and the size of the central directory are read from the
+archive's end record before `zipfile` builds anything from them; sizes are checked as
+declared and again while reading, since headers can lie. A `.xdc` is read into memory once,
+after those checks. `AppSource.read` maps a request path to a file of the app, refusing
+anything outside it.
 """
 
 from __future__ import annotations
 
+import lzma
+import struct
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 __all__ = ["InvalidContainer", "ContainerLimits", "AppSource", "FolderApp", "ZipApp",
-           "open_app", "normalize_app_path", "ICON_NAMES"]
+           "open_app", "normalize_app_path", "ICON_NAMES", "MANIFEST_NAME"]
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 ICON_NAMES = ("icon.png", "icon.jpg")
+MANIFEST_NAME = "manifest.toml"
 
 
 @dataclass(frozen=True, slots=True)
 class ContainerLimits:
-    """What a `.xdc` may hold before it is refused as a ZIP bomb, with defaults."""
+    """What an app container may hold before it is refused, with defaults.
+
+    Most of these keep a `.xdc` from being a ZIP bomb: memory spent on an archive is bounded
+    by its entry count, its table of contents and a fixed multiple of its own size.
+    """
 
     max_files: int = 10_000
-    """Most entries in the archive."""
+    """Most entries in the archive, counted from its central directory before `zipfile`
+    reads a single one of them."""
+    max_directory_bytes: int = 4 * MiB
+    """Largest central directory (the archive's table of contents: names, sizes and extra
+    fields of every entry), checked from the end record before it is read."""
     max_file_bytes: int = 64 * MiB
     """Largest single file, uncompressed."""
     max_total_bytes: int = 256 * MiB
     """All files together, uncompressed."""
     max_ratio: int = 200
-    """Highest uncompressed/compressed ratio of any file over 1 MiB."""
+    """Highest uncompressed/compressed ratio of any file larger than `ratio_exempt_bytes`,
+    and of the whole archive (all files uncompressed against the size of the `.xdc`) when
+    it expands to more than `archive_ratio_exempt_bytes`."""
+    ratio_exempt_bytes: int = 64 * KiB
+    """Files up to this size (uncompressed) are not held to `max_ratio`: small files of
+    repetitive text compress well and cannot amount to much."""
+    archive_ratio_exempt_bytes: int = 8 * MiB
+    """An archive expanding to no more than this is not held to `max_ratio` as a whole, so
+    that small apps of well-compressing text always pass."""
+    max_manifest_bytes: int = 64 * KiB
+    """Largest `manifest.toml`, checked before it is read or parsed."""
+    max_path_bytes: int = 1024
+    """Longest file name in the app (UTF-8 bytes, folders included): a `.xdc` entry with a
+    longer name is refused, and a longer request path is not a file of the app."""
+
+
+DEFAULT_LIMITS = ContainerLimits()
 
 
 class InvalidContainer(ValueError):
     """The given app is not a usable webxdc container; the message says why."""
 
 
-def normalize_app_path(request_path: str) -> str | None:
-    """Turn a URL path into a file name inside the app, or None if it points outside.
+def normalize_app_path(request_path: str,
+                       max_bytes: int = DEFAULT_LIMITS.max_path_bytes) -> str | None:
+    """Turn a URL path into a file name inside the app, or None if it cannot name one.
 
-    `/` maps to `index.html`; names with `..`, backslashes or NUL are refused.
+    `/` maps to `index.html`; names with `..`, backslashes, NUL or text that is not
+    UTF-8, and paths longer than `max_bytes`, are refused.
     """
     path = request_path.lstrip("/")
     if path == "" or path.endswith("/"):
         path += "index.html"
     if "\\" in path or "\x00" in path:
+        return None
+    try:
+        if len(path.encode("utf-8")) > max_bytes:
+            return None
+    except UnicodeEncodeError:  # a lone surrogate: no file is named so
         return None
     parts = PurePosixPath(path).parts
     if ".." in parts or PurePosixPath(path).is_absolute():
@@ -80,13 +120,15 @@ class FolderApp(AppSource):
     root: Path
 
     def read(self, name: str) -> bytes | None:
-        """The file's bytes, or None when missing, a folder, or outside the root."""
-        candidate = (self.root / name).resolve()
-        if not candidate.is_relative_to(self.root) or not candidate.is_file():
-            return None
+        """The file's bytes, or None when missing, a folder, outside the root or unreadable."""
         try:
+            candidate = (self.root / name).resolve()
+            if not candidate.is_relative_to(self.root) or not candidate.is_file():
+                return None
             return candidate.read_bytes()
-        except OSError:
+        except (OSError, RuntimeError, ValueError):
+            # A name too long for the file system, a symlink loop (RuntimeError from
+            # resolve() before Python 3.13), NUL (ValueError), no permission: not a file.
             return None
 
 
@@ -104,48 +146,136 @@ class ZipApp(AppSource):
 def open_app(path: str | Path, limits: ContainerLimits | None = None) -> AppSource:
     """Open an app container, checking it first; raise `InvalidContainer` if unusable."""
     location = Path(path)
-    if not location.exists():
-        raise InvalidContainer(f"app not found: {location}")
-    if location.is_dir():
-        return _open_folder(location)
-    return _open_zip(location, limits or ContainerLimits())
+    limits = limits or DEFAULT_LIMITS
+    try:
+        if not location.exists():
+            raise InvalidContainer(f"app not found: {location}")
+        if location.is_dir():
+            return _open_folder(location, limits)
+        return _open_zip(location, limits)
+    except OSError as exc:
+        raise InvalidContainer(f"cannot read the app {location}: "
+                               f"{exc.strerror or exc}") from None
 
 
-def _open_folder(location: Path) -> FolderApp:
+def _open_folder(location: Path, limits: ContainerLimits) -> FolderApp:
     root = location.resolve()
     if not (root / "index.html").is_file():
         raise InvalidContainer(f"app folder has no index.html at its root: {location}")
-    manifest = root / "manifest.toml"
-    name, source_code_url = _parse_manifest(
-        manifest.read_bytes() if manifest.is_file() else None, default_name=root.name)
+    manifest = root / MANIFEST_NAME
+    data = None
+    if manifest.is_file():
+        with manifest.open("rb") as stream:
+            data = stream.read(limits.max_manifest_bytes + 1)
+    name, source_code_url = _parse_manifest(data, default_name=root.name, limits=limits)
     icon = next((n for n in ICON_NAMES if (root / n).is_file()), None)
     return FolderApp(name=name, source_code_url=source_code_url, icon=icon, key=str(root),
                      root=root)
 
 
+# Everything `zipfile` and its decompressors raise on a damaged or hostile archive. Our own
+# InvalidContainer is a ValueError too; it is re-raised before this tuple is consulted.
+_BROKEN_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError,
+               EOFError, zlib.error, lzma.LZMAError, ValueError, RuntimeError, struct.error)
+
+
 def _open_zip(location: Path, limits: ContainerLimits) -> ZipApp:
-    if not zipfile.is_zipfile(location):
-        raise InvalidContainer(f"{location}: not a ZIP archive (a .xdc must be one)")
-    try:
-        with zipfile.ZipFile(location) as archive:
-            files = _read_entries(archive, limits, location)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError) as exc:
-        raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
+    with location.open("rb") as stream:
+        try:
+            archive_size = _check_directory(stream, limits, location)
+            with zipfile.ZipFile(stream) as archive:
+                files = _read_entries(archive, archive_size, limits, location)
+        except InvalidContainer:
+            raise
+        except _BROKEN_ZIP as exc:
+            raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
     if "index.html" not in files:
         raise InvalidContainer(f"{location}: no index.html at the root of the container")
-    name, source_code_url = _parse_manifest(files.get("manifest.toml"),
-                                            default_name=location.stem)
+    name, source_code_url = _parse_manifest(files.get(MANIFEST_NAME),
+                                            default_name=location.stem, limits=limits)
     icon = next((n for n in ICON_NAMES if n in files), None)
     return ZipApp(name=name, source_code_url=source_code_url, icon=icon,
                   key=str(location.resolve()), files=files)
 
 
-def _read_entries(archive: zipfile.ZipFile, limits: ContainerLimits,
+# The ZIP end records (APPNOTE.TXT 4.3.14-4.3.16), read before `zipfile` reads the central
+# directory they point to: it would build a ZipInfo for every entry, however many.
+_END = struct.Struct("<4s4H2LH")
+_END_SIGNATURE = b"PK\x05\x06"
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_END64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_END64_SIGNATURE = b"PK\x06\x06"
+_ENTRY = struct.Struct("<4s6H3L5H2L")
+_ENTRY_SIGNATURE = b"PK\x01\x02"
+
+
+def _check_directory(stream: BinaryIO, limits: ContainerLimits, location: Path) -> int:
+    """Refuse an archive whose central directory is too large or lists too many entries,
+    reading only its end records and the directory's fixed-size entry headers; return the
+    archive's size."""
+    # The end record is found as zipfile finds it (zipfile._EndRecData): at the very end if
+    # it has no comment, else the last signature in the last 64 KiB + 22 bytes.
+    size = stream.seek(0, 2)
+    tail_size = min(size, (1 << 16) + _END.size)
+    stream.seek(size - tail_size)
+    tail = stream.read(tail_size)
+    found = len(tail) - _END.size
+    if not (found >= 0 and tail.startswith(_END_SIGNATURE, found) and tail.endswith(b"\0\0")):
+        found = tail.rfind(_END_SIGNATURE)
+    if found < 0 or found + _END.size > len(tail):
+        raise InvalidContainer(f"{location}: not a ZIP archive (a .xdc must be one)")
+    _, _, _, _, entries, directory_size, _, _ = _END.unpack_from(tail, found)
+    directory_end = size - tail_size + found
+    if directory_end >= _END64_LOCATOR.size + _END64.size:
+        # ZIP64: the counts live in a record just before the locator, if it is there
+        # (zipfile._EndRecData64 reads the same bytes and falls back the same way).
+        stream.seek(directory_end - _END64_LOCATOR.size - _END64.size)
+        record_and_locator = stream.read(_END64.size + _END64_LOCATOR.size)
+        if (record_and_locator.startswith(_END64_SIGNATURE)
+                and record_and_locator.startswith(_END64_LOCATOR_SIGNATURE, _END64.size)):
+            directory_end -= _END64_LOCATOR.size + _END64.size
+            _, _, _, _, _, _, _, entries, directory_size, _ = _END64.unpack_from(
+                record_and_locator)
+    if entries > limits.max_files:
+        raise InvalidContainer(_too_many_entries(str(entries), limits, location))
+    if directory_size > limits.max_directory_bytes:
+        raise InvalidContainer(f"{location}: its table of contents is {directory_size} bytes, "
+                               f"more than the {limits.max_directory_bytes} allowed (ZIP bomb?)")
+    start = directory_end - directory_size
+    if start < 0:
+        raise InvalidContainer(f"{location}: broken ZIP archive: the central directory "
+                               "starts before the file")
+    stream.seek(start)
+    _count_entries(stream.read(directory_size), limits, location)
+    stream.seek(0)
+    return size
+
+
+def _count_entries(directory: bytes, limits: ContainerLimits, location: Path) -> None:
+    # The end record's count may lie; zipfile reads entries until the directory's bytes
+    # run out, so count them the same way.
+    offset = count = 0
+    while offset + _ENTRY.size <= len(directory):
+        fields = _ENTRY.unpack_from(directory, offset)
+        if fields[0] != _ENTRY_SIGNATURE:
+            break  # zipfile names the damage
+        count += 1
+        if count > limits.max_files:
+            raise InvalidContainer(_too_many_entries(f"more than {limits.max_files}", limits,
+                                                     location))
+        name_length, extra_length, comment_length = fields[10:13]
+        offset += _ENTRY.size + name_length + extra_length + comment_length
+
+
+def _too_many_entries(count: str, limits: ContainerLimits, location: Path) -> str:
+    return (f"{location}: {count} entries, more than the {limits.max_files} allowed "
+            "(ZIP bomb?)")
+
+
+def _read_entries(archive: zipfile.ZipFile, archive_size: int, limits: ContainerLimits,
                   location: Path) -> dict[str, bytes]:
     entries = archive.infolist()
-    if len(entries) > limits.max_files:
-        raise InvalidContainer(f"{location}: {len(entries)} entries, more than the "
-                               f"{limits.max_files} allowed (ZIP bomb?)")
     declared = 0
     for info in entries:
         _check_entry(info, limits, location)
@@ -153,8 +283,12 @@ def _read_entries(archive: zipfile.ZipFile, limits: ContainerLimits,
     if declared > limits.max_total_bytes:
         raise InvalidContainer(f"{location}: expands to {declared} bytes, more than the "
                                f"{limits.max_total_bytes} allowed (ZIP bomb?)")
+    if (declared > limits.archive_ratio_exempt_bytes
+            and declared > archive_size * limits.max_ratio):
+        raise InvalidContainer(f"{location}: expands to {declared} bytes from "
+                               f"{archive_size}, {declared // archive_size}:1, more than "
+                               f"{limits.max_ratio}:1 (ZIP bomb?)")
     files: dict[str, bytes] = {}
-    total = 0
     for info in entries:
         if info.is_dir():
             continue
@@ -162,10 +296,10 @@ def _read_entries(archive: zipfile.ZipFile, limits: ContainerLimits,
         if name in files:
             raise InvalidContainer(f"{location}: the entry {name!r} appears twice")
         with archive.open(info) as stream:
-            data = stream.read(limits.max_file_bytes + 1)
-        total += len(data)
-        if len(data) != info.file_size or total > limits.max_total_bytes:
-            raise InvalidContainer(f"{location}: {name!r} is larger than its header says "
+            # Never more than declared (and checked) plus one byte, whatever the data says.
+            data = stream.read(info.file_size + 1)
+        if len(data) != info.file_size:
+            raise InvalidContainer(f"{location}: {name!r} is not as large as its header says "
                                    "(ZIP bomb?)")
         files[name] = data
     return files
@@ -176,24 +310,40 @@ def _check_entry(info: zipfile.ZipInfo, limits: ContainerLimits, location: Path)
     if (name.startswith("/") or "\\" in name or "\x00" in name or ":" in name.split("/")[0]
             or ".." in PurePosixPath(name).parts):
         raise InvalidContainer(f"{location}: unsafe file name {name!r} (path traversal)")
+    if len(name.encode("utf-8", "surrogatepass")) > limits.max_path_bytes:
+        raise InvalidContainer(f"{location}: a file name is longer than the "
+                               f"{limits.max_path_bytes} bytes allowed: {name[:64]!r}...")
     if info.flag_bits & 0x1:
         raise InvalidContainer(f"{location}: {name!r} is encrypted")
     if info.file_size > limits.max_file_bytes:
         raise InvalidContainer(f"{location}: {name!r} expands to {info.file_size} bytes, more "
                                f"than the {limits.max_file_bytes} allowed (ZIP bomb?)")
-    if info.file_size > MiB and info.file_size > info.compress_size * limits.max_ratio:
+    if name == MANIFEST_NAME and info.file_size > limits.max_manifest_bytes:
+        raise InvalidContainer(f"{location}: {_manifest_too_large(limits)}")
+    if (info.file_size > limits.ratio_exempt_bytes
+            and info.file_size > info.compress_size * limits.max_ratio):
         ratio = info.file_size // max(info.compress_size, 1)
         raise InvalidContainer(f"{location}: {name!r} is compressed {ratio}:1, more than "
                                f"{limits.max_ratio}:1 (ZIP bomb?)")
 
 
-def _parse_manifest(data: bytes | None, default_name: str) -> tuple[str, str | None]:
+def _manifest_too_large(limits: ContainerLimits) -> str:
+    return f"{MANIFEST_NAME} is larger than the {limits.max_manifest_bytes} bytes allowed"
+
+
+def _parse_manifest(data: bytes | None, default_name: str,
+                    limits: ContainerLimits) -> tuple[str, str | None]:
     if data is None:
         return default_name, None
+    if len(data) > limits.max_manifest_bytes:
+        raise InvalidContainer(_manifest_too_large(limits))
     try:
         manifest = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidContainer(f"manifest.toml is not valid TOML: {exc}") from None
+        raise InvalidContainer(f"{MANIFEST_NAME} is not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays and inline tables.
+        raise InvalidContainer(f"{MANIFEST_NAME} is nested too deeply") from None
     name = manifest.get("name")
     url = manifest.get("source_code_url")
     return (name if isinstance(name, str) and name.strip() else default_name,

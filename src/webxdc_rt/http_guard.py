@@ -1,0 +1,360 @@
+"""Connection-level protection of the HTTP server: what happens to a TCP connection before
+(and around) the requests the application sees.
+
+- Every connection counts toward one cap, kept below the open-file limit with a reserve of
+  descriptors. At the cap, the oldest connection that has not shown a valid invite makes room
+  for the newcomer, so a flood of silent connections cannot shut members out; connections
+  that did show one (pages, WebSockets) are never evicted. Only when none is left to evict is
+  the newcomer closed.
+- A connection has `header_timeout_s` to show a valid invite (link, cookie or bearer token);
+  one that has not by then is closed, and so is one that sends more than `max_preauth_bytes`
+  before it has (with a 431 page): a flood of unauthenticated connections holds little
+  memory. Kept-alive connections are closed after
+  `idle_timeout_s` without a complete request (aiohttp's own `keepalive_timeout`).
+- Requests that aiohttp answers itself (a malformed request line, a bad method, oversize
+  headers) and any exception that escapes a handler get a short fixed page, the host's
+  headers (see `decorate`) and one log line, never the request echoed or a traceback.
+
+Why a `RequestHandler` subclass: aiohttp answers protocol-level errors in
+`RequestHandler.handle_error`, before any application, middleware or `on_response_prepare`
+signal is involved (those requests have no route), so overriding that documented hook is the
+only place their headers and bodies can be set. The same class sees `connection_made` and
+`connection_lost`, which is all the connection cap needs. aiohttp creates one handler per
+connection by calling its `web.Server`, and `AppRunner` builds that server; `GuardedAppRunner`
+lets `AppRunner` set the application up as usual and then serves it with a `GuardedServer`
+made from the public `request_handler` and `request_factory` of the server aiohttp built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http import HttpVersion11, RawRequestMessage
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+try:
+    import resource
+except ImportError:  # not on Windows: there the cap is `max_tcp_connections` alone
+    resource = None  # type: ignore[assignment]
+
+__all__ = ["ConnectionGuard", "GuardedRequestHandler", "GuardedServer", "GuardedAppRunner",
+           "admit", "connection_cap", "describe_failure", "describe_exception"]
+
+log = logging.getLogger(__name__)
+
+Decorate = Callable[[web.StreamResponse], None]
+"""Adds the host's own headers to a response (security headers, `Server`)."""
+
+_FULL_REPORT_INTERVAL_S = 60.0
+"""Least time between two log lines saying that the connection cap was reached."""
+_LOGGED_PATH_CHARS = 100
+_LOGGED_MESSAGE_CHARS = 200
+
+_UNREADABLE_REQUEST = RawRequestMessage(
+    "GET", "/", HttpVersion11, CIMultiDictProxy(CIMultiDict()), (), True, None, False, False,
+    URL("/"))
+"""Stands in for a request aiohttp parsed but could not turn into a request object."""
+
+
+def connection_cap(max_tcp_connections: int, fd_reserve: int) -> int:
+    """The most TCP connections the host may hold: `max_tcp_connections`, lowered so that
+    `fd_reserve` file descriptors stay free below the soft open-file limit (at least 1)."""
+    cap = max_tcp_connections
+    if resource is not None:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY:
+            cap = min(cap, soft - fd_reserve)
+    return max(cap, 1)
+
+
+class ConnectionGuard:
+    """Counts the host's TCP connections, closes those that show no valid invite in time,
+    and makes room for newcomers by evicting the oldest connection without one."""
+
+    def __init__(self, cap: int, header_timeout_s: float, max_preauth_bytes: int) -> None:
+        self.cap = cap
+        self.header_timeout_s = header_timeout_s
+        self.max_preauth_bytes = max_preauth_bytes
+        # Insertion order is connection order: the first entry is the oldest.
+        self._unadmitted: OrderedDict[GuardedRequestHandler, asyncio.TimerHandle] = (
+            OrderedDict())
+        self._admitted: set[GuardedRequestHandler] = set()
+        self.evicted = 0
+        """Connections closed to make room for a newer one."""
+        self.refused = 0
+        """Connections closed at once because the host was full of admitted ones."""
+        self.timed_out = 0
+        """Connections closed because they showed no valid invite within the header timeout."""
+        self.too_large = 0
+        """Connections closed because they sent too much before showing a valid invite."""
+        self._last_full_report: float | None = None
+
+    @property
+    def open_count(self) -> int:
+        """Connections held now."""
+        return len(self._unadmitted) + len(self._admitted)
+
+    @property
+    def unadmitted_count(self) -> int:
+        """Connections held now that have not shown a valid invite."""
+        return len(self._unadmitted)
+
+    def opened(self, conn: GuardedRequestHandler, loop: asyncio.AbstractEventLoop) -> None:
+        """Count a new connection, evicting the oldest unadmitted one (or closing this one)
+        when the cap is reached."""
+        if self.open_count >= self.cap:
+            self._report_full(loop.time())
+            if not self._unadmitted:
+                self.refused += 1
+                conn.force_close()
+                return
+            oldest, deadline = self._unadmitted.popitem(last=False)
+            deadline.cancel()
+            self.evicted += 1
+            oldest.force_close()
+        self._unadmitted[conn] = loop.call_later(self.header_timeout_s, self._expire, conn)
+
+    def _report_full(self, now: float) -> None:
+        # One line a minute at most: a flood must not flood the log.
+        if (self._last_full_report is not None
+                and now - self._last_full_report < _FULL_REPORT_INTERVAL_S):
+            return
+        self._last_full_report = now
+        log.warning("the host holds %d TCP connections, its cap: connections without an "
+                    "invite make room for new ones (so far %d evicted, %d refused)",
+                    self.open_count, self.evicted, self.refused)
+
+    def admit(self, conn: GuardedRequestHandler) -> None:
+        """Mark a connection as having shown a valid invite: no more header timeout or byte
+        limit, never evicted."""
+        deadline = self._unadmitted.pop(conn, None)
+        if deadline is not None:
+            deadline.cancel()
+            self._admitted.add(conn)
+
+    def sent_too_much(self, conn: GuardedRequestHandler) -> None:
+        """Forget an unadmitted connection that exceeded `max_preauth_bytes` (being closed)."""
+        if self._unadmitted.pop(conn, None) is not None:
+            self.too_large += 1
+
+    def closed(self, conn: GuardedRequestHandler) -> None:
+        """Forget a connection that ended (any number of times)."""
+        deadline = self._unadmitted.pop(conn, None)
+        if deadline is not None:
+            deadline.cancel()
+        self._admitted.discard(conn)
+
+    def _expire(self, conn: GuardedRequestHandler) -> None:
+        if self._unadmitted.pop(conn, None) is not None:
+            self.timed_out += 1
+            conn.force_close()
+
+
+def describe_failure(request: web.BaseRequest, exc: BaseException | None) -> str:
+    """One log line about an exception that escaped a handler: the request's method and path
+    (shortened, escaped) and the exception's type, message and innermost frame, without
+    the traceback that would let any client flood the log."""
+    path = request.path
+    if len(path) > _LOGGED_PATH_CHARS:
+        path = path[:_LOGGED_PATH_CHARS] + "..."
+    line = f"{request.method[:16]!r} {path!r}"
+    if exc is None:
+        return line
+    return f"{line}: {describe_exception(exc)}"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The exception's type, message (shortened) and innermost frame, in one line."""
+    message = str(exc)
+    if len(message) > _LOGGED_MESSAGE_CHARS:
+        message = message[:_LOGGED_MESSAGE_CHARS] + "..."
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+    return f"{type(exc).__name__}: {message!r}{where}"
+
+
+class GuardedRequestHandler(web.RequestHandler):
+    """aiohttp's per-connection HTTP handler, counted by a `ConnectionGuard` and answering
+    errors with fixed pages that carry the host's headers."""
+
+    __slots__ = ("_guard", "_decorate", "_too_large_reply", "_preauth_bytes")
+
+    def __init__(self, manager: web.Server, guard: ConnectionGuard, decorate: Decorate,
+                 too_large_reply: bytes, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._guard = guard
+        self._decorate = decorate
+        self._too_large_reply = too_large_reply
+        self._preauth_bytes: int | None = 0
+        """Bytes received before a valid invite; None once one was shown."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start serving the connection, then count it (which may close it at once)."""
+        super().connection_made(transport)
+        self._guard.opened(self, asyncio.get_running_loop())
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Forget the connection, then let aiohttp clean up."""
+        self._guard.closed(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Count what an unadmitted connection sends; past the limit, answer 431 and close
+        instead of letting aiohttp buffer an ever larger head."""
+        if self._preauth_bytes is not None:
+            self._preauth_bytes += len(data)
+            if self._preauth_bytes > self._guard.max_preauth_bytes:
+                self._preauth_bytes = None
+                self._guard.sent_too_much(self)
+                if self.transport is not None:
+                    self.transport.write(self._too_large_reply)
+                self.force_close()
+                return
+        super().data_received(data)
+
+    def admit(self) -> None:
+        """This connection showed a valid invite."""
+        self._preauth_bytes = None
+        self._guard.admit(self)
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """Answer a request aiohttp could not read, or whose handler raised: a short page
+        that names only the status (aiohttp's would echo the request), the host's headers,
+        one log line, and the connection closed after it."""
+        if status >= 500:
+            log.error("%d for %s", status, describe_failure(request, exc))
+        else:
+            # A client that does not speak HTTP is no news for the operator.
+            log.debug("%d for an unreadable request: %s", status,
+                      type(exc).__name__ if exc is not None else "")
+        if request.writer.output_size > 0:
+            # A response already began (e.g. a WebSocket): no second one can follow. aiohttp
+            # treats this as a lost connection and closes it.
+            raise ConnectionError("an error after the response began; closing the connection")
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        response = web.Response(status=status, text=f"{status} {phrase}\n")
+        self._decorate(response)
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """aiohttp's other error reports, as one line each (no traceback)."""
+        exc = kwargs.get("exc_info")
+        text = args[0] % args[1:] if len(args) > 1 else (args[0] if args else "")
+        if isinstance(exc, BaseException):
+            text = f"{text}: {type(exc).__name__}: {str(exc)[:_LOGGED_MESSAGE_CHARS]!r}"
+        log.error("%s", text)
+
+
+class GuardedServer(web.Server):
+    """aiohttp's low-level server, creating a `GuardedRequestHandler` per connection."""
+
+    def __init__(self, handler: Any, *, request_factory: Any, guard: ConnectionGuard,
+                 decorate: Decorate, handler_cancellation: bool = False,
+                 **handler_args: Any) -> None:
+        super().__init__(handler, request_factory=self._make_request_safely,
+                         handler_cancellation=handler_cancellation, **handler_args)
+        self._app_request_factory = request_factory
+        self._bad_request_reply = _raw_reply(400, "Bad Request", decorate)
+        self.guard = guard
+        self._guard_decorate = decorate
+        self._guard_loop = asyncio.get_running_loop()
+        self._handler_args = handler_args
+        self._too_large_reply = _raw_reply(
+            431, "The request is too large for a connection without an invite.", decorate)
+
+    def _make_request_safely(self, message: RawRequestMessage, payload: Any,
+                             protocol: web.RequestHandler, writer: Any,
+                             task: asyncio.Task[None]) -> web.BaseRequest:
+        # aiohttp makes the request object outside its error handling: a request target it
+        # parsed but cannot represent (a CONNECT or absolute-form target whose host is not
+        # valid IDNA) raises here, which would leave the connection hanging and log a
+        # traceback. Such a request gets a plain 400 and its connection is closed; the
+        # stand-in request only lets aiohttp finish its loop (its answer goes nowhere).
+        try:
+            return self._app_request_factory(message, payload, protocol, writer, task)
+        except Exception as exc:
+            log.debug("400 for a request target that cannot be read: %s", type(exc).__name__)
+            if protocol.transport is not None:
+                protocol.transport.write(self._bad_request_reply)
+            protocol.force_close()
+            return self._app_request_factory(_UNREADABLE_REQUEST, payload, protocol, writer,
+                                             task)
+
+    def __call__(self) -> web.RequestHandler:
+        """A handler for one new connection (aiohttp's protocol factory)."""
+        return GuardedRequestHandler(self, self.guard, self._guard_decorate,
+                                     self._too_large_reply, loop=self._guard_loop,
+                                     **self._handler_args)
+
+
+def _raw_reply(status: int, text: str, decorate: Decorate) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection, for the moments when no
+    request object exists to answer through aiohttp."""
+    body = (text + "\n").encode()
+    response = web.Response(status=status)
+    decorate(response)
+    headers = {**response.headers, "Content-Type": "text/plain; charset=utf-8",
+               "Content-Length": str(len(body)), "Connection": "close"}
+    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    return head.encode("latin-1") + body
+
+
+class GuardedAppRunner(web.AppRunner):
+    """An `AppRunner` whose connections are capped and timed out by a `ConnectionGuard`.
+
+    `handler_args` go to aiohttp's `RequestHandler` (e.g. `keepalive_timeout`,
+    `max_line_size`, `max_field_size`, `max_headers`); no access log is written (it would let
+    any client fill the disk).
+    """
+
+    def __init__(self, app: web.Application, *, max_tcp_connections: int, fd_reserve: int,
+                 header_timeout_s: float, max_preauth_bytes: int, decorate: Decorate,
+                 **handler_args: Any) -> None:
+        super().__init__(app, handle_signals=False, access_log=None)
+        self._max_tcp_connections = max_tcp_connections
+        self._fd_reserve = fd_reserve
+        self._header_timeout_s = header_timeout_s
+        self._max_preauth_bytes = max_preauth_bytes
+        self._decorate = decorate
+        self._handler_args = handler_args
+        self.guard: ConnectionGuard | None = None
+        """The guard of the running server (None before `setup`)."""
+
+    async def _make_server(self) -> web.Server:
+        # AppRunner runs the application's startup and freezes it; its server is then
+        # replaced by one that creates guarded handlers for the same application.
+        plain = await super()._make_server()
+        # Measured now, after the command line raised the open-file limit.
+        cap = connection_cap(self._max_tcp_connections, self._fd_reserve)
+        self.guard = ConnectionGuard(cap, self._header_timeout_s, self._max_preauth_bytes)
+        return GuardedServer(plain.request_handler, request_factory=plain.request_factory,
+                             guard=self.guard, decorate=self._decorate,
+                             handler_cancellation=plain.handler_cancellation,
+                             access_log=None, **self._handler_args)
+
+
+def admit(request: web.BaseRequest) -> None:
+    """Record that `request` showed a valid invite, so its connection is no longer timed
+    out or evicted as unauthenticated (nothing happens outside a `GuardedAppRunner`)."""
+    protocol = request.protocol
+    if isinstance(protocol, GuardedRequestHandler):
+        protocol.admit()
