@@ -1,4 +1,5 @@
 // Runs in a sandboxed frame (an opaque origin): reports what it could load of the app.
+window.reporting = true;
 addEventListener("load", async () => {
   let data;
   try {

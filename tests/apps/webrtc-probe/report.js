@@ -13,5 +13,6 @@
   const probe = new URLSearchParams(location.search).get("probe");
   const working = [window.savedInFrame, window.RTCPeerConnection, window.webkitRTCPeerConnection]
     .some(works);
+  window.reported = true;
   (window.opener || window.parent).postMessage({ probe, working }, "*");
 })();
