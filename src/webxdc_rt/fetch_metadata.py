@@ -5,22 +5,25 @@ Browsers set `Origin` and the `Sec-Fetch-*` headers themselves and no page can f
 with the page's address could have anyway). No I/O.
 
 What Chromium sends, observed for a page `http://A.localhost:P/` that holds its invite
-cookie (host-only, HttpOnly, SameSite=Strict):
+cookie (host-only, HttpOnly, SameSite=Strict; responses say `Referrer-Policy: no-referrer`):
 
-| request | Cookie | Origin | Sec-Fetch-Site | Referer |
-|---|---|---|---|---|
-| the page's own script or image | the page's | (none) | same-origin | (none: no-referrer) |
-| `<iframe src=frame.html>`, sandboxed or not | the page's | (none) | same-origin | (none) |
-| script or image of `<iframe sandbox="allow-scripts">` | none | `null` | cross-site | none |
-| any request of another page `B.localhost:P` | none | B or none | cross-site | ... |
+| request | Cookie | Origin | Sec-Fetch-Site |
+|---|---|---|---|
+| the page's own script, image, `fetch()` | the page's | none (`fetch()`: A) | same-origin |
+| `<iframe src=frame.html>` of the page, sandboxed or not | the page's | none | same-origin |
+| script, image, style, `fetch()` of that frame when sandboxed | none | `null` | cross-site |
+| another page `B.localhost:P`, any request | none | B or none | cross-site |
+| another page `B.apps.example.org` (shared domain), `<img>` | the page's | none | same-site |
 
-A document with an opaque origin (a sandboxed frame, or a frame or popup it opens) gets no
-cookie at all, not even one marked `SameSite=None; Secure`, and sends no Referer under any
+A document with an opaque origin (a sandboxed frame, or a frame or popup it opens) sends no
+cookie at all, not even one marked `SameSite=None; Secure`, and no Referer under any
 referrer policy: nothing in its requests tells this page's sandboxed frames from those of any
 other page. Each `<label>.localhost` is a site of its own (`localhost` acts as a public
-suffix), so another member's page never sends this page's cookie; under a shared domain
-(`<label>.apps.example.org`) it may, and only the response's
-`Cross-Origin-Resource-Policy: same-origin` keeps it from reading what it gets.
+suffix), so another member's page never sends this page's cookie; under a shared domain it
+may, and only `Cross-Origin-Resource-Policy: same-origin` on the response keeps it from
+reading what it gets. Chromium sends `Sec-Fetch-*` to secure contexts only (https, and
+`*.localhost`): over plain http on another domain no request counts as coming from an opaque
+origin, and every one as possibly shown as a document.
 """
 
 from __future__ import annotations

@@ -80,23 +80,30 @@ def guard_html(document: bytes, script_element: str) -> GuardedHtml:
 
 def insertion_point(text: str) -> int:
     """Index in `text` (a decoded document) where the first script of the page belongs: just
-    after the doctype, or before the first token that is not whitespace or a comment."""
+    after the doctype, or before the first token that is not whitespace or a comment (a
+    comment or doctype that runs to the end of the text counts as such a token: anything
+    after it would be part of it)."""
     i, end = 0, len(text)
     while i < end:
         if text[i] in _SPACE:
             i += 1
-        elif text.startswith("<!--", i):
-            i = _comment_end(text, i + 4)
+            continue
+        if text.startswith("<!--", i):
+            after = _comment_end(text, i + 4)
         elif _ascii_lower(text[i:i + 9]) == "<!doctype":
-            return _past(text, ">", i + 9)
+            after = _past(text, ">", i + 9)
+            return i if after < 0 else after
         elif text.startswith("<!", i) or text.startswith("<?", i):
-            i = _past(text, ">", i + 2)  # a bogus comment
+            after = _past(text, ">", i + 2)  # a bogus comment
         elif text.startswith("</>", i):
-            i += 3  # dropped by the tokenizer
+            after = i + 3  # dropped by the tokenizer
         elif text.startswith("</", i) and i + 2 < end and not _ascii_alpha(text[i + 2]):
-            i = _past(text, ">", i + 2)  # a bogus comment; `</x` would be an end tag
+            after = _past(text, ">", i + 2)  # a bogus comment; `</x` would be an end tag
         else:
             break
+        if after < 0:
+            break
+        i = after
     return i
 
 
@@ -116,19 +123,20 @@ def _insert_utf16(document: bytes, bom: bytes, codec: str, script_element: str) 
 
 
 def _comment_end(text: str, start: int) -> int:
-    """Index after the comment whose `<!--` ends at `start`."""
+    """Index after the comment whose `<!--` ends at `start`, or -1 if it never ends."""
     if text.startswith(">", start):
         return start + 1  # `<!-->`
     if text.startswith("->", start):
         return start + 2  # `<!--->`
     ends = [found + len(closer) for closer in ("-->", "--!>")
             if (found := text.find(closer, start)) >= 0]
-    return min(ends) if ends else len(text)
+    return min(ends) if ends else -1
 
 
 def _past(text: str, char: str, start: int) -> int:
+    """Index after the next `char` from `start`, or -1 if there is none."""
     found = text.find(char, start)
-    return len(text) if found < 0 else found + 1
+    return found + 1 if found >= 0 else -1
 
 
 def _ascii_lower(chunk: str) -> str:

@@ -48,6 +48,7 @@
     const localName = describe(w.Element.prototype, "localName").get;
     const namespaceURI = describe(w.Element.prototype, "namespaceURI").get;
     const { getAttribute, setAttribute, hasAttribute, querySelectorAll } = w.Element.prototype;
+    const firstElementChild = describe(w.Element.prototype, "firstElementChild").get;
     const addListener = w.EventTarget.prototype.addEventListener;
 
     // Every child window of `view`: window[i] reaches them without any call we could wrap.
@@ -67,8 +68,9 @@
       try { if (doc) guard(defaultView.call(doc)); } catch (_) { /* not a document */ }
     };
 
-    // srcdoc documents run this guard first: rewritten before the frame navigates, which
-    // happens after a microtask.
+    // srcdoc documents run this guard first: the attribute is rewritten before the frame
+    // navigates, a task later. (A frame sandboxed without allow-same-origin starts its
+    // srcdoc document at once, out of reach: see the README.)
     const guardSrcdoc = (el) => {
       try {
         if (localName.call(el) !== "iframe" || namespaceURI.call(el) !== HTML_NS) return;
@@ -86,6 +88,7 @@
           for (const node of record.addedNodes) {
             if (node.nodeType !== 1) continue;
             guardSrcdoc(node);
+            if (firstElementChild.call(node) === null) continue;  // the common, cheap case
             for (const frame of querySelectorAll.call(node, "iframe[srcdoc]")) guardSrcdoc(frame);
           }
         }
