@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -70,3 +71,20 @@ async def next_control(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0
             return json.loads(msg.data)
         if msg.type is not aiohttp.WSMsgType.BINARY:
             raise AssertionError(f"socket ended: {msg.type.name} {msg.data!r} {msg.extra!r}")
+
+
+async def stalled_listener(url: str, serial: int = 0) -> asyncio.StreamWriter:
+    """A WebSocket opened with an invite link that asks for the update backlog after
+    `serial` and then never reads a byte; close the returned writer to end it."""
+    parts = urlsplit(url)
+    token = parts.path.rsplit("/", 1)[-1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", parts.port)
+    writer.write((f"GET /.webxdc-rt/socket HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                  f"Authorization: Bearer {token}\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
+    await reader.readuntil(b"\r\n\r\n")
+    payload = json.dumps({"type": "update-listen", "listen": 1, "serial": serial}).encode()
+    writer.write(bytes([0x81, 0x80 | len(payload)]) + bytes(4) + payload)  # a zero mask
+    await writer.drain()
+    return writer

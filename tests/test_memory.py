@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from peers import eventually, joined
+from peers import eventually, joined, stalled_listener
 from webxdc_rt.client import connect
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"),
@@ -55,22 +55,6 @@ def peak_rss(pid: int) -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmHWM in /proc status")
-
-
-async def stalled_listener(url: str) -> asyncio.StreamWriter:
-    """A WebSocket that asks for the whole update backlog and then never reads a byte."""
-    parts = urlsplit(url)
-    token = parts.path.rsplit("/", 1)[-1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", parts.port)
-    writer.write((f"GET /.webxdc-rt/socket HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                  f"Authorization: Bearer {token}\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
-    await reader.readuntil(b"\r\n\r\n")
-    payload = b'{"type":"update-listen","listen":1,"serial":0}'
-    writer.write(bytes([0x81, 0x80 | len(payload)]) + bytes(4) + payload)  # zero mask
-    await writer.drain()
-    return writer
 
 
 async def flood(url: str, items: int, size: int, controls: int) -> None:

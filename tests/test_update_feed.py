@@ -3,13 +3,11 @@ replies, backlogs that a stalled reader cannot turn into host memory."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 
 import aiohttp
 
-from peers import eventually, next_control, raw_socket
+from peers import eventually, next_control, raw_socket, stalled_listener
 from webxdc_rt.client import connect
 from webxdc_rt.server import HostSettings
 from webxdc_rt.update_feed import ChatLimits
@@ -89,21 +87,6 @@ async def test_send_to_chat_has_a_rate_and_a_stored_bytes_quota_per_page(hosts):
         await session.close()
 
 
-async def stalled_listener(port: int, page, serial: int = 0) -> asyncio.StreamWriter:
-    """A WebSocket that asks for the whole backlog and then never reads a byte."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write((f"GET /.webxdc-rt/socket HTTP/1.1\r\nHost: {page.label}.localhost:{port}\r\n"
-                  f"Authorization: Bearer {page.token}\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
-    await reader.readuntil(b"\r\n\r\n")
-    payload = json.dumps({"type": "update-listen", "listen": 1, "serial": serial}).encode()
-    mask = b"\x00\x00\x00\x00"  # a zero mask leaves the payload as it is
-    writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + payload)
-    await writer.drain()
-    return writer
-
-
 async def test_stalled_backlog_readers_hold_up_nobody_else(hosts):
     live = await hosts(HostSettings(updates=UpdateLimits(burst=100,
                                                          backlog_chunk_bytes=256 * KiB)))
@@ -115,7 +98,7 @@ async def test_stalled_backlog_readers_hold_up_nobody_else(hosts):
     seen: list[dict] = []
     await alice.set_update_listener(seen.append)
     await eventually(lambda: len(seen) == 40)
-    stalled = [await stalled_listener(live.port, live.last_pages[1]) for _ in range(6)]
+    stalled = [await stalled_listener(urls["mallory"]) for _ in range(6)]
     # Other pages replay the whole backlog and get live updates while those never read.
     late = await connect(urls["alice"])
     replayed: list[dict] = []
