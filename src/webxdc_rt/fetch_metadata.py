@@ -9,10 +9,10 @@ cookie (host-only, HttpOnly, SameSite=Strict; responses say `Referrer-Policy: no
 
 | request | Cookie | Origin | Sec-Fetch-Site |
 |---|---|---|---|
-| the page's own script, image, `fetch()` | the page's | none (`fetch()`: A) | same-origin |
+| the page's own script or image | the page's | none | same-origin |
 | `<iframe src=frame.html>` of the page, sandboxed or not | the page's | none | same-origin |
-| script, image, style, `fetch()` of that frame when sandboxed | none | `null` | cross-site |
-| another page `B.localhost:P`, any request | none | B or none | cross-site |
+| script, image, style or `fetch()` of that frame, sandboxed | none | `null` | cross-site |
+| another page `B.localhost:P` (a link, a popup, an image) | none | B or none | cross-site |
 | another page `B.apps.example.org` (shared domain), `<img>` | the page's | none | same-site |
 
 A document with an opaque origin (a sandboxed frame, or a frame or popup it opens) sends no

@@ -37,6 +37,7 @@ class GuardedHtml:
     """An HTML document with the guard inserted, and how to declare its encoding."""
 
     body: bytes
+    """The document's bytes with the guard in place."""
     charset: str | None
     """Charset for the Content-Type header, or None to leave it to the browser."""
 
