@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from . import http_guard, wire
+from . import fetch_metadata, html_guard, http_guard, wire
 from .broker import Broker, InMemoryBroker
 from .budget import PageBudget, TokenBucket
 from .chats import Page, Registry
@@ -65,9 +65,26 @@ CONTENT_SECURITY_POLICY = (
     "img-src 'self' data: blob:; "
     "media-src 'self' data: blob:; "
     "worker-src 'self' blob:; "
-    "webrtc 'block'"
+    # Only the page itself may frame its files ('self'): another member's page, another app
+    # copy or any site may not, so the page's frames are always its own. 'none' would break
+    # apps that frame their own pages.
+    "frame-ancestors 'self'; "
+    # Forms may submit to the page's own origin and nowhere else (no form post reaches the
+    # Internet); 'none' would turn a plain form into an error instead of a reload.
+    "form-action 'self'; "
+    # A <base> may point within the page's own origin only, so it cannot send relative links
+    # and form posts elsewhere; 'none' would break apps that set <base href="sub/">.
+    "base-uri 'self'"
 )
-"""Apps may reach their own origin, `data:` and `blob:` only: no Internet, no WebRTC."""
+"""Apps may reach their own origin, `data:` and `blob:` only: no Internet. Chromium has no
+directive against WebRTC (it logs an error for `webrtc`), so the guard script that opens
+every HTML document takes WebRTC away instead (`html_guard`, `static/guard.js`)."""
+SANDBOXED_POLICY = CONTENT_SECURITY_POLICY + "; sandbox"
+"""For every response that is not HTML: shown as a document (a text file, an SVG or XML
+file, an error page), it runs no script and gets an opaque origin, so no app script can
+reach its window, which the guard never ran in."""
+_GUARD_ELEMENT = html_guard.inline_script(
+    resources.files("webxdc_rt").joinpath("static/guard.js").read_text("utf-8"))
 
 _CONTENT_TYPES = {
     ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript",
@@ -235,10 +252,11 @@ class Host:
             return _refusal(404, "No webxdc app is served at this address; "
                                  "open an invite link.")
         if not request.path.startswith(HOST_PREFIX + "/invite/"):
-            if not _authorized(request, page):
+            if _authorized(request, page):
+                http_guard.admit(request)
+            elif not _opaque_app_file_request(request):
                 return _refusal(403, "This page needs its invite link: "
                                      "open the link you were given.")
-            http_guard.admit(request)
         request[PAGE_KEY] = page
         return await handler(request)
 
@@ -291,13 +309,33 @@ class Host:
 
     async def _app_file(self, request: web.Request) -> web.StreamResponse:
         page = request[PAGE_KEY]
+        if request.headers.get("Service-Worker") == "script":
+            # A service worker could answer the page's requests with documents of its own
+            # making, without this host's Content-Security-Policy or guard.
+            return _text(403, "Service workers are not available to webxdc apps.")
         name = normalize_app_path(request.path)
         source = self.sources.get(page.app.id)
         data = source.read(name) if (name is not None and source is not None) else None
+        content_type = _content_type(name or "")
+        if data is None and name == "favicon.ico" and source is not None:
+            # Browsers ask for it on every page load; a 404 would be an error in the console.
+            icon = source.read(source.icon) if source.icon else None
+            if icon is None:
+                return web.Response(status=204, headers={"Cache-Control": "no-cache"})
+            data, content_type = icon, _content_type(source.icon or "")
         if data is None:
             return _text(404, f"Not a file of this app: {request.path}")
-        return web.Response(body=data, content_type=_content_type(name or ""),
-                            headers={"Cache-Control": "no-cache"})
+        charset = None
+        if content_type == "text/html" and fetch_metadata.renders_as_document(request.headers):
+            guarded = html_guard.guard_html(data, _GUARD_ELEMENT)
+            data, charset = guarded.body, guarded.charset
+        response = web.Response(body=data, content_type=content_type, charset=charset,
+                                headers={"Cache-Control": "no-cache"})
+        if _opaque_app_file_request(request):
+            # A sandboxed frame of the page loads the app's files (see the rule below).
+            response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+            response.headers["Access-Control-Allow-Origin"] = "null"
+        return response
 
     # -- realtime sockets --------------------------------------------------------------
 
@@ -493,9 +531,30 @@ def _same_origin(request: web.Request) -> bool:
     return netloc.lower() == request.host.lower()
 
 
+def _opaque_app_file_request(request: web.Request) -> bool:
+    """Whether a request without the invite cookie may still have an app file: a script,
+    image, style, font or `fetch()` of a document with an opaque origin, such as a frame the
+    page sandboxed (`<iframe sandbox="allow-scripts" src="frame.html">`).
+
+    Such documents send no cookie and no Referer, so the host cannot tell the page's own
+    sandboxed frames from those of another page (`fetch_metadata` has what Chromium sends).
+    What it hands out is therefore only what every member of the chat received in the
+    `.xdc` anyway, to whoever knows the page's unguessable address: the app's files, never
+    documents (navigations still need the cookie, and `frame-ancestors` keeps other origins
+    from framing them), never the bridge (`selfAddr`, `selfName`) and never the socket.
+    Real origins, another member's page included, still need the cookie and get
+    `Cross-Origin-Resource-Policy: same-origin`.
+    """
+    path = request.path
+    return (request.method in ("GET", "HEAD") and path != "/webxdc.js"
+            and not path.startswith(HOST_PREFIX + "/")
+            and fetch_metadata.from_opaque_origin(request.headers))
+
+
 def _add_security_headers(response: web.StreamResponse) -> None:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    policy = CONTENT_SECURITY_POLICY if response.content_type == "text/html" else SANDBOXED_POLICY
+    headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -42,6 +42,23 @@ async def browser() -> AsyncIterator[Browser]:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         await browser.close()
+
+
+@pytest.fixture
+async def launch_browser() -> AsyncIterator[Callable[[list[str]], Awaitable[Browser]]]:
+    """Launches Debian's Chromium with extra command-line arguments; closed after the test."""
+    async with async_playwright() as playwright:
+        launched: list[Browser] = []
+
+        async def launch(extra_args: list[str]) -> Browser:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                       args=CHROMIUM_ARGS + extra_args)
+            launched.append(browser)
+            return browser
+
+        yield launch
+        for browser in launched:
+            await browser.close()
 
 
 @pytest.fixture

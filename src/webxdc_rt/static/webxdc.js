@@ -352,14 +352,15 @@
     return current;
   };
 
-  // No WebRTC: it could reach the Internet past the Content-Security-Policy, whose
-  // `webrtc 'block'` Chromium does not implement. (Frames the app creates get their own
-  // globals; see the README on what a page-level bridge cannot close.)
-  for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel",
-                      "RTCSessionDescription", "RTCIceCandidate"]) {
+  // No WebRTC: it could reach the Internet past the Content-Security-Policy. The host's guard,
+  // the first script of every page, has already taken it away (guard.js); this covers a
+  // page that was served without it.
+  for (const name of Object.getOwnPropertyNames(window)) {
+    if (!/^(webkit)?RTC/.test(name)) continue;
     try {
-      Object.defineProperty(window, name, { value: undefined, writable: false, configurable: false });
-    } catch (_) { /* not present in this browser */ }
+      Object.defineProperty(window, name, {
+        value: undefined, writable: false, enumerable: false, configurable: false });
+    } catch (_) { /* already taken away */ }
   }
 
   window.webxdc = {

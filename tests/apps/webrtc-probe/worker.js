@@ -1,0 +1,1 @@
+postMessage([typeof self.RTCPeerConnection, typeof self.webkitRTCPeerConnection]);
