@@ -19,9 +19,10 @@ import asyncio
 import base64
 import binascii
 import logging
+import math
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from . import wire
@@ -58,6 +59,12 @@ class ChatLimits:
     """Messages one page may post at once before the rate applies."""
     max_stored_bytes: int = 16 * 1024 * 1024
     """Bytes of text and files one page may have stored in its chat in all."""
+
+    def __post_init__(self) -> None:
+        for limit in fields(self):
+            value = getattr(self, limit.name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{limit.name} must be a positive number, got {value}")
 
 
 class FrameSink(Protocol):
