@@ -10,7 +10,7 @@ import aiohttp
 from peers import eventually, next_control, raw_socket, stalled_listener
 from webxdc_rt.client import connect
 from webxdc_rt.server import HostSettings
-from webxdc_rt.update_feed import ChatLimits
+from webxdc_rt.messages import ChatLimits
 from webxdc_rt.updates import UpdateLimits
 
 KiB = 1024

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import Refusal
 from .wire import BAD_NUMBER_RULE, BAD_TEXT_RULE, as_text, is_text
 
 __all__ = ["UpdateLimits", "UpdateError", "Update", "validate_update",
@@ -56,12 +57,10 @@ class UpdateLimits:
     """Backlogs streamed to one page at once; more listeners wait their turn."""
 
 
-class UpdateError(ValueError):
+class UpdateError(Refusal, ValueError):
     """An update that breaks a rule; `code` is sent to the client."""
 
-    def __init__(self, message: str, code: str = "bad-update") -> None:
-        super().__init__(message)
-        self.code = code
+    code = "bad-update"
 
 
 @dataclass(frozen=True, slots=True)

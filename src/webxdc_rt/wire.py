@@ -47,6 +47,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .errors import Refusal
+
 __all__ = [
     "MAX_CONTROL_BYTES",
     "MAX_JSON_DEPTH",
@@ -103,13 +105,11 @@ BAD_NUMBER_RULE: Final = ("numbers must be finite: NaN, Infinity and numbers bey
                           "±1.8e308 are refused")
 
 
-class WireError(ValueError):
+class WireError(Refusal, ValueError):
     """A frame that does not follow the protocol. `code` is sent back to the client:
     `malformed`, `too-large`, `unknown-type`, `bad-text`, `bad-number`, `nesting-too-deep`."""
 
-    def __init__(self, message: str, code: str = "malformed") -> None:
-        super().__init__(message)
-        self.code = code
+    code = "malformed"
 
 
 def _nesting_error(max_depth: int) -> WireError:
