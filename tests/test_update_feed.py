@@ -110,3 +110,18 @@ async def test_stalled_backlog_readers_hold_up_nobody_else(hosts):
         writer.close()
     await alice.close()
     await late.close()
+
+
+async def test_a_refused_message_is_answered_once_and_never_disconnects(hosts):
+    live = await hosts(HostSettings(max_protocol_errors=3,
+                                    chat=ChatLimits(max_file_bytes=10)))
+    live.share(["alice"])
+    session, ws = await raw_socket(live.port, live.last_pages[0])
+    for request_id in range(1, 11):  # more refusals than the refused-request cap
+        await ws.send_json({"type": "send-to-chat", "id": request_id,
+                            "file": {"name": "big", "base64": "QUJDREVGR0hJSktM"}})
+        reply = await next_control(ws)  # the reply, and no error frame before it
+        assert (reply["type"], reply["id"], reply["code"]) == (
+            "reply", request_id, "message-too-large")
+    assert (await post(ws, 11, text="still connected"))["ok"]
+    await session.close()
