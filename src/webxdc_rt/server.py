@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from . import fetch_metadata, html_guard, http_guard, wire
 from .broker import Broker, InMemoryBroker, Published
@@ -254,7 +255,8 @@ class Host:
     # catch the unexpected itself.
 
     @web.middleware
-    async def _page_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _page_middleware(self, request: web.Request,
+                               handler: Handler) -> web.StreamResponse:
         page = self._page_for_host(request.host)
         if page is None:
             return _refusal(404, "No webxdc app is served at this address; "
