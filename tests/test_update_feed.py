@@ -39,7 +39,7 @@ async def test_update_rate_is_shared_by_the_sockets_of_a_page(hosts):
     for n in range(4):  # two per tab: the fourth is over the page's burst of three
         tabs[n % 2].send_update({"payload": n})
     await eventually(lambda: len(seen) == 3 and len(tabs[1].errors) == 1)
-    assert tabs[1].errors[0]["code"] == "update-rate"
+    assert tabs[1].errors[0].code == "update-rate"
     bob = await connect(urls["bob"])  # another page: its own burst
     bob.send_update({"payload": "bob"})
     await eventually(lambda: len(seen) == 4)

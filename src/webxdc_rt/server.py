@@ -22,7 +22,7 @@ import logging
 import math
 import mimetypes
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -201,7 +201,7 @@ class Host:
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
         self._budgets: dict[str, PageBudget] = {}
-        self._hello_limits = asdict(self.settings.realtime)
+        self._hello_limits = hello_limits(self.settings.realtime)
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
         )
@@ -614,3 +614,11 @@ def _refusal(status: int, message: str) -> web.Response:
     response = _text(status, message)
     response.force_close()
     return response
+
+
+def hello_limits(limits: RealtimeLimits) -> wire.HelloLimits:
+    """What every connection's `hello` tells of the realtime limits, named on the wire."""
+    return wire.HelloLimits(
+        max_payload_bytes=limits.max_payload_bytes,
+        send_items_per_s=limits.send_items_per_s, send_items_burst=limits.send_items_burst,
+        send_bytes_per_s=limits.send_bytes_per_s, send_bytes_burst=limits.send_bytes_burst)
