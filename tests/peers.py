@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Event, Ping,
+                            Request, TextMessage)
 
 from webxdc_rt.chats import Page
-from webxdc_rt.client import Peer, RealtimeChannel, connect
+from webxdc_rt.client import SOCKET_PATH, Peer, RealtimeChannel, connect
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -41,7 +46,7 @@ async def joined(url: str) -> Member:
     peer = await connect(url)
     channel = peer.join_realtime_channel()
     member = Member(peer, channel)
-    await eventually(lambda: peer._acked_epoch == channel.epoch)
+    await channel.joined()
     return member
 
 
@@ -73,18 +78,162 @@ async def next_control(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0
             raise AssertionError(f"socket ended: {msg.type.name} {msg.data!r} {msg.extra!r}")
 
 
-async def stalled_listener(url: str, serial: int = 0) -> asyncio.StreamWriter:
-    """A WebSocket opened with an invite link that asks for the update backlog after
-    `serial` and then never reads a byte; close the returned writer to end it."""
+class BareSocket:
+    """A WebSocket to the host over a TCP connection that the test holds itself (wsproto
+    does the framing). Nothing is read but in `receive`: a test that stops calling it is a
+    receiver that stopped reading (a few hundred KiB later the kernel's buffers are full and
+    the host's writes back up). `close` drops the connection with no close handshake, as a
+    lost link does."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._ws = WSConnection(ConnectionType.CLIENT)
+        self._events: deque[Event] = deque()
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, port: int, host: str, token: str) -> BareSocket:
+        """Open the socket of the page served at `host` with its invite `token`, and read
+        the host's hello."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = cls(reader, writer)
+        sock._write(Request(host=host, target=SOCKET_PATH,
+                            extra_headers=[(b"authorization", f"Bearer {token}".encode())]))
+        answer = await sock._next_event()
+        if not isinstance(answer, AcceptConnection):
+            sock.close()
+            raise ConnectionError(f"the host refused the socket: {answer!r}")
+        hello = await sock.next_control()
+        assert hello["type"] == "hello"
+        return sock
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        """Send one control message."""
+        self._write(TextMessage(json.dumps(message)))
+        await self._writer.drain()
+
+    async def receive(self, timeout: float = 5.0) -> str | bytes | CloseConnection:
+        """The next whole message from the host (text or binary), or how the link ended."""
+        async with asyncio.timeout(timeout):
+            parts: list[Any] = []
+            while True:
+                event = await self._next_event()
+                if isinstance(event, (TextMessage, BytesMessage)):
+                    parts.append(event.data)
+                    if event.message_finished:
+                        return ("" if isinstance(event, TextMessage) else b"").join(parts)
+                elif isinstance(event, Ping):
+                    self._write(event.response())
+                elif isinstance(event, CloseConnection):
+                    return event
+
+    async def next_control(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next control message from the host, skipping binary items."""
+        while True:
+            message = await self.receive(timeout)
+            if isinstance(message, str):
+                return json.loads(message)
+            if isinstance(message, CloseConnection):
+                raise AssertionError(f"socket ended: {message.code} {message.reason!r}")
+
+    def close(self) -> None:
+        """Drop the TCP connection at once, without a WebSocket close handshake."""
+        self._writer.close()
+
+    def _write(self, event: Event) -> None:
+        self._writer.write(self._ws.send(event))
+
+    async def _next_event(self) -> Event:
+        while not self._events:
+            if self._closed:
+                raise ConnectionError("the host closed the connection")
+            data = await self._reader.read(64 * 1024)
+            self._closed = not data
+            self._ws.receive_data(data or None)  # None: the connection ended
+            self._events.extend(self._ws.events())
+        event = self._events.popleft()
+        if isinstance(event, CloseConnection):
+            self._closed = True
+        return event
+
+
+async def bare_socket(port: int, page: Page) -> BareSocket:
+    """A `BareSocket` to `page` on the host listening on `port`, hello read."""
+    return await BareSocket.connect(port, f"{page.label}.localhost:{port}", page.token)
+
+
+class Relay:
+    """A TCP relay between Python peers and the host that can hold back what the host
+    sends: while held, the peers read nothing, as if they had stopped reading, and what
+    they send still goes through. Peers connect with `invite(url)`."""
+
+    def __init__(self, host_port: int) -> None:
+        self._host_port = host_port
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> Relay:
+        """Start listening on a free port of 127.0.0.1."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self
+
+    def invite(self, url: str) -> str:
+        """The invite link `url`, through this relay."""
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
+
+    def hold(self) -> None:
+        """Stop passing on what the host sends."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        """Pass on what the host sent meanwhile, and from then on."""
+        self._flowing.set()
+
+    async def close(self) -> None:
+        """Stop listening and drop every relayed connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _relay(self, peer_reader: asyncio.StreamReader,
+                     peer_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        host_reader, host_writer = await asyncio.open_connection("127.0.0.1", self._host_port)
+        try:
+            await asyncio.gather(self._pump(peer_reader, host_writer, None),
+                                 self._pump(host_reader, peer_writer, self._flowing))
+        except ConnectionError:
+            pass  # either side dropped the link: so does the relay
+        finally:
+            host_writer.close()
+            peer_writer.close()
+            self._tasks.discard(task)
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    gate: asyncio.Event | None) -> None:
+        while data := await reader.read(64 * 1024):
+            if gate is not None:
+                await gate.wait()
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+
+async def stalled_listener(url: str, serial: int = 0) -> BareSocket:
+    """A socket opened with an invite link that asks for the update backlog after `serial`
+    and then never reads a byte; `close()` it to end it."""
     parts = urlsplit(url)
-    token = parts.path.rsplit("/", 1)[-1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", parts.port)
-    writer.write((f"GET /.webxdc-rt/socket HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                  f"Authorization: Bearer {token}\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
-    await reader.readuntil(b"\r\n\r\n")
-    payload = json.dumps({"type": "update-listen", "listen": 1, "serial": serial}).encode()
-    writer.write(bytes([0x81, 0x80 | len(payload)]) + bytes(4) + payload)  # a zero mask
-    await writer.drain()
-    return writer
+    sock = await BareSocket.connect(parts.port or 80, parts.netloc, parts.path.rsplit("/", 1)[-1])
+    await sock.send_json({"type": "update-listen", "listen": 1, "serial": serial})
+    return sock

@@ -23,7 +23,7 @@ from peers import eventually, joined
 from webxdc_rt.client import connect
 from webxdc_rt.realtime import RealtimeLimits
 from webxdc_rt.server import HostSettings
-from webxdc_rt.update_feed import ChatLimits
+from webxdc_rt.messages import ChatLimits
 from webxdc_rt.updates import UpdateLimits
 
 CASES = 1000

@@ -130,7 +130,9 @@ def test_legacy_rows_are_repaired_as_they_are_read(tmp_path, caplog):
             for row in stored:
                 frame = wire.encode_update(1, delivered_json(row.update, row.serial, 99))
                 frame.encode()
-                delivered.append(wire.decode_host_message(frame)["update"])
+                message = wire.decode_host_message(frame)
+                assert isinstance(message, wire.Update)
+                delivered.append(message.update)
             assert [u["payload"] for u in delivered[:-1]] == ["first", *REPAIRED_PAYLOADS]
             assert delivered[6]["notify"] == {"*": "cut \ufffd", "\ufffd": "key", "bob": "ok"}
             assert delivered[7]["notify"] == {"bob": "ok"}

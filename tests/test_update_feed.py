@@ -10,7 +10,7 @@ import aiohttp
 from peers import eventually, next_control, raw_socket, stalled_listener
 from webxdc_rt.client import connect
 from webxdc_rt.server import HostSettings
-from webxdc_rt.update_feed import ChatLimits
+from webxdc_rt.messages import ChatLimits
 from webxdc_rt.updates import UpdateLimits
 
 KiB = 1024
@@ -39,7 +39,7 @@ async def test_update_rate_is_shared_by_the_sockets_of_a_page(hosts):
     for n in range(4):  # two per tab: the fourth is over the page's burst of three
         tabs[n % 2].send_update({"payload": n})
     await eventually(lambda: len(seen) == 3 and len(tabs[1].errors) == 1)
-    assert tabs[1].errors[0]["code"] == "update-rate"
+    assert tabs[1].errors[0].code == "update-rate"
     bob = await connect(urls["bob"])  # another page: its own burst
     bob.send_update({"payload": "bob"})
     await eventually(lambda: len(seen) == 4)
@@ -110,3 +110,18 @@ async def test_stalled_backlog_readers_hold_up_nobody_else(hosts):
         writer.close()
     await alice.close()
     await late.close()
+
+
+async def test_a_refused_message_is_answered_once_and_never_disconnects(hosts):
+    live = await hosts(HostSettings(max_protocol_errors=3,
+                                    chat=ChatLimits(max_file_bytes=10)))
+    live.share(["alice"])
+    session, ws = await raw_socket(live.port, live.last_pages[0])
+    for request_id in range(1, 11):  # more refusals than the refused-request cap
+        await ws.send_json({"type": "send-to-chat", "id": request_id,
+                            "file": {"name": "big", "base64": "QUJDREVGR0hJSktM"}})
+        reply = await next_control(ws)  # the reply, and no error frame before it
+        assert (reply["type"], reply["id"], reply["code"]) == (
+            "reply", request_id, "message-too-large")
+    assert (await post(ws, 11, text="still connected"))["ok"]
+    await session.close()

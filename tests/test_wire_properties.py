@@ -4,8 +4,8 @@ and whatever is accepted re-encodes as UTF-8 JSON that the strict decoder accept
 Cases: arbitrary text, JSON-ish values (NaN, infinities, huge integers, lone surrogates,
 deep nesting) written as browsers and Python write them, and valid messages mutated. The
 profile in conftest.py fixes the cases (`HYPOTHESIS_PROFILE=explore` draws new ones); the
-`max_examples` below add up to 20,000 cases a run, each decoded as from a client and as from
-the host.
+`max_examples` below add up to 21,000 cases a run, each decoded as from a client and as from
+the host, but for the typed host messages, which are encoded and decoded back.
 """
 
 from __future__ import annotations
@@ -50,13 +50,19 @@ FIELDS = {
     "update-listen": {"listen": counters, "serial": counters},
     "send-to-chat": {"id": counters, "text": texts, "file": st.fixed_dictionaries(
         {"name": texts, "base64": st.just("aGk=") | texts})},
-    "chat-messages": {"id": counters},
+    "chat-messages": {"id": counters, "before": counters,  # the request, and the answer:
+                      "messages": st.lists(st.dictionaries(texts, values, max_size=2)) | values,
+                      "more": st.booleans() | values},
     "hello": {"self_addr": texts, "self_name": texts,
-              "limits": st.dictionaries(texts, numbers, max_size=2)},
+              "limits": st.fixed_dictionaries({}, optional={
+                  name: counters | values for name in (
+                      "max_payload_bytes", "send_items_per_s", "send_items_burst",
+                      "send_bytes_per_s", "send_bytes_burst")}) | values},
     "joined": {"epoch": counters},
     "update": {"listen": counters, "update": st.fixed_dictionaries(
         {"payload": values, "serial": counters, "max_serial": counters})},
-    "update-backlog-done": {"listen": counters}, "reply": {"id": counters, "ok": st.booleans()},
+    "update-backlog-done": {"listen": counters},
+    "reply": {"id": counters, "ok": st.booleans(), "code": texts, "message": texts},
     "error": {"code": texts, "message": texts}, "a-type-nobody-knows": {},
 }
 """The fields of each type of control message, with values of every kind."""
@@ -101,7 +107,8 @@ def check_client(text: str) -> None:
             return
         frame = wire.encode_update(1, delivered_json(update, 1, 1))
         frame.encode("utf-8")
-        assert wire.decode_host_message(frame)["update"]["serial"] == 1
+        delivered = wire.decode_host_message(frame)
+        assert isinstance(delivered, wire.Update) and delivered.serial == 1
 
 
 def check_host(text: str) -> None:
@@ -112,8 +119,8 @@ def check_host(text: str) -> None:
         assert exc.code in CODES and str(exc)
         event(f"host: {exc.code}")
         return
-    event("host: accepted")
-    again = json.dumps(message, ensure_ascii=False, allow_nan=False)
+    event(f"host: accepted {type(message).__name__}")
+    again = wire.encode_host_message(message)
     again.encode("utf-8")
     assert wire.decode_host_message(again) == message
 
@@ -193,9 +200,49 @@ def valid_messages() -> st.SearchStrategy[str]:
         counters.map(wire.encode_chat_messages_request),
         st.builds(lambda p, s: wire.encode_update(1, json.dumps(
             {"payload": p, "serial": s, "max_serial": s})), safe_values, counters),
-        st.builds(wire.encode_hello, safe_text, safe_text, st.just({"max_payload_bytes": 1})),
-        st.builds(wire.encode_error, safe_text, safe_text),
+        host_messages().map(wire.encode_host_message),
     )
+
+
+def host_messages() -> st.SearchStrategy[wire.HostMessage]:
+    """Every kind of message the host sends, typed, with values of every shape."""
+    counters = st.integers(0, wire.MAX_EPOCH)
+    positive = st.integers(1, wire.MAX_EPOCH)
+    rates = st.floats(min_value=1e-300, allow_nan=False, allow_infinity=False) | positive
+    safe_text = st.text(max_size=6)
+    safe_values = st.recursive(
+        st.none() | st.booleans() | st.integers(-2**60, 2**60) | st.floats(allow_nan=False,
+                                                                        allow_infinity=False)
+        | safe_text,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(safe_text, inner,
+                                                                    max_size=3),
+        max_leaves=3)
+    objects = st.dictionaries(safe_text, safe_values, max_size=3)
+    return st.one_of(
+        st.builds(wire.Hello, safe_text, safe_text,
+                  st.builds(wire.HelloLimits, positive, rates, positive, rates, positive)),
+        st.builds(wire.Joined, counters),
+        st.builds(lambda listen, fields, serial, top: wire.Update(
+            listen, {**fields, "serial": serial, "max_serial": top}),
+            counters, objects, counters, counters),
+        st.builds(wire.UpdateBacklogDone, counters),
+        st.builds(wire.Reply, counters, st.just(True)),
+        st.builds(wire.Reply, counters, st.just(False), safe_text, safe_text),
+        st.builds(wire.ChatMessages, counters, st.lists(objects, max_size=3), st.booleans()),
+        st.builds(wire.ErrorMessage, safe_text, safe_text),
+        st.builds(lambda kind, fields: wire.UnknownHostMessage(kind, {**fields, "type": kind}),
+                  safe_text.filter(lambda kind: kind not in HOST_TYPES), objects),
+    )
+
+
+HOST_TYPES = {"hello", "joined", "update", "update-backlog-done", "reply", "chat-messages",
+              "error"}
+
+
+@settings(max_examples=1000)
+@given(host_messages())
+def test_every_host_message_round_trips(message: wire.HostMessage) -> None:
+    assert wire.decode_host_message(wire.encode_host_message(message)) == message
 
 
 mutations = st.lists(st.tuples(

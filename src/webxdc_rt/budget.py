@@ -18,6 +18,12 @@ Two kinds of limit:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: budgets know limits, not the modules using them
+    from .messages import ChatLimits
+    from .realtime import RealtimeLimits
+    from .updates import UpdateLimits
 
 __all__ = ["TokenBucket", "SendBudget", "PageBudget"]
 
@@ -106,3 +112,16 @@ class PageBudget:
     """Messages posted with sendToChat (refused when over)."""
     chat_stored_bytes: int | None = None
     """Bytes of chat messages the page has stored so far; None until first counted."""
+
+    @classmethod
+    def fresh(cls, realtime: RealtimeLimits, updates: UpdateLimits, chat: ChatLimits,
+              control_per_s: float, control_burst: int, now: float) -> PageBudget:
+        """A full allowance for a page, from the host's limits."""
+        return cls(
+            realtime=SendBudget(realtime.send_items_per_s, realtime.send_items_burst,
+                                realtime.send_bytes_per_s, realtime.send_bytes_burst, now),
+            control=TokenBucket(control_per_s, control_burst, now),
+            updates=TokenBucket(1000.0 / updates.interval_ms, updates.burst, now),
+            listens=TokenBucket(updates.listens_per_s, updates.listens_burst, now),
+            backlog=TokenBucket(updates.backlog_bytes_per_s, updates.backlog_bytes_burst, now),
+            chat=TokenBucket(chat.messages_per_s, chat.messages_burst, now))

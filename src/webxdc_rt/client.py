@@ -4,6 +4,7 @@ its status updates, and what it posts to the chat.
     peer = await connect(url)            # an invite link printed by `webxdc-rt serve`
     ch = peer.join_realtime_channel()
     ch.set_listener(lambda data: print(data))
+    await ch.joined()                    # optional: wait until the host applied the join
     ch.send(b"hello")
     ch.leave()
     await peer.close()
@@ -27,7 +28,6 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import wire
-from .realtime import MAX_PAYLOAD_BYTES
 
 __all__ = ["InviteRefused", "Peer", "RealtimeChannel", "connect", "DEFAULT_MAX_PENDING_BYTES"]
 
@@ -51,8 +51,12 @@ class RealtimeChannel:
     def __init__(self, peer: Peer, epoch: int) -> None:
         self._peer = peer
         self.epoch = epoch
+        """This join's number: the host acknowledges a join by echoing it."""
         self._listener: Listener | None = None
         self._left = False
+        self._acknowledged = False
+        self._settled = asyncio.Event()
+        """Set when the host acknowledged this join, or when the channel was left."""
 
     @property
     def left(self) -> bool:
@@ -70,15 +74,16 @@ class RealtimeChannel:
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Send one item to every other member joined to the channel.
 
-        Raises TypeError for anything but bytes-like data, ValueError above 128000 bytes,
-        RuntimeError after `leave`, and BufferError when the write queue is full.
+        Raises TypeError for anything but bytes-like data, ValueError above the host's
+        `limits.max_payload_bytes` (128000 by default), RuntimeError after `leave`, and
+        BufferError when the write queue is full.
         """
         if self._left:
             raise RuntimeError("this realtime channel was left; join a new one")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"realtime data must be bytes-like, not {type(data).__name__}")
         payload = bytes(data)  # a copy: changing `data` later changes nothing sent (R18)
-        limit = self._peer.limits.get("max_payload_bytes", MAX_PAYLOAD_BYTES)
+        limit = self._peer.limits.max_payload_bytes
         if len(payload) > limit:
             raise ValueError(f"realtime data of {len(payload)} bytes is over the limit of "
                              f"{limit} bytes")
@@ -90,11 +95,36 @@ class RealtimeChannel:
             return
         self._left = True
         self._listener = None
+        self._settled.set()
         self._peer._channel_left(self)
+
+    async def joined(self) -> None:
+        """Wait until the host applied this join: from then on, every item another member
+        sends reaches the listener (items sent before may not: they belong to nobody, R12).
+        Joining does not need it; tests and bots that must not miss an item do.
+
+        Raises RuntimeError if the channel was left first, ConnectionError if the link to
+        the host closes first.
+        """
+        if not self._settled.is_set():
+            settled = asyncio.ensure_future(self._settled.wait())
+            try:
+                await asyncio.wait({settled, self._peer._reader},
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                settled.cancel()
+        if self._left:
+            raise RuntimeError("this realtime channel was left; join a new one")
+        if not self._acknowledged:
+            raise ConnectionError("the link to the host closed before the join took effect")
 
     async def drain(self) -> None:
         """Wait until everything sent so far was written to the host."""
         await self._peer.drain()
+
+    def _acknowledge(self) -> None:
+        self._acknowledged = True
+        self._settled.set()
 
     def _deliver(self, data: bytes) -> None:
         listener = self._listener
@@ -110,14 +140,17 @@ class Peer:
     """A member's connection to one shared app on a webxdc-rt host."""
 
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse,
-                 hello: dict[str, Any], max_pending_bytes: int) -> None:
+                 hello: wire.Hello, max_pending_bytes: int) -> None:
         self._session = session
         self._ws = ws
-        self.self_addr: str = hello["self_addr"]
-        self.self_name: str = hello["self_name"]
-        self.limits: dict[str, Any] = dict(hello.get("limits") or {})
-        self.errors: deque[dict[str, Any]] = deque(maxlen=100)
-        """The host's most recent error messages to this peer (code and message)."""
+        self.self_addr: str = hello.self_addr
+        """This member's address in the app (`webxdc.selfAddr`)."""
+        self.self_name: str = hello.self_name
+        """This member's name (`webxdc.selfName`)."""
+        self.limits: wire.HelloLimits = hello.limits
+        """The realtime limits the host enforces on this peer, as its hello told them."""
+        self.errors: deque[wire.ErrorMessage] = deque(maxlen=100)
+        """The host's most recent error messages to this peer (`code` and `message`)."""
         self._max_pending_bytes = max_pending_bytes
         self._pending: deque[str | bytes] = deque()
         self._pending_bytes = 0
@@ -126,13 +159,12 @@ class Peer:
         self._drained.set()
         self._channel: RealtimeChannel | None = None
         self._epoch = 0
-        self._acked_epoch = -1
         self._closed = False
         self._listen_counter = 0
         self._update_listener: tuple[int, Callable[[dict[str, Any]], object], int] | None = None
         self._backlog_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._request_counter = 0
-        self._answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._answers: dict[int, asyncio.Future[wire.ChatMessages]] = {}
         self._reader = asyncio.create_task(self._read_loop())
         self._writer = asyncio.create_task(self._write_loop())
 
@@ -187,10 +219,11 @@ class Peer:
         message's `id`; an empty list means there are none."""
         self._request_counter += 1
         request_id = self._request_counter
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[wire.ChatMessages] = asyncio.get_running_loop().create_future()
         self._answers[request_id] = answer
         self._enqueue(wire.encode_chat_messages_request(request_id, before))
-        return list((await self._until(answer))["messages"])
+        reply: wire.ChatMessages = await self._until(answer)
+        return list(reply.messages)
 
     async def _until(self, future: asyncio.Future[Any]) -> Any:
         """Wait for an answer from the host, failing if the link ends first."""
@@ -216,6 +249,7 @@ class Peer:
         """Leave, close the link and release its resources."""
         if self._channel is not None:
             self._channel._left = True
+            self._channel._settled.set()
             self._channel = None
         self._closed = True
         self._writer.cancel()
@@ -273,25 +307,37 @@ class Peer:
             self._pending.clear()
             self._pending_bytes = 0
 
-    def _on_update(self, message: dict[str, Any]) -> None:
+    def _on_update(self, message: wire.Update) -> None:
         listener = self._update_listener
-        if listener is None or message.get("listen") != listener[0]:
+        if listener is None or message.listen != listener[0]:
             return  # meant for a listener that was replaced
-        update = message["update"]
         listen, callback, last_serial = listener
-        if update["serial"] <= last_serial:
+        if message.serial <= last_serial:
             return
-        self._update_listener = (listen, callback, update["serial"])
+        self._update_listener = (listen, callback, message.serial)
         try:
-            callback(update)
+            callback(message.update)
         except Exception:
             log.exception("update listener raised; the update is skipped")
+
+    def _on_backlog_done(self, listen: int) -> None:
+        # A replaced listener's backlog may never finish: its waiter is done with the newer.
+        for waiting_listen, done in self._backlog_waiters:
+            if waiting_listen <= listen and not done.done():
+                done.set_result(None)
+        self._backlog_waiters = [w for w in self._backlog_waiters if w[0] > listen]
+
+    def _on_joined(self, epoch: int) -> None:
+        channel = self._channel
+        if channel is not None and channel.epoch == epoch:
+            channel._acknowledge()
 
     async def _read_loop(self) -> None:
         async for msg in self._ws:
             if msg.type is aiohttp.WSMsgType.BINARY:
                 channel = self._channel
-                if channel is not None and channel.epoch == self._acked_epoch:
+                # Items on their way before the current join took effect belong to nobody.
+                if channel is not None and channel._acknowledged:
                     channel._deliver(msg.data)
             elif msg.type is aiohttp.WSMsgType.TEXT:
                 self._on_text(msg.data)
@@ -309,29 +355,29 @@ class Peer:
         try:
             self._on_control(message)
         except Exception:
-            log.exception("ignoring a %r frame from the host that could not be handled",
-                          message["type"])
+            log.exception("ignoring a %s frame from the host that could not be handled",
+                          type(message).__name__)
 
-    def _on_control(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "joined":
-            self._acked_epoch = message.get("epoch", -1)
-        elif kind == "update":
-            self._on_update(message)
-        elif kind == "update-backlog-done":
-            listen = message.get("listen", -1)
-            for waiting_listen, done in self._backlog_waiters:
-                if waiting_listen <= listen and not done.done():
-                    done.set_result(None)
-            self._backlog_waiters = [w for w in self._backlog_waiters if w[0] > listen]
-        elif kind == "chat-messages":
-            answer = self._answers.pop(message.get("id", -1), None)
-            if answer is not None and not answer.done():
-                answer.set_result(message)
-        elif kind == "error":
-            self.errors.append(message)
-            log.warning("host refused a request: %s (%s)", message.get("message"),
-                        message.get("code"))
+    def _on_control(self, message: wire.HostMessage) -> None:
+        match message:
+            case wire.Joined(epoch=epoch):
+                self._on_joined(epoch)
+            case wire.Update():
+                self._on_update(message)
+            case wire.UpdateBacklogDone(listen=listen):
+                self._on_backlog_done(listen)
+            case wire.ChatMessages(id=request_id):
+                answer = self._answers.pop(request_id, None)
+                if answer is not None and not answer.done():
+                    answer.set_result(message)
+            case wire.ErrorMessage(code=code, message=text):
+                self.errors.append(message)
+                log.warning("error from the host: %s (%s)", text, code)
+            case wire.UnknownHostMessage(type=kind):
+                log.debug("ignoring a host message of a type this version does not know: %r",
+                          kind)
+            case _:
+                pass  # a second hello, or a reply to a request this peer does not make
 
 
 async def connect(url: str, *, timeout: float = 10.0,
@@ -377,7 +423,7 @@ def _socket_target(url: str) -> tuple[str, str, str]:
     return f"{ws_scheme}://{dial_host}:{port}{SOCKET_PATH}", parts.netloc, token
 
 
-async def _receive_hello(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str, Any]:
+async def _receive_hello(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> wire.Hello:
     msg = await ws.receive(timeout=timeout)
     if msg.type is not aiohttp.WSMsgType.TEXT:
         raise ConnectionError(f"expected the host's hello, got {msg.type.name}")
@@ -385,6 +431,6 @@ async def _receive_hello(ws: aiohttp.ClientWebSocketResponse, timeout: float) ->
         hello = wire.decode_host_message(msg.data)
     except wire.WireError as exc:
         raise ConnectionError(f"the host's hello is malformed: {exc}") from None
-    if hello["type"] != "hello":
-        raise ConnectionError(f"expected the host's hello, got {hello['type']!r}")
+    if not isinstance(hello, wire.Hello):
+        raise ConnectionError(f"expected the host's hello, got {type(hello).__name__}")
     return hello

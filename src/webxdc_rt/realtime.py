@@ -5,23 +5,23 @@ connection belongs to exactly one channel, the one of its shared app copy in its
 when the connection is opened after the invite was checked: a connection can therefore
 never name, join or reach another channel (isolation, R13).
 
-The hub decides who is joined, checks every item a connection sends (joined, size, rate)
-and, for every item that reaches the channel through the broker, picks the receivers: every
-joined connection of the channel except the sender (R10, R11, R12, R15). Moving the bytes is
-the caller's job: the hub hands each delivery to a `Deliver` callback given by the I/O shell,
-which encodes the item once and writes it to every receiver.
+The hub decides who is joined, checks every item a connection sends (joined, size, the
+page's send budget) and, for every item that reaches the channel, picks the receivers:
+every joined connection of the channel except the sender (R10, R11, R12, R15). It returns
+them; moving the bytes (and carrying items between processes through a broker) is the I/O
+shell's job, so the hub is never running while items are written.
 """
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from .broker import Broker, Published
+from .broker import Published
 from .budget import SendBudget
+from .errors import Refusal
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -31,7 +31,6 @@ __all__ = [
     "NotJoined",
     "PayloadTooLarge",
     "Connection",
-    "Deliver",
     "RealtimeHub",
 ]
 
@@ -73,10 +72,10 @@ class RealtimeLimits:
             raise ValueError("send_bytes_burst must be at least max_payload_bytes")
 
 
-class RealtimeError(Exception):
+class RealtimeError(Refusal):
     """A request the realtime rules refuse; `code` is stable and sent to the client."""
 
-    code: ClassVar[str] = "realtime-error"
+    code = "realtime-error"
 
 
 class AlreadyJoined(RealtimeError):
@@ -117,33 +116,23 @@ class Connection:
         return f"<Connection {self.id} {self.topic!r} joined={self.joined}>"
 
 
-Deliver = Callable[[Iterable[Connection], bytes, "Connection | None"], None]
-"""Writes one item to every given connection but the third argument (the sender, when it
-is one of them); supplied by the I/O shell, which encodes the item once for all."""
-
-
 class RealtimeHub:
     """The realtime state of one host process: its connections and who is joined where."""
 
-    def __init__(
-        self,
-        broker: Broker,
-        deliver: Deliver,
-        limits: RealtimeLimits | None = None,
-        node_id: str | None = None,
-    ) -> None:
-        self.broker = broker
+    def __init__(self, limits: RealtimeLimits | None = None, node_id: str | None = None) -> None:
         self.limits = limits or RealtimeLimits()
         self.node_id = node_id or uuid.uuid4().hex
-        self._deliver = deliver
+        """Names this process in the items it publishes (to tell its own senders)."""
         self._ids = itertools.count(1)
         self._connections: dict[int, Connection] = {}
         self._joined: dict[str, dict[int, Connection]] = {}
+        # Receivers per channel and sender (None: a sender in another process), made once
+        # per change of the channel's members, so fanning an item out allocates nothing.
+        self._receivers: dict[str, dict[int | None, tuple[Connection, ...]]] = {}
 
     # -- connections -------------------------------------------------------------------
 
-    def new_budget(self, now: float) -> SendBudget:
-        """A fresh send budget with this hub's limits, for one member page."""
+    def _new_budget(self, now: float) -> SendBudget:
         limits = self.limits
         return SendBudget(limits.send_items_per_s, limits.send_items_burst,
                           limits.send_bytes_per_s, limits.send_bytes_burst, now)
@@ -152,42 +141,42 @@ class RealtimeHub:
              budget: SendBudget | None = None) -> Connection:
         """Register a new link bound to the channel `topic`; it starts not joined. It sends
         on `budget` (its page's), or on a budget of its own when none is given."""
-        conn = Connection(next(self._ids), topic, sink, budget or self.new_budget(now))
+        conn = Connection(next(self._ids), topic, sink, budget or self._new_budget(now))
         self._connections[conn.id] = conn
         return conn
 
-    def close(self, conn: Connection) -> None:
-        """Forget a link that ended; a lost link counts as leaving (R17). Idempotent."""
+    def close(self, conn: Connection) -> bool:
+        """Forget a link that ended; a lost link counts as leaving (R17). Idempotent.
+        True when its channel has no member left in this process (stop listening to it)."""
         if self._connections.pop(conn.id, None) is None:
-            return
-        if conn.joined:
-            self._remove_from_channel(conn)
+            return False
+        return conn.joined and self._remove_from_channel(conn)
 
-    def join(self, conn: Connection) -> None:
-        """Join the connection's channel; from now on it receives what others send (R12)."""
+    def join(self, conn: Connection) -> bool:
+        """Join the connection's channel; from now on it receives what others send (R12).
+        True when it is the channel's first member in this process (start listening)."""
         if conn.joined:
             raise AlreadyJoined("already joined the realtime channel; leave it first")
-        self._require_open(conn)
-        members = self._joined.get(conn.topic)
-        if members is None:
-            members = self._joined[conn.topic] = {}
-            self.broker.subscribe(conn.topic, self._on_published)
+        if conn.id not in self._connections:
+            raise RealtimeError("connection is closed")
+        members = self._joined.setdefault(conn.topic, {})
         members[conn.id] = conn
         conn.joined = True
+        self._receivers.pop(conn.topic, None)
+        return len(members) == 1
 
-    def leave(self, conn: Connection) -> None:
-        """Leave the channel; nothing more is delivered to this connection (R15)."""
+    def leave(self, conn: Connection) -> bool:
+        """Leave the channel; nothing more is delivered to this connection (R15). True
+        when the channel has no member left in this process."""
         if not conn.joined:
             raise NotJoined("not joined to the realtime channel")
-        self._remove_from_channel(conn)
+        return self._remove_from_channel(conn)
 
-    def send(self, conn: Connection, payload: bytes, now: float) -> float:
-        """Publish one item from `conn` to its channel.
-
-        Returns how many seconds the caller must wait before reading the connection's next
-        item, to hold it to its send rate (0.0 when within budget). Raises `NotJoined` or
-        `PayloadTooLarge` and publishes nothing when the item breaks a rule (R7, R8, R15).
-        """
+    def send(self, conn: Connection, payload: bytes, now: float) -> tuple[Published, float]:
+        """Check one item from `conn` and charge its page's budget: the item to publish to
+        the channel, and how many seconds the caller must wait before reading the
+        connection's next item (0.0 when within budget). Raises `NotJoined` or
+        `PayloadTooLarge` when the item breaks a rule (R7, R8, R15)."""
         if not conn.joined:
             raise NotJoined("send refused: not joined to the realtime channel")
         size = len(payload)
@@ -196,9 +185,22 @@ class RealtimeHub:
                 f"realtime item of {size} bytes refused: the limit is "
                 f"{self.limits.max_payload_bytes} bytes"
             )
-        wait = conn.budget.charge(size, now)
-        self.broker.publish(conn.topic, Published(self.node_id, conn.id, payload))
-        return wait
+        return Published(self.node_id, conn.id, payload), conn.budget.charge(size, now)
+
+    def receivers(self, topic: str, item: Published) -> tuple[Connection, ...]:
+        """Who receives `item`, published to `topic`: every connection of this process
+        joined there, except its sender (R10, R11)."""
+        sender = item.sender if item.origin == self.node_id else None
+        try:
+            return self._receivers[topic][sender]
+        except KeyError:
+            pass
+        members = self._joined.get(topic)
+        if not members:
+            return ()
+        receivers = tuple(conn for conn in members.values() if conn.id != sender)
+        self._receivers.setdefault(topic, {})[sender] = receivers
+        return receivers
 
     # -- queries -----------------------------------------------------------------------
 
@@ -212,26 +214,14 @@ class RealtimeHub:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _require_open(self, conn: Connection) -> None:
-        if conn.id not in self._connections:
-            raise RealtimeError("connection is closed")
-
-    def _remove_from_channel(self, conn: Connection) -> None:
+    def _remove_from_channel(self, conn: Connection) -> bool:
         conn.joined = False
+        self._receivers.pop(conn.topic, None)
         members = self._joined.get(conn.topic)
         if members is None:
-            return
+            return False
         members.pop(conn.id, None)
-        if not members:
-            del self._joined[conn.topic]
-            self.broker.unsubscribe(conn.topic, self._on_published)
-
-    def _on_published(self, topic: str, item: Published) -> None:
-        members = self._joined.get(topic)
-        if not members:
-            return
-        sender = members.get(item.sender) if item.origin == self.node_id else None
-        if sender is not None and len(members) == 1:
-            return  # alone in the channel: nobody to deliver to
-        # A snapshot: delivering may cut a slow receiver off, which changes `members`.
-        self._deliver(tuple(members.values()), item.payload, sender)
+        if members:
+            return False
+        del self._joined[conn.topic]
+        return True

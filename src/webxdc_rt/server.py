@@ -22,23 +22,28 @@ import logging
 import math
 import mimetypes
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from . import fetch_metadata, html_guard, http_guard, wire
-from .broker import Broker, InMemoryBroker
-from .budget import PageBudget, TokenBucket
+from .broker import Broker, InMemoryBroker, Published
+from .budget import PageBudget
 from .chats import Page, Registry
 from .frames import binary_frame_parts
+from .messages import ChatLimits
 from .outbound import Outbound, WriteBatcher
-from .realtime import Connection, RealtimeError, RealtimeHub, RealtimeLimits
+from .realtime import RealtimeHub, RealtimeLimits
+from .session import (
+    INTERNAL_ERROR, Close, Effect, ListMessages, Pause, Publish, Replay, Send, Session,
+    SessionRules, StoreMessage, StoreUpdate, Subscribe, Unsubscribe,
+)
 from .store import Store
-from .update_feed import ChatLimits, FeedSocket, UpdateFeed
+from .update_feed import FeedSocket, StorageFailed, UpdateFeed
 from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
@@ -187,16 +192,20 @@ class Host:
         self.registry = registry
         self.sources = sources
         self.settings = settings or HostSettings()
-        self.hub = RealtimeHub(broker or InMemoryBroker(), self._deliver, self.settings.realtime)
+        self.broker = broker or InMemoryBroker()
+        self.hub = RealtimeHub(self.settings.realtime)
         self.store = store or Store()
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[Outbound, Page] = {}
+        self._sessions: dict[Outbound, Session] = {}
+        self._session_rules = SessionRules(self.settings.updates, self.settings.chat,
+                                           self.settings.max_protocol_errors)
         self._handlers: dict[Outbound, asyncio.Task[Any]] = {}
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
         self._budgets: dict[str, PageBudget] = {}
-        self._hello_limits = asdict(self.settings.realtime)
+        self._hello_limits = hello_limits(self.settings.realtime)
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
         )
@@ -250,7 +259,8 @@ class Host:
     # catch the unexpected itself.
 
     @web.middleware
-    async def _page_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _page_middleware(self, request: web.Request,
+                               handler: Handler) -> web.StreamResponse:
         page = self._page_for_host(request.host)
         if page is None:
             return _refusal(404, "No webxdc app is served at this address; "
@@ -353,41 +363,46 @@ class Host:
         if refusal:
             return _text(503, refusal)
         settings = self.settings
+        budget = self._budget(page)
+        if budget.chat_stored_bytes is None:  # counted once per page, kept up by sessions
+            budget.chat_stored_bytes = self.feed.chat_stored_bytes(page)
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
                                    heartbeat=settings.heartbeat_s)
         await ws.prepare(request)
         transport = request.transport
         assert transport is not None  # set while the request is being handled
-        loop = asyncio.get_running_loop()
         if self._batcher is None:
-            self._batcher = WriteBatcher(loop)
+            self._batcher = WriteBatcher(asyncio.get_running_loop())
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher)
-        budget = self._budget(page)
         conn = self.hub.open(page.app.topic, sink, time.monotonic(), budget.realtime)
+        session = Session(self.hub, conn, budget, self._session_rules)
         feed_socket = self.feed.new_socket(page, sink, budget)
 
-        def cut() -> None:
-            self.hub.close(conn)
+        def cut() -> None:  # called by the sink, after the write that found it too slow
+            self._apply_now(session.cut_off())
             self.feed.forget(feed_socket)
 
         sink.on_cut = cut
+        self._sessions[sink] = session
         self._sockets[sink] = page
         self._handlers[sink] = asyncio.current_task()  # type: ignore[assignment]
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
             await sink.send_text(wire.encode_hello(page.self_addr, page.member.name,
                                                    self._hello_limits))
-            await self._read_loop(ws, sink, conn, feed_socket)
+            await self._read_loop(ws, sink, session, feed_socket)
         except ConnectionError:
             pass  # the link broke while we wrote to it: same as a close
         except Exception as exc:  # a bug, not the client's fault: contain it to this socket
             log.error("internal error on a socket of page %s: %s", page.label,
                       http_guard.describe_exception(exc))
             with contextlib.suppress(Exception):
-                await sink.close(WSCloseCode.INTERNAL_ERROR, "internal error")
+                await sink.close(INTERNAL_ERROR, "internal error")
         finally:
-            cut()
+            self._apply_now(session.link_lost())
+            self.feed.forget(feed_socket)
+            self._sessions.pop(sink, None)
             self._sockets.pop(sink, None)
             self._handlers.pop(sink, None)
             self._per_page[page.label] -= 1
@@ -400,17 +415,10 @@ class Host:
         host runs, so reconnecting does not refill it."""
         budget = self._budgets.get(page.label)
         if budget is None:
-            now = time.monotonic()
             settings = self.settings
-            updates, chat = settings.updates, settings.chat
-            budget = self._budgets[page.label] = PageBudget(
-                realtime=self.hub.new_budget(now),
-                control=TokenBucket(settings.control_per_s, settings.control_burst, now),
-                updates=TokenBucket(1000.0 / updates.interval_ms, updates.burst, now),
-                listens=TokenBucket(updates.listens_per_s, updates.listens_burst, now),
-                backlog=TokenBucket(updates.backlog_bytes_per_s, updates.backlog_bytes_burst,
-                                    now),
-                chat=TokenBucket(chat.messages_per_s, chat.messages_burst, now))
+            budget = self._budgets[page.label] = PageBudget.fresh(
+                settings.realtime, settings.updates, settings.chat, settings.control_per_s,
+                settings.control_burst, time.monotonic())
         return budget
 
     def _connection_refusal(self, page: Page) -> str | None:
@@ -422,79 +430,98 @@ class Host:
                     f"(limit {settings.max_connections_per_page}).")
         return None
 
-    async def _read_loop(self, ws: web.WebSocketResponse, sink: Outbound, conn: Connection,
+    async def _read_loop(self, ws: web.WebSocketResponse, sink: Outbound, session: Session,
                          feed_socket: FeedSocket) -> None:
-        hub = self.hub
-        control = feed_socket.budget.control
-        errors = 0
-        paced: set[str] = set()  # budgets pacing this socket now: each episode told once
+        """Feed the session what arrives and carry out what it says, until it closes."""
+        broker = self.broker
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
-                try:
-                    wait = hub.send(conn, msg.data, time.monotonic())
-                except RealtimeError as exc:
-                    problem: tuple[str, str] | None = (exc.code, str(exc))
-                else:
-                    if wait > 0 or paced:
-                        await _pause(sink, wait, paced, "items", _rate_text(hub.limits))
+                effects = session.receive_item(msg.data, time.monotonic())
+                first = effects[0] if effects else None
+                if len(effects) == 1 and type(first) is Publish:  # the hot path
+                    broker.publish(first.topic, first.item)
                     continue
             elif msg.type is WSMsgType.TEXT:
-                # Charged before it is carried out, whichever of the page's sockets sent
-                # it: a page over its control budget is not read from until back within.
-                wait = control.charge(1, time.monotonic())
-                if wait > 0 or paced:
-                    await _pause(sink, wait, paced, "control", _control_rate_text(self.settings))
-                problem = await self._control(sink, conn, feed_socket, msg.data)
+                effects = session.receive_text(msg.data, time.monotonic())
             else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
                 return
-            if problem is not None:
-                errors += 1
-                await sink.send_text(wire.encode_error(*problem))
-                if errors >= self.settings.max_protocol_errors:
-                    await sink.close(WSCloseCode.POLICY_VIOLATION, "too many refused requests")
-                    return
+            if not await self._carry_out(effects, sink, session, feed_socket):
+                return
 
-    async def _control(self, sink: Outbound, conn: Connection,
-                       feed_socket: FeedSocket, text: str) -> tuple[str, str] | None:
-        """Carry out one control message; return (code, message) if it was refused."""
-        try:
-            message = wire.decode_client_message(text)
-            if isinstance(message, wire.Join):
-                self.hub.join(conn)
-                # Written before any await, so it precedes every item of the new channel.
-                await sink.send_text(wire.encode_joined(message.epoch))
-            elif isinstance(message, wire.Leave):
-                self.hub.leave(conn)
-            elif isinstance(message, wire.UpdateSend):
-                return self.feed.send_update(feed_socket, message.update)
-            elif isinstance(message, wire.UpdateListen):
-                await self.feed.listen(feed_socket, message.listen, message.serial)
-            elif isinstance(message, wire.SendToChat):
-                refusal = self.feed.send_to_chat(feed_socket, message)
-                await sink.send_text(wire.encode_reply(message.id, refusal))
-                return refusal
+    async def _carry_out(self, effects: tuple[Effect, ...], sink: Outbound, session: Session,
+                         feed_socket: FeedSocket) -> bool:
+        """Carry out a session's effects in order; False once the connection is closed."""
+        for effect in effects:
+            if isinstance(effect, Send):
+                await sink.send_text(effect.text)
+            elif isinstance(effect, Pause):
+                await asyncio.sleep(effect.seconds)
+            elif isinstance(effect, Close):
+                await sink.close(effect.code, effect.reason)
+                return False
+            elif isinstance(effect, StoreUpdate):
+                try:
+                    self.feed.store_update(feed_socket, effect.update)
+                except StorageFailed as exc:
+                    await sink.send_text(wire.encode_error(exc.code, str(exc)))
+            elif isinstance(effect, Replay):
+                await self.feed.listen(feed_socket, effect.listen, effect.after_serial)
+            elif isinstance(effect, StoreMessage):
+                refusal = None
+                try:
+                    self.feed.store_message(feed_socket, effect.message)
+                except StorageFailed as exc:
+                    session.message_not_stored(effect.message)
+                    refusal = (exc.code, str(exc))
+                await sink.send_text(wire.encode_reply(effect.request_id, refusal))
+            elif isinstance(effect, ListMessages):
+                messages, more = self.feed.chat_messages(feed_socket, effect.before)
+                await sink.send_text(wire.encode_chat_messages(effect.request_id, messages,
+                                                               more))
             else:
-                messages, more = self.feed.chat_messages(feed_socket, message.before)
-                await sink.send_text(wire.encode_chat_messages(message.id, messages, more))
-        except (wire.WireError, RealtimeError) as exc:
-            return exc.code, str(exc)
-        return None
+                self._apply_now((effect,))
+        return True
 
-    def _deliver(self, members: Iterable[Connection], payload: bytes,
-                 sender: Connection | None) -> None:
-        parts = binary_frame_parts(payload)  # encoded once for every receiver
+    def _apply_now(self, effects: tuple[Effect, ...]) -> None:
+        """Carry out the effects that need no waiting: publishing and the broker's
+        subscriptions (all that leaving a channel can bring)."""
+        for effect in effects:
+            if isinstance(effect, Publish):
+                self.broker.publish(effect.topic, effect.item)
+            elif isinstance(effect, Subscribe):
+                self.broker.subscribe(effect.topic, self._on_published)
+            elif isinstance(effect, Unsubscribe):
+                self.broker.unsubscribe(effect.topic, self._on_published)
+            else:
+                raise TypeError(f"{type(effect).__name__} cannot be carried out here")
+
+    def _on_published(self, topic: str, item: Published) -> None:
+        """An item reached a channel this process has members in: the hub names the
+        receivers (never the sender), and the frame is encoded once for all of them. A
+        receiver found too slow here is cut off by its sink after this write, so the hub
+        is not re-entered while it is being asked."""
+        receivers = self.hub.receivers(topic, item)
+        if not receivers:
+            return
+        parts = binary_frame_parts(item.payload)
         size = sum(map(len, parts))
-        for conn in members:
-            if conn is not sender:
-                conn.sink.write(parts, size)
+        for conn in receivers:
+            conn.sink.write(parts, size)
 
     async def disconnect(self, label: str, reason: str = "disconnected by the host") -> int:
         """Close every socket of one member's page (it may reconnect while its invite is
         valid); return how many were closed."""
         sinks = [sink for sink, page in self._sockets.items() if page.label == label]
         for sink in sinks:
-            await sink.close(WSCloseCode.SERVICE_RESTART, reason)
+            await self._close_session(sink, WSCloseCode.SERVICE_RESTART, reason)
         return len(sinks)
+
+    async def _close_session(self, sink: Outbound, code: int, reason: str) -> None:
+        """The host closes a connection: out of its channel at once, then the close frame."""
+        session = self._sessions.get(sink)
+        effects = session.close(code, reason) if session is not None else ()
+        self._apply_now(tuple(e for e in effects if not isinstance(e, Close)))
+        await sink.close(code, reason)
 
     async def _close_sockets(self, app: web.Application) -> None:
         # All at once, each bounded: a client that does not read must not hold up the rest.
@@ -502,8 +529,9 @@ class Host:
 
         async def close(sink: Outbound) -> None:
             try:
-                await asyncio.wait_for(sink.close(WSCloseCode.GOING_AWAY, "host shutting down"),
-                                       grace)
+                await asyncio.wait_for(
+                    self._close_session(sink, WSCloseCode.GOING_AWAY, "host shutting down"),
+                    grace)
             except (TimeoutError, ConnectionError):
                 pass
             finally:
@@ -592,24 +620,9 @@ def _refusal(status: int, message: str) -> web.Response:
     return response
 
 
-async def _pause(sink: Outbound, wait: float, paced: set[str], budget: str,
-                 message: str) -> None:
-    """Stop reading from a socket for `wait` seconds because its page is over `budget`;
-    the first pause of an episode is told to the client with a `rate-limited` error."""
-    if wait <= 0:
-        paced.discard(budget)
-        return
-    if budget not in paced:
-        paced.add(budget)
-        await sink.send_text(wire.encode_error("rate-limited", message))
-    await asyncio.sleep(wait)
-
-
-def _control_rate_text(settings: HostSettings) -> str:
-    return (f"sending control messages faster than {settings.control_per_s:g}/s (after "
-            f"{settings.control_burst} at once): reading from this page is slowed")
-
-
-def _rate_text(limits: RealtimeLimits) -> str:
-    return (f"sending faster than {limits.send_items_per_s:g} items/s or "
-            f"{limits.send_bytes_per_s:g} bytes/s: reading from this page is slowed")
+def hello_limits(limits: RealtimeLimits) -> wire.HelloLimits:
+    """What every connection's `hello` tells of the realtime limits, named on the wire."""
+    return wire.HelloLimits(
+        max_payload_bytes=limits.max_payload_bytes,
+        send_items_per_s=limits.send_items_per_s, send_items_burst=limits.send_items_burst,
+        send_bytes_per_s=limits.send_bytes_per_s, send_bytes_burst=limits.send_bytes_burst)

@@ -1,4 +1,6 @@
-"""Status updates and chat messages on a live host: stored first, then sent to the sockets.
+"""Status updates and chat messages on a live host, the I/O half: stored first, then sent to
+the sockets. What is valid and what a page may send is decided before, by the session and
+the rules (`session.py`, `updates.py`, `messages.py`); storage itself is `store.py`.
 
 Each socket may run one update listener at a time (the page's `setUpdateListener`). Starting
 one streams the backlog after the requested serial in chunks, then registers the listener
@@ -9,62 +11,37 @@ replaces its listener can tell old frames from new ones.
 Memory stays bounded whoever asks: a backlog is loaded in chunks of at most
 `backlog_chunk_bytes` and written with backpressure (the next update is written only once
 the socket took the previous ones), at most `max_backlogs_per_page` backlogs of a page
-stream at once, and every rate (updates, listeners, backlog bytes, chat messages) and the
-bytes of chat messages stored are counted per member page (`budget.PageBudget`).
+stream at once, and the bytes replayed are paced by the page's budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import logging
-import math
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import wire
 from .budget import PageBudget
 from .chats import Page
+from .errors import Refusal
 from .frames import encode_text_frame
+from .messages import ChatLimits, ChatMessageDraft
 from .store import Store
-from .updates import UpdateError, UpdateLimits, delivered_json, validate_update
+from .updates import Update, UpdateLimits, delivered_json
 
-__all__ = ["ChatLimits", "UpdateFeed", "FeedSocket"]
+__all__ = ["UpdateFeed", "FeedSocket", "StorageFailed"]
 
 log = logging.getLogger(__name__)
 
-Refusal = tuple[str, str]
-"""(code, message) of a request that was refused."""
 
+class StorageFailed(Refusal):
+    """The store could not keep what a client sent; nothing of it was sent to anyone."""
 
-@dataclass(frozen=True, slots=True)
-class ChatLimits:
-    """Limits on `sendToChat`, with defaults; rates and quotas are per member page."""
-
-    max_text_chars: int = 100_000
-    """Longest text of one message."""
-    max_file_bytes: int = 256 * 1024
-    """Largest file of one message, decoded."""
-    max_listed: int = 50
-    """Most messages returned to one chat-messages request."""
-    max_listed_bytes: int = 1024 * 1024
-    """Most bytes of text and files returned to one chat-messages request (at least one
-    message); older messages are asked for with `before`."""
-    messages_per_s: float = 1.0
-    """Messages one page may post per second, sustained."""
-    messages_burst: int = 20
-    """Messages one page may post at once before the rate applies."""
-    max_stored_bytes: int = 16 * 1024 * 1024
-    """Bytes of text and files one page may have stored in its chat in all."""
-
-    def __post_init__(self) -> None:
-        for limit in fields(self):
-            value = getattr(self, limit.name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{limit.name} must be a positive number, got {value}")
+    code = "storage-failed"
 
 
 class FrameSink(Protocol):
@@ -115,37 +92,25 @@ class UpdateFeed:
 
     # -- updates -----------------------------------------------------------------------
 
-    def send_update(self, sock: FeedSocket, raw_update: Any) -> Refusal | None:
-        """Store an update from `sock`, then send it to every listener of the app copy,
-        the sender's own included. Returns (code, message) if it was refused."""
-        try:
-            update = validate_update(raw_update, self.limits)
-        except UpdateError as exc:
-            return exc.code, str(exc)
-        if not sock.budget.updates.try_take(1, self._clock()):
-            return ("update-rate", f"updates sent faster than one per "
-                    f"{self.limits.interval_ms} ms (after a burst of {self.limits.burst}): "
-                    "this one was refused")
+    def store_update(self, sock: FeedSocket, update: Update) -> None:
+        """Store a valid update from `sock`, then send it to every listener of the app
+        copy, the sender's own included. Raises `StorageFailed` if it could not be kept
+        (then nobody was sent it)."""
         app_id = sock.page.app.id
         try:
             serial = self.store.append_update(app_id, sock.page.member.id, update)
         except sqlite3.Error as exc:
             log.error("storing an update failed: %s", exc)
-            return "storage-failed", "the host could not store this update; it was not sent"
+            raise StorageFailed("the host could not store this update; it was not sent") \
+                from None
         update_json = delivered_json(update, serial, serial)
         for listener in tuple(self._listeners.get(app_id, ())):
             frame = encode_text_frame(wire.encode_update(listener.listen, update_json))
             listener.sink.write((frame,), len(frame))
-        return None
 
     async def listen(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
-        """(Re)start the socket's update listener: the backlog, then live updates. A page
-        that starts listeners faster than its budget allows is made to wait (paced), so
-        a page reloading in a loop costs the host a bounded rate of replays."""
+        """(Re)start the socket's update listener: the backlog, then live updates."""
         limits = self.limits
-        wait = sock.budget.listens.charge(1, self._clock())
-        if wait > 0:
-            await asyncio.sleep(wait)
         self.forget(sock)
         sock.listen = listen
         # Kept per page for the host's lifetime, like the page's budget: a few hundred
@@ -183,41 +148,20 @@ class UpdateFeed:
 
     # -- chat messages -----------------------------------------------------------------
 
-    def send_to_chat(self, sock: FeedSocket, request: wire.SendToChat) -> Refusal | None:
-        """Record a message the app posts to its chat; (code, message) if refused."""
-        limits = self.chat_limits
-        if request.text is None and request.file_name is None:
-            return "bad-message", "sendToChat needs a file, a text, or both"
-        if request.text is not None and len(request.text) > limits.max_text_chars:
-            return "bad-message", f"text longer than {limits.max_text_chars} characters"
-        data = None
-        if request.file_base64 is not None:
-            try:
-                data = base64.b64decode(request.file_base64, validate=True)
-            except (binascii.Error, ValueError):
-                return "bad-message", "file data is not valid base64"
-            if len(data) > limits.max_file_bytes:
-                return ("message-too-large", f"file of {len(data)} bytes is over the limit "
-                        f"of {limits.max_file_bytes} bytes")
-        page, budget = sock.page, sock.budget
-        size = len((request.text or "").encode()) + len(data or b"")
+    def chat_stored_bytes(self, page: Page) -> int:
+        """Bytes of chat messages `page` has stored so far (for its quota)."""
+        return self.store.chat_bytes(page.app.id, page.member.name)
+
+    def store_message(self, sock: FeedSocket, message: ChatMessageDraft) -> None:
+        """Record a valid message the app posts to its chat; `StorageFailed` if the store
+        could not keep it."""
+        page = sock.page
         try:
-            if budget.chat_stored_bytes is None:
-                budget.chat_stored_bytes = self.store.chat_bytes(page.app.id, page.member.name)
-            if budget.chat_stored_bytes + size > limits.max_stored_bytes:
-                return ("chat-quota", f"this page has stored {budget.chat_stored_bytes} bytes "
-                        f"of chat messages; the limit is {limits.max_stored_bytes} bytes")
-            if not budget.chat.try_take(1, self._clock()):
-                return ("chat-rate", f"messages posted faster than {limits.messages_per_s:g} "
-                        f"per second (after {limits.messages_burst} at once): this one was "
-                        "refused")
             self.store.add_chat_message(page.app.chat_id, page.app.id, page.member.name,
-                                        request.text, request.file_name, data)
+                                        message.text, message.file_name, message.file_data)
         except sqlite3.Error as exc:
             log.error("storing a chat message failed: %s", exc)
-            return "storage-failed", "the host could not record this message"
-        budget.chat_stored_bytes += size
-        return None
+            raise StorageFailed("the host could not record this message") from None
 
     def chat_messages(self, sock: FeedSocket,
                       before: int | None = None) -> tuple[list[dict[str, Any]], bool]:

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .errors import Refusal
 from .wire import BAD_NUMBER_RULE, BAD_TEXT_RULE, as_text, is_text
 
 __all__ = ["UpdateLimits", "UpdateError", "Update", "validate_update",
@@ -63,12 +64,10 @@ class UpdateLimits:
                 raise ValueError(f"{limit.name} must be a positive number, got {value}")
 
 
-class UpdateError(ValueError):
+class UpdateError(Refusal, ValueError):
     """An update that breaks a rule; `code` is sent to the client."""
 
-    def __init__(self, message: str, code: str = "bad-update") -> None:
-        super().__init__(message)
-        self.code = code
+    code = "bad-update"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,17 @@ Host to client:
     {"type": "reply", "id": N, "ok": true}  or  {..., "ok": false, "code": ..., "message": ...}
     {"type": "chat-messages", "id": N, "messages": [...], "more": bool}
                                     oldest first; `more`: older ones remain
-    {"type": "error", "code": ..., "message": ...}   a request was refused; nothing else lost
+    {"type": "error", "code": ..., "message": ...}   a request was refused (nothing else
+                                    lost), or sending is slowed (`rate-limited`)
+
+Each message has a frozen dataclass on both sides (`Join`, ..., `ChatMessagesRequest` from
+the client; `Hello`, `Joined`, `Update`, `UpdateBacklogDone`, `Reply`, `ChatMessages`,
+`ErrorMessage` from the host), an encoder, and a decoder that returns the dataclass, so the
+host and the Python peer read and write each message with the same code. The `hello`
+limits are `HelloLimits`: `max_payload_bytes`, `send_items_per_s`, `send_items_burst`,
+`send_bytes_per_s`, `send_bytes_burst`. A host message of a type this version does not know
+decodes as `UnknownHostMessage` rather than failing, and fields it does not know are
+ignored, so that a newer host can add both.
 
 Decoding validates everything and raises `WireError` with a message that says what was
 wrong, so that a bad frame gets a clear answer and costs nothing else. Every JSON text that
@@ -45,7 +55,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Final
+
+from .errors import Refusal
 
 __all__ = [
     "MAX_CONTROL_BYTES",
@@ -77,6 +90,17 @@ __all__ = [
     "encode_hello",
     "encode_joined",
     "encode_error",
+    "HelloLimits",
+    "Hello",
+    "Joined",
+    "Update",
+    "UpdateBacklogDone",
+    "Reply",
+    "ChatMessages",
+    "ErrorMessage",
+    "UnknownHostMessage",
+    "HostMessage",
+    "encode_host_message",
     "decode_host_message",
 ]
 
@@ -103,13 +127,11 @@ BAD_NUMBER_RULE: Final = ("numbers must be finite: NaN, Infinity and numbers bey
                           "±1.8e308 are refused")
 
 
-class WireError(ValueError):
+class WireError(Refusal, ValueError):
     """A frame that does not follow the protocol. `code` is sent back to the client:
     `malformed`, `too-large`, `unknown-type`, `bad-text`, `bad-number`, `nesting-too-deep`."""
 
-    def __init__(self, message: str, code: str = "malformed") -> None:
-        super().__init__(message)
-        self.code = code
+    code = "malformed"
 
 
 def _nesting_error(max_depth: int) -> WireError:
@@ -404,13 +426,17 @@ def encode_client_message(message: ClientMessage) -> str:
     if isinstance(message, SendToChat):
         return encode_send_to_chat(message.id, message.text, message.file_name,
                                    message.file_base64)
-    return encode_chat_messages_request(message.id)
+    return encode_chat_messages_request(message.id, message.before)
 
 
-def encode_hello(self_addr: str, self_name: str, limits: dict[str, Any]) -> str:
+def encode_hello(self_addr: str, self_name: str, limits: HelloLimits) -> str:
     """The first frame the host sends on a new connection."""
     return _dump({"type": "hello", "self_addr": self_addr, "self_name": self_name,
-                  "limits": limits})
+                  "limits": {"max_payload_bytes": limits.max_payload_bytes,
+                             "send_items_per_s": limits.send_items_per_s,
+                             "send_items_burst": limits.send_items_burst,
+                             "send_bytes_per_s": limits.send_bytes_per_s,
+                             "send_bytes_burst": limits.send_bytes_burst}})
 
 
 def encode_joined(epoch: int) -> str:
@@ -419,45 +445,232 @@ def encode_joined(epoch: int) -> str:
 
 
 def encode_error(code: str, message: str) -> str:
-    """Tell a client that one of its requests was refused and why."""
+    """Tell a client that one of its requests was refused, or that it is being slowed, and
+    why."""
     return _dump({"type": "error", "code": code, "message": message})
 
 
-_HOST_FIELDS: Final[dict[str, tuple[tuple[str, type], ...]]] = {
-    "hello": (("self_addr", str), ("self_name", str)),
-    "joined": (("epoch", int),),
-    "update": (("listen", int), ("update", dict)),
-    "update-backlog-done": (("listen", int),),
-    "reply": (("id", int), ("ok", bool)),
-    "chat-messages": (("id", int), ("messages", list)),
-    "error": (("code", str), ("message", str)),
-}
-"""The fields the Python peer relies on in each type of host message, with their types."""
+# -- host to client, typed ---------------------------------------------------------------
+#
+# One dataclass per message type, with the fields the host writes; `decode_host_message`
+# returns them and `encode_host_message` undoes it. The host writes with the `encode_*`
+# functions above (an update's JSON text is encoded once for all its listeners), and the
+# round-trip tests keep both sides of each message in step.
 
 
-def decode_host_message(text: str) -> dict[str, Any]:
-    """Parse one control message from the host (used by the Python peer): strict JSON, a
-    string `type`, and for the types the peer acts on, the fields it reads, typed.
-    Messages of other types are returned as they are (a newer host may send them)."""
+@dataclass(frozen=True, slots=True)
+class HelloLimits:
+    """The realtime limits the host enforces on this connection, told in its hello so that
+    a client can keep within them (the Python peer checks `max_payload_bytes` at send)."""
+
+    max_payload_bytes: int
+    """Largest realtime item the host accepts, in bytes."""
+    send_items_per_s: float
+    """Items this member page may send per second, sustained, before it is slowed."""
+    send_items_burst: int
+    """Items this member page may send at once before the rate applies."""
+    send_bytes_per_s: float
+    """Payload bytes this member page may send per second, sustained."""
+    send_bytes_burst: int
+    """Payload bytes this member page may send at once before the rate applies."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """`hello`: the host's first frame on a connection: whose page it is, and its limits."""
+
+    self_addr: str
+    self_name: str
+    limits: HelloLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """`joined`: the join with this `epoch` took effect; the binary frames that follow
+    belong to that channel, until the next leave."""
+
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """`update`: one status update for update listener `listen`, as the app's listener
+    receives it (the app's fields plus `serial` and `max_serial`, both integers)."""
+
+    listen: int
+    update: dict[str, Any]
+
+    @property
+    def serial(self) -> int:
+        """The update's place in the app's sequence of updates."""
+        serial: int = self.update["serial"]
+        return serial
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBacklogDone:
+    """`update-backlog-done`: every stored update listener `listen` asked for was sent."""
+
+    listen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """`reply`: the answer to the request with this `id` (a `send-to-chat`): `ok`, or
+    refused with a `code` and a `message` (both empty when `ok`)."""
+
+    id: int
+    ok: bool
+    code: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessages:
+    """`chat-messages`: the answer to the request with this `id`: messages apps posted to
+    the chat, oldest first, each an object (`id`, `member`, `text`, `file_name`,
+    `file_base64`); `more`: older ones remain."""
+
+    id: int
+    messages: list[dict[str, Any]]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    """`error`: one request of this client was refused (nothing else was lost), or its
+    sending is being slowed (`rate-limited`); `code` is stable, `message` says why."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownHostMessage:
+    """A control message of a type this version does not know: a newer host may send new
+    types, so it is not an error; a client ignores it. `fields`: the whole message as
+    decoded (strict JSON, like every other), `type` included."""
+
+    type: str
+    fields: dict[str, Any]
+
+
+HostMessage = (Hello | Joined | Update | UpdateBacklogDone | Reply | ChatMessages
+               | ErrorMessage | UnknownHostMessage)
+
+
+def encode_host_message(message: HostMessage) -> str:
+    """The control message the host sends for `message`: `decode_host_message` undone."""
+    if isinstance(message, Hello):
+        return encode_hello(message.self_addr, message.self_name, message.limits)
+    if isinstance(message, Joined):
+        return encode_joined(message.epoch)
+    if isinstance(message, Update):
+        return encode_update(message.listen, _dump(message.update))
+    if isinstance(message, UpdateBacklogDone):
+        return encode_backlog_done(message.listen)
+    if isinstance(message, Reply):
+        return encode_reply(message.id, None if message.ok else (message.code, message.message))
+    if isinstance(message, ChatMessages):
+        return encode_chat_messages(message.id, message.messages, message.more)
+    if isinstance(message, ErrorMessage):
+        return encode_error(message.code, message.message)
+    return _dump(message.fields)
+
+
+def decode_host_message(text: str) -> HostMessage:
+    """Parse and validate one control message from the host (the Python peer's side of
+    `decode_client_message`): strict JSON, a string `type`, and every field of a known
+    type present and typed; fields it does not know are ignored, and a message of a type it
+    does not know is an `UnknownHostMessage` (a newer host may send either). Raises
+    `WireError` for anything else."""
     obj = _as_object(decode_json(text))
     kind = obj.get("type")
     if not isinstance(kind, str):
         raise WireError("control message without a string 'type'")
-    for name, expected in _HOST_FIELDS.get(kind, ()):
-        value = obj.get(name)
-        if not isinstance(value, expected) or (expected is int and type(value) is bool):
-            raise WireError(f"{kind}: {name!r} is missing or not of the right type")
-    if kind == "update":
-        update = obj["update"]
-        for name in ("serial", "max_serial"):
-            if type(update.get(name)) is not int:
-                raise WireError(f"update: 'update.{name}' must be an integer")
-    elif kind == "hello":
-        limits = obj.get("limits", {})
-        if not isinstance(limits, dict) or type(limits.get("max_payload_bytes", 0)) is not int:
-            raise WireError("hello: 'limits' must be an object; its 'max_payload_bytes' an "
-                            "integer")
-    return obj
+    decode = _HOST_DECODERS.get(kind)
+    if decode is None:
+        return UnknownHostMessage(kind, obj)
+    return decode(obj)
+
+
+def _decode_hello(obj: dict[str, Any]) -> Hello:
+    limits = obj.get("limits")
+    if type(limits) is not dict:
+        raise WireError("hello: 'limits' must be an object")
+    return Hello(_string(obj, "self_addr", "hello"), _string(obj, "self_name", "hello"),
+                 HelloLimits(
+                     max_payload_bytes=_positive(limits, "max_payload_bytes"),
+                     send_items_per_s=_rate(limits, "send_items_per_s"),
+                     send_items_burst=_positive(limits, "send_items_burst"),
+                     send_bytes_per_s=_rate(limits, "send_bytes_per_s"),
+                     send_bytes_burst=_positive(limits, "send_bytes_burst")))
+
+
+def _decode_update(obj: dict[str, Any]) -> Update:
+    update = obj.get("update")
+    if type(update) is not dict:
+        raise WireError("update: 'update' must be an object")
+    _counter(update, "serial", "update.update")
+    _counter(update, "max_serial", "update.update")
+    return Update(_counter(obj, "listen", "update"), update)
+
+
+def _decode_reply(obj: dict[str, Any]) -> Reply:
+    request_id = _counter(obj, "id", "reply")
+    ok = obj.get("ok")
+    if type(ok) is not bool:
+        raise WireError("reply: 'ok' must be true or false")
+    if ok:
+        return Reply(request_id, True)
+    return Reply(request_id, False, _string(obj, "code", "reply"),
+                 _string(obj, "message", "reply"))
+
+
+def _decode_chat_messages(obj: dict[str, Any]) -> ChatMessages:
+    messages = obj.get("messages")
+    if type(messages) is not list or any(type(m) is not dict for m in messages):
+        raise WireError("chat-messages: 'messages' must be a list of objects")
+    more = obj.get("more")
+    if type(more) is not bool:
+        raise WireError("chat-messages: 'more' must be true or false")
+    return ChatMessages(_counter(obj, "id", "chat-messages"), messages, more)
+
+
+_HOST_DECODERS: Final[dict[str, Callable[[dict[str, Any]], HostMessage]]] = {
+    "hello": _decode_hello,
+    "joined": lambda obj: Joined(_counter(obj, "epoch", "joined")),
+    "update": _decode_update,
+    "update-backlog-done": lambda obj: UpdateBacklogDone(
+        _counter(obj, "listen", "update-backlog-done")),
+    "reply": _decode_reply,
+    "chat-messages": _decode_chat_messages,
+    "error": lambda obj: ErrorMessage(_string(obj, "code", "error"),
+                                      _string(obj, "message", "error")),
+}
+"""How each type of host message is checked and typed; other types are unknown."""
+
+
+def _string(obj: dict[str, Any], name: str, kind: str) -> str:
+    value = obj.get(name)
+    if type(value) is not str:
+        raise WireError(f"{kind}: {name!r} must be a string")
+    return value
+
+
+def _positive(limits: dict[str, Any], name: str) -> int:
+    value = limits.get(name)
+    if type(value) is not int or not 1 <= value <= MAX_EPOCH:
+        raise WireError(f"hello: 'limits.{name}' must be an integer from 1 to 2**53-1")
+    return value
+
+
+def _rate(limits: dict[str, Any], name: str) -> float:
+    value = limits.get(name)
+    # A bool is an int to isinstance; finiteness was checked by `decode_json`.
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise WireError(f"hello: 'limits.{name}' must be a positive number")
+    return float(value)
 
 
 def _as_object(value: Any) -> dict[str, Any]:
