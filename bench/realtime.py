@@ -117,8 +117,8 @@ def start_webxdc_rt(peer_count: int, work: Path) -> Running:
     process = subprocess.Popen(pinned(
         [str(VENV_PYTHON), "-m", "webxdc_rt", "serve", str(APP_DIR), "--members", members,
          "--port", "0", "--json", "--data-dir", str(data_dir),
-         "--limit", "send_items_per_s=1000000000", "--limit", "send_items_burst=1000000000",
-         "--limit", "send_bytes_per_s=1e15", "--limit", "send_bytes_burst=1000000000000000"],
+         "--limit", "realtime.send_items_per_s=1e9", "--limit", "realtime.send_items_burst=1e9",
+         "--limit", "realtime.send_bytes_per_s=1e15", "--limit", "realtime.send_bytes_burst=1e15"],
         SERVER_CPU),
         stdout=subprocess.PIPE, stderr=open(work / "webxdc-rt.log", "ab"), text=True)
     endpoints = []

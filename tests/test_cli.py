@@ -11,13 +11,17 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 import zipfile
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from peers import joined
-from webxdc_rt.cli import example_path
+from webxdc_rt.cli import UsageError, apply_limits, example_path, settable_limits
 from webxdc_rt.client import InviteRefused, connect
+from webxdc_rt.server import HostSettings
 from webxdc_rt.store import Store
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]
@@ -179,22 +183,141 @@ def test_broken_xdc_is_a_clear_error(tmp_path):
     assert "not a ZIP archive" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_limits_can_be_set_by_name():
-    from webxdc_rt.cli import UsageError, apply_limits
-    from webxdc_rt.server import HostSettings
-
-    settings = apply_limits(HostSettings(), ["send_items_per_s=5000", "max_connections=7",
-                                             "interval_ms=250", "max_file_bytes=1e6"])
+def test_limits_are_set_by_qualified_name():
+    settings = apply_limits(HostSettings(), [
+        "realtime.send_items_per_s=5000", "max_connections=7", "updates.interval_ms=250",
+        "chat.max_file_bytes=1e6", "chat.max_text_chars=5", "updates.max_text_chars=6",
+        "control_per_s = 2.5", "max_headers=10", "max_headers=11"])
     assert settings.realtime.send_items_per_s == 5000.0
     assert settings.max_connections == 7
     assert settings.updates.interval_ms == 250
     assert settings.chat.max_file_bytes == 1_000_000
-    for bad, fragment in (("nothing", "NAME=VALUE"), ("nope=1", "no setting"),
-                          ("max_connections=x", "max_connections"),
-                          ("send_items_burst=0", "send_items_burst"),
-                          ("domain=example.org", "not a numeric limit")):
-        with pytest.raises(UsageError, match=fragment):
-            apply_limits(HostSettings(), [bad])
+    assert (settings.chat.max_text_chars, settings.updates.max_text_chars) == (5, 6)
+    assert settings.control_per_s == 2.5
+    assert settings.max_headers == 11  # the last one wins
+    assert settings.realtime.max_payload_bytes == HostSettings().realtime.max_payload_bytes
+
+
+def test_limits_are_checked_together_whatever_their_order():
+    # Each alone breaks "max_frame_bytes must exceed realtime.max_payload_bytes".
+    for order in (1, -1):
+        settings = apply_limits(HostSettings(), ["realtime.max_payload_bytes=2000000",
+                                                 "realtime.send_bytes_burst=2000000",
+                                                 "max_frame_bytes=3000000"][::order])
+        assert (settings.realtime.max_payload_bytes, settings.max_frame_bytes) == (2_000_000,
+                                                                                    3_000_000)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("nothing", "--limit expects NAME=VALUE, got 'nothing'"),
+    ("max_connections=x", "--limit max_connections: expects a number, got 'x'"),
+    ("control_per_s=nan", "--limit control_per_s: expects a number, got 'nan'"),
+    ("control_per_s=inf", "--limit control_per_s: expects a number, got 'inf'"),
+    ("max_connections=1.5", "--limit max_connections: expects a whole number, got '1.5'"),
+    ("realtime.send_items_burst=0",
+     "--limit realtime.send_items_burst=0: send_items_burst must be at least 1, got 0"),
+    ("updates.interval_ms=0",
+     "--limit updates.interval_ms=0: interval_ms must be a positive number, got 0"),
+    ("chat.messages_per_s=-1",
+     "--limit chat.messages_per_s=-1: messages_per_s must be a positive number, got -1.0"),
+    ("control_per_s=0", "--limit: control_per_s must be a positive number"),
+    ("close_grace_s=-1", "--limit: close_grace_s must not be negative"),
+    ("realtime.send_bytes_burst=1000",
+     "--limit realtime.send_bytes_burst=1000: send_bytes_burst must be at least "
+     "max_payload_bytes"),
+    ("realtime.max_payload_bytes=2000000",
+     "--limit: max_frame_bytes must exceed realtime.max_payload_bytes"),
+])
+def test_bad_limit_values_are_refused_with_the_settings_reason(assignment, message):
+    with pytest.raises(UsageError) as refused:
+        apply_limits(HostSettings(), [assignment])
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("max_payload_bytes", " (did you mean realtime.max_payload_bytes or "
+                          "updates.max_payload_bytes?)"),
+    ("send_items_per_s", " (did you mean realtime.send_items_per_s?)"),
+    ("domain", ""),  # not numeric: it has its own option
+    ("public_port", ""),
+    ("realtime.nope", ""),
+    ("chat.max_connections", ""),
+])
+def test_unknown_limit_names_are_refused_with_the_list(name, hint):
+    with pytest.raises(UsageError) as refused:
+        apply_limits(HostSettings(), [f"{name}=1"])
+    assert str(refused.value) == (f"--limit: no setting named {name!r}{hint}; the settings "
+                                  f"are: {', '.join(settable_limits())}")
+
+
+def test_every_numeric_setting_is_settable_and_nothing_else():
+    limits = settable_limits()
+    assert {"updates.max_payload_bytes", "realtime.max_payload_bytes", "chat.max_text_chars",
+            "updates.max_text_chars", "max_connections", "control_per_s"} <= set(limits)
+    assert not {"domain", "scheme", "public_port", "realtime", "max_payload_bytes"} & set(limits)
+    defaults = HostSettings()
+    for limit in limits.values():
+        holder = defaults if limit.group is None else getattr(defaults, limit.group)
+        assert getattr(holder, limit.field) == limit.default
+    assert (limits["realtime.send_bytes_per_s"].kind, limits["max_connections"].kind) == (float,
+                                                                                         int)
+
+
+def bridge_config(invite_url: str, path: str = "/webxdc.js") -> dict:
+    """The settings the host's bridge states to the app, fetched as the member's page."""
+    parts = urlsplit(invite_url)
+    token = parts.path.rsplit("/", 1)[1]
+    request = urllib.request.Request(f"http://127.0.0.1:{parts.port}{path}", headers={
+        "Host": parts.netloc, "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        bridge = response.read().decode()
+    config, _ = json.JSONDecoder().raw_decode(bridge, bridge.index('{"selfAddr"'))
+    return config
+
+
+def test_limits_given_on_the_command_line_take_effect():
+    proc = subprocess.Popen([
+        *COMMAND, "serve", EXAMPLE, "--members", "alice", "--port", "0", "--json",
+        "--limit", "updates.max_payload_bytes=1000", "--limit", "realtime.max_payload_bytes=2000",
+        "--limit", "updates.interval_ms=250", "--limit", "bridge_max_pending_items=7"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        config = bridge_config(json.loads(proc.stdout.readline())["url"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert (config["sendUpdateMaxSize"], config["maxPayloadBytes"]) == (1000, 2000)
+    assert (config["sendUpdateInterval"], config["maxPendingItems"]) == (250, 7)
+
+
+@pytest.mark.parametrize("assignment, fragment", [
+    ("max_payload_bytes=1000", "no setting named 'max_payload_bytes' (did you mean "
+                               "realtime.max_payload_bytes or updates.max_payload_bytes?); "
+                               "the settings are: realtime.max_payload_bytes, "),
+    ("updates.interval_ms=0", "interval_ms must be a positive number, got 0"),
+])
+def test_limits_the_settings_refuse_are_clear_errors(assignment, fragment):
+    assert_one_line_error(run("serve", EXAMPLE, "--members", "alice", "--port", "0",
+                              "--limit", assignment), fragment)
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_help_lists_every_limit_with_its_default(command):
+    result = run(command, "--help")
+    assert result.returncode == 0
+    listed = dict(re.findall(r"(?<=\s)([a-z_.]+)=(\S+)", result.stdout.split("limits, ")[1]))
+    limits = settable_limits()
+    assert list(listed) == list(limits)
+    assert all(float(listed[name]) == limit.default for name, limit in limits.items())
+    assert listed["updates.max_payload_bytes"] == "128000"
+
+
+def test_readme_limits_table_names_every_limit_as_accepted():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("### Limits", 1)[1].split("\n\n")[2]
+    first_column = [row.split("|")[1] for row in table.splitlines()[2:]]
+    names = [name for cell in first_column for name in re.findall(r"`([a-z_.]+)`", cell)]
+    assert sorted(names) == sorted(settable_limits())
 
 
 def test_links_for_a_public_deployment_behind_a_proxy():

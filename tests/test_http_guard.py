@@ -126,7 +126,7 @@ class BrokenSource(AppSource):
 
 async def test_an_exception_in_a_handler_is_one_log_line_and_a_500_page(live_host, caplog):
     urls = live_host.share(["alice", "bob"])
-    live_host.sources[live_host.last_pages[0].app.id] = BrokenSource("probe", None)
+    live_host.sources[live_host.last_pages[0].app.id] = BrokenSource("probe")
     caplog.set_level(logging.INFO)
     reply = await exchange(live_host.port, request_for(live_host, b"/index.html?" + b"q" * 500))
     assert reply.status == 500 and reply.closed

@@ -44,11 +44,18 @@ def test_folder_app_reads_its_files_and_nothing_outside(tmp_path):
     assert source.read("escape") is None
 
 
-def test_manifest_name(tmp_path):
-    (tmp_path / "index.html").write_text("")
-    (tmp_path / "manifest.toml").write_text('name = "Poll"\nsource_code_url = "https://x"\n')
-    source = open_app(tmp_path)
-    assert (source.name, source.source_code_url) == ("Poll", "https://x")
+@pytest.mark.parametrize("manifest, name", [
+    ('name = "Poll"\nsource_code_url = "https://x"\n', "Poll"),  # other keys are ignored
+    ('name = "  "\n', "app"),
+    ("name = 7\n", "app"),
+    ('source_code_url = "https://x"\n', "app"),
+])
+def test_manifest_name_or_the_folder_name(tmp_path, manifest, name):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "index.html").write_text("")
+    (app / "manifest.toml").write_text(manifest)
+    assert open_app(app).name == name
 
 
 @pytest.mark.parametrize("setup, fragment", [

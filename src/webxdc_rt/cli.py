@@ -1,6 +1,7 @@
 """The `webxdc-rt` command: share an app into a chat and serve it to the chat's members.
 
     webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
+                    [--limit NAME=VALUE ...]   # names and defaults: webxdc-rt serve --help
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
 
 State (chats, invite links, status updates) lives in the data directory, so serving the same
@@ -17,15 +18,18 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import resource
 import signal
 import sqlite3
 import sys
+import textwrap
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from aiohttp import web
 
@@ -34,11 +38,14 @@ from .server import Host, HostSettings
 from .store import Store
 from .xdc import AppSource, InvalidContainer, open_app
 
-__all__ = ["main", "build_parser", "example_path", "DEFAULT_PORT"]
+__all__ = ["main", "build_parser", "example_path", "apply_limits", "settable_limits",
+           "limits_help", "Limit", "UsageError", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 8080
 DEMO_MEMBERS = "alice,bob,carol"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Keeps the generated list of limits in the epilog as it is laid out.
+RAW = argparse.RawDescriptionHelpFormatter
 
 
 class UsageError(Exception):
@@ -64,14 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="webxdc-rt", description="Host webxdc apps with realtime channels for a chat.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="share an app into a new chat and serve it")
+    limits = limits_help()
+    serve = commands.add_parser("serve", help="share an app into a new chat and serve it",
+                                epilog=limits, formatter_class=RAW)
     serve.add_argument("app", metavar="APP",
                        help="a .xdc file, or a folder with index.html at its root")
     serve.add_argument("--members", required=True, metavar="NAMES",
                        help="comma-separated member names, e.g. alice,bob")
     _add_network_options(serve)
 
-    demo = commands.add_parser("demo", help=f"serve the bundled sketch pad to {DEMO_MEMBERS}")
+    demo = commands.add_parser("demo", help=f"serve the bundled sketch pad to {DEMO_MEMBERS}",
+                               epilog=limits, formatter_class=RAW)
     _add_network_options(demo)
     return parser
 
@@ -93,8 +103,8 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per member (member, url, self_addr)")
     parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
-                        help="change one limit of HostSettings, RealtimeLimits or UpdateLimits "
-                             "(see the README), e.g. send_items_per_s=5000; repeatable")
+                        help="change one numeric setting, named as listed below, e.g. "
+                             "realtime.send_items_per_s=5000; repeatable")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop: uvloop when installed (auto), or asyncio's own")
 
@@ -129,34 +139,116 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One numeric setting that `--limit NAME=VALUE` can change."""
+
+    name: str
+    """The name `--limit` accepts: `group.field` for a field of a group of settings
+    (`realtime`, `updates`, `chat`), the bare field name for `HostSettings`' own."""
+    group: str | None
+    """The `HostSettings` field holding the group, or None for `HostSettings`' own."""
+    field: str
+    """The field's name in its dataclass."""
+    kind: type[int] | type[float]
+    """What the field holds: a whole number, or any finite number."""
+    default: int | float
+    """The field's default value."""
+
+
+def settable_limits() -> dict[str, Limit]:
+    """Every numeric setting of `HostSettings` and of its groups, by the name `--limit`
+    accepts, in the order the dataclasses declare them."""
+    defaults = HostSettings()
+    limits: dict[str, Limit] = {}
+    for name, kind in get_type_hints(HostSettings).items():
+        if dataclasses.is_dataclass(kind):
+            group = getattr(defaults, name)
+            for field_name, field_kind in get_type_hints(kind).items():
+                if field_kind in (int, float):
+                    limits[f"{name}.{field_name}"] = Limit(
+                        f"{name}.{field_name}", name, field_name, field_kind,
+                        getattr(group, field_name))
+        elif kind in (int, float):
+            limits[name] = Limit(name, None, name, kind, getattr(defaults, name))
+    return limits
+
+
+def limits_help() -> str:
+    """The `--help` text that lists every setting `--limit` accepts, with its default."""
+    lines = ["limits, set with --limit NAME=VALUE (repeatable), and their defaults;",
+             "the README's Limits table says what each one bounds:"]
+    by_group: dict[str | None, list[str]] = {}
+    for limit in settable_limits().values():
+        by_group.setdefault(limit.group, []).append(f"{limit.name}={_number(limit.default)}")
+    for entries in by_group.values():
+        lines.append(textwrap.fill("  ".join(entries), width=79, initial_indent="  ",
+                                   subsequent_indent="  ", break_on_hyphens=False))
+    return "\n".join(lines)
+
+
 def apply_limits(settings: HostSettings, assignments: list[str]) -> HostSettings:
-    """Settings with each `NAME=VALUE` applied to the field of that name, wherever it is."""
+    """`settings` with every `NAME=VALUE` applied (the last one wins for a name given twice),
+    checked together by the settings themselves; UsageError for an unknown name, a value
+    that is not a number of the field's kind, or one the settings refuse."""
+    limits = settable_limits()
+    own: dict[str, Any] = {}  # each value of its field's kind, by `_parse_value`
+    grouped: dict[str, dict[str, int | float]] = {}
+    given: dict[str, list[str]] = {}
     for assignment in assignments:
         name, sep, text = assignment.partition("=")
         if not sep:
             raise UsageError(f"--limit expects NAME=VALUE, got {assignment!r}")
-        settings = _with_field(settings, name.strip(), text.strip())
-    return settings
-
-
-def _with_field(settings: HostSettings, name: str, text: str) -> HostSettings:
-    for group in ("realtime", "updates", "chat", None):
-        holder: Any = settings if group is None else getattr(settings, group)
-        fields = {f.name: f for f in dataclasses.fields(holder)}
-        if name not in fields or dataclasses.is_dataclass(getattr(holder, name)):
-            continue
-        current = getattr(holder, name)
-        if isinstance(current, bool) or not isinstance(current, (int, float)):
-            raise UsageError(f"--limit {name}: not a numeric limit; see webxdc-rt serve --help")
+        limit = limits.get(name.strip())
+        if limit is None:
+            raise UsageError(_unknown_limit(name.strip(), limits))
+        value = _parse_value(limit, text.strip())
+        if limit.group is None:
+            own[limit.field] = value
+        else:
+            grouped.setdefault(limit.group, {})[limit.field] = value
+            given.setdefault(limit.group, []).append(assignment.strip())
+    groups: dict[str, Any] = {}
+    for group, changes in grouped.items():
         try:
-            value = type(current)(float(text))
-            changed: Any = dataclasses.replace(holder, **{name: value})
-            if group is None:
-                return changed
-            return dataclasses.replace(settings, **{group: changed})
+            groups[group] = dataclasses.replace(getattr(settings, group), **changes)
         except ValueError as exc:
-            raise UsageError(f"--limit {name}: {exc}") from None
-    raise UsageError(f"--limit: no setting named {name!r}")
+            # The group's message names the field alone; say which assignments it was.
+            raise UsageError(f"--limit {' '.join(given[group])}: {exc}") from None
+    try:
+        return dataclasses.replace(settings, **own, **groups)
+    except ValueError as exc:
+        raise UsageError(f"--limit: {exc}") from None
+
+
+def _parse_value(limit: Limit, text: str) -> int | float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise UsageError(f"--limit {limit.name}: expects a number, got {text!r}")
+    if limit.kind is float:
+        return number
+    try:
+        return int(text)  # exact, however large
+    except ValueError:
+        if not number.is_integer():
+            raise UsageError(f"--limit {limit.name}: expects a whole number, "
+                             f"got {text!r}") from None
+        return int(number)  # written as 1e6 or 5000.0
+
+
+def _unknown_limit(name: str, limits: dict[str, Limit]) -> str:
+    similar = [limit.name for limit in limits.values()
+               if limit.group is not None and limit.field == name]
+    hint = f" (did you mean {' or '.join(similar)}?)" if similar else ""
+    return f"--limit: no setting named {name!r}{hint}; the settings are: {', '.join(limits)}"
+
+
+def _number(value: int | float) -> str:
+    """A default as one would type it: whole numbers without a fraction or an exponent."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def _run(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:

@@ -266,9 +266,9 @@ class GuardedRequestHandler(web.RequestHandler):
 class GuardedServer(web.Server):
     """aiohttp's low-level server, creating a `GuardedRequestHandler` per connection."""
 
-    def __init__(self, handler: Any, *, request_factory: Any, guard: ConnectionGuard,
-                 decorate: Decorate, handler_cancellation: bool = False,
-                 **handler_args: Any) -> None:
+    def __init__(self, handler: Any, *, request_factory: Callable[..., web.BaseRequest],
+                 guard: ConnectionGuard, decorate: Decorate,
+                 handler_cancellation: bool = False, **handler_args: Any) -> None:
         super().__init__(handler, request_factory=self._make_request_safely,
                          handler_cancellation=handler_cancellation, **handler_args)
         self._app_request_factory = request_factory

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 from .errors import Refusal
 
@@ -38,6 +39,12 @@ class ChatLimits:
     """Messages one page may post at once before the rate applies."""
     max_stored_bytes: int = 16 * MiB
     """Bytes of text and files one page may have stored in its chat in all."""
+
+    def __post_init__(self) -> None:
+        for limit in fields(self):
+            value = getattr(self, limit.name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{limit.name} must be a positive number, got {value}")
 
 
 class MessageError(Refusal):

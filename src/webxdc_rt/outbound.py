@@ -18,6 +18,10 @@ from aiohttp import WSCloseCode, web
 
 __all__ = ["Outbound", "WriteBatcher"]
 
+# The event loop keeps only weak references to tasks: a close in progress is held here until
+# it is done, so that it cannot be garbage-collected half-way once its Outbound is dropped.
+_closing_tasks: set[asyncio.Task[None]] = set()
+
 
 class WriteBatcher:
     """Flushes every `Outbound` that gathered frames, once per turn of the event loop."""
@@ -115,7 +119,9 @@ class Outbound:
         self._pending_size = 0
         if self.on_cut is not None:
             self.on_cut()
-        asyncio.ensure_future(self._close_slow())
+        task = asyncio.create_task(self._close_slow())
+        _closing_tasks.add(task)
+        task.add_done_callback(_closing_tasks.discard)
 
     async def _close_slow(self) -> None:
         reason = f"too slow: over {self.limit} bytes waiting to be sent".encode()

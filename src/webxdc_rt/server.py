@@ -161,14 +161,18 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
-        for name in ("max_tcp_connections", "header_timeout_s", "idle_timeout_s",
+        for name in ("max_connections", "max_connections_per_page", "max_outbound_bytes",
+                     "max_protocol_errors", "control_per_s", "control_burst", "heartbeat_s",
+                     "bridge_max_pending_items", "bridge_max_pending_bytes",
+                     "max_tcp_connections", "header_timeout_s", "idle_timeout_s",
                      "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
                      "max_headers"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number")
-        if self.fd_reserve < 0:
-            raise ValueError("fd_reserve must not be negative")
+        for name in ("fd_reserve", "close_grace_s"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must not be negative")
 
 
 PAGE_KEY = web.RequestKey("page", Page)

@@ -15,7 +15,8 @@ encodes as UTF-8.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import Refusal
@@ -55,6 +56,12 @@ class UpdateLimits:
     """Backlog bytes loaded from storage at a time for one listener (at least one update)."""
     max_backlogs_per_page: int = 2
     """Backlogs streamed to one page at once; more listeners wait their turn."""
+
+    def __post_init__(self) -> None:
+        for limit in fields(self):
+            value = getattr(self, limit.name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{limit.name} must be a positive number, got {value}")
 
 
 class UpdateError(Refusal, ValueError):

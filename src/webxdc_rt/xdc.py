@@ -102,9 +102,10 @@ class AppSource:
     """What the host needs of an app: its display name, its icon and its files."""
 
     name: str
-    source_code_url: str | None
+    """The name shown for the app: `name` from its manifest, else the file or folder name."""
     icon: str | None = field(default=None, kw_only=True)
-    """File name of the app's icon (`icon.png` or `icon.jpg`), if it has one."""
+    """File name of the app's icon (`icon.png` or `icon.jpg`), if it has one; the host
+    answers `/favicon.ico` with it."""
     key: str = field(default="", kw_only=True)
     """Where the app came from (resolved path), to recognise it after a restart."""
 
@@ -167,10 +168,9 @@ def _open_folder(location: Path, limits: ContainerLimits) -> FolderApp:
     if manifest.is_file():
         with manifest.open("rb") as stream:
             data = stream.read(limits.max_manifest_bytes + 1)
-    name, source_code_url = _parse_manifest(data, default_name=root.name, limits=limits)
+    name = _manifest_name(data, default_name=root.name, limits=limits)
     icon = next((n for n in ICON_NAMES if (root / n).is_file()), None)
-    return FolderApp(name=name, source_code_url=source_code_url, icon=icon, key=str(root),
-                     root=root)
+    return FolderApp(name=name, icon=icon, key=str(root), root=root)
 
 
 # Everything `zipfile` and its decompressors raise on a damaged or hostile archive. Our own
@@ -191,11 +191,10 @@ def _open_zip(location: Path, limits: ContainerLimits) -> ZipApp:
             raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
     if "index.html" not in files:
         raise InvalidContainer(f"{location}: no index.html at the root of the container")
-    name, source_code_url = _parse_manifest(files.get(MANIFEST_NAME),
-                                            default_name=location.stem, limits=limits)
+    name = _manifest_name(files.get(MANIFEST_NAME), default_name=location.stem,
+                          limits=limits)
     icon = next((n for n in ICON_NAMES if n in files), None)
-    return ZipApp(name=name, source_code_url=source_code_url, icon=icon,
-                  key=str(location.resolve()), files=files)
+    return ZipApp(name=name, icon=icon, key=str(location.resolve()), files=files)
 
 
 # The ZIP end records (APPNOTE.TXT 4.3.14-4.3.16), read before `zipfile` reads the central
@@ -331,10 +330,11 @@ def _manifest_too_large(limits: ContainerLimits) -> str:
     return f"{MANIFEST_NAME} is larger than the {limits.max_manifest_bytes} bytes allowed"
 
 
-def _parse_manifest(data: bytes | None, default_name: str,
-                    limits: ContainerLimits) -> tuple[str, str | None]:
+def _manifest_name(data: bytes | None, default_name: str, limits: ContainerLimits) -> str:
+    """The app's name from its `manifest.toml` (`data`), checked for size and nesting first;
+    `default_name` when there is no manifest or it names nothing."""
     if data is None:
-        return default_name, None
+        return default_name
     if len(data) > limits.max_manifest_bytes:
         raise InvalidContainer(_manifest_too_large(limits))
     try:
@@ -345,6 +345,4 @@ def _parse_manifest(data: bytes | None, default_name: str,
         # tomllib recurses once per level of nested arrays and inline tables.
         raise InvalidContainer(f"{MANIFEST_NAME} is nested too deeply") from None
     name = manifest.get("name")
-    url = manifest.get("source_code_url")
-    return (name if isinstance(name, str) and name.strip() else default_name,
-            url if isinstance(url, str) else None)
+    return name if isinstance(name, str) and name.strip() else default_name
