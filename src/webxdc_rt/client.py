@@ -58,11 +58,6 @@ class RealtimeChannel:
         self._settled = asyncio.Event()
         """Set when the host acknowledged this join, or when the channel was left."""
 
-    @property
-    def left(self) -> bool:
-        """Whether `leave` was called (or the peer was closed)."""
-        return self._left
-
     def set_listener(self, callback: Listener | None) -> None:
         """Call `callback(data: bytes)` for every item another member sends; replaces the
         previous listener. Items that arrive while no listener is set are dropped (R6)."""

@@ -100,7 +100,9 @@ _CONTENT_TYPES = {
 
 @dataclass(frozen=True)
 class HostSettings:
-    """Every limit and option of the host, with its documented default."""
+    """The host's options and the limits it applies to members, with their documented
+    defaults (what a `.xdc` may hold is `xdc.ContainerLimits`; the nesting of JSON is the
+    protocol's `wire.MAX_JSON_DEPTH`)."""
 
     realtime: RealtimeLimits = field(default_factory=RealtimeLimits)
     updates: UpdateLimits = field(default_factory=UpdateLimits)
