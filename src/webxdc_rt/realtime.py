@@ -38,6 +38,7 @@ MAX_PAYLOAD_BYTES = 128_000
 """The largest realtime item the webxdc spec allows, in bytes."""
 
 MiB = 1024 * 1024
+_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,10 @@ class RealtimeHub:
                 f"realtime item of {size} bytes refused: the limit is "
                 f"{self.limits.max_payload_bytes} bytes"
             )
-        return Published(self.node_id, conn.id, payload), conn.budget.charge(size, now)
+        # tuple.__new__ builds the named tuple without its Python-level __new__: this runs
+        # once per realtime item.
+        item = _new_tuple(Published, (self.node_id, conn.id, payload))
+        return item, conn.budget.charge(size, now)
 
     def receivers(self, topic: str, item: Published) -> tuple[Connection, ...]:
         """Who receives `item`, published to `topic`: every connection of this process

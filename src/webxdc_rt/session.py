@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import wire
 from .broker import Published
@@ -113,6 +113,10 @@ _REFUSAL_TEXT = {
 }
 
 
+_JOINED = State.JOINED  # a module global is found faster than an enum member
+_new_tuple = tuple.__new__
+
+
 # -- effects ---------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +126,10 @@ class Send:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """Publish a realtime item to the channel `topic` (through the broker)."""
+class Publish(NamedTuple):
+    """Publish a realtime item to the channel `topic` (through the broker). A named tuple,
+    not a dataclass like the other effects: one is made per realtime item, and a tuple is
+    the cheapest immutable record Python builds."""
 
     topic: str
     item: Published
@@ -225,12 +230,14 @@ class Session:
 
     def receive_item(self, payload: bytes, now: float) -> tuple[Effect, ...]:
         """A binary frame: one realtime item for the channel."""
-        if self.state is State.JOINED:  # the hot path, as TRANSITIONS allows it
+        if self.state is _JOINED:  # the hot path, as TRANSITIONS allows it
             try:
                 item, wait = self.hub.send(self.conn, payload, now)
             except Refusal as exc:
                 return self._refused(exc)
-            publish = Publish(self.conn.topic, item)
+            # tuple.__new__ builds the named tuple without its Python-level __new__: this
+            # runs once per realtime item.
+            publish = _new_tuple(Publish, (self.conn.topic, item))
             if wait > 0 or self._paced:
                 return (publish, *self._pace("items", wait, self._items_text()))
             return (publish,)
