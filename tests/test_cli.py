@@ -369,3 +369,36 @@ def test_unusable_data_directory_is_a_clear_error(tmp_path, spoil, fragment):
     spoil(tmp_path / "d")
     assert_one_line_error(run("serve", EXAMPLE, "--members", "alice", "--port", "0",
                               "--data-dir", str(tmp_path / "d")), fragment)
+
+
+def test_arguments_that_are_not_utf8_are_clear_errors(tmp_path):
+    # On POSIX, arguments are bytes; those that are not UTF-8 reach Python as surrogates.
+    for extra in ([b"--chat", b"ch\xffat"], [b"--domain", b"ex\xffample.org"],
+                  [b"--members", b"al\xffice,bob"]):
+        args = [b"serve", EXAMPLE.encode(), b"--members", b"alice,bob", b"--port", b"0",
+                b"--data-dir", str(tmp_path / "data").encode(), *extra]
+        done = subprocess.run([*COMMAND, *args], capture_output=True, timeout=30)
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, (extra, done.stderr[-300:])
+        assert lines[0].startswith("webxdc-rt: error:")
+
+
+async def test_an_app_folder_whose_name_is_not_utf8_is_served(tmp_path):
+    folder = os.path.join(os.fsencode(tmp_path), b"app-\xff")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"index.html"), "wb") as page:
+        page.write(b"<!doctype html><title>bytes</title>")
+    proc = await asyncio.create_subprocess_exec(
+        *COMMAND, "serve", folder, "--members", "alice,bob", "--port", "0", "--json",
+        "--data-dir", str(tmp_path / "data"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        line = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
+        assert line["app"] == "app-\ufffd"
+        alice = await joined(line["url"])
+        await alice.peer.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(proc.wait(), 20)
+    assert status == 0
+    assert b"Traceback" not in await proc.stderr.read()

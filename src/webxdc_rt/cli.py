@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import resource
 import signal
 import sqlite3
@@ -36,6 +37,7 @@ from aiohttp import web
 from .chats import Page, Registry, parse_members
 from .server import Host, HostSettings
 from .store import Store
+from .wire import is_text
 from .xdc import AppSource, InvalidContainer, open_app
 
 __all__ = ["main", "build_parser", "example_path", "apply_limits", "settable_limits",
@@ -109,6 +111,18 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
                         help="event loop: uvloop when installed (auto), or asyncio's own")
 
 
+_DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN_PATTERN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
+"""What `--domain` accepts: DNS labels of letters, digits and hyphens, separated by dots."""
+
+
+def _check_chat_name(name: str) -> None:
+    # Arguments that are not UTF-8 arrive with lone surrogates, which nothing can store or
+    # print: refused here, with the other mistakes a person can fix.
+    if not is_text(name) or not name.strip() or not name.isprintable():
+        raise UsageError(f"--chat must be a printable name in UTF-8, got {name!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = build_parser().parse_args(argv)
@@ -129,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(str(exc)) from None
         if args.public_port is not None and not 1 <= args.public_port <= 65535:
             raise UsageError(f"--public-port must be from 1 to 65535, got {args.public_port}")
-        settings = apply_limits(HostSettings(domain=args.domain.strip(".").lower(),
+        _check_chat_name(args.chat)
+        domain = args.domain.strip(".").lower()
+        if not DOMAIN_PATTERN.fullmatch(domain):
+            raise UsageError(f"--domain must be a DNS name such as apps.example.org, got "
+                             f"{args.domain!r}")
+        settings = apply_limits(HostSettings(domain=domain,
                                              scheme=args.scheme, public_port=args.public_port),
                                 args.limit)
         _run(_serve(source, member_names, args, settings), args.loop)

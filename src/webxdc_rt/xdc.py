@@ -168,9 +168,9 @@ def _open_folder(location: Path, limits: ContainerLimits) -> FolderApp:
     if manifest.is_file():
         with manifest.open("rb") as stream:
             data = stream.read(limits.max_manifest_bytes + 1)
-    name = _manifest_name(data, default_name=root.name, limits=limits)
+    name = _manifest_name(data, default_name=_as_text(root.name), limits=limits)
     icon = next((n for n in ICON_NAMES if (root / n).is_file()), None)
-    return FolderApp(name=name, icon=icon, key=str(root), root=root)
+    return FolderApp(name=name, icon=icon, key=_as_text(str(root), exact=True), root=root)
 
 
 # Everything `zipfile` and its decompressors raise on a damaged or hostile archive. Our own
@@ -191,10 +191,11 @@ def _open_zip(location: Path, limits: ContainerLimits) -> ZipApp:
             raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
     if "index.html" not in files:
         raise InvalidContainer(f"{location}: no index.html at the root of the container")
-    name = _manifest_name(files.get(MANIFEST_NAME), default_name=location.stem,
+    name = _manifest_name(files.get(MANIFEST_NAME), default_name=_as_text(location.stem),
                           limits=limits)
     icon = next((n for n in ICON_NAMES if n in files), None)
-    return ZipApp(name=name, icon=icon, key=str(location.resolve()), files=files)
+    return ZipApp(name=name, icon=icon, key=_as_text(str(location.resolve()), exact=True),
+                  files=files)
 
 
 # The ZIP end records (APPNOTE.TXT 4.3.14-4.3.16), read before `zipfile` reads the central
@@ -346,3 +347,12 @@ def _manifest_name(data: bytes | None, default_name: str, limits: ContainerLimit
         raise InvalidContainer(f"{MANIFEST_NAME} is nested too deeply") from None
     name = manifest.get("name")
     return name if isinstance(name, str) and name.strip() else default_name
+
+
+def _as_text(name: str, exact: bool = False) -> str:
+    """A file system name as text that can be stored and shown: on POSIX a name is bytes,
+    and those that are not UTF-8 arrive as lone surrogates. For a name shown to people they
+    become U+FFFD; for a key (`exact`) they become backslash escapes, so that two different
+    names never make the same key."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace" if exact else "replace")
