@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from webxdc_rt import wire
 from webxdc_rt.broker import Published
 from webxdc_rt.budget import PageBudget
 from webxdc_rt.errors import SessionStateError
@@ -236,3 +237,11 @@ def test_a_closed_session_refuses_further_events_as_a_host_bug():
     session = in_state(State.CLOSED)
     with pytest.raises(SessionStateError, match="'control' is not allowed in state 'closed'"):
         session.receive_text(JOIN, 0.0)
+
+
+def test_the_first_frame_says_who_the_page_is():
+    session = new_session()
+    limits = wire.HelloLimits(max_payload_bytes=128_000, send_items_per_s=2000.0,
+                              send_items_burst=2000, send_bytes_per_s=1.0, send_bytes_burst=2)
+    (hello,) = session.greet("addr", "alice", limits)
+    assert wire.decode_host_message(hello.text) == wire.Hello("addr", "alice", limits)

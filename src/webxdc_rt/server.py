@@ -391,9 +391,9 @@ class Host:
         self._handlers[sink] = asyncio.current_task()  # type: ignore[assignment]
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
-            await sink.send_text(wire.encode_hello(page.self_addr, page.member.name,
-                                                   self._hello_limits))
-            await self._read_loop(ws, sink, session, feed_socket)
+            greeting = session.greet(page.self_addr, page.member.name, self._hello_limits)
+            if await self._carry_out(greeting, sink, session, feed_socket):
+                await self._read_loop(ws, sink, session, feed_socket)
         except ConnectionError:
             pass  # the link broke while we wrote to it: same as a close
         except Exception as exc:  # a bug, not the client's fault: contain it to this socket

@@ -228,6 +228,11 @@ class Session:
 
     # -- what arrives --------------------------------------------------------------------
 
+    def greet(self, self_addr: str, self_name: str,
+              limits: wire.HelloLimits) -> tuple[Effect, ...]:
+        """The connection opened: its first frame says who the page is and the limits."""
+        return (Send(wire.encode_hello(self_addr, self_name, limits)),)
+
     def receive_item(self, payload: bytes, now: float) -> tuple[Effect, ...]:
         """A binary frame: one realtime item for the channel."""
         if self.state is _JOINED:  # the hot path, as TRANSITIONS allows it
