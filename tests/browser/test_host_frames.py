@@ -114,7 +114,7 @@ async def test_a_frame_the_bridge_cannot_read_is_skipped_with_a_warning(
     assert await alice.evaluate("[updates, items]") == [["still heard"], ["item after"]]
     warnings = console.of("warning")
     assert len(warnings) == len(bad_frames)
-    for warning, problem in zip(warnings, bad_frames.values()):
+    for warning, problem in zip(warnings, bad_frames.values(), strict=True):
         assert warning.startswith("webxdc-rt: a frame from the host was skipped: ")
         assert problem in warning
     assert console.page_errors == []
