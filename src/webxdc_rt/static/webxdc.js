@@ -5,9 +5,75 @@
   const CONFIG = /*WEBXDC_RT_CONFIG*/null;
   const RETRY_MIN_MS = 250;
   const RETRY_MAX_MS = 10000;
+  // A flood of `rate-limited` errors from the host shows in the console at most this often.
+  const RATE_LIMITED_REPORT_MS = 5000;
 
   const isUint8Array = (x) =>
     ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === "[object Uint8Array]";
+
+  const isObject = (x) => x !== null && typeof x === "object" && !Array.isArray(x);
+  const isCount = (x) => Number.isSafeInteger(x) && x >= 0;
+
+  // What is wrong with a control message from the host, or null if the bridge can act on
+  // it: every field it reads has the type it expects. Types it does not know pass (a newer
+  // host may send them); they are ignored.
+  const hostMessageProblem = (message) => {
+    if (!isObject(message)) return "not a JSON object";
+    if (typeof message.type !== "string") return "no string field 'type'";
+    switch (message.type) {
+      case "joined":
+        return isCount(message.epoch) ? null : "joined: 'epoch' is not a non-negative integer";
+      case "update":
+        if (!isCount(message.listen)) return "update: 'listen' is not a non-negative integer";
+        if (!isObject(message.update)) return "update: 'update' is not an object";
+        return isCount(message.update.serial) ? null
+          : "update: 'update.serial' is not a non-negative integer";
+      case "update-backlog-done":
+        return isCount(message.listen) ? null
+          : "update-backlog-done: 'listen' is not a non-negative integer";
+      case "reply":
+        if (!isCount(message.id)) return "reply: 'id' is not a non-negative integer";
+        return typeof message.ok === "boolean" ? null : "reply: 'ok' is not a boolean";
+      case "error":
+        if (typeof message.code !== "string") return "error: 'code' is not a string";
+        return typeof message.message === "string" ? null : "error: 'message' is not a string";
+      default:
+        return null;
+    }
+  };
+
+  // A text frame from the host as a message the bridge can act on, or null (with one
+  // warning) if it is not JSON or lacks what the bridge reads: a bad frame costs itself only.
+  const parseHostFrame = (text) => {
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch (err) {
+      console.warn(`webxdc-rt: a frame from the host was skipped: not JSON (${err.message})`);
+      return null;
+    }
+    const problem = hostMessageProblem(message);
+    if (problem !== null) {
+      console.warn(`webxdc-rt: a frame from the host was skipped: ${problem}`);
+      return null;
+    }
+    return message;
+  };
+
+  // The host refused a request (nothing else was lost) or is slowing this page down: tell
+  // the app's author why, e.g. why an update was not stored.
+  let rateLimitedReportedAt = -Infinity;
+  const reportHostError = (code, message) => {
+    const text = `webxdc-rt: ${code}: ${message}`;
+    if (code !== "rate-limited") {
+      console.error(text);
+      return;
+    }
+    const now = performance.now();
+    if (now - rateLimitedReportedAt < RATE_LIMITED_REPORT_MS) return;
+    rateLimitedReportedAt = now;
+    console.warn(text);
+  };
 
   const reportListenerError = (err) => {
     // Surface the app's error like an uncaught one, without breaking the bridge.
@@ -46,8 +112,12 @@
         for (const item of queued) ws.send(item);
       };
       ws.onmessage = (event) => {
-        if (typeof event.data === "string") this.onControl(JSON.parse(event.data));
-        else this.onData(new Uint8Array(event.data));
+        if (typeof event.data !== "string") {
+          this.onData(new Uint8Array(event.data));
+          return;
+        }
+        const message = parseHostFrame(event.data);
+        if (message !== null) this.onControl(message);
       };
       ws.onclose = () => {
         if (this.ws === ws) {
@@ -109,7 +179,7 @@
         case "update": onUpdate(message); break;
         case "update-backlog-done": onBacklogDone(message.listen); break;
         case "reply": onReply(message); break;
-        case "error": console.error(`webxdc-rt host: ${message.message}`); break;
+        case "error": reportHostError(message.code, message.message); break;
       }
     },
     (bytes) => {
@@ -206,7 +276,7 @@
     if (waiter === undefined) return;
     pendingReplies.delete(message.id);
     if (message.ok) waiter.resolve();
-    else waiter.reject(new Error(message.message));
+    else waiter.reject(new Error(String(message.message ?? message.code ?? "refused")));
   }
 
   const request = (message) => new Promise((resolve, reject) => {
