@@ -245,3 +245,11 @@ def test_the_first_frame_says_who_the_page_is():
                               send_items_burst=2000, send_bytes_per_s=1.0, send_bytes_burst=2)
     (hello,) = session.greet("addr", "alice", limits)
     assert wire.decode_host_message(hello.text) == wire.Hello("addr", "alice", limits)
+
+
+def test_a_connection_closed_for_its_refusals_leaves_its_channel_before_anything_waits():
+    session = new_session(max_errors=1)
+    session.receive_text(JOIN, 0.0)
+    effects = session.receive_text(JOIN, 0.0)  # refused: already joined, and the cap is 1
+    assert [type(e) for e in effects] == [Unsubscribe, Send, Close]
+    assert session.hub.joined_count(TOPIC) == 0

@@ -490,10 +490,14 @@ class Host:
         for effect in effects:
             if isinstance(effect, Publish):
                 self.broker.publish(effect.topic, effect.item)
+            # A (un)subscription is checked against the hub when it is carried out: effects
+            # after an await may run late, after another connection joined or left.
             elif isinstance(effect, Subscribe):
-                self.broker.subscribe(effect.topic, self._on_published)
+                if self.hub.joined_count(effect.topic):
+                    self.broker.subscribe(effect.topic, self._on_published)
             elif isinstance(effect, Unsubscribe):
-                self.broker.unsubscribe(effect.topic, self._on_published)
+                if not self.hub.joined_count(effect.topic):
+                    self.broker.unsubscribe(effect.topic, self._on_published)
             else:
                 raise TypeError(f"{type(effect).__name__} cannot be carried out here")
 
@@ -514,9 +518,23 @@ class Host:
         """Close every socket of one member's page (it may reconnect while its invite is
         valid); return how many were closed."""
         sinks = [sink for sink, page in self._sockets.items() if page.label == label]
-        for sink in sinks:
-            await self._close_session(sink, WSCloseCode.SERVICE_RESTART, reason)
+        await self._close_all(sinks, WSCloseCode.SERVICE_RESTART, reason)
         return len(sinks)
+
+    async def _close_all(self, sinks: list[Outbound], code: int, reason: str) -> None:
+        """Close connections all at once, each within the grace: a client that does not
+        read must not hold up the rest."""
+        grace = self.settings.close_grace_s
+
+        async def close(sink: Outbound) -> None:
+            try:
+                await asyncio.wait_for(self._close_session(sink, code, reason), grace)
+            except (TimeoutError, ConnectionError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(*(close(sink) for sink in sinks))
 
     async def _close_session(self, sink: Outbound, code: int, reason: str) -> None:
         """The host closes a connection: out of its channel at once, then the close frame."""
@@ -526,20 +544,8 @@ class Host:
         await sink.close(code, reason)
 
     async def _close_sockets(self, app: web.Application) -> None:
-        # All at once, each bounded: a client that does not read must not hold up the rest.
-        grace = self.settings.close_grace_s
-
-        async def close(sink: Outbound) -> None:
-            try:
-                await asyncio.wait_for(
-                    self._close_session(sink, WSCloseCode.GOING_AWAY, "host shutting down"),
-                    grace)
-            except (TimeoutError, ConnectionError):
-                pass
-            finally:
-                sink.transport.abort()
-
-        await asyncio.gather(*(close(sink) for sink in list(self._sockets)))
+        await self._close_all(list(self._sockets), WSCloseCode.GOING_AWAY,
+                              "host shutting down")
         # A handler may be pausing a paced page; its socket is gone, so is its work.
         for task in list(self._handlers.values()):
             task.cancel()

@@ -352,7 +352,10 @@ class Session:
         error = Send(wire.encode_error(exc.code, str(exc)))
         if self._errors < self.rules.max_protocol_errors:
             return (error,)
-        return (error, *self.close(POLICY_VIOLATION, "too many refused requests"))
+        # Out of the channel first, before anything that may wait: then the error, then
+        # the close frame.
+        *leave, close = self.close(POLICY_VIOLATION, "too many refused requests")
+        return (*leave, error, close)
 
     def _pace(self, budget: str, wait: float, text: str) -> tuple[Effect, ...]:
         """Pause reading while the page is over `budget`; the first pause of an episode is
