@@ -79,6 +79,12 @@ class SendBudget:
         self._bytes = float(bytes_burst)
         self._stamp = now
 
+    @classmethod
+    def for_limits(cls, limits: RealtimeLimits, now: float) -> SendBudget:
+        """A full send budget with the rates and bursts of `limits`."""
+        return cls(limits.send_items_per_s, limits.send_items_burst, limits.send_bytes_per_s,
+                   limits.send_bytes_burst, now)
+
     def charge(self, size: int, now: float) -> float:
         """Spend one item of `size` bytes; return the seconds to wait before the next item
         would be within the budget (0.0 when it already is)."""
@@ -118,8 +124,7 @@ class PageBudget:
               control_per_s: float, control_burst: int, now: float) -> PageBudget:
         """A full allowance for a page, from the host's limits."""
         return cls(
-            realtime=SendBudget(realtime.send_items_per_s, realtime.send_items_burst,
-                                realtime.send_bytes_per_s, realtime.send_bytes_burst, now),
+            realtime=SendBudget.for_limits(realtime, now),
             control=TokenBucket(control_per_s, control_burst, now),
             updates=TokenBucket(1000.0 / updates.interval_ms, updates.burst, now),
             listens=TokenBucket(updates.listens_per_s, updates.listens_burst, now),

@@ -30,6 +30,9 @@ __all__ = [
     "AlreadyJoined",
     "NotJoined",
     "PayloadTooLarge",
+    "ALREADY_JOINED",
+    "NOT_JOINED",
+    "NOT_JOINED_TO_SEND",
     "Connection",
     "RealtimeHub",
 ]
@@ -71,6 +74,12 @@ class RealtimeLimits:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.send_bytes_burst < self.max_payload_bytes:
             raise ValueError("send_bytes_burst must be at least max_payload_bytes")
+
+
+ALREADY_JOINED = "already joined the realtime channel; leave it first"
+NOT_JOINED = "not joined to the realtime channel"
+NOT_JOINED_TO_SEND = "send refused: not joined to the realtime channel"
+"""What the client is told of each mistake (the hub's and the session's refusals alike)."""
 
 
 class RealtimeError(Refusal):
@@ -133,16 +142,12 @@ class RealtimeHub:
 
     # -- connections -------------------------------------------------------------------
 
-    def _new_budget(self, now: float) -> SendBudget:
-        limits = self.limits
-        return SendBudget(limits.send_items_per_s, limits.send_items_burst,
-                          limits.send_bytes_per_s, limits.send_bytes_burst, now)
-
     def open(self, topic: str, sink: Any, now: float,
              budget: SendBudget | None = None) -> Connection:
         """Register a new link bound to the channel `topic`; it starts not joined. It sends
         on `budget` (its page's), or on a budget of its own when none is given."""
-        conn = Connection(next(self._ids), topic, sink, budget or self._new_budget(now))
+        budget = budget or SendBudget.for_limits(self.limits, now)
+        conn = Connection(next(self._ids), topic, sink, budget)
         self._connections[conn.id] = conn
         return conn
 
@@ -157,7 +162,7 @@ class RealtimeHub:
         """Join the connection's channel; from now on it receives what others send (R12).
         True when it is the channel's first member in this process (start listening)."""
         if conn.joined:
-            raise AlreadyJoined("already joined the realtime channel; leave it first")
+            raise AlreadyJoined(ALREADY_JOINED)
         if conn.id not in self._connections:
             raise RealtimeError("connection is closed")
         members = self._joined.setdefault(conn.topic, {})
@@ -170,7 +175,7 @@ class RealtimeHub:
         """Leave the channel; nothing more is delivered to this connection (R15). True
         when the channel has no member left in this process."""
         if not conn.joined:
-            raise NotJoined("not joined to the realtime channel")
+            raise NotJoined(NOT_JOINED)
         return self._remove_from_channel(conn)
 
     def send(self, conn: Connection, payload: bytes, now: float) -> tuple[Published, float]:
@@ -179,7 +184,7 @@ class RealtimeHub:
         connection's next item (0.0 when within budget). Raises `NotJoined` or
         `PayloadTooLarge` when the item breaks a rule (R7, R8, R15)."""
         if not conn.joined:
-            raise NotJoined("send refused: not joined to the realtime channel")
+            raise NotJoined(NOT_JOINED_TO_SEND)
         size = len(payload)
         if size > self.limits.max_payload_bytes:
             raise PayloadTooLarge(

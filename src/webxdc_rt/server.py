@@ -180,6 +180,16 @@ class HostSettings:
 PAGE_KEY = web.RequestKey("page", Page)
 
 
+@dataclass(frozen=True, slots=True)
+class _Socket:
+    """What the host keeps of one open WebSocket, until its handler ends."""
+
+    page: Page
+    session: Session
+    handler: asyncio.Task[Any]
+    """The task reading it, cancelled at shutdown if it is pausing a paced page."""
+
+
 class Host:
     """The webxdc-rt host: pages, invites, app files, the bridge and realtime sockets."""
 
@@ -199,11 +209,9 @@ class Host:
         self.store = store or Store()
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
-        self._sockets: dict[Outbound, Page] = {}
-        self._sessions: dict[Outbound, Session] = {}
+        self._sockets: dict[Outbound, _Socket] = {}
         self._session_rules = SessionRules(self.settings.updates, self.settings.chat,
                                            self.settings.max_protocol_errors)
-        self._handlers: dict[Outbound, asyncio.Task[Any]] = {}
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
         self._budgets: dict[str, PageBudget] = {}
@@ -386,9 +394,9 @@ class Host:
             self.feed.forget(feed_socket)
 
         sink.on_cut = cut
-        self._sessions[sink] = session
-        self._sockets[sink] = page
-        self._handlers[sink] = asyncio.current_task()  # type: ignore[assignment]
+        handler = asyncio.current_task()
+        assert handler is not None  # a request is always handled in a task
+        self._sockets[sink] = _Socket(page, session, handler)
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
             greeting = session.greet(page.self_addr, page.member.name, self._hello_limits)
@@ -404,9 +412,7 @@ class Host:
         finally:
             self._apply_now(session.link_lost())
             self.feed.forget(feed_socket)
-            self._sessions.pop(sink, None)
-            self._sockets.pop(sink, None)
-            self._handlers.pop(sink, None)
+            del self._sockets[sink]
             self._per_page[page.label] -= 1
             if not self._per_page[page.label]:
                 del self._per_page[page.label]
@@ -517,7 +523,7 @@ class Host:
     async def disconnect(self, label: str, reason: str = "disconnected by the host") -> int:
         """Close every socket of one member's page (it may reconnect while its invite is
         valid); return how many were closed."""
-        sinks = [sink for sink, page in self._sockets.items() if page.label == label]
+        sinks = [sink for sink, socket in self._sockets.items() if socket.page.label == label]
         await self._close_all(sinks, WSCloseCode.SERVICE_RESTART, reason)
         return len(sinks)
 
@@ -538,8 +544,8 @@ class Host:
 
     async def _close_session(self, sink: Outbound, code: int, reason: str) -> None:
         """The host closes a connection: out of its channel at once, then the close frame."""
-        session = self._sessions.get(sink)
-        effects = session.close(code, reason) if session is not None else ()
+        socket = self._sockets.get(sink)
+        effects = socket.session.close(code, reason) if socket is not None else ()
         self._apply_now(tuple(e for e in effects if not isinstance(e, Close)))
         await sink.close(code, reason)
 
@@ -547,8 +553,8 @@ class Host:
         await self._close_all(list(self._sockets), WSCloseCode.GOING_AWAY,
                               "host shutting down")
         # A handler may be pausing a paced page; its socket is gone, so is its work.
-        for task in list(self._handlers.values()):
-            task.cancel()
+        for socket in list(self._sockets.values()):
+            socket.handler.cancel()
 
 
 def _authorized(request: web.Request, page: Page) -> bool:

@@ -27,7 +27,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from . import wire
+from . import realtime, wire
 from .broker import Published
 from .budget import PageBudget
 from .errors import Refusal, SessionStateError
@@ -106,10 +106,10 @@ IGNORED: frozenset[tuple[State, Event]] = frozenset(
     if event is not Event.LINK_LOST)
 """Events that come after the host let the connection go: dropped without an answer."""
 
-_REFUSAL_TEXT = {
-    (State.OPEN, Event.LEAVE): "not joined to the realtime channel",
-    (State.OPEN, Event.ITEM): "send refused: not joined to the realtime channel",
-    (State.JOINED, Event.JOIN): "already joined the realtime channel; leave it first",
+_REFUSAL_TEXT = {  # what the hub says of the same mistakes
+    (State.OPEN, Event.LEAVE): realtime.NOT_JOINED,
+    (State.OPEN, Event.ITEM): realtime.NOT_JOINED_TO_SEND,
+    (State.JOINED, Event.JOIN): realtime.ALREADY_JOINED,
 }
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -43,6 +44,9 @@ _SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 PAYLOAD_DEPTH: Final = wire.MAX_JSON_DEPTH - 2
 """Nesting a stored payload may have: an update frame's own two objects hold the rest."""
+
+_CHAT_MESSAGE_BYTES = "coalesce(length(CAST(text AS BLOB)), 0) + coalesce(length(file_data), 0)"
+"""SQL: the bytes of a chat message's text (UTF-8) and file, as quotas and pages count them."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -238,13 +242,7 @@ class Store:
             " + coalesce(length(CAST(notify AS BLOB)), 0)"
             " FROM updates WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?",
             (app_id, serial, max_rows))
-        count = total = 0
-        for (size,) in rows:
-            total += size
-            if count and total > max_bytes:
-                break
-            count += 1
-        return count
+        return _leading_within((size for (size,) in rows), max_bytes)
 
     def max_serial(self, app_id: str) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""
@@ -272,18 +270,12 @@ class Store:
         given), oldest first, at most `limit` of them holding at most `max_bytes` of text
         and files (always at least one); and whether older ones remain."""
         rows = self._db.execute(
-            "SELECT id, coalesce(length(CAST(text AS BLOB)), 0)"
-            " + coalesce(length(file_data), 0) FROM chat_messages"
+            f"SELECT id, {_CHAT_MESSAGE_BYTES} FROM chat_messages"
             " WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (chat_id, 2**63 - 1 if before is None else before, limit + 1)).fetchall()
-        chosen: list[int] = []
-        total = 0
-        for message_id, size in rows[:limit]:
-            total += size
-            if chosen and max_bytes is not None and total > max_bytes:
-                break
-            chosen.append(message_id)
-        more = len(rows) > len(chosen)
+        count = _leading_within((size for _, size in rows[:limit]), max_bytes)
+        chosen = [message_id for message_id, _ in rows[:count]]
+        more = len(rows) > count
         if not chosen:
             return [], more
         rows = self._db.execute(
@@ -300,8 +292,8 @@ class Store:
     def chat_bytes(self, app_id: str, member: str) -> int:
         """Bytes of text and files one member's page of one app copy posted to its chat."""
         row = self._db.execute(
-            "SELECT sum(coalesce(length(CAST(text AS BLOB)), 0) + coalesce(length(file_data),"
-            " 0)) FROM chat_messages WHERE app_id = ? AND member = ?",
+            f"SELECT sum({_CHAT_MESSAGE_BYTES}) FROM chat_messages"
+            " WHERE app_id = ? AND member = ?",
             (app_id, member)).fetchone()
         return int(row[0] or 0)
 
@@ -419,3 +411,15 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _leading_within(sizes: Iterable[int], max_bytes: int | None) -> int:
+    """How many of the first `sizes` fit in `max_bytes` together (no bound when None);
+    always at least one when there is one, so that a large row is never stuck."""
+    count = total = 0
+    for size in sizes:
+        total += size
+        if count and max_bytes is not None and total > max_bytes:
+            break
+        count += 1
+    return count
