@@ -12,6 +12,7 @@ from aiohttp import web
 from peers import Relay, eventually, joined
 from webxdc_rt import wire
 from webxdc_rt.client import connect
+from webxdc_rt.delivery import DeliveryLimits
 from webxdc_rt.realtime import RealtimeLimits
 from webxdc_rt.server import hello_limits
 
@@ -22,7 +23,7 @@ async def test_peer_knows_its_member(live_host):
     assert peer.self_name == "bob"
     assert peer.self_addr == live_host.last_pages[1].self_addr
     assert peer.limits.max_payload_bytes == 128_000
-    assert peer.limits == hello_limits(RealtimeLimits())
+    assert peer.limits == hello_limits(RealtimeLimits(), DeliveryLimits())
     await peer.close()
     assert peer.closed
 
@@ -188,7 +189,7 @@ async def fake_host(frames: list[str]):
     async def socket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(wire.encode_hello("addr", "Alice", hello_limits(RealtimeLimits())))
+        await ws.send_str(wire.encode_hello("addr", "Alice", hello_limits(RealtimeLimits(), DeliveryLimits())))
         async for msg in ws:
             received.append(msg.data)
             kind = json.loads(msg.data)["type"]
@@ -288,7 +289,7 @@ async def test_joined_fails_if_the_link_ends_before_the_host_answers():
     async def socket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(wire.encode_hello("addr", "Alice", hello_limits(RealtimeLimits())))
+        await ws.send_str(wire.encode_hello("addr", "Alice", hello_limits(RealtimeLimits(), DeliveryLimits())))
         await ws.receive()  # the join, never answered
         await ws.close()
         return ws

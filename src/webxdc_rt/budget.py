@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .delivery import DeliveryLimits
+
 if TYPE_CHECKING:  # only for annotations: budgets know limits, not the modules using them
     from .messages import ChatLimits
     from .realtime import RealtimeLimits
@@ -107,7 +109,9 @@ class PageBudget:
     realtime: SendBudget
     """Realtime items and bytes sent (paced)."""
     control: TokenBucket
-    """Control messages (text frames) of any kind (paced)."""
+    """Control messages (text frames) of any kind but `received` (paced)."""
+    receipts: TokenBucket
+    """`received` reports of what a connection has read (paced)."""
     updates: TokenBucket
     """Status updates sent (refused when over)."""
     listens: TokenBucket
@@ -121,11 +125,14 @@ class PageBudget:
 
     @classmethod
     def fresh(cls, realtime: RealtimeLimits, updates: UpdateLimits, chat: ChatLimits,
-              control_per_s: float, control_burst: int, now: float) -> PageBudget:
+              control_per_s: float, control_burst: int, now: float,
+              delivery: DeliveryLimits | None = None) -> PageBudget:
         """A full allowance for a page, from the host's limits."""
+        delivery = delivery or DeliveryLimits()
         return cls(
             realtime=SendBudget.for_limits(realtime, now),
             control=TokenBucket(control_per_s, control_burst, now),
+            receipts=TokenBucket(delivery.receipts_per_s, delivery.receipts_burst, now),
             updates=TokenBucket(1000.0 / updates.interval_ms, updates.burst, now),
             listens=TokenBucket(updates.listens_per_s, updates.listens_burst, now),
             backlog=TokenBucket(updates.backlog_bytes_per_s, updates.backlog_bytes_burst, now),

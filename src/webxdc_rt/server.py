@@ -9,8 +9,10 @@ refused (R14). Only the pages of the app copies this process serves exist: pages
 same data folder by another run are unknown here.
 
 Realtime items are fanned out by writing one pre-encoded WebSocket frame to each receiver's
-transport. A receiver whose unsent bytes exceed `max_outbound_bytes` is cut off as too slow,
-so one stalled reader never holds memory or delays anyone else.
+transport. A receiver that does not keep up loses realtime items (stale or crowded out,
+counted per connection, channel and host) and keeps its link; it is cut off only when more
+than `max_outbound_bytes` of what is never dropped (status updates, chat messages, control
+frames) waits for it. So one stalled reader never holds memory or delays anyone else.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import math
 import mimetypes
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,12 +36,14 @@ from . import fetch_metadata, html_guard, http_guard, wire
 from .broker import Broker, InMemoryBroker, Published
 from .budget import PageBudget
 from .chats import Page, Registry
+from .delivery import DeliveryLimits, DropCount
 from .frames import binary_frame_parts
 from .messages import ChatLimits
 from .outbound import Outbound, WriteBatcher
 from .realtime import RealtimeHub, RealtimeLimits
 from .session import (
-    INTERNAL_ERROR, Close, Effect, ListMessages, Pause, Publish, Replay, Send, Session,
+    INTERNAL_ERROR, Close, Discard, Effect, ListMessages, Pause, Publish, Receipt, Replay, Send,
+    Session,
     SessionRules, StoreMessage, StoreUpdate, Subscribe, Unsubscribe,
 )
 from .store import Store
@@ -47,7 +51,7 @@ from .update_feed import FeedSocket, StorageFailed, UpdateFeed
 from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
-__all__ = ["HostSettings", "Host", "HOST_PREFIX", "SESSION_COOKIE", "SERVER_NAME"]
+__all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE", "SERVER_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,7 @@ class HostSettings:
     realtime: RealtimeLimits = field(default_factory=RealtimeLimits)
     updates: UpdateLimits = field(default_factory=UpdateLimits)
     chat: ChatLimits = field(default_factory=ChatLimits)
+    delivery: DeliveryLimits = field(default_factory=DeliveryLimits)
     domain: str = "localhost"
     """Pages are served at `<label>.<domain>`; `*.localhost` needs no DNS in browsers."""
     scheme: str = "http"
@@ -120,7 +125,9 @@ class HostSettings:
     max_frame_bytes: int = 1 * MiB
     """Largest WebSocket message read; a longer one closes the connection (code 1009)."""
     max_outbound_bytes: int = 16 * MiB
-    """Bytes waiting to be written to one connection; more and it is cut off as too slow."""
+    """Bytes of frames that are never dropped (status updates, chat messages, control
+    frames) waiting to be written to one connection; more and it is cut off as too slow.
+    Realtime items are held and dropped by `delivery` instead."""
     close_grace_s: float = 5.0
     """How long a connection being cut off gets to take its close frame before it is dropped."""
     max_protocol_errors: int = 32
@@ -181,6 +188,26 @@ PAGE_KEY = web.RequestKey("page", Page)
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """What the host can tell of one open connection, for logs, metrics and tools."""
+
+    page: str
+    """The label of the member page it belongs to."""
+    connection: int
+    """Its number in this process."""
+    joined: bool
+    """Whether it is joined to its realtime channel."""
+    dropped: DropCount
+    """Realtime items dropped for it because it did not keep up."""
+    waiting_bytes: int
+    """Realtime bytes waiting in the host for it now."""
+    in_flight_bytes: int | None
+    """Realtime bytes sent that it has not reported read; None if it does not report."""
+    read_rate: float | None
+    """Bytes per second it has been seen to read when it had more to read; None if unknown."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Socket:
     """What the host keeps of one open WebSocket, until its handler ends."""
 
@@ -215,7 +242,11 @@ class Host:
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
         self._budgets: dict[str, PageBudget] = {}
-        self._hello_limits = hello_limits(self.settings.realtime)
+        self._hello_limits = hello_limits(self.settings.realtime, self.settings.delivery)
+        self.drops = DropCount()
+        """Realtime items dropped for receivers that did not keep up, in all."""
+        self.channel_drops: dict[str, DropCount] = {}
+        """The same per channel (app copy topic) that had connections."""
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
         )
@@ -384,7 +415,9 @@ class Host:
         if self._batcher is None:
             self._batcher = WriteBatcher(asyncio.get_running_loop())
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
-                        self._batcher)
+                        self._batcher, request.writer, settings.delivery,
+                        f"a connection of page {page.label}",
+                        (self._drops_of(page.app.topic), self.drops))
         conn = self.hub.open(page.app.topic, sink, time.monotonic(), budget.realtime)
         session = Session(self.hub, conn, budget, self._session_rules)
         feed_socket = self.feed.new_socket(page, sink, budget)
@@ -410,6 +443,7 @@ class Host:
             with contextlib.suppress(Exception):
                 await sink.close(INTERNAL_ERROR, "internal error")
         finally:
+            sink.finish()
             self._apply_now(session.link_lost())
             self.feed.forget(feed_socket)
             del self._sockets[sink]
@@ -426,8 +460,14 @@ class Host:
             settings = self.settings
             budget = self._budgets[page.label] = PageBudget.fresh(
                 settings.realtime, settings.updates, settings.chat, settings.control_per_s,
-                settings.control_burst, time.monotonic())
+                settings.control_burst, time.monotonic(), settings.delivery)
         return budget
+
+    def _drops_of(self, topic: str) -> DropCount:
+        drops = self.channel_drops.get(topic)
+        if drops is None:
+            drops = self.channel_drops[topic] = DropCount()
+        return drops
 
     def _connection_refusal(self, page: Page) -> str | None:
         settings = self.settings
@@ -467,6 +507,10 @@ class Host:
             elif isinstance(effect, Close):
                 await sink.close(effect.code, effect.reason)
                 return False
+            elif isinstance(effect, Receipt):
+                sink.report(effect.bytes, time.monotonic())
+            elif isinstance(effect, Discard):
+                sink.discard_items()
             elif isinstance(effect, StoreUpdate):
                 try:
                     self.feed.store_update(feed_socket, effect.update)
@@ -518,7 +562,20 @@ class Host:
         parts = binary_frame_parts(item.payload)
         size = sum(map(len, parts))
         for conn in receivers:
-            conn.sink.write(parts, size)
+            conn.sink.deliver(parts, size, item)
+
+    def connection_stats(self) -> list[ConnectionStats]:
+        """A snapshot of every open connection, with its drops and what is in flight."""
+        stats = []
+        for sink, socket in self._sockets.items():
+            window = sink.window
+            stats.append(ConnectionStats(
+                page=socket.page.label, connection=socket.session.conn.id,
+                joined=socket.session.conn.joined, dropped=replace(sink.items.counts),
+                waiting_bytes=sink.items.waiting_bytes,
+                in_flight_bytes=sink.in_flight_bytes if window.reporting else None,
+                read_rate=window.rate))
+        return stats
 
     async def disconnect(self, label: str, reason: str = "disconnected by the host") -> int:
         """Close every socket of one member's page (it may reconnect while its invite is
@@ -634,9 +691,10 @@ def _refusal(status: int, message: str) -> web.Response:
     return response
 
 
-def hello_limits(limits: RealtimeLimits) -> wire.HelloLimits:
+def hello_limits(limits: RealtimeLimits, delivery: DeliveryLimits) -> wire.HelloLimits:
     """What every connection's `hello` tells of the realtime limits, named on the wire."""
     return wire.HelloLimits(
         max_payload_bytes=limits.max_payload_bytes,
         send_items_per_s=limits.send_items_per_s, send_items_burst=limits.send_items_burst,
-        send_bytes_per_s=limits.send_bytes_per_s, send_bytes_burst=limits.send_bytes_burst)
+        send_bytes_per_s=limits.send_bytes_per_s, send_bytes_burst=limits.send_bytes_burst,
+        receive_window_bytes=delivery.receive_window_bytes)

@@ -4,8 +4,9 @@ A `Session` is one WebSocket of a member page (a browser tab or a Python peer), 
 page's realtime channel when it is opened. The I/O shell feeds it what arrives (a text
 frame, a binary frame, the time) and what happens to the link (cut off as too slow, lost,
 closed by the host), and carries out the effects it returns, in order: send a control
-message, publish an item, start or stop listening to the channel, pause reading, store an
-update, replay updates, store or list chat messages, close. Every rule of the connection is
+message, publish an item, start or stop listening to the channel, forget the items waiting
+for it (after a leave), pause reading, store an update, replay updates, store or list chat
+messages, close. Every rule of the connection is
 here or in the rule modules it calls (`wire`, `realtime`, `updates`, `messages`, `budget`);
 the shell decides nothing.
 
@@ -38,7 +39,7 @@ from .updates import Update, UpdateError, UpdateLimits, validate_update
 __all__ = [
     "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",
     "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "StoreUpdate", "Replay",
-    "StoreMessage", "ListMessages", "Close", "Effect", "POLICY_VIOLATION", "INTERNAL_ERROR",
+    "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect", "POLICY_VIOLATION", "INTERNAL_ERROR",
 ]
 
 POLICY_VIOLATION = 1008
@@ -189,6 +190,12 @@ class ListMessages:
 
 
 @dataclass(frozen=True, slots=True)
+class Discard:
+    """Forget the realtime items still waiting to be written to this connection: it left
+    its channel, so they are no longer its own (R15), nor of its next join (R12)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Close the connection with a WebSocket close code and a reason."""
 
@@ -196,8 +203,18 @@ class Close:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The receiver has read `bytes` of realtime items so far (`wire.Received`): more may
+    go to it."""
+
+    bytes: int
+
+
+_DISCARD = Discard()
+
 Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | StoreUpdate | Replay
-          | StoreMessage | ListMessages | Close)
+          | StoreMessage | ListMessages | Discard | Receipt | Close)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,16 +273,23 @@ class Session:
         """A text frame: one control message."""
         if self._event(Event.CONTROL, check_only=True) is not None:
             return ()  # ignored: the connection is going away
+        message: wire.ClientMessage | None = None
         try:
             message = wire.decode_client_message(text)
             effects = self._on_message(message, now)
         except Refusal as exc:
             effects = self._refused(exc)
         # Charged whichever of the page's connections sent it, after it was carried out
-        # (so that `joined` is written before anything else is), then paced.
-        wait = self.budget.control.charge(1, now)
-        if wait > 0 or self._paced:
-            effects = (*effects, *self._pace("control", wait, self._control_text()))
+        # (so that `joined` is written before anything else is), then paced. Reports of
+        # what was read have their own budget: a fast reader sends many.
+        if type(message) is wire.Received:
+            wait = self.budget.receipts.charge(1, now)
+            budget, text_of = "receipts", self._receipts_text
+        else:
+            wait = self.budget.control.charge(1, now)
+            budget, text_of = "control", self._control_text
+        if wait > 0 or budget in self._paced:
+            effects = (*effects, *self._pace(budget, wait, text_of()))
         return effects
 
     # -- what happens to the link ------------------------------------------------------
@@ -304,9 +328,13 @@ class Session:
             first = self.hub.join(self.conn)
             joined = Send(wire.encode_joined(message.epoch))
             return (Subscribe(self.conn.topic), joined) if first else (joined,)
+        if isinstance(message, wire.Received):
+            return (Receipt(message.bytes),)
         if isinstance(message, wire.Leave):
             self._event(Event.LEAVE)
-            return (Unsubscribe(self.conn.topic),) if self.hub.leave(self.conn) else ()
+            if self.hub.leave(self.conn):
+                return (_DISCARD, Unsubscribe(self.conn.topic))
+            return (_DISCARD,)
         if isinstance(message, wire.UpdateSend):
             return (self._update(message.update, now),)
         if isinstance(message, wire.UpdateListen):
@@ -372,6 +400,11 @@ class Session:
         limits = self.hub.limits
         return (f"sending faster than {limits.send_items_per_s:g} items/s or "
                 f"{limits.send_bytes_per_s:g} bytes/s: reading from this page is slowed")
+
+    def _receipts_text(self) -> str:
+        receipts = self.budget.receipts
+        return (f"sending 'received' reports faster than {receipts.rate:g}/s (after "
+                f"{receipts.burst:g} at once): reading from this page is slowed")
 
     def _control_text(self) -> str:
         control = self.budget.control

@@ -7,6 +7,10 @@
 Client to host:
     {"type": "join", "epoch": N}    join the realtime channel (N: the client's counter)
     {"type": "leave"}               leave it
+    {"type": "received", "bytes": N}    the binary frames this connection has read so
+                                    far, N counted as their payloads plus framing (see
+                                    `frame_bytes`); lets the host keep what is in flight
+                                    to a slow reader within `receive_window_bytes`
     {"type": "update-send", "update": {...}}        webxdc.sendUpdate
     {"type": "update-listen", "listen": N, "serial": S}
                                     start (or restart) the update listener after serial S
@@ -31,7 +35,7 @@ the client; `Hello`, `Joined`, `Update`, `UpdateBacklogDone`, `Reply`, `ChatMess
 `ErrorMessage` from the host), an encoder, and a decoder that returns the dataclass, so the
 host and the Python peer read and write each message with the same code. The `hello`
 limits are `HelloLimits`: `max_payload_bytes`, `send_items_per_s`, `send_items_burst`,
-`send_bytes_per_s`, `send_bytes_burst`. A host message of a type this version does not know
+`send_bytes_per_s`, `send_bytes_burst`, `receive_window_bytes`. A host message of a type this version does not know
 decodes as `UnknownHostMessage` rather than failing, and fields it does not know are
 ignored, so that a newer host can add both.
 
@@ -72,10 +76,13 @@ __all__ = [
     "encode_send_to_chat",
     "Join",
     "Leave",
+    "Received",
     "ClientMessage",
     "decode_client_message",
     "encode_join",
     "encode_leave",
+    "encode_received",
+    "frame_bytes",
     "encode_update",
     "encode_update_send",
     "encode_update_listen",
@@ -250,6 +257,15 @@ class Leave:
 
 
 @dataclass(frozen=True, slots=True)
+class Received:
+    """How many bytes of realtime items (binary frames) the client has read so far on this
+    connection, counted by `frame_bytes`: the host sends a connection that tells it this
+    at most `receive_window_bytes` beyond it."""
+
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateSend:
     """`webxdc.sendUpdate`: `update` is checked by the update rules, not here."""
 
@@ -283,7 +299,18 @@ class ChatMessagesRequest:
     before: int | None = None
 
 
-ClientMessage = Join | Leave | UpdateSend | UpdateListen | SendToChat | ChatMessagesRequest
+ClientMessage = (Join | Leave | Received | UpdateSend | UpdateListen | SendToChat
+                 | ChatMessagesRequest)
+
+
+def frame_bytes(payload_size: int) -> int:
+    """What one realtime item of `payload_size` bytes counts for in `received`: its payload
+    and its frame header as the host sends it (2, 4 or 10 bytes, RFC 6455)."""
+    if payload_size < 126:
+        return payload_size + 2
+    if payload_size < 65536:
+        return payload_size + 4
+    return payload_size + 10
 
 
 def decode_client_message(text: str) -> ClientMessage:
@@ -301,6 +328,8 @@ def decode_client_message(text: str) -> ClientMessage:
     kind = obj.get("type")
     if kind == "join":
         return Join(_counter(obj, "epoch", kind, default=0))
+    if kind == "received":
+        return Received(_counter(obj, "bytes", kind))
     if kind == "leave":
         return Leave()
     if kind == "update-send":
@@ -381,6 +410,11 @@ def encode_leave() -> str:
     return _dump({"type": "leave"})
 
 
+def encode_received(total_bytes: int) -> str:
+    """A client's count of the realtime bytes it has read (see `Received`)."""
+    return _dump({"type": "received", "bytes": total_bytes})
+
+
 def encode_update_send(update: dict[str, Any]) -> str:
     """A client's status update (`webxdc.sendUpdate`); ValueError if it is not strict JSON
     text (NaN, infinities, lone surrogates, nesting too deep to encode)."""
@@ -419,6 +453,8 @@ def encode_client_message(message: ClientMessage) -> str:
         return encode_join(message.epoch)
     if isinstance(message, Leave):
         return encode_leave()
+    if isinstance(message, Received):
+        return encode_received(message.bytes)
     if isinstance(message, UpdateSend):
         return encode_update_send(message.update)
     if isinstance(message, UpdateListen):
@@ -436,7 +472,8 @@ def encode_hello(self_addr: str, self_name: str, limits: HelloLimits) -> str:
                              "send_items_per_s": limits.send_items_per_s,
                              "send_items_burst": limits.send_items_burst,
                              "send_bytes_per_s": limits.send_bytes_per_s,
-                             "send_bytes_burst": limits.send_bytes_burst}})
+                             "send_bytes_burst": limits.send_bytes_burst,
+                             "receive_window_bytes": limits.receive_window_bytes}})
 
 
 def encode_joined(epoch: int) -> str:
@@ -473,6 +510,10 @@ class HelloLimits:
     """Payload bytes this member page may send per second, sustained."""
     send_bytes_burst: int
     """Payload bytes this member page may send at once before the rate applies."""
+    receive_window_bytes: int = 0
+    """Realtime bytes (counted by `frame_bytes`) the host sends this connection beyond what
+    it last reported `received`, once it reports; a client should report well before that
+    (every quarter of it). 0 from a host that does not read `received`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,7 +645,9 @@ def _decode_hello(obj: dict[str, Any]) -> Hello:
                      send_items_per_s=_rate(limits, "send_items_per_s"),
                      send_items_burst=_positive(limits, "send_items_burst"),
                      send_bytes_per_s=_rate(limits, "send_bytes_per_s"),
-                     send_bytes_burst=_positive(limits, "send_bytes_burst")))
+                     send_bytes_burst=_positive(limits, "send_bytes_burst"),
+                     receive_window_bytes=(_positive(limits, "receive_window_bytes")
+                                           if "receive_window_bytes" in limits else 0)))
 
 
 def _decode_update(obj: dict[str, Any]) -> Update:

@@ -1,0 +1,287 @@
+"""What a receiver that does not keep up is sent, and what it loses, with no I/O.
+
+Realtime items are the one droppable class of what the host sends: the spec promises no
+delivery for them, and for realtime data (cursors, game state, media chunks) stale is worse
+than lost. Status updates, chat messages and control frames are never dropped. So when a
+connection's socket has all it may hold, the realtime items for it wait here instead, in an
+`ItemQueue`, where three rules apply:
+
+- bounded latency: an item that has waited `max_item_age_s` is dropped instead of sent, so
+  what a receiver gets never waited in the host longer than that;
+- bounded memory: when more than `max_waiting_bytes` wait, items are dropped, oldest first,
+  from the sender with the most bytes waiting, so one member's flood does not crowd out the
+  others' items (fairness by sender);
+- order: each sender's items leave in the order they came (R16); senders take turns.
+
+What has left the host is beyond its reach: the socket's buffer, the kernel's on both ends,
+the browser's own. A receiver that reports what it has read (the bridge and the Python peer
+send `received`) has a `ReceiveWindow`: the host keeps what is in flight to it within what
+it reads in a fraction of `max_item_age_s` (by the rate it has shown), and drops a waiting
+item that would, by that rate, reach it older than `max_item_age_s`. A receiver that does
+not report is bounded by its socket only.
+
+The I/O shell (`outbound.Outbound`) decides when the socket has room; everything it needs
+to decide what goes or is dropped is here, with the time passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+__all__ = ["DeliveryLimits", "DropCount", "ItemQueue", "ReceiveWindow"]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLimits:
+    """How realtime items for a receiver that does not keep up are held and dropped, with
+    their defaults (chosen from the measurements in the README's overload section)."""
+
+    max_item_age_s: float = 2.0
+    """Seconds a realtime item may wait in the host for its receiver; an older one is
+    dropped instead of sent."""
+    max_waiting_bytes: int = 4 * MiB
+    """Realtime bytes that may wait in the host for one connection; beyond it items are
+    dropped from the sender with the most waiting."""
+    socket_buffer_bytes: int = 256 * KiB
+    """Bytes a connection's socket may hold unsent before realtime items for it wait in the
+    host instead (where they can still be dropped when stale)."""
+    receive_window_bytes: int = 4 * MiB
+    """Realtime bytes that may be in flight to a receiver that reports what it read (told
+    in the hello); less for a slower one: what it reads in a quarter of `max_item_age_s`
+    by the rate it has shown, and `min_window_bytes` until it has shown one."""
+    min_window_bytes: int = 256 * KiB
+    """In-flight bytes a reporting receiver always may have, however slow it has been (one
+    item of the largest size fits)."""
+    receipts_per_s: float = 1000.0
+    """`received` reports one page may send per second, sustained; a page over it is not
+    read from until it is back within it (as for other control messages)."""
+    receipts_burst: int = 1000
+    """`received` reports one page may send at once before the pace applies."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_item_age_s", "receipts_per_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number")
+        for name in ("max_waiting_bytes", "socket_buffer_bytes", "receive_window_bytes",
+                     "min_window_bytes", "receipts_burst"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.min_window_bytes > self.receive_window_bytes:
+            raise ValueError("min_window_bytes must not exceed receive_window_bytes")
+
+
+@dataclass(slots=True)
+class DropCount:
+    """Realtime items dropped for slow receivers, and why."""
+
+    items: int = 0
+    bytes: int = 0
+    stale: int = 0
+    """Items that waited longer than `max_item_age_s`."""
+    crowded: int = 0
+    """Items pushed out by `max_waiting_bytes`."""
+
+    def add(self, size: int, stale: bool) -> None:
+        """Count one dropped item of `size` bytes."""
+        self.items += 1
+        self.bytes += size
+        if stale:
+            self.stale += 1
+        else:
+            self.crowded += 1
+
+
+Frame = tuple[bytes, ...]
+"""One encoded WebSocket frame, as buffers to write in order."""
+
+_Waiting = tuple[float, Frame, int]  # (since when, frame, size)
+
+
+class ItemQueue:
+    """The realtime items waiting in the host for one connection, per sender.
+
+    `counts` are this connection's drops; `shared` are further counts the drops are added
+    to as well (its channel's, the host's).
+    """
+
+    __slots__ = ("limits", "counts", "shared", "waiting_bytes", "_senders", "_sender_bytes",
+                 "episode_started")
+
+    def __init__(self, limits: DeliveryLimits, shared: tuple[DropCount, ...] = ()) -> None:
+        self.limits = limits
+        self.counts = DropCount()
+        self.shared = shared
+        self.waiting_bytes = 0
+        """Bytes of the items waiting now."""
+        self.episode_started: float | None = None
+        """When the first item of the current overload episode began to wait; None when
+        nothing waits."""
+        # Senders in turn order: the next frame goes from the first, who then goes last.
+        self._senders: dict[Hashable, deque[_Waiting]] = {}
+        self._sender_bytes: dict[Hashable, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._senders)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._senders.values()))
+
+    def offer(self, sender: Hashable, frame: Frame, size: int, now: float) -> None:
+        """An item for this connection from `sender` must wait: keep it, dropping others
+        (or itself) when more than `max_waiting_bytes` would wait."""
+        if self.episode_started is None:
+            self.episode_started = now
+        waiting = self._senders.get(sender)
+        if waiting is None:
+            waiting = self._senders[sender] = deque()
+            self._sender_bytes[sender] = 0
+        waiting.append((now, frame, size))
+        self._sender_bytes[sender] += size
+        self.waiting_bytes += size
+        while self.waiting_bytes > self.limits.max_waiting_bytes:
+            crowd = max(self._sender_bytes, key=self._sender_bytes.__getitem__)
+            self._drop_first(crowd, stale=False)
+
+    def take(self, now: float) -> tuple[Frame, int] | None:
+        """The next frame to write and its size, senders in turn; items that waited too
+        long are dropped on the way. None when nothing (fresh) waits."""
+        oldest = now - self.limits.max_item_age_s
+        senders = self._senders
+        while senders:
+            sender = next(iter(senders))
+            waiting = senders[sender]
+            since, frame, size = waiting[0]
+            if since < oldest:
+                self._drop_first(sender, stale=True)
+                continue
+            waiting.popleft()
+            self.waiting_bytes -= size
+            del senders[sender]
+            if waiting:
+                senders[sender] = waiting  # to the back of the turn
+                self._sender_bytes[sender] -= size
+            else:
+                del self._sender_bytes[sender]
+            return frame, size
+        return None
+
+    def clear(self) -> None:
+        """Forget every waiting item without counting it as dropped (the connection left
+        its channel or is gone: the items belong to nobody)."""
+        self._senders.clear()
+        self._sender_bytes.clear()
+        self.waiting_bytes = 0
+
+    def end_episode(self) -> float | None:
+        """Nothing waits any more: the overload episode, if there was one, is over. Returns
+        when it started, or None."""
+        started, self.episode_started = self.episode_started, None
+        return started
+
+    def _drop_first(self, sender: Hashable, stale: bool) -> None:
+        waiting = self._senders[sender]
+        _, _, size = waiting.popleft()
+        self.waiting_bytes -= size
+        if waiting:
+            self._sender_bytes[sender] -= size
+        else:
+            del self._senders[sender]
+            del self._sender_bytes[sender]
+        self.counts.add(size, stale)
+        for count in self.shared:
+            count.add(size, stale)
+
+
+_RATE_MEMORY_S = 0.25
+"""How long the read rate remembers: older samples weigh less, by exp(-age / this)."""
+_SAMPLE_S = 0.05
+"""Reports are gathered into samples of at least this long before a rate is read off
+them: one report may come right after a pause, or right after another."""
+_WINDOW_SHARE = 0.25
+"""The share of `max_item_age_s` a reporting receiver's in-flight bytes may take to read."""
+_DELAY_MARGIN = 1.5
+"""The read rate is an estimate and reading is bursty: the time in flight is taken this
+much longer than the rate says, so that an item is dropped a little early, not sent late."""
+
+
+class ReceiveWindow:
+    """What is in flight to a receiver that reports what it has read, and how fast it
+    reads. Bytes are counted by `wire.frame_bytes`; the caller keeps the count written."""
+
+    __slots__ = ("limits", "reporting", "read", "limit", "rate", "_read_at", "_backlog",
+                 "_sample_bytes", "_sample_s", "_sample_busy")
+
+    def __init__(self, limits: DeliveryLimits) -> None:
+        self.limits = limits
+        self.reporting = False
+        """Whether the receiver has reported at all; until then nothing is bounded here."""
+        self.read = 0
+        """What it reported last."""
+        self.limit = limits.min_window_bytes
+        """In-flight bytes allowed now: `min_window_bytes` until the rate is known (a
+        receiver that reports 0 at once is bounded from its first item)."""
+        self.rate: float | None = None
+        """Bytes per second it reads, seen while it had more to read than it could; None
+        until seen."""
+        self._read_at = 0.0
+        self._backlog = 0  # what was in flight at the last report
+        self._sample_bytes = 0
+        self._sample_s = 0.0
+        self._sample_busy = True  # whether it had more to read throughout the sample
+
+    def report(self, total: int, written: int, now: float) -> bool:
+        """The receiver says it has read `total` bytes, of `written` sent. True when that
+        frees room (a report that goes back, or claims more than was sent, changes
+        nothing beyond what was sent)."""
+        total = min(total, written)
+        if not self.reporting:
+            self.reporting = True
+        elif total <= self.read:
+            return False
+        else:
+            self._sample(total - self.read, now - self._read_at)
+        self.read, self._read_at = total, now
+        self._backlog = written - total
+        return True
+
+    def full(self, written: int) -> bool:
+        """Whether nothing more may be sent until the receiver reports (an item may go
+        while the window is not full, so at most one item more than `limit` is in flight)."""
+        return self.reporting and written - self.read >= self.limit
+
+    def delay(self, written: int) -> float:
+        """Seconds the receiver will take to read what is in flight, by its rate (0 while
+        the rate is unknown)."""
+        rate = self.rate
+        return _DELAY_MARGIN * (written - self.read) / rate if rate else 0.0
+
+    def _sample(self, read: int, elapsed: float) -> None:
+        # Only a receiver that had at least as much to read as it read shows its capacity;
+        # one that read all it had shows only that it reads at least that fast.
+        self._sample_busy = self._sample_busy and self._backlog >= read
+        self._sample_bytes += read
+        self._sample_s += elapsed
+        if self._sample_s < _SAMPLE_S:
+            return
+        seen = self._sample_bytes / self._sample_s
+        if not self._sample_busy:
+            if self.rate is not None and seen > self.rate:
+                self.rate = seen
+        elif self.rate is None:
+            self.rate = seen
+        else:
+            weight = 1.0 - math.exp(-self._sample_s / _RATE_MEMORY_S)
+            self.rate += weight * (seen - self.rate)
+        self._sample_bytes, self._sample_s, self._sample_busy = 0, 0.0, True
+        if self.rate is not None:
+            limits = self.limits
+            self.limit = int(min(limits.receive_window_bytes,
+                                 max(limits.min_window_bytes,
+                                     self.rate * limits.max_item_age_s * _WINDOW_SHARE)))
