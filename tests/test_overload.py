@@ -86,7 +86,8 @@ async def test_a_slow_receiver_keeps_its_link_its_updates_and_the_honest_members
     await live.until_joined(3, topic)
     slow = SlowReceiver(sock, pause=0.002)   # at most ~500 messages/s
 
-    async def flooding() -> int:
+    async def flooding() -> None:
+        # 8 MB/s: a dozen times what the slow receiver takes, in bursts of 100 items.
         sent = 0
         deadline = time.monotonic() + 4.0
         while time.monotonic() < deadline:
@@ -94,7 +95,7 @@ async def test_a_slow_receiver_keeps_its_link_its_updates_and_the_honest_members
                 flood.channel.send(stamped(b"F", sent, 4000))
                 sent += 1
             await flood.channel.drain()
-        return sent
+            await asyncio.sleep(0.05)          # the flooder's own pace
 
     async def honestly() -> None:
         for seq in range(60):                 # 20 items/s for 3 s, and an update each 6th
@@ -103,7 +104,7 @@ async def test_a_slow_receiver_keeps_its_link_its_updates_and_the_honest_members
                 honest.peer.send_update({"payload": seq})
             await asyncio.sleep(0.05)          # the member's own pace
 
-    flooded, _ = await asyncio.gather(flooding(), honestly())
+    await asyncio.gather(flooding(), honestly())
     await eventually(lambda: len(slow.updates) == 10, timeout=30)
     await eventually(lambda: 59 in slow.of(b"H"), timeout=30)
 
@@ -125,7 +126,8 @@ async def test_a_slow_receiver_keeps_its_link_its_updates_and_the_honest_members
 
     await eventually(lambda: slow_stats().waiting_bytes == 0
                      and slow_stats().in_flight_bytes == 0, timeout=30)
-    assert slow_stats().dropped.items == flooded - len(slow.of(b"F"))
+    sent = flood.peer.stats.items_sent + honest.peer.stats.items_sent
+    assert slow_stats().dropped.items == sent - len(slow.items)
     everyone = sum(s.dropped.items for s in live.host.connection_stats())
     assert live.host.channel_drops[topic].items == live.host.drops.items == everyone
     await slow.stop()
@@ -145,9 +147,12 @@ async def test_a_receiver_that_stops_reading_keeps_its_link_and_loses_only_realt
     item = bytes(100_000)
     for i in range(400):  # 40 MB: far beyond socket buffers and every host bound
         alice.channel.send(item[:-4] + b"%04d" % i)
-        if i % 100 == 99:
+        if i % 10 == 9:   # in bursts of 1 MB, which a receiver that reads takes whole
             await alice.channel.drain()
-    await eventually(lambda: len(bob.inbox) == 400, timeout=60)
+    try:
+        await eventually(lambda: len(bob.inbox) == 400, timeout=20)
+    except AssertionError:
+        print("BOB", len(bob.inbox), bob.peer.stats, live.host.connection_stats()); raise
     assert [x[-4:] for x in bob.inbox] == [b"%04d" % i for i in range(400)]
     topic = stalled_page.app.topic
     await eventually(lambda: live.host.channel_drops.get(topic) is not None

@@ -92,11 +92,13 @@ def test_the_host_writes_what_the_bridge_reads():
     assert json.loads(wire.encode_hello("a", "n", LIMITS)) == {
         "type": "hello", "self_addr": "a", "self_name": "n",
         "limits": {"max_payload_bytes": 128_000, "send_items_per_s": 2000.0,
-                   "send_items_burst": 2000, "send_bytes_per_s": 1.5, "send_bytes_burst": 10}}
+                   "send_items_burst": 2000, "send_bytes_per_s": 1.5, "send_bytes_burst": 10,
+                   "receive_window_bytes": 0}}
+    assert json.loads(wire.encode_received(12)) == {"type": "received", "bytes": 12}
 
 
 def test_every_client_message_round_trips():
-    for message in (wire.Join(3), wire.Leave(), wire.UpdateSend({"payload": 1}),
+    for message in (wire.Join(3), wire.Leave(), wire.Received(7), wire.UpdateSend({"payload": 1}),
                     wire.UpdateListen(1, 2), wire.SendToChat(1, "t", "f.txt", "aGk="),
                     wire.SendToChat(2, "t", None, None), wire.ChatMessagesRequest(3),
                     wire.ChatMessagesRequest(4, before=7)):
@@ -289,3 +291,13 @@ def test_text_helpers():
     assert wire.is_text("é😀") and not wire.is_text("a\ud800")
     assert wire.as_text("a\ud800b\udfff") == "a\ufffdb\ufffd"
     assert wire.as_text("ok") == "ok"
+
+
+def test_received_counts_frames_as_the_host_sends_them():
+    assert [wire.frame_bytes(n) for n in (0, 125, 126, 65535, 65536, 128_000)] == [
+        2, 127, 130, 65539, 65546, 128_010]
+    assert wire.decode_client_message('{"type":"received","bytes":5}') == wire.Received(5)
+    for bad in ('{"type":"received"}', '{"type":"received","bytes":-1}',
+                '{"type":"received","bytes":1.5}', '{"type":"received","bytes":true}'):
+        with pytest.raises(wire.WireError):
+            wire.decode_client_message(bad)

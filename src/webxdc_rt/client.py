@@ -13,6 +13,12 @@ It follows the same rules as the browser bridge: `send` checks type and size at 
 (TypeError, ValueError), never echoes, and a join made while another is active raises
 RuntimeError. Sending does not block: items go through a bounded queue, written in order by
 a background task; `await channel.drain()` waits until everything sent was written.
+
+Realtime items are the one thing it drops, as the host does: an item that waited in the
+queue longer than `max_item_wait_s` (the host or the link is slower than the app sends), or
+that finds `max_pending_item_bytes` of items queued, is dropped with one warning per episode
+rather than sent seconds late, since stale realtime data is worse than none. It tells the host what it has read (`received` reports), so the
+host keeps what is in flight to it small when it reads slowly. `peer.stats` counts both.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,14 +37,43 @@ import aiohttp
 
 from . import wire
 
-__all__ = ["InviteRefused", "Peer", "RealtimeChannel", "connect", "DEFAULT_MAX_PENDING_BYTES"]
+__all__ = [
+    "InviteRefused", "Peer", "PeerStats", "RealtimeChannel", "connect",
+    "DEFAULT_MAX_PENDING_BYTES", "DEFAULT_MAX_PENDING_ITEM_BYTES", "DEFAULT_MAX_ITEM_WAIT_S",
+]
 
 log = logging.getLogger(__name__)
 
 INVITE_MARKER = "/.webxdc-rt/invite/"
 SOCKET_PATH = "/.webxdc-rt/socket"
 DEFAULT_MAX_PENDING_BYTES = 16 * 1024 * 1024
-"""Bytes a peer queues for writing before `send` raises BufferError."""
+"""Bytes a peer queues for writing before sending a control message raises BufferError."""
+DEFAULT_MAX_PENDING_ITEM_BYTES = 16 * 1024 * 1024
+"""Bytes of realtime items a peer queues for writing; an item beyond it is dropped."""
+DEFAULT_MAX_ITEM_WAIT_S = 0.5
+"""Seconds a realtime item may wait in the peer's queue; one that waited longer is dropped
+instead of written."""
+REPORT_DELAY_S = 0.02
+"""How long after reading an item the peer tells the host, at the latest."""
+MIN_REPORT_BYTES = 64 * 1024
+"""Bytes read that make the peer tell the host at once (or a sixteenth of the window, if
+more): often enough that the host never waits on it, seldom enough to cost nothing."""
+
+
+@dataclass(slots=True)
+class PeerStats:
+    """What this peer sent, received and dropped on its realtime channel."""
+
+    items_sent: int = 0
+    """Items written to the host."""
+    bytes_sent: int = 0
+    items_received: int = 0
+    """Items read from the host (whether a listener took them or not)."""
+    bytes_received: int = 0
+    items_dropped: int = 0
+    """Items dropped before they were written: they waited too long, or too much was
+    queued already."""
+    bytes_dropped: int = 0
 
 Listener = Callable[[bytes], object]
 
@@ -67,11 +104,12 @@ class RealtimeChannel:
             self._listener = callback
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Send one item to every other member joined to the channel.
+        """Send one item to every other member joined to the channel; it is dropped (and
+        counted in `peer.stats`) if the queue to the host holds too many items already.
 
         Raises TypeError for anything but bytes-like data, ValueError above the host's
         `limits.max_payload_bytes` (128000 by default), RuntimeError after `leave`, and
-        BufferError when the write queue is full.
+        ConnectionError once the link is closed.
         """
         if self._left:
             raise RuntimeError("this realtime channel was left; join a new one")
@@ -82,7 +120,7 @@ class RealtimeChannel:
         if len(payload) > limit:
             raise ValueError(f"realtime data of {len(payload)} bytes is over the limit of "
                              f"{limit} bytes")
-        self._peer._enqueue(payload)
+        self._peer._enqueue_item(payload)
 
     def leave(self) -> None:
         """Leave the channel: the host is told at once; the listener is never called again."""
@@ -135,7 +173,9 @@ class Peer:
     """A member's connection to one shared app on a webxdc-rt host."""
 
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse,
-                 hello: wire.Hello, max_pending_bytes: int) -> None:
+                 hello: wire.Hello, max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+                 max_pending_item_bytes: int = DEFAULT_MAX_PENDING_ITEM_BYTES,
+                 max_item_wait_s: float = DEFAULT_MAX_ITEM_WAIT_S) -> None:
         self._session = session
         self._ws = ws
         self.self_addr: str = hello.self_addr
@@ -146,9 +186,21 @@ class Peer:
         """The realtime limits the host enforces on this peer, as its hello told them."""
         self.errors: deque[wire.ErrorMessage] = deque(maxlen=100)
         """The host's most recent error messages to this peer (`code` and `message`)."""
+        self.stats = PeerStats()
+        """What it sent, received and dropped."""
         self._max_pending_bytes = max_pending_bytes
+        self._max_pending_item_bytes = max_pending_item_bytes
         self._pending: deque[str | bytes] = deque()
         self._pending_bytes = 0
+        self._pending_item_bytes = 0
+        self._max_item_wait_s = max_item_wait_s
+        self._item_times: deque[float] = deque()  # when each queued item was sent
+        self._dropping = False  # an episode of dropped items is going on
+        window = hello.limits.receive_window_bytes
+        self._report_every = max(MIN_REPORT_BYTES, window // 16) if window else 0
+        self._read_bytes = 0
+        self._reported_bytes = 0
+        self._report_timer: asyncio.TimerHandle | None = None
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -162,6 +214,8 @@ class Peer:
         self._answers: dict[int, asyncio.Future[wire.ChatMessages]] = {}
         self._reader = asyncio.create_task(self._read_loop())
         self._writer = asyncio.create_task(self._write_loop())
+        if self._report_every:  # from the first item on, the host may bound what it sends
+            self._enqueue(wire.encode_received(0))
 
     @property
     def closed(self) -> bool:
@@ -234,10 +288,11 @@ class Peer:
             return
         drained = asyncio.ensure_future(self._drained.wait())
         try:
-            await asyncio.wait({drained, self._writer}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({drained, self._writer},
+                                         return_when=asyncio.FIRST_COMPLETED)
         finally:
             drained.cancel()
-        if not self._drained.is_set():
+        if drained not in done:
             raise ConnectionError("the link to the host closed before everything was sent")
 
     async def close(self) -> None:
@@ -247,6 +302,8 @@ class Peer:
             self._channel._settled.set()
             self._channel = None
         self._closed = True
+        if self._report_timer is not None:
+            self._report_timer.cancel()
         self._writer.cancel()
         await self._ws.close()
         with contextlib.suppress(asyncio.CancelledError):
@@ -281,6 +338,59 @@ class Peer:
         self._drained.clear()
         self._wakeup.set()
 
+    def _enqueue_item(self, payload: bytes) -> None:
+        if self.closed:
+            raise ConnectionError("the link to the host is closed")
+        size = len(payload)
+        if self._pending_item_bytes + size > self._max_pending_item_bytes:
+            self._drop_item(size)
+            return
+        self._pending_item_bytes += size
+        self._item_times.append(time.monotonic())
+        self._enqueue(payload)
+
+    def _drop_item(self, size: int) -> None:
+        self.stats.items_dropped += 1
+        self.stats.bytes_dropped += size
+        if not self._dropping:
+            self._dropping = True
+            log.warning("realtime items dropped: the host, or the link to it, takes them "
+                        "slower than they are sent (more than %.1f s or %d bytes queued)",
+                        self._max_item_wait_s, self._max_pending_item_bytes)
+
+    def _on_item(self, data: bytes) -> None:
+        """One realtime item from the host: to the listener of the current join, if any,
+        then counted as read for the host."""
+        channel = self._channel
+        # Items on their way before the current join took effect belong to nobody.
+        if channel is not None and channel._acknowledged:
+            channel._deliver(data)
+        stats = self.stats
+        stats.items_received += 1
+        stats.bytes_received += len(data)
+        if not self._report_every:
+            return
+        self._read_bytes += wire.frame_bytes(len(data))
+        if self._read_bytes - self._reported_bytes >= self._report_every:
+            self._report()
+        elif self._report_timer is None:
+            self._report_timer = asyncio.get_running_loop().call_later(
+                REPORT_DELAY_S, self._report)
+
+    def _report(self) -> None:
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+        if self.closed or self._read_bytes == self._reported_bytes:
+            return
+        self._reported_bytes = self._read_bytes
+        # Ahead of what this peer sends itself: the host must not wait on its own items.
+        # Not part of what `drain` waits for: that is what the app sent.
+        frame = wire.encode_received(self._read_bytes)
+        self._pending.appendleft(frame)
+        self._pending_bytes += len(frame)
+        self._wakeup.set()
+
     async def _write_loop(self) -> None:
         ws = self._ws
         try:
@@ -291,16 +401,24 @@ class Peer:
                     frame = self._pending.popleft()
                     self._pending_bytes -= len(frame)
                     if isinstance(frame, bytes):
+                        self._pending_item_bytes -= len(frame)
+                        if time.monotonic() - self._item_times.popleft() > self._max_item_wait_s:
+                            self._drop_item(len(frame))
+                            continue
                         await ws.send_bytes(frame)
+                        self.stats.items_sent += 1
+                        self.stats.bytes_sent += len(frame)
                     else:
                         await ws.send_str(frame)
+                self._dropping = False  # the queue emptied: the episode is over
                 self._drained.set()
         except ConnectionError as exc:
             log.info("link to the host lost while writing: %s", exc)
         finally:
             self._closed = True
             self._pending.clear()
-            self._pending_bytes = 0
+            self._pending_bytes = self._pending_item_bytes = 0
+            self._item_times.clear()
 
     def _on_update(self, message: wire.Update) -> None:
         listener = self._update_listener
@@ -330,10 +448,7 @@ class Peer:
     async def _read_loop(self) -> None:
         async for msg in self._ws:
             if msg.type is aiohttp.WSMsgType.BINARY:
-                channel = self._channel
-                # Items on their way before the current join took effect belong to nobody.
-                if channel is not None and channel._acknowledged:
-                    channel._deliver(msg.data)
+                self._on_item(msg.data)
             elif msg.type is aiohttp.WSMsgType.TEXT:
                 self._on_text(msg.data)
         self._closed = True
@@ -376,8 +491,13 @@ class Peer:
 
 
 async def connect(url: str, *, timeout: float = 10.0,
-                  max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES) -> Peer:
+                  max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+                  max_pending_item_bytes: int = DEFAULT_MAX_PENDING_ITEM_BYTES,
+                  max_item_wait_s: float = DEFAULT_MAX_ITEM_WAIT_S) -> Peer:
     """Connect to a webxdc-rt host with an invite link and return the member's peer.
+    `max_pending_bytes` bounds what it queues for the host in all (BufferError beyond),
+    `max_pending_item_bytes` the realtime items in it, and `max_item_wait_s` how long one
+    may wait there (dropped beyond either).
 
     Raises InviteRefused when the host does not accept the link, ValueError when `url` is
     not an invite link, and ConnectionError / TimeoutError when the host is unreachable.
@@ -400,7 +520,8 @@ async def connect(url: str, *, timeout: float = 10.0,
     except BaseException:
         await session.close()
         raise
-    return Peer(session, ws, hello, max_pending_bytes)
+    return Peer(session, ws, hello, max_pending_bytes, max_pending_item_bytes,
+                max_item_wait_s)
 
 
 def _socket_target(url: str) -> tuple[str, str, str]:

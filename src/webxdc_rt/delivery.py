@@ -53,7 +53,7 @@ class DeliveryLimits:
     host instead (where they can still be dropped when stale)."""
     receive_window_bytes: int = 4 * MiB
     """Realtime bytes that may be in flight to a receiver that reports what it read (told
-    in the hello); less for a slower one: what it reads in a quarter of `max_item_age_s`
+    in the hello); less for a slower one: what it reads in an eighth of `max_item_age_s`
     by the rate it has shown, and `min_window_bytes` until it has shown one."""
     min_window_bytes: int = 256 * KiB
     """In-flight bytes a reporting receiver always may have, however slow it has been (one
@@ -204,9 +204,10 @@ _RATE_MEMORY_S = 0.25
 _SAMPLE_S = 0.05
 """Reports are gathered into samples of at least this long before a rate is read off
 them: one report may come right after a pause, or right after another."""
-_WINDOW_SHARE = 0.25
-"""The share of `max_item_age_s` a reporting receiver's in-flight bytes may take to read."""
-_DELAY_MARGIN = 1.5
+_WINDOW_SHARE = 0.125
+"""The share of `max_item_age_s` a reporting receiver's in-flight bytes may take to read:
+small, so that a receiver that suddenly reads slower still gets fresh items in time."""
+_DELAY_MARGIN = 1.25
 """The read rate is an estimate and reading is bursty: the time in flight is taken this
 much longer than the rate says, so that an item is dropped a little early, not sent late."""
 
@@ -236,17 +237,23 @@ class ReceiveWindow:
         self._sample_s = 0.0
         self._sample_busy = True  # whether it had more to read throughout the sample
 
-    def report(self, total: int, written: int, now: float) -> bool:
-        """The receiver says it has read `total` bytes, of `written` sent. True when that
-        frees room (a report that goes back, or claims more than was sent, changes
-        nothing beyond what was sent)."""
+    def report(self, total: int, written: int, now: float, waiting: bool = False) -> bool:
+        """The receiver says it has read `total` bytes, of `written` sent, while items for
+        it are `waiting` or not. True when that frees room (a report that goes back, or
+        claims more than was sent, changes nothing beyond what was sent)."""
         total = min(total, written)
         if not self.reporting:
             self.reporting = True
         elif total <= self.read:
             return False
         else:
-            self._sample(total - self.read, now - self._read_at)
+            read = total - self.read
+            self._sample(read, now - self._read_at)
+            if waiting and total == written:
+                # It read all it was let have while more waited: the window, not the
+                # receiver, held it back. Let it have twice what it just read, as TCP's
+                # slow start does; a slow reader reads little between reports.
+                self.limit = min(self.limits.receive_window_bytes, max(self.limit, 2 * read))
         self.read, self._read_at = total, now
         self._backlog = written - total
         return True

@@ -149,7 +149,7 @@ class Outbound:
 
     def report(self, total: int, now: float) -> None:
         """The receiver says it has read `total` realtime bytes (`wire.Received`)."""
-        if self.window.report(total, self._written, now):
+        if self.window.report(total, self._written, now, self.items.waiting_bytes > 0):
             self._reported.set()
 
     def finish(self) -> None:

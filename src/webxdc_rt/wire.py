@@ -646,8 +646,8 @@ def _decode_hello(obj: dict[str, Any]) -> Hello:
                      send_items_burst=_positive(limits, "send_items_burst"),
                      send_bytes_per_s=_rate(limits, "send_bytes_per_s"),
                      send_bytes_burst=_positive(limits, "send_bytes_burst"),
-                     receive_window_bytes=(_positive(limits, "receive_window_bytes")
-                                           if "receive_window_bytes" in limits else 0)))
+                     receive_window_bytes=_counter(limits, "receive_window_bytes",
+                                                   "hello.limits", default=0)))
 
 
 def _decode_update(obj: dict[str, Any]) -> Update:
