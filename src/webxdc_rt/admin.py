@@ -239,13 +239,13 @@ async def _read_object(request: web.Request, limit: int) -> dict[str, Any]:
     """The request's body as a JSON object, checked: at most `limit` bytes, UTF-8, strict
     JSON (`wire.decode_json`)."""
     if request.content_length is not None and request.content_length > limit:
-        raise ManageError("too-large", f"request of {request.content_length} bytes; the "
-                          f"limit is {limit}", 413)
+        raise ManageError("too-large", f"request of {request.content_length} bytes is over "
+                          f"the limit of {limit} bytes", 413)
     body = bytearray()
     while chunk := await request.content.read(64 * 1024):
         body += chunk
         if len(body) > limit:
-            raise ManageError("too-large", f"request over the limit of {limit} bytes", 413)
+            raise ManageError("too-large", f"request is over the limit of {limit} bytes", 413)
     try:
         value = wire.decode_json(body.decode("utf-8"))
     except UnicodeDecodeError:
