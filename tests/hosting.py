@@ -7,8 +7,10 @@ import asyncio
 import io
 import json
 import signal
+import struct
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,18 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]
 PROBE_APP = Path(__file__).parent / "apps" / "probe"
-# The smallest valid PNG: 1x1, one transparent pixel.
-TINY_PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c63600000000200016d8a39d10000000049454e44ae426082")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data)))
+
+
+TINY_PNG = (b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00\x00"))
+            + _png_chunk(b"IEND", b""))
+"""The smallest PNG: one transparent pixel."""
 
 
 def make_xdc(path: Path, name: str | None = None, icon: bool = False,

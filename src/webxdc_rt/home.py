@@ -64,7 +64,8 @@ class HomeSite:
             if not home.token_matches(path[len(_INVITE_PREFIX):]):
                 return _refusal(403, "This invite link is not valid.")
             http_guard.admit(request)
-            return invite_response(home.token, self.manager.host.settings.scheme == "https")
+            return invite_response(request, home.token,
+                                   self.manager.host.settings.scheme == "https")
         token = presented_token(request)
         if token is None or not home.token_matches(token):
             return _refusal(403, "This page needs its invite link: open the link you were "

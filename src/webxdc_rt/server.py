@@ -331,7 +331,7 @@ class Host:
         if not page.token_matches(request.match_info["token"]):
             return _refusal(403, "This invite link is not valid.")
         http_guard.admit(request)
-        return invite_response(page.token, self.settings.scheme == "https")
+        return invite_response(request, page.token, self.settings.scheme == "https")
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         return _text(404, f"Unknown host endpoint: {request.path}")
@@ -626,9 +626,23 @@ def _authorized(request: web.Request, page: Page) -> bool:
     return token is not None and page.token_matches(token)
 
 
-def invite_response(token: str, secure: bool) -> web.Response:
-    """The answer to a valid invite link: the origin's host-only cookie, and on to `/`."""
-    response = web.Response(status=303, headers={"Location": "/"})
+_CONTINUE_PAGE = ('<!doctype html><html><head><meta charset="utf-8">'
+                  '<meta http-equiv="refresh" content="0;url=/"><title>webxdc-rt</title>'
+                  '</head><body><a href="/">Continue</a></body></html>')
+
+
+def invite_response(request: web.Request, token: str, secure: bool) -> web.Response:
+    """The answer to a valid invite link: the origin's host-only cookie, and on to `/`.
+
+    A link followed from another site (a member's home page, a web mail) is answered with a
+    page that moves on by itself rather than a redirect: a redirect would keep the
+    navigation cross-site, and the browser would not send the SameSite=Strict cookie with
+    it; the page's own navigation is same-site, so it does."""
+    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+        response = web.Response(text=_CONTINUE_PAGE, content_type="text/html",
+                                headers={"Cache-Control": "no-store"})
+    else:
+        response = web.Response(status=303, headers={"Location": "/"})
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
                         secure=secure, path="/")
     return response
