@@ -40,7 +40,7 @@ async def test_metrics_move_with_the_traffic(service: HostProcess, tmp_path):
     assert value(before, "webxdc_rt_realtime_items_received_total") == 0
 
     alice, bob = await joined(alice_url), await joined(bob_url)
-    for n in range(10):
+    for _ in range(10):
         alice.channel.send(b"x" * 100)
     await eventually(lambda: len(bob.inbox) == 10)
     # A raw client that ignores the spec's limit is refused by the host.
@@ -65,7 +65,7 @@ async def test_metrics_move_with_the_traffic(service: HostProcess, tmp_path):
     assert value(during, "webxdc_rt_realtime_items_received_total") == 10
     assert value(during, "webxdc_rt_realtime_bytes_received_total") == 1000
     assert value(during, "webxdc_rt_realtime_items_sent_total") == 10
-    assert value(during, "webxdc_rt_realtime_bytes_sent_total") == 1000
+    assert value(during, "webxdc_rt_realtime_bytes_sent_total") == 10 * (2 + 100)  # framed
     assert value(during, "webxdc_rt_refusals_total", code="payload-too-large") == 1
     assert value(during, "webxdc_rt_status_updates_appended_total") == 1
     stored = value(during, "webxdc_rt_store_latency_seconds_count")

@@ -266,3 +266,38 @@ async def test_a_failed_store_leaves_nothing_half_done(tmp_path):
     assert [member.name for member in chat.members] == ["alice"]
     assert manager.registry.home_of(chat, chat.members[0]) is not None
     store.close()
+
+
+async def test_home_page_uploads_are_bounded_and_accepted_from_the_home_page_only(tmp_path):
+    host = await HostProcess(tmp_path / "d").start("--limit", "home.max_upload_bytes=4000")
+    try:
+        links = (await host.cli("chat", "create", "c", "--members", "ann",
+                                "--json")).json()["links"]
+        home = links[0]["url"]
+        origin = origin_of(home)
+        small = make_xdc(tmp_path / "small.xdc").read_bytes()
+        large = make_xdc(tmp_path / "large.xdc", extra={"noise.bin": os.urandom(5000)})
+        async with web_session() as session:
+            async with session.get(origin + "/.webxdc-rt/home/state") as response:
+                assert response.status == 403  # not logged in yet
+            async with session.get(home) as response:
+                assert response.status == 200
+            async with session.get(origin + "/.webxdc-rt/home/state") as response:
+                state = await response.json()
+                assert (state["chat"], state["member"], state["apps"]) == ("c", "ann", [])
+            share = origin + "/.webxdc-rt/home/share"
+            for headers in ({}, {"Origin": "http://elsewhere.localhost:1"}):
+                async with session.post(share, data=small, headers=headers) as response:
+                    assert response.status == 403
+            async with session.post(share, data=large.read_bytes(),
+                                    headers={"Origin": origin}) as response:
+                assert response.status == 413
+                assert (await response.json())["error"]["code"] == "too-large"
+            async with session.post(share, data=small, headers={
+                    "Origin": origin, "X-File-Name": "my%20app.xdc"}) as response:
+                assert response.status == 201
+                assert (await response.json())["app"]["name"] == "my app"
+        assert_one_line_error(await host.cli("app", "share", "c", str(large)),
+                              "more than the 4000 allowed")
+    finally:
+        assert await host.stop() == 0

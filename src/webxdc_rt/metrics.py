@@ -8,7 +8,7 @@ CPU time and open file descriptors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -57,7 +57,8 @@ class HostCollector(Collector):
                        "Realtime items handed to receivers (one per receiver).",
                        stats.realtime_items_out)
         yield _counter("realtime_bytes_sent",
-                       "Payload bytes of the realtime items handed to receivers.",
+                       "Bytes of the frames of the realtime items handed to receivers "
+                       "(payload and WebSocket header).",
                        stats.realtime_bytes_out)
         yield _counter("realtime_items_dropped",
                        "Realtime items not delivered because their receiver was too slow.",
@@ -112,9 +113,7 @@ def _labelled(name: str, documentation: str, label: str,
 
 def _histogram(name: str, documentation: str,
                latency: LatencyHistogram) -> HistogramMetricFamily:
-    bounds: Iterator[str] = (repr(bound) for bound in latency.bounds)
-    cumulative = list(accumulate(latency.counts))
-    buckets = [(bound, count) for bound, count in zip(bounds, cumulative)]
-    buckets.append(("+Inf", cumulative[-1]))
+    bounds = [repr(bound) for bound in latency.bounds] + ["+Inf"]
+    buckets = list(zip(bounds, accumulate(latency.counts), strict=True))
     return HistogramMetricFamily(f"{PREFIX}_{name}", documentation, buckets=buckets,
                                  sum_value=latency.total_s)

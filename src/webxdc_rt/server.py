@@ -552,9 +552,9 @@ class Host:
         parts = binary_frame_parts(item.payload)
         size = sum(map(len, parts))
         # Counted once per item for all its receivers (written or found too slow alike).
-        stats = self.stats
-        stats.realtime_items_out += len(receivers)
-        stats.realtime_bytes_out += len(item.payload) * len(receivers)
+        count = len(receivers)
+        self.stats.realtime_items_out += count
+        self.stats.realtime_bytes_out += size * count
         for conn in receivers:
             conn.sink.write(parts, size)
 

@@ -72,7 +72,8 @@ class HostStats:
     realtime_items_out: int = 0
     """Realtime items handed to receivers (one per receiver)."""
     realtime_bytes_out: int = 0
-    """Payload bytes of those items (counted once per receiver)."""
+    """Bytes of the frames carrying those items (payload and WebSocket header, counted once
+    per receiver)."""
     realtime_items_dropped: int = 0
     """Realtime items not delivered to a receiver because it was too slow to take them."""
     slow_receivers_cut_off: int = 0
