@@ -27,6 +27,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from . import metrics, wire
+from .chats import Chat, Member
 from .manage import ManageError, Manager
 from .sharing import upload_name
 
@@ -181,11 +182,8 @@ class AdminApi:
         return manager.links(chat, member)
 
     async def _member_remove(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = _fields(body, {"chat": str, "member": str}, {})
-        manager = self.manager
-        chat = manager.chat(fields["chat"])
-        member = manager.member(chat, fields["member"])
-        closed = await manager.remove_member(chat, member)
+        chat, member = self._chat_and_member(body)
+        closed = await self.manager.remove_member(chat, member)
         return {"chat": chat.name, "removed": member.name, "sockets_closed": closed}
 
     async def _app_share(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -221,18 +219,18 @@ class AdminApi:
         return {"chat": chat.name, "removed": described, "sockets_closed": closed}
 
     async def _link_show(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = _fields(body, {"chat": str, "member": str}, {})
-        manager = self.manager
-        chat = manager.chat(fields["chat"])
-        return manager.links(chat, manager.member(chat, fields["member"]))
+        return self.manager.links(*self._chat_and_member(body))
 
     async def _link_revoke(self, body: dict[str, Any]) -> dict[str, Any]:
+        chat, member = self._chat_and_member(body)
+        closed = await self.manager.revoke_link(chat, member)
+        return {**self.manager.links(chat, member), "sockets_closed": closed}
+
+    def _chat_and_member(self, body: dict[str, Any]) -> tuple[Chat, Member]:
+        """The chat and the member a `{"chat", "member"}` request names."""
         fields = _fields(body, {"chat": str, "member": str}, {})
-        manager = self.manager
-        chat = manager.chat(fields["chat"])
-        member = manager.member(chat, fields["member"])
-        closed = await manager.revoke_link(chat, member)
-        return {**manager.links(chat, member), "sockets_closed": closed}
+        chat = self.manager.chat(fields["chat"])
+        return chat, self.manager.member(chat, fields["member"])
 
 
 async def _read_object(request: web.Request, limit: int) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_NAME_LENGTH", "Member", "Chat", "SharedApp", "Page", "HomePage", "Registry",
+__all__ = ["MAX_NAME_LENGTH", "Member", "Chat", "SharedApp", "Entrance", "Page", "HomePage",
+           "Registry",
            "parse_members", "check_name"]
 
 MAX_NAME_LENGTH = 64
@@ -65,32 +66,33 @@ class SharedApp:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    """One member's page of one shared app copy."""
+class Entrance:
+    """What an origin of the host is entered by: its label (`<label>.<domain>`) and its
+    secret token."""
 
     label: str
     token: str
-    app: SharedApp
-    member: Member
-    self_addr: str
 
     def token_matches(self, candidate: str) -> bool:
-        """Compare a presented token with this page's in constant time."""
+        """Compare a presented token with this one in constant time."""
         return _token_matches(self.token, candidate)
 
 
 @dataclass(frozen=True, slots=True)
-class HomePage:
+class Page(Entrance):
+    """One member's page of one shared app copy."""
+
+    app: SharedApp
+    member: Member
+    self_addr: str
+
+
+@dataclass(frozen=True, slots=True)
+class HomePage(Entrance):
     """One member's home page of one chat: what was shared into it and posted to it."""
 
-    label: str
-    token: str
     chat_id: str
     member: Member
-
-    def token_matches(self, candidate: str) -> bool:
-        """Compare a presented token with this home page's in constant time."""
-        return _token_matches(self.token, candidate)
 
 
 def _token_matches(token: str, candidate: str) -> bool:

@@ -34,7 +34,7 @@ from aiohttp.typedefs import Handler
 from . import fetch_metadata, html_guard, http_guard, wire
 from .broker import Broker, InMemoryBroker, Published
 from .budget import PageBudget
-from .chats import HomePage, Page, Registry
+from .chats import Entrance, Page, Registry
 from .frames import binary_frame_parts
 from .messages import ChatLimits
 from .outbound import Outbound, WriteBatcher
@@ -269,7 +269,7 @@ class Host:
         their responses get the same headers as the pages'."""
         self._origin_resolvers.append(resolver)
 
-    def invite_url(self, page: Page | HomePage, port: int) -> str:
+    def invite_url(self, page: Entrance, port: int) -> str:
         """The secret link that opens `page` (or a home page) as its member."""
         settings = self.settings
         shown_port = settings.public_port or port
