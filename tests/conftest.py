@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 
+from hosting import HostProcess
 from peers import eventually
 from webxdc_rt.chats import Page
 from webxdc_rt.server import Host, HostSettings
@@ -103,3 +104,12 @@ async def hosts() -> AsyncIterator:
 async def live_host(hosts) -> LiveHost:
     """One host with default settings."""
     return await hosts()
+
+
+@pytest.fixture
+async def service(tmp_path) -> AsyncIterator[HostProcess]:
+    """A running `webxdc-rt host` on a fresh data folder; it must stop cleanly."""
+    host = await HostProcess(tmp_path / "d").start()
+    yield host
+    assert await host.stop() == 0
+    assert "Traceback" not in host.stderr

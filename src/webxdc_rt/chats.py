@@ -4,8 +4,14 @@ A *page* is one member's view of one shared app copy: it has its own origin labe
 browser isolates its storage), its own secret invite token (the only way in, R14) and its
 own `selfAddr`. The realtime channel of a page is the one of its app copy, named by
 `SharedApp.topic`, so members of one copy share a channel and nobody else can reach it.
+A *home page* is one member's view of one chat (the apps shared into it, its messages), on
+an origin of its own with a token of its own, like a page.
 
-No I/O here: the registry lives in memory; persistence is the store's job.
+No I/O here: the registry lives in memory; persistence is the store's job. Changes to a
+running host are made in two steps so that a failed store leaves nothing half-done: the
+`new_*` methods make objects without registering them, the store keeps them in one
+transaction, and only then the `add_*`/`remove_*` methods change the registry (which cannot
+fail).
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_NAME_LENGTH", "Member", "Chat", "SharedApp", "Page", "Registry", "parse_members"]
+__all__ = ["MAX_NAME_LENGTH", "Member", "Chat", "SharedApp", "Entrance", "Page", "HomePage",
+           "Registry",
+           "parse_members", "check_name"]
 
 MAX_NAME_LENGTH = 64
-"""Longest member display name accepted, in characters."""
+"""Longest member display name, chat name or app name given by hand, in characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,21 +66,54 @@ class SharedApp:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    """One member's page of one shared app copy."""
+class Entrance:
+    """What an origin of the host is entered by: its label (`<label>.<domain>`) and its
+    secret token."""
 
     label: str
     token: str
+
+    def token_matches(self, candidate: str) -> bool:
+        """Compare a presented token with this one in constant time."""
+        return _token_matches(self.token, candidate)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Entrance):
+    """One member's page of one shared app copy."""
+
     app: SharedApp
     member: Member
     self_addr: str
 
-    def token_matches(self, candidate: str) -> bool:
-        """Compare a presented token with this page's in constant time. Any text may be
-        presented: header bytes that were not UTF-8 arrive as lone surrogates, and
-        `surrogatepass` turns every such string into bytes (that never match a token)."""
-        return hmac.compare_digest(self.token.encode(),
-                                   candidate.encode("utf-8", "surrogatepass"))
+
+@dataclass(frozen=True, slots=True)
+class HomePage(Entrance):
+    """One member's home page of one chat: what was shared into it and posted to it."""
+
+    chat_id: str
+    member: Member
+
+
+def _token_matches(token: str, candidate: str) -> bool:
+    """Compare a presented token with the real one in constant time. Any text may be
+    presented: header bytes that were not UTF-8 arrive as lone surrogates, and
+    `surrogatepass` turns every such string into bytes (that never match a token)."""
+    return hmac.compare_digest(token.encode(), candidate.encode("utf-8", "surrogatepass"))
+
+
+def check_name(name: str, what: str = "member name") -> str:
+    """`name` without surrounding blanks, if it can name a member, chat or app: not empty,
+    printable, valid text (command-line arguments that are not UTF-8 arrive with lone
+    surrogates), at most `MAX_NAME_LENGTH` characters. ValueError saying what is wrong."""
+    stripped = name.strip()
+    if not stripped:
+        raise ValueError(f"a {what} must not be empty")
+    if len(stripped) > MAX_NAME_LENGTH:
+        raise ValueError(f"{what} {stripped[:20]!r}... is longer than {MAX_NAME_LENGTH}")
+    if not stripped.isprintable():  # lone surrogates are not printable either
+        raise ValueError(f"{what} {stripped!r} contains control characters or is not text")
+    return stripped
 
 
 def parse_members(spec: str) -> list[str]:
@@ -81,10 +122,7 @@ def parse_members(spec: str) -> list[str]:
     if not spec.strip() or any(not name for name in names):
         raise ValueError("member names must be non-empty, separated by commas")
     for name in names:
-        if len(name) > MAX_NAME_LENGTH:
-            raise ValueError(f"member name {name[:20]!r}... is longer than {MAX_NAME_LENGTH}")
-        if not name.isprintable():
-            raise ValueError(f"member name {name!r} contains control characters")
+        check_name(name)
     seen: set[str] = set()
     for name in names:
         if name.casefold() in seen:
@@ -99,21 +137,24 @@ def _random_label() -> str:
 
 
 class Registry:
-    """All chats, shared apps and pages of one host, looked up by page label."""
+    """All chats, shared apps, pages and home pages of one host, looked up by origin label."""
 
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret or self.new_secret()
         self.chats: dict[str, Chat] = {}
         self.apps: dict[str, SharedApp] = {}
         self._pages: dict[str, Page] = {}
+        self._pages_by_app: dict[str, dict[str, Page]] = {}
+        """Per app copy id, its pages by member id (in the order they were added)."""
+        self._homes: dict[str, HomePage] = {}
+        self._homes_by_member: dict[tuple[str, str], HomePage] = {}
 
     def create_chat(self, name: str, member_names: list[str]) -> Chat:
-        """Create a chat whose members are `member_names` (display names, in order)."""
+        """Create and register a chat whose members are `member_names` (display names, in
+        order)."""
         if not member_names:
             raise ValueError("a chat needs at least one member")
-        chat = Chat(self._new_id("chat"), name)
-        chat.members = [Member(f"m{index}", member) for index, member in
-                        enumerate(member_names, 1)]
+        chat = self.new_chat(name, member_names)
         self.chats[chat.id] = chat
         return chat
 
@@ -123,11 +164,12 @@ class Registry:
         return secrets.token_bytes(32)
 
     def share_app(self, chat: Chat, app_name: str, key: str = "") -> list[Page]:
-        """Share a new copy of an app into `chat`, by its first member; return one page per
-        member."""
-        app = SharedApp(self._new_id("app"), chat.id, app_name, key, chat.members[0].id)
-        self.apps[app.id] = app
-        pages = [self._new_page(app, member) for member in chat.members]
+        """Share and register a new copy of an app into `chat`, by its first member; return
+        one page per member."""
+        app = self.new_app(chat, app_name, key, chat.members[0].id)
+        self.add_app(app)
+        pages = self.new_pages(app, chat.members)
+        self.add_pages(pages)
         return pages
 
     def find_chat(self, name: str, member_names: list[str]) -> Chat | None:
@@ -144,29 +186,140 @@ class Registry:
                 return app
         return None
 
-    # -- loading what a store kept -----------------------------------------------------
+    # -- new objects, not registered yet -----------------------------------------------
+
+    def new_chat(self, name: str, member_names: list[str]) -> Chat:
+        """A new chat with these members (display names, in order), not registered."""
+        chat = Chat(self._new_id("chat"), name)
+        chat.members = [Member(f"m{index}", member) for index, member in
+                        enumerate(member_names, 1)]
+        return chat
+
+    @staticmethod
+    def new_member(name: str) -> Member:
+        """A new member with an id never used before (a removed member's id is never given
+        to anyone else: `selfAddr`s and stored updates name members by id)."""
+        return Member(f"m-{secrets.token_hex(6)}", name)
+
+    def new_app(self, chat: Chat, app_name: str, key: str, sender: str) -> SharedApp:
+        """A new copy of an app in `chat`, shared by the member `sender`, not registered."""
+        return SharedApp(self._new_id("app"), chat.id, app_name, key, sender)
+
+    def new_pages(self, app: SharedApp, members: list[Member]) -> list[Page]:
+        """One new page of `app` per member, each with a fresh label and token, not
+        registered."""
+        taken: set[str] = set()
+        return [Page(self._fresh_label(taken), secrets.token_urlsafe(32), app, member,
+                     self.self_addr(app, member)) for member in members]
+
+    def new_homes(self, chat: Chat, members: list[Member]) -> list[HomePage]:
+        """One new home page of `chat` per member, not registered."""
+        taken: set[str] = set()
+        return [HomePage(self._fresh_label(taken), secrets.token_urlsafe(32), chat.id, member)
+                for member in members]
+
+    def with_new_token(self, page: Page) -> Page:
+        """`page` with a fresh token (its old links stop working once it is registered)."""
+        return Page(page.label, secrets.token_urlsafe(32), page.app, page.member,
+                    page.self_addr)
+
+    @staticmethod
+    def home_with_new_token(home: HomePage) -> HomePage:
+        """`home` with a fresh token."""
+        return HomePage(home.label, secrets.token_urlsafe(32), home.chat_id, home.member)
+
+    # -- registering and forgetting ------------------------------------------------------
 
     def add_chat(self, chat: Chat) -> None:
-        """Register a chat loaded from storage."""
+        """Register a chat (new, or loaded from storage)."""
         self.chats[chat.id] = chat
 
     def add_app(self, app: SharedApp) -> None:
-        """Register an app copy loaded from storage."""
+        """Register an app copy (new, or loaded from storage)."""
         self.apps[app.id] = app
 
     def add_page(self, label: str, token: str, app_id: str, member_id: str) -> None:
         """Register a page loaded from storage."""
         app = self.apps[app_id]
         member = next(m for m in self.chats[app.chat_id].members if m.id == member_id)
-        self._pages[label] = Page(label, token, app, member, self.self_addr(app, member))
+        self.add_pages([Page(label, token, app, member, self.self_addr(app, member))])
+
+    def add_pages(self, pages: list[Page]) -> None:
+        """Register pages, replacing any of the same label (a page with a new token)."""
+        for page in pages:
+            self._pages[page.label] = page
+            self._pages_by_app.setdefault(page.app.id, {})[page.member.id] = page
+
+    def add_homes(self, homes: list[HomePage]) -> None:
+        """Register home pages, replacing any of the same label."""
+        for home in homes:
+            self._homes[home.label] = home
+            self._homes_by_member[(home.chat_id, home.member.id)] = home
+
+    def remove_member(self, chat: Chat, member: Member) -> list[str]:
+        """Forget a member of a chat with their pages and home page; return the labels
+        they had."""
+        chat.members = [m for m in chat.members if m.id != member.id]
+        labels = []
+        for app in self.apps_of(chat):
+            page = self._pages_by_app.get(app.id, {}).pop(member.id, None)
+            if page is not None:
+                del self._pages[page.label]
+                labels.append(page.label)
+        home = self._homes_by_member.pop((chat.id, member.id), None)
+        if home is not None:
+            del self._homes[home.label]
+            labels.append(home.label)
+        return labels
+
+    def remove_app(self, app: SharedApp) -> list[str]:
+        """Forget an app copy and its pages; return the labels of its pages."""
+        self.apps.pop(app.id, None)
+        pages = self._pages_by_app.pop(app.id, {})
+        for page in pages.values():
+            del self._pages[page.label]
+        return [page.label for page in pages.values()]
+
+    def remove_chat(self, chat: Chat) -> list[str]:
+        """Forget a chat, its app copies, pages and home pages; return all their labels."""
+        labels = []
+        for app in self.apps_of(chat):
+            labels += self.remove_app(app)
+        for member in list(chat.members):
+            labels += self.remove_member(chat, member)
+        del self.chats[chat.id]
+        return labels
+
+    # -- looking up ------------------------------------------------------------------------
 
     def page(self, label: str) -> Page | None:
         """The page served under this origin label, if any."""
         return self._pages.get(label)
 
+    def home(self, label: str) -> HomePage | None:
+        """The home page served under this origin label, if any."""
+        return self._homes.get(label)
+
+    def home_of(self, chat: Chat, member: Member) -> HomePage | None:
+        """A member's home page of a chat, if it has one."""
+        return self._homes_by_member.get((chat.id, member.id))
+
     def pages_of(self, app: SharedApp) -> list[Page]:
-        """Every member's page of one app copy, in member order."""
-        return [page for page in self._pages.values() if page.app == app]
+        """Every member's page of one app copy, in the order they were added."""
+        return list(self._pages_by_app.get(app.id, {}).values())
+
+    def page_of(self, app: SharedApp, member: Member) -> Page | None:
+        """A member's page of one app copy, if they have one."""
+        return self._pages_by_app.get(app.id, {}).get(member.id)
+
+    def apps_of(self, chat: Chat) -> list[SharedApp]:
+        """The app copies shared into a chat, oldest first."""
+        return [app for app in self.apps.values() if app.chat_id == chat.id]
+
+    def chats_named(self, name: str) -> list[Chat]:
+        """The chats called `name` (names need not be unique: `serve` makes a chat per
+        member list)."""
+        return [chat for chat in self.chats.values() if chat.name == name]
 
     def self_addr(self, app: SharedApp, member: Member) -> str:
         """A member's address in one app copy: stable, unlinkable across copies, no e-mail."""
@@ -174,13 +327,13 @@ class Registry:
                           hashlib.sha256).hexdigest()
         return digest[:32]
 
-    def _new_page(self, app: SharedApp, member: Member) -> Page:
+    def _fresh_label(self, taken: set[str]) -> str:
+        """A label no page or home page has, nor any in `taken` (to which it is added)."""
         label = _random_label()
-        while label in self._pages:
+        while label in self._pages or label in self._homes or label in taken:
             label = _random_label()
-        page = Page(label, secrets.token_urlsafe(32), app, member, self.self_addr(app, member))
-        self._pages[label] = page
-        return page
+        taken.add(label)
+        return label
 
     @staticmethod
     def _new_id(kind: str) -> str:

@@ -1,8 +1,11 @@
-"""The `webxdc-rt` command: share an app into a chat and serve it to the chat's members.
+"""The `webxdc-rt` command: share an app into a chat and serve it to the chat's members, or
+host every chat of a data folder as a service that is managed while it runs.
 
     webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
                     [--limit NAME=VALUE ...]   # names and defaults: webxdc-rt serve --help
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
+    webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
+    webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
 
 State (chats, invite links, status updates) lives in the data directory, so serving the same
 app to the same chat again keeps its links, `selfAddr`s and updates.
@@ -16,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import re
@@ -34,7 +39,11 @@ from typing import Any, get_type_hints
 
 from aiohttp import web
 
+from . import admin_client, logs
+from .admin import AdminApi, AdminSocketError, admin_socket_path, bind_private, claim_socket_path
 from .chats import Page, Registry, parse_members
+from .home import HomeSite
+from .manage import ManageError, Manager
 from .server import Host, HostSettings
 from .store import Store
 from .wire import is_text
@@ -42,6 +51,8 @@ from .xdc import AppSource, InvalidContainer, open_app
 
 __all__ = ["main", "build_parser", "example_path", "apply_limits", "settable_limits",
            "limits_help", "Limit", "UsageError", "DEFAULT_PORT"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
 DEMO_MEMBERS = "alice,bob,carol"
@@ -85,10 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help=f"serve the bundled sketch pad to {DEMO_MEMBERS}",
                                epilog=limits, formatter_class=RAW)
     _add_network_options(demo)
+
+    host = commands.add_parser(
+        "host", help="serve every chat of a data folder, managed while it runs "
+                     "(webxdc-rt chat|member|app|link)", epilog=limits, formatter_class=RAW)
+    _add_listen_options(host)
+    host.add_argument("--json", action="store_true",
+                      help="print one JSON object (address, port, admin socket) once serving")
+    admin_client.add_commands(commands, default_data_dir())
     return parser
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    _add_listen_options(parser)
+    parser.add_argument("--chat", default="chat", metavar="NAME", help="name of the chat")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per member (member, url, self_addr)")
+
+
+def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -99,11 +125,10 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
                         help="scheme of the printed links (https behind a TLS proxy)")
     parser.add_argument("--public-port", type=int, default=None, metavar="N",
                         help="port in the printed links when a proxy listens elsewhere")
-    parser.add_argument("--chat", default="chat", metavar="NAME", help="name of the chat")
     parser.add_argument("--data-dir", default=default_data_dir(), metavar="DIR",
                         help="where chats and updates are kept (default: %(default)s)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object per member (member, url, self_addr)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log lines for people (text) or one JSON object each (json)")
     parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                         help="change one numeric setting, named as listed below, e.g. "
                              "realtime.send_items_per_s=5000; repeatable")
@@ -126,13 +151,20 @@ def _check_chat_name(name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = build_parser().parse_args(argv)
+    if args.command in admin_client.COMMANDS:
+        return admin_client.run(args)
     try:
+        if not 0 <= args.port <= 65535:
+            raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+        settings = _settings(args)
+        logs.configure(args.log_format)
+        if args.command == "host":
+            _run(_host(args, settings), args.loop)
+            return 0
         if args.command == "demo":
             app_path, members = str(example_path()), DEMO_MEMBERS
         else:
             app_path, members = args.app, args.members
-        if not 0 <= args.port <= 65535:
-            raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
         try:
             member_names = parse_members(members)
         except ValueError as exc:
@@ -141,21 +173,24 @@ def main(argv: list[str] | None = None) -> int:
             source = open_app(app_path)
         except InvalidContainer as exc:
             raise UsageError(str(exc)) from None
-        if args.public_port is not None and not 1 <= args.public_port <= 65535:
-            raise UsageError(f"--public-port must be from 1 to 65535, got {args.public_port}")
         _check_chat_name(args.chat)
-        domain = args.domain.strip(".").lower()
-        if not DOMAIN_PATTERN.fullmatch(domain):
-            raise UsageError(f"--domain must be a DNS name such as apps.example.org, got "
-                             f"{args.domain!r}")
-        settings = apply_limits(HostSettings(domain=domain,
-                                             scheme=args.scheme, public_port=args.public_port),
-                                args.limit)
         _run(_serve(source, member_names, args, settings), args.loop)
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _settings(args: argparse.Namespace) -> HostSettings:
+    """The host's settings from the listening options and `--limit`s."""
+    if args.public_port is not None and not 1 <= args.public_port <= 65535:
+        raise UsageError(f"--public-port must be from 1 to 65535, got {args.public_port}")
+    domain = args.domain.strip(".").lower()
+    if not DOMAIN_PATTERN.fullmatch(domain):
+        raise UsageError(f"--domain must be a DNS name such as apps.example.org, got "
+                         f"{args.domain!r}")
+    return apply_limits(HostSettings(domain=domain, scheme=args.scheme,
+                                     public_port=args.public_port), args.limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +355,69 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
         print("webxdc-rt: stopping", file=sys.stderr, flush=True)
     finally:
         await runner.cleanup()
+        store.close()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
+    """Serve every chat of the data folder, with the admin listener on its socket, until
+    stopped."""
+    _raise_open_file_limit()
+    try:
+        store = Store.in_directory(args.data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        raise UsageError(f"cannot open the data directory {args.data_dir}: {exc}") from None
+    socket_path = admin_socket_path(args.data_dir)
+    try:
+        claim_socket_path(socket_path)
+        host = Host(store.load_registry(), {}, settings, store=store)
+        manager = Manager(host, store)
+        manager.ensure_homes()
+    except (AdminSocketError, ManageError, sqlite3.Error, OSError) as exc:
+        store.close()
+        raise UsageError(f"cannot host the data directory {args.data_dir}: {exc}") from None
+    for problem in manager.serve_stored_apps():
+        log.warning("%s", problem)
+    host.mount(HomeSite(manager).resolve)
+    runner = host.runner()
+    admin_runner = web.AppRunner(AdminApi(manager).application(), access_log=None,
+                                 handle_signals=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    await runner.setup()
+    await admin_runner.setup()
+    socket_inode = None
+    try:
+        try:
+            await web.TCPSite(runner, args.host, args.port).start()
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: "
+                             f"{exc.strerror or exc}") from None
+        port = manager.port = runner.addresses[0][1]
+        try:
+            with bind_private(socket_path):
+                await web.UnixSite(admin_runner, str(socket_path)).start()
+            socket_inode = socket_path.stat().st_ino
+        except OSError as exc:
+            raise UsageError(f"cannot create the admin socket {socket_path}: "
+                             f"{exc.strerror or exc}") from None
+        if args.json:
+            print(json.dumps({"host": args.host, "port": port,
+                              "admin_socket": str(socket_path),
+                              "data_dir": str(args.data_dir)}), flush=True)
+        log.info("hosting %d chats on %s:%d; admin socket %s; Ctrl-C stops",
+                 len(host.registry.chats), args.host, port, socket_path)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await admin_runner.cleanup()
+        await runner.cleanup()
+        with contextlib.suppress(OSError):
+            if socket_inode is not None and socket_path.stat().st_ino == socket_inode:
+                socket_path.unlink()
         store.close()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)

@@ -251,9 +251,9 @@ class ReceiveWindow:
             self._sample(read, now - self._read_at)
             if waiting and total == written:
                 # It read all it was let have while more waited: the window, not the
-                # receiver, held it back. Let it have twice what it just read, as TCP's
-                # slow start does; a slow reader reads little between reports.
-                self.limit = min(self.limits.receive_window_bytes, max(self.limit, 2 * read))
+                # receiver, held it back. Let it have as much more as it just read, as
+                # TCP's slow start does; a slow reader reads little between reports.
+                self.limit = min(self.limits.receive_window_bytes, self.limit + read)
         self.read, self._read_at = total, now
         self._backlog = written - total
         return True

@@ -24,6 +24,7 @@ import logging
 import math
 import mimetypes
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -35,7 +36,7 @@ from aiohttp.typedefs import Handler
 from . import fetch_metadata, html_guard, http_guard, wire
 from .broker import Broker, InMemoryBroker, Published
 from .budget import PageBudget
-from .chats import Page, Registry
+from .chats import Entrance, Page, Registry
 from .delivery import DeliveryLimits, DropCount
 from .frames import binary_frame_parts
 from .messages import ChatLimits
@@ -46,12 +47,15 @@ from .session import (
     Session,
     SessionRules, StoreMessage, StoreUpdate, Subscribe, Unsubscribe,
 )
+from .sharing import HomeLimits
+from .stats import HostStats
 from .store import Store
 from .update_feed import FeedSocket, StorageFailed, UpdateFeed
 from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
-__all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE", "SERVER_NAME"]
+__all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE",
+           "SERVER_NAME", "OriginResolver", "presented_token", "same_origin", "invite_response"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,7 @@ class HostSettings:
     updates: UpdateLimits = field(default_factory=UpdateLimits)
     chat: ChatLimits = field(default_factory=ChatLimits)
     delivery: DeliveryLimits = field(default_factory=DeliveryLimits)
+    home: HomeLimits = field(default_factory=HomeLimits)
     domain: str = "localhost"
     """Pages are served at `<label>.<domain>`; `*.localhost` needs no DNS in browsers."""
     scheme: str = "http"
@@ -186,6 +191,10 @@ class HostSettings:
 
 PAGE_KEY = web.RequestKey("page", Page)
 
+OriginResolver = Callable[[str], Handler | None]
+"""Given the label of an origin that is no app page (`<label>.<domain>`), the handler that
+serves it, or None: how a member's home page is served beside the app pages."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionStats:
@@ -237,13 +246,17 @@ class Host:
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[Outbound, _Socket] = {}
+        self.stats = HostStats()
+        """What this host counted since it started (read by `metrics.py`)."""
         self._session_rules = SessionRules(self.settings.updates, self.settings.chat,
-                                           self.settings.max_protocol_errors)
+                                           self.settings.max_protocol_errors,
+                                           self.stats.sessions)
+        self._origin_resolvers: list[OriginResolver] = []
         self._batcher: WriteBatcher | None = None
         self._per_page: dict[str, int] = {}
         self._budgets: dict[str, PageBudget] = {}
         self._hello_limits = hello_limits(self.settings.realtime, self.settings.delivery)
-        self.drops = DropCount()
+        self.drops = self.stats.drops
         """Realtime items dropped for receivers that did not keep up, in all."""
         self.channel_drops: dict[str, DropCount] = {}
         """The same per channel (app copy topic) that had connections."""
@@ -282,8 +295,13 @@ class Host:
             max_headers=settings.max_headers,
         )
 
-    def invite_url(self, page: Page, port: int) -> str:
-        """The secret link that opens `page` as its member."""
+    def mount(self, resolver: OriginResolver) -> None:
+        """Serve the origins `resolver` knows beside the app pages (see `OriginResolver`);
+        their responses get the same headers as the pages'."""
+        self._origin_resolvers.append(resolver)
+
+    def invite_url(self, page: Entrance, port: int) -> str:
+        """The secret link that opens `page` (or a home page) as its member."""
         settings = self.settings
         shown_port = settings.public_port or port
         default = {"http": 80, "https": 443}.get(settings.scheme)
@@ -304,6 +322,11 @@ class Host:
                                handler: Handler) -> web.StreamResponse:
         page = self._page_for_host(request.host)
         if page is None:
+            label = self._label_of_host(request.host)
+            for resolve in self._origin_resolvers if label is not None else ():
+                origin_handler = resolve(label or "")
+                if origin_handler is not None:
+                    return await origin_handler(request)
             return _refusal(404, "No webxdc app is served at this address; "
                                  "open an invite link.")
         if not request.path.startswith(HOST_PREFIX + "/invite/"):
@@ -318,14 +341,19 @@ class Host:
     def _page_for_host(self, host: str) -> Page | None:
         """The page served at this Host header: only pages of the app copies this process
         serves; pages another run stored in the same data folder are as unknown as any."""
+        label = self._label_of_host(host)
+        page = self.registry.page(label) if label is not None else None
+        if page is None or page.app.id not in self.sources:
+            return None
+        return page
+
+    def _label_of_host(self, host: str) -> str | None:
+        """The origin label a Host header names under this host's domain, if it does."""
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         suffix = "." + self.settings.domain
         if not name.lower().endswith(suffix):
             return None
-        page = self.registry.page(name[: -len(suffix)].lower())
-        if page is None or page.app.id not in self.sources:
-            return None
-        return page
+        return name[: -len(suffix)].lower()
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -334,10 +362,7 @@ class Host:
         if not page.token_matches(request.match_info["token"]):
             return _refusal(403, "This invite link is not valid.")
         http_guard.admit(request)
-        response = web.Response(status=303, headers={"Location": "/"})
-        response.set_cookie(SESSION_COOKIE, page.token, httponly=True, samesite="Strict",
-                            secure=self.settings.scheme == "https", path="/")
-        return response
+        return invite_response(request, page.token, self.settings.scheme == "https")
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         return _text(404, f"Unknown host endpoint: {request.path}")
@@ -396,13 +421,14 @@ class Host:
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         page = request[PAGE_KEY]
-        if not _same_origin(request):
+        if not same_origin(request):
             # Another page (another app copy, on a sibling origin of the same site) must not
             # ride on this page's cookie into its channel; browsers always send Origin.
             return _text(403, "WebSocket from another origin refused.")
         refusal = self._connection_refusal(page)
         if refusal:
-            return _text(503, refusal)
+            self.stats.connections_refused[refusal[0]] += 1
+            return _text(503, refusal[1])
         settings = self.settings
         budget = self._budget(page)
         if budget.chat_stored_bytes is None:  # counted once per page, kept up by sessions
@@ -423,6 +449,7 @@ class Host:
         feed_socket = self.feed.new_socket(page, sink, budget)
 
         def cut() -> None:  # called by the sink, after the write that found it too slow
+            self.stats.slow_receivers_cut_off += 1
             self._apply_now(session.cut_off())
             self.feed.forget(feed_socket)
 
@@ -469,24 +496,27 @@ class Host:
             drops = self.channel_drops[topic] = DropCount()
         return drops
 
-    def _connection_refusal(self, page: Page) -> str | None:
+    def _connection_refusal(self, page: Page) -> tuple[str, str] | None:
+        """Why a new socket of `page` is refused (a code and a text), if it is."""
         settings = self.settings
         if len(self._sockets) >= settings.max_connections:
-            return f"The host is full ({settings.max_connections} connections)."
+            return "host-full", f"The host is full ({settings.max_connections} connections)."
         if self._per_page.get(page.label, 0) >= settings.max_connections_per_page:
-            return (f"Too many connections for this page "
-                    f"(limit {settings.max_connections_per_page}).")
+            return "page-full", (f"Too many connections for this page "
+                                 f"(limit {settings.max_connections_per_page}).")
         return None
 
     async def _read_loop(self, ws: web.WebSocketResponse, sink: Outbound, session: Session,
                          feed_socket: FeedSocket) -> None:
         """Feed the session what arrives and carry out what it says, until it closes."""
-        broker = self.broker
+        broker, stats = self.broker, self.stats
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
                 effects = session.receive_item(msg.data, time.monotonic())
                 first = effects[0] if effects else None
                 if len(effects) == 1 and type(first) is Publish:  # the hot path
+                    stats.realtime_items_in += 1
+                    stats.realtime_bytes_in += len(msg.data)
                     broker.publish(first.topic, first.item)
                     continue
             elif msg.type is WSMsgType.TEXT:
@@ -514,7 +544,9 @@ class Host:
             elif isinstance(effect, StoreUpdate):
                 try:
                     self.feed.store_update(feed_socket, effect.update)
+                    self.stats.updates_appended += 1
                 except StorageFailed as exc:
+                    self.stats.sessions.refused[exc.code] += 1
                     await sink.send_text(wire.encode_error(exc.code, str(exc)))
             elif isinstance(effect, Replay):
                 await self.feed.listen(feed_socket, effect.listen, effect.after_serial)
@@ -522,8 +554,10 @@ class Host:
                 refusal = None
                 try:
                     self.feed.store_message(feed_socket, effect.message)
+                    self.stats.chat_messages_stored += 1
                 except StorageFailed as exc:
                     session.message_not_stored(effect.message)
+                    self.stats.sessions.refused[exc.code] += 1
                     refusal = (exc.code, str(exc))
                 await sink.send_text(wire.encode_reply(effect.request_id, refusal))
             elif isinstance(effect, ListMessages):
@@ -561,6 +595,10 @@ class Host:
             return
         parts = binary_frame_parts(item.payload)
         size = sum(map(len, parts))
+        # Counted once per item for all its receivers (written or found too slow alike).
+        count = len(receivers)
+        self.stats.realtime_items_out += count
+        self.stats.realtime_bytes_out += size * count
         for conn in receivers:
             conn.sink.deliver(parts, size, item)
 
@@ -583,6 +621,22 @@ class Host:
         sinks = [sink for sink, socket in self._sockets.items() if socket.page.label == label]
         await self._close_all(sinks, WSCloseCode.SERVICE_RESTART, reason)
         return len(sinks)
+
+    async def retire(self, labels: list[str], reason: str) -> int:
+        """Pages and home pages that no longer exist (their member removed, their app copy
+        removed, their links revoked): close every socket of theirs at once and forget
+        their allowances; return how many sockets were closed. The registry has already
+        forgotten them (or changed their tokens), so they cannot reconnect."""
+        closed = await asyncio.gather(*(self.disconnect(label, reason) for label in labels))
+        for label in labels:
+            self._budgets.pop(label, None)
+        return sum(closed)
+
+    def connection_counts(self) -> tuple[int, int]:
+        """WebSocket connections open now, and how many of them are joined to their
+        realtime channel."""
+        joined = sum(1 for socket in self._sockets.values() if socket.session.conn.joined)
+        return len(self._sockets), joined
 
     async def _close_all(self, sinks: list[Outbound], code: int, reason: str) -> None:
         """Close connections all at once, each within the grace: a client that does not
@@ -614,15 +668,44 @@ class Host:
             socket.handler.cancel()
 
 
-def _authorized(request: web.Request, page: Page) -> bool:
+def presented_token(request: web.Request) -> str | None:
+    """The token a request shows: the page's cookie (browsers) or `Authorization: Bearer`
+    (programs)."""
     token = request.cookies.get(SESSION_COOKIE)
     if token is None:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         token = value if scheme.lower() == "bearer" else None
+    return token
+
+
+def _authorized(request: web.Request, page: Page) -> bool:
+    token = presented_token(request)
     return token is not None and page.token_matches(token)
 
 
-def _same_origin(request: web.Request) -> bool:
+_CONTINUE_PAGE = ('<!doctype html><html><head><meta charset="utf-8">'
+                  '<meta http-equiv="refresh" content="0;url=/"><title>webxdc-rt</title>'
+                  '</head><body><a href="/">Continue</a></body></html>')
+
+
+def invite_response(request: web.Request, token: str, secure: bool) -> web.Response:
+    """The answer to a valid invite link: the origin's host-only cookie, and on to `/`.
+
+    A link followed from another site (a member's home page, a web mail) is answered with a
+    page that moves on by itself rather than a redirect: a redirect would keep the
+    navigation cross-site, and the browser would not send the SameSite=Strict cookie with
+    it; the page's own navigation is same-site, so it does."""
+    if request.headers.get("Sec-Fetch-Site") in ("cross-site", "same-site"):
+        response = web.Response(text=_CONTINUE_PAGE, content_type="text/html",
+                                headers={"Cache-Control": "no-store"})
+    else:
+        response = web.Response(status=303, headers={"Location": "/"})
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
+                        secure=secure, path="/")
+    return response
+
+
+def same_origin(request: web.Request) -> bool:
     """True when the request has no Origin (not a browser) or comes from its own origin."""
     origin = request.headers.get("Origin")
     if origin is None:

@@ -25,7 +25,7 @@ is a bug in the host and raises `SessionStateError` naming the state and the eve
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from . import realtime, wire
@@ -34,6 +34,7 @@ from .budget import PageBudget
 from .errors import Refusal, SessionStateError
 from .messages import ChatLimits, ChatMessageDraft, validate_message
 from .realtime import AlreadyJoined, Connection, NotJoined, RealtimeHub
+from .stats import SessionCounts
 from .updates import Update, UpdateError, UpdateLimits, validate_update
 
 __all__ = [
@@ -225,6 +226,8 @@ class SessionRules:
     chat: ChatLimits
     max_protocol_errors: int
     """Refused requests before the connection is closed (1008)."""
+    counts: SessionCounts = field(default_factory=SessionCounts)
+    """Where the sessions count their refusals and rate limiting (for metrics)."""
 
 
 class Session:
@@ -362,20 +365,26 @@ class Session:
             message = validate_message(request.text, request.file_name, request.file_base64,
                                        limits)
         except Refusal as exc:
-            return Send(wire.encode_reply(request.id, (exc.code, str(exc))))
+            return self._refused_message(request.id, exc.code, str(exc))
         stored = budget.chat_stored_bytes or 0
         if stored + message.size > limits.max_stored_bytes:
-            return Send(wire.encode_reply(request.id, (
-                "chat-quota", f"this page has stored {stored} bytes of chat messages; the "
-                f"limit is {limits.max_stored_bytes} bytes")))
+            return self._refused_message(
+                request.id, "chat-quota", f"this page has stored {stored} bytes of chat "
+                f"messages; the limit is {limits.max_stored_bytes} bytes")
         if not budget.chat.try_take(1, now):
-            return Send(wire.encode_reply(request.id, (
-                "chat-rate", f"messages posted faster than {limits.messages_per_s:g} per "
-                f"second (after {limits.messages_burst} at once): this one was refused")))
+            return self._refused_message(
+                request.id, "chat-rate", f"messages posted faster than "
+                f"{limits.messages_per_s:g} per second (after {limits.messages_burst} at "
+                "once): this one was refused")
         budget.chat_stored_bytes = stored + message.size
         return StoreMessage(request.id, message)
 
+    def _refused_message(self, request_id: int, code: str, text: str) -> Send:
+        self.rules.counts.refused[code] += 1
+        return Send(wire.encode_reply(request_id, (code, text)))
+
     def _refused(self, exc: Refusal) -> tuple[Effect, ...]:
+        self.rules.counts.refused[exc.code] += 1
         self._errors += 1
         error = Send(wire.encode_error(exc.code, str(exc)))
         if self._errors < self.rules.max_protocol_errors:
@@ -394,6 +403,7 @@ class Session:
         if budget in self._paced:
             return (Pause(wait),)
         self._paced.add(budget)
+        self.rules.counts.rate_limited[budget] += 1
         return (Send(wire.encode_error("rate-limited", text)), Pause(wait))
 
     def _items_text(self) -> str:

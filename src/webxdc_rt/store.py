@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from . import wire
-from .chats import Chat, Member, Page, Registry, SharedApp
+from .chats import Chat, HomePage, Member, Page, Registry, SharedApp
+from .stats import LatencyHistogram
 from .updates import Update
 
-__all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage", "Synchronous"]
+__all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage", "MessageSummary",
+           "Notification", "StoredApp", "Synchronous"]
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,14 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chats (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, members TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS containers (digest TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS apps (
     id TEXT PRIMARY KEY, chat_id TEXT NOT NULL REFERENCES chats(id), name TEXT NOT NULL,
-    key TEXT NOT NULL, sender TEXT NOT NULL);
+    key TEXT NOT NULL, sender TEXT NOT NULL,
+    container TEXT REFERENCES containers(digest));
+CREATE TABLE IF NOT EXISTS homes (
+    label TEXT PRIMARY KEY, token TEXT NOT NULL, chat_id TEXT NOT NULL REFERENCES chats(id),
+    member_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pages (
     label TEXT PRIMARY KEY, token TEXT NOT NULL, app_id TEXT NOT NULL REFERENCES apps(id),
     member_id TEXT NOT NULL);
@@ -63,10 +70,20 @@ CREATE TABLE IF NOT EXISTS updates (
     payload TEXT NOT NULL, info TEXT, href TEXT, document TEXT, summary TEXT, notify TEXT,
     created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS updates_by_app ON updates (app_id, serial);
+CREATE INDEX IF NOT EXISTS updates_notifying ON updates (app_id, serial)
+    WHERE notify IS NOT NULL;
 CREATE TABLE IF NOT EXISTS chat_messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT, chat_id TEXT NOT NULL, app_id TEXT NOT NULL,
     member TEXT NOT NULL, text TEXT, file_name TEXT, file_data BLOB, created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS chat_messages_by_chat ON chat_messages (chat_id, id);
 """
+_MIGRATIONS = (
+    # Added with uploaded apps: the container an app copy is served from (NULL: the path
+    # in `key`, as `serve` shares it).
+    ("apps", "container", "ALTER TABLE apps ADD COLUMN container TEXT"
+                          " REFERENCES containers(digest)"),
+)
+"""Columns that databases written by older versions lack: (table, column, statement)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +107,44 @@ class ChatMessage:
     file_data: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """A chat message as a list shows it: its file's name and size, not its bytes."""
+
+    id: int
+    app_id: str
+    member: str
+    text: str | None
+    file_name: str | None
+    file_size: int | None
+    created: float
+    """When it was posted (seconds since the epoch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A stored update that asked for members to be notified (`notify`)."""
+
+    serial: int
+    app_id: str
+    member_id: str
+    """Who sent the update."""
+    text: str
+    """What the member is told."""
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredApp:
+    """Where an app copy's files come from: a stored container, or the path it was shared
+    from (`key`)."""
+
+    app_id: str
+    digest: str | None
+    """The stored `.xdc` (see `Store.container`), or None for an app shared by its path."""
+    key: str
+
+
 class Store:
     """The host's SQLite database."""
 
@@ -106,6 +161,10 @@ class Store:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            for table, column, statement in _MIGRATIONS:
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(statement)
         except BaseException:
             self._db.close()  # a damaged or unwritable database: no connection left open
             raise
@@ -115,6 +174,9 @@ class Store:
         self._flawed: set[int] = set()
         """Serials of the rows whose payload is repaired each time it is read."""
         self._repair_logged = False
+        self.latency = LatencyHistogram()
+        """How long each write of a status update, a chat message or a change to chats
+        took, commit included."""
 
     @classmethod
     def in_directory(cls, data_dir: str | Path, *, synchronous: Synchronous = "FULL") -> Store:
@@ -156,8 +218,14 @@ class Store:
             registry.add_app(SharedApp(app_id, chat_id,
                                        self._text(name, "an app's name") or "", key, sender))
         for label, token, app_id, member_id in self._db.execute(
-                "SELECT label, token, app_id, member_id FROM pages"):
+                "SELECT label, token, app_id, member_id FROM pages ORDER BY rowid"):
             registry.add_page(label, token, app_id, member_id)
+        for label, token, chat_id, member_id in self._db.execute(
+                "SELECT label, token, chat_id, member_id FROM homes"):
+            chat = registry.chats.get(chat_id)
+            member = next((m for m in chat.members if m.id == member_id), None) if chat else None
+            if member is not None:
+                registry.add_homes([HomePage(label, token, chat_id, member)])
         return registry
 
     def save_chat(self, chat: Chat) -> None:
@@ -166,15 +234,116 @@ class Store:
         self._db.execute("INSERT OR REPLACE INTO chats (id, name, members) VALUES (?, ?, ?)",
                          (chat.id, chat.name, members))
 
-    def save_shared_app(self, app: SharedApp, pages: list[Page]) -> None:
-        """Store a newly shared app copy with its pages, in one transaction."""
+    def save_shared_app(self, app: SharedApp, pages: list[Page],
+                        container: tuple[str, bytes] | None = None) -> None:
+        """Store a newly shared app copy with its pages and, if given, the container it is
+        served from (`(digest, bytes)`, kept once however many copies share it), in one
+        transaction."""
         with self._transaction():
+            if container is not None:
+                self._db.execute("INSERT OR IGNORE INTO containers (digest, data)"
+                                 " VALUES (?, ?)", container)
             self._db.execute(
-                "INSERT INTO apps (id, chat_id, name, key, sender) VALUES (?, ?, ?, ?, ?)",
-                (app.id, app.chat_id, app.name, app.key, app.sender))
-            self._db.executemany(
-                "INSERT INTO pages (label, token, app_id, member_id) VALUES (?, ?, ?, ?)",
-                [(p.label, p.token, p.app.id, p.member.id) for p in pages])
+                "INSERT INTO apps (id, chat_id, name, key, sender, container)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (app.id, app.chat_id, app.name, app.key, app.sender,
+                 None if container is None else container[0]))
+            self._insert_pages(pages)
+
+    def create_chat(self, chat: Chat, homes: list[HomePage]) -> None:
+        """Store a new chat with its members' home pages, in one transaction."""
+        with self._transaction():
+            self.save_chat(chat)
+            self._insert_homes(homes)
+
+    def add_member(self, chat: Chat, member: Member, pages: list[Page],
+                   home: HomePage) -> None:
+        """Store a new member of `chat` with their pages of its app copies and their home
+        page, in one transaction."""
+        with self._transaction():
+            self.save_chat(Chat(chat.id, chat.name, [*chat.members, member]))
+            self._insert_pages(pages)
+            self._insert_homes([home])
+
+    def remove_member(self, chat: Chat, member: Member) -> None:
+        """Forget a member of `chat` with their pages and home page, in one transaction.
+        What they sent (updates, chat messages) stays: it is part of the chat."""
+        with self._transaction():
+            self.save_chat(Chat(chat.id, chat.name,
+                                [m for m in chat.members if m.id != member.id]))
+            self._db.execute("DELETE FROM pages WHERE member_id = ? AND app_id IN"
+                             " (SELECT id FROM apps WHERE chat_id = ?)", (member.id, chat.id))
+            self._db.execute("DELETE FROM homes WHERE chat_id = ? AND member_id = ?",
+                             (chat.id, member.id))
+
+    def remove_app(self, app_id: str) -> None:
+        """Forget an app copy: its pages, its status updates and its container once no
+        other copy uses it, in one transaction. The messages it posted to the chat stay:
+        members posted them to the chat."""
+        with self._transaction():
+            self._delete_apps("id = ?", (app_id,))
+        self._forget_serials([app_id])
+
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget a chat and everything in it: app copies, pages, updates, home pages,
+        chat messages, in one transaction."""
+        app_ids = [row[0] for row in
+                   self._db.execute("SELECT id FROM apps WHERE chat_id = ?", (chat_id,))]
+        with self._transaction():
+            self._delete_apps("chat_id = ?", (chat_id,))
+            self._db.execute("DELETE FROM homes WHERE chat_id = ?", (chat_id,))
+            self._db.execute("DELETE FROM chat_messages WHERE chat_id = ?", (chat_id,))
+            self._db.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
+        self._forget_serials(app_ids)
+
+    def replace_tokens(self, pages: list[Page], homes: list[HomePage]) -> None:
+        """Store new tokens for pages and home pages, in one transaction."""
+        with self._transaction():
+            self._db.executemany("UPDATE pages SET token = ? WHERE label = ?",
+                                 [(page.token, page.label) for page in pages])
+            self._db.executemany("UPDATE homes SET token = ? WHERE label = ?",
+                                 [(home.token, home.label) for home in homes])
+
+    def add_homes(self, homes: list[HomePage]) -> None:
+        """Store home pages (for chats made before home pages existed)."""
+        with self._transaction():
+            self._insert_homes(homes)
+
+    def stored_apps(self) -> list[StoredApp]:
+        """Where each app copy's files come from, oldest copy first."""
+        return [StoredApp(app_id, digest, key) for app_id, digest, key in self._db.execute(
+            "SELECT id, container, key FROM apps ORDER BY rowid")]
+
+    def container(self, digest: str) -> bytes | None:
+        """The bytes of a stored `.xdc`, if it is stored."""
+        row = self._db.execute("SELECT data FROM containers WHERE digest = ?",
+                               (digest,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _insert_pages(self, pages: list[Page]) -> None:
+        self._db.executemany(
+            "INSERT INTO pages (label, token, app_id, member_id) VALUES (?, ?, ?, ?)",
+            [(p.label, p.token, p.app.id, p.member.id) for p in pages])
+
+    def _insert_homes(self, homes: list[HomePage]) -> None:
+        self._db.executemany(
+            "INSERT INTO homes (label, token, chat_id, member_id) VALUES (?, ?, ?, ?)",
+            [(h.label, h.token, h.chat_id, h.member.id) for h in homes])
+
+    def _delete_apps(self, where: str, parameters: tuple[str, ...]) -> None:
+        """Delete the app copies `where` selects, with their pages and updates, and the
+        containers no copy uses any more (inside a transaction)."""
+        selected = f"SELECT id FROM apps WHERE {where}"
+        self._db.execute(f"DELETE FROM pages WHERE app_id IN ({selected})", parameters)
+        self._db.execute(f"DELETE FROM updates WHERE app_id IN ({selected})", parameters)
+        self._db.execute(f"DELETE FROM apps WHERE {where}", parameters)
+        self._db.execute("DELETE FROM containers WHERE digest NOT IN"
+                         " (SELECT container FROM apps WHERE container IS NOT NULL)")
+
+    def _forget_serials(self, app_ids: list[str]) -> None:
+        for app_id in app_ids:
+            self._max_serial.pop(app_id, None)
+            self._checked_to.pop(app_id, None)
 
     def share(self, registry: Registry, chat_name: str, member_names: list[str],
               app_name: str, app_key: str) -> list[Page]:
@@ -196,6 +365,7 @@ class Store:
 
     def append_update(self, app_id: str, member_id: str, update: Update) -> int:
         """Store an update (committed before this returns); return its serial."""
+        started = time.perf_counter()
         cursor = self._db.execute(
             "INSERT INTO updates (app_id, member_id, payload, info, href, document, summary,"
             " notify, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -204,6 +374,7 @@ class Store:
              None if update.notify is None else json.dumps(update.notify), time.time()))
         serial = int(cursor.lastrowid or 0)
         self._max_serial[app_id] = serial
+        self.latency.observe(time.perf_counter() - started)
         return serial
 
     def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
@@ -258,11 +429,69 @@ class Store:
     def add_chat_message(self, chat_id: str, app_id: str, member: str, text: str | None,
                          file_name: str | None, file_data: bytes | None) -> int:
         """Record a message an app posted to its chat; return its id."""
+        started = time.perf_counter()
         cursor = self._db.execute(
             "INSERT INTO chat_messages (chat_id, app_id, member, text, file_name, file_data,"
             " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (chat_id, app_id, member, text, file_name, file_data, time.time()))
+        self.latency.observe(time.perf_counter() - started)
         return int(cursor.lastrowid or 0)
+
+    def message_summaries(self, chat_id: str, limit: int,
+                          max_text_bytes: int) -> list[MessageSummary]:
+        """The latest messages posted to a chat without their files' bytes, oldest first:
+        at most `limit` of them holding at most `max_text_bytes` of text (always at least
+        one)."""
+        rows = self._db.execute(
+            "SELECT id, app_id, CAST(member AS BLOB), CAST(text AS BLOB),"
+            " CAST(file_name AS BLOB), length(file_data), created FROM chat_messages"
+            " WHERE chat_id = ? ORDER BY id DESC LIMIT ?", (chat_id, limit)).fetchall()
+        count = _leading_within((len(row[3] or b"") for row in rows), max_text_bytes)
+        where = "a chat message"
+        return [MessageSummary(message_id, app_id, self._text(member, where) or "",
+                               self._text(text, where), self._text(file_name, where),
+                               None if size is None else int(size), float(created))
+                for message_id, app_id, member, text, file_name, size, created
+                in reversed(rows[:count])]
+
+    def message_file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
+        """The name and bytes of a chat message's file, if it has one."""
+        row = self._db.execute(
+            "SELECT CAST(file_name AS BLOB), file_data FROM chat_messages"
+            " WHERE chat_id = ? AND id = ? AND file_data IS NOT NULL",
+            (chat_id, message_id)).fetchone()
+        if row is None:
+            return None
+        return self._text(row[0], "a chat message") or "file", bytes(row[1])
+
+    def notifications(self, member_id: str, addresses: dict[str, str],
+                      limit: int) -> list[Notification]:
+        """The latest updates that notify one member, oldest first, at most `limit`: those
+        of the app copies in `addresses` (app copy id to the member's `selfAddr` there)
+        whose `notify` names that address or "*", sent by someone else."""
+        if not addresses:
+            return []
+        pairs = ",".join("(?, ?)" for _ in addresses)
+        # A damaged `notify` (not JSON) is passed over, never an error: json_type would
+        # raise on it, so it is only asked of valid JSON.
+        rows = self._db.execute(
+            f"WITH addressed(app_id, path) AS (VALUES {pairs})"
+            " SELECT serial, updates.app_id, member_id, CAST(notify AS BLOB), created"
+            " FROM updates JOIN addressed ON updates.app_id = addressed.app_id"
+            " WHERE notify IS NOT NULL AND member_id != ? AND CASE WHEN json_valid(notify)"
+            " THEN json_type(notify, '$.\"*\"') IS NOT NULL"
+            " OR json_type(notify, addressed.path) IS NOT NULL ELSE 0 END"
+            " ORDER BY serial DESC LIMIT ?",
+            (*(value for app_id, addr in addresses.items()
+               for value in (app_id, f'$."{addr}"')), member_id, limit)).fetchall()
+        found = []
+        for serial, app_id, sender, notify_text, created in reversed(rows):
+            where = f"update {serial} of app copy {app_id}"
+            notify = self._notify(self._text(notify_text, where) or "null", where) or {}
+            text = notify.get(addresses[app_id], notify.get("*"))
+            if text is not None:
+                found.append(Notification(serial, app_id, sender, text, float(created)))
+        return found
 
     def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
                       max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
@@ -355,7 +584,7 @@ class Store:
                         "infinities as null); further repairs are not logged", problem, where)
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.latency)
 
 
 _LENIENT_DECODER: Final = json.JSONDecoder(parse_constant=lambda name: None)
@@ -401,16 +630,29 @@ def _repaired_json(text: str, max_depth: int) -> Any:
 
 
 class _Transaction:
-    """BEGIN ... COMMIT, or ROLLBACK when the block raises."""
+    """BEGIN ... COMMIT, or ROLLBACK when the block raises; a commit's time is counted."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, latency: LatencyHistogram) -> None:
         self._db = db
+        self._latency = latency
+        self._started = 0.0
 
     def __enter__(self) -> None:
+        self._started = time.perf_counter()
         self._db.execute("BEGIN")
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self._db.execute("ROLLBACK")
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            # A commit that failed (a full disk) may leave the transaction open.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._latency.observe(time.perf_counter() - self._started)
 
 
 def _leading_within(sizes: Iterable[int], max_bytes: int | None) -> int:

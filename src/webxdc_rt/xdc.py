@@ -13,7 +13,9 @@ anything outside it.
 
 from __future__ import annotations
 
+import io
 import lzma
+import os
 import struct
 import tomllib
 import zipfile
@@ -24,7 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 __all__ = ["InvalidContainer", "ContainerLimits", "AppSource", "FolderApp", "ZipApp",
-           "open_app", "normalize_app_path", "ICON_NAMES", "MANIFEST_NAME"]
+           "open_app", "open_xdc_bytes", "pack_folder", "normalize_app_path", "ICON_NAMES",
+           "MANIFEST_NAME"]
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -181,21 +184,55 @@ _BROKEN_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OS
 
 def _open_zip(location: Path, limits: ContainerLimits) -> ZipApp:
     with location.open("rb") as stream:
-        try:
-            archive_size = _check_directory(stream, limits, location)
-            with zipfile.ZipFile(stream) as archive:
-                files = _read_entries(archive, archive_size, limits, location)
-        except InvalidContainer:
-            raise
-        except _BROKEN_ZIP as exc:
-            raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
+        return _read_zip(stream, str(location), _as_text(location.stem),
+                         _as_text(str(location.resolve()), exact=True), limits)
+
+
+def open_xdc_bytes(data: bytes, file_name: str, key: str,
+                   limits: ContainerLimits | None = None) -> ZipApp:
+    """Open a `.xdc` held in memory (an upload, or one the store kept), checking it as
+    `open_app` checks a file; `file_name` names it in errors and, without a manifest name,
+    gives the app's name; `key` is kept as the app's `key`."""
+    stem = PurePosixPath(file_name).stem if file_name.lower().endswith(".xdc") else file_name
+    return _read_zip(io.BytesIO(data), file_name, stem or file_name, key,
+                     limits or DEFAULT_LIMITS)
+
+
+def pack_folder(location: str | Path, limits: ContainerLimits | None = None) -> bytes:
+    """A folder app packed as a `.xdc`: its regular files (links to files inside it
+    followed, others left out), checked as `open_app` checks the folder first."""
+    source = open_app(location, limits)
+    if not isinstance(source, FolderApp):
+        raise InvalidContainer(f"not a folder: {location}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder, subfolders, names in os.walk(source.root):
+            subfolders.sort()
+            for name in sorted(names):
+                relative = (Path(folder) / name).relative_to(source.root).as_posix()
+                data = source.read(relative)  # None for what leads outside the folder
+                if data is not None:
+                    archive.writestr(relative, data)
+    return buffer.getvalue()
+
+
+def _read_zip(stream: BinaryIO, label: str, default_name: str, key: str,
+              limits: ContainerLimits) -> ZipApp:
+    """Check and read a `.xdc` from `stream`; `label` names it in errors."""
+    location = Path(label)
+    try:
+        archive_size = _check_directory(stream, limits, location)
+        with zipfile.ZipFile(stream) as archive:
+            files = _read_entries(archive, archive_size, limits, location)
+    except InvalidContainer:
+        raise
+    except _BROKEN_ZIP as exc:
+        raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
     if "index.html" not in files:
         raise InvalidContainer(f"{location}: no index.html at the root of the container")
-    name = _manifest_name(files.get(MANIFEST_NAME), default_name=_as_text(location.stem),
-                          limits=limits)
+    name = _manifest_name(files.get(MANIFEST_NAME), default_name=default_name, limits=limits)
     icon = next((n for n in ICON_NAMES if n in files), None)
-    return ZipApp(name=name, icon=icon, key=_as_text(str(location.resolve()), exact=True),
-                  files=files)
+    return ZipApp(name=name, icon=icon, key=key, files=files)
 
 
 # The ZIP end records (APPNOTE.TXT 4.3.14-4.3.16), read before `zipfile` reads the central

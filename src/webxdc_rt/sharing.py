@@ -1,0 +1,48 @@
+"""What members may do on their home page and what it shows, with no I/O: the limits of
+sharing an app from it, and the checks of an uploaded file's name.
+
+A home page is a member's view of one chat (see `home.py`): the apps shared into it, the
+messages apps posted to it, the notifications addressed to the member, and a way to share
+a `.xdc` into the chat, checked as the command line checks one (`xdc.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+__all__ = ["HomeLimits", "MAX_FILE_NAME_CHARS", "upload_name"]
+
+MiB = 1024 * 1024
+MAX_FILE_NAME_CHARS = 255
+"""Longest name of an uploaded file kept (longer ones are cut)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HomeLimits:
+    """Limits of the home pages and of sharing apps into a running host, with defaults."""
+
+    max_upload_bytes: int = 32 * MiB
+    """Largest `.xdc` a member may upload from a home page, or an operator share with
+    `webxdc-rt app share` (what it may expand to is `xdc.ContainerLimits`)."""
+    max_uploads_at_once: int = 2
+    """Uploads read and checked at the same time in all; more are refused with 503 until
+    one is done (each holds up to `max_upload_bytes` and the app it expands to)."""
+    max_listed_notifications: int = 50
+    """Latest notifications one home page shows."""
+    poll_interval_s: float = 3.0
+    """How often an open home page asks for new apps, messages and notifications."""
+
+    def __post_init__(self) -> None:
+        for limit in fields(self):
+            value = getattr(self, limit.name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{limit.name} must be a positive number, got {value}")
+
+
+def upload_name(raw: str | None) -> str:
+    """The name of an uploaded file as it may be shown and kept: its last path component,
+    printable, at most `MAX_FILE_NAME_CHARS`; `app.xdc` when nothing is left of it."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(char for char in name if char.isprintable()).strip()
+    return name[:MAX_FILE_NAME_CHARS] or "app.xdc"

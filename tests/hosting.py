@@ -1,0 +1,171 @@
+"""Helpers for tests of `webxdc-rt host`: the real command in a subprocess, the management
+commands run as a user would, the admin socket, and `.xdc` files made on the spot."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import signal
+import struct
+import sys
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+COMMAND = [sys.executable, "-m", "webxdc_rt"]
+PROBE_APP = Path(__file__).parent / "apps" / "probe"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data)))
+
+
+TINY_PNG = (b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00\x00"))
+            + _png_chunk(b"IEND", b""))
+"""The smallest PNG: one transparent pixel."""
+
+
+def make_xdc(path: Path, name: str | None = None, icon: bool = False,
+             extra: dict[str, bytes] | None = None) -> Path:
+    """The probe app packed as a `.xdc` at `path`, with a manifest name and an icon if
+    asked."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in PROBE_APP.rglob("*"):
+            archive.write(file, file.relative_to(PROBE_APP).as_posix())
+        if name is not None:
+            archive.writestr("manifest.toml", f'name = "{name}"\n')
+        if icon:
+            archive.writestr("icon.png", TINY_PNG)
+        for file_name, data in (extra or {}).items():
+            archive.writestr(file_name, data)
+    return path
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A ZIP archive holding `files`, in memory."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@dataclass
+class Done:
+    """What a finished management command left."""
+
+    status: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """Its `--json` answer."""
+        assert self.status == 0, self.stderr
+        return json.loads(self.stdout)
+
+
+class HostProcess:
+    """`webxdc-rt host` running on a data folder, on a free port of 127.0.0.1."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = 0
+        self.admin_socket = data_dir / "admin.sock"
+        self.stderr = ""
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, *extra: str, port: int = 0) -> HostProcess:
+        """Start it (on `port`, or a free one) and wait until it serves (its `--json`
+        line)."""
+        self._proc = await asyncio.create_subprocess_exec(
+            *COMMAND, "host", "--data-dir", str(self.data_dir), "--port", str(port), "--json",
+            *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
+        if not line:
+            raise AssertionError((await self._proc.stderr.read()).decode())  # type: ignore
+        ready = json.loads(line)
+        self.port = ready["port"]
+        assert Path(ready["admin_socket"]) == self.admin_socket
+        return self
+
+    async def stop(self) -> int:
+        """Stop it with SIGTERM; its exit status (its stderr is kept in `stderr`)."""
+        assert self._proc is not None
+        if self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(self._proc.wait(), 30)
+        assert self._proc.stderr is not None
+        self.stderr = (await self._proc.stderr.read()).decode()
+        return status
+
+    async def cli(self, *args: str) -> Done:
+        """Run `webxdc-rt ARGS --data-dir DIR` as a user would."""
+        proc = await asyncio.create_subprocess_exec(
+            *COMMAND, *args, "--data-dir", str(self.data_dir),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return Done(proc.returncode, stdout.decode(), stderr.decode())
+
+    async def admin(self, method: str, path: str, **kwargs: Any) -> tuple[int, bytes]:
+        """A raw request to the admin socket: its status and body."""
+        connector = aiohttp.UnixConnector(path=str(self.admin_socket))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.request(method, f"http://admin{path}", **kwargs) as response:
+                return response.status, await response.read()
+
+    async def metrics(self) -> str:
+        """The text of `/metrics`."""
+        status, body = await self.admin("GET", "/metrics")
+        assert status == 200
+        return body.decode()
+
+
+class LoopbackResolver(AbstractResolver):
+    """Resolves `*.localhost` to 127.0.0.1, as browsers do (RFC 6761)."""
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: int = 0) -> list[ResolveResult]:
+        import socket
+        if host != "localhost" and not host.endswith(".localhost"):
+            raise OSError(f"{host} is not a name of this machine")
+        return [{"hostname": host, "host": "127.0.0.1", "port": port,
+                 "family": socket.AF_INET, "proto": 0, "flags": 0}]
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def web_session() -> aiohttp.ClientSession:
+    """An HTTP client that reaches pages at `<label>.localhost` and keeps their cookies."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=LoopbackResolver()))
+
+
+def origin_of(url: str) -> str:
+    """The origin of a link."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def token_of(url: str) -> str:
+    """The token of an invite link."""
+    return url.rsplit("/", 1)[-1]
+
+
+def assert_one_line_error(done: Done, fragment: str) -> None:
+    """The command failed with exit status 2 and one line on stderr naming `fragment`."""
+    assert done.status == 2, (done.stdout, done.stderr)
+    assert done.stderr.startswith("webxdc-rt: error: ") and done.stderr.count("\n") == 1, \
+        done.stderr
+    assert fragment in done.stderr and "Traceback" not in done.stderr, done.stderr
