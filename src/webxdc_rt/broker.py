@@ -2,17 +2,63 @@
 
 A host process keeps its own connections; the broker carries every published item to
 every process that has a connection joined to the same channel, the publishing process
-included. Topics are plain strings so that any pub/sub system (Redis later) can carry them.
+included. Topics are plain strings so that any pub/sub system can carry them.
 
 `InMemoryBroker` is the embedded default: one process, delivery by a direct call, no I/O.
+`redis_broker.RedisBroker` carries items between processes through Redis; its settings
+(`BrokerLimits`) live here so that the host's settings name them without importing it.
 """
 
 from __future__ import annotations
 
+import math
+import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-__all__ = ["Published", "Handler", "Broker", "InMemoryBroker"]
+__all__ = ["Published", "Handler", "Broker", "InMemoryBroker", "BrokerLimits", "new_node_id"]
+
+MiB = 1024 * 1024
+
+
+def new_node_id() -> str:
+    """A name for this host process in the items it publishes: 16 random hex digits, so
+    that processes sharing a broker never take one another's items for their own."""
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLimits:
+    """The bounds of a networked broker (Redis), with their defaults; the in-memory broker
+    has no queue and ignores them."""
+
+    max_queued_bytes: int = 16 * MiB
+    """Bytes of items waiting to be written to Redis; an item that would go over is
+    dropped and counted (realtime promises no delivery), so a slow or stalled Redis costs
+    a bounded amount of memory and never holds up local delivery."""
+    connect_timeout_s: float = 5.0
+    """How long one attempt to connect to Redis may take."""
+    reconnect_min_s: float = 0.1
+    """The first wait before connecting again after Redis was lost; it doubles after each
+    failed attempt."""
+    reconnect_max_s: float = 5.0
+    """The longest wait between two attempts to reach Redis."""
+    join_wait_s: float = 1.0
+    """How long a join waits for Redis to confirm this process's subscription to its
+    channel before the page is told it joined anyway (items from other processes reach it
+    once the subscription is in place). No wait while Redis is unreachable."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_queued_bytes", "connect_timeout_s", "reconnect_min_s",
+                     "reconnect_max_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number, got {value}")
+        if not (self.join_wait_s >= 0 and math.isfinite(self.join_wait_s)):
+            raise ValueError(f"join_wait_s must not be negative, got {self.join_wait_s}")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
 
 
 class Published(NamedTuple):
@@ -36,7 +82,15 @@ class Broker(Protocol):
     """What the realtime core needs from a fan-out backend.
 
     `publish` must not block and must keep the order of one publisher's items per topic.
+    `node_id` names this process in what it publishes (`Published.origin`).
     """
+
+    node_id: str
+
+    async def ready(self, topic: str) -> None:
+        """Return once items published on `topic` by other processes reach this process's
+        subscription (at once where nothing needs confirming), or once waiting no longer
+        helps; never raises."""
 
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Start calling `handler` for items published on `topic`."""
@@ -51,7 +105,8 @@ class Broker(Protocol):
 class InMemoryBroker:
     """A broker for a single host process: publishing calls the subscribers directly."""
 
-    def __init__(self) -> None:
+    def __init__(self, node_id: str | None = None) -> None:
+        self.node_id = node_id or new_node_id()
         # Tuples, replaced on change: a handler may (un)subscribe while a publish runs.
         self._handlers: dict[str, tuple[Handler, ...]] = {}
 
@@ -71,6 +126,9 @@ class InMemoryBroker:
             self._handlers[topic] = remaining
         else:
             del self._handlers[topic]
+
+    async def ready(self, topic: str) -> None:
+        """A subscription here takes effect at once: nothing to wait for."""
 
     def publish(self, topic: str, item: Published) -> None:
         """Call every handler of `topic` now, in subscription order."""
