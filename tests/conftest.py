@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, settings
 
 from peers import eventually
+from redis_server import RedisServer
 from webxdc_rt.chats import Page
 from webxdc_rt.server import Host, HostSettings
 from webxdc_rt.store import Store
@@ -103,3 +104,11 @@ async def hosts() -> AsyncIterator:
 async def live_host(hosts) -> LiveHost:
     """One host with default settings."""
     return await hosts()
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[RedisServer]:
+    """A `redis-server` of the test's own on a free loopback port, stopped after."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
