@@ -26,9 +26,11 @@ def free_port() -> int:
 class RedisServer:
     """One `redis-server` process the test owns."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, *options: str) -> None:
         self.folder = folder
         self.port = port or free_port()
+        self.options = options
+        """More `redis-server` options, e.g. `--rename-command SPUBLISH ""`."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,7 +46,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no",
-             "--loglevel", "warning", "--protected-mode", "no"],
+             "--loglevel", "warning", "--protected-mode", "no", *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not self.ping():

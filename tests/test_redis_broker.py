@@ -258,3 +258,23 @@ async def test_a_stalled_redis_drops_items_at_the_queue_bound(brokers, redis_ser
     there = await subscribed(two, Recorder())
     one.publish(TOPIC, item(one, b"flowing again"))
     await eventually(lambda: there.payloads[-1:] == [b"flowing again"])
+
+
+async def test_a_redis_without_sharded_pub_sub_is_reported_once(tmp_path, caplog):
+    server = RedisServer(tmp_path / "old-redis", None, "--rename-command", "SPUBLISH", "",
+                         "--rename-command", "SSUBSCRIBE", "").start()
+    broker = RedisBroker(RedisAddress("127.0.0.1", server.port), FAST)
+    try:
+        await broker.start()
+        local = await subscribed(broker, Recorder())
+        for n in range(3):
+            broker.publish(TOPIC, item(broker, b"%d" % n))
+        assert local.payloads == [b"0", b"1", b"2"]  # this process's pages keep working
+        await eventually(lambda: broker.counts.dropped == 3)
+        assert broker.counts.published == 0
+        assert len(warnings(caplog)) == 1
+        assert "needs Redis 7 or later" in warnings(caplog)[0]
+        assert broker.connected
+    finally:
+        await broker.close()
+        server.stop()

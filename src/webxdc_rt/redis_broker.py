@@ -39,6 +39,7 @@ import hiredis
 
 from .broker import BrokerLimits, Handler, Published, new_node_id
 from .broker_items import decode_item, encode_header, origin_prefix
+from .http_guard import describe_exception
 
 __all__ = ["RedisAddress", "parse_redis_url", "BrokerCounts", "RedisBroker",
            "DEFAULT_REDIS_PORT"]
@@ -145,14 +146,24 @@ class _Link(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         reader = self.reader
         reader.feed(data)
-        try:
-            while (reply := reader.gets()) is not False:
-                self.on_reply(reply)
-        except hiredis.ProtocolError as exc:
-            self.drop(f"unreadable reply from Redis ({exc})")
-            return
+        while True:
+            try:
+                while (reply := reader.gets()) is not False:
+                    self.on_reply(reply)
+                break
+            except hiredis.ProtocolError as exc:
+                self.drop(f"unreadable reply from Redis ({exc})")
+                return
+            except Exception as exc:  # a bug where an item is delivered: this item only
+                log.error("webxdc-rt: broker: delivering a message from Redis failed: %s",
+                          describe_exception(exc))
         if reader.len() > self.max_pending_bytes:
             self.drop(f"a message from Redis of over {self.max_pending_bytes} bytes")
+
+    @property
+    def alive(self) -> bool:
+        """Connected and not lost: commands may be written."""
+        return self.transport is not None and not self.lost.done()
 
     def drop(self, reason: str) -> None:
         """Close the connection for `reason` (the broker connects again)."""
@@ -240,7 +251,7 @@ class RedisBroker:
             return
         channel = self._channel(topic)
         self._topic_of_channel[channel] = topic
-        if self._sub is not None:
+        if self._sub is not None and self._sub.alive:
             self._send_subscribe(self._sub, (channel,))
 
     def unsubscribe(self, topic: str, handler: Handler) -> None:
@@ -257,7 +268,8 @@ class RedisBroker:
         channel = self._channel(topic)
         del self._topic_of_channel[channel]
         self._release_waiters(topic)
-        if self._sub is not None and self._sub.transport is not None:
+        if self._sub is not None and self._sub.alive:
+            assert self._sub.transport is not None
             self._sub.transport.write(_command("SUNSUBSCRIBE", channel))
 
     async def ready(self, topic: str) -> None:
@@ -284,7 +296,7 @@ class RedisBroker:
         for handler in self._handlers.get(topic, ()):
             handler(topic, item)
         link = self._pub
-        if link is None or link.transport is None:
+        if link is None or link.transport is None or link.lost.done():
             self.counts.dropped += 1
             return
         payload = item.payload
@@ -318,7 +330,7 @@ class RedisBroker:
         pending, items = self._pending, self._pending_items
         self._pending, self._pending_bytes, self._pending_items = [], 0, 0
         link = self._pub
-        if link is not None and link.transport is not None:
+        if link is not None and link.transport is not None and not link.lost.done():
             link.transport.writelines(pending)
             self._unanswered += items
         else:  # Redis was lost during this turn
@@ -347,9 +359,8 @@ class RedisBroker:
     def _on_subscriber_reply(self, reply: Any) -> None:
         if type(reply) is not list or len(reply) != 3:
             if isinstance(reply, hiredis.ReplyError):
+                # The connection stays: dropping it would only repeat the refusal.
                 self._report_refusal(reply)
-                if self._sub is not None:
-                    self._sub.drop(f"Redis refused a subscription ({reply})")
             return
         kind, channel, data = reply
         if kind == b"smessage":
