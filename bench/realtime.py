@@ -327,9 +327,10 @@ def print_tables(cases: list[dict], firsts: list[dict], idles: list[dict]) -> No
             continue
         cpu = ratio_of(c["cpu_us_per_delivery"], alone["cpu_us_per_delivery"])
         steady = ratio_of(c["steady_cpu_us_per_delivery"], alone["steady_cpu_us_per_delivery"])
+        rate = ratio_of(c["deliveries_per_s"], alone["deliveries_per_s"])
         print(f"2 processes + Redis vs 1 process, {c['size']} B, {c['peers']} peers: "
               f"CPU per delivery x{fmt(cpu, 2)} saturated, x{fmt(steady, 2)} steady; "
-              f"deliveries/s x{fmt(ratio_of(c['deliveries_per_s'], alone['deliveries_per_s']), 2)}; "
+              f"deliveries/s x{fmt(rate, 2)}; "
               f"p50/p99 ms same process {fmt(c.get('p50_ms_same'), 2)}/"
               f"{fmt(c.get('p99_ms_same'), 2)}, other process {fmt(c.get('p50_ms_other'), 2)}/"
               f"{fmt(c.get('p99_ms_other'), 2)}, single process {fmt(alone['p50_ms'], 2)}/"

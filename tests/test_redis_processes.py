@@ -9,6 +9,7 @@ tokens and `selfAddr`s; a member's invite link works on any of them (only the po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -60,11 +61,18 @@ class HostProcess:
                 self.process.wait()
 
 
-def start_hosts(folder: Path, broker_url: str, count: int) -> list[HostProcess]:
-    """`count` processes serving one chat; started one after the other, so that the first
-    creates the chat in the shared data folder and the others find it."""
-    data_dir = folder / "data"
-    return [HostProcess(folder, data_dir, broker_url) for _ in range(count)]
+@contextlib.contextmanager
+def running_hosts(folder: Path, broker_url: str, count: int = 3) -> Iterator[list[HostProcess]]:
+    """`count` processes serving one chat, stopped after; started one after the other, so
+    that the first creates the chat in the shared data folder and the others find it."""
+    hosts: list[HostProcess] = []
+    try:
+        for _ in range(count):
+            hosts.append(HostProcess(folder, folder / "data", broker_url))
+        yield hosts
+    finally:
+        for host in hosts:
+            host.stop()
 
 
 def on_port(url: str, other: str) -> str:
@@ -79,26 +87,18 @@ def shared(tmp_path_factory) -> Iterator[tuple[RedisServer, list[HostProcess]]]:
     """One Redis and three hosts for the tests that leave both as they found them."""
     folder = tmp_path_factory.mktemp("processes")
     redis = RedisServer(folder / "redis").start()
-    hosts: list[HostProcess] = []
     try:
-        hosts = start_hosts(folder, redis.url, 3)
-        yield redis, hosts
+        with running_hosts(folder, redis.url) as hosts:
+            yield redis, hosts
     finally:
-        for host in hosts:
-            host.stop()
         redis.stop()
 
 
 @pytest.fixture
 def cluster(redis_server, tmp_path) -> Iterator[tuple[RedisServer, list[HostProcess]]]:
     """A Redis and three hosts of the test's own, for tests that break them."""
-    hosts: list[HostProcess] = []
-    try:
-        hosts = start_hosts(tmp_path, redis_server.url, 3)
+    with running_hosts(tmp_path, redis_server.url) as hosts:
         yield redis_server, hosts
-    finally:
-        for host in hosts:
-            host.stop()
 
 
 async def close_all(*members: Member) -> None:

@@ -37,7 +37,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import hiredis
 
-from .broker import BrokerLimits, Handler, Published, new_node_id
+from .broker import BrokerLimits, Handler, Published, Subscriptions, new_node_id
 from .broker_items import decode_item, encode_header, origin_prefix
 from .http_guard import describe_exception
 
@@ -189,9 +189,8 @@ class RedisBroker:
         self.counts = BrokerCounts()
         self._max_payload_bytes = max_payload_bytes
         self._own_prefix = origin_prefix(self.node_id)
-        # Local subscribers; tuples, replaced on change: a handler may (un)subscribe while
-        # an item is being delivered.
-        self._handlers: dict[str, tuple[Handler, ...]] = {}
+        self._subscriptions = Subscriptions()
+        self._handlers = self._subscriptions.handlers
         self._topic_of_channel: dict[bytes, str] = {}
         self._publish_prefixes: dict[str, bytes] = {}
         # SSUBSCRIBE replies still to come per channel on the current connection, and the
@@ -243,11 +242,7 @@ class RedisBroker:
     def subscribe(self, topic: str, handler: Handler) -> None:
         """Call `handler` for items on `topic`: from this process at once, from others once
         Redis confirmed the subscription (see `ready`)."""
-        handlers = self._handlers.get(topic, ())
-        if handler in handlers:
-            return
-        self._handlers[topic] = (*handlers, handler)
-        if handlers:
+        if not self._subscriptions.add(topic, handler):
             return
         channel = self._channel(topic)
         self._topic_of_channel[channel] = topic
@@ -257,14 +252,8 @@ class RedisBroker:
     def unsubscribe(self, topic: str, handler: Handler) -> None:
         """Stop calling `handler` for `topic`; the process leaves the Redis channel once
         nobody here listens."""
-        handlers = self._handlers.get(topic, ())
-        if handler not in handlers:
+        if not self._subscriptions.remove(topic, handler):
             return
-        remaining = tuple(h for h in handlers if h != handler)
-        if remaining:
-            self._handlers[topic] = remaining
-            return
-        del self._handlers[topic]
         channel = self._channel(topic)
         del self._topic_of_channel[channel]
         self._release_waiters(topic)
