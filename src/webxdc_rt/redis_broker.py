@@ -296,11 +296,10 @@ class RedisBroker:
             self.counts.dropped += 1
             return
         prefix = self._publish_prefixes.get(topic) or self._publish_prefix(topic)
-        head = b"%s$%d\r\n%s" % (prefix, size, header)
         if len(payload) <= SMALL_ITEM_BYTES:
-            self._pending.append(head + payload + b"\r\n")
+            self._pending.append(b"%s$%d\r\n%s%s\r\n" % (prefix, size, header, payload))
         else:
-            self._pending += (head, payload, b"\r\n")
+            self._pending += (b"%s$%d\r\n%s" % (prefix, size, header), payload, b"\r\n")
         self._pending_bytes += size
         self._pending_items += 1
         self.counts.published += 1
@@ -416,6 +415,7 @@ class RedisBroker:
         delay = limits.reconnect_min_s
         on_reply = self._on_publisher_reply if publisher else self._on_subscriber_reply
         max_pending = self._max_payload_bytes + 64 * 1024
+        link: _Link | None = None
         try:
             while True:
                 link = _Link(on_reply, max_pending)
@@ -436,9 +436,8 @@ class RedisBroker:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, limits.reconnect_max_s)
         finally:
-            for link_ in (self._pub if publisher else self._sub,):
-                if link_ is not None and link_.transport is not None:
-                    link_.transport.abort()
+            if link is not None and link.transport is not None:
+                link.transport.abort()
             if publisher:
                 self._pub = None
             else:
