@@ -24,6 +24,7 @@ from peers import Member, eventually, joined
 from redis_server import RedisServer, free_port
 
 APP = Path(__file__).parent / "apps" / "probe"
+OTHER_APP = Path(__file__).parent / "apps" / "frames"
 MEMBERS = ["alice", "bob", "carol", "dave"]
 
 
@@ -31,12 +32,13 @@ class HostProcess:
     """One `webxdc-rt serve` process: its invite links by member, its stderr in a file."""
 
     def __init__(self, folder: Path, data_dir: Path, broker_url: str, chat: str = "chat",
-                 *extra: str) -> None:
+                 app: Path = APP) -> None:
+        self.data_dir = data_dir
         self.log = folder / f"host-{free_port()}.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "webxdc_rt", "serve", str(APP), "--members",
+            [sys.executable, "-m", "webxdc_rt", "serve", str(app), "--members",
              ",".join(MEMBERS), "--port", "0", "--json", "--data-dir", str(data_dir),
-             "--chat", chat, "--broker", broker_url, *extra],
+             "--chat", chat, "--broker", broker_url],
             stdout=subprocess.PIPE, stderr=self.log.open("wb"), text=True)
         assert self.process.stdout is not None
         self.invites = [json.loads(self.process.stdout.readline()) for _ in MEMBERS]
@@ -123,10 +125,13 @@ async def test_realtime_rows_across_processes(shared, tmp_path):
     bob = await joined(two.url("bob"))
     carol = await joined(three.url("carol"))
     alice_elsewhere = await joined(three.url("alice"))
-    # R13: another chat on the same Redis never receives.
+    # R13: another chat, and another copy of an app in the same chat, never receive.
     outsider_host = HostProcess(tmp_path, tmp_path / "other-data", redis.url, "other chat")
+    other_copy_host = HostProcess(tmp_path, one.data_dir, redis.url, app=OTHER_APP)
     try:
         outsider = await joined(outsider_host.url("bob"))
+        other_copy = await joined(other_copy_host.url("bob"))
+        assert other_copy.peer.self_addr != bob.peer.self_addr
         first = [b"first %d" % i for i in range(200)]
         for payload in first:
             alice.channel.send(payload)
@@ -156,10 +161,11 @@ async def test_realtime_rows_across_processes(shared, tmp_path):
         await alice.got(b"after carol went")
         await alice_elsewhere.got(b"after carol went")
         assert b"after carol went" not in carol.inbox
-        assert outsider.inbox == []
-        await close_all(alice, alice_elsewhere, dave, outsider)
+        assert outsider.inbox == [] and other_copy.inbox == []
+        await close_all(alice, alice_elsewhere, dave, outsider, other_copy)
     finally:
         outsider_host.stop()
+        other_copy_host.stop()
 
 
 async def test_ten_thousand_items_from_one_sender_arrive_in_order(shared):
