@@ -2,7 +2,7 @@
 """Realtime relay benchmark: webxdc-rt side by side with webxdc-dev 0.21.0 and a bare aiohttp
 relay, in one run, on loopback, driven by the same Node.js load generator.
 
-    python bench/realtime.py [--json] [--quick] [--hosts webxdc-rt,bare-relay,webxdc-dev]
+    python bench/realtime.py [--json] [--quick] [--hosts webxdc-rt,webxdc-rt-redis,...]
 
 It installs what it needs on first run (the project's .venv, and `ws` plus webxdc-dev from
 the npm registry into bench/node), re-running itself inside the virtual environment.
@@ -23,6 +23,12 @@ pinned to separate cores:
 - the server's peak resident memory (VmHWM).
 Then per host: the time from connect to the first delivery to a newly joined peer, and the
 resident memory with 1,000 and 10,000 idle joined peers.
+
+`webxdc-rt-redis` is webxdc-rt as two host processes sharing the chat through a redis-server
+(`--broker`), every one of the three on the server core; the peers alternate between the two
+processes, the sender's on the first. Its CPU is that of all three processes together, its
+latency is also given apart for receivers on the sender's process (`same`) and on the other
+(`other`), and it is compared with the single process at the end of the table.
 
 webxdc-rt runs with every rule on, on uvloop (its default when installed); its send-rate
 limit is raised (`--limit`) so that it never binds during the saturation phase: the limit is
@@ -93,15 +99,23 @@ class Running:
     endpoints: list[dict]
     protocol: str
     extra: dict = field(default_factory=dict)
+    others: list[subprocess.Popen] = field(default_factory=list)
+    """More server processes of the same host (other host processes, redis-server): their
+    CPU and memory count as the host's."""
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.process.pid, *(other.pid for other in self.others)]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        for process in (self.process, *self.others):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def pinned(command: list[str], cpu: str) -> list[str]:
@@ -111,12 +125,14 @@ def pinned(command: list[str], cpu: str) -> list[str]:
     return command
 
 
-def start_webxdc_rt(peer_count: int, work: Path) -> Running:
+def start_webxdc_rt(peer_count: int, work: Path, data_dir: Path | None = None,
+                    broker: str | None = None) -> Running:
     members = ",".join(f"p{i}" for i in range(peer_count))
-    data_dir = Path(tempfile.mkdtemp(dir=work))
+    data_dir = data_dir or Path(tempfile.mkdtemp(dir=work))
     process = subprocess.Popen(pinned(
         [str(VENV_PYTHON), "-m", "webxdc_rt", "serve", str(APP_DIR), "--members", members,
          "--port", "0", "--json", "--data-dir", str(data_dir),
+         *(["--broker", broker] if broker else []),
          "--limit", "realtime.send_items_per_s=1e9", "--limit", "realtime.send_items_burst=1e9",
          "--limit", "realtime.send_bytes_per_s=1e15", "--limit", "realtime.send_bytes_burst=1e15"],
         SERVER_CPU),
@@ -129,6 +145,39 @@ def start_webxdc_rt(peer_count: int, work: Path) -> Running:
         endpoints.append({"url": f"ws://127.0.0.1:{parts.port}/.webxdc-rt/socket",
                           "headers": {"Host": parts.netloc, "Authorization": f"Bearer {token}"}})
     return Running(process, endpoints, "rt")
+
+
+def start_webxdc_rt_redis(peer_count: int, work: Path) -> Running:
+    """Two webxdc-rt processes sharing the chat through a redis-server of their own, every
+    process on the server core; peers alternate between the processes, so the sender (peer
+    0) has half the receivers in its own process and half in the other."""
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(dir=work))
+    redis = subprocess.Popen(pinned(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(folder), "--loglevel", "warning"], SERVER_CPU),
+        stdout=subprocess.DEVNULL, stderr=open(work / "redis.log", "ab"))
+    deadline = time.monotonic() + 10
+    while not redis_answers(port):
+        if time.monotonic() > deadline:
+            redis.kill()
+            raise RuntimeError("redis-server did not start; see redis.log")
+        time.sleep(0.02)
+    url = f"redis://127.0.0.1:{port}/0"
+    hosts = [start_webxdc_rt(peer_count, work, folder / "data", url) for _ in range(2)]
+    endpoints = [{**hosts[i % 2].endpoints[i], "group": "same" if i % 2 == 0 else "other"}
+                 for i in range(peer_count)]
+    return Running(hosts[0].process, endpoints, "rt", others=[hosts[1].process, redis])
+
+
+def redis_answers(port: int) -> bool:
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def start_bare_relay(peer_count: int, work: Path, loop: str = "asyncio") -> Running:
@@ -165,7 +214,8 @@ def start_bare_relay_uvloop(peer_count: int, work: Path) -> Running:
     return start_bare_relay(peer_count, work, loop="uvloop")
 
 
-HOSTS = {"webxdc-rt": start_webxdc_rt, "bare-relay": start_bare_relay,
+HOSTS = {"webxdc-rt": start_webxdc_rt, "webxdc-rt-redis": start_webxdc_rt_redis,
+         "bare-relay": start_bare_relay,
          "bare-uvloop": start_bare_relay_uvloop, "webxdc-dev": start_webxdc_dev}
 
 
@@ -194,7 +244,7 @@ def run_case(host: str, size: int, peers: int, args: argparse.Namespace, work: P
     try:
         outcome = loadgen({
             "task": "case", "protocol": running.protocol, "endpoints": running.endpoints,
-            "serverPid": running.process.pid, "size": size, "peers": peers,
+            "serverPids": running.pids, "size": size, "peers": peers,
             "window": args.window, "durationS": args.duration, "rounds": args.rounds,
             "latencyS": args.latency_duration,
             "latencyLoad": 0.25, "steadyRate": STEADY_RATE[size],
@@ -209,7 +259,7 @@ def run_first_delivery(host: str, work: Path) -> dict:
     try:
         return {"host": host, **loadgen({
             "task": "first-delivery", "protocol": running.protocol,
-            "endpoints": running.endpoints, "serverPid": running.process.pid, "trials": 20,
+            "endpoints": running.endpoints, "serverPids": running.pids, "trials": 20,
         }, work)}
     finally:
         running.stop()
@@ -221,7 +271,7 @@ def run_idle(host: str, count: int, work: Path) -> dict:
     try:
         return {"host": host, **loadgen({
             "task": "idle", "protocol": running.protocol, "endpoints": running.endpoints,
-            "serverPid": running.process.pid, "count": count,
+            "serverPids": running.pids, "count": count,
         }, work, timeout=600)}
     finally:
         running.stop()
@@ -238,6 +288,10 @@ def median_record(records: list[dict]) -> dict:
             merged[key] = values[len(values) // 2] if values else None
     merged["runs"] = len(records)
     return merged
+
+
+def ratio_of(value: float | None, base: float | None) -> float | None:
+    return value / base if value and base else None
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -265,6 +319,22 @@ def print_tables(cases: list[dict], firsts: list[dict], idles: list[dict]) -> No
               f"{fmt(ratio(c, 'steady_cpu_us_per_delivery'), 2):>7} "
               f"{fmt(c['latency_rate_per_s'], 0):>6} {fmt(c['p50_ms'], 2):>8} "
               f"{fmt(c['p99_ms'], 2):>8} {fmt(c['peak_rss_mb']):>8}")
+    print()
+    single = {(c["size"], c["peers"]): c for c in cases if c["host"] == "webxdc-rt"}
+    for c in cases:
+        alone = single.get((c["size"], c["peers"]))
+        if c["host"] != "webxdc-rt-redis" or not alone:
+            continue
+        cpu = ratio_of(c["cpu_us_per_delivery"], alone["cpu_us_per_delivery"])
+        steady = ratio_of(c["steady_cpu_us_per_delivery"], alone["steady_cpu_us_per_delivery"])
+        rate = ratio_of(c["deliveries_per_s"], alone["deliveries_per_s"])
+        print(f"2 processes + Redis vs 1 process, {c['size']} B, {c['peers']} peers: "
+              f"CPU per delivery x{fmt(cpu, 2)} saturated, x{fmt(steady, 2)} steady; "
+              f"deliveries/s x{fmt(rate, 2)}; "
+              f"p50/p99 ms same process {fmt(c.get('p50_ms_same'), 2)}/"
+              f"{fmt(c.get('p99_ms_same'), 2)}, other process {fmt(c.get('p50_ms_other'), 2)}/"
+              f"{fmt(c.get('p99_ms_other'), 2)}, single process {fmt(alone['p50_ms'], 2)}/"
+              f"{fmt(alone['p99_ms'], 2)}")
     print()
     for f in firsts:
         print(f"{f['host']:<11} connect -> first delivery: "
@@ -322,7 +392,8 @@ def main() -> None:
                         print(f"# {host} size={size} peers={peers} run {repetition + 1}: done",
                               file=sys.stderr, flush=True)
                 cases.extend(median_record(runs[host]) for host in hosts)
-        for host in [] if args.no_idle else hosts:
+        # Across processes the idle cost per peer is each process's own, measured above.
+        for host in [] if args.no_idle else [h for h in hosts if h != "webxdc-rt-redis"]:
             firsts.append(run_first_delivery(host, work))
             for count in idle_counts:
                 idles.append(run_idle(host, count, work))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from hosting import HostProcess
 from peers import eventually
+from redis_server import RedisServer
 from webxdc_rt.chats import Page
 from webxdc_rt.server import Host, HostSettings
 from webxdc_rt.store import Store
@@ -113,3 +114,11 @@ async def service(tmp_path) -> AsyncIterator[HostProcess]:
     yield host
     assert await host.stop() == 0
     assert "Traceback" not in host.stderr
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[RedisServer]:
+    """A `redis-server` of the test's own on a free loopback port, stopped after."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()

@@ -5,7 +5,9 @@
 //   node bench/node/loadgen.mjs CONFIG.json      -> prints one JSON object with the results
 //
 // Config: {task: "case"|"first-delivery"|"idle", protocol: "rt"|"bare"|"dev",
-//          endpoints: [{url, headers}], serverPid, size, peers, ...}; see realtime.py.
+//          endpoints: [{url, headers, group?}], serverPids, size, peers, ...}; see
+//          realtime.py. Every process in serverPids counts as the server (CPU and memory
+//          summed); an endpoint's optional `group` gets latency figures of its own.
 import fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
@@ -15,16 +17,24 @@ const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function serverCpuSeconds(pid) {
+function processCpuSeconds(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime + stime
 }
 
-function serverMemoryMb(pid) {
+function processMemoryMb(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)[1]);
   return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+const serverCpuSeconds = (pids) => pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+
+function serverMemoryMb(pids) {
+  const each = pids.map(processMemoryMb);
+  return { rss: each.reduce((sum, m) => sum + m.rss, 0),
+           peak: each.reduce((sum, m) => sum + m.peak, 0) };
 }
 
 // -- one peer per protocol -----------------------------------------------------------
@@ -118,12 +128,18 @@ async function runCase() {
   const receiverCount = peerCount - 1;
   const received = new Array(receiverCount).fill(0);
   const latencies = [];
+  const groupLatencies = {}; // endpoint group -> latencies of its receivers
   let recordLatency = false;
   let pump = () => {};
   const peers = await connectAll(peerCount, (i) => config.endpoints[i], (i) => (bytes) => {
     if (i === 0) return; // the sender: webxdc-rt and the relay never echo; dev does not either
     received[i - 1] += 1;
-    if (recordLatency) latencies.push(now() - readItem(bytes).sentAt);
+    if (recordLatency) {
+      const latency = now() - readItem(bytes).sentAt;
+      latencies.push(latency);
+      const group = config.endpoints[i].group;
+      if (group) (groupLatencies[group] ??= []).push(latency);
+    }
     pump();
   });
   const sender = peers[0];
@@ -150,13 +166,13 @@ async function runCase() {
   // Several back-to-back windows; the median of each figure resists a noisy moment.
   const windows = [];
   for (let round = 0; round < config.rounds; round++) {
-    const cpu0 = serverCpuSeconds(config.serverPid);
+    const cpu0 = serverCpuSeconds(config.serverPids);
     const deliveries0 = received.reduce((a, b) => a + b, 0);
     const t0 = now();
     await sleep((durationS * 1000) / config.rounds);
     const deliveries = received.reduce((a, b) => a + b, 0) - deliveries0;
     const seconds = (now() - t0) / 1000;
-    const cpu = serverCpuSeconds(config.serverPid) - cpu0;
+    const cpu = serverCpuSeconds(config.serverPids) - cpu0;
     windows.push({ perS: deliveries / seconds, cpuUs: deliveries ? (cpu * 1e6) / deliveries : null,
                    share: cpu / seconds });
   }
@@ -175,7 +191,7 @@ async function runCase() {
   // Latency at a steady rate well below saturation.
   const rate = Math.max(0.1, Math.min(config.steadyRate, itemsPerS * config.latencyLoad));
   recordLatency = true;
-  const steadyCpu0 = serverCpuSeconds(config.serverPid);
+  const steadyCpu0 = serverCpuSeconds(config.serverPids);
   const steadyDeliveries0 = received.reduce((a, b) => a + b, 0);
   // At least five samples, even for a host that saturates at a few items per second.
   const latencyEnd = now() + Math.min(30, Math.max(latencyS, 5 / rate)) * 1000;
@@ -191,11 +207,18 @@ async function runCase() {
   while (inFlight() > 0 && now() < settleUntil) await sleep(10);
   recordLatency = false;
   const steadyDeliveries = received.reduce((a, b) => a + b, 0) - steadyDeliveries0;
-  const steadyCpu = serverCpuSeconds(config.serverPid) - steadyCpu0;
+  const steadyCpu = serverCpuSeconds(config.serverPids) - steadyCpu0;
+  const quantileOf = (values, q) => values.length ? values[Math.min(values.length - 1,
+    Math.floor(q * values.length))] : null;
   latencies.sort((a, b) => a - b);
-  const quantile = (q) => latencies.length ? latencies[Math.min(latencies.length - 1,
-    Math.floor(q * latencies.length))] : null;
-  const memory = serverMemoryMb(config.serverPid);
+  const quantile = (q) => quantileOf(latencies, q);
+  const groups = {};
+  for (const [group, values] of Object.entries(groupLatencies)) {
+    values.sort((a, b) => a - b);
+    groups[`p50_ms_${group}`] = quantileOf(values, 0.5);
+    groups[`p99_ms_${group}`] = quantileOf(values, 0.99);
+  }
+  const memory = serverMemoryMb(config.serverPids);
   for (const peer of peers) peer.close();
   return {
     deliveries_per_s: deliveriesPerS,
@@ -207,6 +230,7 @@ async function runCase() {
     steady_cpu_us_per_delivery: steadyDeliveries ? (steadyCpu * 1e6) / steadyDeliveries : null,
     latency_samples: latencies.length,
     peak_rss_mb: memory.peak,
+    ...groups,
   };
 }
 
@@ -241,11 +265,11 @@ async function runFirstDelivery() {
 // -- memory of idle joined peers --------------------------------------------------------
 
 async function runIdle() {
-  const before = serverMemoryMb(config.serverPid).rss;
+  const before = serverMemoryMb(config.serverPids).rss;
   const peers = await connectAll(config.count, (i) => config.endpoints[i % config.endpoints.length],
                                  () => () => {}, 200);
   await sleep(2000);
-  const after = serverMemoryMb(config.serverPid).rss;
+  const after = serverMemoryMb(config.serverPids).rss;
   for (const peer of peers) peer.close();
   return { idle_peers: config.count, rss_mb: after, rss_before_mb: before,
            kb_per_idle_peer: ((after - before) * 1024) / config.count };

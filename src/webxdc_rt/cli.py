@@ -3,6 +3,7 @@ host every chat of a data folder as a service that is managed while it runs.
 
     webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
                     [--limit NAME=VALUE ...]   # names and defaults: webxdc-rt serve --help
+                    [--broker redis://HOST:PORT/DB]   # share channels with other processes
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
     webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
     webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
@@ -44,6 +45,7 @@ from .admin import AdminApi, AdminSocketError, admin_socket_path, bind_private, 
 from .chats import Page, Registry, parse_members
 from .home import HomeSite
 from .manage import ManageError, Manager
+from .redis_broker import RedisAddress, RedisBroker, parse_redis_url
 from .server import Host, HostSettings
 from .store import Store
 from .wire import is_text
@@ -91,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a .xdc file, or a folder with index.html at its root")
     serve.add_argument("--members", required=True, metavar="NAMES",
                        help="comma-separated member names, e.g. alice,bob")
+    serve.add_argument("--broker", metavar="URL", default=None,
+                       help="share realtime channels with other webxdc-rt processes through "
+                            "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]; "
+                            "if Redis is unreachable the host starts anyway, warns once and "
+                            "keeps trying (default: this process alone)")
     _add_network_options(serve)
 
     demo = commands.add_parser("demo", help=f"serve the bundled sketch pad to {DEMO_MEMBERS}",
@@ -174,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         except InvalidContainer as exc:
             raise UsageError(str(exc)) from None
         _check_chat_name(args.chat)
-        _run(_serve(source, member_names, args, settings), args.loop)
+        broker = _broker_address(getattr(args, "broker", None))
+        _run(_serve(source, member_names, args, settings, broker), args.loop)
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
         return 2
@@ -320,12 +328,31 @@ def _run(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
     asyncio.run(main_coroutine)
 
 
+def _broker_address(url: str | None) -> RedisAddress | None:
+    """The Redis of `--broker`, checked; None without one."""
+    if url is None:
+        return None
+    if not is_text(url):
+        raise UsageError("--broker must be a redis:// URL in UTF-8")
+    try:
+        return parse_redis_url(url)
+    except ValueError as exc:
+        raise UsageError(f"--broker {exc}") from None
+
+
 async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,
-                 settings: HostSettings) -> None:
+                 settings: HostSettings, broker_address: RedisAddress | None) -> None:
     _raise_open_file_limit()
     store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source)
     chat = registry.chats[pages[0].app.chat_id]
-    host = Host(registry, {pages[0].app.id: source}, settings, store=store)
+    broker = None
+    if broker_address is not None:
+        # Unreachable is not fatal: it is warned about once and retried in the background,
+        # and meanwhile this process's pages reach one another.
+        broker = RedisBroker(broker_address, settings.broker,
+                             settings.realtime.max_payload_bytes)
+        await broker.start()
+    host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
     runner = host.runner()
     # Installed before the links are printed: whoever reads them may stop us at once.
     stop = asyncio.Event()
@@ -349,12 +376,15 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
                                   "chat": chat.name}), flush=True)
             else:
                 print(f"{page.member.name}: {url}", flush=True)
+        through = f", realtime shared through {broker.address}" if broker else ""
         print(f"webxdc-rt: serving {source.name!r} to chat {chat.name!r} on "
-              f"{args.host}:{port}; Ctrl-C stops", file=sys.stderr, flush=True)
+              f"{args.host}:{port}{through}; Ctrl-C stops", file=sys.stderr, flush=True)
         await stop.wait()
         print("webxdc-rt: stopping", file=sys.stderr, flush=True)
     finally:
         await runner.cleanup()
+        if broker is not None:
+            await broker.close()
         store.close()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)

@@ -34,7 +34,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from . import fetch_metadata, html_guard, http_guard, wire
-from .broker import Broker, InMemoryBroker, Published
+from .broker import Broker, BrokerLimits, InMemoryBroker, Published
 from .budget import PageBudget
 from .chats import Entrance, Page, Registry
 from .delivery import DeliveryLimits, DropCount
@@ -117,6 +117,7 @@ class HostSettings:
     chat: ChatLimits = field(default_factory=ChatLimits)
     delivery: DeliveryLimits = field(default_factory=DeliveryLimits)
     home: HomeLimits = field(default_factory=HomeLimits)
+    broker: BrokerLimits = field(default_factory=BrokerLimits)
     domain: str = "localhost"
     """Pages are served at `<label>.<domain>`; `*.localhost` needs no DNS in browsers."""
     scheme: str = "http"
@@ -241,7 +242,7 @@ class Host:
         self.sources = sources
         self.settings = settings or HostSettings()
         self.broker = broker or InMemoryBroker()
-        self.hub = RealtimeHub(self.settings.realtime)
+        self.hub = RealtimeHub(self.settings.realtime, self.broker.node_id)
         self.store = store or Store()
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
@@ -560,6 +561,10 @@ class Host:
                     self.stats.sessions.refused[exc.code] += 1
                     refusal = (exc.code, str(exc))
                 await sink.send_text(wire.encode_reply(effect.request_id, refusal))
+            elif isinstance(effect, Subscribe):
+                # The page is told it joined once items from other processes reach it too.
+                self._apply_now((effect,))
+                await self.broker.ready(effect.topic)
             elif isinstance(effect, ListMessages):
                 messages, more = self.feed.chat_messages(feed_socket, effect.before)
                 await sink.send_text(wire.encode_chat_messages(effect.request_id, messages,

@@ -1,0 +1,89 @@
+"""A throwaway `redis-server` for tests: a free loopback port, a temporary folder, nothing
+persisted (`--save ''`, `--appendonly no`); it can be stopped and started again on the same
+port, as a restarted Redis would be."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import hiredis
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisServer:
+    """One `redis-server` process the test owns."""
+
+    def __init__(self, folder: Path, port: int | None = None, *options: str) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.options = options
+        """More `redis-server` options, e.g. `--rename-command SPUBLISH ""`."""
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start it and return once it answers PING."""
+        if not Path(REDIS_SERVER).exists():
+            raise RuntimeError("redis-server is not installed; scripts/test installs it "
+                               "(Debian package redis-server)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no",
+             "--loglevel", "warning", "--protected-mode", "no", *self.options],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, as a restart does) and wait until it is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def command(self, *args: str | bytes) -> Any:
+        """Send one command and return its reply, parsed."""
+        reader = hiredis.Reader()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(hiredis.pack_command(args))
+            while (reply := reader.gets()) is False:
+                data = conn.recv(65536)
+                if not data:
+                    raise ConnectionError("redis-server closed the connection")
+                reader.feed(data)
+            return reply
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.command("PING") == b"PONG")
+        except OSError:
+            return False
+
+    def shard_subscribers(self, channel: str) -> int:
+        """How many connections are subscribed to the shard channel `channel`."""
+        return int(self.command("PUBSUB", "SHARDNUMSUB", channel)[1])
