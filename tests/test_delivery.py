@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webxdc_rt.delivery import DeliveryLimits, DropCount, ItemQueue
+from webxdc_rt.delivery import DeliveryLimits, DropCount, ItemQueue, ReceiveWindow
 
 
 def frame(label: str) -> tuple[bytes, ...]:
@@ -97,3 +97,43 @@ def test_an_episode_starts_with_the_first_wait_and_ends_when_told():
 def test_limits_must_be_positive(bad):
     with pytest.raises(ValueError):
         DeliveryLimits(**bad)
+
+
+def test_a_receiver_that_does_not_report_is_never_held_by_a_window():
+    window = ReceiveWindow(DeliveryLimits())
+    assert not window.full(10**9) and window.delay(10**9) == 0.0
+
+
+def test_reports_open_the_window_and_cannot_claim_more_than_was_sent():
+    window = ReceiveWindow(DeliveryLimits(min_window_bytes=100, receive_window_bytes=1000))
+    assert window.report(0, 0, 0.0)                  # it will report: bounded from now on
+    assert window.full(100) and not window.full(99)
+    assert window.report(10**9, 100, 0.01)           # more than was sent counts as all
+    assert window.read == 100 and not window.full(150)
+    assert not window.report(50, 150, 0.02)          # going back changes nothing
+    assert window.read == 100
+
+
+def test_a_receiver_held_back_by_its_window_gets_a_wider_one():
+    window = ReceiveWindow(DeliveryLimits(min_window_bytes=100, receive_window_bytes=1000))
+    window.report(0, 0, 0.0)
+    written = 100
+    for step in range(1, 6):   # reads all it was let have, while more waits, each time
+        window.report(written, written, step * 0.001, waiting=True)
+        written += window.limit
+    assert window.limit == 1000
+
+
+def test_a_busy_receivers_rate_sets_its_window_and_the_delay_of_what_is_in_flight():
+    limits = DeliveryLimits(max_item_age_s=2.0, min_window_bytes=1000,
+                            receive_window_bytes=10**9)
+    window = ReceiveWindow(limits)
+    window.report(0, 0, 0.0)
+    written = 1_000_000
+    for step in range(1, 21):  # reads 10 kB every 10 ms with far more in flight: 1 MB/s
+        window.report(step * 10_000, written, step * 0.01)
+    assert window.rate == pytest.approx(1_000_000)
+    assert window.limit == pytest.approx(1_000_000 * 2.0 / 8)   # an eighth of the age
+    in_flight = written - window.read
+    # The time to read what is in flight, with a margin, plus a reserve of the age bound.
+    assert window.delay(written) == pytest.approx(0.25 * 2.0 + 1.25 * in_flight / 1_000_000)

@@ -51,13 +51,18 @@ class DeliveryLimits:
     socket_buffer_bytes: int = 256 * KiB
     """Bytes a connection's socket may hold unsent before realtime items for it wait in the
     host instead (where they can still be dropped when stale)."""
+    socket_receive_buffer_bytes: int = 256 * KiB
+    """The kernel receive buffer asked for each WebSocket (SO_RCVBUF). Items a member sends
+    wait there, unseen, whenever the host reads slower than they come; kept small, the
+    backlog stays in the sender (whose bridge or peer drops what would go stale) instead of
+    reaching the host seconds old."""
     receive_window_bytes: int = 4 * MiB
     """Realtime bytes that may be in flight to a receiver that reports what it read (told
     in the hello); less for a slower one: what it reads in an eighth of `max_item_age_s`
     by the rate it has shown, and `min_window_bytes` until it has shown one."""
-    min_window_bytes: int = 256 * KiB
-    """In-flight bytes a reporting receiver always may have, however slow it has been (one
-    item of the largest size fits)."""
+    min_window_bytes: int = 64 * KiB
+    """In-flight bytes a reporting receiver always may have, however slow it has been (an
+    item goes while less than the window is in flight, so one of any size always can)."""
     receipts_per_s: float = 1000.0
     """`received` reports one page may send per second, sustained; a page over it is not
     read from until it is back within it (as for other control messages)."""
@@ -69,8 +74,8 @@ class DeliveryLimits:
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number")
-        for name in ("max_waiting_bytes", "socket_buffer_bytes", "receive_window_bytes",
-                     "min_window_bytes", "receipts_burst"):
+        for name in ("max_waiting_bytes", "socket_buffer_bytes", "socket_receive_buffer_bytes",
+                     "receive_window_bytes", "min_window_bytes", "receipts_burst"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.min_window_bytes > self.receive_window_bytes:
@@ -210,6 +215,9 @@ small, so that a receiver that suddenly reads slower still gets fresh items in t
 _DELAY_MARGIN = 1.25
 """The read rate is an estimate and reading is bursty: the time in flight is taken this
 much longer than the rate says, so that an item is dropped a little early, not sent late."""
+_RESERVE_SHARE = 0.25
+"""The share of `max_item_age_s` kept for what the host cannot see of a reporting receiver's
+items: how long they took to reach the host, and the receiver's own queue."""
 
 
 class ReceiveWindow:
@@ -252,8 +260,8 @@ class ReceiveWindow:
             if waiting and total == written:
                 # It read all it was let have while more waited: the window, not the
                 # receiver, held it back. Let it have as much more as it just read, as
-                # TCP's slow start does; a slow reader reads little between reports.
-                self.limit = min(self.limits.receive_window_bytes, self.limit + read)
+                # TCP's slow start does, up to what its rate allows once that is known.
+                self.limit = min(self._rate_limit(), self.limit + read)
         self.read, self._read_at = total, now
         self._backlog = written - total
         return True
@@ -264,10 +272,14 @@ class ReceiveWindow:
         return self.reporting and written - self.read >= self.limit
 
     def delay(self, written: int) -> float:
-        """Seconds the receiver will take to read what is in flight, by its rate (0 while
-        the rate is unknown)."""
+        """Seconds an item sent now will take to reach the receiver's app: what is in
+        flight, read at its rate (while the rate is known), and a reserve for what the host
+        cannot see; 0 for a receiver that does not report."""
+        if not self.reporting:
+            return 0.0
+        reserve = _RESERVE_SHARE * self.limits.max_item_age_s
         rate = self.rate
-        return _DELAY_MARGIN * (written - self.read) / rate if rate else 0.0
+        return reserve + (_DELAY_MARGIN * (written - self.read) / rate if rate else 0.0)
 
     def _sample(self, read: int, elapsed: float) -> None:
         # Only a receiver that had at least as much to read as it read shows its capacity;
@@ -288,7 +300,14 @@ class ReceiveWindow:
             self.rate += weight * (seen - self.rate)
         self._sample_bytes, self._sample_s, self._sample_busy = 0, 0.0, True
         if self.rate is not None:
-            limits = self.limits
-            self.limit = int(min(limits.receive_window_bytes,
-                                 max(limits.min_window_bytes,
-                                     self.rate * limits.max_item_age_s * _WINDOW_SHARE)))
+            self.limit = self._rate_limit()
+
+    def _rate_limit(self) -> int:
+        """The window its rate allows: what it reads in a share of `max_item_age_s`
+        (all of `receive_window_bytes` while the rate is unknown)."""
+        limits = self.limits
+        if self.rate is None:
+            return limits.receive_window_bytes
+        return int(min(limits.receive_window_bytes,
+                       max(limits.min_window_bytes,
+                           self.rate * limits.max_item_age_s * _WINDOW_SHARE)))

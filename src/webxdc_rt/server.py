@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import mimetypes
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -149,6 +150,10 @@ class HostSettings:
     """Items the browser bridge queues while its link is down (R9); more are dropped."""
     bridge_max_pending_bytes: int = 16 * MiB
     """Bytes the browser bridge queues while its link is down."""
+    bridge_max_buffered_bytes: int = 1 * MiB
+    """Bytes the browser bridge lets wait in its open socket (`bufferedAmount`); a
+    realtime item sent beyond it is dropped, so a page that sends faster than the host takes
+    loses items rather than queueing seconds of them."""
     max_tcp_connections: int = 25_000
     """TCP connections the host holds in all (pages, WebSockets, and those that have not shown
     an invite yet). At the cap the oldest connection without a valid invite is closed to make
@@ -176,9 +181,13 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
+        if self.bridge_max_buffered_bytes < self.realtime.max_payload_bytes:
+            raise ValueError("bridge_max_buffered_bytes must be at least "
+                             "realtime.max_payload_bytes")
         for name in ("max_connections", "max_connections_per_page", "max_outbound_bytes",
                      "max_protocol_errors", "control_per_s", "control_burst", "heartbeat_s",
                      "bridge_max_pending_items", "bridge_max_pending_bytes",
+                     "bridge_max_buffered_bytes",
                      "max_tcp_connections", "header_timeout_s", "idle_timeout_s",
                      "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
                      "max_headers"):
@@ -381,6 +390,8 @@ class Host:
             "maxPayloadBytes": self.settings.realtime.max_payload_bytes,
             "maxPendingItems": self.settings.bridge_max_pending_items,
             "maxPendingBytes": self.settings.bridge_max_pending_bytes,
+            "maxBufferedBytes": self.settings.bridge_max_buffered_bytes,
+            "receiveWindowBytes": self.settings.delivery.receive_window_bytes,
         }
         # `</` is escaped so that no value can end a surrounding script element.
         config_js = json.dumps(config).replace("</", "<\\/")
@@ -441,6 +452,7 @@ class Host:
         assert transport is not None  # set while the request is being handled
         if self._batcher is None:
             self._batcher = WriteBatcher(asyncio.get_running_loop())
+        _ask_receive_buffer(transport, settings.delivery.socket_receive_buffer_bytes)
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher, request.writer, settings.delivery,
                         f"a connection of page {page.label}",
@@ -681,6 +693,15 @@ def presented_token(request: web.Request) -> str | None:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         token = value if scheme.lower() == "bearer" else None
     return token
+
+
+def _ask_receive_buffer(transport: asyncio.Transport, size: int) -> None:
+    """Ask the kernel to hold at most about `size` unread bytes from this socket (a hint:
+    the kernel may round it, and a platform without the option keeps its own)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def _authorized(request: web.Request, page: Page) -> bool:

@@ -7,6 +7,15 @@
   const RETRY_MAX_MS = 10000;
   // A flood of `rate-limited` errors from the host shows in the console at most this often.
   const RATE_LIMITED_REPORT_MS = 5000;
+  // The host is told what this page has read at most this long after, and at once after a
+  // sixteenth of its window (at least 64 KiB): it keeps what is in flight to a slow page
+  // small, so what reaches it is fresh.
+  const REPORT_DELAY_MS = 20;
+  const REPORT_BYTES = Math.max(64 * 1024, Math.floor(CONFIG.receiveWindowBytes / 16));
+
+  // What one realtime item counts for in a `received` report: its payload and its frame
+  // header as the host sends it (RFC 6455).
+  const frameBytes = (n) => n + (n < 126 ? 2 : n < 65536 ? 4 : 10);
 
   const isUint8Array = (x) =>
     ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === "[object Uint8Array]";
@@ -95,6 +104,10 @@
       this.pendingItems = 0;
       this.pendingBytes = 0;
       this.retryMs = RETRY_MIN_MS;
+      this.readBytes = 0;         // realtime bytes read on this link, as `received` counts
+      this.reportedBytes = 0;
+      this.reportTimer = null;
+      this.dropping = false;      // items are being dropped: the socket holds too much
       this.connect();
     }
 
@@ -105,6 +118,11 @@
       ws.onopen = () => {
         this.ws = ws;
         this.retryMs = RETRY_MIN_MS;
+        this.readBytes = this.reportedBytes = 0;
+        if (CONFIG.receiveWindowBytes > 0) {
+          // From its first item on, the host may keep what is in flight to this page small.
+          ws.send(JSON.stringify({ type: "received", bytes: 0 }));
+        }
         this.onUp();
         const queued = this.pending;
         this.pending = [];
@@ -114,6 +132,7 @@
       ws.onmessage = (event) => {
         if (typeof event.data !== "string") {
           this.onData(new Uint8Array(event.data));
+          this.counted(ws, event.data.byteLength);
           return;
         }
         const message = parseHostFrame(event.data);
@@ -131,6 +150,25 @@
 
     get up() {
       return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    }
+
+    // An item was read (and given to the app): tell the host soon, or now after many.
+    counted(ws, size) {
+      if (!(CONFIG.receiveWindowBytes > 0) || ws !== this.ws) return;
+      this.readBytes += frameBytes(size);
+      if (this.readBytes - this.reportedBytes >= REPORT_BYTES) {
+        this.report();
+      } else if (this.reportTimer === null) {
+        this.reportTimer = setTimeout(() => this.report(), REPORT_DELAY_MS);
+      }
+    }
+
+    report() {
+      if (this.reportTimer !== null) clearTimeout(this.reportTimer);
+      this.reportTimer = null;
+      if (!this.up || this.readBytes === this.reportedBytes) return;
+      this.reportedBytes = this.readBytes;
+      this.ws.send(JSON.stringify({ type: "received", bytes: this.readBytes }));
     }
 
     // Returns false, sending nothing, when the link is down and its queue is full; joins
@@ -154,6 +192,19 @@
     // `bytes` must not be changed by anyone afterwards: the caller passes a copy.
     sendItem(bytes) {
       if (this.up) {
+        // Stale realtime data is worse than none: while the socket holds more than the
+        // bound (the host or the network is slower than the app sends), items are dropped
+        // here instead of waiting seconds, with one warning per episode.
+        if (this.ws.bufferedAmount + bytes.byteLength > CONFIG.maxBufferedBytes) {
+          if (!this.dropping) {
+            this.dropping = true;
+            console.warn("webxdc-rt: realtime items dropped: the link to the host takes " +
+                         `them slower than they are sent (over ${CONFIG.maxBufferedBytes} ` +
+                         "bytes waiting)");
+          }
+          return;
+        }
+        this.dropping = false;
         this.ws.send(bytes);
         return;
       }
