@@ -133,7 +133,7 @@ def test_a_busy_receivers_rate_sets_its_window_and_the_delay_of_what_is_in_fligh
     for step in range(1, 21):  # reads 10 kB every 10 ms with far more in flight: 1 MB/s
         window.report(step * 10_000, written, step * 0.01)
     assert window.rate == pytest.approx(1_000_000)
-    assert window.limit == pytest.approx(1_000_000 * 2.0 / 8)   # an eighth of the age
+    assert window.limit == pytest.approx(1_000_000 * 2.0 / 16)   # a sixteenth of the age
     in_flight = written - window.read
     # The time to read what is in flight, with a margin, plus a reserve of the age bound.
-    assert window.delay(written) == pytest.approx(0.25 * 2.0 + 1.25 * in_flight / 1_000_000)
+    assert window.delay(written) == pytest.approx(0.35 * 2.0 + 1.25 * in_flight / 1_000_000)

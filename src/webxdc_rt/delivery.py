@@ -58,7 +58,7 @@ class DeliveryLimits:
     reaching the host seconds old."""
     receive_window_bytes: int = 4 * MiB
     """Realtime bytes that may be in flight to a receiver that reports what it read (told
-    in the hello); less for a slower one: what it reads in an eighth of `max_item_age_s`
+    in the hello); less for a slower one: what it reads in a sixteenth of `max_item_age_s`
     by the rate it has shown, and `min_window_bytes` until it has shown one."""
     min_window_bytes: int = 64 * KiB
     """In-flight bytes a reporting receiver always may have, however slow it has been (an
@@ -209,13 +209,13 @@ _RATE_MEMORY_S = 0.25
 _SAMPLE_S = 0.05
 """Reports are gathered into samples of at least this long before a rate is read off
 them: one report may come right after a pause, or right after another."""
-_WINDOW_SHARE = 0.125
+_WINDOW_SHARE = 0.0625
 """The share of `max_item_age_s` a reporting receiver's in-flight bytes may take to read:
 small, so that a receiver that suddenly reads slower still gets fresh items in time."""
 _DELAY_MARGIN = 1.25
 """The read rate is an estimate and reading is bursty: the time in flight is taken this
 much longer than the rate says, so that an item is dropped a little early, not sent late."""
-_RESERVE_SHARE = 0.25
+_RESERVE_SHARE = 0.35
 """The share of `max_item_age_s` kept for what the host cannot see of a reporting receiver's
 items: how long they took to reach the host, and the receiver's own queue."""
 

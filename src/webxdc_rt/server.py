@@ -151,9 +151,9 @@ class HostSettings:
     bridge_max_pending_bytes: int = 16 * MiB
     """Bytes the browser bridge queues while its link is down."""
     bridge_max_buffered_bytes: int = 1 * MiB
-    """Bytes the browser bridge lets wait in its open socket (`bufferedAmount`); a
-    realtime item sent beyond it is dropped, so a page that sends faster than the host takes
-    loses items rather than queueing seconds of them."""
+    """Bytes the browser bridge lets wait in its open socket (`bufferedAmount`): a
+    realtime item sent while the socket holds this much is dropped, so a page that sends
+    faster than the host takes loses items rather than queueing seconds of them."""
     max_tcp_connections: int = 25_000
     """TCP connections the host holds in all (pages, WebSockets, and those that have not shown
     an invite yet). At the cap the oldest connection without a valid invite is closed to make
@@ -181,9 +181,6 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
-        if self.bridge_max_buffered_bytes < self.realtime.max_payload_bytes:
-            raise ValueError("bridge_max_buffered_bytes must be at least "
-                             "realtime.max_payload_bytes")
         for name in ("max_connections", "max_connections_per_page", "max_outbound_bytes",
                      "max_protocol_errors", "control_per_s", "control_burst", "heartbeat_s",
                      "bridge_max_pending_items", "bridge_max_pending_bytes",

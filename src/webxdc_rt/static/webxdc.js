@@ -195,7 +195,7 @@
         // Stale realtime data is worse than none: while the socket holds more than the
         // bound (the host or the network is slower than the app sends), items are dropped
         // here instead of waiting seconds, with one warning per episode.
-        if (this.ws.bufferedAmount + bytes.byteLength > CONFIG.maxBufferedBytes) {
+        if (this.ws.bufferedAmount >= CONFIG.maxBufferedBytes) {
           if (!this.dropping) {
             this.dropping = true;
             console.warn("webxdc-rt: realtime items dropped: the link to the host takes " +
