@@ -42,7 +42,7 @@ from .delivery import DeliveryLimits, DropCount
 from .frames import binary_frame_parts
 from .messages import ChatLimits
 from .outbound import Outbound, WriteBatcher
-from .realtime import RealtimeHub, RealtimeLimits
+from .realtime import Connection, RealtimeHub, RealtimeLimits
 from .session import (
     INTERNAL_ERROR, Close, Discard, Effect, ListMessages, Pause, Publish, Receipt, Replay, Send,
     Session,
@@ -56,7 +56,8 @@ from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
 __all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE",
-           "SERVER_NAME", "OriginResolver", "presented_token", "same_origin", "invite_response"]
+           "SERVER_NAME", "ItemRoute", "OriginResolver", "presented_token", "same_origin",
+           "invite_response"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,9 @@ class HostSettings:
     """Longest single request header line; a longer one gets 400 and a close."""
     max_headers: int = 64
     """Most request header lines; more get 400 and a close."""
+    frame_ancestors: tuple[str, ...] = ()
+    """Origins besides the page's own that may show its documents in a frame (the
+    simulator's dashboard); none by default."""
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
@@ -200,6 +204,11 @@ class HostSettings:
 
 
 PAGE_KEY = web.RequestKey("page", Page)
+
+ItemRoute = Callable[[str, Published, tuple[Connection, ...], tuple[bytes, ...], int], None]
+"""Takes a realtime item (topic, item, its receivers, its encoded frame and the frame's size)
+and hands it to the receivers' sinks itself, now, later or not at all: how the simulator
+applies a network's faults and watches the traffic."""
 
 OriginResolver = Callable[[str], Handler | None]
 """Given the label of an origin that is no app page (`<label>.<domain>`), the handler that
@@ -273,6 +282,8 @@ class Host:
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
         )
+        self.route: ItemRoute | None = None
+        """Where realtime items go instead of straight to their receivers; None: straight."""
 
     # -- application -------------------------------------------------------------------
 
@@ -280,6 +291,8 @@ class Host:
         """The aiohttp application that serves every page of this host."""
         app = web.Application(middlewares=[self._page_middleware], client_max_size=64 * KiB)
         app.on_response_prepare.append(_on_response_prepare)
+        if self.settings.frame_ancestors:
+            app.on_response_prepare.append(self._allow_framing)
         app.router.add_get(HOST_PREFIX + "/invite/{token}", self._invite)
         app.router.add_get(HOST_PREFIX + "/socket", self._socket)
         app.router.add_route("*", HOST_PREFIX + "/{tail:.*}", self._not_found)
@@ -616,8 +629,26 @@ class Host:
         count = len(receivers)
         self.stats.realtime_items_out += count
         self.stats.realtime_bytes_out += size * count
+        if self.route is not None:
+            self.route(topic, item, receivers, parts, size)
+            return
         for conn in receivers:
             conn.sink.deliver(parts, size, item)
+
+    def page_of_connection(self, conn_id: int) -> Page | None:
+        """The member page an open connection of this process belongs to."""
+        for held in self._sockets.values():
+            if held.session.conn.id == conn_id:
+                return held.page
+        return None
+
+    async def _allow_framing(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Let the origins of `frame_ancestors` frame the page's documents."""
+        policy = response.headers.get("Content-Security-Policy")
+        if policy is not None:
+            extra = " ".join(self.settings.frame_ancestors)
+            response.headers["Content-Security-Policy"] = policy.replace(
+                "frame-ancestors 'self'", f"frame-ancestors 'self' {extra}", 1)
 
     def connection_stats(self) -> list[ConnectionStats]:
         """A snapshot of every open connection, with its drops and what is in flight."""
