@@ -621,7 +621,7 @@ class Host:
         receiver found too slow here is cut off by its sink after this write, so the hub
         is not re-entered while it is being asked."""
         receivers = self.hub.receivers(topic, item)
-        if not receivers:
+        if not receivers and self.route is None:
             return
         parts = binary_frame_parts(item.payload)
         size = sum(map(len, parts))

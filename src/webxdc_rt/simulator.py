@@ -331,25 +331,27 @@ class Simulator:
         each receiver now, later, or never, as the faults say."""
         now = asyncio.get_running_loop().time()
         traffic, plan = self.traffic, self.plan
+        names = self._names
         sender = self._label_of(item.sender)
         labels = [self._label_of(conn.id) for conn in receivers]
-        traffic.item(self._names.get(sender, sender),
-                     [self._names.get(label, label) for label in labels], item.payload,
+        # The log counts by member name: it is what the dashboard shows.
+        receiver_names = [names.get(label, label) for label in labels]
+        traffic.item(names.get(sender, sender), receiver_names, item.payload,
                      len(item.payload), now)
         if not plan.active:
-            for conn, label in zip(receivers, labels, strict=True):
+            for conn, name in zip(receivers, receiver_names, strict=True):
                 conn.sink.deliver(parts, size, item)
-                traffic.delivered(label, len(item.payload))
+                traffic.delivered(name, len(item.payload))
             return
-        for conn, label in zip(receivers, labels, strict=True):
+        for conn, label, name in zip(receivers, labels, receiver_names, strict=True):
             fate = plan.item_fate(sender, label, size, now)
             if isinstance(fate, str):
-                traffic.lost(label, fate)
+                traffic.lost(name, fate)
             elif fate <= 0:
                 conn.sink.deliver(parts, size, item)
-                traffic.delivered(label, len(item.payload))
+                traffic.delivered(name, len(item.payload))
             elif self._held_per_receiver[label] >= self.limits.faults.max_held_items:
-                traffic.lost(label, "held-full")
+                traffic.lost(name, "held-full")
             else:
                 self._held_per_receiver[label] += 1
                 heapq.heappush(self._held_items, (now + fate, next(self._sequence), conn, parts,
@@ -376,7 +378,7 @@ class Simulator:
             _, _, conn, parts, size, item, label = heapq.heappop(held)
             self._held_per_receiver[label] -= 1
             conn.sink.deliver(parts, size, item)
-            self.traffic.delivered(label, len(item.payload))
+            self.traffic.delivered(self._names.get(label, label), len(item.payload))
         self._arm_item_timer()
 
     def _route_update(self, sender: Page, update: Update,
@@ -464,8 +466,7 @@ class Simulator:
             if count > self._refused[code]:
                 self.traffic.event("refused", now, code=code, count=count - self._refused[code])
                 self._refused[code] = count
-        rates = {self._names.get(label, label): value
-                 for label, value in self.traffic.rates(now).items()}
+        rates = self.traffic.rates(now)
         if changed:
             self._changed()
         return {"type": "batch", "rates": rates, "joined": self.joined(),

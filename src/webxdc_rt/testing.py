@@ -117,12 +117,11 @@ class Simulation:
 
     def delivered(self, name: str) -> int:
         """Realtime items handed to `name`'s connections so far."""
-        return self.simulator.traffic.peer(self.simulator.peer(name).label).items_received
+        return self.simulator.traffic.peer(name).items_received
 
     def lost(self, name: str) -> int:
         """Realtime items for `name` lost to the faults so far."""
-        counts = self.simulator.traffic.peer(self.simulator.peer(name).label)
-        return sum(counts.lost.values())
+        return sum(self.simulator.traffic.peer(name).lost.values())
 
     @staticmethod
     async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

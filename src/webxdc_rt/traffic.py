@@ -78,11 +78,11 @@ class TrafficLog:
         self._last: dict[str, tuple[int, int, int, int]] = {}
         self._last_time: float | None = None
 
-    def peer(self, label: str) -> PeerCounts:
+    def peer(self, peer: str) -> PeerCounts:
         """The counts of one peer (made on first use)."""
-        counts = self.counts.get(label)
+        counts = self.counts.get(peer)
         if counts is None:
-            counts = self.counts[label] = PeerCounts()
+            counts = self.counts[peer] = PeerCounts()
         return counts
 
     def reset(self) -> None:
@@ -137,16 +137,16 @@ class TrafficLog:
         elapsed = None if self._last_time is None else now - self._last_time
         self._last_time = now
         result: dict[str, dict[str, Any]] = {}
-        for label, counts in self.counts.items():
+        for peer, counts in self.counts.items():
             totals = (counts.items_sent, counts.bytes_sent, counts.items_received,
                       counts.bytes_received)
-            before = self._last.get(label, (0, 0, 0, 0))
-            self._last[label] = totals
+            before = self._last.get(peer, (0, 0, 0, 0))
+            self._last[peer] = totals
             per_s = [0.0] * 4
             if elapsed:
                 per_s = [(now_value - then) / elapsed
                          for now_value, then in zip(totals, before, strict=True)]
-            result[label] = {
+            result[peer] = {
                 "items_sent": counts.items_sent, "bytes_sent": counts.bytes_sent,
                 "items_received": counts.items_received,
                 "bytes_received": counts.bytes_received, "lost": dict(counts.lost),

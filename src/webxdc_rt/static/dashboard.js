@@ -35,15 +35,16 @@ function showState(next) {
   for (const [member, entry] of cards) {
     if (!wanted.has(member)) { entry.card.remove(); cards.delete(member); }
   }
-  for (const peer of next.peers) {
+  next.peers.forEach((peer, index) => {
     let entry = cards.get(peer.member);
     if (!entry || entry.url !== peer.url) {
       if (entry) entry.card.remove();
       entry = { card: newCard(peer), url: peer.url };
       cards.set(peer.member, entry);
     }
-    frames.appendChild(entry.card); // keeps the peers in order
     const card = entry.card;
+    // Moving a frame in the document reloads it: a card is only inserted where it is missing.
+    if (frames.children[index] !== card) frames.insertBefore(card, frames.children[index] || null);
     card.querySelector(".addr").textContent = peer.self_addr;
     card.querySelector(".addr").title = peer.self_addr;
     card.querySelector(".faults").textContent = peer.shown_faults;
@@ -55,7 +56,7 @@ function showState(next) {
       if (!input || document.activeElement === input) continue;
       if (input.type === "checkbox") input.checked = value; else input.value = value ?? "";
     }
-  }
+  });
   const selected = filterPeer.value;
   filterPeer.replaceChildren(new Option("all peers", ""),
     ...next.peers.map((peer) => new Option(peer.member, peer.member)));
