@@ -208,7 +208,10 @@ class Simulator:
     def peers(self) -> list[PeerInfo]:
         """The peers now, in the order they joined the chat."""
         host, chat = self._host(), self._chat()
-        app = host.registry.apps_of(chat)[0]
+        apps = host.registry.apps_of(chat)
+        if not apps:
+            return []
+        app = apps[0]
         result = []
         for member in chat.members:
             page = host.registry.page_of(app, member)
@@ -263,8 +266,9 @@ class Simulator:
         faults = {member: self.plan.faults(label) for member, label in old.items()}
         groups = [[self._names.get(label, label) for label in group]
                   for group in self.plan.groups()]
-        names = [member.name for member in self._chat().members]
-        await self._manager().delete_chat(self._chat())
+        old_chat = self._chat()
+        names = [member.name for member in old_chat.members]
+        # The new chat first: whoever asks meanwhile (the log, the dashboard) sees it.
         self._held_items.clear()
         self._held_per_receiver.clear()
         self._held_updates.clear()
@@ -272,6 +276,7 @@ class Simulator:
         self.traffic.reset()
         self._joined.clear()
         self._new_chat(names)
+        await self._manager().delete_chat(old_chat)
         for member, peer_faults in faults.items():
             self.set_faults(member, peer_faults, notify=False)
         if groups:
