@@ -190,3 +190,14 @@ async def test_dev_command_refuses_a_missing_app() -> None:
     _, stderr = await process.communicate()
     assert process.returncode == 2
     assert b"app not found" in stderr
+
+
+async def test_the_readme_example_of_ten_percent_loss(webxdc_sim) -> None:
+    sim = await webxdc_sim(PROBE, peers=2)
+    sim.set_faults("bob", loss_percent=10, seed=1)
+    alice, bob = await sim.member("alice"), await sim.member("bob")
+    for i in range(200):
+        alice.channel.send(b"move %d" % i)
+    await sim.eventually(lambda: sim.delivered("bob") + sim.lost("bob") == 200)
+    await sim.eventually(lambda: len(bob.inbox) == sim.delivered("bob"))
+    assert 150 <= len(bob.inbox) < 200
