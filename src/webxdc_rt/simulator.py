@@ -38,7 +38,7 @@ from .messages import ChatMessageDraft
 from .realtime import Connection
 from .server import Host, HostSettings
 from .store import Store
-from .traffic import TrafficLimits, TrafficLog, preview
+from .traffic import PeerCounts, TrafficLimits, TrafficLog, preview
 from .update_feed import FeedSocket
 from .updates import Update
 from .xdc import AppSource, FolderApp, open_app
@@ -110,6 +110,18 @@ class _HeldUpdates:
     overflowed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What the log needs of one sender's receivers, kept while they stay the same."""
+
+    receivers: tuple[Connection, ...]
+    sender: str
+    sender_name: str
+    labels: list[str]
+    names: list[str]
+    counts: list[PeerCounts]
+
+
 class Simulator:
     """One app, a chat of peers, the faults between them and the log of what travels."""
 
@@ -136,6 +148,7 @@ class Simulator:
         self._chat_number = 0
         self._runner: web.AppRunner | None = None
         self._labels: dict[int, str] = {}
+        self._routes: dict[int, _Route] = {}
         self._names: dict[str, str] = {}
         self._held_items: list[tuple[float, int, Connection, tuple[bytes, ...], int,
                                      Published, str]] = []
@@ -274,6 +287,7 @@ class Simulator:
         self._held_updates.clear()
         self.plan = FaultPlan(self.limits.faults)
         self.traffic.reset()
+        self._routes.clear()
         self._joined.clear()
         self._new_chat(names)
         await self._manager().delete_chat(old_chat)
@@ -336,17 +350,20 @@ class Simulator:
         each receiver now, later, or never, as the faults say."""
         now = asyncio.get_running_loop().time()
         traffic, plan = self.traffic, self.plan
-        names = self._names
-        sender = self._label_of(item.sender)
-        labels = [self._label_of(conn.id) for conn in receivers]
-        # The log counts by member name: it is what the dashboard shows.
-        receiver_names = [names.get(label, label) for label in labels]
-        traffic.item(names.get(sender, sender), receiver_names, item.payload,
-                     len(item.payload), now)
+        # Who the receivers are is worked out once per sender and set of receivers: the hub
+        # hands the same tuple again while nobody joins or leaves.
+        route = self._routes.get(item.sender)
+        if route is None or route.receivers is not receivers:
+            route = self._routes[item.sender] = self._new_route(item.sender, receivers)
+        sender, labels, receiver_names = route.sender, route.labels, route.names
+        payload_size = len(item.payload)
+        traffic.item(route.sender_name, receiver_names, item.payload, payload_size, now)
         if not plan.active:
-            for conn, name in zip(receivers, receiver_names, strict=True):
+            for conn in receivers:
                 conn.sink.deliver(parts, size, item)
-                traffic.delivered(name, len(item.payload))
+            for counts in route.counts:
+                counts.items_received += 1
+                counts.bytes_received += payload_size
             return
         for conn, label, name in zip(receivers, labels, receiver_names, strict=True):
             fate = plan.item_fate(sender, label, size, now)
@@ -362,6 +379,16 @@ class Simulator:
                 heapq.heappush(self._held_items, (now + fate, next(self._sequence), conn, parts,
                                                   size, item, label))
         self._arm_item_timer()
+
+    def _new_route(self, sender_id: int, receivers: tuple[Connection, ...]) -> _Route:
+        names = self._names
+        sender = self._label_of(sender_id)
+        labels = [self._label_of(conn.id) for conn in receivers]
+        receiver_names = [names.get(label, label) for label in labels]
+        if len(self._routes) > 4096:  # closed connections are never asked for again
+            self._routes.clear()
+        return _Route(receivers, sender, names.get(sender, sender), labels, receiver_names,
+                      [self.traffic.peer(name) for name in receiver_names])
 
     def _arm_item_timer(self) -> None:
         if not self._held_items:
@@ -523,6 +550,7 @@ class Simulator:
     def _refresh_names(self) -> None:
         self._names = {info.label: info.member for info in self.peers()}
         self._labels.clear()
+        self._routes.clear()
 
     def _label_of(self, conn_id: int) -> str:
         label = self._labels.get(conn_id)
