@@ -199,3 +199,32 @@ async def test_the_dashboard_needs_its_link(browser: Browser, simulator: Simulat
     response = await page.goto(f"http://dashboard.sim.localhost:{simulator.port}/")
     assert response is not None and response.status == 403
     await context.close()
+
+
+async def test_the_log_shows_chat_messages_with_their_files_and_refusals(
+        dashboard: Page, simulator: Simulator) -> None:
+    alice = await peer_frame(dashboard, "alice")
+    await alice.evaluate("""window.webxdc.sendToChat(
+        {text: 'look', file: {name: 'notes.txt', plainText: 'abc'}})""")
+    row = dashboard.locator("#log li[data-kind=message]")
+    await row.wait_for()
+    text = await row.text_content()
+    assert text is not None and "alice sendToChat" in text and "notes.txt (3 B)" in text
+    await alice.evaluate("""() => {  // the host refuses what the bridge passes on
+        try { window.webxdc.sendUpdate({payload: 1, info: 'x'.repeat(20000)}, ''); }
+        catch (error) { return String(error); } }""")
+    await dashboard.locator("#log li[data-kind=refused]").wait_for()
+
+
+async def test_the_plugin_gives_browser_pages_beside_python_peers(
+        webxdc_sim, browser: Browser) -> None:
+    sim = await webxdc_sim(PROBE, peers=2)
+    sim.set_faults("bob", latency_ms=50)
+    page = await sim.page("alice", browser)
+    await page.evaluate(JOIN)
+    bob = await sim.member("bob")
+    await eventually(lambda: sim.simulator.joined() == ["alice", "bob"])
+    await page.evaluate("ch.send(new TextEncoder().encode('from a page'))")
+    await eventually(lambda: bob.inbox == [b"from a page"])
+    bob.channel.send(b"from python")
+    await page.wait_for_function("items.includes('from python')")
