@@ -77,6 +77,7 @@ def test_a_bandwidth_cap_spaces_items_and_loses_what_queues_too_long() -> None:
     [], {"latency_ms": -1}, {"latency_ms": "5"}, {"loss_percent": 101}, {"offline": 1},
     {"seed": 1.5}, {"seed": True}, {"latency_ms": float("nan")}, {"nope": 1},
     {"latency_ms": float("inf")}, {"bandwidth_bytes_per_s": True},
+    {"bandwidth_bytes_per_s": 1e-300}, {"seed": 2**70}, {"loss_percent": None},
 ])
 def test_faults_from_json_refuse_what_is_not_a_fault(value: object) -> None:
     with pytest.raises(ValueError):

@@ -63,7 +63,7 @@ class PeerFaults:
     seed: int | None = None
     """Seed of the peer's loss draws; None draws from the system's randomness."""
     bandwidth_bytes_per_s: float = 0.0
-    """What the peer may receive per second (frames as sent); 0 is no cap."""
+    """What the peer may receive per second (frames as sent), at least 1; 0 is no cap."""
     offline: bool = False
     """The peer's link is down: no realtime item reaches it or leaves it, status updates
     wait."""
@@ -73,7 +73,9 @@ class PeerFaults:
             value = getattr(self, name)
             if isinstance(value, bool) or not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, zero or more")
-        if not 0 <= self.loss_percent <= 100:
+        if 0 < self.bandwidth_bytes_per_s < 1:
+            raise ValueError("bandwidth_bytes_per_s must be 0 (no cap) or at least 1")
+        if isinstance(self.loss_percent, bool) or not 0 <= self.loss_percent <= 100:
             raise ValueError("loss_percent must be from 0 to 100")
         if self.seed is not None and (isinstance(self.seed, bool)
                                       or not isinstance(self.seed, int)

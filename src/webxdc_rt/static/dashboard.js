@@ -104,7 +104,7 @@ function reloadFrame(card) {
 function describe(event) {
   switch (event.kind) {
     case "item": {
-      const bytes = event.text !== undefined ? JSON.stringify(event.text) : event.hex;
+      const bytes = event.text !== undefined ? `"${event.text}"` : event.hex;
       return `${event.sender} → ${event.receivers.join(", ") || "(nobody)"}  ${event.size} B  ${bytes}`;
     }
     case "join": return `${event.peer} joined the realtime channel`;
