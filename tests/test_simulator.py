@@ -201,3 +201,24 @@ async def test_the_readme_example_of_ten_percent_loss(webxdc_sim) -> None:
     await sim.eventually(lambda: sim.delivered("bob") + sim.lost("bob") == 200)
     await sim.eventually(lambda: len(bob.inbox) == sim.delivered("bob"))
     assert 150 <= len(bob.inbox) < 200
+
+
+async def test_an_xdc_file_is_simulated_too(webxdc_sim, tmp_path: Path) -> None:
+    from hosting import make_xdc
+
+    sim: Simulation = await webxdc_sim(make_xdc(tmp_path / "probe.xdc", name="Probe"))
+    assert sim.simulator.state()["app"] == "Probe"
+    alice, bob = await sim.member("alice"), await sim.member("bob")
+    bob.channel.send(b"zipped")
+    await sim.eventually(lambda: alice.inbox == [b"zipped"])
+
+
+async def test_held_updates_keep_their_order_behind_latency(webxdc_sim) -> None:
+    sim: Simulation = await webxdc_sim(PROBE)
+    alice, bob = await sim.member("alice"), await sim.member("bob")
+    await bob.listen()
+    sim.set_faults("bob", latency_ms=100)
+    for i in range(20):
+        alice.peer.send_update({"payload": i})
+    await sim.eventually(lambda: len(bob.updates) == 20)
+    assert [update["payload"] for update in bob.updates] == list(range(20))

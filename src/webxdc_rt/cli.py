@@ -199,8 +199,8 @@ def _dev(args: argparse.Namespace) -> int:
         if not 0 <= args.port <= 65535:
             raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
         if args.host not in ("127.0.0.1", "::1", "localhost"):
-            raise UsageError("--host must be a loopback address: the dashboard controls "
-                             "the simulator without a password")
+            raise UsageError("--host must be a loopback address (127.0.0.1, ::1, localhost): "
+                             "the simulator and its pages are for this machine")
         logs.configure("text")
         try:
             _run(dev.run(args), "auto")
