@@ -222,3 +222,22 @@ async def test_held_updates_keep_their_order_behind_latency(webxdc_sim) -> None:
         alice.peer.send_update({"payload": i})
     await sim.eventually(lambda: len(bob.updates) == 20)
     assert [update["payload"] for update in bob.updates] == list(range(20))
+
+
+async def test_an_unreachable_dev_server_is_a_502_and_the_bridge_is_still_the_hosts(
+        unused_tcp_port: int) -> None:
+    from webxdc_rt.simulator import Simulator
+
+    async with Simulator(f"http://127.0.0.1:{unused_tcp_port}", 1) as simulator:
+        info = simulator.peer("alice")
+        page = simulator.host.registry.page(info.label)  # type: ignore[union-attr]
+        headers = {"Host": f"{info.label}.sim.localhost:{simulator.port}",
+                   "Authorization": f"Bearer {page.token}"}
+        async with aiohttp.ClientSession() as session:
+            base = f"http://127.0.0.1:{simulator.port}"
+            async with session.get(base + "/", headers=headers) as response:
+                assert response.status == 502
+                assert "did not answer" in await response.text()
+            async with session.get(base + "/webxdc.js", headers=headers) as response:
+                assert response.status == 200
+                assert info.self_addr in await response.text()

@@ -1,4 +1,4 @@
-"""`webxdc-rt dev APP`: the simulator served until Ctrl-C, its dashboard opened in the
+"""`webxdc-rt dev APP` (a folder, a `.xdc` or a dev server's URL): the simulator served until Ctrl-C, its dashboard opened in the
 default browser (unless `--no-open`), and with `--json` one line for scripts:
 `{"dashboard": URL, "peers": [{"member", "url", "self_addr"}, ...]}`, flushed before
 serving."""
@@ -22,8 +22,10 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     dev = commands.add_parser(
         "dev", help="every peer of an app on one dashboard, with a live log and faults")
     dev.add_argument("app", metavar="APP",
-                     help="a .xdc file, or a folder with index.html at its root (its frames "
-                          "reload when a file changes)")
+                     help="a .xdc file, a folder with index.html at its root (its frames "
+                          "reload when a file changes), or the URL of a running dev server "
+                          "such as http://localhost:5173 (carried through every peer's "
+                          "origin, hot reload included)")
     dev.add_argument("--peers", type=int, default=2, metavar="N",
                      help="peers to start with (default: 2)")
     dev.add_argument("--host", default="127.0.0.1",

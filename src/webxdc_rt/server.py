@@ -25,7 +25,7 @@ import math
 import mimetypes
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -56,7 +56,7 @@ from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
 __all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE",
-           "SERVER_NAME", "ItemRoute", "OriginResolver", "presented_token", "same_origin",
+           "SERVER_NAME", "ItemRoute", "AppProxy", "OriginResolver", "presented_token", "same_origin",
            "invite_response"]
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,11 @@ ItemRoute = Callable[[str, Published, tuple[Connection, ...], tuple[bytes, ...],
 and hands it to the receivers' sinks itself, now, later or not at all: how the simulator
 applies a network's faults and watches the traffic."""
 
+AppProxy = Callable[[web.Request], Awaitable[tuple[int, bytes, str] | web.StreamResponse]]
+"""Answers a page's request for an app file with a status, a body and its content type (the
+host adds its headers and, to HTML documents, its guard), or with a response of its own (a
+WebSocket it carries through, an error)."""
+
 OriginResolver = Callable[[str], Handler | None]
 """Given the label of an origin that is no app page (`<label>.<domain>`), the handler that
 serves it, or None: how a member's home page is served beside the app pages."""
@@ -284,6 +289,9 @@ class Host:
         )
         self.route: ItemRoute | None = None
         """Where realtime items go instead of straight to their receivers; None: straight."""
+        self.app_proxy: AppProxy | None = None
+        """Answers the pages' requests for app files (and WebSockets of the app's own)
+        instead of the app sources: the simulator's dev-server mode. None: the sources."""
 
     # -- application -------------------------------------------------------------------
 
@@ -418,6 +426,18 @@ class Host:
             # A service worker could answer the page's requests with documents of its own
             # making, without this host's Content-Security-Policy or guard.
             return _text(403, "Service workers are not available to webxdc apps.")
+        if self.app_proxy is not None:
+            answer = await self.app_proxy(request)
+            if isinstance(answer, web.StreamResponse):
+                return answer  # a WebSocket carried through, or an error
+            status, body, content_type = answer
+            charset = None
+            if content_type == "text/html" and fetch_metadata.renders_as_document(
+                    request.headers):
+                guarded = html_guard.guard_html(body, _GUARD_ELEMENT)
+                body, charset = guarded.body, guarded.charset
+            return web.Response(status=status, body=body, content_type=content_type,
+                                charset=charset, headers={"Cache-Control": "no-cache"})
         name = normalize_app_path(request.path)
         source = self.sources.get(page.app.id)
         data = source.read(name) if (name is not None and source is not None) else None

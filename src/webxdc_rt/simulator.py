@@ -32,6 +32,7 @@ from aiohttp import web
 
 from .broker import Published
 from .chats import Chat, Page
+from .devproxy import DevServerApp, DevServerProxy, is_dev_server_url
 from .faults import FaultLimits, FaultPlan, PeerFaults
 from .manage import Manager
 from .messages import ChatMessageDraft
@@ -123,7 +124,9 @@ class _Route:
 
 
 class Simulator:
-    """One app, a chat of peers, the faults between them and the log of what travels."""
+    """One app, a chat of peers, the faults between them and the log of what travels.
+
+    `app` is a folder, a `.xdc`, or the URL of a running dev server (`devproxy.py`)."""
 
     def __init__(self, app: str | Path, peers: int = 2, *, host: str = "127.0.0.1",
                  port: int = 0, settings: HostSettings | None = None,
@@ -131,8 +134,14 @@ class Simulator:
         self.limits = limits or SimulatorLimits()
         if not 1 <= peers <= self.limits.max_peers:
             raise ValueError(f"peers must be from 1 to {self.limits.max_peers}")
-        self.source: AppSource = open_app(app)
-        self.app_path = Path(app)
+        self._proxy: DevServerProxy | None = None
+        if isinstance(app, str) and is_dev_server_url(app):
+            self._proxy = DevServerProxy(app)
+            self.source: AppSource = DevServerApp(f"dev server {self._proxy.base_url}",
+                                                  key=self._proxy.base_url,
+                                                  url=self._proxy.base_url)
+        else:
+            self.source = open_app(app)
         self.listen_host = host
         self.listen_port = port
         self.port = 0
@@ -179,6 +188,7 @@ class Simulator:
         settings = replace(self._settings, domain=SIM_DOMAIN, scheme="http", public_port=None,
                            frame_ancestors=(dashboard_origin,))
         self.host = Host(registry, {}, settings, store=self.store)
+        self.host.app_proxy = self._proxy
         self.host.route = self._route_item
         self.host.feed.route = self._route_update
         self.host.feed.watch_messages = self._on_message
@@ -207,6 +217,8 @@ class Simulator:
                 timer.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._proxy is not None:
+            await self._proxy.close()
         self.store.close()
 
     async def __aenter__(self) -> Simulator:
