@@ -153,7 +153,10 @@ async def test_dashboard_commands_need_its_link_and_refuse_bad_input(webxdc_sim)
             assert response.status == 403
         for body in (b"[", b'{"op":"faults","member":"bob","faults":{"loss_percent":"x"}}',
                      b'{"op":"nope"}', b'{"op":"remove","member":"zed"}', b"\xff",
-                     b'{"op":"partition","groups":[["alice"],["alice"]]}', b"x" * 20000):
+                     b'{"op":"partition","groups":[["alice"],["alice"]]}', b"x" * 20000,
+                     b'{"op":"add","member":"\\u0000"}', b'{"op":"add","member":""}',
+                     b'{"op":"add","member":"bob"}', b'{"op":"add","member":"\\ud800"}',
+                     b'{"op":"faults","member":"bob","faults":{"latency_ms":1e309}}'):
             async with session.post(url, headers={**host, **cookie}, data=body) as response:
                 assert response.status in (400, 413), body
                 assert "error" in await response.json()

@@ -34,7 +34,7 @@ from .broker import Published
 from .chats import Chat, Page
 from .devproxy import DevServerApp, DevServerProxy, is_dev_server_url
 from .faults import FaultLimits, FaultPlan, PeerFaults
-from .manage import Manager
+from .manage import ManageError, Manager
 from .messages import ChatMessageDraft
 from .realtime import Connection
 from .server import Host, HostSettings
@@ -264,7 +264,10 @@ class Simulator:
                           f"peer{len(chat.members) + 1}")
         if member.casefold() in taken:
             raise ValueError(f"a peer is named {member!r} already")
-        self._manager().add_member(chat, member)
+        try:
+            self._manager().add_member(chat, member)
+        except ManageError as exc:  # a name that is not printable text, say
+            raise ValueError(str(exc)) from None
         self._refresh_names()
         self._changed()
         return self.peer(member)
