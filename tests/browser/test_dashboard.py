@@ -218,3 +218,13 @@ async def test_the_plugin_gives_browser_pages_beside_python_peers(
     await eventually(lambda: bob.inbox == [b"from a page"])
     bob.channel.send(b"from python")
     await page.wait_for_function("items.includes('from python')")
+
+
+async def test_one_peer_is_reloaded_alone(dashboard: Page, simulator: Simulator) -> None:
+    alice = await peer_frame(dashboard, "alice")
+    bob = await peer_frame(dashboard, "bob")
+    await alice.evaluate("window.marker = 1")
+    await bob.evaluate("window.marker = 1")
+    await dashboard.click("article.peer[data-member=bob] .reload")
+    await bob.wait_for_function("window.marker === undefined && window.webxdc !== undefined")
+    assert await alice.evaluate("window.marker") == 1
