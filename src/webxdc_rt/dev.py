@@ -1,5 +1,6 @@
-"""`webxdc-rt dev APP` (a folder, a `.xdc` or a dev server's URL): the simulator served until Ctrl-C, its dashboard opened in the
-default browser (unless `--no-open`), and with `--json` one line for scripts:
+"""`webxdc-rt dev APP` (a folder, a `.xdc` or a dev server's URL): the simulator served
+until Ctrl-C, its dashboard opened in the default browser (unless `--no-open`), and with
+`--json` one line for scripts:
 `{"dashboard": URL, "peers": [{"member", "url", "self_addr"}, ...]}`, flushed before
 serving."""
 

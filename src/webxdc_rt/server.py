@@ -56,8 +56,8 @@ from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
 __all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE",
-           "SERVER_NAME", "ItemRoute", "AppProxy", "OriginResolver", "presented_token", "same_origin",
-           "invite_response"]
+           "SERVER_NAME", "ItemRoute", "AppProxy", "OriginResolver", "presented_token",
+           "same_origin", "invite_response"]
 
 log = logging.getLogger(__name__)
 
