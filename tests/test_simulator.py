@@ -244,3 +244,32 @@ async def test_an_unreachable_dev_server_is_a_502_and_the_bridge_is_still_the_ho
             async with session.get(base + "/webxdc.js", headers=headers) as response:
                 assert response.status == 200
                 assert info.self_addr in await response.text()
+
+
+async def test_too_many_held_updates_close_the_listener_to_read_them_from_the_store() -> None:
+    from webxdc_rt.faults import FaultLimits
+    from webxdc_rt.simulator import Simulator, SimulatorLimits
+    from webxdc_rt.testing import SimMember
+
+    limits = SimulatorLimits(faults=FaultLimits(max_held_updates=3))
+    simulator = Simulator(PROBE, 2, limits=limits)
+    await simulator.start()
+    sim = Simulation(simulator)  # closes the simulator with its peers
+    try:
+        alice, bob = await sim.member("alice"), await sim.member("bob")
+        await bob.listen()
+        sim.set_faults("bob", offline=True)
+        for i in range(5):
+            alice.peer.send_update({"payload": i})
+        await alice.listen()
+        await sim.eventually(lambda: len(alice.updates) == 5)
+        assert bob.updates == []
+        sim.set_faults("bob")
+        await sim.eventually(lambda: bob.peer.closed)
+        again = await connect(simulator.peer("bob").url)
+        member = SimMember("bob", again, again.join_realtime_channel())
+        await member.listen()
+        assert [update["payload"] for update in member.updates] == [0, 1, 2, 3, 4]
+        await again.close()
+    finally:
+        await sim.close()

@@ -169,6 +169,7 @@ class Simulator:
         self._joined: set[str] = set()
         self._refused: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[int]] = set()
         self.listeners: set[Callable[[dict[str, Any]], None]] = set()
         """Told of every batch and change (the dashboard's sockets)."""
         self.dashboard_url = ""
@@ -478,7 +479,10 @@ class Simulator:
                 # Too many were held to keep: the listener reads them from the store when
                 # it reconnects.
                 held.overflowed = False
-                loop.create_task(self._host().disconnect(receiver, "updates were dropped"))
+                task = loop.create_task(self._host().disconnect(receiver,
+                                                                "updates were dropped"))
+                self._closing.add(task)  # the loop holds tasks weakly
+                task.add_done_callback(self._closing.discard)
             if not queue and not held.overflowed:
                 del self._held_updates[receiver]
         if next_due < math.inf:
