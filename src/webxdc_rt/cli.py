@@ -5,6 +5,7 @@ host every chat of a data folder as a service that is managed while it runs.
                     [--limit NAME=VALUE ...]   # names and defaults: webxdc-rt serve --help
                     [--broker redis://HOST:PORT/DB]   # share channels with other processes
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
+    webxdc-rt dev APP [--peers N] [--port P] [--no-open] [--json]   # the simulator
     webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
     webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
 
@@ -40,7 +41,7 @@ from typing import Any, get_type_hints
 
 from aiohttp import web
 
-from . import admin_client, logs
+from . import admin_client, dev, logs
 from .admin import AdminApi, AdminSocketError, admin_socket_path, bind_private, claim_socket_path
 from .chats import Page, Registry, parse_members
 from .home import HomeSite
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--json", action="store_true",
                       help="print one JSON object (address, port, admin socket) once serving")
     admin_client.add_commands(commands, default_data_dir())
+    dev.add_command(commands)
     return parser
 
 
@@ -160,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in admin_client.COMMANDS:
         return admin_client.run(args)
+    if args.command == "dev":
+        return _dev(args)
     try:
         if not 0 <= args.port <= 65535:
             raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
@@ -183,6 +187,30 @@ def main(argv: list[str] | None = None) -> int:
         _check_chat_name(args.chat)
         broker = _broker_address(getattr(args, "broker", None))
         _run(_serve(source, member_names, args, settings, broker), args.loop)
+    except UsageError as exc:
+        print(f"webxdc-rt: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    """`webxdc-rt dev`: mistakes the user can fix are one line and exit status 2."""
+    try:
+        if not 0 <= args.port <= 65535:
+            raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+        if args.host not in ("127.0.0.1", "::1", "localhost"):
+            raise UsageError("--host must be a loopback address (127.0.0.1, ::1, localhost): "
+                             "the simulator and its pages are for this machine")
+        logs.configure("text")
+        try:
+            _run(dev.run(args), "auto")
+        except InvalidContainer as exc:
+            raise UsageError(str(exc)) from None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: "
+                             f"{exc.strerror or exc}") from None
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ import math
 import mimetypes
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -42,7 +42,7 @@ from .delivery import DeliveryLimits, DropCount
 from .frames import binary_frame_parts
 from .messages import ChatLimits
 from .outbound import Outbound, WriteBatcher
-from .realtime import RealtimeHub, RealtimeLimits
+from .realtime import Connection, RealtimeHub, RealtimeLimits
 from .session import (
     INTERNAL_ERROR, Close, Discard, Effect, ListMessages, Pause, Publish, Receipt, Replay, Send,
     Session,
@@ -56,7 +56,8 @@ from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
 __all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE",
-           "SERVER_NAME", "OriginResolver", "presented_token", "same_origin", "invite_response"]
+           "SERVER_NAME", "ItemRoute", "AppProxy", "OriginResolver", "presented_token",
+           "same_origin", "invite_response"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,9 @@ class HostSettings:
     """Longest single request header line; a longer one gets 400 and a close."""
     max_headers: int = 64
     """Most request header lines; more get 400 and a close."""
+    frame_ancestors: tuple[str, ...] = ()
+    """Origins besides the page's own that may show its documents in a frame (the
+    simulator's dashboard); none by default."""
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
@@ -197,6 +201,16 @@ class HostSettings:
 
 
 PAGE_KEY = web.RequestKey("page", Page)
+
+ItemRoute = Callable[[str, Published, tuple[Connection, ...], tuple[bytes, ...], int], None]
+"""Takes a realtime item (topic, item, its receivers, its encoded frame and the frame's size)
+and hands it to the receivers' sinks itself, now, later or not at all: how the simulator
+applies a network's faults and watches the traffic."""
+
+AppProxy = Callable[[web.Request], Awaitable[tuple[int, bytes, str] | web.StreamResponse]]
+"""Answers a page's request for an app file with a status, a body and its content type (the
+host adds its headers and, to HTML documents, its guard), or with a response of its own (a
+WebSocket it carries through, an error)."""
 
 OriginResolver = Callable[[str], Handler | None]
 """Given the label of an origin that is no app page (`<label>.<domain>`), the handler that
@@ -270,6 +284,11 @@ class Host:
         self._bridge_template = (
             resources.files("webxdc_rt").joinpath("static/webxdc.js").read_text("utf-8")
         )
+        self.route: ItemRoute | None = None
+        """Where realtime items go instead of straight to their receivers; None: straight."""
+        self.app_proxy: AppProxy | None = None
+        """Answers the pages' requests for app files (and WebSockets of the app's own)
+        instead of the app sources: the simulator's dev-server mode. None: the sources."""
 
     # -- application -------------------------------------------------------------------
 
@@ -277,6 +296,8 @@ class Host:
         """The aiohttp application that serves every page of this host."""
         app = web.Application(middlewares=[self._page_middleware], client_max_size=64 * KiB)
         app.on_response_prepare.append(_on_response_prepare)
+        if self.settings.frame_ancestors:
+            app.on_response_prepare.append(self._allow_framing)
         app.router.add_get(HOST_PREFIX + "/invite/{token}", self._invite)
         app.router.add_get(HOST_PREFIX + "/socket", self._socket)
         app.router.add_route("*", HOST_PREFIX + "/{tail:.*}", self._not_found)
@@ -402,6 +423,18 @@ class Host:
             # A service worker could answer the page's requests with documents of its own
             # making, without this host's Content-Security-Policy or guard.
             return _text(403, "Service workers are not available to webxdc apps.")
+        if self.app_proxy is not None:
+            answer = await self.app_proxy(request)
+            if isinstance(answer, web.StreamResponse):
+                return answer  # a WebSocket carried through, or an error
+            status, body, content_type = answer
+            charset = None
+            if content_type == "text/html" and fetch_metadata.renders_as_document(
+                    request.headers):
+                guarded = html_guard.guard_html(body, _GUARD_ELEMENT)
+                body, charset = guarded.body, guarded.charset
+            return web.Response(status=status, body=body, content_type=content_type,
+                                charset=charset, headers={"Cache-Control": "no-cache"})
         name = normalize_app_path(request.path)
         source = self.sources.get(page.app.id)
         data = source.read(name) if (name is not None and source is not None) else None
@@ -605,7 +638,7 @@ class Host:
         receiver found too slow here is cut off by its sink after this write, so the hub
         is not re-entered while it is being asked."""
         receivers = self.hub.receivers(topic, item)
-        if not receivers:
+        if not receivers and self.route is None:
             return
         parts = binary_frame_parts(item.payload)
         size = sum(map(len, parts))
@@ -613,8 +646,26 @@ class Host:
         count = len(receivers)
         self.stats.realtime_items_out += count
         self.stats.realtime_bytes_out += size * count
+        if self.route is not None:
+            self.route(topic, item, receivers, parts, size)
+            return
         for conn in receivers:
             conn.sink.deliver(parts, size, item)
+
+    def page_of_connection(self, conn_id: int) -> Page | None:
+        """The member page an open connection of this process belongs to."""
+        for held in self._sockets.values():
+            if held.session.conn.id == conn_id:
+                return held.page
+        return None
+
+    async def _allow_framing(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Let the origins of `frame_ancestors` frame the page's documents."""
+        policy = response.headers.get("Content-Security-Policy")
+        if policy is not None:
+            extra = " ".join(self.settings.frame_ancestors)
+            response.headers["Content-Security-Policy"] = policy.replace(
+                "frame-ancestors 'self'", f"frame-ancestors 'self' {extra}", 1)
 
     def connection_stats(self) -> list[ConnectionStats]:
         """A snapshot of every open connection, with its drops and what is in flight."""

@@ -33,7 +33,7 @@ from .messages import ChatLimits, ChatMessageDraft
 from .store import Store
 from .updates import Update, UpdateLimits, delivered_json
 
-__all__ = ["UpdateFeed", "FeedSocket", "StorageFailed"]
+__all__ = ["UpdateFeed", "FeedSocket", "StorageFailed", "UpdateRoute", "MessageWatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ class FeedSocket:
     """The socket's current update listener (-1: none)."""
 
 
+UpdateRoute = Callable[[Page, Update, list[tuple[FeedSocket, bytes]]], None]
+"""Takes a stored update (its sender's page, the update, and each listener with the frame
+for it) and writes the frames to the listeners' sinks itself, now or later: how the simulator
+holds updates for a peer that is offline."""
+
+MessageWatcher = Callable[[Page, ChatMessageDraft], None]
+"""Told of every chat message stored (the simulator's log)."""
+
+
 class UpdateFeed:
     """The host's status updates and chat messages."""
 
@@ -76,6 +85,10 @@ class UpdateFeed:
         self._clock = clock
         self._listeners: dict[str, set[FeedSocket]] = {}
         self._backlog_slots: dict[str, asyncio.Semaphore] = {}
+        self.route: UpdateRoute | None = None
+        """Where stored updates go instead of straight to the listeners; None: straight."""
+        self.watch_messages: MessageWatcher | None = None
+        """Told of every chat message stored; None: nobody."""
 
     def new_socket(self, page: Page, sink: FrameSink, budget: PageBudget) -> FeedSocket:
         """Track a new socket of `page`, spending from `budget` (the page's); it listens
@@ -104,8 +117,12 @@ class UpdateFeed:
             raise StorageFailed("the host could not store this update; it was not sent") \
                 from None
         update_json = delivered_json(update, serial, serial)
-        for listener in tuple(self._listeners.get(app_id, ())):
-            frame = encode_text_frame(wire.encode_update(listener.listen, update_json))
+        frames = [(listener, encode_text_frame(wire.encode_update(listener.listen, update_json)))
+                  for listener in tuple(self._listeners.get(app_id, ()))]
+        if self.route is not None:
+            self.route(sock.page, update, frames)
+            return
+        for listener, frame in frames:
             listener.sink.write((frame,), len(frame))
 
     async def listen(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
@@ -162,6 +179,8 @@ class UpdateFeed:
         except sqlite3.Error as exc:
             log.error("storing a chat message failed: %s", exc)
             raise StorageFailed("the host could not record this message") from None
+        if self.watch_messages is not None:
+            self.watch_messages(page, message)
 
     def chat_messages(self, sock: FeedSocket,
                       before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
