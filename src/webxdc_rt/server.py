@@ -51,6 +51,7 @@ from .session import (
 from .sharing import HomeLimits
 from .stats import HostStats
 from .store import Store
+from .store_api import StoreApi
 from .update_feed import FeedSocket, StorageFailed, UpdateFeed
 from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
@@ -245,14 +246,14 @@ class Host:
         sources: dict[str, AppSource],
         settings: HostSettings | None = None,
         broker: Broker | None = None,
-        store: Store | None = None,
+        store: StoreApi | None = None,
     ) -> None:
         self.registry = registry
         self.sources = sources
         self.settings = settings or HostSettings()
         self.broker = broker or InMemoryBroker()
         self.hub = RealtimeHub(self.settings.realtime, self.broker.node_id)
-        self.store = store or Store()
+        self.store: StoreApi = store or Store()
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[Outbound, _Socket] = {}
