@@ -4,6 +4,8 @@ host every chat of a data folder as a service that is managed while it runs.
     webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
                     [--limit NAME=VALUE ...]   # names and defaults: webxdc-rt serve --help
                     [--broker redis://HOST:PORT/DB]   # share channels with other processes
+                    [--store postgresql://...]  # share chats and updates with them
+                    [--workers N]               # N processes on one port (needs both)
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
     webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
     webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
@@ -29,6 +31,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import sqlite3
 import sys
 import textwrap
@@ -48,6 +51,7 @@ from .manage import ManageError, Manager
 from .redis_broker import RedisAddress, RedisBroker, parse_redis_url
 from .server import Host, HostSettings
 from .store import Store
+from .store_api import StoreApi, StoreError
 from .wire import is_text
 from .xdc import AppSource, InvalidContainer, open_app
 
@@ -98,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]; "
                             "if Redis is unreachable the host starts anyway, warns once and "
                             "keeps trying (default: this process alone)")
+    serve.add_argument("--store", metavar="URL", default=None,
+                       help="keep chats, pages and updates in PostgreSQL, shared with other "
+                            "webxdc-rt processes: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB; "
+                            "a fresh database is set up (default: SQLite in --data-dir)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serve from N processes on one port (SO_REUSEPORT), using every "
+                            "core; above 1 needs --broker and --store (default: 1)")
     _add_network_options(serve)
 
     demo = commands.add_parser("demo", help=f"serve the bundled sketch pad to {DEMO_MEMBERS}",
@@ -182,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(str(exc)) from None
         _check_chat_name(args.chat)
         broker = _broker_address(getattr(args, "broker", None))
+        _check_store_url(getattr(args, "store", None))
+        workers = getattr(args, "workers", 1)
+        if workers != 1:
+            _check_workers(workers, broker, args.store)
+            return _run_workers(workers, source, member_names, args, settings, broker)
         _run(_serve(source, member_names, args, settings, broker), args.loop)
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
@@ -340,10 +356,110 @@ def _broker_address(url: str | None) -> RedisAddress | None:
         raise UsageError(f"--broker {exc}") from None
 
 
+def _check_store_url(url: str | None) -> None:
+    if url is not None and not (is_text(url) and url.startswith(("postgresql://",
+                                                                  "postgres://"))):
+        raise UsageError("--store must be a postgresql:// URL in UTF-8")
+
+
+def _check_workers(workers: int, broker: RedisAddress | None, store: str | None) -> None:
+    if not 1 <= workers <= 1024:
+        raise UsageError(f"--workers must be from 1 to 1024, got {workers}")
+    if broker is None or store is None:
+        raise UsageError(f"--workers {workers} needs --broker redis://... and --store "
+                         "postgresql://...: the processes share realtime channels through "
+                         "Redis and chats and updates through PostgreSQL")
+
+
+def _run_workers(workers: int, source: AppSource, member_names: list[str],
+                 args: argparse.Namespace, settings: HostSettings,
+                 broker: RedisAddress | None) -> int:
+    """Fork `workers` processes that each serve on the same port (SO_REUSEPORT, the kernel
+    spreads connections over them); the first prints the links. Stop signals are passed on;
+    a worker that dies leaves the others serving. Returns once every worker has ended: 0 if
+    all ended cleanly, else the first failing worker's status."""
+    probe = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        probe.bind((args.host, args.port))  # holds the port (0: picks one) for the workers
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: "
+                         f"{exc.strerror or exc}") from None
+    port = probe.getsockname()[1]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    children: list[int] = []
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            probe.close()
+            status = 0
+            try:
+                worker_args = argparse.Namespace(**{**vars(args), "port": port})
+                _run(_serve(source, member_names, worker_args, settings, broker,
+                            worker=index), args.loop)
+            except UsageError as exc:
+                print(f"webxdc-rt: error: {exc}", file=sys.stderr, flush=True)
+                status = 2
+            except BaseException:  # a worker must never return into the parent's code
+                logging.exception("worker %d failed", index)
+                status = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+        children.append(pid)
+
+    def pass_on(signum: int, frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, pass_on)
+    result = 0
+    remaining = set(children)
+    while remaining:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        remaining.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            result = result or (code if code > 0 else 1)
+            if remaining:
+                print(f"webxdc-rt: worker {pid} ended ({code}); {len(remaining)} still "
+                      "serving", file=sys.stderr, flush=True)
+    probe.close()
+    return result
+
+
+def _open_store(url: str | None, data_dir: str) -> StoreApi:
+    """The store `--store` names, else SQLite in the data directory; UsageError if it
+    cannot be opened."""
+    if url is None:
+        try:
+            return Store.in_directory(data_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
+    try:
+        from .pg_store import PostgresStore
+    except ImportError:
+        raise UsageError("--store postgresql:// needs psycopg: "
+                         "pip install 'webxdc-rt[postgres]'") from None
+    try:
+        return PostgresStore(url)
+    except StoreError as exc:
+        raise UsageError(f"--store: {exc}") from None
+
+
 async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,
-                 settings: HostSettings, broker_address: RedisAddress | None) -> None:
+                 settings: HostSettings, broker_address: RedisAddress | None,
+                 worker: int | None = None) -> None:
     _raise_open_file_limit()
-    store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source)
+    store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source,
+                                        getattr(args, "store", None))
     chat = registry.chats[pages[0].app.chat_id]
     broker = None
     if broker_address is not None:
@@ -353,6 +469,9 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
                              settings.realtime.max_payload_bytes)
         await broker.start()
     host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
+    follow = None
+    if isinstance(store, _postgres_store()):
+        follow = asyncio.create_task(store.follow(host.feed.appended, host.feed.resync))
     runner = host.runner()
     # Installed before the links are printed: whoever reads them may stop us at once.
     stop = asyncio.Event()
@@ -361,14 +480,14 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
         loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, args.host, args.port)
+        site = web.TCPSite(runner, args.host, args.port, reuse_port=worker is not None)
         try:
             await site.start()
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.host}:{args.port}: "
                              f"{exc.strerror or exc}") from None
         port = runner.addresses[0][1]
-        for page in pages:
+        for page in pages if not worker else ():
             url = host.invite_url(page, port)
             if args.json:
                 print(json.dumps({"member": page.member.name, "url": url,
@@ -377,11 +496,15 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
             else:
                 print(f"{page.member.name}: {url}", flush=True)
         through = f", realtime shared through {broker.address}" if broker else ""
+        if worker is not None:
+            through += f", worker {worker} (pid {os.getpid()})"
         print(f"webxdc-rt: serving {source.name!r} to chat {chat.name!r} on "
               f"{args.host}:{port}{through}; Ctrl-C stops", file=sys.stderr, flush=True)
         await stop.wait()
         print("webxdc-rt: stopping", file=sys.stderr, flush=True)
     finally:
+        if follow is not None:
+            follow.cancel()
         await runner.cleanup()
         if broker is not None:
             await broker.close()
@@ -453,20 +576,29 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
             loop.remove_signal_handler(signum)
 
 
-def _open_data(data_dir: str, chat_name: str, member_names: list[str],
-               source: AppSource) -> tuple[Store, Registry, list[Page]]:
-    """The store, its registry and the app's pages in the chat, stored; a storage failure
-    (no permission, a damaged database, a full disk) is a UsageError naming it."""
+def _postgres_store() -> type[Any]:
+    """`PostgresStore`, or a class nothing is an instance of when psycopg is missing."""
     try:
-        store = Store.in_directory(data_dir)
-    except (OSError, sqlite3.Error) as exc:
-        raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
+        from .pg_store import PostgresStore
+    except ImportError:
+        return type(None)
+    return PostgresStore
+
+
+def _open_data(data_dir: str, chat_name: str, member_names: list[str],
+               source: AppSource,
+               store_url: str | None = None) -> tuple[StoreApi, Registry, list[Page]]:
+    """The store, its registry and the app's pages in the chat, stored; a storage failure
+    (no permission, a damaged database, a full disk, an unreachable server) is a
+    UsageError naming it."""
+    store = _open_store(store_url, data_dir)
     try:
         registry = store.load_registry()
         pages = store.share(registry, chat_name, member_names, source.name, source.key)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, StoreError) as exc:
         store.close()
-        raise UsageError(f"cannot write to the data directory {data_dir}: {exc}") from None
+        where = store_url and "the --store database" or f"the data directory {data_dir}"
+        raise UsageError(f"cannot write to {where}: {exc}") from None
     return store, registry, pages
 
 
