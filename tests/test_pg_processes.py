@@ -7,7 +7,6 @@ PostgreSQL restarted: clear errors meanwhile, recovery without restarting a host
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -16,8 +15,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from peers import eventually
 from pg_server import PostgresServer
@@ -139,8 +136,8 @@ async def test_postgres_restarted_clear_errors_then_recovery_without_restart(
                 break
             errors, seen = len(alice.errors), len(alice_seen)
             alice.send_update({"payload": f"after {n}"})
-            await eventually(lambda: len(alice.errors) > errors or len(alice_seen) > seen,
-                             timeout=30)
+            await eventually(lambda errors=errors, seen=seen: len(alice.errors) > errors
+                             or len(alice_seen) > seen, timeout=30)
         else:
             raise AssertionError("updates did not resume")
         # Nothing acknowledged was lost; what was refused was never delivered.
