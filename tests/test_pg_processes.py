@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from peers import eventually
 from pg_server import PostgresServer
 from redis_server import RedisServer, free_port
@@ -129,6 +131,10 @@ async def test_postgres_restarted_clear_errors_then_recovery_without_restart(
         alice.send_update({"payload": "while down"})
         await eventually(lambda: len(alice.errors) == 1)
         assert alice.errors[0].code == "storage-failed"
+        # A page that has never connected cannot be counted against its quota: refused,
+        # clearly, until the store is back.
+        with pytest.raises(ConnectionError, match="503"):
+            await connect(hosts[1].urls["carol"])
         postgres_server.start()
 
         for n in range(600):  # bounded: the host reconnects within seconds
@@ -145,8 +151,11 @@ async def test_postgres_restarted_clear_errors_then_recovery_without_restart(
         assert all(u["payload"] != "while down" for u in bob_seen)
         await eventually(lambda: [u["serial"] for u in alice_seen] ==
                          [u["serial"] for u in bob_seen])
+        carol, carol_seen = await listening(hosts[1].urls["carol"])
+        assert [u["serial"] for u in carol_seen] == [u["serial"] for u in bob_seen]
         for host in hosts:
             assert host.stderr().count("PostgreSQL unreachable") <= 1
+        await carol.close()
         await alice.close()
         await bob.close()
 

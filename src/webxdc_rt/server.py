@@ -445,7 +445,10 @@ class Host:
         settings = self.settings
         budget = self._budget(page)
         if budget.chat_stored_bytes is None:  # counted once per page, kept up by sessions
-            budget.chat_stored_bytes = self.feed.chat_stored_bytes(page)
+            try:
+                budget.chat_stored_bytes = self.feed.chat_stored_bytes(page)
+            except StorageFailed as exc:
+                return _text(503, f"{exc} Try again later.")
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
                                    heartbeat=settings.heartbeat_s)
         await ws.prepare(request)
@@ -563,7 +566,15 @@ class Host:
                     self.stats.sessions.refused[exc.code] += 1
                     await sink.send_text(wire.encode_error(exc.code, str(exc)))
             elif isinstance(effect, Replay):
-                await self.feed.listen(feed_socket, effect.listen, effect.after_serial)
+                try:
+                    await self.feed.listen(feed_socket, effect.listen, effect.after_serial)
+                except StorageFailed as exc:
+                    # The page would wait for its backlog forever: it is told why and
+                    # disconnected, and reconnects to listen again.
+                    self.stats.sessions.refused[exc.code] += 1
+                    await sink.send_text(wire.encode_error(exc.code, str(exc)))
+                    await sink.close(1011, "storage unavailable")
+                    return False
             elif isinstance(effect, StoreMessage):
                 refusal = None
                 try:
@@ -579,7 +590,13 @@ class Host:
                 self._apply_now((effect,))
                 await self.broker.ready(effect.topic)
             elif isinstance(effect, ListMessages):
-                messages, more = self.feed.chat_messages(feed_socket, effect.before)
+                try:
+                    messages, more = self.feed.chat_messages(feed_socket, effect.before)
+                except StorageFailed as exc:
+                    self.stats.sessions.refused[exc.code] += 1
+                    await sink.send_text(wire.encode_reply(effect.request_id,
+                                                           (exc.code, str(exc))))
+                    continue
                 await sink.send_text(wire.encode_chat_messages(effect.request_id, messages,
                                                                more))
             else:

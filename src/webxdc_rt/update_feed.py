@@ -119,7 +119,9 @@ class UpdateFeed:
             listener.sink.write((frame,), len(frame))
 
     async def listen(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
-        """(Re)start the socket's update listener: the backlog, then live updates."""
+        """(Re)start the socket's update listener: the backlog, then live updates.
+        Raises `StorageFailed` if the store could not be read (then the socket listens to
+        nothing)."""
         limits = self.limits
         self.forget(sock)
         sock.listen = listen
@@ -130,7 +132,11 @@ class UpdateFeed:
             slots = asyncio.Semaphore(limits.max_backlogs_per_page)
             self._backlog_slots[sock.page.label] = slots
         async with slots:
-            await self._replay(sock, listen, after_serial)
+            try:
+                await self._replay(sock, listen, after_serial)
+            except STORE_ERRORS as exc:
+                log.error("reading stored updates failed: %s", exc)
+                raise StorageFailed("the host could not read the stored updates") from None
 
     async def _replay(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
         app_id = sock.page.app.id
@@ -201,8 +207,13 @@ class UpdateFeed:
     # -- chat messages -----------------------------------------------------------------
 
     def chat_stored_bytes(self, page: Page) -> int:
-        """Bytes of chat messages `page` has stored so far (for its quota)."""
-        return self.store.chat_bytes(page.app.id, page.member.name)
+        """Bytes of chat messages `page` has stored so far (for its quota); `StorageFailed`
+        if the store could not be read."""
+        try:
+            return self.store.chat_bytes(page.app.id, page.member.name)
+        except STORE_ERRORS as exc:
+            log.error("reading a page's chat messages failed: %s", exc)
+            raise StorageFailed("the host could not read its store") from None
 
     def store_message(self, sock: FeedSocket, message: ChatMessageDraft) -> None:
         """Record a valid message the app posts to its chat; `StorageFailed` if the store
@@ -219,10 +230,15 @@ class UpdateFeed:
                       before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
         """The latest messages apps posted to the socket's chat (older than the message id
         `before`, if given), oldest first and bounded in count and bytes; and whether older
-        ones remain."""
+        ones remain. `StorageFailed` if the store could not be read."""
         limits = self.chat_limits
-        messages, more = self.store.chat_messages(sock.page.app.chat_id, limits.max_listed,
-                                                  before, limits.max_listed_bytes)
+        try:
+            messages, more = self.store.chat_messages(sock.page.app.chat_id,
+                                                      limits.max_listed, before,
+                                                      limits.max_listed_bytes)
+        except STORE_ERRORS as exc:
+            log.error("reading chat messages failed: %s", exc)
+            raise StorageFailed("the host could not read the chat messages") from None
         return [{
             "id": message.id, "app_id": message.app_id, "member": message.member,
             "text": message.text, "file_name": message.file_name,
