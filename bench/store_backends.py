@@ -9,13 +9,17 @@ the host makes them.
 
 For each store it measures `append_update` of a 100-byte update, the read a process makes
 when another one announces an update (`backlog_chunk` + `updates_after` of one row), and the
-backlog read of 1,000 rows; it prints calls per second and per-call latency (p50, p99). The
-PostgreSQL database gets the host's schema if it has none; the rows written are deleted.
+backlog read of 1,000 rows; it prints calls per second and per-call latency (p50, p99).
+Then it measures what PostgreSQL takes from several processes at once: 1 and 4 processes
+appending 800 updates each, to one app copy each and all to one app copy (whose appends the
+per-copy lock serialises). The PostgreSQL database gets the host's schema if it has none; the
+rows written are deleted.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -64,6 +68,34 @@ def run(name: str, store: StoreApi, seconds: float) -> None:
     store.remove_app(app_id)
 
 
+def append_many(url: str, app_id: str, count: int) -> None:
+    """One process appending `count` updates to `app_id`."""
+    store = PostgresStore(url)
+    update = Update('"' + "x" * 98 + '"')
+    for _ in range(count):
+        store.append_update(app_id, "m", update)
+    store.close()
+
+
+def run_parallel(url: str) -> None:
+    run_id = uuid.uuid4().hex
+    for shared_copy in (False, True):
+        for processes in (1, 4):
+            apps = [f"bench-{run_id}-{0 if shared_copy else index}"
+                    for index in range(processes)]
+            with multiprocessing.Pool(processes) as pool:
+                started = time.perf_counter()
+                pool.starmap(append_many, [(url, app_id, 800) for app_id in apps])
+                elapsed = time.perf_counter() - started
+            where = "all to one app copy" if shared_copy else "one app copy each"
+            print(f"postgresql {processes} process(es) appending, {where:20} "
+                  f"{processes * 800 / elapsed:7.0f} updates/s in all")
+    cleaner = PostgresStore(url)
+    for index in range(4):
+        cleaner.remove_app(f"bench-{run_id}-{index}")
+    cleaner.close()
+
+
 def main() -> None:
     """Run the measurement and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -79,6 +111,7 @@ def main() -> None:
     postgres = PostgresStore(args.store)
     run("postgresql", postgres, args.seconds)
     postgres.close()
+    run_parallel(args.store)
 
 
 if __name__ == "__main__":
