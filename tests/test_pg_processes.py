@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,4 +189,25 @@ async def test_workers_share_one_port(tmp_path, postgres_server, redis_server):
         await bob.close()
     finally:
         assert host.stop() == 0
+    assert "Traceback" not in host.stderr()
+
+
+async def test_a_worker_killed_leaves_the_others_serving(tmp_path, postgres_server,
+                                                         redis_server):
+    host = ServeProcess(tmp_path, postgres_server.url, redis_server.url, "--workers", "2")
+    try:
+        await eventually(lambda: len(re.findall(r"pid (\d+)\)", host.stderr())) == 2,
+                         timeout=60)
+        victim = int(re.findall(r"pid (\d+)\)", host.stderr())[0])
+        os.kill(victim, signal.SIGKILL)
+        await eventually(lambda: "1 still serving" in host.stderr(), timeout=30)
+        # New connections reach the worker that is left; its pages exchange updates.
+        alice, alice_seen = await listening(host.urls["alice"])
+        bob, bob_seen = await listening(host.urls["bob"])
+        alice.send_update({"payload": "still here"})
+        await eventually(lambda: len(bob_seen) == 1 and len(alice_seen) == 1)
+        await alice.close()
+        await bob.close()
+    finally:
+        assert host.stop() == 1  # a worker did not end cleanly
     assert "Traceback" not in host.stderr()
