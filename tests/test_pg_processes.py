@@ -157,6 +157,7 @@ async def test_postgres_restarted_clear_errors_then_recovery_without_restart(
         assert [u["serial"] for u in carol_seen] == [u["serial"] for u in bob_seen]
         for host in hosts:
             assert host.stderr().count("PostgreSQL unreachable") <= 1
+        assert hosts[0].stderr().count("PostgreSQL unreachable") == 1
         await carol.close()
         await alice.close()
         await bob.close()

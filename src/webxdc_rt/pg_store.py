@@ -17,7 +17,7 @@ network a statement answers in a fraction of a millisecond, less than a durable 
 commit, and no thread hop keeps this process's actions in the order it took them. When the
 server cannot be reached a call fails at once with `StoreError` (the page is told
 `storage-failed`; nothing was acknowledged), and a background thread reconnects with
-backoff, saying so on stderr once per outage. The announcements have their own connection
+backoff, saying so in the log once per outage. The announcements have their own connection
 in an asyncio task, which also reconnects; after it does, the host reads back whatever it
 missed.
 """
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ from .chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from .pg_migrations import MIGRATION_LOCK, MIGRATIONS, UPDATES_CHANNEL
 from .stats import LatencyHistogram
 from .store import ChatMessage, MessageSummary, Notification, StoredApp, StoredUpdate
-from .store_api import StoreError
+from .store_api import StoreError, StoreUnavailable
 from .updates import Update
 
 __all__ = ["PostgresStore", "PostgresSettings", "is_postgres_url"]
@@ -134,7 +133,7 @@ class PostgresStore:
         db = self._db
         if db is None or db.closed:
             self._lost(None)
-            raise StoreError("PostgreSQL is unreachable; reconnecting")
+            raise StoreUnavailable("PostgreSQL is unreachable; reconnecting")
         return db
 
     def _lost(self, exc: BaseException | None) -> None:
@@ -148,14 +147,14 @@ class PostgresStore:
             except psycopg.Error:
                 pass
         reason = _reason(exc) if exc is not None else "connection closed"
-        print(f"webxdc-rt: PostgreSQL unreachable ({reason}); status updates and chat "
-              "changes are refused until it is back, reconnecting", flush=True,
-              file=sys.stderr)
+        log.warning("PostgreSQL unreachable (%s); status updates and chat changes are "
+                    "refused until it is back, reconnecting", reason)
         threading.Thread(target=self._reconnect, name="webxdc-rt-pg-reconnect",
                          daemon=True).start()
 
     def _reconnect(self) -> None:
         wait = 0.1
+        started = time.monotonic()
         try:
             while not self._closed:
                 try:
@@ -168,7 +167,8 @@ class PostgresStore:
                     db.close()
                     return
                 self._db = db
-                print("webxdc-rt: PostgreSQL reachable again", flush=True, file=sys.stderr)
+                log.warning("PostgreSQL reachable again after %.1f s",
+                            time.monotonic() - started)
                 return
         finally:
             self._reconnecting.release()
@@ -248,6 +248,7 @@ class PostgresStore:
                     wait = 0.1
                     if outage:
                         log.info("update announcements from PostgreSQL resumed")
+                        outage = False
                     on_resync()
                     async for notice in conn.notifies():
                         app_id, _, serial = notice.payload.rpartition(" ")

@@ -17,12 +17,17 @@ from .stats import LatencyHistogram
 from .store import ChatMessage, MessageSummary, Notification, StoredApp, StoredUpdate
 from .updates import Update
 
-__all__ = ["StoreApi", "StoreError", "STORE_ERRORS"]
+__all__ = ["StoreApi", "StoreError", "StoreUnavailable", "STORE_ERRORS"]
 
 
 class StoreError(Exception):
     """A shared store could not do what was asked (its server is unreachable, a statement
     failed); nothing of it was kept. The message says what happened."""
+
+
+class StoreUnavailable(StoreError):
+    """A shared store's server is known to be unreachable (the store said so once, when it
+    found out, and is reconnecting): refused at once, with nothing more to log."""
 
 
 STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, StoreError)

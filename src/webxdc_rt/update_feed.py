@@ -35,7 +35,7 @@ from .chats import Page
 from .errors import Refusal
 from .frames import encode_text_frame
 from .messages import ChatLimits, ChatMessageDraft
-from .store_api import STORE_ERRORS, StoreApi
+from .store_api import STORE_ERRORS, StoreApi, StoreUnavailable
 from .updates import Update, UpdateLimits, delivered_json
 
 __all__ = ["UpdateFeed", "FeedSocket", "StorageFailed"]
@@ -107,7 +107,7 @@ class UpdateFeed:
         try:
             serial = self.store.append_update(app_id, sock.page.member.id, update)
         except STORE_ERRORS as exc:
-            log.error("storing an update failed: %s", exc)
+            _log_failure("storing an update failed: %s", exc)
             raise StorageFailed("the host could not store this update; it was not sent") \
                 from None
         if self.store.shared:
@@ -135,7 +135,7 @@ class UpdateFeed:
             try:
                 await self._replay(sock, listen, after_serial)
             except STORE_ERRORS as exc:
-                log.error("reading stored updates failed: %s", exc)
+                _log_failure("reading stored updates failed: %s", exc)
                 raise StorageFailed("the host could not read the stored updates") from None
 
     async def _replay(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
@@ -196,7 +196,7 @@ class UpdateFeed:
                             listener.delivered = stored.serial
                 start = newest
         except STORE_ERRORS as exc:
-            log.warning("reading new updates of app copy %s failed: %s", app_id, exc)
+            _log_failure(f"reading new updates of app copy {app_id} failed: %s", exc)
 
     def resync(self) -> None:
         """Announcements of stored updates may have been missed (the store's announcement
@@ -212,7 +212,7 @@ class UpdateFeed:
         try:
             return self.store.chat_bytes(page.app.id, page.member.name)
         except STORE_ERRORS as exc:
-            log.error("reading a page's chat messages failed: %s", exc)
+            _log_failure("reading a page's chat messages failed: %s", exc)
             raise StorageFailed("the host could not read its store") from None
 
     def store_message(self, sock: FeedSocket, message: ChatMessageDraft) -> None:
@@ -223,7 +223,7 @@ class UpdateFeed:
             self.store.add_chat_message(page.app.chat_id, page.app.id, page.member.name,
                                         message.text, message.file_name, message.file_data)
         except STORE_ERRORS as exc:
-            log.error("storing a chat message failed: %s", exc)
+            _log_failure("storing a chat message failed: %s", exc)
             raise StorageFailed("the host could not record this message") from None
 
     def chat_messages(self, sock: FeedSocket,
@@ -237,7 +237,7 @@ class UpdateFeed:
                                                       limits.max_listed, before,
                                                       limits.max_listed_bytes)
         except STORE_ERRORS as exc:
-            log.error("reading chat messages failed: %s", exc)
+            _log_failure("reading chat messages failed: %s", exc)
             raise StorageFailed("the host could not read the chat messages") from None
         return [{
             "id": message.id, "app_id": message.app_id, "member": message.member,
@@ -245,3 +245,9 @@ class UpdateFeed:
             "file_base64": (None if message.file_data is None
                             else base64.b64encode(message.file_data).decode()),
         } for message in messages], more
+
+
+def _log_failure(message: str, exc: Exception) -> None:
+    """Log a failure of the store, unless it is an outage the store already reported (one
+    line per outage, not one per refused request)."""
+    log.log(logging.DEBUG if isinstance(exc, StoreUnavailable) else logging.ERROR, message, exc)
