@@ -1,8 +1,9 @@
 """Several `webxdc-rt serve` processes sharing one chat through one PostgreSQL (`--store`) and
 one Redis (`--broker`): status updates sent on any process reach the pages on every process
 in one serial order, none lost or duplicated; a backlog answers the same everywhere;
-PostgreSQL restarted: clear errors meanwhile, recovery without restarting a host; and
-`--workers N` serves from N processes on one port.
+PostgreSQL restarted: clear errors meanwhile, recovery without restarting a host;
+`--workers N` serves from N processes on one port; and `webxdc-rt host --store` keeps what
+is built while it runs in the database.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any
 
 import pytest
 
-from peers import eventually
+from hosting import HostProcess
+from peers import eventually, joined
 from pg_server import PostgresServer
 from redis_server import RedisServer, free_port
 from test_redis_processes import on_port
+from test_service import family
 from webxdc_rt.client import Peer, connect
 
 APP = Path(__file__).parent / "apps" / "probe"
@@ -212,3 +215,26 @@ async def test_a_worker_killed_leaves_the_others_serving(tmp_path, postgres_serv
     finally:
         assert host.stop() == 1  # a worker did not end cleanly
     assert "Traceback" not in host.stderr()
+
+
+async def test_a_host_on_postgres_keeps_chats_and_uploaded_apps_there(
+        tmp_path, postgres_server):
+    # Chats built while the host runs, an uploaded app among them, are all in the database:
+    # a host started on another data folder with the same --store serves them alike.
+    first = await HostProcess(tmp_path / "one").start("--store", postgres_server.url)
+    links = await family(first, tmp_path)
+    (tmp_path / "second.xdc").unlink()  # the uploaded copy is kept in PostgreSQL
+    assert await first.stop() == 0
+    second = await HostProcess(tmp_path / "two").start("--store", postgres_server.url,
+                                                       port=first.port)
+    try:
+        alice = await joined(links["alice"]["apps"][1]["url"])
+        bob = await joined(links["bob"]["apps"][1]["url"])
+        bob.channel.send(b"from the database")
+        await alice.got(b"from the database")
+        assert alice.peer.self_addr == links["alice"]["apps"][1]["self_addr"]
+        await alice.peer.close()
+        await bob.peer.close()
+    finally:
+        assert await second.stop() == 0
+    assert "Traceback" not in first.stderr + second.stderr

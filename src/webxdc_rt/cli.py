@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     host = commands.add_parser(
         "host", help="serve every chat of a data folder, managed while it runs "
                      "(webxdc-rt chat|member|app|link)", epilog=limits, formatter_class=RAW)
+    host.add_argument("--store", metavar="URL", default=None,
+                      help="keep chats, pages, updates and uploaded apps in PostgreSQL: "
+                           "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (default: SQLite in "
+                           "--data-dir, which keeps the admin socket either way)")
     _add_listen_options(host)
     host.add_argument("--json", action="store_true",
                       help="print one JSON object (address, port, admin socket) once serving")
@@ -517,22 +521,28 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
     """Serve every chat of the data folder, with the admin listener on its socket, until
     stopped."""
     _raise_open_file_limit()
-    try:
-        store = Store.in_directory(args.data_dir)
-    except (OSError, sqlite3.Error) as exc:
-        raise UsageError(f"cannot open the data directory {args.data_dir}: {exc}") from None
+    _check_store_url(args.store)
+    try:  # the admin socket lives there, whichever store holds the chats
+        Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the data directory {args.data_dir}: "
+                         f"{exc.strerror or exc}") from None
+    store = _open_store(args.store, args.data_dir)
     socket_path = admin_socket_path(args.data_dir)
     try:
         claim_socket_path(socket_path)
         host = Host(store.load_registry(), {}, settings, store=store)
         manager = Manager(host, store)
         manager.ensure_homes()
-    except (AdminSocketError, ManageError, sqlite3.Error, OSError) as exc:
+    except (AdminSocketError, ManageError, sqlite3.Error, StoreError, OSError) as exc:
         store.close()
         raise UsageError(f"cannot host the data directory {args.data_dir}: {exc}") from None
     for problem in manager.serve_stored_apps():
         log.warning("%s", problem)
     host.mount(HomeSite(manager).resolve)
+    follow = None
+    if isinstance(store, _postgres_store()):
+        follow = asyncio.create_task(store.follow(host.feed.appended, host.feed.resync))
     runner = host.runner()
     admin_runner = web.AppRunner(AdminApi(manager).application(), access_log=None,
                                  handle_signals=False)
@@ -566,6 +576,8 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
         await stop.wait()
         log.info("stopping")
     finally:
+        if follow is not None:
+            follow.cancel()
         await admin_runner.cleanup()
         await runner.cleanup()
         with contextlib.suppress(OSError):
