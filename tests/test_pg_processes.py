@@ -238,3 +238,17 @@ async def test_a_host_on_postgres_keeps_chats_and_uploaded_apps_there(
     finally:
         assert await second.stop() == 0
     assert "Traceback" not in first.stderr + second.stderr
+
+
+@pytest.mark.parametrize("store, message", [
+    ("mysql://db/x", "--store must be a postgresql:// URL"),
+    ("postgresql://nobody@127.0.0.1:1/none", "--store: cannot connect to PostgreSQL"),
+])
+def test_a_bad_or_unreachable_store_is_a_one_line_error(tmp_path, store, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "webxdc_rt", "serve", str(APP), "--members", "a,b",
+         "--port", "0", "--data-dir", str(tmp_path), "--store", store],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"webxdc-rt: error: {message}"), lines
