@@ -12,11 +12,11 @@ import pytest
 
 from peers import eventually
 from webxdc_rt.pg_migrations import MIGRATIONS
-from webxdc_rt.pg_store import PostgresSettings, PostgresStore
-from webxdc_rt.store_api import StoreError
+from webxdc_rt.pg_store import PostgresStore
+from webxdc_rt.store_api import StoreError, StoreLimits
 from webxdc_rt.updates import Update
 
-FAST = PostgresSettings(connect_timeout_s=2, reconnect_max_s=0.2)
+FAST = StoreLimits(connect_timeout_s=2, reconnect_max_s=0.2)
 
 
 def test_a_fresh_database_is_set_up_once_and_shared(postgres_server):

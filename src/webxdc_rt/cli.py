@@ -51,7 +51,7 @@ from .manage import ManageError, Manager
 from .redis_broker import RedisAddress, RedisBroker, parse_redis_url
 from .server import Host, HostSettings
 from .store import Store
-from .store_api import StoreApi, StoreError
+from .store_api import StoreApi, StoreError, StoreLimits
 from .wire import is_text
 from .xdc import AppSource, InvalidContainer, open_app
 
@@ -439,7 +439,7 @@ def _run_workers(workers: int, source: AppSource, member_names: list[str],
     return result
 
 
-def _open_store(url: str | None, data_dir: str) -> StoreApi:
+def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi:
     """The store `--store` names, else SQLite in the data directory; UsageError if it
     cannot be opened."""
     if url is None:
@@ -453,7 +453,7 @@ def _open_store(url: str | None, data_dir: str) -> StoreApi:
         raise UsageError("--store postgresql:// needs psycopg: "
                          "pip install 'webxdc-rt[postgres]'") from None
     try:
-        return PostgresStore(url)
+        return PostgresStore(url, limits)
     except StoreError as exc:
         raise UsageError(f"--store: {exc}") from None
 
@@ -463,7 +463,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
                  worker: int | None = None) -> None:
     _raise_open_file_limit()
     store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source,
-                                        getattr(args, "store", None))
+                                        getattr(args, "store", None), settings.store)
     chat = registry.chats[pages[0].app.chat_id]
     broker = None
     if broker_address is not None:
@@ -527,7 +527,7 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
     except OSError as exc:
         raise UsageError(f"cannot create the data directory {args.data_dir}: "
                          f"{exc.strerror or exc}") from None
-    store = _open_store(args.store, args.data_dir)
+    store = _open_store(args.store, args.data_dir, settings.store)
     socket_path = admin_socket_path(args.data_dir)
     try:
         claim_socket_path(socket_path)
@@ -598,12 +598,12 @@ def _postgres_store() -> type[Any]:
 
 
 def _open_data(data_dir: str, chat_name: str, member_names: list[str],
-               source: AppSource,
-               store_url: str | None = None) -> tuple[StoreApi, Registry, list[Page]]:
+               source: AppSource, store_url: str | None = None,
+               limits: StoreLimits | None = None) -> tuple[StoreApi, Registry, list[Page]]:
     """The store, its registry and the app's pages in the chat, stored; a storage failure
     (no permission, a damaged database, a full disk, an unreachable server) is a
     UsageError naming it."""
-    store = _open_store(store_url, data_dir)
+    store = _open_store(store_url, data_dir, limits or StoreLimits())
     try:
         registry = store.load_registry()
         pages = store.share(registry, chat_name, member_names, source.name, source.key)

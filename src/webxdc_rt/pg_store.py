@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
@@ -40,10 +39,10 @@ from .chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from .pg_migrations import MIGRATION_LOCK, MIGRATIONS, UPDATES_CHANNEL
 from .stats import LatencyHistogram
 from .store import ChatMessage, MessageSummary, Notification, StoredApp, StoredUpdate
-from .store_api import StoreError, StoreUnavailable
+from .store_api import StoreError, StoreLimits, StoreUnavailable
 from .updates import Update
 
-__all__ = ["PostgresStore", "PostgresSettings", "is_postgres_url"]
+__all__ = ["PostgresStore", "is_postgres_url"]
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +57,6 @@ _MESSAGE_BYTES: Final = "coalesce(octet_length(text), 0) + coalesce(octet_length
 def is_postgres_url(url: str) -> bool:
     """True for a `postgresql://` or `postgres://` connection URL."""
     return url.startswith(("postgresql://", "postgres://"))
-
-
-@dataclass(frozen=True, slots=True)
-class PostgresSettings:
-    """How the host talks to PostgreSQL."""
-
-    connect_timeout_s: float = 5.0
-    """How long a connection attempt may take before it counts as failed."""
-    statement_timeout_s: float = 10.0
-    """How long one statement may run before the server cancels it (and the page is told
-    `storage-failed`): a stalled database never holds the host for longer."""
-    reconnect_max_s: float = 5.0
-    """Longest wait between two reconnection attempts (backoff doubles from 0.1 s)."""
-
-    def __post_init__(self) -> None:
-        for name in ("connect_timeout_s", "statement_timeout_s", "reconnect_max_s"):
-            value = getattr(self, name)
-            if not 0 < value < 3600:
-                raise ValueError(f"{name} must be above 0 and below 3600, got {value}")
 
 
 def _text(stored: bytes | None) -> str | None:
@@ -94,11 +74,11 @@ class PostgresStore:
     shared = True
     """Other processes append updates too (see `store_api.StoreApi.shared`)."""
 
-    def __init__(self, url: str, settings: PostgresSettings | None = None) -> None:
+    def __init__(self, url: str, settings: StoreLimits | None = None) -> None:
         """Connect to the database at `url` and bring its schema up to date. Raises
         `StoreError` if it cannot be reached or set up."""
         self.url = url
-        self.settings = settings or PostgresSettings()
+        self.settings = settings or StoreLimits()
         self.latency = LatencyHistogram()
         """How long each write of a status update, a chat message or a change to chats
         took, commit included."""

@@ -51,7 +51,7 @@ from .session import (
 from .sharing import HomeLimits
 from .stats import HostStats
 from .store import Store
-from .store_api import StoreApi
+from .store_api import StoreApi, StoreLimits
 from .update_feed import FeedSocket, StorageFailed, UpdateFeed
 from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
@@ -120,6 +120,7 @@ class HostSettings:
     delivery: DeliveryLimits = field(default_factory=DeliveryLimits)
     home: HomeLimits = field(default_factory=HomeLimits)
     broker: BrokerLimits = field(default_factory=BrokerLimits)
+    store: StoreLimits = field(default_factory=StoreLimits)
     domain: str = "localhost"
     """Pages are served at `<label>.<domain>`; `*.localhost` needs no DNS in browsers."""
     scheme: str = "http"

@@ -10,6 +10,7 @@ serial order stays the order in which this process acted.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Protocol
 
 from .chats import Chat, HomePage, Member, Page, Registry, SharedApp
@@ -17,7 +18,26 @@ from .stats import LatencyHistogram
 from .store import ChatMessage, MessageSummary, Notification, StoredApp, StoredUpdate
 from .updates import Update
 
-__all__ = ["StoreApi", "StoreError", "StoreUnavailable", "STORE_ERRORS"]
+__all__ = ["StoreApi", "StoreError", "StoreUnavailable", "StoreLimits", "STORE_ERRORS"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """How the host talks to a shared store's server (`--store postgresql://...`)."""
+
+    connect_timeout_s: float = 5.0
+    """How long a connection attempt may take before it counts as failed."""
+    statement_timeout_s: float = 10.0
+    """How long one statement may run before the server cancels it (and the page is told
+    `storage-failed`): a stalled database never holds the host for longer."""
+    reconnect_max_s: float = 5.0
+    """Longest wait between two reconnection attempts (backoff doubles from 0.1 s)."""
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout_s", "statement_timeout_s", "reconnect_max_s"):
+            value = getattr(self, name)
+            if not 0 < value < 3600:
+                raise ValueError(f"{name} must be above 0 and below 3600, got {value}")
 
 
 class StoreError(Exception):
