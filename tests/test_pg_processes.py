@@ -196,24 +196,30 @@ async def test_workers_share_one_port(tmp_path, postgres_server, redis_server):
     assert "Traceback" not in host.stderr()
 
 
-async def test_a_worker_killed_leaves_the_others_serving(tmp_path, postgres_server,
-                                                         redis_server):
+async def test_a_worker_killed_is_replaced_and_the_others_serve_on(
+        tmp_path, postgres_server, redis_server):
     host = ServeProcess(tmp_path, postgres_server.url, redis_server.url, "--workers", "2")
+
+    def serving_pids() -> list[int]:
+        return [int(pid) for pid in re.findall(r"worker \d+ \(pid (\d+)\);", host.stderr())]
+
     try:
-        await eventually(lambda: len(re.findall(r"pid (\d+)\)", host.stderr())) == 2,
-                         timeout=60)
-        victim = int(re.findall(r"pid (\d+)\)", host.stderr())[0])
-        os.kill(victim, signal.SIGKILL)
-        await eventually(lambda: "1 still serving" in host.stderr(), timeout=30)
-        # New connections reach the worker that is left; its pages exchange updates.
+        await eventually(lambda: len(serving_pids()) == 2, timeout=60)
+        victim = serving_pids()[0]
         alice, alice_seen = await listening(host.urls["alice"])
+        os.kill(victim, signal.SIGKILL)
+        await eventually(lambda: "starting another, 1 still serving" in host.stderr(),
+                         timeout=30)
+        await eventually(lambda: len(serving_pids()) == 3, timeout=60)  # the replacement
+        # Connections made now reach the workers alive; their pages exchange updates.
         bob, bob_seen = await listening(host.urls["bob"])
-        alice.send_update({"payload": "still here"})
-        await eventually(lambda: len(bob_seen) == 1 and len(alice_seen) == 1)
-        await alice.close()
-        await bob.close()
+        carol, carol_seen = await listening(host.urls["carol"])
+        bob.send_update({"payload": "still here"})
+        await eventually(lambda: len(bob_seen) == 1 and len(carol_seen) == 1)
+        for peer in (alice, bob, carol):
+            await peer.close()
     finally:
-        assert host.stop() == 1  # a worker did not end cleanly
+        assert host.stop() == 0
     assert "Traceback" not in host.stderr()
 
 

@@ -35,6 +35,7 @@ import socket
 import sqlite3
 import sys
 import textwrap
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from importlib import resources
@@ -375,13 +376,20 @@ def _check_workers(workers: int, broker: RedisAddress | None, store: str | None)
                          "Redis and chats and updates through PostgreSQL")
 
 
+WORKER_RESPAWN_INTERVAL_S = 1.0
+"""Least time between two replacements of workers that died, so that a worker that dies at
+once again and again costs one fork a second, not a busy loop."""
+
+
 def _run_workers(workers: int, source: AppSource, member_names: list[str],
                  args: argparse.Namespace, settings: HostSettings,
                  broker: RedisAddress | None) -> int:
     """Fork `workers` processes that each serve on the same port (SO_REUSEPORT, the kernel
-    spreads connections over them); the first prints the links. Stop signals are passed on;
-    a worker that dies leaves the others serving. Returns once every worker has ended: 0 if
-    all ended cleanly, else the first failing worker's status."""
+    spreads connections over them); the first prints the links. Stop signals are passed on.
+    A worker that dies (killed, or a failure it did not expect) is replaced, and the others
+    serve on meanwhile; one that ends with a usage error (exit status 2: it cannot listen,
+    the store is unreachable) is not. Returns once every worker has ended: 0 if the last
+    ones ended cleanly, else the first status of a worker that was not replaced."""
     probe = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
@@ -390,31 +398,38 @@ def _run_workers(workers: int, source: AppSource, member_names: list[str],
         raise UsageError(f"cannot listen on {args.host}:{args.port}: "
                          f"{exc.strerror or exc}") from None
     port = probe.getsockname()[1]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    children: list[int] = []
-    for index in range(workers):
+    worker_args = argparse.Namespace(**{**vars(args), "port": port})
+
+    def fork(index: int, links: bool) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
         pid = os.fork()
-        if pid == 0:
-            probe.close()
-            status = 0
-            try:
-                worker_args = argparse.Namespace(**{**vars(args), "port": port})
-                _run(_serve(source, member_names, worker_args, settings, broker,
-                            worker=index), args.loop)
-            except UsageError as exc:
-                print(f"webxdc-rt: error: {exc}", file=sys.stderr, flush=True)
-                status = 2
-            except BaseException:  # a worker must never return into the parent's code
-                logging.exception("worker %d failed", index)
-                status = 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(status)
-        children.append(pid)
+        if pid:
+            return pid
+        probe.close()
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        status = 0
+        try:
+            _run(_serve(source, member_names, worker_args, settings, broker, worker=index,
+                        links=links), args.loop)
+        except UsageError as exc:
+            print(f"webxdc-rt: error: {exc}", file=sys.stderr, flush=True)
+            status = 2
+        except BaseException:  # a worker must never return into the parent's code
+            logging.exception("worker %d failed", index)
+            status = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+
+    children = {fork(index, index == 0): index for index in range(workers)}
+    stopping = False
 
     def pass_on(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
@@ -422,19 +437,28 @@ def _run_workers(workers: int, source: AppSource, member_names: list[str],
     for signum in STOP_SIGNALS:
         signal.signal(signum, pass_on)
     result = 0
-    remaining = set(children)
-    while remaining:
+    last_respawn = -math.inf
+    while children:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        remaining.discard(pid)
+        index = children.pop(pid, None)
         code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            result = result or (code if code > 0 else 1)
-            if remaining:
-                print(f"webxdc-rt: worker {pid} ended ({code}); {len(remaining)} still "
-                      "serving", file=sys.stderr, flush=True)
+        if index is None or code == 0 or stopping:
+            continue
+        if code == 2:
+            result = result or code
+            continue
+        wait = last_respawn + WORKER_RESPAWN_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        if stopping:
+            continue
+        last_respawn = time.monotonic()
+        print(f"webxdc-rt: worker {index} (pid {pid}) ended ({code}); starting another, "
+              f"{len(children)} still serving", file=sys.stderr, flush=True)
+        children[fork(index, False)] = index
     probe.close()
     return result
 
@@ -460,7 +484,7 @@ def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi
 
 async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,
                  settings: HostSettings, broker_address: RedisAddress | None,
-                 worker: int | None = None) -> None:
+                 worker: int | None = None, links: bool = True) -> None:
     _raise_open_file_limit()
     store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source,
                                         getattr(args, "store", None), settings.store)
@@ -491,7 +515,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
             raise UsageError(f"cannot listen on {args.host}:{args.port}: "
                              f"{exc.strerror or exc}") from None
         port = runner.addresses[0][1]
-        for page in pages if not worker else ():
+        for page in pages if links else ():
             url = host.invite_url(page, port)
             if args.json:
                 print(json.dumps({"member": page.member.name, "url": url,
