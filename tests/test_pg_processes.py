@@ -37,13 +37,14 @@ FAST_UPDATES = ["--limit", "updates.interval_ms=1", "--limit", "updates.burst=10
 class ServeProcess:
     """One `webxdc-rt serve` process on --store and --broker: its links, its stderr."""
 
-    def __init__(self, folder: Path, store_url: str, broker_url: str,
+    def __init__(self, folder: Path, store_url: str, broker_url: str | None,
                  *extra: str) -> None:
         self.log = folder / f"serve-{free_port()}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webxdc_rt", "serve", str(APP), "--members",
              ",".join(MEMBERS), "--port", "0", "--json", "--data-dir", str(folder / "unused"),
-             "--store", store_url, "--broker", broker_url, *FAST_UPDATES, *extra],
+             "--store", store_url, *(["--broker", broker_url] if broker_url else []),
+             *FAST_UPDATES, *extra],
             stdout=subprocess.PIPE, stderr=self.log.open("wb"), text=True)
         assert self.process.stdout is not None
         lines = [self.process.stdout.readline() for _ in MEMBERS]
@@ -258,3 +259,24 @@ def test_a_bad_or_unreachable_store_is_a_one_line_error(tmp_path, store, message
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"webxdc-rt: error: {message}"), lines
+
+
+async def test_status_updates_cross_processes_through_the_store_alone(tmp_path,
+                                                                     postgres_server):
+    # Without --broker realtime items stay in each process, but status updates are the
+    # store's: they reach every process.
+    hosts = [ServeProcess(tmp_path, postgres_server.url, None) for _ in range(2)]
+    try:
+        alice, alice_seen = await listening(hosts[0].urls["alice"])
+        bob, bob_seen = await listening(hosts[1].urls["bob"])
+        alice.send_update({"payload": "one"})
+        bob.send_update({"payload": "two"})
+        await eventually(lambda: len(alice_seen) == 2 and len(bob_seen) == 2)
+        # max_serial may differ: it is the newest serial a process knew when it sent one.
+        assert [(u["serial"], u["payload"]) for u in alice_seen] == \
+            [(u["serial"], u["payload"]) for u in bob_seen]
+        await alice.close()
+        await bob.close()
+    finally:
+        for host in hosts:
+            assert host.stop() == 0
