@@ -185,6 +185,8 @@ class UpdateFeed:
                 if not count:
                     return
                 batch = store.updates_after(app_id, start, count)
+                if not batch:  # the app copy was removed in between
+                    return
                 newest = batch[-1].serial
                 for stored in batch:
                     update_json = delivered_json(stored.update, stored.serial, newest)
