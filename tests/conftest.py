@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from hosting import HostProcess
 from peers import eventually
+from pg_server import PostgresServer
 from redis_server import RedisServer
 from webxdc_rt.chats import Page
 from webxdc_rt.server import Host, HostSettings
@@ -122,3 +123,12 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL of the test's own on a free loopback port, in a temporary folder,
+    stopped and removed after."""
+    server = PostgresServer().start()
+    yield server
+    server.remove()

@@ -4,6 +4,8 @@ host every chat of a data folder as a service that is managed while it runs.
     webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
                     [--limit NAME=VALUE ...]   # names and defaults: webxdc-rt serve --help
                     [--broker redis://HOST:PORT/DB]   # share channels with other processes
+                    [--store postgresql://...]  # share chats and updates with them
+                    [--workers N]               # N processes on one port (needs both)
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
     webxdc-rt dev APP [--peers N] [--port P] [--no-open] [--json]   # the simulator
     webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
@@ -30,9 +32,11 @@ import os
 import re
 import resource
 import signal
+import socket
 import sqlite3
 import sys
 import textwrap
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from importlib import resources
@@ -49,6 +53,7 @@ from .manage import ManageError, Manager
 from .redis_broker import RedisAddress, RedisBroker, parse_redis_url
 from .server import Host, HostSettings
 from .store import Store
+from .store_api import StoreApi, StoreError, StoreLimits
 from .wire import is_text
 from .xdc import AppSource, InvalidContainer, open_app
 
@@ -99,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]; "
                             "if Redis is unreachable the host starts anyway, warns once and "
                             "keeps trying (default: this process alone)")
+    serve.add_argument("--store", metavar="URL", default=None,
+                       help="keep chats, pages and updates in PostgreSQL, shared with other "
+                            "webxdc-rt processes: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB; "
+                            "a fresh database is set up (default: SQLite in --data-dir)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serve from N processes on one port (SO_REUSEPORT), using every "
+                            "core; above 1 needs --broker and --store (default: 1)")
     _add_network_options(serve)
 
     demo = commands.add_parser("demo", help=f"serve the bundled sketch pad to {DEMO_MEMBERS}",
@@ -108,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     host = commands.add_parser(
         "host", help="serve every chat of a data folder, managed while it runs "
                      "(webxdc-rt chat|member|app|link)", epilog=limits, formatter_class=RAW)
+    host.add_argument("--store", metavar="URL", default=None,
+                      help="keep chats, pages, updates and uploaded apps in PostgreSQL: "
+                           "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (default: SQLite in "
+                           "--data-dir, which keeps the admin socket either way)")
     _add_listen_options(host)
     host.add_argument("--json", action="store_true",
                       help="print one JSON object (address, port, admin socket) once serving")
@@ -186,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(str(exc)) from None
         _check_chat_name(args.chat)
         broker = _broker_address(getattr(args, "broker", None))
+        _check_store_url(getattr(args, "store", None))
+        workers = getattr(args, "workers", 1)
+        if workers != 1:
+            _check_workers(workers, broker, args.store)
+            return _run_workers(workers, source, member_names, args, settings, broker)
         _run(_serve(source, member_names, args, settings, broker), args.loop)
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
@@ -368,10 +389,133 @@ def _broker_address(url: str | None) -> RedisAddress | None:
         raise UsageError(f"--broker {exc}") from None
 
 
+def _check_store_url(url: str | None) -> None:
+    if url is not None and not (is_text(url) and url.startswith(("postgresql://",
+                                                                  "postgres://"))):
+        raise UsageError("--store must be a postgresql:// URL in UTF-8")
+
+
+def _check_workers(workers: int, broker: RedisAddress | None, store: str | None) -> None:
+    if not 1 <= workers <= 1024:
+        raise UsageError(f"--workers must be from 1 to 1024, got {workers}")
+    if broker is None or store is None:
+        raise UsageError(f"--workers {workers} needs --broker redis://... and --store "
+                         "postgresql://...: the processes share realtime channels through "
+                         "Redis and chats and updates through PostgreSQL")
+
+
+WORKER_RESPAWN_INTERVAL_S = 1.0
+"""Least time between two replacements of workers that died, so that a worker that dies at
+once again and again costs one fork a second, not a busy loop."""
+
+
+def _run_workers(workers: int, source: AppSource, member_names: list[str],
+                 args: argparse.Namespace, settings: HostSettings,
+                 broker: RedisAddress | None) -> int:
+    """Fork `workers` processes that each serve on the same port (SO_REUSEPORT, the kernel
+    spreads connections over them); the first prints the links. Stop signals are passed on.
+    A worker that dies (killed, or a failure it did not expect) is replaced, and the others
+    serve on meanwhile; one that ends with a usage error (exit status 2: it cannot listen,
+    the store is unreachable) is not. Returns once every worker has ended: 0 if the last
+    ones ended cleanly, else the first status of a worker that was not replaced."""
+    probe = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        probe.bind((args.host, args.port))  # holds the port (0: picks one) for the workers
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: "
+                         f"{exc.strerror or exc}") from None
+    port = probe.getsockname()[1]
+    worker_args = argparse.Namespace(**{**vars(args), "port": port})
+
+    def fork(index: int, links: bool) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+        probe.close()
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        status = 0
+        try:
+            _run(_serve(source, member_names, worker_args, settings, broker, worker=index,
+                        links=links), args.loop)
+        except UsageError as exc:
+            print(f"webxdc-rt: error: {exc}", file=sys.stderr, flush=True)
+            status = 2
+        except BaseException:  # a worker must never return into the parent's code
+            logging.exception("worker %d failed", index)
+            status = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+
+    children = {fork(index, index == 0): index for index in range(workers)}
+    stopping = False
+
+    def pass_on(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, pass_on)
+    result = 0
+    last_respawn = -math.inf
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(status)
+        if index is None or code == 0 or stopping:
+            continue
+        if code == 2:
+            result = result or code
+            continue
+        wait = last_respawn + WORKER_RESPAWN_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        if stopping:
+            continue
+        last_respawn = time.monotonic()
+        print(f"webxdc-rt: worker {index} (pid {pid}) ended ({code}); starting another, "
+              f"{len(children)} still serving", file=sys.stderr, flush=True)
+        children[fork(index, False)] = index
+    probe.close()
+    return result
+
+
+def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi:
+    """The store `--store` names, else SQLite in the data directory; UsageError if it
+    cannot be opened."""
+    if url is None:
+        try:
+            return Store.in_directory(data_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
+    try:
+        from .pg_store import PostgresStore
+    except ImportError:
+        raise UsageError("--store postgresql:// needs psycopg: "
+                         "pip install 'webxdc-rt[postgres]'") from None
+    try:
+        return PostgresStore(url, limits)
+    except StoreError as exc:
+        raise UsageError(f"--store: {exc}") from None
+
+
 async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,
-                 settings: HostSettings, broker_address: RedisAddress | None) -> None:
+                 settings: HostSettings, broker_address: RedisAddress | None,
+                 worker: int | None = None, links: bool = True) -> None:
     _raise_open_file_limit()
-    store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source)
+    store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source,
+                                        getattr(args, "store", None), settings.store)
     chat = registry.chats[pages[0].app.chat_id]
     broker = None
     if broker_address is not None:
@@ -381,6 +525,9 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
                              settings.realtime.max_payload_bytes)
         await broker.start()
     host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
+    follow = None
+    if isinstance(store, _postgres_store()):
+        follow = asyncio.create_task(store.follow(host.feed.appended, host.feed.resync))
     runner = host.runner()
     # Installed before the links are printed: whoever reads them may stop us at once.
     stop = asyncio.Event()
@@ -389,14 +536,14 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
         loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, args.host, args.port)
+        site = web.TCPSite(runner, args.host, args.port, reuse_port=worker is not None)
         try:
             await site.start()
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.host}:{args.port}: "
                              f"{exc.strerror or exc}") from None
         port = runner.addresses[0][1]
-        for page in pages:
+        for page in pages if links else ():
             url = host.invite_url(page, port)
             if args.json:
                 print(json.dumps({"member": page.member.name, "url": url,
@@ -405,11 +552,15 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
             else:
                 print(f"{page.member.name}: {url}", flush=True)
         through = f", realtime shared through {broker.address}" if broker else ""
+        if worker is not None:
+            through += f", worker {worker} (pid {os.getpid()})"
         print(f"webxdc-rt: serving {source.name!r} to chat {chat.name!r} on "
               f"{args.host}:{port}{through}; Ctrl-C stops", file=sys.stderr, flush=True)
         await stop.wait()
         print("webxdc-rt: stopping", file=sys.stderr, flush=True)
     finally:
+        if follow is not None:
+            follow.cancel()
         await runner.cleanup()
         if broker is not None:
             await broker.close()
@@ -422,22 +573,28 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
     """Serve every chat of the data folder, with the admin listener on its socket, until
     stopped."""
     _raise_open_file_limit()
-    try:
-        store = Store.in_directory(args.data_dir)
-    except (OSError, sqlite3.Error) as exc:
-        raise UsageError(f"cannot open the data directory {args.data_dir}: {exc}") from None
+    _check_store_url(args.store)
+    try:  # the admin socket lives there, whichever store holds the chats
+        Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the data directory {args.data_dir}: "
+                         f"{exc.strerror or exc}") from None
+    store = _open_store(args.store, args.data_dir, settings.store)
     socket_path = admin_socket_path(args.data_dir)
     try:
         claim_socket_path(socket_path)
         host = Host(store.load_registry(), {}, settings, store=store)
         manager = Manager(host, store)
         manager.ensure_homes()
-    except (AdminSocketError, ManageError, sqlite3.Error, OSError) as exc:
+    except (AdminSocketError, ManageError, sqlite3.Error, StoreError, OSError) as exc:
         store.close()
         raise UsageError(f"cannot host the data directory {args.data_dir}: {exc}") from None
     for problem in manager.serve_stored_apps():
         log.warning("%s", problem)
     host.mount(HomeSite(manager).resolve)
+    follow = None
+    if isinstance(store, _postgres_store()):
+        follow = asyncio.create_task(store.follow(host.feed.appended, host.feed.resync))
     runner = host.runner()
     admin_runner = web.AppRunner(AdminApi(manager).application(), access_log=None,
                                  handle_signals=False)
@@ -471,6 +628,8 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
         await stop.wait()
         log.info("stopping")
     finally:
+        if follow is not None:
+            follow.cancel()
         await admin_runner.cleanup()
         await runner.cleanup()
         with contextlib.suppress(OSError):
@@ -481,20 +640,29 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
             loop.remove_signal_handler(signum)
 
 
-def _open_data(data_dir: str, chat_name: str, member_names: list[str],
-               source: AppSource) -> tuple[Store, Registry, list[Page]]:
-    """The store, its registry and the app's pages in the chat, stored; a storage failure
-    (no permission, a damaged database, a full disk) is a UsageError naming it."""
+def _postgres_store() -> type[Any]:
+    """`PostgresStore`, or a class nothing is an instance of when psycopg is missing."""
     try:
-        store = Store.in_directory(data_dir)
-    except (OSError, sqlite3.Error) as exc:
-        raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
+        from .pg_store import PostgresStore
+    except ImportError:
+        return type(None)
+    return PostgresStore
+
+
+def _open_data(data_dir: str, chat_name: str, member_names: list[str],
+               source: AppSource, store_url: str | None = None,
+               limits: StoreLimits | None = None) -> tuple[StoreApi, Registry, list[Page]]:
+    """The store, its registry and the app's pages in the chat, stored; a storage failure
+    (no permission, a damaged database, a full disk, an unreachable server) is a
+    UsageError naming it."""
+    store = _open_store(store_url, data_dir, limits or StoreLimits())
     try:
         registry = store.load_registry()
         pages = store.share(registry, chat_name, member_names, source.name, source.key)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, StoreError) as exc:
         store.close()
-        raise UsageError(f"cannot write to the data directory {data_dir}: {exc}") from None
+        where = store_url and "the --store database" or f"the data directory {data_dir}"
+        raise UsageError(f"cannot write to {where}: {exc}") from None
     return store, registry, pages
 
 

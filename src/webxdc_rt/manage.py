@@ -21,7 +21,7 @@ from typing import Any
 
 from .chats import Chat, Member, Registry, SharedApp, check_name
 from .server import Host
-from .store import Store
+from .store_api import StoreApi, StoreError
 from .xdc import AppSource, ContainerLimits, InvalidContainer, open_app, open_xdc_bytes
 
 __all__ = ["ManageError", "Manager", "CONTAINER_KEY_PREFIX"]
@@ -45,7 +45,7 @@ class ManageError(Exception):
 class Manager:
     """Reads and changes the chats of one running host (see the module docstring)."""
 
-    def __init__(self, host: Host, store: Store,
+    def __init__(self, host: Host, store: StoreApi,
                  container_limits: ContainerLimits | None = None) -> None:
         self.host = host
         self.store = store
@@ -309,7 +309,7 @@ class Manager:
         the store rolled the change back."""
         try:
             yield
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, StoreError, OSError) as exc:
             log.error("the store failed: %s", exc)
             raise ManageError("storage-failed", f"the host could not store the change: {exc}",
                               500) from None

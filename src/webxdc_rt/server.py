@@ -51,6 +51,7 @@ from .session import (
 from .sharing import HomeLimits
 from .stats import HostStats
 from .store import Store
+from .store_api import StoreApi, StoreLimits
 from .update_feed import FeedSocket, StorageFailed, UpdateFeed
 from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
@@ -120,6 +121,7 @@ class HostSettings:
     delivery: DeliveryLimits = field(default_factory=DeliveryLimits)
     home: HomeLimits = field(default_factory=HomeLimits)
     broker: BrokerLimits = field(default_factory=BrokerLimits)
+    store: StoreLimits = field(default_factory=StoreLimits)
     domain: str = "localhost"
     """Pages are served at `<label>.<domain>`; `*.localhost` needs no DNS in browsers."""
     scheme: str = "http"
@@ -256,14 +258,14 @@ class Host:
         sources: dict[str, AppSource],
         settings: HostSettings | None = None,
         broker: Broker | None = None,
-        store: Store | None = None,
+        store: StoreApi | None = None,
     ) -> None:
         self.registry = registry
         self.sources = sources
         self.settings = settings or HostSettings()
         self.broker = broker or InMemoryBroker()
         self.hub = RealtimeHub(self.settings.realtime, self.broker.node_id)
-        self.store = store or Store()
+        self.store: StoreApi = store or Store()
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[Outbound, _Socket] = {}
@@ -474,7 +476,10 @@ class Host:
         settings = self.settings
         budget = self._budget(page)
         if budget.chat_stored_bytes is None:  # counted once per page, kept up by sessions
-            budget.chat_stored_bytes = self.feed.chat_stored_bytes(page)
+            try:
+                budget.chat_stored_bytes = self.feed.chat_stored_bytes(page)
+            except StorageFailed as exc:
+                return _text(503, f"{exc} Try again later.")
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
                                    heartbeat=settings.heartbeat_s)
         await ws.prepare(request)
@@ -592,7 +597,15 @@ class Host:
                     self.stats.sessions.refused[exc.code] += 1
                     await sink.send_text(wire.encode_error(exc.code, str(exc)))
             elif isinstance(effect, Replay):
-                await self.feed.listen(feed_socket, effect.listen, effect.after_serial)
+                try:
+                    await self.feed.listen(feed_socket, effect.listen, effect.after_serial)
+                except StorageFailed as exc:
+                    # The page would wait for its backlog forever: it is told why and
+                    # disconnected, and reconnects to listen again.
+                    self.stats.sessions.refused[exc.code] += 1
+                    await sink.send_text(wire.encode_error(exc.code, str(exc)))
+                    await sink.close(1011, "storage unavailable")
+                    return False
             elif isinstance(effect, StoreMessage):
                 refusal = None
                 try:
@@ -608,7 +621,13 @@ class Host:
                 self._apply_now((effect,))
                 await self.broker.ready(effect.topic)
             elif isinstance(effect, ListMessages):
-                messages, more = self.feed.chat_messages(feed_socket, effect.before)
+                try:
+                    messages, more = self.feed.chat_messages(feed_socket, effect.before)
+                except StorageFailed as exc:
+                    self.stats.sessions.refused[exc.code] += 1
+                    await sink.send_text(wire.encode_reply(effect.request_id,
+                                                           (exc.code, str(exc))))
+                    continue
                 await sink.send_text(wire.encode_chat_messages(effect.request_id, messages,
                                                                more))
             else:

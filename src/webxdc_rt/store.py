@@ -148,6 +148,9 @@ class StoredApp:
 class Store:
     """The host's SQLite database."""
 
+    shared = False
+    """Only this process writes to it (see `store_api.StoreApi.shared`)."""
+
     def __init__(self, path: str | Path = ":memory:", *,
                  synchronous: Synchronous = "FULL") -> None:
         """Open (creating it if needed) the database at `path`; `synchronous` says how

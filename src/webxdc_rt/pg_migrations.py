@@ -1,0 +1,66 @@
+"""The PostgreSQL schema of webxdc-rt, as numbered migrations.
+
+A database records the highest migration applied in `schema_version`; a host applies the
+ones above it in order, each in its own transaction, under an advisory lock so that
+processes starting together apply each once. Migrations are only ever appended.
+
+Text that members choose (display names, an update's `info` and `summary`, chat messages)
+is kept as UTF-8 in `bytea`: PostgreSQL's `text` cannot hold U+0000, which is valid text a
+member may send. JSON the host wrote itself (payloads, `notify`, member lists) escapes
+control characters and is kept as `text`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "UPDATES_CHANNEL", "MIGRATION_LOCK"]
+
+UPDATES_CHANNEL: Final = "webxdc_rt_updates"
+"""The NOTIFY channel on which every stored status update is announced as
+`<app copy id> <serial>`."""
+
+MIGRATION_LOCK: Final = 0x77786463_0001
+"""The advisory lock held while migrations are applied and while `serve` shares an app
+(so that processes starting together make one chat, not several)."""
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: chats, app copies, pages, status updates, chat messages.
+    f"""
+    CREATE TABLE meta (key text PRIMARY KEY, value bytea NOT NULL);
+    CREATE TABLE chats (id text PRIMARY KEY, name bytea NOT NULL, members text NOT NULL);
+    CREATE TABLE containers (digest text PRIMARY KEY, data bytea NOT NULL);
+    CREATE TABLE apps (
+        id text PRIMARY KEY, chat_id text NOT NULL REFERENCES chats(id),
+        name bytea NOT NULL, key text NOT NULL, sender text NOT NULL,
+        container text REFERENCES containers(digest),
+        added bigserial NOT NULL);
+    CREATE TABLE homes (
+        label text PRIMARY KEY, token text NOT NULL, chat_id text NOT NULL REFERENCES chats(id),
+        member_id text NOT NULL);
+    CREATE TABLE pages (
+        label text PRIMARY KEY, token text NOT NULL, app_id text NOT NULL REFERENCES apps(id),
+        member_id text NOT NULL, added bigserial NOT NULL);
+    CREATE TABLE updates (
+        serial bigserial PRIMARY KEY, app_id text NOT NULL, member_id text NOT NULL,
+        payload text NOT NULL, info bytea, href bytea, document bytea, summary bytea,
+        notify text, notify_keys text[], created double precision NOT NULL);
+    CREATE INDEX updates_by_app ON updates (app_id, serial);
+    CREATE INDEX updates_notifying ON updates USING gin (notify_keys)
+        WHERE notify_keys IS NOT NULL;
+    CREATE TABLE chat_messages (
+        id bigserial PRIMARY KEY, chat_id text NOT NULL, app_id text NOT NULL,
+        member bytea NOT NULL, text bytea, file_name bytea, file_data bytea,
+        created double precision NOT NULL);
+    CREATE INDEX chat_messages_by_chat ON chat_messages (chat_id, id);
+    CREATE INDEX chat_messages_by_sender ON chat_messages (app_id, member);
+    CREATE FUNCTION announce_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('{UPDATES_CHANNEL}', NEW.app_id || ' ' || NEW.serial);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER updates_announced AFTER INSERT ON updates
+        FOR EACH ROW EXECUTE FUNCTION announce_update();
+    """,
+)
+"""Migration `n` is `MIGRATIONS[n - 1]`."""
