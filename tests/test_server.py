@@ -188,8 +188,11 @@ async def test_per_sender_order_over_10000_items_without_duplicates_r16(live_hos
     for i in range(count):
         alice.channel.send(b"a%d" % i)
         bob.channel.send(b"b%d" % i)
-    await alice.channel.drain()
-    await bob.channel.drain()
+        if i % 500 == 499:
+            # Senders that wait for their receivers now and then, so that nothing is
+            # dropped as stale however loaded the machine is (realtime promises no delivery
+            # to a receiver that falls seconds behind).
+            await eventually(lambda: len(carol.inbox) == 2 * (i + 1), timeout=60)
     await eventually(lambda: len(carol.inbox) == 2 * count, timeout=60)
     assert [x for x in carol.inbox if x[:1] == b"a"] == [b"a%d" % i for i in range(count)]
     assert [x for x in carol.inbox if x[:1] == b"b"] == [b"b%d" % i for i in range(count)]
