@@ -315,10 +315,19 @@ async def test_the_queue_while_the_link_is_down_is_bounded_r9(hosts, open_page):
     alice, bob = await joined_pages(live_host, open_page, ["alice", "bob"])
     warnings: list[str] = []
     alice.on("console", lambda message: warnings.append(message.text))
+    # The link stays down until the test lets it up: meanwhile the bridge's reconnects
+    # reach an address the host refuses, however fast they come.
+    await alice.evaluate("""() => {
+      window.__RealSocket = window.WebSocket;
+      window.WebSocket = class extends window.__RealSocket {
+        constructor(url, ...rest) { super(url.replace("/socket", "/held"), ...rest); }
+      };
+    }""")
     await live_host.host.disconnect(live_host.last_pages[0].label)
     await alice.wait_for_function("window.__sockets[0].readyState === WebSocket.CLOSED")
     await alice.evaluate("() => { for (let i = 1; i <= 5; i++) "
                          "ch.send(new TextEncoder().encode('queued ' + i)); }")
+    await alice.evaluate("() => { window.WebSocket = window.__RealSocket; }")
     await wait_for_items(bob, 3)
     await bob.evaluate(SEND, "marker")  # alice is back: anything else queued came first
     await wait_for_items(alice, 1)
