@@ -47,17 +47,17 @@ import platform
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hosts
-from hosts import CHROMIUM, Running, ensure_environment, pinned
+from cdp import Cdp, Chromium, Page
+from cpu_share import CpuShare
+from hosts import Running, ensure_environment
 from realtime import SIZES, STEADY_RATE
 
 APP = hosts.BENCH / "browser_app"
@@ -65,15 +65,6 @@ HOSTS: dict[str, Callable[..., Running]] = {
     "webxdc-rt": hosts.start_webxdc_rt, "webxdc-dev": hosts.start_webxdc_dev}
 HOST_CPU, BROWSER_CPU = "0", "1"
 
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--mute-audio", "--remote-debugging-port=0",
-    # Pages of a headless browser count as hidden; without these their timers and tasks
-    # would be throttled.
-    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-)
 THROUGHPUT_WINDOW_BYTES = 4 * 1024 * 1024
 """Bytes the throughput phase keeps in flight; the window in items is this over the item
 size, between 8 and 256 items."""
@@ -84,141 +75,6 @@ FLOOD_BUFFER_CAP = 256 * 1024 * 1024
 QUIET_S = 1.5
 """A phase is over when its items all arrived, or none has for this long and the sender's
 socket has nothing left to send."""
-
-
-# -- Chromium over a bare DevTools connection ------------------------------------------------
-
-class PageError(RuntimeError):
-    """A script evaluated in a page threw, or the page could not be opened."""
-
-
-class Cdp:
-    """One DevTools Protocol connection to the browser: commands out, replies matched by id.
-    Pages are reached through flat sessions on it; events are not asked for and ignored."""
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self.last_id = 0
-        self.waiting: dict[int, asyncio.Future[dict]] = {}
-        self.reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def connect(cls, url: str) -> tuple[Cdp, Any]:
-        import aiohttp
-        session = aiohttp.ClientSession()
-        ws = await session.ws_connect(url, max_msg_size=0)
-        return cls(ws), session
-
-    async def _read(self) -> None:
-        try:
-            async for message in self.ws:
-                reply = json.loads(message.data)
-                future = self.waiting.pop(reply.get("id"), None)
-                if future is None or future.done():
-                    continue
-                if "error" in reply:
-                    future.set_exception(PageError(reply["error"].get("message", reply)))
-                else:
-                    future.set_result(reply.get("result", {}))
-        finally:
-            for future in self.waiting.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("the browser closed its connection"))
-
-    async def call(self, method: str, params: dict | None = None,
-                   session: str | None = None) -> dict:
-        self.last_id += 1
-        command: dict[str, Any] = {"id": self.last_id, "method": method, "params": params or {}}
-        if session is not None:
-            command["sessionId"] = session
-        future = asyncio.get_running_loop().create_future()
-        self.waiting[self.last_id] = future
-        await self.ws.send_str(json.dumps(command))
-        return await future
-
-
-@dataclass
-class Page:
-    """One tab in a browser context of its own, with the benchmark app loaded."""
-
-    cdp: Cdp
-    context: str
-    session: str
-
-    @classmethod
-    async def open(cls, cdp: Cdp, url: str, timeout_s: float = 20) -> Page:
-        context = (await cdp.call("Target.createBrowserContext"))["browserContextId"]
-        target = (await cdp.call("Target.createTarget",
-                                 {"url": url, "browserContextId": context}))["targetId"]
-        session = (await cdp.call("Target.attachToTarget",
-                                  {"targetId": target, "flatten": True}))["sessionId"]
-        page = cls(cdp, context, session)
-        give_up = time.monotonic() + timeout_s
-        while True:  # the invite redirects; evaluating during a navigation may fail
-            with contextlib.suppress(PageError):
-                if await page.evaluate("typeof window.bench === 'object'"):
-                    return page
-            if time.monotonic() > give_up:
-                raise PageError(f"{url}: the benchmark app did not load")
-            await asyncio.sleep(0.1)
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.cdp.call("Runtime.evaluate", {
-            "expression": expression, "awaitPromise": True, "returnByValue": True,
-        }, self.session)
-        if "exceptionDetails" in result:
-            details = result["exceptionDetails"]
-            text = details.get("exception", {}).get("description") or details.get("text")
-            raise PageError(text)
-        return result["result"].get("value")
-
-    async def run(self, function: str, **arguments: Any) -> Any:
-        """`window.bench[function](arguments)` in the page, awaited."""
-        return await self.evaluate(f"window.bench.{function}({json.dumps(arguments)})")
-
-    async def close(self) -> None:
-        await self.cdp.call("Target.disposeBrowserContext", {"browserContextId": self.context})
-
-
-class Chromium:
-    """Debian's headless Chromium with a fresh profile, in a process group of its own so
-    that stopping it stops every process it started."""
-
-    def __init__(self, work: Path, cpu: str | None) -> None:
-        self.profile = work / "chromium-profile"
-        self.process = subprocess.Popen(
-            pinned([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
-                    "about:blank"], cpu),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(work / "chromium.log", "ab"), start_new_session=True)
-
-    def devtools_url(self, timeout_s: float = 30) -> str:
-        active = self.profile / "DevToolsActivePort"
-        give_up = time.monotonic() + timeout_s
-        while time.monotonic() < give_up:
-            if self.process.poll() is not None:
-                raise RuntimeError("chromium exited at start; see chromium.log")
-            lines = active.read_text().split("\n") if active.exists() else []
-            if len(lines) >= 2 and lines[1]:
-                return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
-            time.sleep(0.05)
-        raise RuntimeError("chromium did not open its DevTools port")
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-
-def chromium_version() -> str:
-    return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True,
-                          check=False).stdout.strip()
 
 
 # -- the phases ---------------------------------------------------------------------------
@@ -292,7 +148,7 @@ async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespac
 
 
 async def run_case(host: str, size: int, cdp: Cdp, args: argparse.Namespace, work: Path,
-                   cleanup: contextlib.ExitStack) -> dict:
+                   cleanup: contextlib.ExitStack, load: CpuShare) -> dict:
     running = HOSTS[host](2, work, app=APP, cpu=args.host_cpu)
     cleanup.callback(running.stop)
     pages: list[Page] = []
@@ -303,64 +159,43 @@ async def run_case(host: str, size: int, cdp: Cdp, args: argparse.Namespace, wor
         await asyncio.gather(*(page.run("handshake", phase=PHASE_HANDSHAKE, timeoutMs=15000)
                                for page in pages))
         record: dict[str, Any] = {"host": host, "size": size}
-        record["throughput"] = await throughput(sender, receiver, size, args)
-        rate = min(STEADY_RATE[size], record["throughput"]["items_per_s"] / 4)
-        record["latency"] = await latency(sender, receiver, size, rate, args)
+        case_load = CpuShare()
+        with case_load.measuring():
+            record["throughput"] = await throughput(sender, receiver, size, args)
+        steady = STEADY_RATE.get(size, 500 if size <= 4_000 else 100)
+        rate = min(steady, record["throughput"]["items_per_s"] / 4)
+        with case_load.measuring():
+            record["latency"] = await latency(sender, receiver, size, rate, args)
         if not args.no_flood:
-            record["flood"] = await flood(sender, receiver, size, args)
+            with case_load.measuring():
+                record["flood"] = await flood(sender, receiver, size, args)
+        record["others_cpu_share"], record["steal_cpu_share"] = case_load.others, case_load.steal
+        load.add(case_load)
         return record
     finally:
         for page in pages:
             with contextlib.suppress(Exception):
-                await page.close()
+                await asyncio.wait_for(page.close(), 5)
         running.stop()
 
 
 async def run_all(args: argparse.Namespace, work: Path, cleanup: contextlib.ExitStack,
-                  ) -> list[dict]:
+                  load: CpuShare) -> list[dict]:
     chromium = Chromium(work, args.browser_cpu)
     cleanup.callback(chromium.stop)
-    cdp, http = await Cdp.connect(chromium.devtools_url())
+    cdp = await Cdp.connect(chromium.devtools_url())
     records = []
     try:
         for size in args.sizes:
             for host in args.hosts:
-                records.append(await run_case(host, size, cdp, args, work, cleanup))
+                records.append(await run_case(host, size, cdp, args, work, cleanup, load))
                 print(f"# {host} size={size}: done", file=sys.stderr, flush=True)
     finally:
-        await http.close()
-        cdp.reader.cancel()
+        await cdp.close()
     return records
 
 
 # -- reporting ----------------------------------------------------------------------------
-
-@dataclass
-class CpuShare:
-    """What else ran on the machine during the run: CPU time from /proc/stat, less this
-    run's own (this process and every process it started and waited for), and the time
-    the hypervisor took away (steal). The figures mean little when either is high."""
-
-    others: float
-    steal: float
-
-    @staticmethod
-    def snapshot() -> tuple[list[int], float]:
-        with open("/proc/stat") as stat:
-            ticks = [int(x) for x in stat.readline().split()[1:9]]
-        times = os.times()
-        return ticks, times.user + times.system + times.children_user + times.children_system
-
-    @classmethod
-    def between(cls, before: tuple[list[int], float], after: tuple[list[int], float],
-                ) -> CpuShare:
-        ticks = [b - a for a, b in zip(before[0], after[0], strict=True)]
-        hz = os.sysconf("SC_CLK_TCK")
-        total = sum(ticks) / hz
-        busy = (sum(ticks) - ticks[3] - ticks[4] - ticks[7]) / hz   # not idle, iowait, steal
-        own = after[1] - before[1]
-        return cls(others=max(0.0, busy - own) / total, steal=ticks[7] / hz / total)
-
 
 def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
@@ -373,9 +208,9 @@ def ratio(a: float | None, b: float | None) -> str:
 def print_report(records: list[dict], args: argparse.Namespace, load: CpuShare) -> None:
     print("$ " + shlex.join(["python", "bench/browser.py", *sys.argv[1:]]))
     print(f"# {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
-          f"{chromium_version()}, Python {platform.python_version()}; "
+          f"{Chromium.version()}, Python {platform.python_version()}; "
           + ("host on core 0, Chromium on core 1" if args.host_cpu else "not pinned"))
-    print(f"# during the run, other processes used {load.others:.0%} of the machine's CPU "
+    print(f"# while measuring, other processes used {load.others:.0%} of the machine's CPU "
           f"time and the hypervisor took {load.steal:.0%} (steal)")
     print()
     print(f"{'host':<11} {'size':>7} | {'thru/s':>8} {'MB/s':>6} {'win':>4} | {'at /s':>6} "
@@ -466,11 +301,15 @@ def main() -> None:
     ensure_environment(chromium=True)
     signal.signal(signal.SIGTERM, interrupted)
     work = Path(tempfile.mkdtemp(prefix="webxdc-rt-browser-bench-"))
-    before = CpuShare.snapshot()
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
-        records = asyncio.run(run_all(args, work, cleanup))
-    print_report(records, args, CpuShare.between(before, CpuShare.snapshot()))
+    load = CpuShare()
+    try:
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+            records = asyncio.run(run_all(args, work, cleanup, load))
+    except KeyboardInterrupt:
+        print("interrupted; every process this run started was stopped", file=sys.stderr)
+        sys.exit(130)
+    print_report(records, args, load)
 
 
 if __name__ == "__main__":
