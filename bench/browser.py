@@ -2,17 +2,17 @@
 """Browser-to-browser realtime benchmark: two pages of one app in headless Chromium, talking
 through each host's own bridge, webxdc-rt side by side with webxdc-dev 0.21.0, on loopback.
 
-    python bench/browser.py [--json] [--quick] [--hosts webxdc-rt,webxdc-dev]
-                            [--sizes 100,4000,128000] [--flood-s 5]
+    python bench/browser.py [--json] [--quick] [--repeat N] [--hosts webxdc-rt,webxdc-dev]
+                            [--sizes 100,4000,128000] [--flood-s 5] [--pin]
 
 It installs what it needs on first run (the project's .venv, webxdc-dev from the npm
 registry into bench/node, Debian's chromium) and re-runs itself inside the virtual
 environment. The app is bench/browser_app: its index.html loads sockets.js (which counts
 the WebSockets the bridge opens and how they closed, without touching frames), the host's
 webxdc.js, then bench.js (the phases). Chromium is driven over a bare DevTools connection
-(aiohttp's WebSocket client, Runtime.evaluate only: no Network domain, no Playwright, both
-of which copy every WebSocket frame). Each page gets its own browser context, so the two
-never share a renderer process.
+(bench/cdp.py: Runtime.evaluate only; no Network domain, no Playwright, both of which copy
+every WebSocket frame). Each page gets its own browser context, so the two never share a
+renderer process.
 
 For each payload size (100, 4,000 and 128,000 bytes) the hosts take turns; each host is
 started fresh, page A sends and page B receives:
@@ -32,7 +32,10 @@ started fresh, page A sends and page B receives:
    again (reconnects) with the close codes that preceded them.
 webxdc-rt's per-page send limits are raised (`--limit`) so that they do not bind; every other
 setting is its default. Host and Chromium share the cores (`--pin`: the host on core 0,
-Chromium's processes on core 1, which then limits them).
+Chromium's processes on core 1, which then limits them). On two cores the whole is CPU-bound
+(Chromium's network service, both renderers and the host), so the report also says how much
+CPU other processes and the hypervisor took while measuring (bench/cpu_share.py); with more
+than a few percent, the figures are low and noisy.
 """
 
 from __future__ import annotations
@@ -135,8 +138,9 @@ async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespac
     return {
         "sent": sent["sent"], "sent_per_s": sent["sent"] / flood_s,
         "delivered": got["delivered"], "delivered_per_s": got["windowPerS"],
-        "lost": sent["sent"] - got["delivered"],
-        "lost_share": 1 - got["delivered"] / sent["sent"] if sent["sent"] else None,
+        # Items still on their way when the wait was given up are not known to be lost.
+        "lost": sent["sent"] - got["delivered"] if drained else None,
+        "lost_share": 1 - got["delivered"] / sent["sent"] if drained and sent["sent"] else None,
         "oldest_ms": got["ageMaxMs"], "age_p50_ms": got["ageP50Ms"],
         "drain_s": (last - sent["endedAt"]) / 1000 if last is not None else None,
         "drained": drained, "left_unsent_bytes": left_unsent,
@@ -184,15 +188,31 @@ async def run_all(args: argparse.Namespace, work: Path, cleanup: contextlib.Exit
     chromium = Chromium(work, args.browser_cpu)
     cleanup.callback(chromium.stop)
     cdp = await Cdp.connect(chromium.devtools_url())
-    records = []
+    runs = []
     try:
         for size in args.sizes:
-            for host in args.hosts:
-                records.append(await run_case(host, size, cdp, args, work, cleanup, load))
-                print(f"# {host} size={size}: done", file=sys.stderr, flush=True)
+            for repetition in range(1, args.repeat + 1):
+                for host in args.hosts:  # hosts take turns, so that drift hits both alike
+                    runs.append(await run_case(host, size, cdp, args, work, cleanup, load))
+                    print(f"# {host} size={size} run {repetition}: done", file=sys.stderr,
+                          flush=True)
     finally:
         await cdp.close()
-    return records
+    return runs
+
+
+def median_record(runs: list[Any]) -> Any:
+    """The runs of one case as one: each number the median over the runs, each flag true
+    only if it is in every run, anything else as in the first run."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: median_record([run[key] for run in runs]) for key in first}
+    if isinstance(first, bool):
+        return all(runs)
+    if isinstance(first, int | float):
+        values = sorted(v for v in runs if v is not None)
+        return values[len(values) // 2] if values else None
+    return first
 
 
 # -- reporting ----------------------------------------------------------------------------
@@ -201,15 +221,23 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def pct(share: float | None) -> float | None:
+    return None if share is None else 100 * share
+
+
 def ratio(a: float | None, b: float | None) -> str:
     return "-" if not a or not b else f"{a / b:.2f}"
 
 
-def print_report(records: list[dict], args: argparse.Namespace, load: CpuShare) -> None:
+def print_report(runs: list[dict], args: argparse.Namespace, load: CpuShare) -> None:
+    records = [median_record([run for run in runs if (run["host"], run["size"]) == case])
+               for case in dict.fromkeys((run["host"], run["size"]) for run in runs)]
     print("$ " + shlex.join(["python", "bench/browser.py", *sys.argv[1:]]))
     print(f"# {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
           f"{Chromium.version()}, Python {platform.python_version()}; "
           + ("host on core 0, Chromium on core 1" if args.host_cpu else "not pinned"))
+    if args.repeat > 1:
+        print(f"# each figure the median of {args.repeat} runs")
     print(f"# while measuring, other processes used {load.others:.0%} of the machine's CPU "
           f"time and the hypervisor took {load.steal:.0%} (steal)")
     print()
@@ -229,15 +257,17 @@ def print_report(records: list[dict], args: argparse.Namespace, load: CpuShare) 
               f"{'drain s':>7} | {'reconn':>6}  closes")
         for r in floods:
             f = r["flood"]
-            codes = sorted({c["code"] for c in f["closes"]})
+            codes = sorted({close["code"] for run in runs if run["host"] == r["host"]
+                            and run["size"] == r["size"] for close in run["flood"]["closes"]})
             drain = fmt(f["drain_s"], 1) + ("" if f["drained"] else "+")
             print(f"{r['host']:<11} {r['size']:>7} | {fmt(f['sent_per_s'], 0):>8} "
-                  f"{fmt(f['delivered_per_s'], 0):>8} {f['sent']:>8,} {f['lost']:>8,} "
-                  f"{fmt(100 * (f['lost_share'] or 0), 0):>6} | {fmt(f['oldest_ms'], 0):>10} "
+                  f"{fmt(f['delivered_per_s'], 0):>8} {f['sent']:>8,} {fmt(f['lost'], 0):>8} "
+                  f"{fmt(pct(f['lost_share']), 0):>6} | {fmt(f['oldest_ms'], 0):>10} "
                   f"{fmt(f['age_p50_ms'], 0):>9} {drain:>7} | {f['reconnects']:>6}  "
                   f"{','.join(map(str, codes)) or '-'}")
-        print("  drain s: last arrival after the flood ended ('+': still arriving when given "
-              "up; then 'lost' counts what was still on its way)")
+        print(f"  drain s: from the end of the flood to the last arrival ('+': still arriving "
+              f"after {args.drain_s:g} s, when the wait was given up; what was lost is then "
+              f"unknown)")
     by_key = {(r["host"], r["size"]): r for r in records}
     if {"webxdc-rt", "webxdc-dev"} <= set(args.hosts):
         print()
@@ -257,8 +287,8 @@ def print_report(records: list[dict], args: argparse.Namespace, load: CpuShare) 
                   f"{ratio(flood_rt.get('delivered_per_s'), flood_dev.get('delivered_per_s')):>7} "
                   f"{ratio(flood_rt.get('oldest_ms'), flood_dev.get('oldest_ms')):>7}")
     if args.json:
-        for r in records:
-            print(json.dumps(r))
+        for run in runs:
+            print(json.dumps(run))
 
 
 def interrupted(signum: int, frame: object) -> None:
@@ -281,6 +311,8 @@ def main() -> None:
     parser.add_argument("--flood-s", type=float, default=5.0, help="flood phase, seconds")
     parser.add_argument("--drain-s", type=float, default=45.0,
                         help="longest wait for a flood's backlog after it ended, seconds")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each case (hosts taking turns); medians are reported")
     parser.add_argument("--no-flood", action="store_true", help="skip the flood phase")
     parser.add_argument("--pin", action="store_true",
                         help="run the host on core 0 and Chromium on core 1")
@@ -305,11 +337,11 @@ def main() -> None:
     try:
         with contextlib.ExitStack() as cleanup:
             cleanup.callback(shutil.rmtree, work, ignore_errors=True)
-            records = asyncio.run(run_all(args, work, cleanup, load))
+            runs = asyncio.run(run_all(args, work, cleanup, load))
     except KeyboardInterrupt:
         print("interrupted; every process this run started was stopped", file=sys.stderr)
         sys.exit(130)
-    print_report(records, args, load)
+    print_report(runs, args, load)
 
 
 if __name__ == "__main__":
