@@ -102,7 +102,7 @@ async def wait_for_delivery(receiver: Page, sender: Page, expected: int, cap_s: 
 
 
 async def throughput(sender: Page, receiver: Page, size: int, args: argparse.Namespace,
-                     ) -> dict:
+                     ) -> dict[str, Any]:
     window = args.window or max(8, min(256, THROUGHPUT_WINDOW_BYTES // size))
     await receiver.run("listen", phase=PHASE_THROUGHPUT, ackEvery=max(1, window // 4))
     sent = await sender.run("windowed", phase=PHASE_THROUGHPUT, size=size, window=window,
@@ -115,7 +115,7 @@ async def throughput(sender: Page, receiver: Page, size: int, args: argparse.Nam
 
 
 async def latency(sender: Page, receiver: Page, size: int, rate: float,
-                  args: argparse.Namespace) -> dict:
+                  args: argparse.Namespace) -> dict[str, Any]:
     duration_s = min(30.0, max(args.latency_s, 20 / rate))  # at least 20 samples
     await receiver.run("listen", phase=PHASE_LATENCY)
     sent = await sender.run("paced", phase=PHASE_LATENCY, size=size, rate=rate,
@@ -126,7 +126,7 @@ async def latency(sender: Page, receiver: Page, size: int, rate: float,
             "p50_ms": got["ageP50Ms"], "p99_ms": got["ageP99Ms"]}
 
 
-async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespace) -> dict:
+async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespace) -> dict[str, Any]:
     await receiver.run("listen", phase=PHASE_FLOOD)
     sent = await sender.run("flood", phase=PHASE_FLOOD, size=size, durationMs=args.flood_s * 1000,
                             maxBufferedBytes=FLOOD_BUFFER_CAP)
@@ -152,7 +152,7 @@ async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespac
 
 
 async def run_case(host: str, size: int, cdp: Cdp, args: argparse.Namespace, work: Path,
-                   cleanup: contextlib.ExitStack, load: CpuShare) -> dict:
+                   cleanup: contextlib.ExitStack, load: CpuShare) -> dict[str, Any]:
     running = HOSTS[host](2, work, app=APP, cpu=args.host_cpu)
     cleanup.callback(running.stop)
     pages: list[Page] = []
@@ -184,7 +184,7 @@ async def run_case(host: str, size: int, cdp: Cdp, args: argparse.Namespace, wor
 
 
 async def run_all(args: argparse.Namespace, work: Path, cleanup: contextlib.ExitStack,
-                  load: CpuShare) -> list[dict]:
+                  load: CpuShare) -> list[dict[str, Any]]:
     chromium = Chromium(work, args.browser_cpu)
     cleanup.callback(chromium.stop)
     cdp = await Cdp.connect(chromium.devtools_url())
@@ -229,7 +229,7 @@ def ratio(a: float | None, b: float | None) -> str:
     return "-" if not a or not b else f"{a / b:.2f}"
 
 
-def print_report(runs: list[dict], args: argparse.Namespace, load: CpuShare) -> None:
+def print_report(runs: list[dict[str, Any]], args: argparse.Namespace, load: CpuShare) -> None:
     records = [median_record([run for run in runs if (run["host"], run["size"]) == case])
                for case in dict.fromkeys((run["host"], run["size"]) for run in runs)]
     print("$ " + shlex.join(["python", "bench/browser.py", *sys.argv[1:]]))

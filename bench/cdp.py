@@ -47,7 +47,7 @@ class Cdp:
         self.http = http
         self.ws = ws
         self.last_id = 0
-        self.waiting: dict[int, asyncio.Future[dict]] = {}
+        self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -79,13 +79,13 @@ class Cdp:
                 if not future.done():
                     future.set_exception(ConnectionError("the browser closed its connection"))
 
-    async def call(self, method: str, params: dict | None = None,
-                   session: str | None = None) -> dict:
+    async def call(self, method: str, params: dict[str, Any] | None = None,
+                   session: str | None = None) -> dict[str, Any]:
         self.last_id += 1
         command: dict[str, Any] = {"id": self.last_id, "method": method, "params": params or {}}
         if session is not None:
             command["sessionId"] = session
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiting[self.last_id] = future
         await self.ws.send_str(json.dumps(command))
         return await future

@@ -22,6 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +64,8 @@ class Running:
     """A started server: its process, the socket endpoints its raw peers use, and the page
     URLs a browser opens (webxdc-rt: invite links; webxdc-dev: its instances)."""
 
-    process: subprocess.Popen
-    endpoints: list[dict]
+    process: subprocess.Popen[str]
+    endpoints: list[dict[str, Any]]
     protocol: str
     pages: list[str] = field(default_factory=list)
 
