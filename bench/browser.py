@@ -126,7 +126,8 @@ async def latency(sender: Page, receiver: Page, size: int, rate: float,
             "p50_ms": got["ageP50Ms"], "p99_ms": got["ageP99Ms"]}
 
 
-async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespace) -> dict[str, Any]:
+async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespace,
+                ) -> dict[str, Any]:
     await receiver.run("listen", phase=PHASE_FLOOD)
     sent = await sender.run("flood", phase=PHASE_FLOOD, size=size, durationMs=args.flood_s * 1000,
                             maxBufferedBytes=FLOOD_BUFFER_CAP)
