@@ -107,11 +107,12 @@ async def throughput(sender: Page, receiver: Page, size: int, args: argparse.Nam
     await receiver.run("listen", phase=PHASE_THROUGHPUT, ackEvery=max(1, window // 4))
     sent = await sender.run("windowed", phase=PHASE_THROUGHPUT, size=size, window=window,
                             durationMs=args.throughput_s * 1000)
-    await wait_for_delivery(receiver, sender, sent["sent"], cap_s=10)
+    drained = await wait_for_delivery(receiver, sender, sent["sent"], cap_s=10)
     got = await receiver.run("finish", **{"from": sent["startedAt"] + WARM_UP_S * 1000,
                                           "to": sent["endedAt"]})
     return {"window": window, "items_per_s": got["windowPerS"],
-            "mb_per_s": got["windowPerS"] * size / 1e6, "reconnects": got["socketsOpened"]}
+            "mb_per_s": got["windowPerS"] * size / 1e6, "reconnects": got["socketsOpened"],
+            "lost": sent["sent"] - got["delivered"] if drained else None}
 
 
 async def latency(sender: Page, receiver: Page, size: int, rate: float,
@@ -123,6 +124,7 @@ async def latency(sender: Page, receiver: Page, size: int, rate: float,
     await wait_for_delivery(receiver, sender, sent["sent"], cap_s=10)
     got = await receiver.run("finish")
     return {"rate_per_s": rate, "samples": got["delivered"], "sent": sent["sent"],
+            "lost": sent["sent"] - got["delivered"],
             "p50_ms": got["ageP50Ms"], "p99_ms": got["ageP99Ms"]}
 
 
@@ -242,13 +244,14 @@ def print_report(runs: list[dict[str, Any]], args: argparse.Namespace, load: Cpu
     print(f"# while measuring, other processes used {load.others:.0%} of the machine's CPU "
           f"time and the hypervisor took {load.steal:.0%} (steal)")
     print()
-    print(f"{'host':<11} {'size':>7} | {'thru/s':>8} {'MB/s':>6} {'win':>4} | {'at /s':>6} "
-          f"{'p50 ms':>8} {'p99 ms':>8} |")
+    print(f"{'host':<11} {'size':>7} | {'thru/s':>8} {'MB/s':>6} {'win':>4} {'lost':>5} | "
+          f"{'at /s':>6} {'p50 ms':>8} {'p99 ms':>8} {'lost':>5}")
     for r in records:
         t, lat = r["throughput"], r["latency"]
         print(f"{r['host']:<11} {r['size']:>7} | {fmt(t['items_per_s'], 0):>8} "
-              f"{fmt(t['mb_per_s']):>6} {t['window']:>4} | {fmt(lat['rate_per_s'], 0):>6} "
-              f"{fmt(lat['p50_ms'], 2):>8} {fmt(lat['p99_ms'], 2):>8} |")
+              f"{fmt(t['mb_per_s']):>6} {t['window']:>4} {fmt(t['lost'], 0):>5} | "
+              f"{fmt(lat['rate_per_s'], 0):>6} {fmt(lat['p50_ms'], 2):>8} "
+              f"{fmt(lat['p99_ms'], 2):>8} {fmt(lat['lost'], 0):>5}")
     floods = [r for r in records if "flood" in r]
     if floods:
         print()

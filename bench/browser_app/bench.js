@@ -87,7 +87,9 @@
     },
 
     // Receiver: from now on, record every data item of `phase` (its age on arrival and the
-    // arrival time); with `ackEvery`, tell the sender each time that many more arrived.
+    // arrival time); with `ackEvery`, tell the sender each time that many more arrived, by
+    // the sequence number it has reached (so that an item a host dropped does not count as
+    // in flight for ever: items of one sender arrive in order).
     listen({ phase, ackEvery = 0 }) {
       const record = {
         phase, count: 0, ages: [], arrivals: [], reordered: 0, lastSeq: -1,
@@ -105,7 +107,7 @@
         if (seq <= record.lastSeq) record.reordered += 1;
         record.lastSeq = seq;
         if (ackEvery && record.count % ackEvery === 0) {
-          ack.stamp(record.count);
+          ack.stamp(record.lastSeq + 1);
           channel.send(ack.bytes);
         }
       };
@@ -166,8 +168,8 @@
       return { sent, startedAt, endedAt: now() };
     },
 
-    // Sender: for `durationMs`, keep `window` items in flight: sent, and not yet reported
-    // by the receiver's acknowledgements (it acknowledges every `window / 4` items).
+    // Sender: for `durationMs`, keep `window` items in flight: sent, and not yet passed by
+    // the receiver's acknowledgements (it acknowledges every `window / 4` items).
     async windowed({ phase, size, window, durationMs }) {
       const item = makeItem(size, DATA, phase);
       let sent = 0, acknowledged = 0, running = true;
