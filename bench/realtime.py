@@ -40,24 +40,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-NODE_DIR = BENCH / "node"
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-APP_DIR = ROOT / "tests" / "apps" / "probe"
+import hosts
+from hosts import (BENCH, NODE_DIR, VENV_PYTHON, Running, ensure_environment, free_port,
+                   pinned)
 
 SERVER_CPU, LOADGEN_CPU = "0", "1"
 """Server and load generator are pinned to separate cores (where there are two), so that
@@ -72,79 +64,12 @@ STEADY_RATE = {100: 500, 4_000: 500, 128_000: 100}
 carry a quarter more than that; a slower host gets a quarter of its saturated rate."""
 
 
-# -- set-up ------------------------------------------------------------------------------
-
-def ensure_environment() -> None:
-    """Re-run inside the project's virtual environment, created if needed; npm packages."""
-    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
-        subprocess.run(["bash", "-c", f'source "{ROOT}/scripts/_env.sh" && ensure_venv'],
-                       check=True)
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])
-    stamp = NODE_DIR / "node_modules" / ".package-lock.json"
-    lock = NODE_DIR / "package-lock.json"
-    if not stamp.exists() or lock.stat().st_mtime > stamp.stat().st_mtime:
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                       cwd=NODE_DIR, check=True)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
-
-
 # -- the hosts ---------------------------------------------------------------------------
-
-@dataclass
-class Running:
-    """A started server: its process and the socket endpoints its peers use."""
-
-    process: subprocess.Popen
-    endpoints: list[dict]
-    protocol: str
-    extra: dict = field(default_factory=dict)
-    others: list[subprocess.Popen] = field(default_factory=list)
-    """More server processes of the same host (other host processes, redis-server): their
-    CPU and memory count as the host's."""
-
-    @property
-    def pids(self) -> list[int]:
-        return [self.process.pid, *(other.pid for other in self.others)]
-
-    def stop(self) -> None:
-        for process in (self.process, *self.others):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-def pinned(command: list[str], cpu: str) -> list[str]:
-    """`command`, run on the given core when `taskset` exists and there are two cores."""
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", cpu, *command]
-    return command
-
 
 def start_webxdc_rt(peer_count: int, work: Path, data_dir: Path | None = None,
                     broker: str | None = None) -> Running:
-    members = ",".join(f"p{i}" for i in range(peer_count))
-    data_dir = data_dir or Path(tempfile.mkdtemp(dir=work))
-    process = subprocess.Popen(pinned(
-        [str(VENV_PYTHON), "-m", "webxdc_rt", "serve", str(APP_DIR), "--members", members,
-         "--port", "0", "--json", "--data-dir", str(data_dir),
-         *(["--broker", broker] if broker else []),
-         "--limit", "realtime.send_items_per_s=1e9", "--limit", "realtime.send_items_burst=1e9",
-         "--limit", "realtime.send_bytes_per_s=1e15", "--limit", "realtime.send_bytes_burst=1e15"],
-        SERVER_CPU),
-        stdout=subprocess.PIPE, stderr=open(work / "webxdc-rt.log", "ab"), text=True)
-    endpoints = []
-    for _ in range(peer_count):
-        invite = json.loads(process.stdout.readline())
-        parts = urlsplit(invite["url"])
-        token = parts.path.rsplit("/", 1)[1]
-        endpoints.append({"url": f"ws://127.0.0.1:{parts.port}/.webxdc-rt/socket",
-                          "headers": {"Host": parts.netloc, "Authorization": f"Bearer {token}"}})
-    return Running(process, endpoints, "rt")
+    return hosts.start_webxdc_rt(peer_count, work, cpu=SERVER_CPU,
+                                 data_dir=data_dir, broker=broker)
 
 
 def start_webxdc_rt_redis(peer_count: int, work: Path) -> Running:
@@ -190,24 +115,7 @@ def start_bare_relay(peer_count: int, work: Path, loop: str = "asyncio") -> Runn
 
 
 def start_webxdc_dev(peer_count: int, work: Path) -> Running:
-    base_port = free_port()
-    cli = NODE_DIR / "node_modules" / "@webxdc" / "webxdc-dev" / "dist" / "backend" / "cli.js"
-    process = subprocess.Popen(pinned(["node", str(cli), "run", str(APP_DIR),
-                                       "--port", str(base_port)], SERVER_CPU),
-                               stdout=subprocess.PIPE, stderr=open(work / "dev.log", "ab"),
-                               text=True, cwd=work)
-    while "Started webxdc-dev frontend" not in (line := process.stdout.readline()):
-        if not line:
-            raise RuntimeError("webxdc-dev did not start; see dev.log")
-    subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)  # keep draining
-    api = f"http://127.0.0.1:{base_port}/instances"
-    ports = [instance["port"] for instance in json.load(urllib.request.urlopen(api))]
-    while len(ports) < peer_count:  # its peers are its instances
-        request = urllib.request.Request(api, method="POST")
-        ports.append(json.load(urllib.request.urlopen(request))["port"])
-    time.sleep(0.5)
-    return Running(process, [{"url": f"ws://127.0.0.1:{p}/webxdc"} for p in ports[:peer_count]],
-                   "dev")
+    return hosts.start_webxdc_dev(peer_count, work, cpu=SERVER_CPU)
 
 
 def start_bare_relay_uvloop(peer_count: int, work: Path) -> Running:
@@ -217,13 +125,6 @@ def start_bare_relay_uvloop(peer_count: int, work: Path) -> Running:
 HOSTS = {"webxdc-rt": start_webxdc_rt, "webxdc-rt-redis": start_webxdc_rt_redis,
          "bare-relay": start_bare_relay,
          "bare-uvloop": start_bare_relay_uvloop, "webxdc-dev": start_webxdc_dev}
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # -- driving the load generator ----------------------------------------------------------

@@ -28,3 +28,13 @@ ensure_venv() {
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
+
+# Debian's chromium (never a downloaded browser), installed when missing.
+ensure_chromium() {
+  local chromium="${WEBXDC_RT_CHROMIUM:-/usr/bin/chromium}"
+  if [ ! -x "$chromium" ]; then
+    echo "installing Debian's chromium" >&2
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+  fi
+}

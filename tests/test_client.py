@@ -189,7 +189,8 @@ async def fake_host(frames: list[str]):
     async def socket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(wire.encode_hello("addr", "Alice", hello_limits(RealtimeLimits(), DeliveryLimits())))
+        limits = hello_limits(RealtimeLimits(), DeliveryLimits())
+        await ws.send_str(wire.encode_hello("addr", "Alice", limits))
         async for msg in ws:
             received.append(msg.data)
             kind = json.loads(msg.data)["type"]
@@ -289,7 +290,8 @@ async def test_joined_fails_if_the_link_ends_before_the_host_answers():
     async def socket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(wire.encode_hello("addr", "Alice", hello_limits(RealtimeLimits(), DeliveryLimits())))
+        limits = hello_limits(RealtimeLimits(), DeliveryLimits())
+        await ws.send_str(wire.encode_hello("addr", "Alice", limits))
         await ws.receive()  # the join, never answered
         await ws.close()
         return ws

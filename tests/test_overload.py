@@ -148,7 +148,7 @@ async def test_a_receiver_that_stops_reading_keeps_its_link_and_loses_only_realt
     for i in range(400):  # 40 MB: far beyond socket buffers and every host bound
         alice.channel.send(item[:-4] + b"%04d" % i)
         if i % 10 == 9:   # in bursts of 1 MB, each once bob has the one before
-            await eventually(lambda: len(bob.inbox) == i + 1, timeout=20)
+            await eventually(lambda sent=i + 1: len(bob.inbox) == sent, timeout=20)
     assert [x[-4:] for x in bob.inbox] == [b"%04d" % i for i in range(400)]
     topic = stalled_page.app.topic
     await eventually(lambda: live.host.channel_drops.get(topic) is not None

@@ -7,7 +7,6 @@ import time
 
 import aiohttp
 import pytest
-from wsproto.events import CloseConnection
 
 from peers import Member, bare_socket, eventually, joined, next_control, raw_socket
 from webxdc_rt.client import InviteRefused, connect
@@ -192,7 +191,7 @@ async def test_per_sender_order_over_10000_items_without_duplicates_r16(live_hos
             # Senders that wait for their receivers now and then, so that nothing is
             # dropped as stale however loaded the machine is (realtime promises no delivery
             # to a receiver that falls seconds behind).
-            await eventually(lambda: len(carol.inbox) == 2 * (i + 1), timeout=60)
+            await eventually(lambda sent=2 * (i + 1): len(carol.inbox) == sent, timeout=60)
     await eventually(lambda: len(carol.inbox) == 2 * count, timeout=60)
     assert [x for x in carol.inbox if x[:1] == b"a"] == [b"a%d" % i for i in range(count)]
     assert [x for x in carol.inbox if x[:1] == b"b"] == [b"b%d" % i for i in range(count)]

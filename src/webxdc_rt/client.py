@@ -17,8 +17,9 @@ a background task; `await channel.drain()` waits until everything sent was writt
 Realtime items are the one thing it drops, as the host does: an item that waited in the
 queue longer than `max_item_wait_s` (the host or the link is slower than the app sends), or
 that finds `max_pending_item_bytes` of items queued, is dropped with one warning per episode
-rather than sent seconds late, since stale realtime data is worse than none. It tells the host what it has read (`received` reports), so the
-host keeps what is in flight to it small when it reads slowly. `peer.stats` counts both.
+rather than sent seconds late, since stale realtime data is worse than none. It tells the
+host what it has read (`received` reports), so the host keeps what is in flight to it small
+when it reads slowly. `peer.stats` counts both.
 """
 
 from __future__ import annotations

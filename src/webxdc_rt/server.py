@@ -689,11 +689,11 @@ class Host:
     def connection_stats(self) -> list[ConnectionStats]:
         """A snapshot of every open connection, with its drops and what is in flight."""
         stats = []
-        for sink, socket in self._sockets.items():
+        for sink, held in self._sockets.items():
             window = sink.window
             stats.append(ConnectionStats(
-                page=socket.page.label, connection=socket.session.conn.id,
-                joined=socket.session.conn.joined, dropped=replace(sink.items.counts),
+                page=held.page.label, connection=held.session.conn.id,
+                joined=held.session.conn.joined, dropped=replace(sink.items.counts),
                 waiting_bytes=sink.items.waiting_bytes,
                 in_flight_bytes=sink.in_flight_bytes if window.reporting else None,
                 read_rate=window.rate))
@@ -748,8 +748,8 @@ class Host:
         await self._close_all(list(self._sockets), WSCloseCode.GOING_AWAY,
                               "host shutting down")
         # A handler may be pausing a paced page; its socket is gone, so is its work.
-        for socket in list(self._sockets.values()):
-            socket.handler.cancel()
+        for held in list(self._sockets.values()):
+            held.handler.cancel()
 
 
 def presented_token(request: web.Request) -> str | None:

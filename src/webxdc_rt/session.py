@@ -40,7 +40,8 @@ from .updates import Update, UpdateError, UpdateLimits, validate_update
 __all__ = [
     "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",
     "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "StoreUpdate", "Replay",
-    "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect", "POLICY_VIOLATION", "INTERNAL_ERROR",
+    "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect",
+    "POLICY_VIOLATION", "INTERNAL_ERROR",
 ]
 
 POLICY_VIOLATION = 1008

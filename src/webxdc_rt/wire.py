@@ -35,9 +35,9 @@ the client; `Hello`, `Joined`, `Update`, `UpdateBacklogDone`, `Reply`, `ChatMess
 `ErrorMessage` from the host), an encoder, and a decoder that returns the dataclass, so the
 host and the Python peer read and write each message with the same code. The `hello`
 limits are `HelloLimits`: `max_payload_bytes`, `send_items_per_s`, `send_items_burst`,
-`send_bytes_per_s`, `send_bytes_burst`, `receive_window_bytes`. A host message of a type this version does not know
-decodes as `UnknownHostMessage` rather than failing, and fields it does not know are
-ignored, so that a newer host can add both.
+`send_bytes_per_s`, `send_bytes_burst`, `receive_window_bytes`. A host message of a type
+this version does not know decodes as `UnknownHostMessage` rather than failing, and fields it
+does not know are ignored, so that a newer host can add both.
 
 Decoding validates everything and raises `WireError` with a message that says what was
 wrong, so that a bad frame gets a clear answer and costs nothing else. Every JSON text that
