@@ -153,10 +153,14 @@ class HostSettings:
     """Items the browser bridge queues while its link is down (R9); more are dropped."""
     bridge_max_pending_bytes: int = 16 * MiB
     """Bytes the browser bridge queues while its link is down."""
-    bridge_max_buffered_bytes: int = 1 * MiB
+    bridge_max_buffered_bytes: int = 16 * MiB
     """Bytes the browser bridge lets wait in its open socket (`bufferedAmount`): a
-    realtime item sent while the socket holds this much is dropped, so a page that sends
-    faster than the host takes loses items rather than queueing seconds of them."""
+    realtime item sent while the socket holds this much is dropped."""
+    bridge_max_buffered_ms: float = 250.0
+    """Milliseconds of sending the browser bridge lets wait in its open socket, by the rate
+    the socket was seen to drain: a realtime item sent while what it holds would take longer
+    to leave is dropped, so a page that sends faster than the host takes loses items rather
+    than queueing seconds of them (an app's burst of a window of items is not cut into)."""
     max_tcp_connections: int = 25_000
     """TCP connections the host holds in all (pages, WebSockets, and those that have not shown
     an invite yet). At the cap the oldest connection without a valid invite is closed to make
@@ -190,7 +194,7 @@ class HostSettings:
         for name in ("max_connections", "max_connections_per_page", "max_outbound_bytes",
                      "max_protocol_errors", "control_per_s", "control_burst", "heartbeat_s",
                      "bridge_max_pending_items", "bridge_max_pending_bytes",
-                     "bridge_max_buffered_bytes",
+                     "bridge_max_buffered_bytes", "bridge_max_buffered_ms",
                      "max_tcp_connections", "header_timeout_s", "idle_timeout_s",
                      "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
                      "max_headers"):
@@ -411,6 +415,7 @@ class Host:
             "maxPendingItems": self.settings.bridge_max_pending_items,
             "maxPendingBytes": self.settings.bridge_max_pending_bytes,
             "maxBufferedBytes": self.settings.bridge_max_buffered_bytes,
+            "maxBufferedMs": self.settings.bridge_max_buffered_ms,
             "receiveWindowBytes": self.settings.delivery.receive_window_bytes,
         }
         # `</` is escaped so that no value can end a surrounding script element.

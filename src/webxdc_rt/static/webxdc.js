@@ -108,6 +108,9 @@
       this.reportedBytes = 0;
       this.reportTimer = null;
       this.dropping = false;      // items are being dropped: the socket holds too much
+      this.sentBytes = 0;         // bytes handed to the open socket, to tell how fast it drains
+      this.drainSample = null;    // {at, drained, backlogged} of the last measurement
+      this.drainRate = null;      // bytes/ms the socket was seen to drain while backlogged
       this.connect();
     }
 
@@ -118,16 +121,17 @@
       ws.onopen = () => {
         this.ws = ws;
         this.retryMs = RETRY_MIN_MS;
-        this.readBytes = this.reportedBytes = 0;
+        this.readBytes = this.reportedBytes = this.sentBytes = 0;
+        this.drainSample = this.drainRate = null;
         if (CONFIG.receiveWindowBytes > 0) {
           // From its first item on, the host may keep what is in flight to this page small.
-          ws.send(JSON.stringify({ type: "received", bytes: 0 }));
+          this.send(JSON.stringify({ type: "received", bytes: 0 }));
         }
         this.onUp();
         const queued = this.pending;
         this.pending = [];
         this.pendingItems = this.pendingBytes = 0;
-        for (const item of queued) ws.send(item);
+        for (const item of queued) this.send(item);
       };
       ws.onmessage = (event) => {
         if (typeof event.data !== "string") {
@@ -168,7 +172,30 @@
       this.reportTimer = null;
       if (!this.up || this.readBytes === this.reportedBytes) return;
       this.reportedBytes = this.readBytes;
-      this.ws.send(JSON.stringify({ type: "received", bytes: this.readBytes }));
+      this.send(JSON.stringify({ type: "received", bytes: this.readBytes }));
+    }
+
+    send(data) {
+      this.sentBytes += typeof data === "string" ? data.length : data.byteLength;
+      this.ws.send(data);
+    }
+
+    // How long what the socket holds will take to leave, by the rate it was seen to drain
+    // while it held something (null until seen): an app that sends in bursts is not
+    // mistaken for a slow link.
+    drainMs() {
+      const now = performance.now();
+      const buffered = this.ws.bufferedAmount;
+      const drained = this.sentBytes - buffered;
+      const last = this.drainSample;
+      if (last === null || now - last.at >= 100) {
+        if (last !== null && last.backlogged && buffered > 0) {
+          const seen = (drained - last.drained) / (now - last.at);
+          this.drainRate = this.drainRate === null ? seen : (this.drainRate + seen) / 2;
+        }
+        this.drainSample = { at: now, drained, backlogged: buffered > 0 };
+      }
+      return this.drainRate > 0 ? buffered / this.drainRate : null;
     }
 
     // Returns false, sending nothing, when the link is down and its queue is full; joins
@@ -176,7 +203,7 @@
     sendControl(message, droppable = false) {
       const text = JSON.stringify(message);
       if (this.up) {
-        this.ws.send(text);
+        this.send(text);
         return true;
       }
       if (droppable && (this.pendingItems >= CONFIG.maxPendingItems ||
@@ -192,20 +219,24 @@
     // `bytes` must not be changed by anyone afterwards: the caller passes a copy.
     sendItem(bytes) {
       if (this.up) {
-        // Stale realtime data is worse than none: while the socket holds more than the
-        // bound (the host or the network is slower than the app sends), items are dropped
-        // here instead of waiting seconds, with one warning per episode.
-        if (this.ws.bufferedAmount >= CONFIG.maxBufferedBytes) {
+        // Stale realtime data is worse than none: while what the socket holds would take
+        // longer than the bound to leave (the host or the network is slower than the app
+        // sends), or is over the byte bound, items are dropped here instead of waiting
+        // seconds, with one warning per episode.
+        const drainMs = this.drainMs();
+        if (this.ws.bufferedAmount >= CONFIG.maxBufferedBytes ||
+            (drainMs !== null && drainMs > CONFIG.maxBufferedMs)) {
           if (!this.dropping) {
             this.dropping = true;
             console.warn("webxdc-rt: realtime items dropped: the link to the host takes " +
-                         `them slower than they are sent (over ${CONFIG.maxBufferedBytes} ` +
-                         "bytes waiting)");
+                         "them slower than they are sent (over " +
+                         `${CONFIG.maxBufferedMs} ms or ${CONFIG.maxBufferedBytes} bytes ` +
+                         "waiting)");
           }
           return;
         }
         this.dropping = false;
-        this.ws.send(bytes);
+        this.send(bytes);
         return;
       }
       if (this.pendingItems >= CONFIG.maxPendingItems ||
