@@ -24,12 +24,13 @@ started fresh, page A sends and page B receives:
    age of each item when B's listener gets it, from A's timestamp in the payload
    (performance.timeOrigin + performance.now(), one clock for all pages of the machine),
 3. flood: A calls send() as fast as it returns for 5 s, yielding to its event loop every
-   10 ms (only if its own socket holds over 256 MiB unsent does it wait, or Chromium would
-   buffer until the renderer runs out of memory); then B is given until nothing more
-   arrives (or 45 s). Reported: items A sent per second, items B received per second during
-   the flood, items lost (sent minus received), the age of the oldest item B received, how
-   long the backlog took to drain after the flood, and the WebSockets B's bridge opened
-   again (reconnects) with the close codes that preceded them.
+   10 ms (only while its own socket holds over 256 MiB unsent does it wait, reported as
+   "held", or Chromium would buffer until the renderer runs out of memory; a bridge that
+   queues every item reaches it within a second at 4,000 and 128,000 bytes); then B is
+   given until nothing more arrives (or 45 s). Reported: items A sent per second, items B
+   received per second during the flood, items lost (sent minus received), the age of the
+   oldest item B received, how long the backlog took to drain after the flood, and the
+   WebSockets B's bridge opened again (reconnects) with the close codes that preceded them.
 webxdc-rt's per-page send limits are raised (`--limit`) so that they do not bind; every other
 setting is its default. Host and Chromium share the cores (`--pin`: the host on core 0,
 Chromium's processes on core 1, which then limits them). On two cores the whole is CPU-bound
@@ -256,8 +257,8 @@ def print_report(runs: list[dict[str, Any]], args: argparse.Namespace, load: Cpu
     if floods:
         print()
         print(f"flood ({args.flood_s:g} s of send() as fast as it returns):")
-        print(f"{'host':<11} {'size':>7} | {'sent/s':>8} {'deliv/s':>8} {'sent':>8} "
-              f"{'lost':>8} {'lost %':>6} | {'oldest ms':>10} {'age p50':>9} "
+        print(f"{'host':<11} {'size':>7} | {'sent/s':>8} {'held s':>6} {'deliv/s':>8} "
+              f"{'sent':>8} {'lost':>8} {'lost %':>6} | {'oldest ms':>10} {'age p50':>9} "
               f"{'drain s':>7} | {'reconn':>6}  closes")
         for r in floods:
             f = r["flood"]
@@ -265,10 +266,13 @@ def print_report(runs: list[dict[str, Any]], args: argparse.Namespace, load: Cpu
                             and run["size"] == r["size"] for close in run["flood"]["closes"]})
             drain = fmt(f["drain_s"], 1) + ("" if f["drained"] else "+")
             print(f"{r['host']:<11} {r['size']:>7} | {fmt(f['sent_per_s'], 0):>8} "
+                  f"{fmt(f['sender_held_s']):>6} "
                   f"{fmt(f['delivered_per_s'], 0):>8} {f['sent']:>8,} {fmt(f['lost'], 0):>8} "
                   f"{fmt(pct(f['lost_share']), 0):>6} | {fmt(f['oldest_ms'], 0):>10} "
                   f"{fmt(f['age_p50_ms'], 0):>9} {drain:>7} | {f['reconnects']:>6}  "
                   f"{','.join(map(str, codes)) or '-'}")
+        print(f"  held s: time the sender waited because its socket held over "
+              f"{FLOOD_BUFFER_CAP // 2**20} MiB unsent")
         print(f"  drain s: from the end of the flood to the last arrival ('+': still arriving "
               f"after {args.drain_s:g} s, when the wait was given up; what was lost is then "
               f"unknown)")
