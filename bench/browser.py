@@ -104,6 +104,7 @@ async def wait_for_delivery(receiver: Page, sender: Page, expected: int, cap_s: 
 
 async def throughput(sender: Page, receiver: Page, size: int, args: argparse.Namespace,
                      ) -> dict[str, Any]:
+    """Phase 1: items/s through a window of items in flight, acknowledged over the channel."""
     window = args.window or max(8, min(256, THROUGHPUT_WINDOW_BYTES // size))
     await receiver.run("listen", phase=PHASE_THROUGHPUT, ackEvery=max(1, window // 4))
     sent = await sender.run("windowed", phase=PHASE_THROUGHPUT, size=size, window=window,
@@ -118,6 +119,7 @@ async def throughput(sender: Page, receiver: Page, size: int, args: argparse.Nam
 
 async def latency(sender: Page, receiver: Page, size: int, rate: float,
                   args: argparse.Namespace) -> dict[str, Any]:
+    """Phase 2: p50 / p99 age of items sent at a steady `rate`."""
     duration_s = min(30.0, max(args.latency_s, 20 / rate))  # at least 20 samples
     await receiver.run("listen", phase=PHASE_LATENCY)
     sent = await sender.run("paced", phase=PHASE_LATENCY, size=size, rate=rate,
@@ -131,6 +133,7 @@ async def latency(sender: Page, receiver: Page, size: int, rate: float,
 
 async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespace,
                 ) -> dict[str, Any]:
+    """Phase 3: send() as fast as it returns; what arrives, how late, and reconnects."""
     await receiver.run("listen", phase=PHASE_FLOOD)
     sent = await sender.run("flood", phase=PHASE_FLOOD, size=size, durationMs=args.flood_s * 1000,
                             maxBufferedBytes=FLOOD_BUFFER_CAP)
@@ -157,6 +160,7 @@ async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespac
 
 async def run_case(host: str, size: int, cdp: Cdp, args: argparse.Namespace, work: Path,
                    cleanup: contextlib.ExitStack, load: CpuShare) -> dict[str, Any]:
+    """One host at one size: a fresh host, two pages, the three phases."""
     running = HOSTS[host](2, work, app=APP, cpu=args.host_cpu)
     cleanup.callback(running.stop)
     pages: list[Page] = []
@@ -189,6 +193,7 @@ async def run_case(host: str, size: int, cdp: Cdp, args: argparse.Namespace, wor
 
 async def run_all(args: argparse.Namespace, work: Path, cleanup: contextlib.ExitStack,
                   load: CpuShare) -> list[dict[str, Any]]:
+    """Every case, in one Chromium; the records of every run."""
     chromium = Chromium(work, args.browser_cpu)
     cleanup.callback(chromium.stop)
     cdp = await Cdp.connect(chromium.devtools_url())
@@ -222,18 +227,22 @@ def median_record(runs: list[Any]) -> Any:
 # -- reporting ----------------------------------------------------------------------------
 
 def fmt(value: float | None, digits: int = 1) -> str:
+    """`value` with thousands separators, or '-' when there is none."""
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def pct(share: float | None) -> float | None:
+    """A share as a percentage."""
     return None if share is None else 100 * share
 
 
 def ratio(a: float | None, b: float | None) -> str:
+    """a / b with two decimals, or '-' when either is missing or zero."""
     return "-" if not a or not b else f"{a / b:.2f}"
 
 
 def print_report(runs: list[dict[str, Any]], args: argparse.Namespace, load: CpuShare) -> None:
+    """The tables (medians over the runs of each case), ratios, and the command."""
     records = [median_record([run for run in runs if (run["host"], run["size"]) == case])
                for case in dict.fromkeys((run["host"], run["size"]) for run in runs)]
     print("$ " + shlex.join(["python", "bench/browser.py", *sys.argv[1:]]))
@@ -305,6 +314,7 @@ def interrupted(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    """Parses the options, sets up what is missing and runs the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="also print one JSON object per case")
     parser.add_argument("--hosts", default=",".join(HOSTS), help="comma-separated hosts to run")
