@@ -24,12 +24,13 @@ started fresh, page A sends and page B receives:
    age of each item when B's listener gets it, from A's timestamp in the payload
    (performance.timeOrigin + performance.now(), one clock for all pages of the machine),
 3. flood: A calls send() as fast as it returns for 5 s, yielding to its event loop every
-   10 ms (only if its own socket holds over 256 MiB unsent does it wait, or Chromium would
-   buffer until the renderer runs out of memory); then B is given until nothing more
-   arrives (or 45 s). Reported: items A sent per second, items B received per second during
-   the flood, items lost (sent minus received), the age of the oldest item B received, how
-   long the backlog took to drain after the flood, and the WebSockets B's bridge opened
-   again (reconnects) with the close codes that preceded them.
+   10 ms (only while its own socket holds over 256 MiB unsent does it wait, reported as
+   "held", or Chromium would buffer until the renderer runs out of memory; a bridge that
+   queues every item reaches it within a second at 4,000 and 128,000 bytes); then B is
+   given until nothing more arrives (or 45 s). Reported: items A sent per second, items B
+   received per second during the flood, items lost (sent minus received), the age of the
+   oldest item B received, how long the backlog took to drain after the flood, and the
+   WebSockets B's bridge opened again (reconnects) with the close codes that preceded them.
 webxdc-rt's per-page send limits are raised (`--limit`) so that they do not bind; every other
 setting is its default. Host and Chromium share the cores (`--pin`: the host on core 0,
 Chromium's processes on core 1, which then limits them). On two cores the whole is CPU-bound
@@ -103,6 +104,7 @@ async def wait_for_delivery(receiver: Page, sender: Page, expected: int, cap_s: 
 
 async def throughput(sender: Page, receiver: Page, size: int, args: argparse.Namespace,
                      ) -> dict[str, Any]:
+    """Phase 1: items/s through a window of items in flight, acknowledged over the channel."""
     window = args.window or max(8, min(256, THROUGHPUT_WINDOW_BYTES // size))
     await receiver.run("listen", phase=PHASE_THROUGHPUT, ackEvery=max(1, window // 4))
     sent = await sender.run("windowed", phase=PHASE_THROUGHPUT, size=size, window=window,
@@ -117,6 +119,7 @@ async def throughput(sender: Page, receiver: Page, size: int, args: argparse.Nam
 
 async def latency(sender: Page, receiver: Page, size: int, rate: float,
                   args: argparse.Namespace) -> dict[str, Any]:
+    """Phase 2: p50 / p99 age of items sent at a steady `rate`."""
     duration_s = min(30.0, max(args.latency_s, 20 / rate))  # at least 20 samples
     await receiver.run("listen", phase=PHASE_LATENCY)
     sent = await sender.run("paced", phase=PHASE_LATENCY, size=size, rate=rate,
@@ -130,6 +133,7 @@ async def latency(sender: Page, receiver: Page, size: int, rate: float,
 
 async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespace,
                 ) -> dict[str, Any]:
+    """Phase 3: send() as fast as it returns; what arrives, how late, and reconnects."""
     await receiver.run("listen", phase=PHASE_FLOOD)
     sent = await sender.run("flood", phase=PHASE_FLOOD, size=size, durationMs=args.flood_s * 1000,
                             maxBufferedBytes=FLOOD_BUFFER_CAP)
@@ -156,6 +160,7 @@ async def flood(sender: Page, receiver: Page, size: int, args: argparse.Namespac
 
 async def run_case(host: str, size: int, cdp: Cdp, args: argparse.Namespace, work: Path,
                    cleanup: contextlib.ExitStack, load: CpuShare) -> dict[str, Any]:
+    """One host at one size: a fresh host, two pages, the three phases."""
     running = HOSTS[host](2, work, app=APP, cpu=args.host_cpu)
     cleanup.callback(running.stop)
     pages: list[Page] = []
@@ -188,6 +193,7 @@ async def run_case(host: str, size: int, cdp: Cdp, args: argparse.Namespace, wor
 
 async def run_all(args: argparse.Namespace, work: Path, cleanup: contextlib.ExitStack,
                   load: CpuShare) -> list[dict[str, Any]]:
+    """Every case, in one Chromium; the records of every run."""
     chromium = Chromium(work, args.browser_cpu)
     cleanup.callback(chromium.stop)
     cdp = await Cdp.connect(chromium.devtools_url())
@@ -221,18 +227,22 @@ def median_record(runs: list[Any]) -> Any:
 # -- reporting ----------------------------------------------------------------------------
 
 def fmt(value: float | None, digits: int = 1) -> str:
+    """`value` with thousands separators, or '-' when there is none."""
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def pct(share: float | None) -> float | None:
+    """A share as a percentage."""
     return None if share is None else 100 * share
 
 
 def ratio(a: float | None, b: float | None) -> str:
+    """a / b with two decimals, or '-' when either is missing or zero."""
     return "-" if not a or not b else f"{a / b:.2f}"
 
 
 def print_report(runs: list[dict[str, Any]], args: argparse.Namespace, load: CpuShare) -> None:
+    """The tables (medians over the runs of each case), ratios, and the command."""
     records = [median_record([run for run in runs if (run["host"], run["size"]) == case])
                for case in dict.fromkeys((run["host"], run["size"]) for run in runs)]
     print("$ " + shlex.join(["python", "bench/browser.py", *sys.argv[1:]]))
@@ -256,8 +266,8 @@ def print_report(runs: list[dict[str, Any]], args: argparse.Namespace, load: Cpu
     if floods:
         print()
         print(f"flood ({args.flood_s:g} s of send() as fast as it returns):")
-        print(f"{'host':<11} {'size':>7} | {'sent/s':>8} {'deliv/s':>8} {'sent':>8} "
-              f"{'lost':>8} {'lost %':>6} | {'oldest ms':>10} {'age p50':>9} "
+        print(f"{'host':<11} {'size':>7} | {'sent/s':>8} {'held s':>6} {'deliv/s':>8} "
+              f"{'sent':>8} {'lost':>8} {'lost %':>6} | {'oldest ms':>10} {'age p50':>9} "
               f"{'drain s':>7} | {'reconn':>6}  closes")
         for r in floods:
             f = r["flood"]
@@ -265,10 +275,13 @@ def print_report(runs: list[dict[str, Any]], args: argparse.Namespace, load: Cpu
                             and run["size"] == r["size"] for close in run["flood"]["closes"]})
             drain = fmt(f["drain_s"], 1) + ("" if f["drained"] else "+")
             print(f"{r['host']:<11} {r['size']:>7} | {fmt(f['sent_per_s'], 0):>8} "
+                  f"{fmt(f['sender_held_s']):>6} "
                   f"{fmt(f['delivered_per_s'], 0):>8} {f['sent']:>8,} {fmt(f['lost'], 0):>8} "
                   f"{fmt(pct(f['lost_share']), 0):>6} | {fmt(f['oldest_ms'], 0):>10} "
                   f"{fmt(f['age_p50_ms'], 0):>9} {drain:>7} | {f['reconnects']:>6}  "
                   f"{','.join(map(str, codes)) or '-'}")
+        print(f"  held s: time the sender waited because its socket held over "
+              f"{FLOOD_BUFFER_CAP // 2**20} MiB unsent")
         print(f"  drain s: from the end of the flood to the last arrival ('+': still arriving "
               f"after {args.drain_s:g} s, when the wait was given up; what was lost is then "
               f"unknown)")
@@ -301,6 +314,7 @@ def interrupted(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    """Parses the options, sets up what is missing and runs the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="also print one JSON object per case")
     parser.add_argument("--hosts", default=",".join(HOSTS), help="comma-separated hosts to run")

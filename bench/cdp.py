@@ -52,6 +52,7 @@ class Cdp:
 
     @classmethod
     async def connect(cls, url: str) -> Cdp:
+        """The connection to the browser's DevTools endpoint (`ws://...`)."""
         http = aiohttp.ClientSession()
         try:
             return cls(http, await http.ws_connect(url, max_msg_size=0))
@@ -60,6 +61,7 @@ class Cdp:
             raise
 
     async def close(self) -> None:
+        """Stops reading and closes the connection."""
         self.reader.cancel()
         await self.http.close()
 
@@ -81,6 +83,7 @@ class Cdp:
 
     async def call(self, method: str, params: dict[str, Any] | None = None,
                    session: str | None = None) -> dict[str, Any]:
+        """Sends one command (to a page when `session` is given) and returns its result."""
         self.last_id += 1
         command: dict[str, Any] = {"id": self.last_id, "method": method, "params": params or {}}
         if session is not None:
@@ -101,6 +104,7 @@ class Page:
 
     @classmethod
     async def open(cls, cdp: Cdp, url: str, timeout_s: float = 20) -> Page:
+        """Opens `url` in a new browser context; returns once `window.bench` exists there."""
         context = (await cdp.call("Target.createBrowserContext"))["browserContextId"]
         target = (await cdp.call("Target.createTarget",
                                  {"url": url, "browserContextId": context}))["targetId"]
@@ -117,6 +121,7 @@ class Page:
             await asyncio.sleep(0.1)
 
     async def evaluate(self, expression: str) -> Any:
+        """The value of `expression` in the page, promises awaited; PageError if it threw."""
         result = await self.cdp.call("Runtime.evaluate", {
             "expression": expression, "awaitPromise": True, "returnByValue": True,
         }, self.session)
@@ -131,6 +136,7 @@ class Page:
         return await self.evaluate(f"window.bench.{function}({json.dumps(arguments)})")
 
     async def close(self) -> None:
+        """Closes the page with its browser context."""
         await self.cdp.call("Target.disposeBrowserContext", {"browserContextId": self.context})
 
 
@@ -147,6 +153,7 @@ class Chromium:
             stderr=open(work / "chromium.log", "ab"), start_new_session=True)
 
     def devtools_url(self, timeout_s: float = 30) -> str:
+        """The browser's DevTools WebSocket URL, from the profile's DevToolsActivePort."""
         active = self.profile / "DevToolsActivePort"
         give_up = time.monotonic() + timeout_s
         while time.monotonic() < give_up:
@@ -160,10 +167,12 @@ class Chromium:
 
     @staticmethod
     def version() -> str:
+        """What `chromium --version` says."""
         return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True,
                               check=False).stdout.strip()
 
     def stop(self) -> None:
+        """SIGTERM to every process of the browser, SIGKILL after 5 s."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
