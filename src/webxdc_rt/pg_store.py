@@ -38,7 +38,9 @@ import psycopg
 from .chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from .pg_migrations import MIGRATION_LOCK, MIGRATIONS, UPDATES_CHANNEL
 from .stats import LatencyHistogram
-from .store import ChatMessage, MessageSummary, Notification, StoredApp, StoredUpdate
+from .store import (
+    ChatMessage, MessageSummary, Notification, StoredApp, StoredUpdate, leading_within,
+)
 from .store_api import StoreError, StoreLimits, StoreUnavailable
 from .updates import Update
 
@@ -469,7 +471,7 @@ class PostgresStore:
                 "SELECT id, app_id, member, text, file_name, octet_length(file_data), created"
                 " FROM chat_messages WHERE chat_id = %s ORDER BY id DESC LIMIT %s",
                 (chat_id, limit)).fetchall()
-        count = _leading_within([len(row[3] or b"") for row in rows], max_text_bytes)
+        count = leading_within([len(row[3] or b"") for row in rows], max_text_bytes)
         return [MessageSummary(message_id, app_id, _text(member) or "", _text(text),
                                _text(file_name), None if size is None else int(size),
                                float(created))
@@ -515,7 +517,7 @@ class PostgresStore:
                 f"SELECT id, {_MESSAGE_BYTES} FROM chat_messages WHERE chat_id = %s"
                 " AND id < %s ORDER BY id DESC LIMIT %s",
                 (chat_id, 2**63 - 1 if before is None else before, limit + 1)).fetchall()
-            count = _leading_within([size for _, size in rows[:limit]], max_bytes)
+            count = leading_within([size for _, size in rows[:limit]], max_bytes)
             chosen = [message_id for message_id, _ in rows[:count]]
             more = len(rows) > count
             if not chosen:
@@ -562,17 +564,6 @@ def _delete_apps(cur: psycopg.Cursor[Any], where: str, parameters: tuple[str, ..
     cur.execute(f"DELETE FROM apps WHERE {where}", parameters)
     cur.execute("DELETE FROM containers WHERE digest NOT IN"
                 " (SELECT container FROM apps WHERE container IS NOT NULL)")
-
-
-def _leading_within(sizes: list[int], max_bytes: int | None) -> int:
-    """How many of the first `sizes` fit in `max_bytes` together (at least one)."""
-    count = total = 0
-    for size in sizes:
-        total += size
-        if count and max_bytes is not None and total > max_bytes:
-            break
-        count += 1
-    return count
 
 
 def _reason(exc: BaseException) -> str:

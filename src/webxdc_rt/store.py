@@ -32,7 +32,7 @@ from .stats import LatencyHistogram
 from .updates import Update
 
 __all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage", "MessageSummary",
-           "Notification", "StoredApp", "Synchronous"]
+           "Notification", "StoredApp", "Synchronous", "leading_within"]
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +416,7 @@ class Store:
             " + coalesce(length(CAST(notify AS BLOB)), 0)"
             " FROM updates WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?",
             (app_id, serial, max_rows))
-        return _leading_within((size for (size,) in rows), max_bytes)
+        return leading_within((size for (size,) in rows), max_bytes)
 
     def max_serial(self, app_id: str) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""
@@ -449,7 +449,7 @@ class Store:
             "SELECT id, app_id, CAST(member AS BLOB), CAST(text AS BLOB),"
             " CAST(file_name AS BLOB), length(file_data), created FROM chat_messages"
             " WHERE chat_id = ? ORDER BY id DESC LIMIT ?", (chat_id, limit)).fetchall()
-        count = _leading_within((len(row[3] or b"") for row in rows), max_text_bytes)
+        count = leading_within((len(row[3] or b"") for row in rows), max_text_bytes)
         where = "a chat message"
         return [MessageSummary(message_id, app_id, self._text(member, where) or "",
                                self._text(text, where), self._text(file_name, where),
@@ -505,7 +505,7 @@ class Store:
             f"SELECT id, {_CHAT_MESSAGE_BYTES} FROM chat_messages"
             " WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (chat_id, 2**63 - 1 if before is None else before, limit + 1)).fetchall()
-        count = _leading_within((size for _, size in rows[:limit]), max_bytes)
+        count = leading_within((size for _, size in rows[:limit]), max_bytes)
         chosen = [message_id for message_id, _ in rows[:count]]
         more = len(rows) > count
         if not chosen:
@@ -658,7 +658,7 @@ class _Transaction:
         self._latency.observe(time.perf_counter() - self._started)
 
 
-def _leading_within(sizes: Iterable[int], max_bytes: int | None) -> int:
+def leading_within(sizes: Iterable[int], max_bytes: int | None) -> int:
     """How many of the first `sizes` fit in `max_bytes` together (no bound when None);
     always at least one when there is one, so that a large row is never stuck."""
     count = total = 0
