@@ -113,7 +113,7 @@ async def test_slow_receivers_are_counted_as_drops_and_cut_offs(hosts):
     await sock.next_control()
     await sock.send_json({"type": "join", "epoch": 1})
     item = bytes(100_000)
-    for i in range(200):                              # realtime items: dropped for it
+    for i in range(400):                              # realtime items: dropped for it
         alice.channel.send(item)
         if i % 10 == 9:
             await alice.channel.drain()

@@ -45,7 +45,7 @@ class DeliveryLimits:
     max_item_age_s: float = 2.0
     """Seconds a realtime item may wait in the host for its receiver; an older one is
     dropped instead of sent."""
-    max_waiting_bytes: int = 16 * MiB
+    max_waiting_bytes: int = 4 * MiB
     """Realtime bytes that may wait in the host for one connection; beyond it items are
     dropped from the sender with the most waiting."""
     socket_buffer_bytes: int = 256 * KiB

@@ -153,10 +153,10 @@ class HostSettings:
     """Items the browser bridge queues while its link is down (R9); more are dropped."""
     bridge_max_pending_bytes: int = 16 * MiB
     """Bytes the browser bridge queues while its link is down."""
-    bridge_max_buffered_bytes: int = 16 * MiB
+    bridge_max_buffered_bytes: int = 4 * MiB
     """Bytes the browser bridge lets wait in its open socket (`bufferedAmount`): a
     realtime item sent while the socket holds this much is dropped."""
-    bridge_max_buffered_ms: float = 250.0
+    bridge_max_buffered_ms: float = 100.0
     """Milliseconds of sending the browser bridge lets wait in its open socket, by the rate
     the socket was seen to drain: a realtime item sent while what it holds would take longer
     to leave is dropped, so a page that sends faster than the host takes loses items rather
