@@ -117,7 +117,7 @@ async def test_slow_receivers_are_counted_as_drops_and_cut_offs(hosts):
         alice.channel.send(item)
         if i % 10 == 9:
             await alice.channel.drain()
-    await eventually(lambda: live.host.drops.crowded > 0, timeout=30)
+    await eventually(lambda: live.host.stats.drops.crowded > 0, timeout=30)
     scrape = samples(render(registry).decode())
     assert value(scrape, "webxdc_rt_realtime_items_dropped_total", reason="crowded") > 0
     assert value(scrape, "webxdc_rt_realtime_bytes_dropped_total") > 0

@@ -114,7 +114,8 @@ class Outbound:
         if self.closing:
             return
         window = self.window
-        # Frames are never empty, so waiting bytes are 0 exactly when nothing waits.
+        # Frames are never empty, so waiting bytes are 0 exactly when nothing waits. The
+        # window test is `window.full(self._written)` inlined: this runs once per delivery.
         if (self.items.waiting_bytes
                 or self.transport.get_write_buffer_size() + self._pending_size + size
                 > self._room

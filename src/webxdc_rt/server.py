@@ -283,8 +283,6 @@ class Host:
         self._per_page: dict[str, int] = {}
         self._budgets: dict[str, PageBudget] = {}
         self._hello_limits = hello_limits(self.settings.realtime, self.settings.delivery)
-        self.drops = self.stats.drops
-        """Realtime items dropped for receivers that did not keep up, in all."""
         self.channel_drops: dict[str, DropCount] = {}
         """The same per channel (app copy topic) that had connections."""
         self._bridge_template = (
@@ -496,7 +494,7 @@ class Host:
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher, request.writer, settings.delivery,
                         f"a connection of page {page.label}",
-                        (self._drops_of(page.app.topic), self.drops))
+                        (self._drops_of(page.app.topic), self.stats.drops))
         conn = self.hub.open(page.app.topic, sink, time.monotonic(), budget.realtime)
         session = Session(self.hub, conn, budget, self._session_rules)
         feed_socket = self.feed.new_socket(page, sink, budget)
