@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from hosts import CHROMIUM, pinned
 
 CHROMIUM_FLAGS = (

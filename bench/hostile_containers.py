@@ -37,7 +37,7 @@ if sys.argv[1]:
     xdc = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(xdc)
 else:
-    import webxdc_rt.xdc as xdc
+    import webxdc_rt.model.xdc as xdc
 imported = time.perf_counter()
 outcome = "accepted"
 if sys.argv[2]:

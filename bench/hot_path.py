@@ -35,16 +35,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") -> None:
     """The measured loop (run under callgrind by `main`)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from webxdc_rt.broker import InMemoryBroker, Published
-    from webxdc_rt.budget import PageBudget
-    from webxdc_rt.delivery import DeliveryLimits
-    from webxdc_rt.frames import binary_frame_parts
-    from webxdc_rt.messages import ChatLimits
-    from webxdc_rt.outbound import Outbound, WriteBatcher
-    from webxdc_rt.realtime import RealtimeHub, RealtimeLimits
-    from webxdc_rt.session import Publish, Session, SessionRules, Subscribe
-    from webxdc_rt.stats import HostStats
-    from webxdc_rt.updates import UpdateLimits
+    from webxdc_rt.brokers.memory import InMemoryBroker
+    from webxdc_rt.core.budget import PageBudget
+    from webxdc_rt.core.delivery import DeliveryLimits
+    from webxdc_rt.core.fanout import Published
+    from webxdc_rt.core.frames import binary_frame_parts
+    from webxdc_rt.core.messages import ChatLimits
+    from webxdc_rt.core.realtime import RealtimeHub, RealtimeLimits
+    from webxdc_rt.core.session import Publish, Session, SessionRules, Subscribe
+    from webxdc_rt.core.stats import HostStats
+    from webxdc_rt.core.updates import UpdateLimits
+    from webxdc_rt.host.outbound import Outbound, WriteBatcher
 
     class Counter:
         __slots__ = ("frames",)

@@ -48,8 +48,7 @@ import time
 from pathlib import Path
 
 import hosts
-from hosts import (BENCH, NODE_DIR, VENV_PYTHON, Running, ensure_environment, free_port,
-                   pinned)
+from hosts import BENCH, NODE_DIR, VENV_PYTHON, Running, ensure_environment, free_port, pinned
 
 SERVER_CPU, LOADGEN_CPU = "0", "1"
 """Server and load generator are pinned to separate cores (where there are two), so that

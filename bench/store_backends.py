@@ -27,10 +27,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from webxdc_rt.pg_store import PostgresStore
-from webxdc_rt.store import Store
-from webxdc_rt.store_api import StoreApi
-from webxdc_rt.updates import Update
+from webxdc_rt.core.updates import Update
+from webxdc_rt.stores.api import StoreApi
+from webxdc_rt.stores.postgres import PostgresStore
+from webxdc_rt.stores.sqlite import Store
 
 MAX_CALLS = 20_000
 

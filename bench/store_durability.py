@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from webxdc_rt.cli import default_data_dir
-from webxdc_rt.store import Store, Synchronous
-from webxdc_rt.updates import Update, UpdateLimits
+from webxdc_rt.core.updates import Update, UpdateLimits
+from webxdc_rt.stores.sqlite import Store, Synchronous
 
 MAX_WRITES = 20_000
 WARM_UP = 20

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from webxdc_rt import wire
+from webxdc_rt.core import wire
 
 MiB = 1024 * 1024
 

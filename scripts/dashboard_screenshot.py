@@ -17,8 +17,8 @@ from pathlib import Path
 from playwright.async_api import Page, async_playwright
 
 from webxdc_rt.cli import example_path
-from webxdc_rt.faults import PeerFaults
-from webxdc_rt.simulator import Simulator
+from webxdc_rt.dev.faults import PeerFaults
+from webxdc_rt.dev.simulator import Simulator
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
 

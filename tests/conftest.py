@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from hypothesis import HealthCheck, settings
-
 from hosting import HostProcess
+from hypothesis import HealthCheck, settings
 from peers import eventually
 from pg_server import PostgresServer
 from redis_server import RedisServer
-from webxdc_rt.chats import Page
-from webxdc_rt.server import Host, HostSettings
-from webxdc_rt.store import Store
-from webxdc_rt.xdc import open_app
+
+from webxdc_rt.host.app import Host, HostSettings
+from webxdc_rt.model.chats import Page
+from webxdc_rt.model.xdc import open_app
+from webxdc_rt.stores.sqlite import Store
 
 PROBE_APP = Path(__file__).parent / "apps" / "probe"
 

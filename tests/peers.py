@@ -11,11 +11,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Event, Ping,
-                            Request, TextMessage)
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    Request,
+    TextMessage,
+)
 
-from webxdc_rt.chats import Page
 from webxdc_rt.client import SOCKET_PATH, Peer, RealtimeChannel, connect
+from webxdc_rt.model.chats import Page
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

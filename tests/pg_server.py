@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-
 from redis_server import free_port
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from peers import joined
+
 from webxdc_rt.cli import UsageError, apply_limits, example_path, settable_limits
 from webxdc_rt.client import InviteRefused, connect
-from webxdc_rt.server import HostSettings
-from webxdc_rt.store import Store
+from webxdc_rt.host.app import HostSettings
+from webxdc_rt.stores.sqlite import Store
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]
 EXAMPLE = os.path.join(os.path.dirname(__file__), "apps", "probe")

@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
-
 from peers import Relay, eventually, joined
-from webxdc_rt import wire
+
 from webxdc_rt.client import connect
-from webxdc_rt.delivery import DeliveryLimits
-from webxdc_rt.realtime import RealtimeLimits
-from webxdc_rt.server import hello_limits
+from webxdc_rt.core import wire
+from webxdc_rt.core.delivery import DeliveryLimits
+from webxdc_rt.core.realtime import RealtimeLimits
+from webxdc_rt.host.app import hello_limits
 
 
 async def test_peer_knows_its_member(live_host):
@@ -108,8 +108,8 @@ async def test_unreachable_host():
 
 
 async def test_updates_between_python_peers_with_backlog_and_rate_limit(hosts):
-    from webxdc_rt.server import HostSettings
-    from webxdc_rt.updates import UpdateLimits
+    from webxdc_rt.core.updates import UpdateLimits
+    from webxdc_rt.host.app import HostSettings
 
     live = await hosts(HostSettings(updates=UpdateLimits(interval_ms=10_000, burst=3)))
     urls = live.share(["alice", "bob"])

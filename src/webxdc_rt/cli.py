@@ -45,17 +45,24 @@ from typing import Any, get_type_hints
 
 from aiohttp import web
 
-from . import admin_client, dev, logs
-from .admin import AdminApi, AdminSocketError, admin_socket_path, bind_private, claim_socket_path
-from .chats import Page, Registry, parse_members
-from .home import HomeSite
-from .manage import ManageError, Manager
-from .redis_broker import RedisAddress, RedisBroker, parse_redis_url
-from .server import Host, HostSettings
-from .store import Store
-from .store_api import StoreApi, StoreError, StoreLimits
-from .wire import is_text
-from .xdc import AppSource, InvalidContainer, open_app
+from .brokers.redis import RedisAddress, RedisBroker, parse_redis_url
+from .core.wire import is_text
+from .dev import command as dev
+from .host.app import Host, HostSettings
+from .model.chats import Page, Registry, parse_members
+from .model.xdc import AppSource, InvalidContainer, open_app
+from .service import admin_client, logs
+from .service.admin import (
+    AdminApi,
+    AdminSocketError,
+    admin_socket_path,
+    bind_private,
+    claim_socket_path,
+)
+from .service.home import HomeSite
+from .service.manage import ManageError, Manager
+from .stores.api import StoreApi, StoreError, StoreLimits
+from .stores.sqlite import Store
 
 __all__ = ["main", "build_parser", "example_path", "apply_limits", "settable_limits",
            "limits_help", "Limit", "UsageError", "DEFAULT_PORT"]
@@ -500,7 +507,7 @@ def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
     try:
-        from .pg_store import PostgresStore
+        from .stores.postgres import PostgresStore
     except ImportError:
         raise UsageError("--store postgresql:// needs psycopg: "
                          "pip install 'webxdc-rt[postgres]'") from None
@@ -643,7 +650,7 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
 def _postgres_store() -> type[Any]:
     """`PostgresStore`, or a class nothing is an instance of when psycopg is missing."""
     try:
-        from .pg_store import PostgresStore
+        from .stores.postgres import PostgresStore
     except ImportError:
         return type(None)
     return PostgresStore

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from . import wire
+from .core import wire
 
 __all__ = [
     "InviteRefused", "Peer", "PeerStats", "RealtimeChannel", "connect",

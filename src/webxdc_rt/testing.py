@@ -26,8 +26,8 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from .client import Peer, RealtimeChannel, connect
-from .faults import PeerFaults
-from .simulator import Simulator
+from .dev.faults import PeerFaults
+from .dev.simulator import Simulator
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import aiohttp
 
-
-
 JOIN = """() => {
   window.rx = [];
   window.ch = window.webxdc.joinRealtimeChannel();
@@ -309,7 +307,7 @@ async def test_items_in_flight_across_leave_and_rejoin_are_dropped_r12(live_host
 
 
 async def test_the_queue_while_the_link_is_down_is_bounded_r9(hosts, open_page):
-    from webxdc_rt.server import HostSettings
+    from webxdc_rt.host.app import HostSettings
 
     live_host = await hosts(HostSettings(bridge_max_pending_items=3))
     alice, bob = await joined_pages(live_host, open_page, ["alice", "bob"])

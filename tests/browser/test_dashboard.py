@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from peers import eventually
 from playwright.async_api import Browser, Frame, Page
 
-from peers import eventually
-from webxdc_rt.simulator import Simulator
+from webxdc_rt.dev.simulator import Simulator
 
 PROBE = Path(__file__).parent.parent / "apps" / "probe"
 

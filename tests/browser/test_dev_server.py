@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser
 
-from webxdc_rt.simulator import Simulator
+from webxdc_rt.dev.simulator import Simulator
 
 VITE = Path(__file__).parent / "npm" / "node_modules" / "vite" / "bin" / "vite.js"
 INDEX = """<!doctype html><html><head><meta charset="utf-8"><script src="/webxdc.js"></script>

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from conftest import COUNT_SOCKET_ITEMS
 from peers import eventually
-from webxdc_rt.delivery import DeliveryLimits
-from webxdc_rt.realtime import RealtimeLimits
-from webxdc_rt.server import HostSettings
+
+from webxdc_rt.core.delivery import DeliveryLimits
+from webxdc_rt.core.realtime import RealtimeLimits
+from webxdc_rt.host.app import HostSettings
 
 BOUND_S = 2.0
 UNLIMITED = RealtimeLimits(send_items_per_s=1e6, send_items_burst=1_000_000,

@@ -9,9 +9,8 @@ import datetime
 import json
 import re
 
-from playwright.async_api import Browser, ConsoleMessage, Page, WebSocketRoute
-
 from peers import eventually
+from playwright.async_api import Browser, ConsoleMessage, Page, WebSocketRoute
 
 LISTEN = """async () => {
   window.updates = [];

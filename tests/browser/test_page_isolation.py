@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser
 
-from webxdc_rt.server import HostSettings
+from webxdc_rt.host.app import HostSettings
 
 APPS = Path(__file__).parent.parent / "apps"
 SOCKET_OPEN = """

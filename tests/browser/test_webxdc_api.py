@@ -10,10 +10,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from peers import eventually
+
 from webxdc_rt.client import connect
-from webxdc_rt.store import Store
+from webxdc_rt.stores.sqlite import Store
 
 PROBE_APP = Path(__file__).parent.parent / "apps" / "probe"
 LISTEN = """async (serial) => {

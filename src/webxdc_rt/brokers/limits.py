@@ -1,0 +1,44 @@
+"""The bounds of a networked broker, named here so that the host's settings can name them
+without importing the Redis client."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["BrokerLimits"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLimits:
+    """The bounds of a networked broker (Redis), with their defaults; the in-memory broker
+    has no queue and ignores them."""
+
+    max_queued_bytes: int = 16 * MiB
+    """Bytes of items waiting to be written to Redis; an item that would go over is
+    dropped and counted (realtime promises no delivery), so a slow or stalled Redis costs
+    a bounded amount of memory and never holds up local delivery."""
+    connect_timeout_s: float = 5.0
+    """How long one attempt to connect to Redis may take."""
+    reconnect_min_s: float = 0.1
+    """The first wait before connecting again after Redis was lost; it doubles after each
+    failed attempt."""
+    reconnect_max_s: float = 5.0
+    """The longest wait between two attempts to reach Redis."""
+    join_wait_s: float = 1.0
+    """How long a join waits for Redis to confirm this process's subscription to its
+    channel before the page is told it joined anyway (items from other processes reach it
+    once the subscription is in place). No wait while Redis is unreachable."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_queued_bytes", "connect_timeout_s", "reconnect_min_s",
+                     "reconnect_max_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number, got {value}")
+        if not (self.join_wait_s >= 0 and math.isfinite(self.join_wait_s)):
+            raise ValueError(f"join_wait_s must not be negative, got {self.join_wait_s}")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")

@@ -1,0 +1,236 @@
+"""Realtime channel rules, with no I/O.
+
+A *connection* is one live link from a page (a browser tab) or a Python peer. Each
+connection belongs to exactly one channel, the one of its shared app copy in its chat, fixed
+when the connection is opened after the invite was checked: a connection can therefore
+never name, join or reach another channel (isolation, R13).
+
+The hub decides who is joined, checks every item a connection sends (joined, size, the
+page's send budget) and, for every item that reaches the channel, picks the receivers:
+every joined connection of the channel except the sender (R10, R11, R12, R15). It returns
+them; moving the bytes (and carrying items between processes through a broker) is the I/O
+shell's job, so the hub is never running while items are written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .budget import SendBudget
+from .errors import Refusal
+from .fanout import Published
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "RealtimeLimits",
+    "RealtimeError",
+    "AlreadyJoined",
+    "NotJoined",
+    "PayloadTooLarge",
+    "ALREADY_JOINED",
+    "NOT_JOINED",
+    "NOT_JOINED_TO_SEND",
+    "Connection",
+    "RealtimeHub",
+]
+
+MAX_PAYLOAD_BYTES = 128_000
+"""The largest realtime item the webxdc spec allows, in bytes."""
+
+MiB = 1024 * 1024
+_new_tuple = tuple.__new__
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeLimits:
+    """The limits the host enforces on realtime items, with their defaults.
+
+    The send rate is counted per member page (all its connections together) and enforced
+    by backpressure: a connection whose page sends faster is not read from until the page
+    is back within its budget, so a flood is slowed to the rate and costs other peers
+    nothing.
+    """
+
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    """Largest item a connection may send (the spec's limit, R8)."""
+    send_items_per_s: float = 2000.0
+    """Items one page may send per second, sustained."""
+    send_items_burst: int = 2000
+    """Items one page may send at once before the rate applies."""
+    send_bytes_per_s: float = 32 * MiB
+    """Payload bytes one page may send per second, sustained."""
+    send_bytes_burst: int = 32 * MiB
+    """Payload bytes one page may send at once before the rate applies."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_payload_bytes", "send_items_burst", "send_bytes_burst"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("send_items_per_s", "send_bytes_per_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.send_bytes_burst < self.max_payload_bytes:
+            raise ValueError("send_bytes_burst must be at least max_payload_bytes")
+
+
+ALREADY_JOINED = "already joined the realtime channel; leave it first"
+NOT_JOINED = "not joined to the realtime channel"
+NOT_JOINED_TO_SEND = "send refused: not joined to the realtime channel"
+"""What the client is told of each mistake (the hub's and the session's refusals alike)."""
+
+
+class RealtimeError(Refusal):
+    """A request the realtime rules refuse; `code` is stable and sent to the client."""
+
+    code = "realtime-error"
+
+
+class AlreadyJoined(RealtimeError):
+    """The connection joined its channel already and has not left it (R3)."""
+
+    code = "already-joined"
+
+
+class NotJoined(RealtimeError):
+    """The connection sent or left without being joined (R15)."""
+
+    code = "not-joined"
+
+
+class PayloadTooLarge(RealtimeError):
+    """The item is longer than the largest allowed (R8)."""
+
+    code = "payload-too-large"
+
+
+class Connection:
+    """One live link to the hub. `sink` is whatever the I/O shell needs to write to it.
+
+    Its `budget` is charged for every item it sends; it is the budget of the connection's
+    member page, shared by every connection of that page, so more sockets never buy more.
+    """
+
+    __slots__ = ("id", "topic", "sink", "joined", "budget")
+
+    def __init__(self, conn_id: int, topic: str, sink: Any, budget: SendBudget) -> None:
+        self.id = conn_id
+        self.topic = topic
+        self.sink = sink
+        self.joined = False
+        self.budget = budget
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.topic!r} joined={self.joined}>"
+
+
+class RealtimeHub:
+    """The realtime state of one host process: its connections and who is joined where."""
+
+    def __init__(self, limits: RealtimeLimits | None = None, node_id: str | None = None) -> None:
+        self.limits = limits or RealtimeLimits()
+        self.node_id = node_id or uuid.uuid4().hex
+        """Names this process in the items it publishes (to tell its own senders)."""
+        self._ids = itertools.count(1)
+        self._connections: dict[int, Connection] = {}
+        self._joined: dict[str, dict[int, Connection]] = {}
+        # Receivers per channel and sender (None: a sender in another process), made once
+        # per change of the channel's members, so fanning an item out allocates nothing.
+        self._receivers: dict[str, dict[int | None, tuple[Connection, ...]]] = {}
+
+    # -- connections -------------------------------------------------------------------
+
+    def open(self, topic: str, sink: Any, now: float,
+             budget: SendBudget | None = None) -> Connection:
+        """Register a new link bound to the channel `topic`; it starts not joined. It sends
+        on `budget` (its page's), or on a budget of its own when none is given."""
+        budget = budget or SendBudget.for_limits(self.limits, now)
+        conn = Connection(next(self._ids), topic, sink, budget)
+        self._connections[conn.id] = conn
+        return conn
+
+    def close(self, conn: Connection) -> bool:
+        """Forget a link that ended; a lost link counts as leaving (R17). Idempotent.
+        True when its channel has no member left in this process (stop listening to it)."""
+        if self._connections.pop(conn.id, None) is None:
+            return False
+        return conn.joined and self._remove_from_channel(conn)
+
+    def join(self, conn: Connection) -> bool:
+        """Join the connection's channel; from now on it receives what others send (R12).
+        True when it is the channel's first member in this process (start listening)."""
+        if conn.joined:
+            raise AlreadyJoined(ALREADY_JOINED)
+        if conn.id not in self._connections:
+            raise RealtimeError("connection is closed")
+        members = self._joined.setdefault(conn.topic, {})
+        members[conn.id] = conn
+        conn.joined = True
+        self._receivers.pop(conn.topic, None)
+        return len(members) == 1
+
+    def leave(self, conn: Connection) -> bool:
+        """Leave the channel; nothing more is delivered to this connection (R15). True
+        when the channel has no member left in this process."""
+        if not conn.joined:
+            raise NotJoined(NOT_JOINED)
+        return self._remove_from_channel(conn)
+
+    def send(self, conn: Connection, payload: bytes, now: float) -> tuple[Published, float]:
+        """Check one item from `conn` and charge its page's budget: the item to publish to
+        the channel, and how many seconds the caller must wait before reading the
+        connection's next item (0.0 when within budget). Raises `NotJoined` or
+        `PayloadTooLarge` when the item breaks a rule (R7, R8, R15)."""
+        if not conn.joined:
+            raise NotJoined(NOT_JOINED_TO_SEND)
+        size = len(payload)
+        if size > self.limits.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"realtime item of {size} bytes refused: the limit is "
+                f"{self.limits.max_payload_bytes} bytes"
+            )
+        # tuple.__new__ builds the named tuple without its Python-level __new__: this runs
+        # once per realtime item.
+        item = _new_tuple(Published, (self.node_id, conn.id, payload))
+        return item, conn.budget.charge(size, now)
+
+    def receivers(self, topic: str, item: Published) -> tuple[Connection, ...]:
+        """Who receives `item`, published to `topic`: every connection of this process
+        joined there, except its sender (R10, R11)."""
+        sender = item.sender if item.origin == self.node_id else None
+        try:
+            return self._receivers[topic][sender]
+        except KeyError:
+            pass
+        members = self._joined.get(topic)
+        if not members:
+            return ()
+        receivers = tuple(conn for conn in members.values() if conn.id != sender)
+        self._receivers.setdefault(topic, {})[sender] = receivers
+        return receivers
+
+    # -- queries -----------------------------------------------------------------------
+
+    def joined_count(self, topic: str) -> int:
+        """How many connections of this process are joined to `topic`."""
+        return len(self._joined.get(topic, ()))
+
+    def connection_count(self) -> int:
+        """How many links this process holds, joined or not."""
+        return len(self._connections)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _remove_from_channel(self, conn: Connection) -> bool:
+        conn.joined = False
+        self._receivers.pop(conn.topic, None)
+        members = self._joined.get(conn.topic)
+        if members is None:
+            return False
+        members.pop(conn.id, None)
+        if members:
+            return False
+        del self._joined[conn.topic]
+        return True

@@ -1,0 +1,445 @@
+"""One connection's protocol, with no I/O: what arrived goes in, effects come out.
+
+A `Session` is one WebSocket of a member page (a browser tab or a Python peer), bound to the
+page's realtime channel when it is opened. The I/O shell feeds it what arrives (a text
+frame, a binary frame, the time) and what happens to the link (cut off as too slow, lost,
+closed by the host), and carries out the effects it returns, in order: send a control
+message, publish an item, start or stop listening to the channel, forget the items waiting
+for it (after a leave), pause reading, store an update, replay updates, store or list chat
+messages, close. Every rule of the connection is
+here or in the rule modules it calls (`wire`, `realtime`, `updates`, `messages`, `budget`);
+the shell decides nothing.
+
+Its lifecycle is one table, `TRANSITIONS` (in the manner of h11's `_state.py`): for each
+state, the events it allows and the state each leads to. `REFUSED` lists the events that
+are the client's mistake in a state (answered with an `error` frame, the state unchanged);
+`IGNORED`, those that come too late to matter (the connection is going away). Anything else
+is a bug in the host and raises `SessionStateError` naming the state and the event.
+
+    open ──join──▶ joined ──leave──▶ open
+    open, joined ──host closes (refusal cap, shutdown)──▶ leaving
+    open, joined ──receiver too slow──▶ cut off
+    every state but closed ──link lost──▶ closed
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from . import realtime, wire
+from .budget import PageBudget
+from .errors import Refusal, SessionStateError
+from .fanout import Published
+from .messages import ChatLimits, ChatMessageDraft, validate_message
+from .realtime import AlreadyJoined, Connection, NotJoined, RealtimeHub
+from .stats import SessionCounts
+from .updates import Update, UpdateError, UpdateLimits, validate_update
+
+__all__ = [
+    "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",
+    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "StoreUpdate", "Replay",
+    "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect",
+    "POLICY_VIOLATION", "INTERNAL_ERROR",
+]
+
+POLICY_VIOLATION = 1008
+"""WebSocket close code: the client broke the host's rules too often."""
+INTERNAL_ERROR = 1011
+"""WebSocket close code: the host failed (a bug), not the client."""
+
+
+class State(enum.Enum):
+    """Where a connection is in its life."""
+
+    OPEN = "open"
+    """Connected, not joined to the realtime channel."""
+    JOINED = "joined"
+    """Joined: it sends to and receives from the channel."""
+    LEAVING = "leaving"
+    """The host is closing it (too many refused requests, shutdown): nothing more is read."""
+    CUT_OFF = "cut off"
+    """Too slow a receiver: out of the channel, its close frame on the way."""
+    CLOSED = "closed"
+    """The link ended."""
+
+
+class Event(enum.Enum):
+    """What can happen to a connection."""
+
+    JOIN = "join"
+    LEAVE = "leave"
+    ITEM = "item"
+    """A realtime item (binary frame)."""
+    CONTROL = "control"
+    """Any other control message (updates, chat messages)."""
+    CLOSE = "close"
+    """The host closes the connection."""
+    CUT_OFF = "cut off"
+    """The connection does not take what it is sent fast enough."""
+    LINK_LOST = "link lost"
+
+
+TRANSITIONS: dict[State, dict[Event, State]] = {
+    State.OPEN: {
+        Event.JOIN: State.JOINED, Event.CONTROL: State.OPEN, Event.CLOSE: State.LEAVING,
+        Event.CUT_OFF: State.CUT_OFF, Event.LINK_LOST: State.CLOSED,
+    },
+    State.JOINED: {
+        Event.LEAVE: State.OPEN, Event.ITEM: State.JOINED, Event.CONTROL: State.JOINED,
+        Event.CLOSE: State.LEAVING, Event.CUT_OFF: State.CUT_OFF,
+        Event.LINK_LOST: State.CLOSED,
+    },
+    State.LEAVING: {Event.LINK_LOST: State.CLOSED},
+    State.CUT_OFF: {Event.LINK_LOST: State.CLOSED},
+    State.CLOSED: {},
+}
+"""The lifecycle: for each state, the events that move it on and where to."""
+
+REFUSED: dict[tuple[State, Event], type[Refusal]] = {
+    (State.OPEN, Event.LEAVE): NotJoined,
+    (State.OPEN, Event.ITEM): NotJoined,
+    (State.JOINED, Event.JOIN): AlreadyJoined,
+}
+"""Events that are the client's mistake in a state: refused, the state unchanged (R3, R15)."""
+
+IGNORED: frozenset[tuple[State, Event]] = frozenset(
+    (state, event) for state in (State.LEAVING, State.CUT_OFF) for event in Event
+    if event is not Event.LINK_LOST)
+"""Events that come after the host let the connection go: dropped without an answer."""
+
+_REFUSAL_TEXT = {  # what the hub says of the same mistakes
+    (State.OPEN, Event.LEAVE): realtime.NOT_JOINED,
+    (State.OPEN, Event.ITEM): realtime.NOT_JOINED_TO_SEND,
+    (State.JOINED, Event.JOIN): realtime.ALREADY_JOINED,
+}
+
+
+_JOINED = State.JOINED  # a module global is found faster than an enum member
+_new_tuple = tuple.__new__
+
+
+# -- effects ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Write a control message (a text frame) to this connection."""
+
+    text: str
+
+
+class Publish(NamedTuple):
+    """Publish a realtime item to the channel `topic` (through the broker). A named tuple,
+    not a dataclass like the other effects: one is made per realtime item, and a tuple is
+    the cheapest immutable record Python builds."""
+
+    topic: str
+    item: Published
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """This process now has a member in channel `topic`: listen to it on the broker."""
+
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """This process has no member left in channel `topic`: stop listening to it."""
+
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Read nothing more from this connection for `seconds` (its page is over a budget)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUpdate:
+    """Store a valid status update, then send it to every listener of the app copy."""
+
+    update: Update
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """(Re)start update listener `listen`: the stored updates after `after_serial`, then
+    live ones."""
+
+    listen: int
+    after_serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMessage:
+    """Store a valid chat message, then answer request `request_id` (ok, or why not)."""
+
+    request_id: int
+    message: ChatMessageDraft
+
+
+@dataclass(frozen=True, slots=True)
+class ListMessages:
+    """Answer request `request_id` with the chat's messages (older than `before`)."""
+
+    request_id: int
+    before: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Discard:
+    """Forget the realtime items still waiting to be written to this connection: it left
+    its channel, so they are no longer its own (R15), nor of its next join (R12)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection with a WebSocket close code and a reason."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The receiver has read `bytes` of realtime items so far (`wire.Received`): more may
+    go to it."""
+
+    bytes: int
+
+
+_DISCARD = Discard()
+
+Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | StoreUpdate | Replay
+          | StoreMessage | ListMessages | Discard | Receipt | Close)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRules:
+    """The limits a session applies besides its page's budget."""
+
+    updates: UpdateLimits
+    chat: ChatLimits
+    max_protocol_errors: int
+    """Refused requests before the connection is closed (1008)."""
+    counts: SessionCounts = field(default_factory=SessionCounts)
+    """Where the sessions count their refusals and rate limiting (for metrics)."""
+
+
+class Session:
+    """One connection's protocol state and rules (see the module docstring)."""
+
+    __slots__ = ("hub", "conn", "budget", "rules", "state", "_errors", "_paced")
+
+    def __init__(self, hub: RealtimeHub, conn: Connection, budget: PageBudget,
+                 rules: SessionRules) -> None:
+        self.hub = hub
+        self.conn = conn
+        self.budget = budget
+        """The page's allowance, shared with its other connections."""
+        self.rules = rules
+        self.state = State.OPEN
+        self._errors = 0
+        self._paced: set[str] = set()  # budgets pacing this connection now
+
+    # -- what arrives --------------------------------------------------------------------
+
+    def greet(self, self_addr: str, self_name: str,
+              limits: wire.HelloLimits) -> tuple[Effect, ...]:
+        """The connection opened: its first frame says who the page is and the limits."""
+        return (Send(wire.encode_hello(self_addr, self_name, limits)),)
+
+    def receive_item(self, payload: bytes, now: float) -> tuple[Effect, ...]:
+        """A binary frame: one realtime item for the channel."""
+        if self.state is _JOINED:  # the hot path, as TRANSITIONS allows it
+            try:
+                item, wait = self.hub.send(self.conn, payload, now)
+            except Refusal as exc:
+                return self._refused(exc)
+            # tuple.__new__ builds the named tuple without its Python-level __new__: this
+            # runs once per realtime item.
+            publish = _new_tuple(Publish, (self.conn.topic, item))
+            if wait > 0 or self._paced:
+                return (publish, *self._pace("items", wait, self._items_text()))
+            return (publish,)
+        try:
+            self._event(Event.ITEM)  # refused while open; ignored while going away
+        except Refusal as exc:
+            return self._refused(exc)
+        return ()
+
+    def receive_text(self, text: str, now: float) -> tuple[Effect, ...]:
+        """A text frame: one control message."""
+        if self._event(Event.CONTROL, check_only=True) is not None:
+            return ()  # ignored: the connection is going away
+        message: wire.ClientMessage | None = None
+        try:
+            message = wire.decode_client_message(text)
+            effects = self._on_message(message, now)
+        except Refusal as exc:
+            effects = self._refused(exc)
+        # Charged whichever of the page's connections sent it, after it was carried out
+        # (so that `joined` is written before anything else is), then paced. Reports of
+        # what was read have their own budget: a fast reader sends many.
+        if type(message) is wire.Received:
+            wait = self.budget.receipts.charge(1, now)
+            budget, text_of = "receipts", self._receipts_text
+        else:
+            wait = self.budget.control.charge(1, now)
+            budget, text_of = "control", self._control_text
+        if wait > 0 or budget in self._paced:
+            effects = (*effects, *self._pace(budget, wait, text_of()))
+        return effects
+
+    # -- what happens to the link ------------------------------------------------------
+
+    def close(self, code: int, reason: str) -> tuple[Effect, ...]:
+        """The host closes the connection (shutdown, the member disconnected)."""
+        ignored = self._event(Event.CLOSE)
+        if ignored is not None:
+            return ()
+        return (*self._leave_channel(), Close(code, reason))
+
+    def cut_off(self) -> tuple[Effect, ...]:
+        """The connection did not take what it was sent in time: out of the channel now;
+        its close frame is the shell's to send."""
+        if self._event(Event.CUT_OFF) is not None:
+            return ()
+        return self._leave_channel()
+
+    def link_lost(self) -> tuple[Effect, ...]:
+        """The link ended (closed by either side, or broken): counts as leaving (R17)."""
+        if self.state is State.CLOSED:
+            return ()
+        self._event(Event.LINK_LOST)
+        return self._leave_channel()
+
+    def message_not_stored(self, message: ChatMessageDraft) -> None:
+        """The store failed to keep an accepted chat message: give back its quota."""
+        if self.budget.chat_stored_bytes is not None:
+            self.budget.chat_stored_bytes -= message.size
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def _on_message(self, message: wire.ClientMessage, now: float) -> tuple[Effect, ...]:
+        if isinstance(message, wire.Join):
+            self._event(Event.JOIN)
+            first = self.hub.join(self.conn)
+            joined = Send(wire.encode_joined(message.epoch))
+            return (Subscribe(self.conn.topic), joined) if first else (joined,)
+        if isinstance(message, wire.Received):
+            return (Receipt(message.bytes),)
+        if isinstance(message, wire.Leave):
+            self._event(Event.LEAVE)
+            if self.hub.leave(self.conn):
+                return (_DISCARD, Unsubscribe(self.conn.topic))
+            return (_DISCARD,)
+        if isinstance(message, wire.UpdateSend):
+            return (self._update(message.update, now),)
+        if isinstance(message, wire.UpdateListen):
+            wait = self.budget.listens.charge(1, now)  # paced: a reload loop waits its turn
+            replay = Replay(message.listen, message.serial)
+            return (Pause(wait), replay) if wait > 0 else (replay,)
+        if isinstance(message, wire.SendToChat):
+            return (self._chat_message(message, now),)
+        return (ListMessages(message.id, message.before),)
+
+    def _update(self, raw: Any, now: float) -> StoreUpdate:
+        update = validate_update(raw, self.rules.updates)
+        if not self.budget.updates.try_take(1, now):
+            limits = self.rules.updates
+            raise UpdateError(f"updates sent faster than one per {limits.interval_ms} ms "
+                              f"(after a burst of {limits.burst}): this one was refused",
+                              "update-rate")
+        return StoreUpdate(update)
+
+    def _chat_message(self, request: wire.SendToChat, now: float) -> Effect:
+        """A sendToChat is answered by its own reply, ok or not, and never counts toward
+        the refused-request cap: an app that hits its quota is told so, once."""
+        limits, budget = self.rules.chat, self.budget
+        try:
+            message = validate_message(request.text, request.file_name, request.file_base64,
+                                       limits)
+        except Refusal as exc:
+            return self._refused_message(request.id, exc.code, str(exc))
+        stored = budget.chat_stored_bytes or 0
+        if stored + message.size > limits.max_stored_bytes:
+            return self._refused_message(
+                request.id, "chat-quota", f"this page has stored {stored} bytes of chat "
+                f"messages; the limit is {limits.max_stored_bytes} bytes")
+        if not budget.chat.try_take(1, now):
+            return self._refused_message(
+                request.id, "chat-rate", f"messages posted faster than "
+                f"{limits.messages_per_s:g} per second (after {limits.messages_burst} at "
+                "once): this one was refused")
+        budget.chat_stored_bytes = stored + message.size
+        return StoreMessage(request.id, message)
+
+    def _refused_message(self, request_id: int, code: str, text: str) -> Send:
+        self.rules.counts.refused[code] += 1
+        return Send(wire.encode_reply(request_id, (code, text)))
+
+    def _refused(self, exc: Refusal) -> tuple[Effect, ...]:
+        self.rules.counts.refused[exc.code] += 1
+        self._errors += 1
+        error = Send(wire.encode_error(exc.code, str(exc)))
+        if self._errors < self.rules.max_protocol_errors:
+            return (error,)
+        # Out of the channel first, before anything that may wait: then the error, then
+        # the close frame.
+        *leave, close = self.close(POLICY_VIOLATION, "too many refused requests")
+        return (*leave, error, close)
+
+    def _pace(self, budget: str, wait: float, text: str) -> tuple[Effect, ...]:
+        """Pause reading while the page is over `budget`; the first pause of an episode is
+        told to the client with a `rate-limited` error (not a refusal: nothing is lost)."""
+        if wait <= 0:
+            self._paced.discard(budget)
+            return ()
+        if budget in self._paced:
+            return (Pause(wait),)
+        self._paced.add(budget)
+        self.rules.counts.rate_limited[budget] += 1
+        return (Send(wire.encode_error("rate-limited", text)), Pause(wait))
+
+    def _items_text(self) -> str:
+        limits = self.hub.limits
+        return (f"sending faster than {limits.send_items_per_s:g} items/s or "
+                f"{limits.send_bytes_per_s:g} bytes/s: reading from this page is slowed")
+
+    def _receipts_text(self) -> str:
+        receipts = self.budget.receipts
+        return (f"sending 'received' reports faster than {receipts.rate:g}/s (after "
+                f"{receipts.burst:g} at once): reading from this page is slowed")
+
+    def _control_text(self) -> str:
+        control = self.budget.control
+        return (f"sending control messages faster than {control.rate:g}/s (after "
+                f"{control.burst:g} at once): reading from this page is slowed")
+
+    # -- the table -------------------------------------------------------------------------
+
+    def _event(self, event: Event, check_only: bool = False) -> Event | None:
+        """Apply `event` to the state by the table. Returns the event when it is to be
+        ignored, None when it took effect; raises the refusal the table names, or
+        `SessionStateError` for an event the state does not allow."""
+        state = self.state
+        if (state, event) in IGNORED:
+            return event
+        refusal = REFUSED.get((state, event))
+        if refusal is not None:
+            raise refusal(_REFUSAL_TEXT[(state, event)])
+        target = TRANSITIONS[state].get(event)
+        if target is None:
+            raise SessionStateError(state.value, event.value)
+        if not check_only:
+            self.state = target
+        return None
+
+    def _leave_channel(self) -> tuple[Effect, ...]:
+        return (Unsubscribe(self.conn.topic),) if self.hub.close(self.conn) else ()

@@ -1,0 +1,274 @@
+"""Status updates and chat messages on a live host, the I/O half: stored first, then sent to
+the sockets. What is valid and what a page may send is decided before, by the session and
+the rules (`session.py`, `updates.py`, `messages.py`); storage itself is `store.py`.
+
+Each socket may run one update listener at a time (the page's `setUpdateListener`). Starting
+one streams the backlog after the requested serial in chunks, then registers the listener
+for live updates with no await between the last (empty) backlog query and the registration,
+so no update is skipped or sent twice. Every frame names its listener, so a page that
+replaces its listener can tell old frames from new ones.
+
+Memory stays bounded whoever asks: a backlog is loaded in chunks of at most
+`backlog_chunk_bytes` and written with backpressure (the next update is written only once
+the socket took the previous ones), at most `max_backlogs_per_page` backlogs of a page
+stream at once, and the bytes replayed are paced by the page's budget.
+
+With a store shared by several processes (`store.shared`), updates reach this process's
+pages as read back from the store in serial order: after this process stores one, and when
+the store announces one stored elsewhere (`appended`), the feed reads the rows above the
+lowest serial its listeners of that app copy have and sends each listener those it lacks.
+So a page receives every update once, in serial order, whichever process stored it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..core import wire
+from ..core.budget import PageBudget
+from ..core.errors import Refusal
+from ..core.frames import encode_text_frame
+from ..core.messages import ChatLimits, ChatMessageDraft
+from ..core.updates import Update, UpdateLimits, delivered_json
+from ..model.chats import Page
+from ..stores.api import STORE_ERRORS, StoreApi, StoreUnavailable
+
+__all__ = ["UpdateFeed", "FeedSocket", "StorageFailed", "UpdateRoute", "MessageWatcher"]
+
+log = logging.getLogger(__name__)
+
+
+class StorageFailed(Refusal):
+    """The store could not keep what a client sent; nothing of it was sent to anyone."""
+
+    code = "storage-failed"
+
+
+class FrameSink(Protocol):
+    """The way out to one socket (see outbound.Outbound)."""
+
+    def write(self, parts: tuple[bytes, ...], size: int) -> None:
+        """Send a pre-encoded frame, bounded."""
+
+    async def send_text(self, text: str) -> None:
+        """Send a text frame after everything written before it."""
+
+
+@dataclass(slots=True, eq=False)
+class FeedSocket:
+    """What the feed knows of one socket: its page, where to write, its page's budget."""
+
+    page: Page
+    sink: FrameSink
+    budget: PageBudget
+    listen: int = -1
+    """The socket's current update listener (-1: none)."""
+    delivered: int = 0
+    """The highest serial the listener was sent (or did not need), with a shared store."""
+
+
+UpdateRoute = Callable[[Page, Update, list[tuple[FeedSocket, bytes]]], None]
+"""Takes a stored update (its sender's page, the update, and each listener with the frame
+for it) and writes the frames to the listeners' sinks itself, now or later: how the simulator
+holds updates for a peer that is offline."""
+
+MessageWatcher = Callable[[Page, ChatMessageDraft], None]
+"""Told of every chat message stored (the simulator's log)."""
+
+
+class UpdateFeed:
+    """The host's status updates and chat messages."""
+
+    def __init__(self, store: StoreApi, limits: UpdateLimits, chat_limits: ChatLimits,
+                 clock: Callable[[], float]) -> None:
+        self.store = store
+        self.limits = limits
+        self.chat_limits = chat_limits
+        self._clock = clock
+        self._listeners: dict[str, set[FeedSocket]] = {}
+        self._backlog_slots: dict[str, asyncio.Semaphore] = {}
+        self.route: UpdateRoute | None = None
+        """Where stored updates go instead of straight to the listeners; None: straight."""
+        self.watch_messages: MessageWatcher | None = None
+        """Told of every chat message stored; None: nobody."""
+
+    def new_socket(self, page: Page, sink: FrameSink, budget: PageBudget) -> FeedSocket:
+        """Track a new socket of `page`, spending from `budget` (the page's); it listens
+        to nothing yet."""
+        return FeedSocket(page, sink, budget)
+
+    def forget(self, sock: FeedSocket) -> None:
+        """The socket ended: stop sending it updates."""
+        listeners = self._listeners.get(sock.page.app.id)
+        if listeners is not None:
+            listeners.discard(sock)
+            if not listeners:
+                del self._listeners[sock.page.app.id]
+
+    # -- updates -----------------------------------------------------------------------
+
+    def store_update(self, sock: FeedSocket, update: Update) -> None:
+        """Store a valid update from `sock`, then send it to every listener of the app
+        copy, the sender's own included. Raises `StorageFailed` if it could not be kept
+        (then nobody was sent it)."""
+        app_id = sock.page.app.id
+        try:
+            serial = self.store.append_update(app_id, sock.page.member.id, update)
+        except STORE_ERRORS as exc:
+            _log_failure("storing an update failed: %s", exc)
+            raise StorageFailed("the host could not store this update; it was not sent") \
+                from None
+        if self.store.shared:
+            self.appended(app_id, serial)
+            return
+        update_json = delivered_json(update, serial, serial)
+        frames = [(listener, encode_text_frame(wire.encode_update(listener.listen, update_json)))
+                  for listener in tuple(self._listeners.get(app_id, ()))]
+        if self.route is not None:
+            self.route(sock.page, update, frames)
+            return
+        for listener, frame in frames:
+            listener.sink.write((frame,), len(frame))
+
+    async def listen(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
+        """(Re)start the socket's update listener: the backlog, then live updates.
+        Raises `StorageFailed` if the store could not be read (then the socket listens to
+        nothing)."""
+        limits = self.limits
+        self.forget(sock)
+        sock.listen = listen
+        # Kept per page for the host's lifetime, like the page's budget: a few hundred
+        # bytes per page that was ever used.
+        slots = self._backlog_slots.get(sock.page.label)
+        if slots is None:
+            slots = asyncio.Semaphore(limits.max_backlogs_per_page)
+            self._backlog_slots[sock.page.label] = slots
+        async with slots:
+            try:
+                await self._replay(sock, listen, after_serial)
+            except STORE_ERRORS as exc:
+                _log_failure("reading stored updates failed: %s", exc)
+                raise StorageFailed("the host could not read the stored updates") from None
+
+    async def _replay(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
+        app_id = sock.page.app.id
+        store, limits, budget = self.store, self.limits, sock.budget
+        last = after_serial
+        while True:
+            count = store.backlog_chunk(app_id, last, limits.backlog_chunk_bytes)
+            if not count:
+                break
+            backlog = store.updates_after(app_id, last, count)
+            max_serial = store.max_serial(app_id)
+            for stored in backlog:
+                text = wire.encode_update(
+                    listen, delivered_json(stored.update, stored.serial, max_serial))
+                # Awaiting the write is the backpressure: a socket that does not read
+                # holds up its own backlog, never the host's memory.
+                await sock.sink.send_text(text)
+                last = stored.serial
+                wait = budget.backlog.charge(len(text), self._clock())
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            del backlog
+        if store.shared:
+            # Read with no await since the last (empty) chunk: the listener now lacks
+            # exactly the updates above this, whoever stores them (a serial the page named
+            # beyond the last one stored skips nothing).
+            sock.delivered = min(last, store.max_serial(app_id))
+        self._listeners.setdefault(app_id, set()).add(sock)
+        await sock.sink.send_text(wire.encode_backlog_done(listen))
+
+    def appended(self, app_id: str, serial: int) -> None:
+        """An update of `app_id` with `serial` was stored (by this process or another):
+        send this process's listeners of that app copy what they lack, in serial order. A
+        failure to read is logged; what was missed is sent with the next update or
+        `resync`."""
+        listeners = self._listeners.get(app_id)
+        if not listeners:
+            return
+        start = min(listener.delivered for listener in listeners)
+        if start >= serial:
+            return
+        store, max_bytes = self.store, self.limits.backlog_chunk_bytes
+        try:
+            while True:
+                count = store.backlog_chunk(app_id, start, max_bytes)
+                if not count:
+                    return
+                batch = store.updates_after(app_id, start, count)
+                if not batch:  # the app copy was removed in between
+                    return
+                newest = batch[-1].serial
+                for stored in batch:
+                    update_json = delivered_json(stored.update, stored.serial, newest)
+                    for listener in tuple(listeners):
+                        if listener.delivered < stored.serial:
+                            frame = encode_text_frame(
+                                wire.encode_update(listener.listen, update_json))
+                            listener.sink.write((frame,), len(frame))
+                            listener.delivered = stored.serial
+                start = newest
+        except STORE_ERRORS as exc:
+            _log_failure(f"reading new updates of app copy {app_id} failed: %s", exc)
+
+    def resync(self) -> None:
+        """Announcements of stored updates may have been missed (the store's announcement
+        channel was reconnected): send every listener what it lacks."""
+        for app_id in tuple(self._listeners):
+            self.appended(app_id, 2**63 - 1)
+
+    # -- chat messages -----------------------------------------------------------------
+
+    def chat_stored_bytes(self, page: Page) -> int:
+        """Bytes of chat messages `page` has stored so far (for its quota); `StorageFailed`
+        if the store could not be read."""
+        try:
+            return self.store.chat_bytes(page.app.id, page.member.name)
+        except STORE_ERRORS as exc:
+            _log_failure("reading a page's chat messages failed: %s", exc)
+            raise StorageFailed("the host could not read its store") from None
+
+    def store_message(self, sock: FeedSocket, message: ChatMessageDraft) -> None:
+        """Record a valid message the app posts to its chat; `StorageFailed` if the store
+        could not keep it."""
+        page = sock.page
+        try:
+            self.store.add_chat_message(page.app.chat_id, page.app.id, page.member.name,
+                                        message.text, message.file_name, message.file_data)
+        except STORE_ERRORS as exc:
+            _log_failure("storing a chat message failed: %s", exc)
+            raise StorageFailed("the host could not record this message") from None
+        if self.watch_messages is not None:
+            self.watch_messages(page, message)
+
+    def chat_messages(self, sock: FeedSocket,
+                      before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """The latest messages apps posted to the socket's chat (older than the message id
+        `before`, if given), oldest first and bounded in count and bytes; and whether older
+        ones remain. `StorageFailed` if the store could not be read."""
+        limits = self.chat_limits
+        try:
+            messages, more = self.store.chat_messages(sock.page.app.chat_id,
+                                                      limits.max_listed, before,
+                                                      limits.max_listed_bytes)
+        except STORE_ERRORS as exc:
+            _log_failure("reading chat messages failed: %s", exc)
+            raise StorageFailed("the host could not read the chat messages") from None
+        return [{
+            "id": message.id, "app_id": message.app_id, "member": message.member,
+            "text": message.text, "file_name": message.file_name,
+            "file_base64": (None if message.file_data is None
+                            else base64.b64encode(message.file_data).decode()),
+        } for message in messages], more
+
+
+def _log_failure(message: str, exc: Exception) -> None:
+    """Log a failure of the store, unless it is an outage the store already reported (one
+    line per outage, not one per refused request)."""
+    log.log(logging.DEBUG if isinstance(exc, StoreUnavailable) else logging.ERROR, message, exc)

@@ -1,0 +1,275 @@
+"""The way out to one connection: frames for it are gathered during one turn of the event
+loop and written with one `writelines` (one `writev` on uvloop) at the end of the turn.
+
+Two classes of frames take two ways. Control frames, status updates and chat messages are
+never dropped: they are written at once, and a connection with more than `limit` bytes of
+them unsent is cut off. Realtime items are written while the socket has room
+(`DeliveryLimits.socket_buffer_bytes`); beyond that they wait in the connection's
+`delivery.ItemQueue`, which drops the stale and the crowded-out (fairly, by sender), and a
+pump moves them to the socket as it drains. A receiver that reports what it has read also
+waits while its `delivery.ReceiveWindow` is full, and the pump drops what would reach it
+stale. So a slow receiver loses realtime items, counted and logged once per episode, and
+keeps its link.
+
+Gathering matters under load: aiohttp hands over every message that one read brought in
+without yielding, so a sender's burst of K items costs each receiver one system call
+instead of K. At low rates each turn carries one item and nothing is delayed beyond the
+turn. Control frames (`send_text`) flush what was gathered first, so the order on the wire
+is the order of the calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from aiohttp import WSCloseCode, web
+from aiohttp.abc import AbstractStreamWriter
+
+from ..core.delivery import DeliveryLimits, DropCount, ItemQueue, ReceiveWindow
+from ..core.fanout import Published
+
+__all__ = ["Outbound", "WriteBatcher"]
+
+log = logging.getLogger(__name__)
+
+# The event loop keeps only weak references to tasks: a close in progress is held here until
+# it is done, so that it cannot be garbage-collected half-way once its Outbound is dropped.
+_closing_tasks: set[asyncio.Task[None]] = set()
+
+
+class WriteBatcher:
+    """Flushes every `Outbound` that gathered frames, once per turn of the event loop."""
+
+    __slots__ = ("_loop", "_dirty", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[Outbound] = []
+        self._scheduled = False
+
+    def mark(self, outbound: Outbound) -> None:
+        """`outbound` gathered its first frame of this turn."""
+        self._dirty.append(outbound)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        self._scheduled = False
+        for outbound in dirty:
+            outbound.flush()
+
+
+class Outbound:
+    """Where deliveries to one connection go: gathered, then written; realtime items held
+    and dropped when the socket is full (see the module docstring).
+
+    A receiver with more than `limit` bytes of frames that are never dropped unsent is cut
+    off: it leaves the channel at once (`on_cut`), is sent a close frame saying why, and is
+    dropped if it has not gone within `close_grace_s`, so a stalled reader holds at most
+    `limit` bytes for a while.
+    """
+
+    __slots__ = ("ws", "transport", "limit", "close_grace_s", "on_cut", "cut", "name",
+                 "items", "window", "_batcher", "_writer", "_room", "_pending",
+                 "_pending_size", "_written", "_reported", "_pump", "_episode_counts")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int,
+                 close_grace_s: float, batcher: WriteBatcher, writer: AbstractStreamWriter,
+                 delivery: DeliveryLimits, name: str = "a connection",
+                 shared_drops: tuple[DropCount, ...] = ()) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.limit = limit
+        self.close_grace_s = close_grace_s
+        self.on_cut: Callable[[], None] | None = None
+        self.cut = False
+        self.name = name
+        """Who this is, for the log."""
+        self.items = ItemQueue(delivery, shared_drops)
+        """Realtime items waiting for room in the socket; `items.counts` are the drops."""
+        self.window = ReceiveWindow(delivery)
+        """What is in flight to the receiver, once it reports what it read."""
+        self._batcher = batcher
+        self._writer = writer
+        self._room = delivery.socket_buffer_bytes
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._written = 0  # realtime bytes sent so far, as the receiver counts them
+        self._reported = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+        self._episode_counts = DropCount()
+        # The transport pauses its writer above `socket_buffer_bytes`, so that draining
+        # the writer is the signal that realtime items fit again.
+        transport.set_write_buffer_limits(high=self._room)
+
+    def deliver(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+        """Send one realtime item, as buffers of `size` bytes in all, at the end of this
+        turn if the socket has room and nothing waits; else it waits (and may be dropped)."""
+        if self.closing:
+            return
+        window = self.window
+        # Frames are never empty, so waiting bytes are 0 exactly when nothing waits. The
+        # window test is `window.full(self._written)` inlined: this runs once per delivery.
+        if (self.items.waiting_bytes
+                or self.transport.get_write_buffer_size() + self._pending_size + size
+                > self._room
+                or (window.reporting and self._written - window.read >= window.limit)):
+            self._wait(parts, size, item)
+            return
+        if not self._pending:
+            self._batcher.mark(self)
+        self._pending.extend(parts)
+        self._pending_size += size
+        self._written += size
+
+    def write(self, parts: tuple[bytes, ...], size: int) -> None:
+        """Send one frame that must not be dropped, as buffers of `size` bytes in all, at
+        the end of this turn; or cut the receiver off if that would leave more than `limit`
+        bytes unsent."""
+        if self.closing:
+            return
+        if self.transport.get_write_buffer_size() + self._pending_size + size > self.limit:
+            self.cut_off()
+            return
+        if not self._pending:
+            self._batcher.mark(self)
+        self._pending.extend(parts)
+        self._pending_size += size
+
+    @property
+    def in_flight_bytes(self) -> int:
+        """Realtime bytes sent that the receiver has not reported read (all of them if it
+        does not report)."""
+        return self._written - self.window.read
+
+    def report(self, total: int, now: float) -> None:
+        """The receiver says it has read `total` realtime bytes (`wire.Received`)."""
+        if self.window.report(total, self._written, now, self.items.waiting_bytes > 0):
+            self._reported.set()
+
+    def finish(self) -> None:
+        """The connection is over: forget what waits, and end the pump."""
+        self.items.clear()
+        self._reported.set()
+
+    def discard_items(self) -> None:
+        """Forget the realtime items waiting: the connection left its channel (R15), and
+        if it joins again they must not reach its new join (R12)."""
+        self.items.clear()
+
+    def flush(self) -> None:
+        """Write what was gathered, now; nothing once a close frame may have gone out."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        self._pending_size = 0
+        # `ws.closed` turns true before aiohttp writes its close frame, whoever closes.
+        if not self.closing:
+            self.transport.writelines(pending)
+
+    @property
+    def closing(self) -> bool:
+        """Whether nothing more can be written: cut off, closed, or closing."""
+        return self.cut or self.ws.closed or self.transport.is_closing()
+
+    async def send_text(self, text: str) -> None:
+        """Send a control frame after everything written before it; ConnectionResetError
+        once the connection is closing, so that no work is done for a link that is gone."""
+        if self.closing:
+            raise ConnectionResetError("the connection is closing")
+        self.flush()
+        await self.ws.send_str(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the connection after everything written before."""
+        self.flush()
+        await self.ws.close(code=code, message=reason.encode())
+
+    def cut_off(self) -> None:
+        """Disconnect a receiver that does not keep up, with a reason it can read."""
+        self.cut = True
+        self._pending = []
+        self._pending_size = 0
+        self.finish()
+        if self.on_cut is not None:
+            self.on_cut()
+        task = asyncio.create_task(self._close_slow())
+        _closing_tasks.add(task)
+        task.add_done_callback(_closing_tasks.discard)
+
+    # -- realtime items that wait ------------------------------------------------------
+
+    def _wait(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+        items = self.items
+        if items.episode_started is None:
+            self._episode_counts = replace(items.counts)
+        items.offer((item.origin, item.sender), parts, size, time.monotonic())
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._move_waiting())
+
+    async def _move_waiting(self) -> None:
+        """Move waiting items to the socket whenever it drains and the receiver's window
+        has room, until none waits."""
+        items, transport, window = self.items, self.transport, self.window
+        try:
+            while items.waiting_bytes and not self.closing:
+                if window.full(self._written):
+                    self._reported.clear()
+                    await self._reported.wait()
+                    continue
+                await self._writer.drain()
+                now = time.monotonic()
+                # `<=`: while the writer is not paused (not over the room) at least one
+                # item moves, so this loop never spins without waiting.
+                while (not self.closing and not window.full(self._written)
+                       and transport.get_write_buffer_size() + self._pending_size
+                       <= self._room):
+                    # Dropped unless it can reach the receiver in time, by its rate.
+                    taken = items.take(now + window.delay(self._written))
+                    if taken is None:
+                        break
+                    self._pending.extend(taken[0])
+                    self._pending_size += taken[1]
+                    self._written += taken[1]
+                self.flush()
+        except ConnectionError:
+            pass
+        finally:
+            self._pump = None
+            if self.closing:
+                items.clear()
+            self._end_episode()
+
+    def _end_episode(self) -> None:
+        started = self.items.end_episode()
+        if started is None:
+            return
+        before, now = self._episode_counts, self.items.counts
+        if now.items == before.items:
+            return
+        log.warning("%s did not keep up: %d realtime items (%d bytes) dropped for it over "
+                    "%.1f s (%d stale, %d crowded out)", self.name, now.items - before.items,
+                    now.bytes - before.bytes, time.monotonic() - started,
+                    now.stale - before.stale, now.crowded - before.crowded)
+
+    async def _close_slow(self) -> None:
+        reason = f"too slow: over {self.limit} bytes waiting to be sent".encode()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.close_grace_s
+        try:
+            await asyncio.wait_for(
+                self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason),
+                self.close_grace_s)
+        except (TimeoutError, ConnectionError):
+            self.transport.abort()
+            return
+        # The close frame may still wait behind what the socket holds: the link has what is
+        # left of the grace to take it, then it is dropped (a no-op once it is closed).
+        loop.call_at(deadline, self.transport.abort)

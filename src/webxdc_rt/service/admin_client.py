@@ -1,0 +1,225 @@
+"""The management commands, `webxdc-rt chat|member|app|link ...`: each asks the host running
+on a data folder to make a change or tell something, over its admin socket (`admin.py`),
+and prints the answer (one JSON object with `--json`). Any refusal is one line on stderr and
+exit status 2.
+
+    webxdc-rt chat create NAME [--members alice,bob]    webxdc-rt chat list|show|delete ...
+    webxdc-rt member add|remove CHAT NAME
+    webxdc-rt app share CHAT FILE [--from MEMBER]       webxdc-rt app list|remove ...
+    webxdc-rt link show|revoke CHAT MEMBER
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ..model.chats import parse_members
+from ..model.xdc import DEFAULT_LIMITS, InvalidContainer, pack_folder
+from .admin import admin_socket_path
+
+__all__ = ["COMMANDS", "CommandError", "add_commands", "run", "call"]
+
+COMMANDS = ("chat", "member", "app", "link")
+"""The management commands, each with its own verbs."""
+
+_MAX_APP_FILE_BYTES = DEFAULT_LIMITS.max_total_bytes
+"""A file larger than any app may expand to is not read (the host's own bound is lower)."""
+_TIMEOUT_S = 120.0
+"""How long a command waits for the host (an upload is checked before it is answered)."""
+
+
+class CommandError(Exception):
+    """What went wrong, for one line on stderr (exit status 2)."""
+
+
+def add_commands(commands: Any, data_dir_default: str) -> None:
+    """Add the management commands to the `webxdc-rt` parser's subcommands."""
+    verbs: dict[str, list[tuple[str, str, list[tuple[tuple[str, ...], dict[str, Any]]]]]] = {
+        "chat": [
+            ("create", "create a chat (and its members)", [
+                (("name",), {"metavar": "NAME"}),
+                (("--members",), {"metavar": "NAMES", "default": "",
+                                  "help": "comma-separated member names"})]),
+            ("list", "list the chats", []),
+            ("show", "show a chat's members and apps", [(("chat",), {"metavar": "CHAT"})]),
+            ("delete", "delete a chat with all its apps, updates and messages",
+             [(("chat",), {"metavar": "CHAT"})]),
+        ],
+        "member": [
+            ("add", "add a member to a chat and print their link",
+             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "NAME"})]),
+            ("remove", "remove a member (their sockets are closed, their links refused)",
+             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "NAME"})]),
+        ],
+        "app": [
+            ("share", "share a .xdc (or an app folder) into a chat", [
+                (("chat",), {"metavar": "CHAT"}),
+                (("file",), {"metavar": "FILE", "help": "a .xdc file or an app folder"}),
+                (("--from",), {"metavar": "MEMBER", "dest": "sender",
+                               "help": "who shares it (isAppSender); default: the first "
+                                       "member"})]),
+            ("list", "list the apps shared into a chat", [(("chat",), {"metavar": "CHAT"})]),
+            ("remove", "remove an app copy with its updates",
+             [(("chat",), {"metavar": "CHAT"}), (("app",), {"metavar": "APP"})]),
+        ],
+        "link": [
+            ("show", "print a member's link (their home page of the chat)",
+             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "MEMBER"})]),
+            ("revoke", "give a member new links; the old ones are refused from now on",
+             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "MEMBER"})]),
+        ],
+    }
+    helps = {"chat": "create, list, show or delete chats of the running host",
+             "member": "add or remove members of a chat",
+             "app": "share, list or remove apps in a chat",
+             "link": "show or revoke a member's links"}
+    for noun, entries in verbs.items():
+        parser = commands.add_parser(noun, help=helps[noun])
+        sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+        for verb, help_text, arguments in entries:
+            verb_parser = sub.add_parser(verb, help=help_text, description=help_text)
+            for names, options in arguments:
+                verb_parser.add_argument(*names, **options)
+            verb_parser.add_argument("--data-dir", default=data_dir_default, metavar="DIR",
+                                     help="the data folder of the running host "
+                                          "(default: %(default)s)")
+            verb_parser.add_argument("--json", action="store_true",
+                                     help="print the host's answer as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out a management command; return the exit status."""
+    try:
+        body = _request_body(args)
+        answer = asyncio.run(call(Path(args.data_dir), f"{args.command}/{args.verb}", body))
+    except CommandError as exc:
+        print(f"webxdc-rt: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False), flush=True)
+    else:
+        for line in _PRINTERS[f"{args.command}/{args.verb}"](answer):
+            print(line, flush=True)
+    return 0
+
+
+async def call(data_dir: Path, command: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Send one command to the host running on `data_dir`; its answer, or CommandError."""
+    path = admin_socket_path(data_dir)
+    if not path.exists():
+        raise CommandError(f"no webxdc-rt host is running on the data folder {data_dir} "
+                           f"(no {path.name} there): start one with `webxdc-rt host`")
+    timeout = aiohttp.ClientTimeout(total=_TIMEOUT_S)
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path)),
+                                         timeout=timeout) as session:
+            async with session.post(f"http://webxdc-rt/v1/{command}", json=body) as response:
+                answer = await response.json(content_type=None)
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise CommandError(f"cannot reach the host on {path}: {exc}; is `webxdc-rt host` "
+                           "running?") from None
+    except (aiohttp.ClientError, ValueError) as exc:
+        raise CommandError(f"unreadable answer from the host: {exc}") from None
+    except TimeoutError:
+        raise CommandError(f"the host did not answer within {_TIMEOUT_S:g} s") from None
+    if not isinstance(answer, dict):
+        raise CommandError("unreadable answer from the host")
+    error = answer.get("error")
+    if isinstance(error, dict):
+        raise CommandError(str(error.get("message")))
+    return answer
+
+
+def _request_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The admin request for the parsed command line."""
+    command = f"{args.command}/{args.verb}"
+    if command == "chat/create":
+        try:
+            members = parse_members(args.members) if args.members.strip() else []
+        except ValueError as exc:
+            raise CommandError(f"--members: {exc}") from None
+        return {"name": args.name, "members": members}
+    if command == "app/share":
+        body = {"chat": args.chat, "file_name": _file_name(args.file),
+                "data_base64": base64.b64encode(_read_app(args.file)).decode()}
+        if args.sender is not None:
+            body["from"] = args.sender
+        return body
+    return {name: getattr(args, name) for name in ("chat", "member", "app")
+            if getattr(args, name, None) is not None}
+
+
+def _file_name(path: str) -> str:
+    """The name the host is told: the file's, or for a folder the folder's with `.xdc`."""
+    name = os.path.basename(os.path.normpath(path))
+    return name + ".xdc" if os.path.isdir(path) else name
+
+
+def _read_app(path: str) -> bytes:
+    """The bytes of a `.xdc`, or of an app folder packed as one."""
+    location = Path(path)
+    try:
+        if location.is_dir():
+            return pack_folder(location)
+        if not location.exists():
+            raise CommandError(f"app not found: {path}")
+        if location.stat().st_size > _MAX_APP_FILE_BYTES:
+            raise CommandError(f"{path} is larger than any app may be "
+                               f"({_MAX_APP_FILE_BYTES} bytes)")
+        return location.read_bytes()
+    except InvalidContainer as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot read the app {path}: {exc.strerror or exc}") from None
+
+
+# -- printing answers for people ---------------------------------------------------------
+
+def _chat_lines(answer: dict[str, Any]) -> list[str]:
+    lines = [f"{answer['name']} ({answer['id']})",
+             f"  members: {', '.join(answer['members']) or '(none)'}"]
+    lines += _app_lines({"apps": answer["apps"]}) or ["  no apps"]
+    return lines
+
+
+def _app_lines(answer: dict[str, Any]) -> list[str]:
+    return [f"  {app['name']} ({app['id']})"
+            + (f", shared by {app['shared_by']}" if app["shared_by"] else "")
+            + ("" if app["served"] else ", not served: its file is missing")
+            for app in answer["apps"]]
+
+
+def _link_lines(answer: dict[str, Any]) -> list[str]:
+    return [f"{answer['member']}: {answer['url']}"]
+
+
+_PRINTERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "chat/create": lambda a: [line for links in a["links"] for line in _link_lines(links)]
+    or [f"chat {a['name']!r} created ({a['id']}); add members with `webxdc-rt member add`"],
+    "chat/list": lambda a: [f"{chat['name']} ({chat['id']}): {len(chat['members'])} members, "
+                            f"{len(chat['apps'])} apps" for chat in a["chats"]]
+    or ["no chats"],
+    "chat/show": _chat_lines,
+    "chat/delete": lambda a: [f"chat {a['deleted']['name']!r} deleted "
+                              f"({a['sockets_closed']} sockets closed)"],
+    "member/add": _link_lines,
+    "member/remove": lambda a: [f"{a['removed']} removed from chat {a['chat']!r} "
+                                f"({a['sockets_closed']} sockets closed)"],
+    "app/share": lambda a: [f"{a['name']} shared into chat {a['chat']!r} as {a['id']}"],
+    "app/list": lambda a: _app_lines(a) or [f"no apps in chat {a['chat']!r}"],
+    "app/remove": lambda a: [f"{a['removed']['name']} ({a['removed']['id']}) removed from "
+                             f"chat {a['chat']!r} ({a['sockets_closed']} sockets closed)"],
+    "link/show": _link_lines,
+    "link/revoke": _link_lines,
+}
+"""How each command's answer is printed without `--json`."""

@@ -1,0 +1,325 @@
+"""Changes to the chats of a running host: chats, members, app copies and links, made while
+it serves them (for the admin listener, `admin.py`, and the home pages, `home.py`).
+
+Every change is checked first, then kept by the store in one transaction, and only then
+made in the registry and the host (which cannot fail): a change that fails leaves nothing
+half-done. What a change takes away takes effect at once: the pages of a removed member or
+app copy are unknown from then on and every socket of theirs is closed; a revoked link's
+pages get new tokens, so the old links and cookies are refused, and their sockets are closed
+too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ..host.app import Host
+from ..model.chats import Chat, Member, Registry, SharedApp, check_name
+from ..model.xdc import AppSource, ContainerLimits, InvalidContainer, open_app, open_xdc_bytes
+from ..stores.api import StoreApi, StoreError
+
+__all__ = ["ManageError", "Manager", "CONTAINER_KEY_PREFIX"]
+
+log = logging.getLogger(__name__)
+
+CONTAINER_KEY_PREFIX = "sha256:"
+"""The `key` of an app copy served from a stored container, before the container's digest."""
+
+
+class ManageError(Exception):
+    """A change or a question the host cannot answer as asked: `code` is stable, the message
+    one line for a person, `status` the HTTP status the admin listener answers with."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class Manager:
+    """Reads and changes the chats of one running host (see the module docstring)."""
+
+    def __init__(self, host: Host, store: StoreApi,
+                 container_limits: ContainerLimits | None = None) -> None:
+        self.host = host
+        self.store = store
+        self.registry: Registry = host.registry
+        self.container_limits = container_limits
+        self.port = 0
+        """The port in links (the public one): set once the host listens."""
+        self._uploads = 0
+
+    # -- finding what a request names ----------------------------------------------------
+
+    def chat(self, ref: str) -> Chat:
+        """The chat with this id, or else the one chat with this name."""
+        chat = self.registry.chats.get(ref)
+        if chat is not None:
+            return chat
+        named = self.registry.chats_named(ref.strip())
+        if len(named) == 1:
+            return named[0]
+        if not named:
+            raise ManageError("unknown-chat", f"no chat is named {ref!r}", 404)
+        raise ManageError("ambiguous-chat", f"{len(named)} chats are named {ref!r}; name one "
+                          f"by its id: {', '.join(chat.id for chat in named)}", 409)
+
+    def member(self, chat: Chat, name: str) -> Member:
+        """The member of `chat` with this name (letter case aside) or id."""
+        wanted = name.strip().casefold()
+        for member in chat.members:
+            if member.name.casefold() == wanted or member.id == name:
+                return member
+        raise ManageError("unknown-member", f"chat {chat.name!r} has no member {name!r}", 404)
+
+    def app(self, chat: Chat, ref: str) -> SharedApp:
+        """The app copy of `chat` with this id, or else the one copy with this name."""
+        apps = self.registry.apps_of(chat)
+        for app in apps:
+            if app.id == ref:
+                return app
+        named = [app for app in apps if app.name == ref.strip()]
+        if len(named) == 1:
+            return named[0]
+        if not named:
+            raise ManageError("unknown-app", f"chat {chat.name!r} has no app {ref!r}", 404)
+        raise ManageError("ambiguous-app", f"{len(named)} copies of {ref!r} are shared in "
+                          f"chat {chat.name!r}; name one by its id: "
+                          f"{', '.join(app.id for app in named)}", 409)
+
+    # -- describing ----------------------------------------------------------------------
+
+    def describe_chat(self, chat: Chat) -> dict[str, Any]:
+        """A chat as the admin listener shows it."""
+        return {"id": chat.id, "name": chat.name,
+                "members": [member.name for member in chat.members],
+                "apps": [self.describe_app(app) for app in self.registry.apps_of(chat)]}
+
+    def describe_app(self, app: SharedApp) -> dict[str, Any]:
+        """An app copy as the admin listener shows it; `served` is false when its files
+        could not be found or read at start."""
+        chat = self.registry.chats.get(app.chat_id)
+        sender = next((m.name for m in chat.members if m.id == app.sender), None) \
+            if chat is not None else None
+        return {"id": app.id, "name": app.name, "shared_by": sender,
+                "served": app.id in self.host.sources}
+
+    def links(self, chat: Chat, member: Member) -> dict[str, Any]:
+        """A member's links in a chat: the home page, and the page of each app copy."""
+        home = self.registry.home_of(chat, member)
+        apps = []
+        for app in self.registry.apps_of(chat):
+            page = self.registry.page_of(app, member)
+            if page is not None:
+                apps.append({"id": app.id, "name": app.name, "self_addr": page.self_addr,
+                             "url": self.host.invite_url(page, self.port)})
+        return {"chat": chat.name, "member": member.name,
+                "url": None if home is None else self.host.invite_url(home, self.port),
+                "apps": apps}
+
+    # -- changes -------------------------------------------------------------------------
+
+    def create_chat(self, name: str, member_names: list[str]) -> Chat:
+        """A new chat with these members, each with a home page."""
+        name = _checked(name, "chat name")
+        if self.registry.chats_named(name):
+            raise ManageError("chat-exists", f"a chat named {name!r} exists already", 409)
+        names = [_checked(member, "member name") for member in member_names]
+        folded = [member.casefold() for member in names]
+        if len(set(folded)) != len(folded):
+            raise ManageError("bad-name", "a member is listed twice")
+        chat = self.registry.new_chat(name, names)
+        homes = self.registry.new_homes(chat, chat.members)
+        with self._storing():
+            self.store.create_chat(chat, homes)
+        self.registry.add_chat(chat)
+        self.registry.add_homes(homes)
+        log.info("chat %r created (%s) with %d members", chat.name, chat.id, len(names))
+        return chat
+
+    async def delete_chat(self, chat: Chat) -> int:
+        """Delete a chat and all in it; return how many sockets were closed."""
+        with self._storing():
+            self.store.delete_chat(chat.id)
+        apps = self.registry.apps_of(chat)
+        labels = self.registry.remove_chat(chat)
+        for app in apps:
+            self.host.sources.pop(app.id, None)
+        log.info("chat %r deleted (%s)", chat.name, chat.id)
+        return await self.host.retire(labels, "the chat was deleted")
+
+    def add_member(self, chat: Chat, name: str) -> Member:
+        """A new member of `chat`, with a page of every app copy in it and a home page."""
+        name = _checked(name, "member name")
+        if any(member.name.casefold() == name.casefold() for member in chat.members):
+            raise ManageError("member-exists", f"chat {chat.name!r} has a member {name!r} "
+                              "already", 409)
+        member = self.registry.new_member(name)
+        pages = [page for app in self.registry.apps_of(chat)
+                 for page in self.registry.new_pages(app, [member])]
+        home = self.registry.new_homes(chat, [member])[0]
+        with self._storing():
+            self.store.add_member(chat, member, pages, home)
+        chat.members = [*chat.members, member]
+        self.registry.add_pages(pages)
+        self.registry.add_homes([home])
+        log.info("member %r added to chat %r", name, chat.name)
+        return member
+
+    async def remove_member(self, chat: Chat, member: Member) -> int:
+        """Remove a member with their pages and links; return how many sockets of theirs
+        were closed."""
+        with self._storing():
+            self.store.remove_member(chat, member)
+        labels = self.registry.remove_member(chat, member)
+        log.info("member %r removed from chat %r", member.name, chat.name)
+        return await self.host.retire(labels, "removed from the chat")
+
+    async def share(self, chat: Chat, file_name: str, data: bytes,
+                    sender: Member | None) -> SharedApp:
+        """Share a new copy of the `.xdc` in `data` into `chat`, checked as the command line
+        checks one; `sender` shares it (`isAppSender`), by default the first member."""
+        limit = self.host.settings.home.max_upload_bytes
+        if len(data) > limit:
+            raise ManageError("too-large", f"{file_name}: {len(data)} bytes, more than the "
+                              f"{limit} allowed", 413)
+        digest, source = await asyncio.to_thread(self._open_container, file_name, data)
+        if sender is None:
+            sender = chat.members[0] if chat.members else None
+        app = self.registry.new_app(chat, source.name, source.key,
+                                    sender.id if sender is not None else "")
+        pages = self.registry.new_pages(app, chat.members)
+        with self._storing():
+            self.store.save_shared_app(app, pages, (digest, data))
+        self.registry.add_app(app)
+        self.registry.add_pages(pages)
+        self.host.sources[app.id] = self._same_container(source)
+        log.info("app %r shared into chat %r (%s)", app.name, chat.name, app.id)
+        return app
+
+    async def remove_app(self, chat: Chat, app: SharedApp) -> int:
+        """Remove an app copy with its pages and status updates; return how many sockets of
+        its pages were closed. Messages it posted to the chat stay."""
+        with self._storing():
+            self.store.remove_app(app.id)
+        labels = self.registry.remove_app(app)
+        self.host.sources.pop(app.id, None)
+        log.info("app %r removed from chat %r (%s)", app.name, chat.name, app.id)
+        return await self.host.retire(labels, "the app was removed from the chat")
+
+    async def revoke_link(self, chat: Chat, member: Member) -> int:
+        """New tokens for a member's home page and pages in `chat`: every old link and
+        cookie of theirs is refused from now on and their sockets are closed; return how
+        many were."""
+        pages = [self.registry.with_new_token(page) for app in self.registry.apps_of(chat)
+                 if (page := self.registry.page_of(app, member)) is not None]
+        home = self.registry.home_of(chat, member)
+        homes = [] if home is None else [self.registry.home_with_new_token(home)]
+        with self._storing():
+            self.store.replace_tokens(pages, homes)
+        self.registry.add_pages(pages)
+        self.registry.add_homes(homes)
+        log.info("links of member %r in chat %r revoked", member.name, chat.name)
+        closed = await asyncio.gather(*(self.host.disconnect(label, "link revoked")
+                                        for label in [p.label for p in pages + homes]))
+        return sum(closed)
+
+    @contextlib.asynccontextmanager
+    async def upload_slot(self) -> AsyncIterator[None]:
+        """Hold one of the `max_uploads_at_once` slots while an upload is read and checked;
+        ManageError (503) when all are taken."""
+        if self._uploads >= self.host.settings.home.max_uploads_at_once:
+            raise ManageError("busy", "other uploads are being checked; try again shortly",
+                              503)
+        self._uploads += 1
+        try:
+            yield
+        finally:
+            self._uploads -= 1
+
+    # -- at start --------------------------------------------------------------------------
+
+    def ensure_homes(self) -> None:
+        """Give every member of every chat a home page (chats made by `serve` have none)."""
+        homes = []
+        for chat in self.registry.chats.values():
+            lacking = [m for m in chat.members if self.registry.home_of(chat, m) is None]
+            homes += self.registry.new_homes(chat, lacking)
+        if homes:
+            with self._storing():
+                self.store.add_homes(homes)
+            self.registry.add_homes(homes)
+
+    def serve_stored_apps(self) -> list[str]:
+        """Serve every stored app copy: from its stored container, or else from the path it
+        was shared from. Return a line for each copy that cannot be served (its file gone
+        or broken), which stays listed but unserved."""
+        problems = []
+        by_digest: dict[str, AppSource] = {}
+        for stored in self.store.stored_apps():
+            app = self.registry.apps.get(stored.app_id)
+            if app is None:
+                continue
+            try:
+                if stored.digest is not None:
+                    source = by_digest.get(stored.digest)
+                    if source is None:
+                        data = self.store.container(stored.digest)
+                        if data is None:
+                            raise InvalidContainer("its stored container is missing")
+                        source = by_digest[stored.digest] = open_xdc_bytes(
+                            data, f"{app.name}.xdc", stored.key, self.container_limits)
+                else:
+                    source = open_app(stored.key, self.container_limits)
+            except InvalidContainer as exc:
+                problems.append(f"app {app.name!r} ({app.id}) is not served: {exc}")
+                continue
+            self.host.sources[app.id] = source
+        return problems
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _open_container(self, file_name: str, data: bytes) -> tuple[str, AppSource]:
+        """The digest of a `.xdc` and the app in it, checked (run in a thread)."""
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            source = open_xdc_bytes(data, file_name, CONTAINER_KEY_PREFIX + digest,
+                                    self.container_limits)
+        except InvalidContainer as exc:
+            raise ManageError("bad-app", str(exc)) from None
+        return digest, source
+
+    def _same_container(self, source: AppSource) -> AppSource:
+        """An app already served from the same container, so that its files are held in
+        memory once however many copies are shared."""
+        for served in self.host.sources.values():
+            if served.key == source.key:
+                return served
+        return source
+
+    @contextlib.contextmanager
+    def _storing(self) -> Iterator[None]:
+        """Turn a failure of the store (a full disk, a damaged database) into a ManageError;
+        the store rolled the change back."""
+        try:
+            yield
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            log.error("the store failed: %s", exc)
+            raise ManageError("storage-failed", f"the host could not store the change: {exc}",
+                              500) from None
+
+
+def _checked(name: Any, what: str) -> str:
+    """`name` as a valid name (see `chats.check_name`), else a ManageError."""
+    if not isinstance(name, str):
+        raise ManageError("bad-name", f"a {what} must be a string")
+    try:
+        return check_name(name, what)
+    except ValueError as exc:
+        raise ManageError("bad-name", str(exc)) from None

@@ -1,0 +1,273 @@
+"""Unit tests of one connection's session, with no sockets: frames and the clock in,
+effects out, as the I/O shell would see them. The lifecycle table is checked pair by pair."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from webxdc_rt.core import wire
+from webxdc_rt.core.budget import PageBudget
+from webxdc_rt.core.errors import SessionStateError
+from webxdc_rt.core.fanout import Published
+from webxdc_rt.core.messages import ChatLimits
+from webxdc_rt.core.realtime import RealtimeHub, RealtimeLimits
+from webxdc_rt.core.session import (
+    IGNORED,
+    POLICY_VIOLATION,
+    REFUSED,
+    TRANSITIONS,
+    Close,
+    Discard,
+    Event,
+    ListMessages,
+    Pause,
+    Publish,
+    Replay,
+    Send,
+    Session,
+    SessionRules,
+    State,
+    StoreMessage,
+    StoreUpdate,
+    Subscribe,
+    Unsubscribe,
+)
+from webxdc_rt.core.updates import UpdateLimits
+
+TOPIC = "rt/chat/app"
+JOIN = '{"type":"join","epoch":1}'
+LEAVE = '{"type":"leave"}'
+
+
+def new_session(hub: RealtimeHub | None = None, budget: PageBudget | None = None,
+                max_errors: int = 32, **limits) -> Session:
+    hub = hub or RealtimeHub(limits.pop("realtime", None) or RealtimeLimits(), node_id="here")
+    updates = limits.pop("updates", UpdateLimits())
+    chat = limits.pop("chat", ChatLimits())
+    budget = budget or PageBudget.fresh(hub.limits, updates, chat,
+                                        limits.pop("control_per_s", 100.0),
+                                        limits.pop("control_burst", 200), now=0.0)
+    budget.chat_stored_bytes = budget.chat_stored_bytes or 0
+    conn = hub.open(TOPIC, "sink", 0.0, budget.realtime)
+    return Session(hub, conn, budget, SessionRules(updates, chat, max_errors))
+
+
+def sent(effects) -> list[dict]:
+    return [json.loads(effect.text) for effect in effects if isinstance(effect, Send)]
+
+
+def in_state(state: State) -> Session:
+    """A session brought to `state` by the events that lead there."""
+    session = new_session()
+    if state in (State.JOINED,):
+        session.receive_text(JOIN, 0.0)
+    elif state is State.LEAVING:
+        session.close(1001, "going away")
+    elif state is State.CUT_OFF:
+        session.cut_off()
+    elif state is State.CLOSED:
+        session.link_lost()
+    assert session.state is state
+    return session
+
+
+FEED = {
+    Event.JOIN: lambda s: s.receive_text(JOIN, 0.0),
+    Event.LEAVE: lambda s: s.receive_text(LEAVE, 0.0),
+    Event.ITEM: lambda s: s.receive_item(b"x", 0.0),
+    Event.CONTROL: lambda s: s.receive_text('{"type":"chat-messages","id":1}', 0.0),
+    Event.CLOSE: lambda s: s.close(1001, "going away"),
+    Event.CUT_OFF: lambda s: s.cut_off(),
+    Event.LINK_LOST: lambda s: s.link_lost(),
+}
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("event", list(Event))
+def test_every_state_and_event_follows_the_table(state, event):
+    session = in_state(state)
+    if (state, event) in IGNORED:
+        assert FEED[event](session) == ()
+        assert session.state is state
+    elif (state, event) in REFUSED:
+        effects = FEED[event](session)
+        assert sent(effects)[0]["code"] == REFUSED[(state, event)].code
+        assert session.state is state
+    elif event in TRANSITIONS[state]:
+        FEED[event](session)
+        assert session.state is TRANSITIONS[state][event]
+    elif event is Event.LINK_LOST:  # a lost link is final, whatever came before
+        assert FEED[event](session) == ()
+        assert session.state is State.CLOSED
+    else:  # a join or leave is a control message until it is decoded
+        named = Event.CONTROL if event in (Event.JOIN, Event.LEAVE) else event
+        with pytest.raises(SessionStateError, match=f"{named.value!r}.*{state.value!r}"):
+            FEED[event](session)
+
+
+def test_the_table_leaves_no_state_and_event_undecided():
+    for state in State:
+        for event in Event:
+            decided = ((state, event) in IGNORED, (state, event) in REFUSED,
+                       event in TRANSITIONS[state])
+            assert sum(decided) <= 1, (state, event)
+    assert TRANSITIONS[State.CLOSED] == {}
+
+
+def test_join_is_acknowledged_before_anything_of_the_channel():
+    first, second = new_session(), None
+    effects = first.receive_text(JOIN, 0.0)
+    assert effects == (Subscribe(TOPIC), Send('{"type":"joined","epoch":1}'))
+    second = new_session(hub=first.hub)
+    assert second.receive_text('{"type":"join","epoch":7}', 0.0) == (
+        Send('{"type":"joined","epoch":7}'),)  # the channel is already listened to
+    # Leaving forgets what waits for the connection, then stops listening when it was the
+    # last member here.
+    assert first.receive_text(LEAVE, 0.0) == (Discard(),)
+    assert second.receive_text(LEAVE, 0.0) == (Discard(), Unsubscribe(TOPIC))
+
+
+def test_items_are_published_as_they_arrived_and_never_echoed():
+    alice = new_session()
+    bob = new_session(hub=alice.hub)
+    alice.receive_text(JOIN, 0.0)
+    bob.receive_text(JOIN, 0.0)
+    (publish,) = alice.receive_item(b"\x00raw", 0.0)
+    assert publish == Publish(TOPIC, Published("here", alice.conn.id, b"\x00raw"))
+    assert alice.hub.receivers(TOPIC, publish.item) == (bob.conn,)
+
+
+@pytest.mark.parametrize("frame, code", [
+    ("{", "malformed"),
+    ('{"type":"fly"}', "unknown-type"),
+    ('{"type":"join","epoch":-1}', "malformed"),
+    ('{"type":"update-send","update":{"payload":"\\ud800"}}', "bad-text"),
+    ('{"type":"update-send","update":{"payload":NaN}}', "bad-number"),
+    ("[" * 1000, "nesting-too-deep"),
+    ('{"type":"update-send","update":{"info":"no payload"}}', "bad-update"),
+])
+def test_bad_control_messages_are_refused_with_their_code(frame, code):
+    session = new_session()
+    assert sent(session.receive_text(frame, 0.0))[0]["code"] == code
+    assert session.state is State.OPEN
+
+
+def test_an_item_too_large_is_refused():
+    session = new_session()
+    session.receive_text(JOIN, 0.0)
+    assert sent(session.receive_item(bytes(128_001), 0.0))[0]["code"] == "payload-too-large"
+    assert session.receive_item(bytes(128_000), 0.0)[0].item.payload == bytes(128_000)
+
+
+def test_too_many_refusals_close_the_connection():
+    session = new_session(max_errors=3)
+    for _ in range(2):
+        assert len(session.receive_text(LEAVE, 0.0)) == 1
+    effects = session.receive_text(LEAVE, 0.0)
+    assert sent(effects)[0]["code"] == "not-joined"
+    assert effects[-1] == Close(POLICY_VIOLATION, "too many refused requests")
+    assert session.state is State.LEAVING
+    assert session.receive_text(JOIN, 0.0) == ()  # nothing more is read
+
+
+def test_a_page_over_its_send_budget_is_paced_and_told_once_per_episode():
+    session = new_session(realtime=RealtimeLimits(send_items_per_s=10, send_items_burst=2))
+    session.receive_text(JOIN, 0.0)
+    assert [type(e) for e in session.receive_item(b"1", 0.0)] == [Publish]
+    assert [type(e) for e in session.receive_item(b"2", 0.0)] == [Publish]
+    effects = session.receive_item(b"3", 0.0)
+    assert [type(e) for e in effects] == [Publish, Send, Pause]
+    assert sent(effects)[0]["code"] == "rate-limited"
+    assert effects[2].seconds == pytest.approx(0.1)
+    assert [type(e) for e in session.receive_item(b"4", 0.0)] == [Publish, Pause]
+    assert [type(e) for e in session.receive_item(b"5", 10.0)] == [Publish]  # episode over
+
+
+def test_control_messages_are_paced_per_page_after_they_took_effect():
+    first = new_session(control_per_s=1.0, control_burst=2)
+    second = new_session(hub=first.hub, budget=first.budget)
+    first.receive_text(LEAVE, 0.0)
+    first.receive_text(LEAVE, 0.0)
+    effects = second.receive_text(JOIN, 0.0)  # the page's burst went on the first socket
+    assert [type(e) for e in effects] == [Subscribe, Send, Send, Pause]
+    assert [m["type"] for m in sent(effects)] == ["joined", "error"]
+
+
+def test_updates_are_validated_then_stored_and_their_rate_is_per_page():
+    limits = UpdateLimits(interval_ms=60_000, burst=2)
+    first = new_session(updates=limits)
+    second = new_session(hub=first.hub, budget=first.budget, updates=limits)
+    update = '{"type":"update-send","update":{"payload":{"n":1},"info":"hi"}}'
+    (store,) = first.receive_text(update, 0.0)
+    assert isinstance(store, StoreUpdate) and store.update.payload_json == '{"n":1}'
+    assert isinstance(second.receive_text(update, 0.0)[0], StoreUpdate)
+    assert sent(second.receive_text(update, 0.0))[0]["code"] == "update-rate"
+
+
+def test_update_listening_is_replayed_and_paced_per_page():
+    session = new_session(updates=UpdateLimits(listens_per_s=1.0, listens_burst=1))
+    listen = '{"type":"update-listen","listen":4,"serial":17}'
+    assert session.receive_text(listen, 0.0) == (Replay(4, 17),)
+    effects = session.receive_text(listen, 0.0)
+    assert [type(e) for e in effects] == [Pause, Replay]
+
+
+def test_send_to_chat_is_answered_once_and_never_counts_as_a_refusal():
+    session = new_session(max_errors=2, chat=ChatLimits(max_stored_bytes=10,
+                                                        messages_burst=2))
+    data = base64.b64encode(b"12345").decode()
+    post = ('{"type":"send-to-chat","id":%d,"text":"hi","file":{"name":"f","base64":"%s"}}')
+    (store,) = session.receive_text(post % (1, data), 0.0)
+    assert store == StoreMessage(1, store.message) and store.message.file_data == b"12345"
+    for request_id in range(2, 6):  # over the quota: a reply each time, no error frame
+        replies = sent(session.receive_text(post % (request_id, data), 0.0))
+        assert replies == [{"type": "reply", "id": request_id, "ok": False,
+                            "code": "chat-quota", "message": replies[0]["message"]}]
+    assert session.state is State.OPEN
+    session.message_not_stored(store.message)  # the store failed: its bytes come back
+    assert isinstance(session.receive_text(post % (6, data), 0.0)[0], StoreMessage)
+    text_only = '{"type":"send-to-chat","id":7,"text":"h"}'
+    assert sent(session.receive_text(text_only, 0.0))[0]["code"] == "chat-rate"
+
+
+def test_chat_messages_are_listed_by_the_shell():
+    session = new_session()
+    assert session.receive_text('{"type":"chat-messages","id":3,"before":9}', 0.0) == (
+        ListMessages(3, 9),)
+
+
+def test_a_cut_off_or_lost_connection_leaves_its_channel_at_once():
+    alice, bob = new_session(), None
+    bob = new_session(hub=alice.hub)
+    alice.receive_text(JOIN, 0.0)
+    bob.receive_text(JOIN, 0.0)
+    assert alice.cut_off() == ()
+    assert alice.hub.joined_count(TOPIC) == 1
+    assert alice.receive_item(b"late", 0.0) == ()
+    assert bob.link_lost() == (Unsubscribe(TOPIC),)
+    assert alice.link_lost() == () and alice.state is State.CLOSED
+
+
+def test_a_closed_session_refuses_further_events_as_a_host_bug():
+    session = in_state(State.CLOSED)
+    with pytest.raises(SessionStateError, match="'control' is not allowed in state 'closed'"):
+        session.receive_text(JOIN, 0.0)
+
+
+def test_the_first_frame_says_who_the_page_is():
+    session = new_session()
+    limits = wire.HelloLimits(max_payload_bytes=128_000, send_items_per_s=2000.0,
+                              send_items_burst=2000, send_bytes_per_s=1.0, send_bytes_burst=2)
+    (hello,) = session.greet("addr", "alice", limits)
+    assert wire.decode_host_message(hello.text) == wire.Hello("addr", "alice", limits)
+
+
+def test_a_connection_closed_for_its_refusals_leaves_its_channel_before_anything_waits():
+    session = new_session(max_errors=1)
+    session.receive_text(JOIN, 0.0)
+    effects = session.receive_text(JOIN, 0.0)  # refused: already joined, and the cap is 1
+    assert [type(e) for e in effects] == [Unsubscribe, Send, Close]
+    assert session.hub.joined_count(TOPIC) == 0

@@ -1,0 +1,179 @@
+"""Tests of the PostgreSQL store against a real PostgreSQL: schema set up on a fresh
+database, state shared by two connections (as by two host processes), serials assigned by the
+database, text PostgreSQL's `text` could not hold, and an outage that is reported and healed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import psycopg
+import pytest
+from peers import eventually
+
+from webxdc_rt.core.updates import Update
+from webxdc_rt.stores.api import StoreError, StoreLimits
+from webxdc_rt.stores.migrations import MIGRATIONS
+from webxdc_rt.stores.postgres import PostgresStore
+
+FAST = StoreLimits(connect_timeout_s=2, reconnect_max_s=0.2)
+
+
+def test_a_fresh_database_is_set_up_once_and_shared(postgres_server):
+    first = PostgresStore(postgres_server.url)
+    second = PostgresStore(postgres_server.url)  # migrations already applied: nothing to do
+    assert first.schema_version == second.schema_version == len(MIGRATIONS)
+    pages = first.share(first.load_registry(), "chat", ["alice", "bob"], "Poll", "/poll.xdc")
+    registry = second.load_registry()
+    again = second.share(registry, "chat", ["alice", "bob"], "Poll", "/poll.xdc")
+    assert [(p.label, p.token, p.self_addr) for p in again] == \
+        [(p.label, p.token, p.self_addr) for p in pages]
+    assert registry.page(pages[0].label) is not None
+    first.close()
+    second.close()
+
+
+def test_processes_sharing_at_once_agree_on_one_chat(postgres_server):
+    stores = [PostgresStore(postgres_server.url) for _ in range(4)]
+    results: list[list[str]] = []
+
+    def share(store: PostgresStore) -> None:
+        pages = store.share(store.load_registry(), "c", ["a", "b"], "App", "/app")
+        results.append([page.token for page in pages])
+
+    threads = [threading.Thread(target=share, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4 and all(tokens == results[0] for tokens in results)
+    for store in stores:
+        store.close()
+
+
+def test_updates_messages_and_notifications_round_trip(postgres_server):
+    store = PostgresStore(postgres_server.url)
+    other = PostgresStore(postgres_server.url)
+    pages = store.share(store.load_registry(), "chat", ["alice", "bob"], "Poll", "/poll.xdc")
+    app_id, chat_id = pages[0].app.id, pages[0].app.chat_id
+    bob_addr = pages[1].self_addr
+    # U+0000 is valid text a member may send; PostgreSQL's text type cannot hold it.
+    first = store.append_update(app_id, "m1", Update('{"a":"\\u0000"}', info="i\0nfo",
+                                                      summary="s", notify={bob_addr: "hey"}))
+    second = other.append_update(app_id, "m2", Update("2", document="d\0c"))
+    assert first < second
+    got = other.updates_after(app_id, 0, 10)
+    assert [u.serial for u in got] == [first, second]
+    assert got[0].update == Update('{"a":"\\u0000"}', info="i\0nfo", summary="s",
+                                   notify={bob_addr: "hey"})
+    assert got[1].update.document == "d\0c"
+    assert store.max_serial(app_id) == other.max_serial(app_id) == second
+    assert store.backlog_chunk(app_id, 0, 1) == 1  # always at least one
+    assert store.backlog_chunk(app_id, 0, 10**6) == 2
+    assert store.backlog_chunk(app_id, second, 10**6) == 0
+    notes = other.notifications("m2", {app_id: bob_addr}, 10)
+    assert [(n.serial, n.text) for n in notes] == [(first, "hey")]
+    assert other.notifications("m1", {app_id: bob_addr}, 10) == []  # own updates
+
+    message_id = store.add_chat_message(chat_id, app_id, "alice", "hi\0", "f.txt", b"data")
+    messages, more = other.chat_messages(chat_id)
+    assert not more and [(m.id, m.text, m.file_data) for m in messages] == \
+        [(message_id, "hi\0", b"data")]
+    assert other.chat_bytes(app_id, "alice") == len("hi\0") + 4
+    assert other.message_file(chat_id, message_id) == ("f.txt", b"data")
+    assert [s.file_size for s in other.message_summaries(chat_id, 10, 1000)] == [4]
+    other.remove_app(app_id)
+    assert store.updates_after(app_id, 0, 10) == []
+    store.close()
+    other.close()
+
+
+def test_concurrent_appends_commit_in_serial_order(postgres_server):
+    # Each reader that sees serial n has seen every serial below n of that app copy: what
+    # lets processes send updates as they read them back, none skipped.
+    stores = [PostgresStore(postgres_server.url) for _ in range(3)]
+    app_id = "app-x"
+    done = threading.Event()
+    gaps: list[tuple[int, list[int]]] = []
+
+    def write(store: PostgresStore) -> None:
+        for _ in range(200):
+            store.append_update(app_id, "m", Update("1"))
+
+    def read() -> None:
+        reader = PostgresStore(postgres_server.url)
+        seen: list[int] = []
+        while not done.is_set() or len(seen) < 600:
+            rows = reader.updates_after(app_id, seen[-1] if seen else 0, 1000)
+            seen.extend(row.serial for row in rows)
+        everything = [u.serial for u in reader.updates_after(app_id, 0, 1000)]
+        if seen != everything:
+            gaps.append((len(seen), everything))
+        reader.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(store,)) for store in stores]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    reader.join()
+    assert gaps == []
+    for store in stores:
+        store.close()
+
+
+async def test_announcements_reach_every_follower(postgres_server):
+    store = PostgresStore(postgres_server.url)
+    seen: list[tuple[str, int]] = []
+    resyncs: list[bool] = []
+    task = asyncio.create_task(store.follow(lambda a, s: seen.append((a, s)),
+                                            lambda: resyncs.append(True)))
+    await eventually(lambda: resyncs)
+    other = PostgresStore(postgres_server.url)
+    serial = other.append_update("app-y", "m", Update("1"))
+    await eventually(lambda: seen == [("app-y", serial)])
+    task.cancel()
+    store.close()
+    other.close()
+
+
+async def test_an_outage_is_a_clear_error_and_heals_by_itself(postgres_server, caplog):
+    store = PostgresStore(postgres_server.url, FAST)
+    kept = store.append_update("app", "m", Update("1"))
+    postgres_server.stop()
+    with pytest.raises(StoreError, match="PostgreSQL"):
+        store.append_update("app", "m", Update("2"))
+    with pytest.raises(StoreError, match="unreachable"):  # at once while it is down
+        store.append_update("app", "m", Update("3"))
+    postgres_server.start()
+
+    def works() -> bool:
+        try:
+            return store.append_update("app", "m", Update("4")) > kept
+        except StoreError:
+            return False
+
+    await eventually(works, timeout=30)
+    assert [u.update.payload_json for u in store.updates_after("app", 0, 10)][0] == "1"
+    said = [record.getMessage() for record in caplog.records]
+    assert sum("PostgreSQL unreachable" in line for line in said) == 1
+    assert any("reachable again" in line for line in said)
+    store.close()
+
+
+def test_an_unreachable_server_is_refused_with_a_clear_error(postgres_server):
+    url = postgres_server.url
+    postgres_server.stop()
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+        PostgresStore(url, FAST)
+
+
+def test_a_newer_schema_is_refused(postgres_server):
+    PostgresStore(postgres_server.url).close()
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (%s)", (len(MIGRATIONS) + 1,))
+    with pytest.raises(StoreError, match="newer"):
+        PostgresStore(postgres_server.url)
