@@ -169,3 +169,21 @@ def assert_one_line_error(done: Done, fragment: str) -> None:
     assert done.stderr.startswith("webxdc-rt: error: ") and done.stderr.count("\n") == 1, \
         done.stderr
     assert fragment in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+async def family(service: HostProcess, tmp_path: Path) -> dict:
+    """A chat of alice and bob, then carol added, with two apps shared; the links of each
+    member by name."""
+    created = (await service.cli("chat", "create", "family", "--members", "alice,bob",
+                                 "--json")).json()
+    assert [links["member"] for links in created["links"]] == ["alice", "bob"]
+    carol = (await service.cli("member", "add", "family", "carol", "--json")).json()
+    assert carol["member"] == "carol" and carol["url"]
+    await service.cli("app", "share", "family", str(PROBE_APP), "--json")
+    xdc = make_xdc(tmp_path / "second.xdc", name="Second", icon=True)
+    shared = (await service.cli("app", "share", "family", str(xdc), "--from", "bob",
+                                "--json")).json()
+    assert shared["name"] == "Second" and shared["shared_by"] == "bob"
+    assert [link["member"] for link in shared["links"]] == ["alice", "bob", "carol"]
+    return {name: (await service.cli("link", "show", "family", name, "--json")).json()
+            for name in ("alice", "bob", "carol")}

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 from peers import joined
 
-from webxdc_rt.cli import UsageError, apply_limits, example_path, settable_limits
+from webxdc_rt.cli import example_path
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.host.app import HostSettings
+from webxdc_rt.service.options import UsageError, apply_limits, settable_limits
 from webxdc_rt.stores.sqlite import Store
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]

@@ -24,24 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
-import math
 import os
 import re
 import resource
-import signal
-import socket
-import sqlite3
 import sys
-import textwrap
-import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 from aiohttp import web
 
@@ -49,6 +41,7 @@ from .brokers.redis import RedisAddress, RedisBroker, parse_redis_url
 from .core.wire import is_text
 from .dev import command as dev
 from .host.app import Host, HostSettings
+from .host.lifecycle import Listen, ListenFailed, Serving
 from .model.chats import Page, Registry, parse_members
 from .model.xdc import AppSource, InvalidContainer, open_app
 from .service import admin_client, logs
@@ -61,24 +54,25 @@ from .service.admin import (
 )
 from .service.home import HomeSite
 from .service.manage import ManageError, Manager
-from .stores.api import StoreApi, StoreError, StoreLimits
+from .service.options import (
+    UsageError,
+    apply_limits,
+    limits_help,
+)
+from .service.workers import run_workers
+from .stores.api import STORE_ERRORS, StoreApi, StoreError, StoreLimits
 from .stores.sqlite import Store
 
-__all__ = ["main", "build_parser", "example_path", "apply_limits", "settable_limits",
-           "limits_help", "Limit", "UsageError", "DEFAULT_PORT"]
+__all__ = ["main", "build_parser", "example_path", "default_data_dir", "DEFAULT_PORT"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
+_STORAGE_FAILURES: tuple[type[Exception], ...] = (OSError, *STORE_ERRORS)
+"""What opening or writing the data directory or the store raises when it cannot."""
 DEMO_MEMBERS = "alice,bob,carol"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Keeps the generated list of limits in the epilog as it is laid out.
 RAW = argparse.RawDescriptionHelpFormatter
-
-
-class UsageError(Exception):
-    """A problem the user can fix (what they asked for, or the state of the machine it
-    needs, such as the app or the data directory), reported as one line."""
 
 
 def example_path(name: str = "sketch") -> Path:
@@ -195,30 +189,42 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "host":
             _run(_host(args, settings), args.loop)
             return 0
-        if args.command == "demo":
-            app_path, members = str(example_path()), DEMO_MEMBERS
-        else:
-            app_path, members = args.app, args.members
-        try:
-            member_names = parse_members(members)
-        except ValueError as exc:
-            raise UsageError(f"--members: {exc}") from None
-        try:
-            source = open_app(app_path)
-        except InvalidContainer as exc:
-            raise UsageError(str(exc)) from None
-        _check_chat_name(args.chat)
-        broker = _broker_address(getattr(args, "broker", None))
-        _check_store_url(getattr(args, "store", None))
-        workers = getattr(args, "workers", 1)
-        if workers != 1:
-            _check_workers(workers, broker, args.store)
-            return _run_workers(workers, source, member_names, args, settings, broker)
-        _run(_serve(source, member_names, args, settings, broker), args.loop)
+        return _serve_command(args, settings)
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _serve_command(args: argparse.Namespace, settings: HostSettings) -> int:
+    """`serve` and `demo`: the app and members checked, then one process or `--workers`."""
+    if args.command == "demo":
+        app_path, members = str(example_path()), DEMO_MEMBERS
+    else:
+        app_path, members = args.app, args.members
+    try:
+        member_names = parse_members(members)
+    except ValueError as exc:
+        raise UsageError(f"--members: {exc}") from None
+    try:
+        source = open_app(app_path)
+    except InvalidContainer as exc:
+        raise UsageError(str(exc)) from None
+    _check_chat_name(args.chat)
+    broker = _broker_address(getattr(args, "broker", None))
+    _check_store_url(getattr(args, "store", None))
+    workers = getattr(args, "workers", 1)
+    if workers == 1:
+        _run(_serve(source, member_names, args, settings, broker), args.loop)
+        return 0
+    _check_workers(workers, broker, args.store)
+
+    def worker(index: int, links: bool, port: int) -> None:
+        worker_args = argparse.Namespace(**{**vars(args), "port": port})
+        _run(_serve(source, member_names, worker_args, settings, broker, worker=index,
+                    links=links), args.loop)
+
+    return run_workers(workers, args.host, args.port, worker)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -257,120 +263,16 @@ def _settings(args: argparse.Namespace) -> HostSettings:
                                      public_port=args.public_port), args.limit)
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """One numeric setting that `--limit NAME=VALUE` can change."""
-
-    name: str
-    """The name `--limit` accepts: `group.field` for a field of a group of settings
-    (`realtime`, `updates`, `chat`), the bare field name for `HostSettings`' own."""
-    group: str | None
-    """The `HostSettings` field holding the group, or None for `HostSettings`' own."""
-    field: str
-    """The field's name in its dataclass."""
-    kind: type[int] | type[float]
-    """What the field holds: a whole number, or any finite number."""
-    default: int | float
-    """The field's default value."""
-
-
-def settable_limits() -> dict[str, Limit]:
-    """Every numeric setting of `HostSettings` and of its groups, by the name `--limit`
-    accepts, in the order the dataclasses declare them."""
-    defaults = HostSettings()
-    limits: dict[str, Limit] = {}
-    for name, kind in get_type_hints(HostSettings).items():
-        if dataclasses.is_dataclass(kind):
-            group = getattr(defaults, name)
-            for field_name, field_kind in get_type_hints(kind).items():
-                if field_kind in (int, float):
-                    limits[f"{name}.{field_name}"] = Limit(
-                        f"{name}.{field_name}", name, field_name, field_kind,
-                        getattr(group, field_name))
-        elif kind in (int, float):
-            limits[name] = Limit(name, None, name, kind, getattr(defaults, name))
-    return limits
-
-
-def limits_help() -> str:
-    """The `--help` text that lists every setting `--limit` accepts, with its default."""
-    lines = ["limits, set with --limit NAME=VALUE (repeatable), and their defaults;",
-             "the README's Limits table says what each one bounds:"]
-    by_group: dict[str | None, list[str]] = {}
-    for limit in settable_limits().values():
-        by_group.setdefault(limit.group, []).append(f"{limit.name}={_number(limit.default)}")
-    for entries in by_group.values():
-        lines.append(textwrap.fill("  ".join(entries), width=79, initial_indent="  ",
-                                   subsequent_indent="  ", break_on_hyphens=False))
-    return "\n".join(lines)
-
-
-def apply_limits(settings: HostSettings, assignments: list[str]) -> HostSettings:
-    """`settings` with every `NAME=VALUE` applied (the last one wins for a name given twice),
-    checked together by the settings themselves; UsageError for an unknown name, a value
-    that is not a number of the field's kind, or one the settings refuse."""
-    limits = settable_limits()
-    own: dict[str, Any] = {}  # each value of its field's kind, by `_parse_value`
-    grouped: dict[str, dict[str, int | float]] = {}
-    given: dict[str, list[str]] = {}
-    for assignment in assignments:
-        name, sep, text = assignment.partition("=")
-        if not sep:
-            raise UsageError(f"--limit expects NAME=VALUE, got {assignment!r}")
-        limit = limits.get(name.strip())
-        if limit is None:
-            raise UsageError(_unknown_limit(name.strip(), limits))
-        value = _parse_value(limit, text.strip())
-        if limit.group is None:
-            own[limit.field] = value
-        else:
-            grouped.setdefault(limit.group, {})[limit.field] = value
-            given.setdefault(limit.group, []).append(assignment.strip())
-    groups: dict[str, Any] = {}
-    for group, changes in grouped.items():
-        try:
-            groups[group] = dataclasses.replace(getattr(settings, group), **changes)
-        except ValueError as exc:
-            # The group's message names the field alone; say which assignments it was.
-            raise UsageError(f"--limit {' '.join(given[group])}: {exc}") from None
-    try:
-        return dataclasses.replace(settings, **own, **groups)
-    except ValueError as exc:
-        raise UsageError(f"--limit: {exc}") from None
-
-
-def _parse_value(limit: Limit, text: str) -> int | float:
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise UsageError(f"--limit {limit.name}: expects a number, got {text!r}")
-    if limit.kind is float:
-        return number
-    try:
-        return int(text)  # exact, however large
-    except ValueError:
-        if not number.is_integer():
-            raise UsageError(f"--limit {limit.name}: expects a whole number, "
-                             f"got {text!r}") from None
-        return int(number)  # written as 1e6 or 5000.0
-
-
-def _unknown_limit(name: str, limits: dict[str, Limit]) -> str:
-    similar = [limit.name for limit in limits.values()
-               if limit.group is not None and limit.field == name]
-    hint = f" (did you mean {' or '.join(similar)}?)" if similar else ""
-    return f"--limit: no setting named {name!r}{hint}; the settings are: {', '.join(limits)}"
-
-
-def _number(value: int | float) -> str:
-    """A default as one would type it: whole numbers without a fraction or an exponent."""
-    return str(int(value)) if float(value).is_integer() else repr(value)
-
-
 def _run(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
-    """Run the host on uvloop when asked or, for `auto`, when it is installed."""
+    """Run the host on uvloop when asked or, for `auto`, when it is installed; a taken
+    port is a UsageError."""
+    try:
+        _run_loop(main_coroutine, loop)
+    except ListenFailed as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _run_loop(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
     if loop != "asyncio":
         try:
             import uvloop
@@ -411,100 +313,13 @@ def _check_workers(workers: int, broker: RedisAddress | None, store: str | None)
                          "Redis and chats and updates through PostgreSQL")
 
 
-WORKER_RESPAWN_INTERVAL_S = 1.0
-"""Least time between two replacements of workers that died, so that a worker that dies at
-once again and again costs one fork a second, not a busy loop."""
-
-
-def _run_workers(workers: int, source: AppSource, member_names: list[str],
-                 args: argparse.Namespace, settings: HostSettings,
-                 broker: RedisAddress | None) -> int:
-    """Fork `workers` processes that each serve on the same port (SO_REUSEPORT, the kernel
-    spreads connections over them); the first prints the links. Stop signals are passed on.
-    A worker that dies (killed, or a failure it did not expect) is replaced, and the others
-    serve on meanwhile; one that ends with a usage error (exit status 2: it cannot listen,
-    the store is unreachable) is not. Returns once every worker has ended: 0 if the last
-    ones ended cleanly, else the first status of a worker that was not replaced."""
-    probe = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        probe.bind((args.host, args.port))  # holds the port (0: picks one) for the workers
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: "
-                         f"{exc.strerror or exc}") from None
-    port = probe.getsockname()[1]
-    worker_args = argparse.Namespace(**{**vars(args), "port": port})
-
-    def fork(index: int, links: bool) -> int:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid:
-            return pid
-        probe.close()
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        status = 0
-        try:
-            _run(_serve(source, member_names, worker_args, settings, broker, worker=index,
-                        links=links), args.loop)
-        except UsageError as exc:
-            print(f"webxdc-rt: error: {exc}", file=sys.stderr, flush=True)
-            status = 2
-        except BaseException:  # a worker must never return into the parent's code
-            logging.exception("worker %d failed", index)
-            status = 1
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
-
-    children = {fork(index, index == 0): index for index in range(workers)}
-    stopping = False
-
-    def pass_on(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, pass_on)
-    result = 0
-    last_respawn = -math.inf
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        index = children.pop(pid, None)
-        code = os.waitstatus_to_exitcode(status)
-        if index is None or code == 0 or stopping:
-            continue
-        if code == 2:
-            result = result or code
-            continue
-        wait = last_respawn + WORKER_RESPAWN_INTERVAL_S - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        if stopping:
-            continue
-        last_respawn = time.monotonic()
-        print(f"webxdc-rt: worker {index} (pid {pid}) ended ({code}); starting another, "
-              f"{len(children)} still serving", file=sys.stderr, flush=True)
-        children[fork(index, False)] = index
-    probe.close()
-    return result
-
-
 def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi:
     """The store `--store` names, else SQLite in the data directory; UsageError if it
     cannot be opened."""
     if url is None:
         try:
             return Store.in_directory(data_dir)
-        except (OSError, sqlite3.Error) as exc:
+        except _STORAGE_FAILURES as exc:
             raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
     try:
         from .stores.postgres import PostgresStore
@@ -520,60 +335,33 @@ def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi
 async def _serve(source: AppSource, member_names: list[str], args: argparse.Namespace,
                  settings: HostSettings, broker_address: RedisAddress | None,
                  worker: int | None = None, links: bool = True) -> None:
+    """Share `source` into the chat and serve it until stopped; print the links first."""
     _raise_open_file_limit()
     store, registry, pages = _open_data(args.data_dir, args.chat, member_names, source,
                                         getattr(args, "store", None), settings.store)
     chat = registry.chats[pages[0].app.chat_id]
+    # Unreachable Redis is not fatal: it is warned about once and retried in the background,
+    # and meanwhile this process's pages reach one another.
     broker = None
     if broker_address is not None:
-        # Unreachable is not fatal: it is warned about once and retried in the background,
-        # and meanwhile this process's pages reach one another.
         broker = RedisBroker(broker_address, settings.broker,
                              settings.realtime.max_payload_bytes)
-        await broker.start()
     host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
-    follow = None
-    if isinstance(store, _postgres_store()):
-        follow = asyncio.create_task(store.follow(host.feed.appended, host.feed.resync))
-    runner = host.runner()
-    # Installed before the links are printed: whoever reads them may stop us at once.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, args.host, args.port, reuse_port=worker is not None)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {args.host}:{args.port}: "
-                             f"{exc.strerror or exc}") from None
-        port = runner.addresses[0][1]
+    listen = Listen(args.host, args.port, reuse_port=worker is not None)
+    async with Serving(host, listen, broker=broker) as serving:
         for page in pages if links else ():
-            url = host.invite_url(page, port)
+            url = host.invite_url(page, serving.port)
             if args.json:
                 print(json.dumps({"member": page.member.name, "url": url,
                                   "self_addr": page.self_addr, "app": source.name,
                                   "chat": chat.name}), flush=True)
             else:
                 print(f"{page.member.name}: {url}", flush=True)
-        through = f", realtime shared through {broker.address}" if broker else ""
-        if worker is not None:
-            through += f", worker {worker} (pid {os.getpid()})"
-        print(f"webxdc-rt: serving {source.name!r} to chat {chat.name!r} on "
-              f"{args.host}:{port}{through}; Ctrl-C stops", file=sys.stderr, flush=True)
-        await stop.wait()
-        print("webxdc-rt: stopping", file=sys.stderr, flush=True)
-    finally:
-        if follow is not None:
-            follow.cancel()
-        await runner.cleanup()
-        if broker is not None:
-            await broker.close()
-        store.close()
-        for signum in STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
+        through = [f"realtime shared through {broker.address}"] if broker else []
+        through += [f"worker {worker} (pid {os.getpid()})"] if worker is not None else []
+        log.info("serving %r to chat %r on %s:%d%s; Ctrl-C stops", source.name, chat.name,
+                 args.host, serving.port, "".join(f", {part}" for part in through))
+        await serving.stopped()
 
 
 async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
@@ -581,6 +369,23 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
     stopped."""
     _raise_open_file_limit()
     _check_store_url(args.store)
+    manager, socket_path = _open_service(args, settings)
+    host = manager.host
+    async with Serving(host, Listen(args.host, args.port)) as serving:
+        manager.port = serving.port
+        await _open_admin_socket(serving, manager, socket_path)
+        if args.json:
+            print(json.dumps({"host": args.host, "port": serving.port,
+                              "admin_socket": str(socket_path),
+                              "data_dir": str(args.data_dir)}), flush=True)
+        log.info("hosting %d chats on %s:%d; admin socket %s; Ctrl-C stops",
+                 len(host.registry.chats), args.host, serving.port, socket_path)
+        await serving.stopped()
+
+
+def _open_service(args: argparse.Namespace, settings: HostSettings) -> tuple[Manager, Path]:
+    """The store of `--store` or the data folder, its chats in a host and a manager, home
+    pages mounted; the admin socket's path claimed. UsageError for what the user can fix."""
     try:  # the admin socket lives there, whichever store holds the chats
         Path(args.data_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -593,67 +398,35 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
         host = Host(store.load_registry(), {}, settings, store=store)
         manager = Manager(host, store)
         manager.ensure_homes()
-    except (AdminSocketError, ManageError, sqlite3.Error, StoreError, OSError) as exc:
+    except _STORAGE_FAILURES + (AdminSocketError, ManageError) as exc:
         store.close()
         raise UsageError(f"cannot host the data directory {args.data_dir}: {exc}") from None
     for problem in manager.serve_stored_apps():
         log.warning("%s", problem)
     host.mount(HomeSite(manager).resolve)
-    follow = None
-    if isinstance(store, _postgres_store()):
-        follow = asyncio.create_task(store.follow(host.feed.appended, host.feed.resync))
-    runner = host.runner()
-    admin_runner = web.AppRunner(AdminApi(manager).application(), access_log=None,
-                                 handle_signals=False)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
-    await runner.setup()
-    await admin_runner.setup()
-    socket_inode = None
+    return manager, socket_path
+
+
+async def _open_admin_socket(serving: Serving, manager: Manager, socket_path: Path) -> None:
+    """Serve the admin API on its Unix socket (0600) while the host serves, and remove the
+    socket file on the way out unless another process has put its own there meanwhile."""
+    runner = web.AppRunner(AdminApi(manager).application(), access_log=None,
+                           handle_signals=False)
+    await serving.add_runner(runner)
     try:
-        try:
-            await web.TCPSite(runner, args.host, args.port).start()
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {args.host}:{args.port}: "
-                             f"{exc.strerror or exc}") from None
-        port = manager.port = runner.addresses[0][1]
-        try:
-            with bind_private(socket_path):
-                await web.UnixSite(admin_runner, str(socket_path)).start()
-            socket_inode = socket_path.stat().st_ino
-        except OSError as exc:
-            raise UsageError(f"cannot create the admin socket {socket_path}: "
-                             f"{exc.strerror or exc}") from None
-        if args.json:
-            print(json.dumps({"host": args.host, "port": port,
-                              "admin_socket": str(socket_path),
-                              "data_dir": str(args.data_dir)}), flush=True)
-        log.info("hosting %d chats on %s:%d; admin socket %s; Ctrl-C stops",
-                 len(host.registry.chats), args.host, port, socket_path)
-        await stop.wait()
-        log.info("stopping")
-    finally:
-        if follow is not None:
-            follow.cancel()
-        await admin_runner.cleanup()
-        await runner.cleanup()
+        with bind_private(socket_path):
+            await web.UnixSite(runner, str(socket_path)).start()
+        inode = socket_path.stat().st_ino
+    except OSError as exc:
+        raise UsageError(f"cannot create the admin socket {socket_path}: "
+                         f"{exc.strerror or exc}") from None
+
+    def remove_socket() -> None:
         with contextlib.suppress(OSError):
-            if socket_inode is not None and socket_path.stat().st_ino == socket_inode:
+            if socket_path.stat().st_ino == inode:
                 socket_path.unlink()
-        store.close()
-        for signum in STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
 
-
-def _postgres_store() -> type[Any]:
-    """`PostgresStore`, or a class nothing is an instance of when psycopg is missing."""
-    try:
-        from .stores.postgres import PostgresStore
-    except ImportError:
-        return type(None)
-    return PostgresStore
+    serving.on_exit(remove_socket)
 
 
 def _open_data(data_dir: str, chat_name: str, member_names: list[str],
@@ -666,7 +439,7 @@ def _open_data(data_dir: str, chat_name: str, member_names: list[str],
     try:
         registry = store.load_registry()
         pages = store.share(registry, chat_name, member_names, source.name, source.key)
-    except (OSError, sqlite3.Error, StoreError) as exc:
+    except _STORAGE_FAILURES as exc:
         store.close()
         where = store_url and "the --store database" or f"the data directory {data_dir}"
         raise UsageError(f"cannot write to {where}: {exc}") from None

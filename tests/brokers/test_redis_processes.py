@@ -16,11 +16,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from peers import Member, eventually, joined
 from redis_server import RedisServer, free_port
+from serving import on_port
 
 APP = Path(__file__).parent.parent / "apps" / "probe"
 OTHER_APP = Path(__file__).parent.parent / "apps" / "frames"
@@ -74,13 +75,6 @@ def running_hosts(folder: Path, broker_url: str, count: int = 3) -> Iterator[lis
     finally:
         for host in hosts:
             host.stop()
-
-
-def on_port(url: str, other: str) -> str:
-    """Invite link `url` pointed at the process that printed `other`."""
-    port = urlsplit(other).port
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ and realtime items."""
 from __future__ import annotations
 
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from test_pg_processes import serving
+from serving import serving
 
 LISTEN = """async () => {
   window.updates = [];

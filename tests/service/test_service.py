@@ -13,6 +13,7 @@ import pytest
 from hosting import (
     HostProcess,
     assert_one_line_error,
+    family,
     make_xdc,
     origin_of,
     web_session,
@@ -26,24 +27,6 @@ from webxdc_rt.service.manage import ManageError, Manager
 from webxdc_rt.stores.sqlite import Store
 
 PROBE = str(Path(__file__).parent.parent / "apps" / "probe")
-
-
-async def family(service: HostProcess, tmp_path: Path) -> dict:
-    """A chat of alice and bob, then carol added, with two apps shared; the links of each
-    member by name."""
-    created = (await service.cli("chat", "create", "family", "--members", "alice,bob",
-                                 "--json")).json()
-    assert [links["member"] for links in created["links"]] == ["alice", "bob"]
-    carol = (await service.cli("member", "add", "family", "carol", "--json")).json()
-    assert carol["member"] == "carol" and carol["url"]
-    await service.cli("app", "share", "family", PROBE, "--json")
-    xdc = make_xdc(tmp_path / "second.xdc", name="Second", icon=True)
-    shared = (await service.cli("app", "share", "family", str(xdc), "--from", "bob",
-                                "--json")).json()
-    assert shared["name"] == "Second" and shared["shared_by"] == "bob"
-    assert [link["member"] for link in shared["links"]] == ["alice", "bob", "carol"]
-    return {name: (await service.cli("link", "show", "family", name, "--json")).json()
-            for name in ("alice", "bob", "carol")}
 
 
 async def test_a_chat_of_three_with_two_apps_is_built_while_the_host_runs(service, tmp_path):

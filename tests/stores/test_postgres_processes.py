@@ -8,77 +8,19 @@ is built while it runs in the database.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from hosting import HostProcess
+from hosting import HostProcess, family
 from peers import eventually, joined
-from pg_server import PostgresServer
-from redis_server import RedisServer, free_port
-from test_redis_processes import on_port
-from test_service import family
+from serving import APP, MEMBERS, ServeProcess, on_port, serving
 
 from webxdc_rt.client import Peer, connect
-
-APP = Path(__file__).parent.parent / "apps" / "probe"
-MEMBERS = ["alice", "bob", "carol"]
-FAST_UPDATES = ["--limit", "updates.interval_ms=1", "--limit", "updates.burst=1000"]
-
-
-class ServeProcess:
-    """One `webxdc-rt serve` process on --store and --broker: its links, its stderr."""
-
-    def __init__(self, folder: Path, store_url: str, broker_url: str | None,
-                 *extra: str) -> None:
-        self.log = folder / f"serve-{free_port()}.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "webxdc_rt", "serve", str(APP), "--members",
-             ",".join(MEMBERS), "--port", "0", "--json", "--data-dir", str(folder / "unused"),
-             "--store", store_url, *(["--broker", broker_url] if broker_url else []),
-             *FAST_UPDATES, *extra],
-            stdout=subprocess.PIPE, stderr=self.log.open("wb"), text=True)
-        assert self.process.stdout is not None
-        lines = [self.process.stdout.readline() for _ in MEMBERS]
-        if not all(lines):
-            raise AssertionError(f"serve did not start: {self.log.read_text()}")
-        self.urls = {line["member"]: line["url"] for line in map(json.loads, lines)}
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-@contextlib.contextmanager
-def serving(folder: Path, postgres: PostgresServer, redis: RedisServer,
-            count: int = 3) -> Iterator[list[ServeProcess]]:
-    hosts: list[ServeProcess] = []
-    try:
-        for _ in range(count):
-            hosts.append(ServeProcess(folder, postgres.url, redis.url))
-        yield hosts
-    finally:
-        for host in hosts:
-            host.stop()
-        for host in hosts:
-            assert "Traceback" not in host.stderr(), host.stderr()
 
 
 async def listening(url: str) -> tuple[Peer, list[dict[str, Any]]]:

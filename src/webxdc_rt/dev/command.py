@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
-import sys
 import webbrowser
 
 from .simulator import Simulator, SimulatorLimits
 
 __all__ = ["add_command", "run"]
+
+log = logging.getLogger(__name__)
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,8 +62,8 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"{peer.member}: {peer.url}", flush=True)
         if not args.no_open:
             await asyncio.to_thread(webbrowser.open, simulator.dashboard_url)
-        print(f"webxdc-rt: simulating {simulator.source.name!r} on {args.host}:"
-              f"{simulator.port}; Ctrl-C stops", file=sys.stderr, flush=True)
+        log.info("simulating %r on %s:%d; Ctrl-C stops", simulator.source.name, args.host,
+                 simulator.port)
         await stop.wait()
     finally:
         await simulator.close()

@@ -10,6 +10,7 @@ waiting for an fsync (`bench/store_backends.py`).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,7 +67,14 @@ class StoreApi(Protocol):
         learns of them through `pg_store.PostgresStore.follow` and sends updates in
         serial order as read back, not as it stored them."""
 
+    async def follow(self, on_appended: Callable[[str, int], None],
+                     on_resync: Callable[[], None]) -> None:
+        """Until cancelled, learn of updates other processes append (only when `shared`):
+        `on_appended(app_id, serial)` for each, `on_resync()` when some may have been
+        missed."""
+
     def close(self) -> None: ...
+
     def secret(self) -> bytes: ...
     def load_registry(self) -> Registry: ...
     def save_chat(self, chat: Chat) -> None: ...

@@ -21,7 +21,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -150,6 +150,10 @@ class Store:
 
     shared = False
     """Only this process writes to it (see `store_api.StoreApi.shared`)."""
+
+    async def follow(self, on_appended: Callable[[str, int], None],
+                     on_resync: Callable[[], None]) -> None:
+        """Nothing to follow: no other process writes to this store."""
 
     def __init__(self, path: str | Path = ":memory:", *,
                  synchronous: Synchronous = "FULL") -> None:
