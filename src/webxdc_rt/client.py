@@ -170,6 +170,97 @@ class RealtimeChannel:
             log.exception("realtime listener raised; the item is dropped")
 
 
+class _SendQueue:
+    """What a peer has yet to hand to its connection, bounded: control frames (text) and
+    realtime items (bytes), in the order sent, except read reports, which go first. An item
+    that would take the items queued over their bound, or that waited longer than its age
+    bound, is dropped and counted, with one warning per episode of drops."""
+
+    def __init__(self, stats: PeerStats, max_bytes: int, max_item_bytes: int,
+                 max_item_wait_s: float) -> None:
+        self._stats = stats
+        self._max_bytes = max_bytes
+        self._max_item_bytes = max_item_bytes
+        self._max_item_wait_s = max_item_wait_s
+        self._frames: deque[str | bytes] = deque()
+        self._bytes = 0
+        self._item_bytes = 0
+        self._item_times: deque[float] = deque()  # when each queued item was sent
+        self._dropping = False  # an episode of dropped items is going on
+        self._wakeup = asyncio.Event()
+        self.drained = asyncio.Event()
+        """Set while nothing the app sent waits to be handed to the connection."""
+        self.drained.set()
+
+    def put(self, frame: str | bytes) -> None:
+        """Queue a frame; BufferError when the queue is full."""
+        size = len(frame)
+        if self._bytes + size > self._max_bytes:
+            raise BufferError(f"send queue full ({self._bytes} bytes waiting, limit "
+                              f"{self._max_bytes}); await drain() before sending more")
+        self._frames.append(frame)
+        self._bytes += size
+        self.drained.clear()
+        self._wakeup.set()
+
+    def put_item(self, payload: bytes) -> None:
+        """Queue a realtime item, or drop it when the items queued are at their bound."""
+        size = len(payload)
+        if self._item_bytes + size > self._max_item_bytes:
+            self._drop_item(size)
+            return
+        self._item_bytes += size
+        self._item_times.append(time.monotonic())
+        self.put(payload)
+
+    def put_first(self, frame: str) -> None:
+        """Queue a control frame ahead of everything else; not part of what `drained` waits
+        for (a read report: the host must not wait on this peer's own items for it)."""
+        self._frames.appendleft(frame)
+        self._bytes += len(frame)
+        self._wakeup.set()
+
+    async def write_to(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Wait for frames, then write all that are queued."""
+        await self._wakeup.wait()
+        self._wakeup.clear()
+        stats = self._stats
+        while self._frames:
+            frame = self._frames.popleft()
+            self._bytes -= len(frame)
+            if isinstance(frame, bytes):
+                self._item_bytes -= len(frame)
+                if time.monotonic() - self._item_times.popleft() > self._max_item_wait_s:
+                    self._drop_item(len(frame))
+                    continue
+                await ws.send_bytes(frame)
+                stats.items_sent += 1
+                stats.bytes_sent += len(frame)
+            else:
+                await ws.send_str(frame)
+        self._dropping = False  # the queue emptied: the episode is over
+        self.drained.set()
+
+    def wake(self) -> None:
+        """Let `write_to` return even with nothing queued (the link is closing)."""
+        self._wakeup.set()
+
+    def clear(self) -> None:
+        """Forget everything queued (the link is gone)."""
+        self._frames.clear()
+        self._bytes = self._item_bytes = 0
+        self._item_times.clear()
+
+    def _drop_item(self, size: int) -> None:
+        self._stats.items_dropped += 1
+        self._stats.bytes_dropped += size
+        if not self._dropping:
+            self._dropping = True
+            log.warning("realtime items dropped: the host, or the link to it, takes them "
+                        "slower than they are sent (more than %.1f s or %d bytes queued)",
+                        self._max_item_wait_s, self._max_item_bytes)
+
+
 class Peer:
     """A member's connection to one shared app on a webxdc-rt host."""
 
@@ -189,22 +280,13 @@ class Peer:
         """The host's most recent error messages to this peer (`code` and `message`)."""
         self.stats = PeerStats()
         """What it sent, received and dropped."""
-        self._max_pending_bytes = max_pending_bytes
-        self._max_pending_item_bytes = max_pending_item_bytes
-        self._pending: deque[str | bytes] = deque()
-        self._pending_bytes = 0
-        self._pending_item_bytes = 0
-        self._max_item_wait_s = max_item_wait_s
-        self._item_times: deque[float] = deque()  # when each queued item was sent
-        self._dropping = False  # an episode of dropped items is going on
+        self._queue = _SendQueue(self.stats, max_pending_bytes, max_pending_item_bytes,
+                                 max_item_wait_s)
         window = hello.limits.receive_window_bytes
         self._report_every = max(MIN_REPORT_BYTES, window // 16) if window else 0
         self._read_bytes = 0
         self._reported_bytes = 0
         self._report_timer: asyncio.TimerHandle | None = None
-        self._wakeup = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
         self._channel: RealtimeChannel | None = None
         self._epoch = 0
         self._closed = False
@@ -285,9 +367,9 @@ class Peer:
     async def drain(self) -> None:
         """Wait until every queued frame was handed to the connection; ConnectionError if
         the link ends first."""
-        if self._drained.is_set():
+        if self._queue.drained.is_set():
             return
-        drained = asyncio.ensure_future(self._drained.wait())
+        drained = asyncio.ensure_future(self._queue.drained.wait())
         try:
             done, _ = await asyncio.wait({drained, self._writer},
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -330,34 +412,12 @@ class Peer:
     def _enqueue(self, frame: str | bytes) -> None:
         if self.closed:
             raise ConnectionError("the link to the host is closed")
-        size = len(frame)
-        if self._pending_bytes + size > self._max_pending_bytes:
-            raise BufferError(f"send queue full ({self._pending_bytes} bytes waiting, limit "
-                              f"{self._max_pending_bytes}); await drain() before sending more")
-        self._pending.append(frame)
-        self._pending_bytes += size
-        self._drained.clear()
-        self._wakeup.set()
+        self._queue.put(frame)
 
     def _enqueue_item(self, payload: bytes) -> None:
         if self.closed:
             raise ConnectionError("the link to the host is closed")
-        size = len(payload)
-        if self._pending_item_bytes + size > self._max_pending_item_bytes:
-            self._drop_item(size)
-            return
-        self._pending_item_bytes += size
-        self._item_times.append(time.monotonic())
-        self._enqueue(payload)
-
-    def _drop_item(self, size: int) -> None:
-        self.stats.items_dropped += 1
-        self.stats.bytes_dropped += size
-        if not self._dropping:
-            self._dropping = True
-            log.warning("realtime items dropped: the host, or the link to it, takes them "
-                        "slower than they are sent (more than %.1f s or %d bytes queued)",
-                        self._max_item_wait_s, self._max_pending_item_bytes)
+        self._queue.put_item(payload)
 
     def _on_item(self, data: bytes) -> None:
         """One realtime item from the host: to the listener of the current join, if any,
@@ -387,39 +447,17 @@ class Peer:
         self._reported_bytes = self._read_bytes
         # Ahead of what this peer sends itself: the host must not wait on its own items.
         # Not part of what `drain` waits for: that is what the app sent.
-        frame = wire.encode_received(self._read_bytes)
-        self._pending.appendleft(frame)
-        self._pending_bytes += len(frame)
-        self._wakeup.set()
+        self._queue.put_first(wire.encode_received(self._read_bytes))
 
     async def _write_loop(self) -> None:
-        ws = self._ws
         try:
             while not self.closed:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                while self._pending:
-                    frame = self._pending.popleft()
-                    self._pending_bytes -= len(frame)
-                    if isinstance(frame, bytes):
-                        self._pending_item_bytes -= len(frame)
-                        if time.monotonic() - self._item_times.popleft() > self._max_item_wait_s:
-                            self._drop_item(len(frame))
-                            continue
-                        await ws.send_bytes(frame)
-                        self.stats.items_sent += 1
-                        self.stats.bytes_sent += len(frame)
-                    else:
-                        await ws.send_str(frame)
-                self._dropping = False  # the queue emptied: the episode is over
-                self._drained.set()
+                await self._queue.write_to(self._ws)
         except ConnectionError as exc:
             log.info("link to the host lost while writing: %s", exc)
         finally:
             self._closed = True
-            self._pending.clear()
-            self._pending_bytes = self._pending_item_bytes = 0
-            self._item_times.clear()
+            self._queue.clear()
 
     def _on_update(self, message: wire.Update) -> None:
         listener = self._update_listener
@@ -453,7 +491,7 @@ class Peer:
             elif msg.type is aiohttp.WSMsgType.TEXT:
                 self._on_text(msg.data)
         self._closed = True
-        self._wakeup.set()
+        self._queue.wake()
 
     def _on_text(self, text: str) -> None:
         """One control frame from the host. A bad one is logged and dropped; the link and
