@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import json
 import logging
 from importlib import resources
@@ -22,8 +21,9 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from . import http_guard, wire
+from .chats import Entrance
 from .faults import PeerFaults
-from .server import HOST_PREFIX, invite_response, presented_token, same_origin
+from .server import HOST_PREFIX, invite_response, same_origin
 
 if TYPE_CHECKING:
     from .simulator import Simulator
@@ -85,6 +85,8 @@ class DashboardSite:
     """Serves the dashboard's origin beside the peers' pages (`Host.mount`)."""
 
     def __init__(self, simulator: Simulator, origin: str) -> None:
+        from .simulator import DASHBOARD_LABEL
+
         self.simulator = simulator
         self.origin = origin
         self._policy = (
@@ -96,6 +98,7 @@ class DashboardSite:
             path: (resources.files("webxdc_rt").joinpath("static", name).read_bytes(), kind)
             for path, (name, kind) in _STATIC.items()}
         self._sockets = 0
+        self._entrance = Entrance(DASHBOARD_LABEL, simulator.dashboard_token)
 
     def resolve(self, label: str) -> Handler | None:
         """The dashboard's handler for its label."""
@@ -107,14 +110,14 @@ class DashboardSite:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
-        secret = self.simulator.dashboard_token
         if path.startswith(_INVITE_PREFIX):
-            if not hmac.compare_digest(path[len(_INVITE_PREFIX):].encode(), secret.encode()):
+            if not self._entrance.token_matches(path[len(_INVITE_PREFIX):]):
                 return _text(403, "This dashboard link is not valid.")
             http_guard.admit(request)
-            return invite_response(request, secret, False)
-        token = presented_token(request)
-        if token is None or not hmac.compare_digest(token.encode(), secret.encode()):
+            return invite_response(request, self._entrance.token, False)
+        host = self.simulator.host
+        assert host is not None  # the dashboard is mounted on the simulator's host
+        if not host.presents(request, self._entrance):
             response = _text(403, "The dashboard needs its link: open the one printed.")
             response.force_close()
             return response

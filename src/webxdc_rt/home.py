@@ -24,7 +24,7 @@ from aiohttp.typedefs import Handler
 from . import http_guard
 from .chats import Chat, HomePage
 from .manage import ManageError, Manager
-from .server import HOST_PREFIX, invite_response, presented_token, same_origin
+from .server import HOST_PREFIX, invite_response, same_origin
 from .sharing import upload_name
 
 __all__ = ["HomeSite", "STATE_PATH", "SHARE_PATH"]
@@ -66,8 +66,7 @@ class HomeSite:
             http_guard.admit(request)
             return invite_response(request, home.token,
                                    self.manager.host.settings.scheme == "https")
-        token = presented_token(request)
-        if token is None or not home.token_matches(token):
+        if not self.manager.host.presents(request, home):
             return _refusal(403, "This page needs its invite link: open the link you were "
                                  "given.")
         http_guard.admit(request)

@@ -5,8 +5,10 @@ Every page lives at `http://<label>.<domain>:<port>/`: the browser keeps storage
 origin, so members and app copies never share `localStorage` even in one browser. The invite
 link `/.webxdc-rt/invite/<token>` on that origin sets a host-only cookie; every other request
 needs that cookie (browsers) or `Authorization: Bearer <token>` (the Python peer), else it is
-refused (R14). Only the pages of the app copies this process serves exist: pages stored in the
-same data folder by another run are unknown here.
+refused (R14). Under a shared domain a sibling origin may set a cookie of the same name for
+the whole domain; the browser then sends both, so every value is tried and the one valid for
+the origin asked is taken (see `presented_tokens`). Only the pages of the app copies this
+process serves exist: pages stored in the same data folder by another run are unknown here.
 
 Realtime items are fanned out by writing one pre-encoded WebSocket frame to each receiver's
 transport. A receiver that does not keep up loses realtime items (stale or crowded out,
@@ -19,13 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
 import mimetypes
+import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -57,15 +61,23 @@ from .updates import UpdateLimits
 from .xdc import AppSource, normalize_app_path
 
 __all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE",
-           "SERVER_NAME", "ItemRoute", "AppProxy", "OriginResolver", "presented_token",
-           "same_origin", "invite_response"]
+           "SECURE_SESSION_COOKIE", "SERVER_NAME", "ItemRoute", "AppProxy", "OriginResolver",
+           "presented_tokens", "presents", "same_origin", "invite_response"]
 
 log = logging.getLogger(__name__)
 
 HOST_PREFIX = "/.webxdc-rt"
 """Path prefix of the host's own endpoints on every page origin."""
 SESSION_COOKIE = "webxdc_rt"
-"""Name of the host-only cookie that carries a page's token after its invite was opened."""
+"""Name of the host-only cookie that carries a page's token after its invite was opened
+(over http)."""
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
+"""Its name over https: browsers take a `__Host-` cookie only when it is Secure, has Path=/
+and no Domain, so no other origin (a sibling under the shared domain) can set one that
+reaches this origin."""
+_SESSION_COOKIES = frozenset({SESSION_COOKIE, SECURE_SESSION_COOKIE})
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""What a token can look like (`secrets.token_urlsafe`); other values are passed over."""
 SERVER_NAME = "webxdc-rt"
 """The `Server` header of every response: no Python or aiohttp version for scanners."""
 
@@ -184,6 +196,10 @@ class HostSettings:
     """Longest single request header line; a longer one gets 400 and a close."""
     max_headers: int = 64
     """Most request header lines; more get 400 and a close."""
+    max_session_cookies: int = 64
+    """Values of the page's cookie looked at in one request, in the order sent (the rest are
+    passed over). A browser sends one for each parent domain and path prefix a sibling
+    origin set one for, before or after the page's own; the bound keeps the work small."""
     frame_ancestors: tuple[str, ...] = ()
     """Origins besides the page's own that may show its documents in a frame (the
     simulator's dashboard); none by default."""
@@ -197,7 +213,7 @@ class HostSettings:
                      "bridge_max_buffered_bytes", "bridge_max_buffered_ms",
                      "max_tcp_connections", "header_timeout_s", "idle_timeout_s",
                      "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
-                     "max_headers"):
+                     "max_headers", "max_session_cookies"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number")
@@ -362,7 +378,7 @@ class Host:
             return _refusal(404, "No webxdc app is served at this address; "
                                  "open an invite link.")
         if not request.path.startswith(HOST_PREFIX + "/invite/"):
-            if _authorized(request, page):
+            if self.presents(request, page):
                 http_guard.admit(request)
             elif not _opaque_app_file_request(request):
                 return _refusal(403, "This page needs its invite link: "
@@ -386,6 +402,10 @@ class Host:
         if not name.lower().endswith(suffix):
             return None
         return name[: -len(suffix)].lower()
+
+    def presents(self, request: web.Request, entrance: Entrance) -> bool:
+        """Whether the request shows the token of `entrance` (a page, a home page)."""
+        return presents(request, entrance, self.settings.max_session_cookies)
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -755,14 +775,37 @@ class Host:
             held.handler.cancel()
 
 
-def presented_token(request: web.Request) -> str | None:
-    """The token a request shows: the page's cookie (browsers) or `Authorization: Bearer`
-    (programs)."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if token is None:
-        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-        token = value if scheme.lower() == "bearer" else None
-    return token
+def presented_tokens(request: web.Request, max_cookies: int) -> list[str]:
+    """The tokens a request shows: every value of the page's cookie (browsers), in the order
+    sent, then `Authorization: Bearer` (programs). Values that no invite sets are passed
+    over; of the cookie's values the first `max_cookies` are looked at.
+
+    All are kept because the browser sends a cookie a sibling origin set for the whole
+    domain beside the page's own, in either order, and aiohttp's `request.cookies` keeps only
+    one value of a name: whichever it kept would decide. Only a value valid for the origin
+    asked admits a request, so the others are simply not it."""
+    tokens = [value for value in itertools.islice(_session_cookie_values(request), max_cookies)
+              if _TOKEN_SHAPE.fullmatch(value)]
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and _TOKEN_SHAPE.fullmatch(value):
+        tokens.append(value)
+    return tokens
+
+
+def _session_cookie_values(request: web.Request) -> Iterator[str]:
+    """Each value of the page's cookie in the request's `Cookie` lines (a proxy may split
+    them into several), in the order sent."""
+    for header in request.headers.getall("Cookie", ()):
+        for pair in header.split(";"):
+            name, sep, value = pair.partition("=")
+            if sep and name.strip() in _SESSION_COOKIES:
+                yield value.strip()
+
+
+def presents(request: web.Request, entrance: Entrance, max_cookies: int) -> bool:
+    """Whether any token the request shows (`presented_tokens`) is that of `entrance`."""
+    return any(entrance.token_matches(token)
+               for token in presented_tokens(request, max_cookies))
 
 
 def _ask_receive_buffer(transport: asyncio.Transport, size: int) -> None:
@@ -774,11 +817,6 @@ def _ask_receive_buffer(transport: asyncio.Transport, size: int) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
-def _authorized(request: web.Request, page: Page) -> bool:
-    token = presented_token(request)
-    return token is not None and page.token_matches(token)
-
-
 _CONTINUE_PAGE = ('<!doctype html><html><head><meta charset="utf-8">'
                   '<meta http-equiv="refresh" content="0;url=/"><title>webxdc-rt</title>'
                   '</head><body><a href="/">Continue</a></body></html>')
@@ -786,6 +824,7 @@ _CONTINUE_PAGE = ('<!doctype html><html><head><meta charset="utf-8">'
 
 def invite_response(request: web.Request, token: str, secure: bool) -> web.Response:
     """The answer to a valid invite link: the origin's host-only cookie, and on to `/`.
+    Over https (`secure`) it is a `__Host-` cookie, which no other origin can set.
 
     A link followed from another site (a member's home page, a web mail) is answered with a
     page that moves on by itself rather than a redirect: a redirect would keep the
@@ -796,8 +835,8 @@ def invite_response(request: web.Request, token: str, secure: bool) -> web.Respo
                                 headers={"Cache-Control": "no-store"})
     else:
         response = web.Response(status=303, headers={"Location": "/"})
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
-                        secure=secure, path="/")
+    response.set_cookie(SECURE_SESSION_COOKIE if secure else SESSION_COOKIE, token,
+                        httponly=True, samesite="Strict", secure=secure, path="/")
     return response
 
 
