@@ -103,22 +103,22 @@ class DashboardSite:
 
         if label != DASHBOARD_LABEL:
             return None
-        return functools.partial(self._handle)
+        return functools.partial(self._handle, label=label)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, label: str) -> web.StreamResponse:
         path = request.path
         secret = self.simulator.dashboard_token
         if path.startswith(_INVITE_PREFIX):
             if not hmac.compare_digest(path[len(_INVITE_PREFIX):].encode(), secret.encode()):
                 return _text(403, "This dashboard link is not valid.")
-            http_guard.admit(request)
+            http_guard.admit(request, label)
             return invite_response(request, secret, False)
         token = presented_token(request)
         if token is None or not hmac.compare_digest(token.encode(), secret.encode()):
             response = _text(403, "The dashboard needs its link: open the one printed.")
             response.force_close()
             return response
-        http_guard.admit(request)
+        http_guard.admit(request, label)
         if path == "/socket":
             return await self._socket(request)
         if path == "/api" and request.method == "POST":
@@ -157,6 +157,7 @@ class DashboardSite:
             return _text(503, f"At most {limits.max_dashboards} dashboards at once.")
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_COMMAND_BYTES)
         await ws.prepare(request)
+        http_guard.upgraded(request)
         transport = request.transport
         skipped = 0
 

@@ -132,6 +132,11 @@ class HostSettings:
     """WebSocket connections the host accepts in all."""
     max_connections_per_page: int = 64
     """WebSocket connections one member's page may hold at once (tabs, devices)."""
+    max_http_connections_per_page: int = 32
+    """Plain HTTP (kept-alive) connections one member's page may hold at once, all its
+    tabs and devices together (a browser opens up to 6 per origin). A request that would go
+    over it closes the page's connection idle the longest; if none of them is idle, it is
+    refused (503) and its connection closed."""
     max_frame_bytes: int = 1 * MiB
     """Largest WebSocket message read; a longer one closes the connection (code 1009)."""
     max_outbound_bytes: int = 16 * MiB
@@ -191,7 +196,8 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
-        for name in ("max_connections", "max_connections_per_page", "max_outbound_bytes",
+        for name in ("max_connections", "max_connections_per_page",
+                     "max_http_connections_per_page", "max_outbound_bytes",
                      "max_protocol_errors", "control_per_s", "control_burst", "heartbeat_s",
                      "bridge_max_pending_items", "bridge_max_pending_bytes",
                      "bridge_max_buffered_bytes", "bridge_max_buffered_ms",
@@ -320,6 +326,7 @@ class Host:
             fd_reserve=settings.fd_reserve,
             header_timeout_s=settings.header_timeout_s,
             max_preauth_bytes=settings.max_preauth_bytes,
+            max_http_connections_per_page=settings.max_http_connections_per_page,
             decorate=_decorate,
             keepalive_timeout=settings.idle_timeout_s,
             max_line_size=settings.max_request_line_bytes,
@@ -363,7 +370,7 @@ class Host:
                                  "open an invite link.")
         if not request.path.startswith(HOST_PREFIX + "/invite/"):
             if _authorized(request, page):
-                http_guard.admit(request)
+                http_guard.admit(request, page.label)
             elif not _opaque_app_file_request(request):
                 return _refusal(403, "This page needs its invite link: "
                                      "open the link you were given.")
@@ -393,7 +400,7 @@ class Host:
         page = request[PAGE_KEY]
         if not page.token_matches(request.match_info["token"]):
             return _refusal(403, "This invite link is not valid.")
-        http_guard.admit(request)
+        http_guard.admit(request, page.label)
         return invite_response(request, page.token, self.settings.scheme == "https")
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
@@ -486,6 +493,7 @@ class Host:
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
                                    heartbeat=settings.heartbeat_s)
         await ws.prepare(request)
+        http_guard.upgraded(request)
         transport = request.transport
         assert transport is not None  # set while the request is being handled
         if self._batcher is None:
