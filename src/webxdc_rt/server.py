@@ -498,7 +498,8 @@ class Host:
         assert transport is not None  # set while the request is being handled
         if self._batcher is None:
             self._batcher = WriteBatcher(asyncio.get_running_loop())
-        _ask_receive_buffer(transport, settings.delivery.socket_receive_buffer_bytes)
+        _ask_socket_buffers(transport, settings.delivery.socket_receive_buffer_bytes,
+                            settings.delivery.socket_send_buffer_bytes)
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher, request.writer, settings.delivery,
                         f"a connection of page {page.label}",
@@ -773,13 +774,15 @@ def presented_token(request: web.Request) -> str | None:
     return token
 
 
-def _ask_receive_buffer(transport: asyncio.Transport, size: int) -> None:
-    """Ask the kernel to hold at most about `size` unread bytes from this socket (a hint:
-    the kernel may round it, and a platform without the option keeps its own)."""
+def _ask_socket_buffers(transport: asyncio.Transport, receive: int, send: int) -> None:
+    """Ask the kernel to hold at most about `receive` unread bytes from this socket and
+    `send` unsent ones for it (hints: the kernel may round them, Linux doubles them, and a
+    platform without the options keeps its own)."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send)
 
 
 def _authorized(request: web.Request, page: Page) -> bool:
