@@ -17,7 +17,7 @@ from multidict import CIMultiDict
 from hosting import make_xdc
 from peers import eventually, joined
 from webxdc_rt.client import connect
-from webxdc_rt.home import SHARE_PATH, HomeSite
+from webxdc_rt.home import SHARE_PATH, STATE_PATH, HomeSite
 from webxdc_rt.http_guard import connection_cap
 from webxdc_rt.manage import Manager
 from webxdc_rt.server import SERVER_NAME, HostSettings
@@ -466,22 +466,49 @@ async def test_at_the_cap_the_page_holding_most_connections_makes_room(hosts, ca
 
 # -- the byte bound before an invite counts request heads only -----------------------------
 
-async def test_an_upload_whose_body_comes_with_its_head_is_accepted(hosts, tmp_path):
-    host = await hosts(HostSettings(max_preauth_bytes=4096))
+def upload_head(host, size: int) -> tuple[bytes, bytes]:
+    """The head of a `.xdc` upload of `size` bytes from ann's home page on `host` (its home
+    site mounted here), and a plain request for the page's state."""
     manager = Manager(host.host, host.store)
     manager.port = host.port
     host.host.mount(HomeSite(manager).resolve)
     chat = manager.create_chat("c", ["ann"])
     home = host.registry.home_of(chat, chat.members[0])
     assert home is not None
-    body = make_xdc(tmp_path / "big.xdc", extra={"noise.bin": os.urandom(20_000)}).read_bytes()
     origin = f"{home.label}.localhost:{host.port}"
-    head = (f"POST {SHARE_PATH} HTTP/1.1\r\nHost: {origin}\r\nOrigin: http://{origin}\r\n"
-            f"Authorization: Bearer {home.token}\r\nX-File-Name: big.xdc\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    common = f"Host: {origin}\r\nAuthorization: Bearer {home.token}\r\n"
+    return ((f"POST {SHARE_PATH} HTTP/1.1\r\n{common}Origin: http://{origin}\r\n"
+             f"X-File-Name: big.xdc\r\nContent-Length: {size}\r\n\r\n").encode(),
+            f"GET {STATE_PATH} HTTP/1.1\r\n{common}\r\n".encode())
+
+
+async def test_an_upload_whose_body_comes_with_its_head_is_accepted(hosts, tmp_path):
+    host = await hosts(HostSettings(max_preauth_bytes=4096))
+    body = make_xdc(tmp_path / "big.xdc", extra={"noise.bin": os.urandom(20_000)}).read_bytes()
+    head, _ = upload_head(host, len(body))
     reply = await exchange(host.port, head + body, expect_close=False)  # one write
     assert reply.status == 201, reply.body
     # A head alone that long is still refused before an invite.
     unfinished = head[:-2] + b"X-Fat: " + b"f" * 5000
     reply = await exchange(host.port, unfinished)
     assert reply.status == 431 and reply.closed
+
+
+async def test_a_request_beyond_the_pages_limit_with_none_idle_is_refused(hosts, tmp_path):
+    host = await hosts(HostSettings(max_http_connections_per_page=1))
+    body = make_xdc(tmp_path / "app.xdc").read_bytes()
+    head, state = upload_head(host, len(body))
+    reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
+    try:
+        writer.write(head + body[:100])  # the upload's handler waits for the rest: busy
+        label = head.split(b"Host: ")[1].split(b".")[0].decode()
+        guard = host._runner.guard  # the running server's
+        await eventually(lambda: guard.page_count(label) == 1)
+        reply = await exchange(host.port, state)
+        assert reply.status == 503 and reply.closed and b"limit 1" in reply.body
+        assert_host_headers(reply)
+        writer.write(body[100:])
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert answer.startswith(b"HTTP/1.1 201")
+    finally:
+        writer.close()

@@ -169,7 +169,9 @@ class HostSettings:
     max_tcp_connections: int = 25_000
     """TCP connections the host holds in all (pages, WebSockets, and those that have not shown
     an invite yet). At the cap the oldest connection without a valid invite is closed to make
-    room; if every one has shown an invite, the newcomer is closed."""
+    room; if every one has shown an invite, the longest idle connection of the member page
+    holding the most, if that is more than its share of the cap; else the newcomer is
+    closed."""
     fd_reserve: int = 64
     """File descriptors kept free below the open-file limit (RLIMIT_NOFILE) for the store,
     logs and listening sockets: the connection cap is lowered to the limit minus this."""
@@ -181,8 +183,9 @@ class HostSettings:
     """Seconds a kept-alive connection may take, after a response, until its next request
     head is complete; then it is closed. WebSockets are watched by `heartbeat_s` instead."""
     max_preauth_bytes: int = 16 * KiB
-    """Bytes a connection may send before it has shown a valid invite (its first request
-    head); more get 431 and a close. Bounds the memory unauthenticated connections hold."""
+    """Bytes of request head a connection may send before it has shown a valid invite; more
+    get 431 and a close. Bounds the memory unauthenticated connections hold. A body (an
+    upload) is not counted: it is read only once its handler checked the invite."""
     max_request_line_bytes: int = 8190
     """Longest request line (method, path, version); a longer one gets 400 and a close."""
     max_header_bytes: int = 8190
