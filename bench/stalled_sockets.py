@@ -3,10 +3,12 @@
 
     PYTHONPATH=src python bench/stalled_sockets.py [--stall-timeout S] [--wait S]
 
-A host in this process (default settings; `delivery.stall_timeout_s` as given); 16 raw
+A host in this process (default settings; `delivery.stall_timeout_s` as given); 16
 sockets of one member join the channel and never read while another member sends 300
-realtime items of 128,000 bytes (38 MB). After `--wait` seconds, `ss -tmi` reports the host's side of every
-connection: its send queue (`wmem_queued`), send buffer (`sndbuf`) and receive queue.
+realtime items of 128,000 bytes (38 MB). After `--wait` seconds, `ss -tmi` reports the
+host's side of every connection: its send queue (`wmem_queued`), send buffer (`sndbuf`)
+and receive queue. (aiohttp's client stops reading from its socket once 64 KiB wait
+unread in it: a socket nobody calls `receive` on is a reader that stopped.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from webxdc_rt.client import connect
@@ -30,17 +33,14 @@ STALLED = 16
 _SKMEM = re.compile(r"skmem:\(r(\d+),rb(\d+),t(\d+),tb(\d+),f(\d+),w(\d+)")
 
 
-async def stalled_socket(port: int, label: str, token: str) -> asyncio.StreamWriter:
-    """A WebSocket that joins its channel and never reads."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write((f"GET /.webxdc-rt/socket HTTP/1.1\r\nHost: {label}.localhost:{port}\r\n"
-                  f"Authorization: Bearer {token}\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
-    await reader.readuntil(b"\r\n\r\n")
-    join = b'{"type":"join","epoch":1}'
-    writer.write(bytes([0x81, 0x80 | len(join)]) + bytes(4) + join)  # masked with zeros
-    return writer
+async def stalled_socket(session: aiohttp.ClientSession, port: int, label: str,
+                         token: str) -> aiohttp.ClientWebSocketResponse:
+    """A WebSocket that joins its channel and is never read."""
+    ws = await session.ws_connect(f"ws://127.0.0.1:{port}/.webxdc-rt/socket",
+                                  headers={"Host": f"{label}.localhost:{port}",
+                                           "Authorization": f"Bearer {token}"})
+    await ws.send_str('{"type":"join","epoch":1}')
+    return ws
 
 
 def host_side(port: int) -> list[tuple[int, int, int]]:
@@ -65,7 +65,8 @@ async def main(args: argparse.Namespace) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
-    stalled = [await stalled_socket(port, mallory.label, mallory.token)
+    session = aiohttp.ClientSession()
+    stalled = [await stalled_socket(session, port, mallory.label, mallory.token)
                for _ in range(STALLED)]
     peer = await connect(host.invite_url(alice, port))
     channel = peer.join_realtime_channel()
@@ -81,8 +82,8 @@ async def main(args: argparse.Namespace) -> None:
           f"send queue a socket avg {held / max(len(sockets), 1) / 1e6:.2f} MB "
           f"(sndbuf {max((tb for _, tb, _ in sockets), default=0) / 1e6:.2f} MB); "
           f"{held / 1e6:.1f} MB in all")
-    for writer in stalled:
-        writer.close()
+    del stalled
+    await session.close()  # drops the stalled sockets without a close handshake
     await peer.close()
     await runner.cleanup()
 
