@@ -106,14 +106,14 @@ class DashboardSite:
 
         if label != DASHBOARD_LABEL:
             return None
-        return functools.partial(self._handle)
+        return functools.partial(self._handle, label=label)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, label: str) -> web.StreamResponse:
         path = request.path
         if path.startswith(_INVITE_PREFIX):
             if not self._entrance.token_matches(path[len(_INVITE_PREFIX):]):
                 return _text(403, "This dashboard link is not valid.")
-            http_guard.admit(request)
+            http_guard.admit(request, label)
             return invite_response(request, self._entrance.token, False)
         host = self.simulator.host
         assert host is not None  # the dashboard is mounted on the simulator's host
@@ -121,7 +121,7 @@ class DashboardSite:
             response = _text(403, "The dashboard needs its link: open the one printed.")
             response.force_close()
             return response
-        http_guard.admit(request)
+        http_guard.admit(request, label)
         if path == "/socket":
             return await self._socket(request)
         if path == "/api" and request.method == "POST":
@@ -160,6 +160,7 @@ class DashboardSite:
             return _text(503, f"At most {limits.max_dashboards} dashboards at once.")
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_COMMAND_BYTES)
         await ws.prepare(request)
+        http_guard.upgraded(request)
         transport = request.transport
         skipped = 0
 

@@ -144,6 +144,11 @@ class HostSettings:
     """WebSocket connections the host accepts in all."""
     max_connections_per_page: int = 64
     """WebSocket connections one member's page may hold at once (tabs, devices)."""
+    max_http_connections_per_page: int = 32
+    """Plain HTTP (kept-alive) connections one member's page may hold at once, all its
+    tabs and devices together (a browser opens up to 6 per origin). A request that would go
+    over it closes the page's connection idle the longest; if none of them is idle, it is
+    refused (503) and its connection closed."""
     max_frame_bytes: int = 1 * MiB
     """Largest WebSocket message read; a longer one closes the connection (code 1009)."""
     max_outbound_bytes: int = 16 * MiB
@@ -176,7 +181,9 @@ class HostSettings:
     max_tcp_connections: int = 25_000
     """TCP connections the host holds in all (pages, WebSockets, and those that have not shown
     an invite yet). At the cap the oldest connection without a valid invite is closed to make
-    room; if every one has shown an invite, the newcomer is closed."""
+    room; if every one has shown an invite, the longest idle connection of the member page
+    holding the most, if that is more than its share of the cap; else the newcomer is
+    closed."""
     fd_reserve: int = 64
     """File descriptors kept free below the open-file limit (RLIMIT_NOFILE) for the store,
     logs and listening sockets: the connection cap is lowered to the limit minus this."""
@@ -188,8 +195,9 @@ class HostSettings:
     """Seconds a kept-alive connection may take, after a response, until its next request
     head is complete; then it is closed. WebSockets are watched by `heartbeat_s` instead."""
     max_preauth_bytes: int = 16 * KiB
-    """Bytes a connection may send before it has shown a valid invite (its first request
-    head); more get 431 and a close. Bounds the memory unauthenticated connections hold."""
+    """Bytes of request head a connection may send before it has shown a valid invite; more
+    get 431 and a close. Bounds the memory unauthenticated connections hold. A body (an
+    upload) is not counted: it is read only once its handler checked the invite."""
     max_request_line_bytes: int = 8190
     """Longest request line (method, path, version); a longer one gets 400 and a close."""
     max_header_bytes: int = 8190
@@ -207,7 +215,8 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
-        for name in ("max_connections", "max_connections_per_page", "max_outbound_bytes",
+        for name in ("max_connections", "max_connections_per_page",
+                     "max_http_connections_per_page", "max_outbound_bytes",
                      "max_protocol_errors", "control_per_s", "control_burst", "heartbeat_s",
                      "bridge_max_pending_items", "bridge_max_pending_bytes",
                      "bridge_max_buffered_bytes", "bridge_max_buffered_ms",
@@ -336,6 +345,7 @@ class Host:
             fd_reserve=settings.fd_reserve,
             header_timeout_s=settings.header_timeout_s,
             max_preauth_bytes=settings.max_preauth_bytes,
+            max_http_connections_per_page=settings.max_http_connections_per_page,
             decorate=_decorate,
             keepalive_timeout=settings.idle_timeout_s,
             max_line_size=settings.max_request_line_bytes,
@@ -379,7 +389,7 @@ class Host:
                                  "open an invite link.")
         if not request.path.startswith(HOST_PREFIX + "/invite/"):
             if self.presents(request, page):
-                http_guard.admit(request)
+                http_guard.admit(request, page.label)
             elif not _opaque_app_file_request(request):
                 return _refusal(403, "This page needs its invite link: "
                                      "open the link you were given.")
@@ -413,7 +423,7 @@ class Host:
         page = request[PAGE_KEY]
         if not page.token_matches(request.match_info["token"]):
             return _refusal(403, "This invite link is not valid.")
-        http_guard.admit(request)
+        http_guard.admit(request, page.label)
         return invite_response(request, page.token, self.settings.scheme == "https")
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
@@ -506,11 +516,13 @@ class Host:
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
                                    heartbeat=settings.heartbeat_s)
         await ws.prepare(request)
+        http_guard.upgraded(request)
         transport = request.transport
         assert transport is not None  # set while the request is being handled
         if self._batcher is None:
             self._batcher = WriteBatcher(asyncio.get_running_loop())
-        _ask_receive_buffer(transport, settings.delivery.socket_receive_buffer_bytes)
+        _ask_socket_buffers(transport, settings.delivery.socket_receive_buffer_bytes,
+                            settings.delivery.socket_send_buffer_bytes)
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher, request.writer, settings.delivery,
                         f"a connection of page {page.label}",
@@ -808,13 +820,15 @@ def presents(request: web.Request, entrance: Entrance, max_cookies: int) -> bool
                for token in presented_tokens(request, max_cookies))
 
 
-def _ask_receive_buffer(transport: asyncio.Transport, size: int) -> None:
-    """Ask the kernel to hold at most about `size` unread bytes from this socket (a hint:
-    the kernel may round it, and a platform without the option keeps its own)."""
+def _ask_socket_buffers(transport: asyncio.Transport, receive: int, send: int) -> None:
+    """Ask the kernel to hold at most about `receive` unread bytes from this socket and
+    `send` unsent ones for it (hints: the kernel may round them, Linux doubles them, and a
+    platform without the options keeps its own)."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send)
 
 
 _CONTINUE_PAGE = ('<!doctype html><html><head><meta charset="utf-8">'
