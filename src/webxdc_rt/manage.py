@@ -324,7 +324,7 @@ class Manager:
         return digest, source
 
     def _same_container(self, source: AppSource) -> AppSource:
-        """An app already served from the same container, so that its files are held in
+        """An app already served from the same container, so that its archive is held in
         memory once however many copies are shared."""
         for served in self.host.sources.values():
             if served.key == source.key:

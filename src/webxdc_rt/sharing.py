@@ -27,7 +27,8 @@ class HomeLimits:
     `webxdc-rt app share` (what it may expand to is `xdc.ContainerLimits`)."""
     max_uploads_at_once: int = 2
     """Uploads read and checked at the same time in all; more are refused with 503 until
-    one is done (each holds up to `max_upload_bytes` and the app it expands to)."""
+    one is done (each holds up to `max_upload_bytes`, and a file of it at a time
+    while it is checked)."""
     max_apps_per_member: int = 20
     """App copies one member of a chat may have shared that the host keeps the `.xdc` of
     (from a home page, or named the sender of `webxdc-rt app share`, by default the chat's
