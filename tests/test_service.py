@@ -3,6 +3,7 @@ members, apps and links changed while it runs, the admin listener, restarts."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -299,5 +300,93 @@ async def test_home_page_uploads_are_bounded_and_accepted_from_the_home_page_onl
                 assert (await response.json())["app"]["name"] == "my app"
         assert_one_line_error(await host.cli("app", "share", "c", str(large)),
                               "more than the 4000 allowed")
+    finally:
+        assert await host.stop() == 0
+
+
+async def upload(home: str, data: bytes, name: str = "app.xdc") -> tuple[int, dict]:
+    """Share `data` from a member's home page (logged in by its link) as the page does:
+    the answer's status and JSON."""
+    origin = origin_of(home)
+    async with web_session() as session:
+        async with session.get(home) as response:
+            assert response.status == 200
+        async with session.post(origin + "/.webxdc-rt/home/share", data=data, headers={
+                "Origin": origin, "X-File-Name": name}) as response:
+            return response.status, await response.json()
+
+
+async def test_app_quotas_per_member_chat_and_host_refuse_uploads_and_shares(tmp_path):
+    quotas = ("--limit", "home.max_apps_per_member=1", "--limit", "home.max_apps_per_chat=2",
+              "--limit", "home.max_stored_apps=3")
+    host = await HostProcess(tmp_path / "d").start(*quotas)
+    xdc = make_xdc(tmp_path / "small.xdc")
+    small = xdc.read_bytes()
+    try:
+        homes = {}
+        for chat, members in (("one", "ann,ben,dan"), ("two", "cid"), ("three", "eve")):
+            created = await host.cli("chat", "create", chat, "--members", members, "--json")
+            homes |= {link["member"]: link["url"] for link in created.json()["links"]}
+        assert (await upload(homes["ann"], small))[0] == 201
+        status, answer = await upload(homes["ann"], small)
+        assert (status, answer["error"]["code"]) == (403, "member-app-quota")
+        assert "member 'ann' has 1 apps stored" in answer["error"]["message"]
+        assert "home.max_apps_per_member = 1" in answer["error"]["message"]
+        assert (await upload(homes["ben"], small))[0] == 201
+        status, answer = await upload(homes["dan"], small)
+        assert (status, answer["error"]["code"]) == (403, "chat-app-quota")
+        assert "chat 'one' has 2 apps stored" in answer["error"]["message"]
+        assert_one_line_error(await host.cli("app", "share", "one", str(xdc), "--from", "dan"),
+                              "(home.max_apps_per_chat = 2)")
+        assert (await upload(homes["cid"], small))[0] == 201
+        status, answer = await upload(homes["eve"], small)
+        assert (status, answer["error"]["code"]) == (507, "host-app-quota")
+        assert "the host has 3 apps stored" in answer["error"]["message"]
+        assert_one_line_error(await host.cli("app", "share", "three", str(xdc)),
+                              "(home.max_stored_apps = 3)")
+        status, body = await host.admin("POST", "/v1/app/share", json={
+            "chat": "three", "file_name": "a.xdc",
+            "data_base64": base64.b64encode(small).decode()})
+        assert (status, json.loads(body)["error"]["code"]) == (507, "host-app-quota")
+    finally:
+        assert await host.stop() == 0
+    # The store counts: a restarted host refuses the same.
+    host = await HostProcess(tmp_path / "d").start(*quotas, port=host.port)
+    try:
+        status, answer = await upload(homes["eve"], small)
+        assert (status, answer["error"]["code"]) == (507, "host-app-quota")
+        for chat, count in (("one", 2), ("two", 1), ("three", 0)):
+            listed = (await host.cli("app", "list", chat, "--json")).json()["apps"]
+            assert len(listed) == count
+    finally:
+        assert await host.stop() == 0
+
+
+async def test_app_byte_quotas_count_the_stored_archives(tmp_path):
+    xdc = make_xdc(tmp_path / "small.xdc")
+    size = xdc.stat().st_size
+    host = await HostProcess(tmp_path / "d").start(
+        "--limit", f"home.max_app_bytes_per_member={2 * size}",
+        "--limit", f"home.max_app_bytes_per_chat={3 * size}",
+        "--limit", f"home.max_stored_app_bytes={4 * size}")
+    try:
+        homes = {}
+        for chat, members in (("one", "ann,ben"), ("two", "cid")):
+            created = await host.cli("chat", "create", chat, "--members", members, "--json")
+            homes |= {link["member"]: link["url"] for link in created.json()["links"]}
+        for _ in range(2):
+            assert (await upload(homes["ann"], xdc.read_bytes()))[0] == 201
+        status, answer = await upload(homes["ann"], xdc.read_bytes())
+        assert (status, answer["error"]["code"]) == (403, "member-app-quota")
+        assert (f"member 'ann' has {2 * size} bytes of apps stored; with these {size} it "
+                f"would pass the {2 * size} allowed (home.max_app_bytes_per_member)"
+                ) in answer["error"]["message"]
+        assert (await host.cli("app", "share", "one", str(xdc), "--from", "ben")).status == 0
+        assert_one_line_error(await host.cli("app", "share", "one", str(xdc), "--from", "ben"),
+                              "(home.max_app_bytes_per_chat)")
+        assert (await upload(homes["cid"], xdc.read_bytes()))[0] == 201
+        status, answer = await upload(homes["cid"], xdc.read_bytes())
+        assert (status, answer["error"]["code"]) == (507, "host-app-quota")
+        assert "(home.max_stored_app_bytes)" in answer["error"]["message"]
     finally:
         assert await host.stop() == 0

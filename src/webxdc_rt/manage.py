@@ -189,12 +189,16 @@ class Manager:
         if len(data) > limit:
             raise ManageError("too-large", f"{file_name}: {len(data)} bytes, more than the "
                               f"{limit} allowed", 413)
-        digest, source = await asyncio.to_thread(self._open_container, file_name, data)
         if sender is None:
             sender = chat.members[0] if chat.members else None
+        self._check_quotas(chat, sender, len(data))  # before the work of checking the app
+        digest, source = await asyncio.to_thread(self._open_container, file_name, data)
         app = self.registry.new_app(chat, source.name, source.key,
                                     sender.id if sender is not None else "")
         pages = self.registry.new_pages(app, chat.members)
+        # Again, with nothing awaited until it is stored: another share may have been
+        # stored while this one was checked.
+        self._check_quotas(chat, sender, len(data))
         with self._storing():
             self.store.save_shared_app(app, pages, (digest, data))
         self.registry.add_app(app)
@@ -285,6 +289,30 @@ class Manager:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _check_quotas(self, chat: Chat, sender: Member | None, size: int) -> None:
+        """Refuse (ManageError) a new app copy of `size` bytes that would take the stored
+        apps of `sender`, of `chat` or of the host past their `HomeLimits` quotas."""
+        with self._storing():
+            usage = self.store.app_usage(chat.id, sender.id if sender is not None else "")
+        limits = self.host.settings.home
+        checks = [("host-app-quota", 507, "the host", usage.host_apps, usage.host_bytes,
+                   "max_stored_apps", "max_stored_app_bytes"),
+                  ("chat-app-quota", 403, f"chat {chat.name!r}", usage.chat_apps,
+                   usage.chat_bytes, "max_apps_per_chat", "max_app_bytes_per_chat")]
+        if sender is not None:
+            checks.append(("member-app-quota", 403, f"member {sender.name!r}",
+                           usage.member_apps, usage.member_bytes, "max_apps_per_member",
+                           "max_app_bytes_per_member"))
+        for code, status, who, apps, stored, count_limit, bytes_limit in checks:
+            most, most_bytes = getattr(limits, count_limit), getattr(limits, bytes_limit)
+            if apps >= most:
+                raise ManageError(code, f"{who} has {apps} apps stored, the most allowed "
+                                  f"(home.{count_limit} = {most})", status)
+            if stored + size > most_bytes:
+                raise ManageError(code, f"{who} has {stored} bytes of apps stored; with "
+                                  f"these {size} it would pass the {most_bytes} allowed "
+                                  f"(home.{bytes_limit})", status)
+
     def _open_container(self, file_name: str, data: bytes) -> tuple[str, AppSource]:
         """The digest of a `.xdc` and the app in it, checked (run in a thread)."""
         digest = hashlib.sha256(data).hexdigest()
@@ -296,7 +324,7 @@ class Manager:
         return digest, source
 
     def _same_container(self, source: AppSource) -> AppSource:
-        """An app already served from the same container, so that its files are held in
+        """An app already served from the same container, so that its archive is held in
         memory once however many copies are shared."""
         for served in self.host.sources.values():
             if served.key == source.key:

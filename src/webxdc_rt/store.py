@@ -32,7 +32,8 @@ from .stats import LatencyHistogram
 from .updates import Update
 
 __all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage", "MessageSummary",
-           "Notification", "StoredApp", "Synchronous", "leading_within"]
+           "Notification", "StoredApp", "AppUsage", "APP_USAGE_SQL", "app_usage_parameters",
+           "Synchronous", "leading_within"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,22 @@ PAYLOAD_DEPTH: Final = wire.MAX_JSON_DEPTH - 2
 
 _CHAT_MESSAGE_BYTES = "coalesce(length(CAST(text AS BLOB)), 0) + coalesce(length(file_data), 0)"
 """SQL: the bytes of a chat message's text (UTF-8) and file, as quotas and pages count them."""
+
+APP_USAGE_SQL = (
+    "SELECT count(*), coalesce(sum(length(c.data)), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} THEN 1 END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} THEN length(c.data) END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} AND a.sender = {p} THEN 1 END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} AND a.sender = {p} THEN length(c.data) END), 0)"
+    " FROM apps a JOIN containers c ON c.digest = a.container")
+"""SQL for `AppUsage` (SQLite and PostgreSQL alike; `{p}` is the placeholder), given
+`app_usage_parameters(chat_id, member_id)` (member ids are a chat's own). `length` of a
+blob is read from its header, not by loading it."""
+
+
+def app_usage_parameters(chat_id: str, member_id: str) -> tuple[str, ...]:
+    """The parameters of `APP_USAGE_SQL`, in order."""
+    return (chat_id, chat_id, chat_id, member_id, chat_id, member_id)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -143,6 +160,20 @@ class StoredApp:
     digest: str | None
     """The stored `.xdc` (see `Store.container`), or None for an app shared by its path."""
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppUsage:
+    """The app copies served from stored containers (uploaded, or shared with `webxdc-rt app
+    share`) and their containers' bytes, each copy counting its container's size: on the
+    whole host, in one chat, and shared by one member."""
+
+    host_apps: int
+    host_bytes: int
+    chat_apps: int
+    chat_bytes: int
+    member_apps: int
+    member_bytes: int
 
 
 class Store:
@@ -322,6 +353,13 @@ class Store:
         row = self._db.execute("SELECT data FROM containers WHERE digest = ?",
                                (digest,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
+        """What the stored app copies of the host, of a chat and of a member (its sender)
+        amount to, as `AppUsage` counts them."""
+        row = self._db.execute(APP_USAGE_SQL.format(p="?"),
+                               app_usage_parameters(chat_id, member_id)).fetchone()
+        return AppUsage(*(int(value) for value in row))
 
     def _insert_pages(self, pages: list[Page]) -> None:
         self._db.executemany(
