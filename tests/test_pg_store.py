@@ -10,6 +10,7 @@ import threading
 import psycopg
 import pytest
 
+from hosting import names_are_kept_as_checked
 from peers import eventually
 from webxdc_rt.pg_migrations import MIGRATIONS
 from webxdc_rt.pg_store import PostgresStore
@@ -177,3 +178,7 @@ def test_a_newer_schema_is_refused(postgres_server):
         conn.execute("INSERT INTO schema_version VALUES (%s)", (len(MIGRATIONS) + 1,))
     with pytest.raises(StoreError, match="newer"):
         PostgresStore(postgres_server.url)
+
+
+async def test_names_are_kept_as_checked(postgres_server):
+    await names_are_kept_as_checked(lambda: PostgresStore(postgres_server.url))
