@@ -380,6 +380,9 @@ async def test_deleting_commands_take_names_and_ids_only_with_id(service, tmp_pa
     deleted = (await service.cli("chat", "delete", team_id, "--id", "--json")).json()
     assert deleted["deleted"]["name"] == "team"
     assert (await service.cli("chat", "list", "--json")).json()["chats"] == []
+    for body in ({"chat": "x", "chat_id": "y", "member": "m1"}, {"member": "m1"}):
+        status, answer = await service.admin("POST", "/v1/member/remove", json=body)
+        assert status == 400 and "give either 'chat' (a name) or chat_id" in answer.decode()
 
 
 LOOKALIKES = [

@@ -53,6 +53,10 @@ def add_commands(commands: Any, data_dir_default: str) -> None:
     """Add the management commands to the `webxdc-rt` parser's subcommands."""
     chat_id = (("--chat-id",), {"action": "store_true", "dest": "chat_by_id",
                                 "help": "CHAT is the chat's id, not its name"})
+    in_chat = (("chat",), {"metavar": "CHAT", "help": "the chat's name (its id with --chat-id)"})
+    the_chat = (("chat",), {"metavar": "CHAT", "help": "the chat's name (its id with --id)"})
+    member = (("member",), {"metavar": "MEMBER",
+                            "help": "the member's name (their id with --id)"})
     verbs: dict[str, list[tuple[str, str, list[tuple[tuple[str, ...], dict[str, Any]]]]]] = {
         "chat": [
             ("create", "create a chat (and its members)", [
@@ -61,37 +65,35 @@ def add_commands(commands: Any, data_dir_default: str) -> None:
                                   "help": "comma-separated member names"})]),
             ("list", "list the chats", []),
             ("show", "show a chat's members and apps, with their ids",
-             [(("chat",), {"metavar": "CHAT"}), _by_id("CHAT", "chat")]),
+             [the_chat, _by_id("CHAT", "chat")]),
             ("delete", "delete a chat with all its apps, updates and messages",
-             [(("chat",), {"metavar": "CHAT"}), _by_id("CHAT", "chat")]),
+             [the_chat, _by_id("CHAT", "chat")]),
         ],
         "member": [
             ("add", "add a member to a chat and print their link",
-             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "NAME"}), chat_id]),
+             [in_chat, (("member",), {"metavar": "NAME", "help": "the new member's name"}),
+              chat_id]),
             ("remove", "remove a member (their sockets are closed, their links refused)",
-             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "NAME"}),
-              _by_id("NAME", "member"), chat_id]),
+             [in_chat, member, _by_id("MEMBER", "member"), chat_id]),
         ],
         "app": [
             ("share", "share a .xdc (or an app folder) into a chat", [
-                (("chat",), {"metavar": "CHAT"}),
+                in_chat,
                 (("file",), {"metavar": "FILE", "help": "a .xdc file or an app folder"}),
                 (("--from",), {"metavar": "MEMBER", "dest": "sender",
                                "help": "the name of who shares it (isAppSender); default: "
                                        "the first member"}), chat_id]),
-            ("list", "list the apps shared into a chat",
-             [(("chat",), {"metavar": "CHAT"}), chat_id]),
+            ("list", "list the apps shared into a chat", [in_chat, chat_id]),
             ("remove", "remove an app copy with its updates",
-             [(("chat",), {"metavar": "CHAT"}), (("app",), {"metavar": "APP"}),
+             [in_chat, (("app",), {"metavar": "APP",
+                                   "help": "the app's name (the copy's id with --id)"}),
               _by_id("APP", "app copy"), chat_id]),
         ],
         "link": [
             ("show", "print a member's link (their home page of the chat)",
-             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "MEMBER"}),
-              _by_id("MEMBER", "member"), chat_id]),
+             [in_chat, member, _by_id("MEMBER", "member"), chat_id]),
             ("revoke", "give a member new links; the old ones are refused from now on",
-             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "MEMBER"}),
-              _by_id("MEMBER", "member"), chat_id]),
+             [in_chat, member, _by_id("MEMBER", "member"), chat_id]),
         ],
     }
     helps = {"chat": "create, list, show or delete chats of the running host",

@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["ZWJ", "name_problem", "shows_nothing", "skeleton", "same_name", "looks_alike",
+__all__ = ["ZWJ", "name_problem", "shows_nothing", "skeleton", "fold", "same_name", "looks_alike",
            "lookalike_of", "shown", "app_name"]
 
 ZWJ: Final = "\u200d"
@@ -41,6 +41,8 @@ _SHOWS_NOTHING: Final = frozenset(("Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn
                                    "Me"))
 """Categories of characters that show nothing by themselves: spaces, controls and
 formatting, and combining marks without a letter to sit on."""
+_IGNORED_CATEGORIES: Final = _SHOWS_NOTHING - {"Mn", "Me"}
+"""What the skeleton drops: combining marks stay (accents tell names apart)."""
 
 _VARIANT_MARKS: Final = frozenset(
     ["\u034f", "\u180b", "\u180c", "\u180d", "\u180f"]
@@ -100,14 +102,20 @@ def skeleton(name: str) -> str:
     """What `name` looks like: two names with the same skeleton are confusable (see the
     module docstring)."""
     folded = unicodedata.normalize("NFKC", name).translate(_HOMOGLYPHS).casefold()
-    visible = "".join(char if not char.isspace() else " " for char in folded
-                      if char.isspace() or not _ignorable(char))
-    return " ".join(visible.split())
+    if not folded.isascii():  # only then can it hold characters that show nothing
+        folded = "".join(char for char in folded if char.isspace() or not _ignorable(char))
+    return " ".join(folded.split())
+
+
+def fold(name: str) -> str:
+    """`name` with letter case and form (NFKC) folded: two names with the same fold are the
+    same name."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def same_name(name: str, other: str) -> bool:
     """True when two names are the same but for letter case and form (NFKC)."""
-    return _fold(name) == _fold(other)
+    return fold(name) == fold(other)
 
 
 def looks_alike(name: str, other: str) -> bool:
@@ -118,7 +126,9 @@ def looks_alike(name: str, other: str) -> bool:
 
 def lookalike_of(name: str, taken: Iterable[str]) -> str | None:
     """The first of the `taken` names that `name` looks like, if any."""
-    return next((other for other in taken if looks_alike(name, other)), None)
+    folded, shape = fold(name), skeleton(name)
+    return next((other for other in taken
+                 if fold(other) == folded or skeleton(other) == shape), None)
 
 
 def shown(text: str) -> str:
@@ -145,10 +155,6 @@ def app_name(raw: str, limit: int) -> str:
     return name
 
 
-def _fold(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).casefold()
-
-
 def _blank(char: str) -> bool:
     return char in _BLANK_LETTERS or unicodedata.category(char) in _SHOWS_NOTHING
 
@@ -157,7 +163,7 @@ def _ignorable(char: str) -> bool:
     """Characters the skeleton drops: those that show nothing but combining marks (accents
     tell names apart), and the marks that only choose a glyph's variant."""
     return char in _BLANK_LETTERS or char in _VARIANT_MARKS \
-        or unicodedata.category(char) in _SHOWS_NOTHING - {"Mn", "Me"}
+        or unicodedata.category(char) in _IGNORED_CATEGORIES
 
 
 def _escape(char: str) -> str:
