@@ -11,6 +11,7 @@ import threading
 import psycopg
 import pytest
 
+from hosting import names_are_kept_as_checked
 from peers import eventually
 from webxdc_rt.pg_migrations import MIGRATIONS
 from webxdc_rt.pg_store import PostgresStore
@@ -200,3 +201,7 @@ def test_app_usage_counts_stored_containers_for_every_process(postgres_server):
     assert other.app_usage("another chat", alice.id).member_apps == 0
     store.close()
     other.close()
+
+
+async def test_names_are_kept_as_checked(postgres_server):
+    await names_are_kept_as_checked(lambda: PostgresStore(postgres_server.url))

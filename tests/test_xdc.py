@@ -229,6 +229,19 @@ def test_oversized_manifest_is_refused_before_parsing(tmp_path):
     assert open_app(xdc, raised).name == "Big"
 
 
+def test_manifest_names_are_cut_and_lose_their_control_characters(tmp_path):
+    long = make_xdc(tmp_path / "long.xdc", {"index.html": "",
+                                            "manifest.toml": f'name = "{"y" * 60_000}"\n'})
+    assert open_app(long).name == "y" * 99 + "…"
+    assert open_app(long, ContainerLimits(max_name_chars=10)).name == "y" * 9 + "…"
+    evil = make_xdc(tmp_path / "evil.xdc", {
+        "index.html": "", "manifest.toml": 'name = "\\u001b]0;owned\\u0007Poll\\r\\nnext"\n'})
+    assert open_app(evil).name == "]0;ownedPoll next"
+    blank = make_xdc(tmp_path / "blank.xdc", {"index.html": "",
+                                              "manifest.toml": 'name = "\\u3164\\u0007"\n'})
+    assert open_app(blank).name == "blank"
+
+
 # -- ZIP bombs ------------------------------------------------------------------------------
 
 def test_many_small_files_that_expand_too_much_together_are_refused(tmp_path):

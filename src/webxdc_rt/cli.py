@@ -52,7 +52,7 @@ from .home import HomeSite
 from .manage import ManageError, Manager
 from .redis_broker import RedisAddress, RedisBroker, parse_redis_url
 from .server import Host, HostSettings
-from .store import Store
+from .store import Store, make_private_dir, shared_dir_warning
 from .store_api import StoreApi, StoreError, StoreLimits
 from .wire import is_text
 from .xdc import AppSource, InvalidContainer, open_app
@@ -496,9 +496,13 @@ def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi
     cannot be opened."""
     if url is None:
         try:
-            return Store.in_directory(data_dir)
+            store = Store.in_directory(data_dir)
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
+        warning = shared_dir_warning(data_dir)
+        if warning is not None:
+            log.warning("%s", warning)
+        return store
     try:
         from .pg_store import PostgresStore
     except ImportError:
@@ -575,7 +579,7 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
     _raise_open_file_limit()
     _check_store_url(args.store)
     try:  # the admin socket lives there, whichever store holds the chats
-        Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+        make_private_dir(args.data_dir)
     except OSError as exc:
         raise UsageError(f"cannot create the data directory {args.data_dir}: "
                          f"{exc.strerror or exc}") from None

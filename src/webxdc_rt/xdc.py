@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from .names import app_name
+
 __all__ = ["InvalidContainer", "ContainerLimits", "AppSource", "FolderApp", "ZipApp",
            "open_app", "open_xdc_bytes", "pack_folder", "normalize_app_path", "ICON_NAMES",
            "MANIFEST_NAME"]
@@ -71,6 +73,10 @@ class ContainerLimits:
     max_path_bytes: int = 1024
     """Longest file name in the app (UTF-8 bytes, folders included): a `.xdc` entry with a
     longer name is refused, and a longer request path is not a file of the app."""
+    max_name_chars: int = 100
+    """Longest app name kept from the manifest (or the file name): a longer one is cut and
+    ends with an ellipsis. Control characters are removed from it in any case: it is shown
+    to members and on the operator's terminal."""
 
 
 DEFAULT_LIMITS = ContainerLimits()
@@ -460,9 +466,11 @@ def _manifest_too_large(limits: ContainerLimits) -> str:
 
 def _manifest_name(data: bytes | None, default_name: str, limits: ContainerLimits) -> str:
     """The app's name from its `manifest.toml` (`data`), checked for size and nesting first;
-    `default_name` when there is no manifest or it names nothing."""
+    `default_name` when there is no manifest or it names nothing; either one as
+    `names.app_name` keeps it, at most `max_name_chars` long."""
+    fallback = app_name(default_name, limits.max_name_chars) or "app"
     if data is None:
-        return default_name
+        return fallback
     if len(data) > limits.max_manifest_bytes:
         raise InvalidContainer(_manifest_too_large(limits))
     try:
@@ -473,7 +481,7 @@ def _manifest_name(data: bytes | None, default_name: str, limits: ContainerLimit
         # tomllib recurses once per level of nested arrays and inline tables.
         raise InvalidContainer(f"{MANIFEST_NAME} is nested too deeply") from None
     name = manifest.get("name")
-    return name if isinstance(name, str) and name.strip() else default_name
+    return (isinstance(name, str) and app_name(name, limits.max_name_chars)) or fallback
 
 
 def _as_text(name: str, exact: bool = False) -> str:
