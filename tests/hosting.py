@@ -11,6 +11,7 @@ import struct
 import sys
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,40 @@ async def family(service: HostProcess, tmp_path: Path) -> dict:
     assert [link["member"] for link in shared["links"]] == ["alice", "bob", "carol"]
     return {name: (await service.cli("link", "show", "family", name, "--json")).json()
             for name in ("alice", "bob", "carol")}
+
+
+async def names_are_kept_as_checked(open_store: Callable[[], Any]) -> None:
+    """Through a `Manager` over the store `open_store` opens: names are kept in NFC, and a
+    name that looks like a member's, even after the store is opened again, is refused; a
+    member named like another's id is removed by name, the other by id only."""
+    from webxdc_rt.host.app import Host
+    from webxdc_rt.service.manage import ManageError, Manager
+
+    def manager_of(store: Any) -> Manager:
+        return Manager(Host(store.load_registry(), {}, store=store), store)
+
+    store = open_store()
+    manager = manager_of(store)
+    chat = manager.create_chat("t\u00e9am", ["alice", "m1", "Zoe\u0308"])
+    assert [m.name for m in chat.members] == ["alice", "m1", "Zo\u00eb"]
+    assert chat.members[0].id == "m1"
+    store.close()
+    store = open_store()
+    manager = manager_of(store)
+    chat = manager.chat("te\u0301am")
+    for lookalike in ("\u0430lice", "ALICE", "Zo\u00eb", "\uff41lice"):
+        try:
+            manager.add_member(chat, lookalike)
+        except ManageError as exc:
+            assert exc.status == 409, exc
+        else:
+            raise AssertionError(f"{lookalike!r} was accepted")
+    assert manager.add_member(chat, "\U0001f469\u200d\U0001f4bb").name == "👩‍💻"
+    await manager.remove_member(chat, manager.member(chat, "m1"))
+    assert [m.name for m in chat.members] == ["alice", "Zoë", "👩‍💻"]
+    await manager.remove_member(chat, manager.member_by_id(chat, "m1"))
+    assert [m.name for m in chat.members] == ["Zoë", "👩‍💻"]
+    store.close()
+    store = open_store()
+    assert [m.name for m in manager_of(store).chat("téam").members] == ["Zoë", "👩‍💻"]
+    store.close()

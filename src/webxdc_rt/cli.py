@@ -61,7 +61,7 @@ from .service.options import (
 )
 from .service.workers import run_workers
 from .stores.api import STORE_ERRORS, StoreApi, StoreError, StoreLimits
-from .stores.sqlite import Store
+from .stores.sqlite import Store, make_private_dir, shared_dir_warning
 
 __all__ = ["main", "build_parser", "example_path", "default_data_dir", "DEFAULT_PORT"]
 
@@ -318,9 +318,13 @@ def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi
     cannot be opened."""
     if url is None:
         try:
-            return Store.in_directory(data_dir)
+            store = Store.in_directory(data_dir)
         except _STORAGE_FAILURES as exc:
             raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
+        warning = shared_dir_warning(data_dir)
+        if warning is not None:
+            log.warning("%s", warning)
+        return store
     try:
         from .stores.postgres import PostgresStore
     except ImportError:
@@ -387,7 +391,7 @@ def _open_service(args: argparse.Namespace, settings: HostSettings) -> tuple[Man
     """The store of `--store` or the data folder, its chats in a host and a manager, home
     pages mounted; the admin socket's path claimed. UsageError for what the user can fix."""
     try:  # the admin socket lives there, whichever store holds the chats
-        Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+        make_private_dir(args.data_dir)
     except OSError as exc:
         raise UsageError(f"cannot create the data directory {args.data_dir}: "
                          f"{exc.strerror or exc}") from None

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 from dataclasses import dataclass
 
 import pytest
+from hosting import make_xdc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
@@ -17,6 +20,8 @@ from webxdc_rt.client import connect
 from webxdc_rt.host.app import SERVER_NAME, HostSettings
 from webxdc_rt.host.http_guard import connection_cap
 from webxdc_rt.model.xdc import AppSource
+from webxdc_rt.service.home import SHARE_PATH, STATE_PATH, HomeSite
+from webxdc_rt.service.manage import Manager
 
 try:
     import resource
@@ -387,3 +392,123 @@ def test_the_cap_keeps_a_reserve_of_descriptors():
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != resource.RLIM_INFINITY:
             assert connection_cap(10**9, 64) == soft - 64
+
+
+# -- what one page's connections may hold, and who makes room at the cap -------------------
+
+async def keep_alive_get(port: int, request: bytes) -> tuple[asyncio.StreamReader,
+                                                             asyncio.StreamWriter]:
+    """A connection that made one request, read its answer and stays open (keep-alive)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    return reader, writer
+
+
+async def test_one_page_holds_at_most_its_limit_of_kept_alive_connections(hosts):
+    host = await hosts(HostSettings(max_http_connections_per_page=4, idle_timeout_s=60))
+    urls = host.share(["alice", "bob"])
+    held = [await keep_alive_get(host.port, request_for(host, b"/data.txt")) for _ in range(10)]
+    closed = [asyncio.ensure_future(wait_closed(reader)) for reader, _ in held]
+    try:
+        # Each new one was answered; the page's connections idle the longest made room.
+        await eventually(lambda: sum(done.done() for done in closed) == 6)
+        assert [done.done() for done in closed] == [True] * 6 + [False] * 4
+    finally:
+        for future in closed:
+            future.cancel()
+        for _, writer in held:
+            writer.close()
+    await still_talking(urls)
+
+
+async def test_at_the_cap_the_page_holding_most_connections_makes_room(hosts, caplog):
+    cap = 24
+    host = await hosts(HostSettings(max_tcp_connections=cap, max_http_connections_per_page=64,
+                                    header_timeout_s=120, idle_timeout_s=60))
+    urls = host.share(["mallory", "alice", "bob"])
+    mallory = host.last_pages[0]
+    # One member holds every connection the host may have, each kept alive.
+    held = [await keep_alive_get(host.port, request_for(host, b"/data.txt"))
+            for _ in range(cap)]
+    closed = [asyncio.ensure_future(wait_closed(reader)) for reader, _ in held]
+    try:
+        alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
+        alice.channel.send(b"in spite of mallory")
+        await bob.got(b"in spite of mallory")
+        # Mallory's oldest idle connections made room, and only hers.
+        await eventually(lambda: sum(done.done() for done in closed) >= 2)
+        gone = [done.done() for done in closed]
+        assert gone == sorted(gone, reverse=True)  # the oldest first
+        # Her reconnecting costs her own connections, never the other members' sockets.
+        for _ in range(cap):
+            try:
+                held.append(await keep_alive_get(host.port, request_for(host, b"/data.txt")))
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+        bob.channel.send(b"still in")
+        await alice.got(b"still in")
+        await alice.peer.close()
+        await bob.peer.close()
+    finally:
+        for future in closed:
+            future.cancel()
+        for _, writer in held:
+            writer.close()
+    reports = [record.getMessage() for record in errors_logged(caplog)
+               if "TCP connections" in record.getMessage()]
+    assert reports and re.search(r"[1-9]\d* evicted from the page holding the most \("
+                                 + mallory.label, reports[0]), reports
+
+
+# -- the byte bound before an invite counts request heads only -----------------------------
+
+def upload_head(host, size: int) -> tuple[bytes, bytes]:
+    """The head of a `.xdc` upload of `size` bytes from ann's home page on `host` (its home
+    site mounted here), and a plain request for the page's state."""
+    manager = Manager(host.host, host.store)
+    manager.port = host.port
+    host.host.mount(HomeSite(manager).resolve)
+    chat = manager.create_chat("c", ["ann"])
+    home = host.registry.home_of(chat, chat.members[0])
+    assert home is not None
+    origin = f"{home.label}.localhost:{host.port}"
+    common = f"Host: {origin}\r\nAuthorization: Bearer {home.token}\r\n"
+    return ((f"POST {SHARE_PATH} HTTP/1.1\r\n{common}Origin: http://{origin}\r\n"
+             f"X-File-Name: big.xdc\r\nContent-Length: {size}\r\n\r\n").encode(),
+            f"GET {STATE_PATH} HTTP/1.1\r\n{common}\r\n".encode())
+
+
+async def test_an_upload_whose_body_comes_with_its_head_is_accepted(hosts, tmp_path):
+    host = await hosts(HostSettings(max_preauth_bytes=4096))
+    body = make_xdc(tmp_path / "big.xdc", extra={"noise.bin": os.urandom(20_000)}).read_bytes()
+    head, _ = upload_head(host, len(body))
+    reply = await exchange(host.port, head + body, expect_close=False)  # one write
+    assert reply.status == 201, reply.body
+    # A head alone that long is still refused before an invite.
+    unfinished = head[:-2] + b"X-Fat: " + b"f" * 5000
+    reply = await exchange(host.port, unfinished)
+    assert reply.status == 431 and reply.closed
+
+
+async def test_a_request_beyond_the_pages_limit_with_none_idle_is_refused(hosts, tmp_path):
+    host = await hosts(HostSettings(max_http_connections_per_page=1))
+    body = make_xdc(tmp_path / "app.xdc").read_bytes()
+    head, state = upload_head(host, len(body))
+    reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
+    try:
+        writer.write(head + body[:100])  # the upload's handler waits for the rest: busy
+        label = head.split(b"Host: ")[1].split(b".")[0].decode()
+        guard = host._runner.guard  # the running server's
+        await eventually(lambda: guard.page_count(label) == 1)
+        reply = await exchange(host.port, state)
+        assert reply.status == 503 and reply.closed and b"limit 1" in reply.body
+        assert_host_headers(reply)
+        writer.write(body[100:])
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert answer.startswith(b"HTTP/1.1 201")
+    finally:
+        writer.close()

@@ -8,6 +8,7 @@ import json
 import struct
 import time
 
+import pytest
 from peers import BareSocket, bare_socket, eventually, joined, stalled_listener
 from wsproto.events import CloseConnection
 
@@ -191,3 +192,36 @@ async def test_status_updates_are_never_dropped_and_a_page_that_cannot_take_them
     assert live.host.channel_drops[topic].items == 0     # no realtime item was involved
     sock.close()
     await alice.close()
+
+
+async def test_a_socket_that_takes_nothing_is_cut_off_and_frees_its_pages_backlog_slots(hosts):
+    # A heartbeat that would not end the stalled sockets within the test: the stall
+    # cutoff must.
+    live = await hosts(HostSettings(
+        heartbeat_s=600, updates=UpdateLimits(burst=200),
+        delivery=DeliveryLimits(stall_timeout_s=0.5, socket_send_buffer_bytes=64 * 1024)))
+    urls = live.share(["alice", "mallory"])
+    writer = await connect(urls["alice"])
+    seen: list[dict] = []
+    await writer.set_update_listener(seen.append)
+    for n in range(150):  # 18 MB of backlog: beyond any socket buffer on both ends
+        writer.send_update({"payload": "x" * 120_000, "info": str(n)})
+        await writer.drain()
+    await eventually(lambda: len(seen) == 150, timeout=30)
+    # Two stalled tabs of mallory's hold her page's two backlog slots ...
+    stalled = [await stalled_listener(urls["mallory"]) for _ in range(2)]
+    try:
+        # ... until they are cut off for taking nothing; then her new tab gets its backlog.
+        late: list[dict] = []
+        tab = await connect(urls["mallory"])
+        await asyncio.wait_for(tab.set_update_listener(late.append), 20)
+        assert len(late) == 150
+        for sock in stalled:
+            with pytest.raises(ConnectionError):
+                while True:  # what the kernel held, then the end of the link
+                    await sock.receive(timeout=10)
+        await tab.close()
+    finally:
+        for sock in stalled:
+            sock.close()
+    await writer.close()

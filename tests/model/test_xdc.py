@@ -7,15 +7,23 @@ import os
 import struct
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 
 import aiohttp
 import pytest
 
-from webxdc_rt.model.xdc import ContainerLimits, InvalidContainer, normalize_app_path, open_app
+from webxdc_rt.model.xdc import (
+    ContainerLimits,
+    InvalidContainer,
+    normalize_app_path,
+    open_app,
+    open_xdc_bytes,
+)
 
 KiB = 1024
 MiB = 1024 * KiB
+GiB = 1024 * MiB
 
 
 @pytest.mark.parametrize("path, expected", [
@@ -225,6 +233,19 @@ def test_oversized_manifest_is_refused_before_parsing(tmp_path):
     assert open_app(xdc, raised).name == "Big"
 
 
+def test_manifest_names_are_cut_and_lose_their_control_characters(tmp_path):
+    long = make_xdc(tmp_path / "long.xdc", {"index.html": "",
+                                            "manifest.toml": f'name = "{"y" * 60_000}"\n'})
+    assert open_app(long).name == "y" * 99 + "…"
+    assert open_app(long, ContainerLimits(max_name_chars=10)).name == "y" * 9 + "…"
+    evil = make_xdc(tmp_path / "evil.xdc", {
+        "index.html": "", "manifest.toml": 'name = "\\u001b]0;owned\\u0007Poll\\r\\nnext"\n'})
+    assert open_app(evil).name == "]0;ownedPoll next"
+    blank = make_xdc(tmp_path / "blank.xdc", {"index.html": "",
+                                              "manifest.toml": 'name = "\\u3164\\u0007"\n'})
+    assert open_app(blank).name == "blank"
+
+
 # -- ZIP bombs ------------------------------------------------------------------------------
 
 def test_many_small_files_that_expand_too_much_together_are_refused(tmp_path):
@@ -253,6 +274,53 @@ def test_small_apps_of_text_pass_however_well_they_compress(tmp_path):
                    {"index.html": "", **{f"js/{i}.js": text for i in range(100)}})
     assert xdc.stat().st_size * 200 < 100 * len(text)
     assert open_app(xdc).read("js/99.js") == text.encode()
+
+
+def zeros_bomb(path, count: int, padding: int = 0):
+    """`count` files of 64 KiB of zeros (each small enough to be let off the ratio), and
+    `padding` random bytes stored uncompressed to lower the archive's overall ratio."""
+    entries = {"index.html": "<p>z</p>", **{f"z/{i}": bytes(64 * KiB) for i in range(count)}}
+    make_xdc(path, entries)
+    if padding:
+        with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED) as archive:
+            archive.writestr("padding.bin", os.urandom(padding))
+    return path
+
+
+def test_many_small_files_of_zeros_are_refused_however_the_archive_is_padded(tmp_path):
+    # 3,900 files of 64 KiB: 255 MB from 1.3 MB, under the total ratio thanks to 1 MB of
+    # random padding; each file is small enough to be let off the ratio on its own.
+    xdc = zeros_bomb(tmp_path / "padded.xdc", 3900, padding=1_000_000)
+    assert 3900 * 64 * KiB < xdc.stat().st_size * 200
+    with pytest.raises(InvalidContainer, match=(
+            r"compressed more than 200:1 expand to 255590400 bytes together, more than the "
+            r"8388608 allowed \(ContainerLimits.ratio_exempt_total_bytes; ZIP bomb\?\)")):
+        open_app(xdc)
+    with pytest.raises(InvalidContainer, match="ratio_exempt_total_bytes"):
+        open_xdc_bytes(xdc.read_bytes(), "padded.xdc", "key")
+    # 100 of them (6.5 MB) are within it.
+    assert open_app(zeros_bomb(tmp_path / "few.xdc", 100)).read("z/99") == bytes(64 * KiB)
+
+
+@pytest.mark.parametrize("opened_from", ["file", "bytes"])
+def test_an_open_app_holds_its_archive_not_what_its_files_expand_to(tmp_path, opened_from):
+    # 1,000 files of 64 KiB of zeros: 64 MiB expanded from about 100 kB, let through by
+    # raised limits; what the open app holds is measured while it is open.
+    xdc = zeros_bomb(tmp_path / "wide.xdc", 1000)
+    limits = ContainerLimits(ratio_exempt_total_bytes=GiB, archive_ratio_exempt_bytes=GiB)
+    archive = xdc.read_bytes() if opened_from == "bytes" else None
+    tracemalloc.start()
+    try:
+        source = (open_app(xdc, limits) if archive is None
+                  else open_xdc_bytes(archive, "wide.xdc", "key", limits))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The archive itself (when read here), about 150 bytes a file of index, and slack.
+    assert held < 2 * xdc.stat().st_size + MiB < 64 * MiB / 16
+    assert source.read("z/999") == bytes(64 * KiB)
+    assert source.read("index.html") == b"<p>z</p>"
+    assert source.read("z/1000") is None and source.read("z") is None
 
 
 ENTRY = struct.Struct("<4s6H3L5H2L")

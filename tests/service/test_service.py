@@ -3,6 +3,7 @@ members, apps and links changed while it runs, the admin listener, restarts."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from hosting import (
     assert_one_line_error,
     family,
     make_xdc,
+    names_are_kept_as_checked,
     origin_of,
     web_session,
     zip_bytes,
@@ -23,6 +25,7 @@ from peers import eventually, joined
 
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.host.app import Host
+from webxdc_rt.model.chats import Chat
 from webxdc_rt.service.manage import ManageError, Manager
 from webxdc_rt.stores.sqlite import Store
 
@@ -83,7 +86,8 @@ async def test_removing_a_member_closes_their_sockets_and_their_pages_are_gone(
     links = await family(service, tmp_path)
     carol = await joined(links["carol"]["apps"][0]["url"])
     removed = (await service.cli("member", "remove", "family", "carol", "--json")).json()
-    assert removed == {"chat": "family", "removed": "carol", "sockets_closed": 1}
+    assert removed == {"chat": "family", "removed": "carol",
+                       "member_id": links["carol"]["member_id"], "sockets_closed": 1}
     await eventually(lambda: carol.peer.closed, timeout=1.0)
     async with web_session() as session:
         for url in (links["carol"]["url"], links["carol"]["apps"][0]["url"]):
@@ -109,7 +113,7 @@ async def test_removing_an_app_copy_wipes_its_updates_and_closes_its_pages(servi
                               (app,)).fetchone()[0]
 
     assert updates_of(app_id) == 1
-    removed = (await service.cli("app", "remove", "family", app_id, "--json")).json()
+    removed = (await service.cli("app", "remove", "family", app_id, "--id", "--json")).json()
     assert removed["removed"]["name"] == "probe" and removed["sockets_closed"] == 1
     await eventually(lambda: alice.closed, timeout=1.0)
     assert updates_of(app_id) == 0
@@ -125,7 +129,7 @@ BAD_COMMANDS = [
     (["member", "remove", "family", "dave"], "has no member 'dave'"),
     (["link", "revoke", "family", "dave"], "has no member 'dave'"),
     (["app", "remove", "family", "nothing"], "has no app 'nothing'"),
-    (["member", "add", "family", "Alice"], "has a member 'Alice' already"),
+    (["member", "add", "family", "Alice"], "has a member 'alice' already"),
     (["member", "add", "family", "a\x07b"], "control characters"),
     (["member", "add", "family", " "], "must not be empty"),
     (["chat", "create", "family"], "exists already"),
@@ -289,3 +293,221 @@ async def test_home_page_uploads_are_bounded_and_accepted_from_the_home_page_onl
                               "more than the 4000 allowed")
     finally:
         assert await host.stop() == 0
+
+
+async def upload(home: str, data: bytes, name: str = "app.xdc") -> tuple[int, dict]:
+    """Share `data` from a member's home page (logged in by its link) as the page does:
+    the answer's status and JSON."""
+    origin = origin_of(home)
+    async with web_session() as session:
+        async with session.get(home) as response:
+            assert response.status == 200
+        async with session.post(origin + "/.webxdc-rt/home/share", data=data, headers={
+                "Origin": origin, "X-File-Name": name}) as response:
+            return response.status, await response.json()
+
+
+async def test_app_quotas_per_member_chat_and_host_refuse_uploads_and_shares(tmp_path):
+    quotas = ("--limit", "home.max_apps_per_member=1", "--limit", "home.max_apps_per_chat=2",
+              "--limit", "home.max_stored_apps=3")
+    host = await HostProcess(tmp_path / "d").start(*quotas)
+    xdc = make_xdc(tmp_path / "small.xdc")
+    small = xdc.read_bytes()
+    try:
+        homes = {}
+        for chat, members in (("one", "ann,ben,dan"), ("two", "cid"), ("three", "eve")):
+            created = await host.cli("chat", "create", chat, "--members", members, "--json")
+            homes |= {link["member"]: link["url"] for link in created.json()["links"]}
+        assert (await upload(homes["ann"], small))[0] == 201
+        status, answer = await upload(homes["ann"], small)
+        assert (status, answer["error"]["code"]) == (403, "member-app-quota")
+        assert "member 'ann' has 1 apps stored" in answer["error"]["message"]
+        assert "home.max_apps_per_member = 1" in answer["error"]["message"]
+        assert (await upload(homes["ben"], small))[0] == 201
+        status, answer = await upload(homes["dan"], small)
+        assert (status, answer["error"]["code"]) == (403, "chat-app-quota")
+        assert "chat 'one' has 2 apps stored" in answer["error"]["message"]
+        assert_one_line_error(await host.cli("app", "share", "one", str(xdc), "--from", "dan"),
+                              "(home.max_apps_per_chat = 2)")
+        assert (await upload(homes["cid"], small))[0] == 201
+        status, answer = await upload(homes["eve"], small)
+        assert (status, answer["error"]["code"]) == (507, "host-app-quota")
+        assert "the host has 3 apps stored" in answer["error"]["message"]
+        assert_one_line_error(await host.cli("app", "share", "three", str(xdc)),
+                              "(home.max_stored_apps = 3)")
+        status, body = await host.admin("POST", "/v1/app/share", json={
+            "chat": "three", "file_name": "a.xdc",
+            "data_base64": base64.b64encode(small).decode()})
+        assert (status, json.loads(body)["error"]["code"]) == (507, "host-app-quota")
+    finally:
+        assert await host.stop() == 0
+    # The store counts: a restarted host refuses the same.
+    host = await HostProcess(tmp_path / "d").start(*quotas, port=host.port)
+    try:
+        status, answer = await upload(homes["eve"], small)
+        assert (status, answer["error"]["code"]) == (507, "host-app-quota")
+        for chat, count in (("one", 2), ("two", 1), ("three", 0)):
+            listed = (await host.cli("app", "list", chat, "--json")).json()["apps"]
+            assert len(listed) == count
+    finally:
+        assert await host.stop() == 0
+
+
+async def test_app_byte_quotas_count_the_stored_archives(tmp_path):
+    xdc = make_xdc(tmp_path / "small.xdc")
+    size = xdc.stat().st_size
+    host = await HostProcess(tmp_path / "d").start(
+        "--limit", f"home.max_app_bytes_per_member={2 * size}",
+        "--limit", f"home.max_app_bytes_per_chat={3 * size}",
+        "--limit", f"home.max_stored_app_bytes={4 * size}")
+    try:
+        homes = {}
+        for chat, members in (("one", "ann,ben"), ("two", "cid")):
+            created = await host.cli("chat", "create", chat, "--members", members, "--json")
+            homes |= {link["member"]: link["url"] for link in created.json()["links"]}
+        for _ in range(2):
+            assert (await upload(homes["ann"], xdc.read_bytes()))[0] == 201
+        status, answer = await upload(homes["ann"], xdc.read_bytes())
+        assert (status, answer["error"]["code"]) == (403, "member-app-quota")
+        assert (f"member 'ann' has {2 * size} bytes of apps stored; with these {size} it "
+                f"would pass the {2 * size} allowed (home.max_app_bytes_per_member)"
+                ) in answer["error"]["message"]
+        assert (await host.cli("app", "share", "one", str(xdc), "--from", "ben")).status == 0
+        assert_one_line_error(await host.cli("app", "share", "one", str(xdc), "--from", "ben"),
+                              "(home.max_app_bytes_per_chat)")
+        assert (await upload(homes["cid"], xdc.read_bytes()))[0] == 201
+        status, answer = await upload(homes["cid"], xdc.read_bytes())
+        assert (status, answer["error"]["code"]) == (507, "host-app-quota")
+        assert "(home.max_stored_app_bytes)" in answer["error"]["message"]
+    finally:
+        assert await host.stop() == 0
+
+
+# -- the data folder is private --------------------------------------------------------------
+
+async def test_the_data_folder_and_the_database_are_the_users_alone(tmp_path):
+    host = await HostProcess(tmp_path / "d").start()
+    try:
+        await host.cli("chat", "create", "family", "--members", "alice")
+        folder = host.data_dir
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        for name in ("webxdc-rt.sqlite3", "webxdc-rt.sqlite3-wal", "webxdc-rt.sqlite3-shm",
+                     "admin.sock"):
+            assert stat.S_IMODE(os.stat(folder / name).st_mode) == 0o600, name
+    finally:
+        assert await host.stop() == 0
+    assert "WARNING" not in host.stderr
+    # A database opened by path is made the same way, whatever the umask.
+    previous = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "other.sqlite3")
+        store.save_chat(Chat("c", "c"))
+        for suffix in ("", "-wal", "-shm"):
+            mode = os.stat(tmp_path / f"other.sqlite3{suffix}").st_mode
+            assert stat.S_IMODE(mode) == 0o600, suffix
+        store.close()
+    finally:
+        os.umask(previous)
+
+
+async def test_a_data_folder_others_can_read_is_warned_about_once_and_left_as_it_is(tmp_path):
+    folder = tmp_path / "shared folder"
+    folder.mkdir()
+    folder.chmod(0o755)
+    host = await HostProcess(folder).start()
+    assert await host.stop() == 0
+    warnings = [line for line in host.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, host.stderr
+    assert f"chmod 700 '{folder}'" in warnings[0] and "0755" in warnings[0]
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755
+
+
+# -- names and ids -------------------------------------------------------------------------
+
+async def test_deleting_commands_take_names_and_ids_only_with_id(service, tmp_path):
+    created = (await service.cli("chat", "create", "team", "--members", "alice,m1,bob",
+                                 "--json")).json()
+    assert created["member_ids"][0] == "m1" and created["members"][1] == "m1"
+    removed = (await service.cli("member", "remove", "team", "m1", "--json")).json()
+    assert removed["removed"] == "m1" and removed["member_id"] != "m1"
+    assert (await service.cli("chat", "show", "team", "--json")).json()["members"] == \
+        ["alice", "bob"]
+    assert_one_line_error(await service.cli("link", "revoke", "team", "m1"), "no member 'm1'")
+    revoked = (await service.cli("link", "revoke", "team", "m1", "--id", "--json")).json()
+    assert revoked["member"] == "alice"
+    removed = (await service.cli("member", "remove", "team", "m1", "--id", "--json")).json()
+    assert removed["removed"] == "alice" and removed["member_id"] == "m1"
+    # An app named like another copy's id, and a chat named like another chat's id.
+    first = (await service.cli("app", "share", "team", PROBE, "--json")).json()
+    named = make_xdc(tmp_path / "named.xdc", name=first["id"])
+    second = (await service.cli("app", "share", "team", str(named), "--json")).json()
+    gone = (await service.cli("app", "remove", "team", first["id"], "--json")).json()
+    assert gone["removed"]["id"] == second["id"]
+    gone = (await service.cli("app", "remove", "team", first["id"], "--id", "--json")).json()
+    assert gone["removed"]["id"] == first["id"]
+    team_id = created["id"]
+    (await service.cli("chat", "create", team_id, "--json")).json()
+    assert_one_line_error(await service.cli("member", "remove", team_id, "bob"),
+                          "has no member 'bob'")
+    removed = (await service.cli("member", "remove", team_id, "bob", "--chat-id",
+                                 "--json")).json()
+    assert removed["chat"] == "team"
+    deleted = (await service.cli("chat", "delete", team_id, "--json")).json()
+    assert deleted["deleted"]["name"] == team_id
+    deleted = (await service.cli("chat", "delete", team_id, "--id", "--json")).json()
+    assert deleted["deleted"]["name"] == "team"
+    assert (await service.cli("chat", "list", "--json")).json()["chats"] == []
+    for body in ({"chat": "x", "chat_id": "y", "member": "m1"}, {"member": "m1"}):
+        status, answer = await service.admin("POST", "/v1/member/remove", json=body)
+        assert status == 400 and "give either 'chat' (a name) or chat_id" in answer.decode()
+
+
+LOOKALIKES = [
+    ("Zoe\u0308", "has a member 'Zoë' already"),  # decomposed: the same name
+    ("\u0430lice", "looks like 'alice'"),  # Cyrillic a
+    ("\uff41lice", "has a member 'alice' already"),  # fullwidth a
+    ("\u3164", "shows nothing"),  # Hangul filler
+    ("\u2800", "shows nothing"),  # blank Braille pattern
+    ("\u2800\u200b\u3164", "control characters"),
+    ("bob\u202e", "control characters"),
+]
+
+
+async def test_names_that_look_like_a_members_or_show_nothing_are_refused(service):
+    await service.cli("chat", "create", "c", "--members", "alice,Zo\u00eb")
+    for name, fragment in LOOKALIKES:
+        assert_one_line_error(await service.cli("member", "add", "c", name), fragment)
+    coder = (await service.cli("member", "add", "c", "👩‍💻", "--json")).json()
+    assert coder["member"] == "\U0001f469\u200d\U0001f4bb"
+    assert_one_line_error(await service.cli("chat", "create", "C"), "already")
+    assert_one_line_error(await service.cli("chat", "create", "\u0441"), "looks like 'c'")
+    assert (await service.cli("chat", "show", "c", "--json")).json()["members"] == \
+        ["alice", "Zoë", "👩‍💻"]
+
+
+async def test_app_names_reach_the_terminal_escaped_and_bounded(tmp_path):
+    # A copy stored by an older version, whose name holds an escape sequence and a newline.
+    store = Store.in_directory(tmp_path / "d")
+    registry = store.load_registry()
+    store.share(registry, "c", ["alice"], "Evil\x1b[2J\nroot# ", PROBE)
+    store.close()
+    service = await HostProcess(tmp_path / "d").start()
+    try:
+        evil = make_xdc(tmp_path / "evil.xdc", name="Evil\\u001b[2J\\nroot# ")
+        shared = (await service.cli("app", "share", "c", str(evil), "--json")).json()
+        assert shared["name"] == "Evil[2J root#"
+        long = make_xdc(tmp_path / "long.xdc", name="x" * 60_000)
+        shared = (await service.cli("app", "share", "c", str(long), "--json")).json()
+        assert shared["name"] == "x" * 99 + "…"
+        apps = (await service.cli("app", "list", "c", "--json")).json()["apps"]
+        shown = ["Evil\\x1b[2J\\nroot# ", "Evil[2J root#", "x" * 99 + "…"]
+        listed = await service.cli("app", "list", "c")
+        assert listed.stdout.splitlines() == [
+            f"  {name} ({app['id']}), shared by alice"
+            for name, app in zip(shown, apps, strict=True)]
+    finally:
+        assert await service.stop() == 0
+
+
+async def test_names_are_kept_as_checked_in_sqlite(tmp_path):
+    await names_are_kept_as_checked(lambda: Store(tmp_path / "db.sqlite3"))

@@ -5,10 +5,12 @@ database, text PostgreSQL's `text` could not hold, and an outage that is reporte
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 
 import psycopg
 import pytest
+from hosting import names_are_kept_as_checked
 from peers import eventually
 
 from webxdc_rt.core.updates import Update
@@ -177,3 +179,29 @@ def test_a_newer_schema_is_refused(postgres_server):
         conn.execute("INSERT INTO schema_version VALUES (%s)", (len(MIGRATIONS) + 1,))
     with pytest.raises(StoreError, match="newer"):
         PostgresStore(postgres_server.url)
+
+
+def test_app_usage_counts_stored_containers_for_every_process(postgres_server):
+    store = PostgresStore(postgres_server.url)
+    other = PostgresStore(postgres_server.url)
+    registry = store.load_registry()
+    chat = registry.create_chat("quota", ["alice", "bob"])
+    store.save_chat(chat)
+    alice, bob = chat.members
+    for index, (sender, data) in enumerate([(alice, b"x" * 100), (alice, b"y" * 30),
+                                            (bob, b"x" * 100)]):
+        app = registry.new_app(chat, f"app{index}", f"sha256:{index}", sender.id)
+        digest = hashlib.sha256(data).hexdigest()
+        store.save_shared_app(app, registry.new_pages(app, chat.members), (digest, data))
+    store.share(registry, "quota", ["alice", "bob"], "by path", "/a/path")  # not counted
+    usage = other.app_usage(chat.id, alice.id)
+    assert (usage.member_apps, usage.member_bytes) == (2, 130)
+    assert (usage.chat_apps, usage.chat_bytes) == (3, 230)
+    assert (usage.host_apps, usage.host_bytes) >= (3, 230)
+    assert other.app_usage("another chat", alice.id).member_apps == 0
+    store.close()
+    other.close()
+
+
+async def test_names_are_kept_as_checked(postgres_server):
+    await names_are_kept_as_checked(lambda: PostgresStore(postgres_server.url))

@@ -56,6 +56,15 @@ class DeliveryLimits:
     wait there, unseen, whenever the host reads slower than they come; kept small, the
     backlog stays in the sender (whose bridge or peer drops what would go stale) instead of
     reaching the host seconds old."""
+    socket_send_buffer_bytes: int = 256 * KiB
+    """The kernel send buffer asked for each WebSocket (SO_SNDBUF). Left to the kernel, the
+    buffer of a socket whose reader stopped grows to several MiB of kernel memory that no
+    bound of the host's counts; fixed, what waits for a receiver waits in the host, where it
+    is bounded and dropped."""
+    stall_timeout_s: float = 30.0
+    """Seconds a WebSocket may take no byte of what waits for it before it is dropped: a
+    reader that stopped holds its page's backlog slots and its buffers until then (a slow
+    reader takes some bytes and is not dropped; a dead link is found by `heartbeat_s`)."""
     receive_window_bytes: int = 4 * MiB
     """Realtime bytes that may be in flight to a receiver that reports what it read (told
     in the hello); less for a slower one: what it reads in a sixteenth of `max_item_age_s`
@@ -70,12 +79,13 @@ class DeliveryLimits:
     """`received` reports one page may send at once before the pace applies."""
 
     def __post_init__(self) -> None:
-        for name in ("max_item_age_s", "receipts_per_s"):
+        for name in ("max_item_age_s", "receipts_per_s", "stall_timeout_s"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number")
         for name in ("max_waiting_bytes", "socket_buffer_bytes", "socket_receive_buffer_bytes",
-                     "receive_window_bytes", "min_window_bytes", "receipts_burst"):
+                     "socket_send_buffer_bytes", "receive_window_bytes", "min_window_bytes",
+                     "receipts_burst"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.min_window_bytes > self.receive_window_bytes:

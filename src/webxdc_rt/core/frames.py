@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["encode_binary_frame", "encode_text_frame", "binary_frame_parts", "COPY_LIMIT"]
+__all__ = ["encode_binary_frame", "encode_text_frame", "binary_frame_parts", "text_frame_size",
+           "COPY_LIMIT"]
 
 COPY_LIMIT = 8192
 """Payloads up to this size are copied behind their header (one buffer, one write);
@@ -55,3 +56,9 @@ def encode_text_frame(text: str) -> bytes:
     """One text frame carrying `text` as UTF-8."""
     data = text.encode()
     return _header(_OPCODE_TEXT, len(data)) + data
+
+
+def text_frame_size(text: str) -> int:
+    """Bytes of the frame that carries `text` (as aiohttp writes it without compression)."""
+    size = len(text) if text.isascii() else len(text.encode())
+    return size + (2 if size < 126 else 4 if size < 65536 else 10)

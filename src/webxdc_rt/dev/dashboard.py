@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import json
 import logging
 from importlib import resources
@@ -23,7 +22,8 @@ from aiohttp.typedefs import Handler
 
 from ..core import wire
 from ..host import http_guard
-from ..host.app import HOST_PREFIX, invite_response, presented_token, same_origin
+from ..host.app import HOST_PREFIX, invite_response, same_origin
+from ..model.chats import Entrance
 from .faults import PeerFaults
 
 if TYPE_CHECKING:
@@ -86,6 +86,8 @@ class DashboardSite:
     """Serves the dashboard's origin beside the peers' pages (`Host.mount`)."""
 
     def __init__(self, simulator: Simulator, origin: str) -> None:
+        from .simulator import DASHBOARD_LABEL
+
         self.simulator = simulator
         self.origin = origin
         self._policy = (
@@ -97,6 +99,7 @@ class DashboardSite:
             path: (resources.files("webxdc_rt.dev").joinpath("static", name).read_bytes(), kind)
             for path, (name, kind) in _STATIC.items()}
         self._sockets = 0
+        self._entrance = Entrance(DASHBOARD_LABEL, simulator.dashboard_token)
 
     def resolve(self, label: str) -> Handler | None:
         """The dashboard's handler for its label."""
@@ -104,22 +107,22 @@ class DashboardSite:
 
         if label != DASHBOARD_LABEL:
             return None
-        return functools.partial(self._handle)
+        return functools.partial(self._handle, label=label)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, label: str) -> web.StreamResponse:
         path = request.path
-        secret = self.simulator.dashboard_token
         if path.startswith(_INVITE_PREFIX):
-            if not hmac.compare_digest(path[len(_INVITE_PREFIX):].encode(), secret.encode()):
+            if not self._entrance.token_matches(path[len(_INVITE_PREFIX):]):
                 return _text(403, "This dashboard link is not valid.")
-            http_guard.admit(request)
-            return invite_response(request, secret, False)
-        token = presented_token(request)
-        if token is None or not hmac.compare_digest(token.encode(), secret.encode()):
+            http_guard.admit(request, label)
+            return invite_response(request, self._entrance.token, False)
+        host = self.simulator.host
+        assert host is not None  # the dashboard is mounted on the simulator's host
+        if not host.presents(request, self._entrance):
             response = _text(403, "The dashboard needs its link: open the one printed.")
             response.force_close()
             return response
-        http_guard.admit(request)
+        http_guard.admit(request, label)
         if path == "/socket":
             return await self._socket(request)
         if path == "/api" and request.method == "POST":
@@ -158,6 +161,7 @@ class DashboardSite:
             return _text(503, f"At most {limits.max_dashboards} dashboards at once.")
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_COMMAND_BYTES)
         await ws.prepare(request)
+        http_guard.upgraded(request)
         transport = request.transport
         skipped = 0
 

@@ -5,8 +5,10 @@ Every page lives at `http://<label>.<domain>:<port>/`: the browser keeps storage
 origin, so members and app copies never share `localStorage` even in one browser. The invite
 link `/.webxdc-rt/invite/<token>` on that origin sets a host-only cookie; every other request
 needs that cookie (browsers) or `Authorization: Bearer <token>` (the Python peer), else it is
-refused (R14). Only the pages of the app copies this process serves exist: pages stored in the
-same data folder by another run are unknown here.
+refused (R14). Under a shared domain a sibling origin may set a cookie of the same name for
+the whole domain; the browser then sends both, so every value is tried and the one valid for
+the origin asked is taken (see `presented_tokens`). Only the pages of the app copies this
+process serves exist: pages stored in the same data folder by another run are unknown here.
 
 Realtime items are fanned out by writing one pre-encoded WebSocket frame to each receiver's
 transport. A receiver that does not keep up loses realtime items (stale or crowded out,
@@ -19,13 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
 import mimetypes
+import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -73,15 +77,23 @@ from .feed import FeedSocket, StorageFailed, UpdateFeed
 from .outbound import Outbound, WriteBatcher
 
 __all__ = ["HostSettings", "Host", "ConnectionStats", "HOST_PREFIX", "SESSION_COOKIE",
-           "SERVER_NAME", "ItemRoute", "AppProxy", "OriginResolver", "presented_token",
-           "same_origin", "invite_response"]
+           "SECURE_SESSION_COOKIE", "SERVER_NAME", "ItemRoute", "AppProxy", "OriginResolver",
+           "presented_tokens", "presents", "same_origin", "invite_response"]
 
 log = logging.getLogger(__name__)
 
 HOST_PREFIX = "/.webxdc-rt"
 """Path prefix of the host's own endpoints on every page origin."""
 SESSION_COOKIE = "webxdc_rt"
-"""Name of the host-only cookie that carries a page's token after its invite was opened."""
+"""Name of the host-only cookie that carries a page's token after its invite was opened
+(over http)."""
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
+"""Its name over https: browsers take a `__Host-` cookie only when it is Secure, has Path=/
+and no Domain, so no other origin (a sibling under the shared domain) can set one that
+reaches this origin."""
+_SESSION_COOKIES = frozenset({SESSION_COOKIE, SECURE_SESSION_COOKIE})
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""What a token can look like (`secrets.token_urlsafe`); other values are passed over."""
 SERVER_NAME = "webxdc-rt"
 """The `Server` header of every response: no Python or aiohttp version for scanners."""
 
@@ -148,6 +160,11 @@ class HostSettings:
     """WebSocket connections the host accepts in all."""
     max_connections_per_page: int = 64
     """WebSocket connections one member's page may hold at once (tabs, devices)."""
+    max_http_connections_per_page: int = 32
+    """Plain HTTP (kept-alive) connections one member's page may hold at once, all its
+    tabs and devices together (a browser opens up to 6 per origin). A request that would go
+    over it closes the page's connection idle the longest; if none of them is idle, it is
+    refused (503) and its connection closed."""
     max_frame_bytes: int = 1 * MiB
     """Largest WebSocket message read; a longer one closes the connection (code 1009)."""
     max_outbound_bytes: int = 16 * MiB
@@ -180,7 +197,9 @@ class HostSettings:
     max_tcp_connections: int = 25_000
     """TCP connections the host holds in all (pages, WebSockets, and those that have not shown
     an invite yet). At the cap the oldest connection without a valid invite is closed to make
-    room; if every one has shown an invite, the newcomer is closed."""
+    room; if every one has shown an invite, the longest idle connection of the member page
+    holding the most, if that is more than its share of the cap; else the newcomer is
+    closed."""
     fd_reserve: int = 64
     """File descriptors kept free below the open-file limit (RLIMIT_NOFILE) for the store,
     logs and listening sockets: the connection cap is lowered to the limit minus this."""
@@ -192,14 +211,19 @@ class HostSettings:
     """Seconds a kept-alive connection may take, after a response, until its next request
     head is complete; then it is closed. WebSockets are watched by `heartbeat_s` instead."""
     max_preauth_bytes: int = 16 * KiB
-    """Bytes a connection may send before it has shown a valid invite (its first request
-    head); more get 431 and a close. Bounds the memory unauthenticated connections hold."""
+    """Bytes of request head a connection may send before it has shown a valid invite; more
+    get 431 and a close. Bounds the memory unauthenticated connections hold. A body (an
+    upload) is not counted: it is read only once its handler checked the invite."""
     max_request_line_bytes: int = 8190
     """Longest request line (method, path, version); a longer one gets 400 and a close."""
     max_header_bytes: int = 8190
     """Longest single request header line; a longer one gets 400 and a close."""
     max_headers: int = 64
     """Most request header lines; more get 400 and a close."""
+    max_session_cookies: int = 64
+    """Values of the page's cookie looked at in one request, in the order sent (the rest are
+    passed over). A browser sends one for each parent domain and path prefix a sibling
+    origin set one for, before or after the page's own; the bound keeps the work small."""
     frame_ancestors: tuple[str, ...] = ()
     """Origins besides the page's own that may show its documents in a frame (the
     simulator's dashboard); none by default."""
@@ -207,13 +231,14 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
-        for name in ("max_connections", "max_connections_per_page", "max_outbound_bytes",
+        for name in ("max_connections", "max_connections_per_page",
+                     "max_http_connections_per_page", "max_outbound_bytes",
                      "max_protocol_errors", "control_per_s", "control_burst", "heartbeat_s",
                      "bridge_max_pending_items", "bridge_max_pending_bytes",
                      "bridge_max_buffered_bytes", "bridge_max_buffered_ms",
                      "max_tcp_connections", "header_timeout_s", "idle_timeout_s",
                      "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
-                     "max_headers"):
+                     "max_headers", "max_session_cookies"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive number")
@@ -336,6 +361,7 @@ class Host:
             fd_reserve=settings.fd_reserve,
             header_timeout_s=settings.header_timeout_s,
             max_preauth_bytes=settings.max_preauth_bytes,
+            max_http_connections_per_page=settings.max_http_connections_per_page,
             decorate=_decorate,
             keepalive_timeout=settings.idle_timeout_s,
             max_line_size=settings.max_request_line_bytes,
@@ -378,8 +404,8 @@ class Host:
             return _refusal(404, "No webxdc app is served at this address; "
                                  "open an invite link.")
         if not request.path.startswith(HOST_PREFIX + "/invite/"):
-            if _authorized(request, page):
-                http_guard.admit(request)
+            if self.presents(request, page):
+                http_guard.admit(request, page.label)
             elif not _opaque_app_file_request(request):
                 return _refusal(403, "This page needs its invite link: "
                                      "open the link you were given.")
@@ -403,13 +429,17 @@ class Host:
             return None
         return name[: -len(suffix)].lower()
 
+    def presents(self, request: web.Request, entrance: Entrance) -> bool:
+        """Whether the request shows the token of `entrance` (a page, a home page)."""
+        return presents(request, entrance, self.settings.max_session_cookies)
+
     # -- handlers ----------------------------------------------------------------------
 
     async def _invite(self, request: web.Request) -> web.StreamResponse:
         page = request[PAGE_KEY]
         if not page.token_matches(request.match_info["token"]):
             return _refusal(403, "This invite link is not valid.")
-        http_guard.admit(request)
+        http_guard.admit(request, page.label)
         return invite_response(request, page.token, self.settings.scheme == "https")
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
@@ -502,11 +532,13 @@ class Host:
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
                                    heartbeat=settings.heartbeat_s)
         await ws.prepare(request)
+        http_guard.upgraded(request)
         transport = request.transport
         assert transport is not None  # set while the request is being handled
         if self._batcher is None:
             self._batcher = WriteBatcher(asyncio.get_running_loop())
-        _ask_receive_buffer(transport, settings.delivery.socket_receive_buffer_bytes)
+        _ask_socket_buffers(transport, settings.delivery.socket_receive_buffer_bytes,
+                            settings.delivery.socket_send_buffer_bytes)
         sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
                         self._batcher, request.writer, settings.delivery,
                         f"a connection of page {page.label}",
@@ -771,28 +803,48 @@ class Host:
             held.handler.cancel()
 
 
-def presented_token(request: web.Request) -> str | None:
-    """The token a request shows: the page's cookie (browsers) or `Authorization: Bearer`
-    (programs)."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if token is None:
-        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-        token = value if scheme.lower() == "bearer" else None
-    return token
+def presented_tokens(request: web.Request, max_cookies: int) -> list[str]:
+    """The tokens a request shows: every value of the page's cookie (browsers), in the order
+    sent, then `Authorization: Bearer` (programs). Values that no invite sets are passed
+    over; of the cookie's values the first `max_cookies` are looked at.
+
+    All are kept because the browser sends a cookie a sibling origin set for the whole
+    domain beside the page's own, in either order, and aiohttp's `request.cookies` keeps only
+    one value of a name: whichever it kept would decide. Only a value valid for the origin
+    asked admits a request, so the others are simply not it."""
+    tokens = [value for value in itertools.islice(_session_cookie_values(request), max_cookies)
+              if _TOKEN_SHAPE.fullmatch(value)]
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and _TOKEN_SHAPE.fullmatch(value):
+        tokens.append(value)
+    return tokens
 
 
-def _ask_receive_buffer(transport: asyncio.Transport, size: int) -> None:
-    """Ask the kernel to hold at most about `size` unread bytes from this socket (a hint:
-    the kernel may round it, and a platform without the option keeps its own)."""
+def _session_cookie_values(request: web.Request) -> Iterator[str]:
+    """Each value of the page's cookie in the request's `Cookie` lines (a proxy may split
+    them into several), in the order sent."""
+    for header in request.headers.getall("Cookie", ()):
+        for pair in header.split(";"):
+            name, sep, value = pair.partition("=")
+            if sep and name.strip() in _SESSION_COOKIES:
+                yield value.strip()
+
+
+def presents(request: web.Request, entrance: Entrance, max_cookies: int) -> bool:
+    """Whether any token the request shows (`presented_tokens`) is that of `entrance`."""
+    return any(entrance.token_matches(token)
+               for token in presented_tokens(request, max_cookies))
+
+
+def _ask_socket_buffers(transport: asyncio.Transport, receive: int, send: int) -> None:
+    """Ask the kernel to hold at most about `receive` unread bytes from this socket and
+    `send` unsent ones for it (hints: the kernel may round them, Linux doubles them, and a
+    platform without the options keeps its own)."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-
-
-def _authorized(request: web.Request, page: Page) -> bool:
-    token = presented_token(request)
-    return token is not None and page.token_matches(token)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send)
 
 
 _CONTINUE_PAGE = ('<!doctype html><html><head><meta charset="utf-8">'
@@ -802,6 +854,7 @@ _CONTINUE_PAGE = ('<!doctype html><html><head><meta charset="utf-8">'
 
 def invite_response(request: web.Request, token: str, secure: bool) -> web.Response:
     """The answer to a valid invite link: the origin's host-only cookie, and on to `/`.
+    Over https (`secure`) it is a `__Host-` cookie, which no other origin can set.
 
     A link followed from another site (a member's home page, a web mail) is answered with a
     page that moves on by itself rather than a redirect: a redirect would keep the
@@ -812,8 +865,8 @@ def invite_response(request: web.Request, token: str, secure: bool) -> web.Respo
                                 headers={"Cache-Control": "no-store"})
     else:
         response = web.Response(status=303, headers={"Location": "/"})
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
-                        secure=secure, path="/")
+    response.set_cookie(SECURE_SESSION_COOKIE if secure else SESSION_COOKIE, token,
+                        httponly=True, samesite="Strict", secure=secure, path="/")
     return response
 
 

@@ -9,7 +9,9 @@ them unsent is cut off. Realtime items are written while the socket has room
 pump moves them to the socket as it drains. A receiver that reports what it has read also
 waits while its `delivery.ReceiveWindow` is full, and the pump drops what would reach it
 stale. So a slow receiver loses realtime items, counted and logged once per episode, and
-keeps its link.
+keeps its link. A receiver that takes no byte at all for `DeliveryLimits.stall_timeout_s`
+while bytes wait for it is dropped (it holds its page's backlog slots and its buffers, and
+would not take a close frame either).
 
 Gathering matters under load: aiohttp hands over every message that one read brought in
 without yielding, so a sender's burst of K items costs each receiver one system call
@@ -31,6 +33,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from ..core.delivery import DeliveryLimits, DropCount, ItemQueue, ReceiveWindow
 from ..core.fanout import Published
+from ..core.frames import text_frame_size
 
 __all__ = ["Outbound", "WriteBatcher"]
 
@@ -77,7 +80,8 @@ class Outbound:
 
     __slots__ = ("ws", "transport", "limit", "close_grace_s", "on_cut", "cut", "name",
                  "items", "window", "_batcher", "_writer", "_room", "_pending",
-                 "_pending_size", "_written", "_reported", "_pump", "_episode_counts")
+                 "_pending_size", "_written", "_reported", "_pump", "_episode_counts",
+                 "_stall_s", "_handed", "_taken_seen", "_progress_at", "_watch")
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport, limit: int,
                  close_grace_s: float, batcher: WriteBatcher, writer: AbstractStreamWriter,
@@ -107,6 +111,14 @@ class Outbound:
         # The transport pauses its writer above `socket_buffer_bytes`, so that draining
         # the writer is the signal that realtime items fit again.
         transport.set_write_buffer_limits(high=self._room)
+        # What the socket took is what was handed to the transport less what it still
+        # holds; what it held before (the handshake's answer) counts as handed.
+        self._stall_s = delivery.stall_timeout_s
+        self._handed = transport.get_write_buffer_size()
+        self._taken_seen = 0
+        loop = asyncio.get_running_loop()
+        self._progress_at = loop.time()
+        self._watch = loop.call_later(self._stall_s / 4, self._check_stall)
 
     def deliver(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
         """Send one realtime item, as buffers of `size` bytes in all, at the end of this
@@ -154,9 +166,10 @@ class Outbound:
             self._reported.set()
 
     def finish(self) -> None:
-        """The connection is over: forget what waits, and end the pump."""
+        """The connection is over: forget what waits, and end the pump and the watch."""
         self.items.clear()
         self._reported.set()
+        self._watch.cancel()
 
     def discard_items(self) -> None:
         """Forget the realtime items waiting: the connection left its channel (R15), and
@@ -165,7 +178,7 @@ class Outbound:
 
     def flush(self) -> None:
         """Write what was gathered, now; nothing once a close frame may have gone out."""
-        pending = self._pending
+        pending, size = self._pending, self._pending_size
         if not pending:
             return
         self._pending = []
@@ -173,6 +186,7 @@ class Outbound:
         # `ws.closed` turns true before aiohttp writes its close frame, whoever closes.
         if not self.closing:
             self.transport.writelines(pending)
+            self._handed += size
 
     @property
     def closing(self) -> bool:
@@ -185,6 +199,7 @@ class Outbound:
         if self.closing:
             raise ConnectionResetError("the connection is closing")
         self.flush()
+        self._handed += text_frame_size(text)
         await self.ws.send_str(text)
 
     async def close(self, code: int, reason: str) -> None:
@@ -194,15 +209,38 @@ class Outbound:
 
     def cut_off(self) -> None:
         """Disconnect a receiver that does not keep up, with a reason it can read."""
+        self._cut()
+        task = asyncio.create_task(self._close_slow())
+        _closing_tasks.add(task)
+        task.add_done_callback(_closing_tasks.discard)
+
+    def _cut(self) -> None:
         self.cut = True
         self._pending = []
         self._pending_size = 0
         self.finish()
         if self.on_cut is not None:
             self.on_cut()
-        task = asyncio.create_task(self._close_slow())
-        _closing_tasks.add(task)
-        task.add_done_callback(_closing_tasks.discard)
+
+    def _check_stall(self) -> None:
+        """Drop the connection if its socket has taken no byte for `stall_timeout_s` while
+        bytes wait for it; else look again in a quarter of that."""
+        if self.closing:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = self.transport.get_write_buffer_size()
+        taken = self._handed - waiting
+        if not waiting or taken > self._taken_seen:
+            self._taken_seen = taken
+            self._progress_at = now
+        elif now - self._progress_at >= self._stall_s:
+            log.info("%s took no byte in %.1f s with %d bytes waiting for it: dropped",
+                     self.name, now - self._progress_at, waiting)
+            self._cut()
+            self.transport.abort()
+            return
+        self._watch = loop.call_later(self._stall_s / 4, self._check_stall)
 
     # -- realtime items that wait ------------------------------------------------------
 

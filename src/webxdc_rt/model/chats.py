@@ -20,11 +20,14 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
+
+from .names import fold, name_problem, skeleton
 
 __all__ = ["MAX_NAME_LENGTH", "Member", "Chat", "SharedApp", "Entrance", "Page", "HomePage",
            "Registry",
-           "parse_members", "check_name"]
+           "parse_members", "check_name", "check_unlike"]
 
 MAX_NAME_LENGTH = 64
 """Longest member display name, chat name or app name given by hand, in characters."""
@@ -103,32 +106,46 @@ def _token_matches(token: str, candidate: str) -> bool:
 
 
 def check_name(name: str, what: str = "member name") -> str:
-    """`name` without surrounding blanks, if it can name a member, chat or app: not empty,
-    printable, valid text (command-line arguments that are not UTF-8 arrive with lone
-    surrogates), at most `MAX_NAME_LENGTH` characters. ValueError saying what is wrong."""
-    stripped = name.strip()
+    """`name` in NFC without surrounding blanks, if it can name a member, chat or app: not
+    empty, at most `MAX_NAME_LENGTH` characters, valid text (command-line arguments that are
+    not UTF-8 arrive with lone surrogates) without control or formatting characters (but
+    the joiners of emoji sequences), showing something (see `names.name_problem`).
+    ValueError saying what is wrong."""
+    stripped = unicodedata.normalize("NFC", name.strip())
     if not stripped:
         raise ValueError(f"a {what} must not be empty")
     if len(stripped) > MAX_NAME_LENGTH:
         raise ValueError(f"{what} {stripped[:20]!r}... is longer than {MAX_NAME_LENGTH}")
-    if not stripped.isprintable():  # lone surrogates are not printable either
-        raise ValueError(f"{what} {stripped!r} contains control characters or is not text")
+    problem = name_problem(stripped)
+    if problem is not None:
+        raise ValueError(f"{what} {stripped!r} {problem}")
     return stripped
 
 
 def parse_members(spec: str) -> list[str]:
-    """Split a comma-separated member list, rejecting empty, duplicate or overlong names."""
-    names = [part.strip() for part in spec.split(",")]
-    if not spec.strip() or any(not name for name in names):
+    """Split a comma-separated member list into names (see `check_name`), rejecting empty
+    ones and names that are the same as, or look like, another in the list."""
+    parts = [part.strip() for part in spec.split(",")]
+    if not spec.strip() or any(not part for part in parts):
         raise ValueError("member names must be non-empty, separated by commas")
-    for name in names:
-        check_name(name)
-    seen: set[str] = set()
-    for name in names:
-        if name.casefold() in seen:
-            raise ValueError(f"member {name!r} is listed twice")
-        seen.add(name.casefold())
+    names = [check_name(part) for part in parts]
+    check_unlike(names)
     return names
+
+
+def check_unlike(names: list[str]) -> None:
+    """ValueError when a name of the list is the same as, or looks like, one before it
+    (each name is folded once: a list of thousands is checked in milliseconds)."""
+    by_fold: dict[str, str] = {}
+    by_skeleton: dict[str, str] = {}
+    for name in names:
+        folded, shape = fold(name), skeleton(name)
+        if folded in by_fold:
+            raise ValueError(f"member {name!r} is listed twice")
+        if shape in by_skeleton:
+            raise ValueError(f"member {name!r} looks like {by_skeleton[shape]!r}, listed "
+                             "before it")
+        by_fold[folded] = by_skeleton[shape] = name
 
 
 def _random_label() -> str:

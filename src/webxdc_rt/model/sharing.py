@@ -27,7 +27,28 @@ class HomeLimits:
     `webxdc-rt app share` (what it may expand to is `xdc.ContainerLimits`)."""
     max_uploads_at_once: int = 2
     """Uploads read and checked at the same time in all; more are refused with 503 until
-    one is done (each holds up to `max_upload_bytes` and the app it expands to)."""
+    one is done (each holds up to `max_upload_bytes`, and a file of it at a time
+    while it is checked)."""
+    max_apps_per_member: int = 20
+    """App copies one member of a chat may have shared that the host keeps the `.xdc` of
+    (from a home page, or named the sender of `webxdc-rt app share`, by default the chat's
+    first member); another is refused (`member-app-quota`). Apps `serve` shares from a path
+    are not counted. Counted by the store, so it holds across restarts and processes."""
+    max_app_bytes_per_member: int = 64 * MiB
+    """Bytes of `.xdc` (as uploaded, compressed) of the app copies one member has shared,
+    the new one included; more is refused (`member-app-quota`)."""
+    max_apps_per_chat: int = 100
+    """App copies with a kept `.xdc` in one chat (`chat-app-quota`)."""
+    max_app_bytes_per_chat: int = 256 * MiB
+    """Bytes of `.xdc` of the app copies in one chat, the new one included
+    (`chat-app-quota`)."""
+    max_stored_apps: int = 1000
+    """App copies with a kept `.xdc` on the whole host (`host-app-quota`)."""
+    max_stored_app_bytes: int = 512 * MiB
+    """Bytes of `.xdc` of the app copies on the whole host, the new one included
+    (`host-app-quota`). A served app holds its `.xdc` in memory, compressed, once however
+    many copies share it (and an index of about 150 bytes a file), so this also bounds the
+    memory that served apps take, at start as later."""
     max_listed_notifications: int = 50
     """Latest notifications one home page shows."""
     poll_interval_s: float = 3.0

@@ -6,9 +6,10 @@
 too large a table of contents, too many bytes, an absurd compression ratio of a file or of
 the whole archive). The entry count and the size of the central directory are read from the
 archive's end record before `zipfile` builds anything from them; sizes are checked as
-declared and again while reading, since headers can lie. A `.xdc` is read into memory once,
-after those checks. `AppSource.read` maps a request path to a file of the app, refusing
-anything outside it.
+declared and again while reading, since headers can lie. A `.xdc` is kept as it came
+(compressed) with a small index of its files, and a file is decompressed when it is read:
+what an app costs in memory follows its archive's size, not what its files expand to.
+`AppSource.read` maps a request path to a file of the app, refusing anything outside it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import struct
 import tomllib
 import zipfile
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
+
+from .names import app_name
 
 __all__ = ["InvalidContainer", "ContainerLimits", "AppSource", "FolderApp", "ZipApp",
            "open_app", "open_xdc_bytes", "pack_folder", "normalize_app_path", "ICON_NAMES",
@@ -63,11 +65,18 @@ class ContainerLimits:
     archive_ratio_exempt_bytes: int = 8 * MiB
     """An archive expanding to no more than this is not held to `max_ratio` as a whole, so
     that small apps of well-compressing text always pass."""
+    ratio_exempt_total_bytes: int = 8 * MiB
+    """Most bytes that the files let off `max_ratio` by `ratio_exempt_bytes` and compressed
+    beyond it may expand to together: many small files of zeros are a ZIP bomb too."""
     max_manifest_bytes: int = 64 * KiB
     """Largest `manifest.toml`, checked before it is read or parsed."""
     max_path_bytes: int = 1024
     """Longest file name in the app (UTF-8 bytes, folders included): a `.xdc` entry with a
     longer name is refused, and a longer request path is not a file of the app."""
+    max_name_chars: int = 100
+    """Longest app name kept from the manifest (or the file name): a longer one is cut and
+    ends with an ellipsis. Control characters are removed from it in any case: it is shown
+    to members and on the operator's terminal."""
 
 
 DEFAULT_LIMITS = ContainerLimits()
@@ -136,15 +145,61 @@ class FolderApp(AppSource):
             return None
 
 
+_RECORD = struct.Struct("<4QHH")
+"""One file of a `.xdc` in a `ZipApp`'s index: where its local header is, its compressed
+and uncompressed sizes, its CRC-32, its compression method and its flags."""
+
+
+class _ZipIndex:
+    """Where each file of a checked archive is: about 150 bytes a file (its name, a slot in
+    a dict and a packed record), where `zipfile` keeps some 550 in a `ZipInfo`."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+        self._position = {info.filename: at for at, info in enumerate(entries)}
+        self._records = b"".join(
+            _RECORD.pack(info.header_offset, info.compress_size, info.file_size, info.CRC,
+                         info.compress_type, info.flag_bits) for info in entries)
+        # The archive stays open to read files from; its ZipInfo list is let go (files are
+        # opened by a ZipInfo made from the record, as `ZipFile.open` allows).
+        archive.filelist.clear()
+        archive.NameToInfo.clear()
+        self._archive = archive
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._position
+
+    def read(self, name: str) -> bytes | None:
+        """The decompressed bytes of the file `name`, or None if there is no such file
+        (or, as it was checked when opened, it cannot be read)."""
+        at = self._position.get(name)
+        if at is None:
+            return None
+        info = zipfile.ZipInfo(name)
+        (info.header_offset, info.compress_size, info.file_size, info.CRC,
+         info.compress_type, info.flag_bits) = _RECORD.unpack_from(self._records,
+                                                                   at * _RECORD.size)
+        try:
+            with self._archive.open(info) as stream:
+                data = stream.read(info.file_size + 1)  # never more than checked
+        except _BROKEN_ZIP:
+            return None
+        return data if len(data) == info.file_size else None
+
+
 @dataclass(frozen=True)
 class ZipApp(AppSource):
-    """An app read from a `.xdc` file; its files are held in memory."""
+    """An app read from a `.xdc`: the archive is kept compressed, and a file is
+    decompressed (and its size checked again) each time it is read."""
 
-    files: Mapping[str, bytes]
+    archive: bytes = field(repr=False)
+    """The `.xdc` as it came."""
+    index: _ZipIndex = field(repr=False, compare=False)
+    """Where each file is in `archive`."""
 
     def read(self, name: str) -> bytes | None:
         """The file's bytes, or None when the container has no such file."""
-        return self.files.get(name)
+        return self.index.read(name)
 
 
 def open_app(path: str | Path, limits: ContainerLimits | None = None) -> AppSource:
@@ -184,8 +239,14 @@ _BROKEN_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OS
 
 def _open_zip(location: Path, limits: ContainerLimits) -> ZipApp:
     with location.open("rb") as stream:
-        return _read_zip(stream, str(location), _as_text(location.stem),
-                         _as_text(str(location.resolve()), exact=True), limits)
+        try:
+            _check_directory(stream, limits, location)  # before the whole file is read
+        except struct.error as exc:
+            raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
+        stream.seek(0)
+        data = stream.read()
+    return _read_zip(data, str(location), _as_text(location.stem),
+                     _as_text(str(location.resolve()), exact=True), limits)
 
 
 def open_xdc_bytes(data: bytes, file_name: str, key: str,
@@ -194,8 +255,7 @@ def open_xdc_bytes(data: bytes, file_name: str, key: str,
     `open_app` checks a file; `file_name` names it in errors and, without a manifest name,
     gives the app's name; `key` is kept as the app's `key`."""
     stem = PurePosixPath(file_name).stem if file_name.lower().endswith(".xdc") else file_name
-    return _read_zip(io.BytesIO(data), file_name, stem or file_name, key,
-                     limits or DEFAULT_LIMITS)
+    return _read_zip(data, file_name, stem or file_name, key, limits or DEFAULT_LIMITS)
 
 
 def pack_folder(location: str | Path, limits: ContainerLimits | None = None) -> bytes:
@@ -216,23 +276,29 @@ def pack_folder(location: str | Path, limits: ContainerLimits | None = None) -> 
     return buffer.getvalue()
 
 
-def _read_zip(stream: BinaryIO, label: str, default_name: str, key: str,
+def _read_zip(data: bytes, label: str, default_name: str, key: str,
               limits: ContainerLimits) -> ZipApp:
-    """Check and read a `.xdc` from `stream`; `label` names it in errors."""
+    """Check the `.xdc` in `data` and index it; `label` names it in errors."""
     location = Path(label)
+    stream = io.BytesIO(data)  # shares `data`'s buffer: no copy
     try:
         archive_size = _check_directory(stream, limits, location)
-        with zipfile.ZipFile(stream) as archive:
-            files = _read_entries(archive, archive_size, limits, location)
+        archive = zipfile.ZipFile(stream)
+        try:
+            manifest = _check_entries(archive, archive_size, limits, location)
+            index = _ZipIndex(archive)
+        except BaseException:
+            archive.close()
+            raise
     except InvalidContainer:
         raise
     except _BROKEN_ZIP as exc:
         raise InvalidContainer(f"{location}: broken ZIP archive: {exc}") from None
-    if "index.html" not in files:
+    if "index.html" not in index:
         raise InvalidContainer(f"{location}: no index.html at the root of the container")
-    name = _manifest_name(files.get(MANIFEST_NAME), default_name=default_name, limits=limits)
-    icon = next((n for n in ICON_NAMES if n in files), None)
-    return ZipApp(name=name, icon=icon, key=key, files=files)
+    name = _manifest_name(manifest, default_name=default_name, limits=limits)
+    icon = next((n for n in ICON_NAMES if n in index), None)
+    return ZipApp(name=name, icon=icon, key=key, archive=data, index=index)
 
 
 # The ZIP end records (APPNOTE.TXT 4.3.14-4.3.16), read before `zipfile` reads the central
@@ -310,13 +376,51 @@ def _too_many_entries(count: str, limits: ContainerLimits, location: Path) -> st
             "(ZIP bomb?)")
 
 
-def _read_entries(archive: zipfile.ZipFile, archive_size: int, limits: ContainerLimits,
-                  location: Path) -> dict[str, bytes]:
+_CHECK_CHUNK_BYTES = 256 * KiB
+"""How much of a file is decompressed at a time while its size is checked."""
+
+
+def _check_entries(archive: zipfile.ZipFile, archive_size: int, limits: ContainerLimits,
+                   location: Path) -> bytes | None:
+    """Check every entry's name and sizes, as declared and then by decompressing it a chunk
+    at a time (nothing of it is kept); return the manifest's bytes, if there is one."""
     entries = archive.infolist()
-    declared = 0
+    _check_declared(entries, archive_size, limits, location)
+    seen: set[str] = set()
+    manifest = None
+    for info in entries:
+        if info.is_dir():
+            continue
+        name = info.filename
+        if name in seen:
+            raise InvalidContainer(f"{location}: the entry {name!r} appears twice")
+        seen.add(name)
+        size = 0
+        with archive.open(info) as stream:
+            # Never more than declared (and checked) plus one byte, whatever the data says.
+            while size <= info.file_size:
+                chunk = stream.read(min(_CHECK_CHUNK_BYTES, info.file_size + 1 - size))
+                if not chunk:
+                    break
+                size += len(chunk)
+                if name == MANIFEST_NAME:
+                    manifest = (manifest or b"") + chunk
+        if size != info.file_size:
+            raise InvalidContainer(f"{location}: {name!r} is not as large as its header says "
+                                   "(ZIP bomb?)")
+    return manifest
+
+
+def _check_declared(entries: list[zipfile.ZipInfo], archive_size: int,
+                    limits: ContainerLimits, location: Path) -> None:
+    """Refuse an archive whose entries, as their headers declare them, expand too much:
+    one file, all of them, or the small files let off the ratio together."""
+    declared = exempt = 0
     for info in entries:
         _check_entry(info, limits, location)
         declared += info.file_size
+        if info.file_size > info.compress_size * limits.max_ratio:
+            exempt += info.file_size  # past the ratio, so a small file let off it
     if declared > limits.max_total_bytes:
         raise InvalidContainer(f"{location}: expands to {declared} bytes, more than the "
                                f"{limits.max_total_bytes} allowed (ZIP bomb?)")
@@ -325,21 +429,11 @@ def _read_entries(archive: zipfile.ZipFile, archive_size: int, limits: Container
         raise InvalidContainer(f"{location}: expands to {declared} bytes from "
                                f"{archive_size}, {declared // archive_size}:1, more than "
                                f"{limits.max_ratio}:1 (ZIP bomb?)")
-    files: dict[str, bytes] = {}
-    for info in entries:
-        if info.is_dir():
-            continue
-        name = info.filename
-        if name in files:
-            raise InvalidContainer(f"{location}: the entry {name!r} appears twice")
-        with archive.open(info) as stream:
-            # Never more than declared (and checked) plus one byte, whatever the data says.
-            data = stream.read(info.file_size + 1)
-        if len(data) != info.file_size:
-            raise InvalidContainer(f"{location}: {name!r} is not as large as its header says "
-                                   "(ZIP bomb?)")
-        files[name] = data
-    return files
+    if exempt > limits.ratio_exempt_total_bytes:
+        raise InvalidContainer(
+            f"{location}: its files compressed more than {limits.max_ratio}:1 expand to "
+            f"{exempt} bytes together, more than the {limits.ratio_exempt_total_bytes} "
+            "allowed (ContainerLimits.ratio_exempt_total_bytes; ZIP bomb?)")
 
 
 def _check_entry(info: zipfile.ZipInfo, limits: ContainerLimits, location: Path) -> None:
@@ -347,6 +441,8 @@ def _check_entry(info: zipfile.ZipInfo, limits: ContainerLimits, location: Path)
     if (name.startswith("/") or "\\" in name or "\x00" in name or ":" in name.split("/")[0]
             or ".." in PurePosixPath(name).parts):
         raise InvalidContainer(f"{location}: unsafe file name {name!r} (path traversal)")
+    if name != info.orig_filename:  # zipfile cut it at a NUL: files are found by name
+        raise InvalidContainer(f"{location}: unsafe file name {info.orig_filename!r}")
     if len(name.encode("utf-8", "surrogatepass")) > limits.max_path_bytes:
         raise InvalidContainer(f"{location}: a file name is longer than the "
                                f"{limits.max_path_bytes} bytes allowed: {name[:64]!r}...")
@@ -370,9 +466,11 @@ def _manifest_too_large(limits: ContainerLimits) -> str:
 
 def _manifest_name(data: bytes | None, default_name: str, limits: ContainerLimits) -> str:
     """The app's name from its `manifest.toml` (`data`), checked for size and nesting first;
-    `default_name` when there is no manifest or it names nothing."""
+    `default_name` when there is no manifest or it names nothing; either one as
+    `names.app_name` keeps it, at most `max_name_chars` long."""
+    fallback = app_name(default_name, limits.max_name_chars) or "app"
     if data is None:
-        return default_name
+        return fallback
     if len(data) > limits.max_manifest_bytes:
         raise InvalidContainer(_manifest_too_large(limits))
     try:
@@ -383,7 +481,7 @@ def _manifest_name(data: bytes | None, default_name: str, limits: ContainerLimit
         # tomllib recurses once per level of nested arrays and inline tables.
         raise InvalidContainer(f"{MANIFEST_NAME} is nested too deeply") from None
     name = manifest.get("name")
-    return name if isinstance(name, str) and name.strip() else default_name
+    return (isinstance(name, str) and app_name(name, limits.max_name_chars)) or fallback
 
 
 def _as_text(name: str, exact: bool = False) -> str:

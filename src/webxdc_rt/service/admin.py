@@ -7,6 +7,8 @@ page, member or network client can reach it. Each command is `POST /v1/<noun>/<v
 a JSON object and is answered with a JSON object; a refusal is `{"error": {"code",
 "message"}}` with a 4xx or 5xx status. Requests are checked like any other input: bounded
 in size, strict JSON (`wire.decode_json`), every field of the expected type and no other.
+A chat, a member or an app copy is named either by its name (`chat`, `member`, `app`) or by
+its id (`chat_id`, `member_id`, `app_id`): a name is never taken for an id.
 """
 
 from __future__ import annotations
@@ -164,34 +166,35 @@ class AdminApi:
                           for chat in manager.registry.chats.values()]}
 
     async def _chat_show(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = _fields(body, {"chat": str}, {})
-        return self.manager.describe_chat(self.manager.chat(fields["chat"]))
+        fields = _fields(body, {}, _CHAT)
+        return self.manager.describe_chat(self._chat(fields))
 
     async def _chat_delete(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = _fields(body, {"chat": str}, {})
+        fields = _fields(body, {}, _CHAT)
         manager = self.manager
-        chat = manager.chat(fields["chat"])
+        chat = self._chat(fields)
         described = manager.describe_chat(chat)
         closed = await manager.delete_chat(chat)
         return {"deleted": described, "sockets_closed": closed}
 
     async def _member_add(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = _fields(body, {"chat": str, "member": str}, {})
+        fields = _fields(body, {"member": str}, _CHAT)
         manager = self.manager
-        chat = manager.chat(fields["chat"])
+        chat = self._chat(fields)
         member = manager.add_member(chat, fields["member"])
         return manager.links(chat, member)
 
     async def _member_remove(self, body: dict[str, Any]) -> dict[str, Any]:
         chat, member = self._chat_and_member(body)
         closed = await self.manager.remove_member(chat, member)
-        return {"chat": chat.name, "removed": member.name, "sockets_closed": closed}
+        return {"chat": chat.name, "removed": member.name, "member_id": member.id,
+                "sockets_closed": closed}
 
     async def _app_share(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = _fields(body, {"chat": str, "file_name": str, "data_base64": str},
-                         {"from": str})
+        fields = _fields(body, {"file_name": str, "data_base64": str},
+                         {**_CHAT, "from": str})
         manager = self.manager
-        chat = manager.chat(fields["chat"])
+        chat = self._chat(fields)
         sender = manager.member(chat, fields["from"]) if "from" in fields else None
         try:
             data = base64.b64decode(fields["data_base64"], validate=True)
@@ -204,17 +207,18 @@ class AdminApi:
                           for page in manager.registry.pages_of(app)]}
 
     async def _app_list(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = _fields(body, {"chat": str}, {})
+        fields = _fields(body, {}, _CHAT)
         manager = self.manager
-        chat = manager.chat(fields["chat"])
+        chat = self._chat(fields)
         return {"chat": chat.name,
                 "apps": [manager.describe_app(app) for app in manager.registry.apps_of(chat)]}
 
     async def _app_remove(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = _fields(body, {"chat": str, "app": str}, {})
+        fields = _fields(body, {}, {**_CHAT, "app": str, "app_id": str})
         manager = self.manager
-        chat = manager.chat(fields["chat"])
-        app = manager.app(chat, fields["app"])
+        chat = self._chat(fields)
+        app = manager.app_by_id(chat, fields["app_id"]) if _by_id(fields, "app") \
+            else manager.app(chat, fields["app"])
         described = manager.describe_app(app)
         closed = await manager.remove_app(chat, app)
         return {"chat": chat.name, "removed": described, "sockets_closed": closed}
@@ -227,11 +231,35 @@ class AdminApi:
         closed = await self.manager.revoke_link(chat, member)
         return {**self.manager.links(chat, member), "sockets_closed": closed}
 
+    def _chat(self, fields: dict[str, Any]) -> Chat:
+        """The chat a request names: by `chat` (its name) or `chat_id`, one of the two."""
+        if _by_id(fields, "chat"):
+            return self.manager.chat_by_id(fields["chat_id"])
+        return self.manager.chat(fields["chat"])
+
     def _chat_and_member(self, body: dict[str, Any]) -> tuple[Chat, Member]:
-        """The chat and the member a `{"chat", "member"}` request names."""
-        fields = _fields(body, {"chat": str, "member": str}, {})
-        chat = self.manager.chat(fields["chat"])
+        """The chat and the member a request names (each by name, or by id in `chat_id`,
+        `member_id`)."""
+        fields = _fields(body, {}, {**_CHAT, "member": str, "member_id": str})
+        chat = self._chat(fields)
+        if _by_id(fields, "member"):
+            return chat, self.manager.member_by_id(chat, fields["member_id"])
         return chat, self.manager.member(chat, fields["member"])
+
+
+_CHAT: dict[str, type] = {"chat": str, "chat_id": str}
+"""The fields that name a chat: its name, or its id."""
+
+
+def _by_id(fields: dict[str, Any], what: str) -> bool:
+    """Whether a request names `what` by its id (`<what>_id`) or by its name (`<what>`);
+    it must give exactly one of the two: a name is never taken for an id nor the other way
+    round."""
+    given = [name for name in (what, f"{what}_id") if name in fields]
+    if len(given) != 1:
+        raise ManageError("bad-request", f"give either {what!r} (a name) or {what}_id "
+                          f"(an id), {'not both' if given else 'one of them'}")
+    return given[0] != what
 
 
 async def _read_object(request: web.Request, limit: int) -> dict[str, Any]:

@@ -7,6 +7,12 @@ exit status 2.
     webxdc-rt member add|remove CHAT NAME
     webxdc-rt app share CHAT FILE [--from MEMBER]       webxdc-rt app list|remove ...
     webxdc-rt link show|revoke CHAT MEMBER
+
+Chats, members and apps are named by their names; `--id` says that what a command acts on is
+given by its id instead (as `chat show` prints them), `--chat-id` the same of the CHAT a
+member or an app is in. A name is never taken for an id: `member remove family m1` removes
+the member named "m1", whoever has the id m1. Names from the host are printed with control
+characters escaped (`names.shown`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 import aiohttp
 
 from ..model.chats import parse_members
+from ..model.names import shown
 from ..model.xdc import DEFAULT_LIMITS, InvalidContainer, pack_folder
 from .admin import admin_socket_path
 
@@ -44,6 +51,12 @@ class CommandError(Exception):
 
 def add_commands(commands: Any, data_dir_default: str) -> None:
     """Add the management commands to the `webxdc-rt` parser's subcommands."""
+    chat_id = (("--chat-id",), {"action": "store_true", "dest": "chat_by_id",
+                                "help": "CHAT is the chat's id, not its name"})
+    in_chat = (("chat",), {"metavar": "CHAT", "help": "the chat's name (its id with --chat-id)"})
+    the_chat = (("chat",), {"metavar": "CHAT", "help": "the chat's name (its id with --id)"})
+    member = (("member",), {"metavar": "MEMBER",
+                            "help": "the member's name (their id with --id)"})
     verbs: dict[str, list[tuple[str, str, list[tuple[tuple[str, ...], dict[str, Any]]]]]] = {
         "chat": [
             ("create", "create a chat (and its members)", [
@@ -51,32 +64,36 @@ def add_commands(commands: Any, data_dir_default: str) -> None:
                 (("--members",), {"metavar": "NAMES", "default": "",
                                   "help": "comma-separated member names"})]),
             ("list", "list the chats", []),
-            ("show", "show a chat's members and apps", [(("chat",), {"metavar": "CHAT"})]),
+            ("show", "show a chat's members and apps, with their ids",
+             [the_chat, _by_id("CHAT", "chat")]),
             ("delete", "delete a chat with all its apps, updates and messages",
-             [(("chat",), {"metavar": "CHAT"})]),
+             [the_chat, _by_id("CHAT", "chat")]),
         ],
         "member": [
             ("add", "add a member to a chat and print their link",
-             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "NAME"})]),
+             [in_chat, (("member",), {"metavar": "NAME", "help": "the new member's name"}),
+              chat_id]),
             ("remove", "remove a member (their sockets are closed, their links refused)",
-             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "NAME"})]),
+             [in_chat, member, _by_id("MEMBER", "member"), chat_id]),
         ],
         "app": [
             ("share", "share a .xdc (or an app folder) into a chat", [
-                (("chat",), {"metavar": "CHAT"}),
+                in_chat,
                 (("file",), {"metavar": "FILE", "help": "a .xdc file or an app folder"}),
                 (("--from",), {"metavar": "MEMBER", "dest": "sender",
-                               "help": "who shares it (isAppSender); default: the first "
-                                       "member"})]),
-            ("list", "list the apps shared into a chat", [(("chat",), {"metavar": "CHAT"})]),
+                               "help": "the name of who shares it (isAppSender); default: "
+                                       "the first member"}), chat_id]),
+            ("list", "list the apps shared into a chat", [in_chat, chat_id]),
             ("remove", "remove an app copy with its updates",
-             [(("chat",), {"metavar": "CHAT"}), (("app",), {"metavar": "APP"})]),
+             [in_chat, (("app",), {"metavar": "APP",
+                                   "help": "the app's name (the copy's id with --id)"}),
+              _by_id("APP", "app copy"), chat_id]),
         ],
         "link": [
             ("show", "print a member's link (their home page of the chat)",
-             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "MEMBER"})]),
+             [in_chat, member, _by_id("MEMBER", "member"), chat_id]),
             ("revoke", "give a member new links; the old ones are refused from now on",
-             [(("chat",), {"metavar": "CHAT"}), (("member",), {"metavar": "MEMBER"})]),
+             [in_chat, member, _by_id("MEMBER", "member"), chat_id]),
         ],
     }
     helps = {"chat": "create, list, show or delete chats of the running host",
@@ -95,6 +112,13 @@ def add_commands(commands: Any, data_dir_default: str) -> None:
                                           "(default: %(default)s)")
             verb_parser.add_argument("--json", action="store_true",
                                      help="print the host's answer as one JSON object")
+
+
+def _by_id(metavar: str, what: str) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The `--id` option: the argument `metavar` is the id of the `what`, not its name."""
+    return (("--id",), {"action": "store_true", "dest": "by_id",
+                        "help": f"{metavar} is the {what}'s id (as `chat show` prints it), "
+                                "not its name"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,14 +173,25 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as exc:
             raise CommandError(f"--members: {exc}") from None
         return {"name": args.name, "members": members}
+    body: dict[str, Any] = {}
+    for name in ("chat", "member", "app"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        # `--id` is about what the command acts on, `--chat-id` about the chat it is in.
+        by_id = getattr(args, "by_id" if name == _TARGETS[args.command] else "chat_by_id",
+                        False)
+        body[f"{name}_id" if by_id else name] = value
     if command == "app/share":
-        body = {"chat": args.chat, "file_name": _file_name(args.file),
-                "data_base64": base64.b64encode(_read_app(args.file)).decode()}
+        body.update(file_name=_file_name(args.file),
+                    data_base64=base64.b64encode(_read_app(args.file)).decode())
         if args.sender is not None:
             body["from"] = args.sender
-        return body
-    return {name: getattr(args, name) for name in ("chat", "member", "app")
-            if getattr(args, name, None) is not None}
+    return body
+
+
+_TARGETS = {"chat": "chat", "member": "member", "app": "app", "link": "member"}
+"""What the commands of each noun act on: what `--id` gives by its id."""
 
 
 def _file_name(path: str) -> str:
@@ -184,41 +219,57 @@ def _read_app(path: str) -> bytes:
 
 
 # -- printing answers for people ---------------------------------------------------------
+# Every name is the host's answer, which may hold what an app's manifest or an older version
+# put there: control characters are escaped before they reach the terminal.
 
 def _chat_lines(answer: dict[str, Any]) -> list[str]:
-    lines = [f"{answer['name']} ({answer['id']})",
-             f"  members: {', '.join(answer['members']) or '(none)'}"]
+    members = [f"{shown(name)} ({shown(member_id)})"
+               for name, member_id in zip(answer["members"], answer["member_ids"], strict=True)]
+    lines = [f"{shown(answer['name'])} ({shown(answer['id'])})",
+             f"  members: {', '.join(members) or '(none)'}"]
     lines += _app_lines({"apps": answer["apps"]}) or ["  no apps"]
     return lines
 
 
 def _app_lines(answer: dict[str, Any]) -> list[str]:
-    return [f"  {app['name']} ({app['id']})"
-            + (f", shared by {app['shared_by']}" if app["shared_by"] else "")
+    return [f"  {shown(app['name'])} ({shown(app['id'])})"
+            + (f", shared by {shown(app['shared_by'])}" if app["shared_by"] else "")
             + ("" if app["served"] else ", not served: its file is missing")
             for app in answer["apps"]]
 
 
 def _link_lines(answer: dict[str, Any]) -> list[str]:
-    return [f"{answer['member']}: {answer['url']}"]
+    return [f"{shown(answer['member'])}: {shown(str(answer['url']))}"]
+
+
+def _created_lines(answer: dict[str, Any]) -> list[str]:
+    return [line for links in answer["links"] for line in _link_lines(links)] \
+        or [f"chat {answer['name']!r} created ({shown(answer['id'])}); add members "
+            "with `webxdc-rt member add`"]
+
+
+def _chat_list_lines(answer: dict[str, Any]) -> list[str]:
+    return [f"{shown(chat['name'])} ({shown(chat['id'])}): {len(chat['members'])} members, "
+            f"{len(chat['apps'])} apps" for chat in answer["chats"]] or ["no chats"]
 
 
 _PRINTERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "chat/create": lambda a: [line for links in a["links"] for line in _link_lines(links)]
-    or [f"chat {a['name']!r} created ({a['id']}); add members with `webxdc-rt member add`"],
-    "chat/list": lambda a: [f"{chat['name']} ({chat['id']}): {len(chat['members'])} members, "
-                            f"{len(chat['apps'])} apps" for chat in a["chats"]]
-    or ["no chats"],
+    "chat/create": _created_lines,
+    "chat/list": _chat_list_lines,
     "chat/show": _chat_lines,
-    "chat/delete": lambda a: [f"chat {a['deleted']['name']!r} deleted "
+    "chat/delete": lambda a: [f"chat {a['deleted']['name']!r} ({shown(a['deleted']['id'])}) "
+                              "deleted "
                               f"({a['sockets_closed']} sockets closed)"],
     "member/add": _link_lines,
-    "member/remove": lambda a: [f"{a['removed']} removed from chat {a['chat']!r} "
+    "member/remove": lambda a: [f"{shown(a['removed'])} ({shown(a['member_id'])}) removed "
+                                f"from chat {a['chat']!r} "
                                 f"({a['sockets_closed']} sockets closed)"],
-    "app/share": lambda a: [f"{a['name']} shared into chat {a['chat']!r} as {a['id']}"],
+    "app/share": lambda a: [f"{shown(a['name'])} shared into chat {a['chat']!r} "
+                            f"as {shown(a['id'])}"],
     "app/list": lambda a: _app_lines(a) or [f"no apps in chat {a['chat']!r}"],
-    "app/remove": lambda a: [f"{a['removed']['name']} ({a['removed']['id']}) removed from "
-                             f"chat {a['chat']!r} ({a['sockets_closed']} sockets closed)"],
+    "app/remove": lambda a: [f"{shown(a['removed']['name'])} ({shown(a['removed']['id'])}) "
+                             f"removed from chat {a['chat']!r} "
+                             f"({a['sockets_closed']} sockets closed)"],
     "link/show": _link_lines,
     "link/revoke": _link_lines,
 }

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..host import http_guard
-from ..host.app import HOST_PREFIX, invite_response, presented_token, same_origin
+from ..host.app import HOST_PREFIX, invite_response, same_origin
 from ..model.chats import Chat, HomePage
 from ..model.sharing import upload_name
 from .manage import ManageError, Manager
@@ -63,14 +63,13 @@ class HomeSite:
         if path.startswith(_INVITE_PREFIX):
             if not home.token_matches(path[len(_INVITE_PREFIX):]):
                 return _refusal(403, "This invite link is not valid.")
-            http_guard.admit(request)
+            http_guard.admit(request, home.label)
             return invite_response(request, home.token,
                                    self.manager.host.settings.scheme == "https")
-        token = presented_token(request)
-        if token is None or not home.token_matches(token):
+        if not self.manager.host.presents(request, home):
             return _refusal(403, "This page needs its invite link: open the link you were "
                                  "given.")
-        http_guard.admit(request)
+        http_guard.admit(request, home.label)
         chat = self.manager.registry.chats[home.chat_id]
         if request.method == "POST" and path == SHARE_PATH:
             return await self._share(request, home, chat)

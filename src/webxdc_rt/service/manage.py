@@ -16,11 +16,13 @@ import contextlib
 import hashlib
 import logging
 import sqlite3
+import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..host.app import Host
-from ..model.chats import Chat, Member, Registry, SharedApp, check_name
+from ..model.chats import Chat, Member, Registry, SharedApp, check_name, check_unlike
+from ..model.names import lookalike_of, same_name
 from ..model.xdc import AppSource, ContainerLimits, InvalidContainer, open_app, open_xdc_bytes
 from ..stores.api import StoreApi, StoreError
 
@@ -56,42 +58,69 @@ class Manager:
         self._uploads = 0
 
     # -- finding what a request names ----------------------------------------------------
+    # A name is looked up among names and an id among ids, never one for the other: a
+    # member may be named like another member's id ("m1"), and a command that deletes must
+    # not guess which one was meant.
 
-    def chat(self, ref: str) -> Chat:
-        """The chat with this id, or else the one chat with this name."""
-        chat = self.registry.chats.get(ref)
-        if chat is not None:
-            return chat
-        named = self.registry.chats_named(ref.strip())
+    def chat(self, name: str) -> Chat:
+        """The one chat with this name."""
+        named = self.registry.chats_named(_normal(name))
         if len(named) == 1:
             return named[0]
         if not named:
-            raise ManageError("unknown-chat", f"no chat is named {ref!r}", 404)
-        raise ManageError("ambiguous-chat", f"{len(named)} chats are named {ref!r}; name one "
-                          f"by its id: {', '.join(chat.id for chat in named)}", 409)
+            raise ManageError("unknown-chat", f"no chat is named {name!r}", 404)
+        raise ManageError("ambiguous-chat", f"{len(named)} chats are named {name!r}; name one "
+                          f"by its id (--chat-id): {', '.join(chat.id for chat in named)}",
+                          409)
+
+    def chat_by_id(self, chat_id: str) -> Chat:
+        """The chat with this id."""
+        chat = self.registry.chats.get(chat_id)
+        if chat is None:
+            raise ManageError("unknown-chat", f"no chat has the id {chat_id!r}", 404)
+        return chat
 
     def member(self, chat: Chat, name: str) -> Member:
-        """The member of `chat` with this name (letter case aside) or id."""
-        wanted = name.strip().casefold()
-        for member in chat.members:
-            if member.name.casefold() == wanted or member.id == name:
-                return member
-        raise ManageError("unknown-member", f"chat {chat.name!r} has no member {name!r}", 404)
-
-    def app(self, chat: Chat, ref: str) -> SharedApp:
-        """The app copy of `chat` with this id, or else the one copy with this name."""
-        apps = self.registry.apps_of(chat)
-        for app in apps:
-            if app.id == ref:
-                return app
-        named = [app for app in apps if app.name == ref.strip()]
+        """The member of `chat` with this name, or else the one whose name is this one's but
+        for letter case and form."""
+        wanted = _normal(name)
+        named = [member for member in chat.members if member.name == wanted] \
+            or [member for member in chat.members if same_name(member.name, wanted)]
         if len(named) == 1:
             return named[0]
         if not named:
-            raise ManageError("unknown-app", f"chat {chat.name!r} has no app {ref!r}", 404)
-        raise ManageError("ambiguous-app", f"{len(named)} copies of {ref!r} are shared in "
-                          f"chat {chat.name!r}; name one by its id: "
+            raise ManageError("unknown-member", f"chat {chat.name!r} has no member {name!r}",
+                              404)
+        raise ManageError("ambiguous-member", f"{len(named)} members of chat {chat.name!r} "
+                          f"are named {name!r}; name one by its id (--id): "
+                          f"{', '.join(member.id for member in named)}", 409)
+
+    def member_by_id(self, chat: Chat, member_id: str) -> Member:
+        """The member of `chat` with this id."""
+        for member in chat.members:
+            if member.id == member_id:
+                return member
+        raise ManageError("unknown-member", f"chat {chat.name!r} has no member with the id "
+                          f"{member_id!r}", 404)
+
+    def app(self, chat: Chat, name: str) -> SharedApp:
+        """The one app copy of `chat` with this name."""
+        named = [app for app in self.registry.apps_of(chat) if app.name == _normal(name)]
+        if len(named) == 1:
+            return named[0]
+        if not named:
+            raise ManageError("unknown-app", f"chat {chat.name!r} has no app {name!r}", 404)
+        raise ManageError("ambiguous-app", f"{len(named)} copies of {name!r} are shared in "
+                          f"chat {chat.name!r}; name one by its id (--id): "
                           f"{', '.join(app.id for app in named)}", 409)
+
+    def app_by_id(self, chat: Chat, app_id: str) -> SharedApp:
+        """The app copy of `chat` with this id."""
+        app = self.registry.apps.get(app_id)
+        if app is None or app.chat_id != chat.id:
+            raise ManageError("unknown-app", f"chat {chat.name!r} has no app with the id "
+                              f"{app_id!r}", 404)
+        return app
 
     # -- describing ----------------------------------------------------------------------
 
@@ -99,6 +128,7 @@ class Manager:
         """A chat as the admin listener shows it."""
         return {"id": chat.id, "name": chat.name,
                 "members": [member.name for member in chat.members],
+                "member_ids": [member.id for member in chat.members],
                 "apps": [self.describe_app(app) for app in self.registry.apps_of(chat)]}
 
     def describe_app(self, app: SharedApp) -> dict[str, Any]:
@@ -119,7 +149,7 @@ class Manager:
             if page is not None:
                 apps.append({"id": app.id, "name": app.name, "self_addr": page.self_addr,
                              "url": self.host.invite_url(page, self.port)})
-        return {"chat": chat.name, "member": member.name,
+        return {"chat": chat.name, "member": member.name, "member_id": member.id,
                 "url": None if home is None else self.host.invite_url(home, self.port),
                 "apps": apps}
 
@@ -128,12 +158,17 @@ class Manager:
     def create_chat(self, name: str, member_names: list[str]) -> Chat:
         """A new chat with these members, each with a home page."""
         name = _checked(name, "chat name")
-        if self.registry.chats_named(name):
-            raise ManageError("chat-exists", f"a chat named {name!r} exists already", 409)
+        other = lookalike_of(name, [chat.name for chat in self.registry.chats.values()])
+        if other is not None and same_name(name, other):
+            raise ManageError("chat-exists", f"a chat named {other!r} exists already", 409)
+        if other is not None:
+            raise ManageError("confusable-name", f"chat name {name!r} looks like {other!r}, "
+                              "the name of a chat already; choose another", 409)
         names = [_checked(member, "member name") for member in member_names]
-        folded = [member.casefold() for member in names]
-        if len(set(folded)) != len(folded):
-            raise ManageError("bad-name", "a member is listed twice")
+        try:
+            check_unlike(names)
+        except ValueError as exc:
+            raise ManageError("bad-name", str(exc)) from None
         chat = self.registry.new_chat(name, names)
         homes = self.registry.new_homes(chat, chat.members)
         with self._storing():
@@ -157,9 +192,13 @@ class Manager:
     def add_member(self, chat: Chat, name: str) -> Member:
         """A new member of `chat`, with a page of every app copy in it and a home page."""
         name = _checked(name, "member name")
-        if any(member.name.casefold() == name.casefold() for member in chat.members):
-            raise ManageError("member-exists", f"chat {chat.name!r} has a member {name!r} "
+        other = lookalike_of(name, [member.name for member in chat.members])
+        if other is not None and same_name(name, other):
+            raise ManageError("member-exists", f"chat {chat.name!r} has a member {other!r} "
                               "already", 409)
+        if other is not None:
+            raise ManageError("confusable-name", f"member name {name!r} looks like {other!r}, "
+                              f"a member of chat {chat.name!r} already; choose another", 409)
         member = self.registry.new_member(name)
         pages = [page for app in self.registry.apps_of(chat)
                  for page in self.registry.new_pages(app, [member])]
@@ -178,7 +217,7 @@ class Manager:
         with self._storing():
             self.store.remove_member(chat, member)
         labels = self.registry.remove_member(chat, member)
-        log.info("member %r removed from chat %r", member.name, chat.name)
+        log.info("member %r (%s) removed from chat %r", member.name, member.id, chat.name)
         return await self.host.retire(labels, "removed from the chat")
 
     async def share(self, chat: Chat, file_name: str, data: bytes,
@@ -189,12 +228,16 @@ class Manager:
         if len(data) > limit:
             raise ManageError("too-large", f"{file_name}: {len(data)} bytes, more than the "
                               f"{limit} allowed", 413)
-        digest, source = await asyncio.to_thread(self._open_container, file_name, data)
         if sender is None:
             sender = chat.members[0] if chat.members else None
+        self._check_quotas(chat, sender, len(data))  # before the work of checking the app
+        digest, source = await asyncio.to_thread(self._open_container, file_name, data)
         app = self.registry.new_app(chat, source.name, source.key,
                                     sender.id if sender is not None else "")
         pages = self.registry.new_pages(app, chat.members)
+        # Again, with nothing awaited until it is stored: another share may have been
+        # stored while this one was checked.
+        self._check_quotas(chat, sender, len(data))
         with self._storing():
             self.store.save_shared_app(app, pages, (digest, data))
         self.registry.add_app(app)
@@ -285,6 +328,30 @@ class Manager:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _check_quotas(self, chat: Chat, sender: Member | None, size: int) -> None:
+        """Refuse (ManageError) a new app copy of `size` bytes that would take the stored
+        apps of `sender`, of `chat` or of the host past their `HomeLimits` quotas."""
+        with self._storing():
+            usage = self.store.app_usage(chat.id, sender.id if sender is not None else "")
+        limits = self.host.settings.home
+        checks = [("host-app-quota", 507, "the host", usage.host_apps, usage.host_bytes,
+                   "max_stored_apps", "max_stored_app_bytes"),
+                  ("chat-app-quota", 403, f"chat {chat.name!r}", usage.chat_apps,
+                   usage.chat_bytes, "max_apps_per_chat", "max_app_bytes_per_chat")]
+        if sender is not None:
+            checks.append(("member-app-quota", 403, f"member {sender.name!r}",
+                           usage.member_apps, usage.member_bytes, "max_apps_per_member",
+                           "max_app_bytes_per_member"))
+        for code, status, who, apps, stored, count_limit, bytes_limit in checks:
+            most, most_bytes = getattr(limits, count_limit), getattr(limits, bytes_limit)
+            if apps >= most:
+                raise ManageError(code, f"{who} has {apps} apps stored, the most allowed "
+                                  f"(home.{count_limit} = {most})", status)
+            if stored + size > most_bytes:
+                raise ManageError(code, f"{who} has {stored} bytes of apps stored; with "
+                                  f"these {size} it would pass the {most_bytes} allowed "
+                                  f"(home.{bytes_limit})", status)
+
     def _open_container(self, file_name: str, data: bytes) -> tuple[str, AppSource]:
         """The digest of a `.xdc` and the app in it, checked (run in a thread)."""
         digest = hashlib.sha256(data).hexdigest()
@@ -296,7 +363,7 @@ class Manager:
         return digest, source
 
     def _same_container(self, source: AppSource) -> AppSource:
-        """An app already served from the same container, so that its files are held in
+        """An app already served from the same container, so that its archive is held in
         memory once however many copies are shared."""
         for served in self.host.sources.values():
             if served.key == source.key:
@@ -313,6 +380,11 @@ class Manager:
             log.error("the store failed: %s", exc)
             raise ManageError("storage-failed", f"the host could not store the change: {exc}",
                               500) from None
+
+
+def _normal(name: str) -> str:
+    """A name as asked for, in the form names are kept in (NFC, no surrounding blanks)."""
+    return unicodedata.normalize("NFC", name.strip())
 
 
 def _checked(name: Any, what: str) -> str:

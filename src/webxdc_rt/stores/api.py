@@ -17,7 +17,14 @@ from typing import Protocol
 from ..core.stats import LatencyHistogram
 from ..core.updates import Update
 from ..model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
-from .sqlite import ChatMessage, MessageSummary, Notification, StoredApp, StoredUpdate
+from .sqlite import (
+    AppUsage,
+    ChatMessage,
+    MessageSummary,
+    Notification,
+    StoredApp,
+    StoredUpdate,
+)
 
 __all__ = ["StoreApi", "StoreError", "StoreUnavailable", "StoreLimits", "STORE_ERRORS"]
 
@@ -90,6 +97,7 @@ class StoreApi(Protocol):
     def add_homes(self, homes: list[HomePage]) -> None: ...
     def stored_apps(self) -> list[StoredApp]: ...
     def container(self, digest: str) -> bytes | None: ...
+    def app_usage(self, chat_id: str, member_id: str) -> AppUsage: ...
     def share(self, registry: Registry, chat_name: str, member_names: list[str],
               app_name: str, app_key: str) -> list[Page]: ...
     def append_update(self, app_id: str, member_id: str, update: Update) -> int: ...

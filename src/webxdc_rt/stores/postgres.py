@@ -41,11 +41,14 @@ from ..model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from .api import StoreError, StoreLimits, StoreUnavailable
 from .migrations import MIGRATION_LOCK, MIGRATIONS, UPDATES_CHANNEL
 from .sqlite import (
+    APP_USAGE_SQL,
+    AppUsage,
     ChatMessage,
     MessageSummary,
     Notification,
     StoredApp,
     StoredUpdate,
+    app_usage_parameters,
     leading_within,
 )
 
@@ -374,6 +377,15 @@ class PostgresStore:
             row = cur.execute("SELECT data FROM containers WHERE digest = %s",
                               (digest,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
+        """What the stored app copies of the host, of a chat and of a member amount to (see
+        `store.Store.app_usage`)."""
+        with self._cursor() as cur:
+            row = cur.execute(APP_USAGE_SQL.format(p="%s"),
+                              app_usage_parameters(chat_id, member_id)).fetchone()
+        assert row is not None  # an aggregate without GROUP BY is one row
+        return AppUsage(*(int(value) for value in row))
 
     def share(self, registry: Registry, chat_name: str, member_names: list[str],
               app_name: str, app_key: str) -> list[Page]:

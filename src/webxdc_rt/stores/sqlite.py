@@ -17,9 +17,13 @@ this process reads its row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shlex
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,13 +34,20 @@ from ..core import wire
 from ..core.stats import LatencyHistogram
 from ..core.updates import Update
 from ..model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
+from ..model.names import shown
 
-__all__ = ["DB_FILE_NAME", "Store", "StoredUpdate", "ChatMessage", "MessageSummary",
-           "Notification", "StoredApp", "Synchronous", "leading_within"]
+__all__ = ["DB_FILE_NAME", "PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "Store",
+           "make_private_dir", "shared_dir_warning", "StoredUpdate", "ChatMessage",
+           "MessageSummary", "Notification", "StoredApp", "AppUsage", "APP_USAGE_SQL",
+           "app_usage_parameters", "Synchronous", "leading_within"]
 
 log = logging.getLogger(__name__)
 
 DB_FILE_NAME = "webxdc-rt.sqlite3"
+PRIVATE_DIR_MODE: Final = 0o700
+"""The data folder holds the host's secret and every invite token: its user's alone."""
+PRIVATE_FILE_MODE: Final = 0o600
+"""The database, and the log and shared-memory files SQLite makes beside it with its mode."""
 
 Synchronous = Literal["FULL", "NORMAL"]
 """SQLite's `synchronous` setting in WAL mode. FULL: every commit is on disk when it returns
@@ -49,6 +60,22 @@ PAYLOAD_DEPTH: Final = wire.MAX_JSON_DEPTH - 2
 
 _CHAT_MESSAGE_BYTES = "coalesce(length(CAST(text AS BLOB)), 0) + coalesce(length(file_data), 0)"
 """SQL: the bytes of a chat message's text (UTF-8) and file, as quotas and pages count them."""
+
+APP_USAGE_SQL = (
+    "SELECT count(*), coalesce(sum(length(c.data)), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} THEN 1 END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} THEN length(c.data) END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} AND a.sender = {p} THEN 1 END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} AND a.sender = {p} THEN length(c.data) END), 0)"
+    " FROM apps a JOIN containers c ON c.digest = a.container")
+"""SQL for `AppUsage` (SQLite and PostgreSQL alike; `{p}` is the placeholder), given
+`app_usage_parameters(chat_id, member_id)` (member ids are a chat's own). `length` of a
+blob is read from its header, not by loading it."""
+
+
+def app_usage_parameters(chat_id: str, member_id: str) -> tuple[str, ...]:
+    """The parameters of `APP_USAGE_SQL`, in order."""
+    return (chat_id, chat_id, chat_id, member_id, chat_id, member_id)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -145,6 +172,20 @@ class StoredApp:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class AppUsage:
+    """The app copies served from stored containers (uploaded, or shared with `webxdc-rt app
+    share`) and their containers' bytes, each copy counting its container's size: on the
+    whole host, in one chat, and shared by one member."""
+
+    host_apps: int
+    host_bytes: int
+    chat_apps: int
+    chat_bytes: int
+    member_apps: int
+    member_bytes: int
+
+
 class Store:
     """The host's SQLite database."""
 
@@ -162,6 +203,8 @@ class Store:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         self.path = str(path)
+        if self.path != ":memory:":
+            _create_private(Path(self.path))
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -188,8 +231,7 @@ class Store:
     @classmethod
     def in_directory(cls, data_dir: str | Path, *, synchronous: Synchronous = "FULL") -> Store:
         """Open (creating it if needed) the database in a data directory."""
-        directory = Path(data_dir)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = make_private_dir(data_dir)
         return cls(directory / DB_FILE_NAME, synchronous=synchronous)
 
     @property
@@ -326,6 +368,13 @@ class Store:
         row = self._db.execute("SELECT data FROM containers WHERE digest = ?",
                                (digest,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
+        """What the stored app copies of the host, of a chat and of a member (its sender)
+        amount to, as `AppUsage` counts them."""
+        row = self._db.execute(APP_USAGE_SQL.format(p="?"),
+                               app_usage_parameters(chat_id, member_id)).fetchone()
+        return AppUsage(*(int(value) for value in row))
 
     def _insert_pages(self, pages: list[Page]) -> None:
         self._db.executemany(
@@ -660,6 +709,43 @@ class _Transaction:
                 self._db.execute("ROLLBACK")
             raise
         self._latency.observe(time.perf_counter() - self._started)
+
+
+def make_private_dir(data_dir: str | Path) -> Path:
+    """The data folder, created readable by this user alone (`PRIVATE_DIR_MODE`) if it does
+    not exist yet (the folders above it as usual). An existing folder is left as it is: see
+    `shared_dir_warning`. OSError if it cannot be created."""
+    directory = Path(data_dir)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=PRIVATE_DIR_MODE)
+    return directory
+
+
+def shared_dir_warning(data_dir: str | Path) -> str | None:
+    """A line for the log when other users may enter or read the data folder (group or
+    world permissions), with the command that fixes it; None when it is private. The folder
+    is not changed: its permissions may be someone's choice (a backup group)."""
+    try:
+        mode = stat.S_IMODE(os.stat(data_dir).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return shown(f"the data folder {data_dir} (mode {mode:04o}) lets other users of this "
+                 "machine read the invite links and the host's secret in it; fix: chmod 700 "
+                 f"{shlex.quote(str(data_dir))}")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with `PRIVATE_FILE_MODE` before SQLite opens it, if it does
+    not exist: SQLite gives its log and shared-memory files the mode of the database."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(descriptor)
 
 
 def leading_within(sizes: Iterable[int], max_bytes: int | None) -> int:
