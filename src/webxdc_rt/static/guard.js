@@ -45,7 +45,10 @@
   const ITERATOR = Symbol.iterator;
   const { startsWith, toLowerCase, indexOf, trim, slice } = Text.prototype;
   const then = Promise.prototype.then;
-  const mentions = (text, word) => call(indexOf, call(toLowerCase, text), word) !== -1;
+  const search = RegExp.prototype.exec;  // on the guard's own expressions only
+  const SRCDOC = /srcdoc/i;
+  const SHADOW_ROOT_MODE = /shadowrootmode/i;
+  const mentions = (text, expression) => call(search, expression, text) !== null;
   // An array that natives given it (as a WebIDL sequence) walk with its own iterator.
   const listOf = (...items) => define(items, ITERATOR, { __proto__: null, value() {
     let i = 0;
@@ -395,7 +398,7 @@
       return node;
     };
     const refuseDeclarativeFrames = (html) => {
-      if (mentions(html, "shadowrootmode")) {
+      if (mentions(html, SHADOW_ROOT_MODE)) {
         throw new TypeError("webxdc-rt: an iframe with srcdoc in a declarative shadow root " +
                             "is not allowed (it would run without the host's guard)");
       }
@@ -403,20 +406,20 @@
 
     replace(w.Element.prototype, "innerHTML", "set", (original) => function (value) {
       const html = value === null ? "" : Text(value);
-      if (!mentions(html, "srcdoc") || isTemplate(this)) return call(original, this, html);
+      if (!mentions(html, SRCDOC) || isTemplate(this)) return call(original, this, html);
       const fragment = parsedApart(this, (holder) => call(original, holder, html));
       call(appendChild, emptied(this), fragment);
     });
     replace(w.ShadowRoot.prototype, "innerHTML", "set", (original) => function (value) {
       const html = value === null ? "" : Text(value);
-      if (!mentions(html, "srcdoc")) return call(original, this, html);
+      if (!mentions(html, SRCDOC)) return call(original, this, html);
       const fragment = parsedApart(call(shadowHost, this), (h) => call(setInnerHTML, h, html));
       call(appendChild, emptied(this), fragment);
     });
     replace(w.Element.prototype, "outerHTML", "set", (original) => function (value) {
       const html = value === null ? "" : Text(value);
       const parent = call(parentNode, this);
-      if (!mentions(html, "srcdoc") || parent === null || call(nodeType, parent) === 9) {
+      if (!mentions(html, SRCDOC) || parent === null || call(nodeType, parent) === 9) {
         return call(original, this, html);
       }
       const context = isElement(parent) ? parent
@@ -429,7 +432,7 @@
       const parent = call(parentNode, this);
       const outside = where === "beforebegin" || where === "afterend";
       const inside = where === "afterbegin" || where === "beforeend";
-      if (!mentions(html, "srcdoc") || !(inside || outside) ||
+      if (!mentions(html, SRCDOC) || !(inside || outside) ||
           (outside && (parent === null || call(nodeType, parent) === 9))) {
         return call(original, this, where, html);
       }
@@ -446,7 +449,7 @@
       const type = settingHTML[i];
       replace(type.prototype, "setHTMLUnsafe", "value", (original) => function (...args) {
         const html = args[0] = Text(args[0]);
-        if (!mentions(html, "srcdoc")) return apply(original, this, args);
+        if (!mentions(html, SRCDOC)) return apply(original, this, args);
         refuseDeclarativeFrames(html);
         const host = type === w.ShadowRoot ? call(shadowHost, this) : this;
         if (isTemplate(host)) return apply(original, this, args);
@@ -456,7 +459,7 @@
     }
     replace(w.Document, "parseHTMLUnsafe", "value", (original) => function (...args) {
       const html = args[0] = Text(args[0]);
-      if (mentions(html, "srcdoc")) refuseDeclarativeFrames(html);
+      if (mentions(html, SRCDOC)) refuseDeclarativeFrames(html);
       return apply(original, this, args);
     });
   }
