@@ -5,13 +5,16 @@ added, removed and reset."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import math
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.testing import Simulation
@@ -244,6 +247,72 @@ async def test_an_unreachable_dev_server_is_a_502_and_the_bridge_is_still_the_ho
             async with session.get(base + "/webxdc.js", headers=headers) as response:
                 assert response.status == 200
                 assert info.self_addr in await response.text()
+
+
+BIG_SCRIPT = b"// " + b"x" * 300_000 + b"\n"
+ZERO_BOMB = gzip.compress(bytes(65 * 1024 * 1024), 9)  # 65 MiB of zeros in 64 KiB
+
+
+@pytest.fixture
+async def dev_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A dev server as Vite is one (plain HTTP and a WebSocket) that compresses whatever it
+    may: it offers permessage-deflate and gzips its `bomb.js`. Yields its URL and the
+    headers of every request it received."""
+    seen: list[dict[str, str]] = []
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        seen.append(dict(request.headers))
+        if request.path == "/hmr":
+            ws = web.WebSocketResponse(compress=True)
+            await ws.prepare(request)
+            async for message in ws:
+                await ws.send_str(message.data)
+            return ws
+        if request.path == "/bomb.js":
+            return web.Response(body=ZERO_BOMB, content_type="text/javascript",
+                                headers={"Content-Encoding": "gzip"})
+        return web.Response(body=BIG_SCRIPT, content_type="text/javascript")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+    await runner.cleanup()
+
+
+async def test_the_dev_server_proxy_negotiates_no_compression_and_inflates_nothing(
+        dev_server: tuple[str, list[dict[str, str]]]) -> None:
+    from webxdc_rt.simulator import Simulator
+
+    url, seen = dev_server
+    async with Simulator(url, 1) as simulator:
+        info = simulator.peer("alice")
+        page = simulator.host.registry.page(info.label)  # type: ignore[union-attr]
+        headers = {"Host": f"{info.label}.sim.localhost:{simulator.port}",
+                   "Authorization": f"Bearer {page.token}"}
+        base = f"http://127.0.0.1:{simulator.port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(base + "/hmr", headers=headers,
+                                          compress=15) as ws:  # offers permessage-deflate
+                assert ws.compress == 0  # the host accepted no extension
+                await ws.send_str("hot update")
+                assert (await ws.receive_str()) == "hot update"
+            assert "Sec-WebSocket-Extensions" not in seen[-1]  # nor offered one upstream
+            async with session.get(base + "/big.js", headers=headers) as response:
+                assert response.status == 200
+                assert await response.read() == BIG_SCRIPT  # whole, past the first chunk
+            async with session.get(base + "/bomb.js", headers=headers) as response:
+                assert response.status == 502
+                assert "Content-Encoding: gzip" in await response.text()
+            assert seen[-1]["Accept-Encoding"] == "identity"
+        dashboard = {"Host": f"dashboard.sim.localhost:{simulator.port}",
+                     "Cookie": f"webxdc_rt={simulator.dashboard_token}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(base + "/socket", headers=dashboard,
+                                          compress=15) as ws:
+                assert ws.compress == 0
 
 
 async def test_too_many_held_updates_close_the_listener_to_read_them_from_the_store() -> None:

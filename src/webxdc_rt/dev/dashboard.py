@@ -159,7 +159,9 @@ class DashboardSite:
         limits = self.simulator.limits
         if self._sockets >= limits.max_dashboards:
             return _text(503, f"At most {limits.max_dashboards} dashboards at once.")
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_COMMAND_BYTES)
+        # No permessage-deflate: a few bytes on the wire must not inflate to megabytes here.
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_COMMAND_BYTES,
+                                   compress=False)
         await ws.prepare(request)
         http_guard.upgraded(request)
         transport = request.transport

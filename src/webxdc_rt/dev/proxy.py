@@ -6,6 +6,12 @@ headers and its guard. So the dev server's hot module replacement works inside e
 Nothing of the peer's own is sent on: no cookie, no Authorization; only the method, the
 path and query, and the headers a dev server needs to answer (what it accepts, caching
 validators, the WebSocket's subprotocol).
+
+Nothing is compressed on the way: the proxy asks the dev server for identity bodies and
+refuses any other, and neither of its WebSockets negotiates permessage-deflate. A page could
+otherwise send a few kilobytes that inflate to megabytes at the host (and on to the dev
+server), and a dev server could do the same to the host; carried as they are, bytes on the
+wire are the bytes handled, within `ProxyLimits`.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ class DevServerProxy:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.limits.timeout_s),
-                auto_decompress=True)
+                auto_decompress=False)
         return self._session
 
     async def __call__(self, request: web.Request) -> tuple[int, bytes, str] | web.StreamResponse:
@@ -90,12 +96,19 @@ class DevServerProxy:
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405, text="Only GET and HEAD reach the dev server.\n")
         try:
-            async with self._client().request(request.method, target, headers=headers,
-                                              allow_redirects=False) as answer:
-                body = await answer.content.read(self.limits.max_response_bytes + 1)
-                if len(body) > self.limits.max_response_bytes:
-                    return web.Response(status=502, text="The dev server's answer is too "
-                                                         "large.\n")
+            async with self._client().request(
+                    request.method, target, allow_redirects=False,
+                    headers={**headers, "Accept-Encoding": "identity"}) as answer:
+                encoding = answer.headers.get("Content-Encoding", "identity").strip().lower()
+                if encoding != "identity":
+                    return web.Response(status=502, text=f"The dev server sent a compressed "
+                                        f"answer (Content-Encoding: {encoding}) although "
+                                        f"asked for none.\n")
+                body = await _read_at_most(answer.content, self.limits.max_response_bytes)
+                if body is None:
+                    return web.Response(
+                        status=502, text=f"The dev server's answer is larger than "
+                        f"{self.limits.max_response_bytes} bytes (max_response_bytes).\n")
                 return answer.status, body, answer.content_type
         except (aiohttp.ClientError, TimeoutError) as exc:
             return web.Response(status=502, text=f"The dev server at {self.base_url} did not "
@@ -109,11 +122,12 @@ class DevServerProxy:
         try:
             upstream = await self._client().ws_connect(
                 "ws" + target[4:], protocols=protocols, headers=headers,
-                max_msg_size=limit, autoping=True)
+                max_msg_size=limit, autoping=True, compress=0)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return web.Response(status=502, text=f"The dev server refused the WebSocket: "
                                                  f"{type(exc).__name__}.\n")
-        ws = web.WebSocketResponse(protocols=protocols, max_msg_size=limit, heartbeat=30.0)
+        ws = web.WebSocketResponse(protocols=protocols, max_msg_size=limit, heartbeat=30.0,
+                                   compress=False)
         await ws.prepare(request)
 
         async def carry(source: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
@@ -140,3 +154,15 @@ class DevServerProxy:
             await upstream.close()
             await ws.close()
         return ws
+
+
+async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is found to be longer than `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

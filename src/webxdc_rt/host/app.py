@@ -123,6 +123,12 @@ CONTENT_SECURITY_POLICY = (
 """Apps may reach their own origin, `data:` and `blob:` only: no Internet. Chromium has no
 directive against WebRTC (it logs an error for `webrtc`), so the guard script that opens
 every HTML document takes WebRTC away instead (`html_guard`, `static/guard.js`)."""
+TRUSTED_TYPES_POLICY = "require-trusted-types-for 'script'"
+"""Sent report-only with every guarded document: it blocks nothing, but it makes the browser
+consult the guard's default Trusted Types policy about every string that becomes a `srcdoc`
+document or the script of a `javascript:` URL, by whatever call, so the guard can put itself
+first in those documents. (Enforced, it would also stop strings reaching `eval` and
+`importScripts` in workers, which have no such policy.)"""
 SANDBOXED_POLICY = CONTENT_SECURITY_POLICY + "; sandbox"
 """For every response that is not HTML: shown as a document (a text file, an SVG or XML
 file, an error page), it runs no script and gets an opaque origin, so no app script can
@@ -479,13 +485,7 @@ class Host:
             if isinstance(answer, web.StreamResponse):
                 return answer  # a WebSocket carried through, or an error
             status, body, content_type = answer
-            charset = None
-            if content_type == "text/html" and fetch_metadata.renders_as_document(
-                    request.headers):
-                guarded = html_guard.guard_html(body, _GUARD_ELEMENT)
-                body, charset = guarded.body, guarded.charset
-            return web.Response(status=status, body=body, content_type=content_type,
-                                charset=charset, headers={"Cache-Control": "no-cache"})
+            return _app_document(request, body, content_type, status)
         name = normalize_app_path(request.path)
         source = self.sources.get(page.app.id)
         data = source.read(name) if (name is not None and source is not None) else None
@@ -498,12 +498,7 @@ class Host:
             data, content_type = icon, _content_type(source.icon or "")
         if data is None:
             return _text(404, f"Not a file of this app: {request.path}")
-        charset = None
-        if content_type == "text/html" and fetch_metadata.renders_as_document(request.headers):
-            guarded = html_guard.guard_html(data, _GUARD_ELEMENT)
-            data, charset = guarded.body, guarded.charset
-        response = web.Response(body=data, content_type=content_type, charset=charset,
-                                headers={"Cache-Control": "no-cache"})
+        response = _app_document(request, data, content_type)
         if _opaque_app_file_request(request):
             # A sandboxed frame of the page loads the app's files (see the rule below).
             response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
@@ -900,6 +895,20 @@ def _opaque_app_file_request(request: web.Request) -> bool:
     return (request.method in ("GET", "HEAD") and path != "/webxdc.js"
             and not path.startswith(HOST_PREFIX + "/")
             and fetch_metadata.from_opaque_origin(request.headers))
+
+
+def _app_document(request: web.Request, data: bytes, content_type: str,
+                  status: int = 200) -> web.Response:
+    """An app file as served to a page: an HTML document it renders gets the guard first and
+    the report-only policy that lets the guard see what becomes a document."""
+    headers = {"Cache-Control": "no-cache"}
+    charset = None
+    if content_type == "text/html" and fetch_metadata.renders_as_document(request.headers):
+        guarded = html_guard.guard_html(data, _GUARD_ELEMENT)
+        data, charset = guarded.body, guarded.charset
+        headers["Content-Security-Policy-Report-Only"] = TRUSTED_TYPES_POLICY
+    return web.Response(status=status, body=data, content_type=content_type, charset=charset,
+                        headers=headers)
 
 
 def _add_security_headers(response: web.StreamResponse) -> None:

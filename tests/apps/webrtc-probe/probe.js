@@ -3,22 +3,9 @@
 (() => {
   "use strict";
 
-  const works = (C) => {
-    if (typeof C !== "function") return false;
-    try {
-      new C().close();
-      return true;
-    } catch (_) {
-      return false;
-    }
-  };
-  const worksIn = (w) => {
-    try {
-      return works(w.RTCPeerConnection) || works(w.webkitRTCPeerConnection);
-    } catch (_) {
-      return false;  // cross-origin: out of the page's reach
-    }
-  };
+  // A working constructor or window (works.js): one whose peer connection gathers candidates.
+  const works = (C) => webrtcWorks(C);
+  const worksIn = (w) => webrtcWorks(w);
 
   // Frames and popups of app files or srcdoc report on themselves (report.js, or the
   // srcdoc script below) with a message naming their probe.
@@ -31,14 +18,48 @@
     const resolve = waiters.get(probe);
     if (resolve) resolve(working);
   });
+  // A document the page made reports on itself; one that never runs its script (the policy
+  // refused it) is "silent" after a while, which is not a working way.
   const reportOf = (probe) => reports.has(probe)
     ? Promise.resolve(reports.get(probe))
-    : new Promise((resolve) => waiters.set(probe, resolve));
-  const selfReport = (probe) => `<script>(() => {
-      const works = ${works};
-      const working = works(window.RTCPeerConnection) || works(window.webkitRTCPeerConnection);
-      parent.postMessage({ probe: ${JSON.stringify(probe)}, working }, "*");
+    : new Promise((resolve) => {
+      waiters.set(probe, resolve);
+      setTimeout(() => resolve("silent"), 5000);
+    });
+  const selfReport = (probe) => `<script>(async () => {
+      const webrtcWorks = ${webrtcWorks};
+      const working = await webrtcWorks(window);
+      (window.opener || top).postMessage({ probe: ${JSON.stringify(probe)}, working }, "*");
     })()<\/script>`;
+  const escapeAttribute = (text) => text.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
+  const SANDBOXES = { "allow-scripts": "opaque", "allow-scripts allow-same-origin": "same-origin" };
+
+  // Runs `action` with `owner[name]` replaced by `value`, then puts it back: a page may
+  // replace any built-in before it makes a frame, and the guard runs before it, not after.
+  const replaced = (owner, name, value, action) => {
+    const saved = Object.getOwnPropertyDescriptor(owner, name);
+    Object.defineProperty(owner, name, { value, configurable: true, writable: true });
+    try {
+      return action();
+    } finally {
+      Object.defineProperty(owner, name, saved);
+    }
+  };
+  // A sandboxed srcdoc frame as a parser makes it, out of the guard's sight: in a DOMParser
+  // document, adopted into the page but not yet inserted.
+  const parsedFrame = (probe) => document.adoptNode(new DOMParser().parseFromString(
+    `<iframe sandbox="allow-scripts" srcdoc="${escapeAttribute(selfReport(probe))}"></iframe>`,
+    "text/html").querySelector("iframe"));
+
+  // A popup of an app file (guarded) navigates itself to a blob it made of `text`.
+  const blobInAWindow = async (probe, text, type) => {
+    const popup = window.open(`frame.html?probe=before-${probe}`);
+    await reportOf(`before-${probe}`);
+    popup.location.href = popup.URL.createObjectURL(new popup.Blob([text], { type }));
+    const working = await reportOf(probe);
+    popup.close();
+    return working;
+  };
 
   const frame = (attributes = {}) => {
     const element = document.createElement("iframe");
@@ -58,34 +79,38 @@
   });
 
   const ways = {
-    "inline script before the bridge": () =>
-      works(window.early.RTCPeerConnection) || works(window.early.webkitRTCPeerConnection),
+    "inline script before the bridge": async () =>
+      await works(window.early.RTCPeerConnection) || works(window.early.webkitRTCPeerConnection),
 
-    "this window's globals, after trying to put them back": () => {
+    "this window's globals, after trying to put them back": async () => {
       try { delete window.RTCPeerConnection; } catch (_) { /* refused */ }
       try {
         Object.defineProperty(window, "RTCPeerConnection", window.early.descriptor);
       } catch (_) { /* refused */ }
       const names = Object.getOwnPropertyNames(window).filter((n) => /^(webkit)?RTC/.test(n));
-      return worksIn(window) || names.some((n) => window[n] !== undefined);
+      return await worksIn(window) || names.some((n) => window[n] !== undefined);
     },
 
-    "prototypes and constructors of other globals": () => {
+    "prototypes and constructors of other globals": async () => {
       for (const name of Object.getOwnPropertyNames(window)) {
         let value;
-        try { value = window[name]; } catch (_) { continue; }
-        if (value === null || (typeof value !== "object" && typeof value !== "function")) continue;
-        const chain = [value, value.prototype];
-        for (let object of chain) {
-          for (let depth = 0; object && depth < 20; depth++) {
-            const constructor = Object.getOwnPropertyDescriptor(object, "constructor");
-            const found = constructor && constructor.value;
-            if (typeof found === "function" && /PeerConnection/.test(found.name) && works(found)) {
-              return true;
+        const found = [];
+        try {
+          value = window[name];
+          const kind = typeof value;
+          if (value === null || (kind !== "object" && kind !== "function")) continue;
+          for (let object of [value, value.prototype]) {
+            for (let depth = 0; object && depth < 20; depth++) {
+              const constructor = Object.getOwnPropertyDescriptor(object, "constructor");
+              const C = constructor && constructor.value;
+              if (typeof C === "function" && /PeerConnection/.test(C.name)) found.push(C);
+              object = Object.getPrototypeOf(object);
             }
-            object = Object.getPrototypeOf(object);
           }
+        } catch (_) {
+          continue;  // a cross-origin frame's window
         }
+        for (const C of found) if (await works(C)) return true;
       }
       return false;
     },
@@ -111,6 +136,21 @@
       return working;
     },
 
+    "about:blank iframe: contentWindow": () => {
+      const f = frame({ src: "about:blank" });
+      document.body.append(f);
+      return worksIn(f.contentWindow);
+    },
+
+    "about:blank iframe: contentWindow kept until it loads": async () => {
+      const f = frame({ src: "about:blank" });
+      const done = loaded(f);
+      document.body.append(f);
+      const kept = f.contentWindow;
+      await done;
+      return await worksIn(kept) || worksIn(f.contentWindow);
+    },
+
     "empty iframe: window[name]": () => {
       document.body.insertAdjacentHTML("beforeend", '<iframe name="probeNamed"></iframe>');
       return worksIn(window.probeNamed);
@@ -122,12 +162,12 @@
       return worksIn(f.contentDocument.defaultView);
     },
 
-    "empty iframe inside an empty iframe": () => {
+    "empty iframe inside an empty iframe": async () => {
       const outer = frame();
       document.body.append(outer);
       const inner = outer.contentDocument.createElement("iframe");
       outer.contentDocument.body.appendChild(inner);
-      return worksIn(outer.contentWindow[0]) || worksIn(inner.contentWindow);
+      return await worksIn(outer.contentWindow[0]) || worksIn(inner.contentWindow);
     },
 
     "empty iframe in a shadow root": () => {
@@ -149,7 +189,7 @@
       const done = loaded(f);
       document.body.append(f);
       await done;
-      return (await reportOf("app-frame")) || worksIn(f.contentWindow);
+      return (await reportOf("app-frame")) === true || worksIn(f.contentWindow);
     },
 
     "sandboxed app file iframe: its own globals": async () => {
@@ -163,7 +203,7 @@
       object.type = "text/html";
       object.data = "frame.html?probe=object";
       document.body.append(object);
-      return (await reportOf("object")) || worksIn(object.contentWindow);
+      return (await reportOf("object")) === true || worksIn(object.contentWindow);
     },
 
     "srcdoc iframe: its own script": () => {
@@ -189,6 +229,132 @@
 
     "srcdoc iframe in the page's own HTML": () => reportOf("srcdoc-in-html"),
 
+    "sandboxed srcdoc iframe in the page's own HTML": () => reportOf("sandboxed-srcdoc-in-html"),
+
+    "srcdoc in an empty iframe's document": () => {
+      const outer = frame();
+      document.body.append(outer);
+      const doc = outer.contentDocument;
+      const inner = doc.createElement("iframe");
+      inner.setAttribute("sandbox", "allow-scripts");
+      inner.srcdoc = selfReport("srcdoc-nested");
+      doc.body.appendChild(inner);
+      return reportOf("srcdoc-nested");
+    },
+
+    ...Object.fromEntries(Object.entries(SANDBOXES).flatMap(([sandbox, kind]) => [
+      [`sandboxed (${kind}) srcdoc iframe: appended`, () => {
+        const probe = `sandboxed-${kind}-appended`;
+        document.body.appendChild(frame({ sandbox, srcdoc: selfReport(probe) }));
+        return reportOf(probe);
+      }],
+      [`sandboxed (${kind}) srcdoc iframe: srcdoc property, then inserted`, () => {
+        const probe = `sandboxed-${kind}-property`;
+        const f = frame({ sandbox });
+        f.srcdoc = selfReport(probe);
+        document.body.insertBefore(f, null);
+        return reportOf(probe);
+      }],
+      [`sandboxed (${kind}) srcdoc iframe: srcdoc set after insertion`, () => {
+        const probe = `sandboxed-${kind}-later`;
+        const f = frame({ sandbox });
+        document.body.append(f);
+        f.setAttribute("srcdoc", selfReport(probe));
+        return reportOf(probe);
+      }],
+      [`sandboxed (${kind}) srcdoc iframe: an Attr node`, () => {
+        const probe = `sandboxed-${kind}-attr`;
+        const f = frame({ sandbox });
+        document.body.append(f);
+        const attribute = document.createAttribute("srcdoc");
+        attribute.value = selfReport(probe);
+        f.setAttributeNode(attribute);
+        return reportOf(probe);
+      }],
+      [`sandboxed (${kind}) srcdoc iframe: an Attr node's value changed`, () => {
+        const probe = `sandboxed-${kind}-attr-value`;
+        const f = frame({ sandbox, srcdoc: "" });
+        document.body.append(f);
+        f.getAttributeNode("srcdoc").value = selfReport(probe);
+        return reportOf(probe);
+      }],
+      [`sandboxed (${kind}) srcdoc iframe: innerHTML`, () => {
+        const probe = `sandboxed-${kind}-markup`;
+        const holder = document.createElement("div");
+        document.body.append(holder);
+        holder.innerHTML =
+          `<iframe sandbox="${sandbox}" srcdoc="${escapeAttribute(selfReport(probe))}"></iframe>`;
+        return reportOf(probe);
+      }],
+      [`sandboxed (${kind}) srcdoc iframe: insertAdjacentHTML`, () => {
+        const probe = `sandboxed-${kind}-adjacent`;
+        document.body.insertAdjacentHTML("beforeend",
+          `<iframe sandbox="${sandbox}" srcdoc="${escapeAttribute(selfReport(probe))}"></iframe>`);
+        return reportOf(probe);
+      }],
+      [`sandboxed (${kind}) srcdoc iframe: a DOMParser document's frame, adopted`, () => {
+        const probe = `sandboxed-${kind}-parsed`;
+        const parsed = new DOMParser().parseFromString(
+          `<iframe sandbox="${sandbox}" srcdoc="${escapeAttribute(selfReport(probe))}"></iframe>`,
+          "text/html");
+        document.body.append(document.adoptNode(parsed.querySelector("iframe")));
+        return reportOf(probe);
+      }],
+      [`sandboxed (${kind}) srcdoc iframe: a clone`, () => {
+        const probe = `sandboxed-${kind}-clone`;
+        const template = frame({ sandbox, srcdoc: selfReport(probe) });
+        document.body.append(template.cloneNode(true));
+        return reportOf(probe);
+      }],
+    ])),
+
+    "sandboxed srcdoc iframe, inserted while array iteration finds nothing": () => {
+      const f = parsedFrame("srcdoc-no-iteration");
+      replaced(Array.prototype, Symbol.iterator, function* () { /* nothing */ }, () =>
+        replaced(NodeList.prototype, Symbol.iterator, function* () { /* nothing */ }, () =>
+          document.body.append(f)));
+      return reportOf("srcdoc-no-iteration");
+    },
+
+    "sandboxed srcdoc iframe, inserted by a native function the page caught in call/apply": () => {
+      const caught = [];
+      const catching = (name) => function (self, ...rest) {
+        caught.push(this);
+        return Reflect.apply(this, self, name === "apply" ? Array.from(rest[0] || []) : rest);
+      };
+      replaced(Function.prototype, "apply", catching("apply"), () =>
+        replaced(Function.prototype, "call", catching("call"), () =>
+          document.body.appendChild(document.createTextNode(""))));
+      const native = caught.find((f) => f.name === "appendChild" && /native code/.test(`${f}`));
+      if (!native) return false;
+      Reflect.apply(native, document.body, [parsedFrame("srcdoc-caught-native")]);
+      return reportOf("srcdoc-caught-native");
+    },
+
+    "sandboxed srcdoc iframe, set and inserted while every string starts with anything": () => {
+      const f = frame({ sandbox: "allow-scripts" });
+      const html = selfReport("srcdoc-starts-with");
+      replaced(String.prototype, "startsWith", () => true, () => {
+        f.srcdoc = html;
+        document.body.append(f);
+      });
+      return reportOf("srcdoc-starts-with");
+    },
+
+    "javascript: URL iframe": () => {
+      const html = selfReport("javascript-frame");
+      const src = "javascript:" + encodeURIComponent(JSON.stringify(html));
+      document.body.append(frame({ src }));
+      return reportOf("javascript-frame");
+    },
+
+    "javascript: URL loaded into an empty iframe": () => {
+      const f = frame();
+      document.body.append(f);
+      f.src = "javascript:" + encodeURIComponent(JSON.stringify(selfReport("javascript-later")));
+      return reportOf("javascript-later");
+    },
+
     "blob: iframe": () => {
       const url = URL.createObjectURL(new Blob([selfReport("blob")], { type: "text/html" }));
       const refused = frameRefused();
@@ -204,10 +370,34 @@
 
     "window.open()": () => {
       const popup = window.open();
+      return worksIn(popup).finally(() => popup.close());
+    },
+
+    "window.open('about:blank')": () => {
+      const popup = window.open("about:blank");
       const working = worksIn(popup);
-      popup.close();
+      return working.finally(() => popup.close());
+    },
+
+    "window.open() of a blob: document": async () => {
+      const url = URL.createObjectURL(new Blob([selfReport("blob-popup")], { type: "text/html" }));
+      const popup = window.open(url);
+      const working = await reportOf("blob-popup");
+      if (popup) popup.close();
       return working;
     },
+
+    "a window of an app file navigating itself to a blob: document": () =>
+      blobInAWindow("blob-self", selfReport("blob-self"), "text/html"),
+
+    "a window of an app file navigating itself to a blob: SVG document": () =>
+      blobInAWindow("blob-svg", `<svg xmlns="http://www.w3.org/2000/svg"><script><![CDATA[
+        (async () => {
+          const webrtcWorks = ${webrtcWorks};
+          const working = await webrtcWorks(window);
+          opener.postMessage({ probe: "blob-svg", working }, "*");
+        })()
+      ]]></script></svg>`, "image/svg+xml"),
 
     "window.open() of an app file": async () => {
       const popup = window.open("frame.html?probe=popup");
@@ -218,16 +408,24 @@
 
     "document.open() with three arguments": () => {
       const popup = document.open("", "probePopup", "");
-      const working = worksIn(popup);
-      popup.close();
-      return working;
+      return worksIn(popup).finally(() => popup.close());
     },
 
     "a dedicated worker": async () => {
       const worker = new Worker("worker.js");
       const types = await new Promise((resolve) => { worker.onmessage = (e) => resolve(e.data); });
       worker.terminate();
-      return types.some((type) => type !== "undefined");
+      return types.includes("function");
+    },
+
+    "a worker's own worker": async () => {
+      const worker = new Worker("worker.js", { name: "nested" });
+      const types = await new Promise((resolve) => {
+        worker.onmessage = (e) => resolve(e.data);
+        worker.onerror = (e) => resolve(["error: " + e.message]);
+      });
+      worker.terminate();
+      return types.includes("function");
     },
 
     "a service worker": async () => {

@@ -9,8 +9,12 @@
 // advance, so the guard reaches each one as early as a page can: when the page gets hold of
 // it (contentWindow, contentDocument, open(), ...), right after any DOM call that can create
 // a frame, at the synchronous load of an empty frame, and at the next microtask for
-// everything else. srcdoc documents get this guard as their own first script. What stays
-// open is listed in the README ("No Internet for apps").
+// everything else. Documents the page makes from its own text get this guard as their first
+// script before they exist: srcdoc (rewritten whenever it is set, by any call, and before
+// any frame is inserted; HTML parsed from strings is parsed out of the document first), the
+// string a javascript: URL returns (the Trusted Types default policy of every guarded
+// window, which the host's report-only policy makes the browser consult) and text/html
+// blobs. What stays open is listed in the README ("No Internet for apps").
 //
 // The function below refers to nothing outside itself: its own source is what srcdoc frames
 // get. Being inline, the file must not hold an HTML comment opener or a closing script tag
@@ -22,23 +26,75 @@
   const HTML_NS = "http://www.w3.org/1999/xhtml";
   const define = Object.defineProperty;
   const describe = Object.getOwnPropertyDescriptor;
-  const gone = { value: undefined, writable: false, enumerable: false, configurable: false };
+  // Descriptors and option bags have no prototype: a page could give Object.prototype a
+  // `get` or an `attributeFilter` of its own.
+  const gone = {
+    __proto__: null, value: undefined, writable: false, enumerable: false, configurable: false,
+  };
+  // The page may replace any built-in once this has run, so what the guard calls later is
+  // taken now: natives are called through Reflect.apply (a replaced Function.prototype.call
+  // would be handed the native function itself), and arrays are walked by index (iteration
+  // can be replaced too).
+  const { apply } = Reflect;
+  const call = (fn, self, ...args) => apply(fn, self, args);
+  const ownNames = Object.getOwnPropertyNames;
+  const setPrototype = Object.setPrototypeOf;
+  const hasOwn = Object.hasOwn;
+  const stringify = JSON.stringify;
+  const Text = String;
+  const ITERATOR = Symbol.iterator;
+  const { startsWith, toLowerCase, indexOf, trim, slice } = Text.prototype;
+  const then = Promise.prototype.then;
+  const search = RegExp.prototype.exec;  // on the guard's own expressions only
+  const SRCDOC = /srcdoc/i;
+  const SHADOW_ROOT_MODE = /shadowrootmode/i;
+  const mentions = (text, expression) => call(search, expression, text) !== null;
+  // An array that natives given it (as a WebIDL sequence) walk with its own iterator.
+  const listOf = (...items) => define(items, ITERATOR, { __proto__: null, value() {
+    let i = 0;
+    return { __proto__: null, next: () => (i < items.length
+      ? { __proto__: null, value: items[i++], done: false }
+      : { __proto__: null, value: undefined, done: true }) };
+  } });
+  const SRCDOC_SINK = "HTMLIFrameElement srcdoc";
+  const guardedHtml = (html) => (call(startsWith, html, SELF) ? html : SELF + html);
+  // A javascript: URL's script, changed so that a string it returns (which becomes the
+  // frame's new document) starts with the guard; indirect eval keeps its globals global.
+  const guardedResult = (script) => "(() => { const result = (0, eval)(" +
+    stringify(script) + "); return typeof result === \"string\" ? " +
+    stringify(SELF) + " + result : result; })()";
 
   // Takes WebRTC away in window `w` and hooks its DOM, once; cross-origin windows are left
   // alone (they are either served by the host, and so guarded, or out of the page's reach).
   function guard(w) {
     try {
       if (!w || describe(w, MARK)) return;
-      define(w, MARK, { value: true });
+      define(w, MARK, { __proto__: null, value: true });
     } catch (_) {
       return;
     }
-    for (const name of Object.getOwnPropertyNames(w)) {
-      if (/^(webkit)?RTC/.test(name)) {
-        try { define(w, name, gone); } catch (_) { /* already gone */ }
+    const names = ownNames(w);
+    for (let i = 0; i < names.length; i++) {
+      if (call(startsWith, names[i], "RTC") || call(startsWith, names[i], "webkitRTC")) {
+        try { define(w, names[i], gone); } catch (_) { /* already gone */ }
       }
     }
+    trust(w);
     try { hook(w); } catch (_) { /* a window closing under us */ }
+  }
+
+  // The browser asks this policy about every string that becomes a srcdoc document or the
+  // script of a javascript: URL, whichever call or attribute node sets it.
+  function trust(w) {
+    try {
+      w.trustedTypes.createPolicy("default", {
+        __proto__: null,
+        createHTML: (html, _type, sink) => (sink === SRCDOC_SINK ? guardedHtml(html) : html),
+        createScript: (script, _type, sink) =>
+          (sink === "Location href" ? guardedResult(script) : script),
+        createScriptURL: (url) => url,
+      });
+    } catch (_) { /* no Trusted Types here */ }
   }
 
   function hook(w) {
@@ -50,22 +106,33 @@
     const { getAttribute, setAttribute, hasAttribute, querySelectorAll } = w.Element.prototype;
     const firstElementChild = describe(w.Element.prototype, "firstElementChild").get;
     const addListener = w.EventTarget.prototype.addEventListener;
+    const nodeType = describe(w.Node.prototype, "nodeType").get;
+    const listLength = describe(w.NodeList.prototype, "length").get;
+    const recordType = describe(w.MutationRecord.prototype, "type").get;
+    const recordTarget = describe(w.MutationRecord.prototype, "target").get;
+    const addedNodes = describe(w.MutationRecord.prototype, "addedNodes").get;
+    const observeNodes = w.MutationObserver.prototype.observe;
+    // Each frame with a srcdoc in `node`'s subtree.
+    const eachFrame = (node, act) => {
+      const frames = call(querySelectorAll, node, "iframe[srcdoc]");
+      for (let i = 0, n = call(listLength, frames); i < n; i++) act(frames[i]);
+    };
 
     // Every child window of `view`: window[i] reaches them without any call we could wrap.
     const sweep = (view) => {
       try {
-        for (let i = 0, n = windowLength.call(view); i < n; i++) guard(view[i]);
+        for (let i = 0, n = call(windowLength, view); i < n; i++) guard(view[i]);
       } catch (_) { /* not a window */ }
     };
     const viewOf = (node) => {
       try {
-        return defaultView.call(ownerDocument.call(node) || node);
+        return call(defaultView, call(ownerDocument, node) || node);
       } catch (_) {
         return null;
       }
     };
     const guardDocument = (doc) => {
-      try { if (doc) guard(defaultView.call(doc)); } catch (_) { /* not a document */ }
+      try { if (doc) guard(call(defaultView, doc)); } catch (_) { /* not a document */ }
     };
 
     // srcdoc documents run this guard first: the attribute is rewritten before the frame
@@ -73,81 +140,103 @@
     // srcdoc document at once, out of reach: see the README.)
     const guardSrcdoc = (el) => {
       try {
-        if (localName.call(el) !== "iframe" || namespaceURI.call(el) !== HTML_NS) return;
-        if (!hasAttribute.call(el, "srcdoc")) return;
-        const html = getAttribute.call(el, "srcdoc");
-        if (!html.startsWith(SELF)) setAttribute.call(el, "srcdoc", SELF + html);
+        if (call(localName, el) !== "iframe" || call(namespaceURI, el) !== HTML_NS) return;
+        if (!call(hasAttribute, el, "srcdoc")) return;
+        const html = call(getAttribute, el, "srcdoc");
+        if (!call(startsWith, html, SELF)) call(setAttribute, el, "srcdoc", SELF + html);
       } catch (_) { /* not an element */ }
     };
     const observer = new w.MutationObserver((records) => {
       sweep(w);
-      for (const record of records) {
-        if (record.type === "attributes") {
-          guardSrcdoc(record.target);
-        } else {
-          for (const node of record.addedNodes) {
-            if (node.nodeType !== 1) continue;
-            guardSrcdoc(node);
-            if (firstElementChild.call(node) === null) continue;  // the common, cheap case
-            for (const frame of querySelectorAll.call(node, "iframe[srcdoc]")) guardSrcdoc(frame);
-          }
+      for (let i = 0; i < records.length; i++) {
+        if (call(recordType, records[i]) === "attributes") {
+          guardSrcdoc(call(recordTarget, records[i]));
+          continue;
+        }
+        const nodes = call(addedNodes, records[i]);
+        for (let j = 0, n = call(listLength, nodes); j < n; j++) {
+          if (call(nodeType, nodes[j]) !== 1) continue;
+          guardSrcdoc(nodes[j]);
+          if (call(firstElementChild, nodes[j]) === null) continue;  // the common, cheap case
+          eachFrame(nodes[j], guardSrcdoc);
         }
       }
     });
-    const observe = (root) => observer.observe(root, {
-      childList: true, subtree: true, attributes: true, attributeFilter: ["srcdoc"],
+    const observe = (root) => call(observeNodes, observer, root, {
+      __proto__: null, childList: true, subtree: true, attributes: true,
+      attributeFilter: listOf("srcdoc"),
     });
     observe(w.document);
 
     // An empty frame loads synchronously while it is inserted, before any handler of the
     // app sees it; document.open() drops listeners, so it is added again after one.
     const onLoad = () => sweep(w);
-    const listen = () => addListener.call(w.document, "load", onLoad, true);
+    const listen = () => call(addListener, w.document, "load", onLoad, true);
     listen();
 
     // Wraps the method ("value"), getter ("get") or setter ("set") `name` of `owner`.
     const replace = (owner, name, part, wrap) => {
       const d = owner && describe(owner, name);
-      if (!d || typeof d[part] !== "function") return;
+      if (!d || !hasOwn(d, part) || typeof d[part] !== "function") return;
+      setPrototype(d, null);
       d[part] = wrap(d[part]);
       define(owner, name, d);
     };
     const returning = (check) => (original) => function (...args) {
-      const result = original.apply(this, args);
+      const result = apply(original, this, args);
       check(result, args);
       return result;
     };
-    const sweepingAfter = (original) => function (...args) {
+    // Every iframe in a node about to be inserted gets its srcdoc guarded first: a frame
+    // sandboxed without allow-same-origin starts its document as it is inserted.
+    const scan = (node) => {
       try {
-        return original.apply(this, args);
+        if (node === null || typeof node !== "object") return;
+        const type = call(nodeType, node);
+        if (type !== 1 && type !== 9 && type !== 11) return;
+        guardSrcdoc(node);
+        eachFrame(node, guardSrcdoc);
+      } catch (_) { /* not a node */ }
+    };
+    const sweepingAfter = (original) => function (...args) {
+      for (let i = 0; i < args.length; i++) scan(args[i]);
+      try {
+        return apply(original, this, args);
       } finally {
         sweep(viewOf(this));
       }
     };
+    guardSrcdocSetters(w, replace);
+    guardMarkup(w, replace, scan);
+    guardBlobs(w, replace);
 
-    for (const type of [w.HTMLIFrameElement, w.HTMLFrameElement, w.HTMLObjectElement]) {
-      if (!type) continue;
-      replace(type.prototype, "contentWindow", "get", returning(guard));
-      replace(type.prototype, "contentDocument", "get", returning(guardDocument));
+    const frameTypes = [w.HTMLIFrameElement, w.HTMLFrameElement, w.HTMLObjectElement];
+    for (let i = 0; i < frameTypes.length; i++) {
+      if (!frameTypes[i]) continue;
+      replace(frameTypes[i].prototype, "contentWindow", "get", returning(guard));
+      replace(frameTypes[i].prototype, "contentDocument", "get", returning(guardDocument));
     }
-    for (const type of [w.HTMLIFrameElement, w.HTMLObjectElement, w.HTMLEmbedElement]) {
+    const svgHolders = [w.HTMLIFrameElement, w.HTMLObjectElement, w.HTMLEmbedElement];
+    for (let i = 0; i < svgHolders.length; i++) {
+      const type = svgHolders[i];
       if (type) replace(type.prototype, "getSVGDocument", "value", returning(guardDocument));
     }
     replace(w, "open", "value", returning(guard));
     replace(w, "length", "get", (original) => function () {
       sweep(this);
-      return original.call(this);
+      return call(original, this);
     });
     replace(w.Document.prototype, "open", "value", (original) => function (...args) {
-      const result = original.apply(this, args);
+      const result = apply(original, this, args);
       if (args.length >= 3) guard(result);  // the window.open() form
       listen();
       return result;
     });
-    for (const name of ["write", "writeln"]) {
-      replace(w.Document.prototype, name, "value", (original) => function (...args) {
+    const writes = ["write", "writeln"];
+    for (let i = 0; i < writes.length; i++) {
+      replace(w.Document.prototype, writes[i], "value", (original) => function (...args) {
         try {
-          return original.apply(this, args);
+          return apply(original, this, args);
         } finally {
           listen();
           sweep(viewOf(this));
@@ -157,7 +246,7 @@
     if (w.DocumentPictureInPicture) {
       replace(w.DocumentPictureInPicture.prototype, "requestWindow", "value", (original) =>
         function (...args) {
-          return original.apply(this, args).then((pip) => {
+          return call(then, apply(original, this, args), (pip) => {
             guard(pip);
             return pip;
           });
@@ -176,15 +265,223 @@
                             "replaceChildren", "insertAdjacentElement", "insertAdjacentHTML",
                             "setHTMLUnsafe"]],
       [w.Element, "set", ["innerHTML", "outerHTML"]],
+      [w.DocumentFragment, "value", ["append", "prepend", "replaceChildren"]],
+      [w.ShadowRoot, "value", ["setHTMLUnsafe"]],
+      [w.ShadowRoot, "set", ["innerHTML"]],
       [w.CharacterData, "value", ["before", "after", "replaceWith"]],
       [w.DocumentType, "value", ["before", "after", "replaceWith"]],
       [w.Document, "value", ["append", "prepend", "replaceChildren", "execCommand"]],
       [w.Document, "set", ["body"]],
       [w.Range, "value", ["insertNode", "surroundContents"]],
     ];
-    for (const [type, part, names] of inserting) {
-      for (const name of names) if (type) replace(type.prototype, name, part, sweepingAfter);
+    for (let i = 0; i < inserting.length; i++) {
+      const type = inserting[i][0];
+      const part = inserting[i][1];
+      const names = inserting[i][2];
+      if (!type) continue;
+      for (let j = 0; j < names.length; j++) replace(type.prototype, names[j], part, sweepingAfter);
     }
+  }
+
+  // Every call that sets an iframe's srcdoc, with a string or with a TrustedHTML of a policy
+  // of the page's own (which the default policy never sees), sets it with the guard first.
+  function guardSrcdocSetters(w, replace) {
+    const localName = describe(w.Element.prototype, "localName").get;
+    const namespaceURI = describe(w.Element.prototype, "namespaceURI").get;
+    const nodeType = describe(w.Node.prototype, "nodeType").get;
+    const attrName = describe(w.Attr.prototype, "localName").get;
+    const attrNamespace = describe(w.Attr.prototype, "namespaceURI").get;
+    const attrOwner = describe(w.Attr.prototype, "ownerElement").get;
+    const attrValue = describe(w.Attr.prototype, "value");
+    const isFrame = (el) => {
+      try {
+        return call(localName, el) === "iframe" && call(namespaceURI, el) === HTML_NS;
+      } catch (_) {
+        return false;
+      }
+    };
+    const isSrcdocAttr = (attr) => {
+      try {
+        return call(nodeType, attr) === 2 && call(attrName, attr) === "srcdoc" &&
+          call(attrNamespace, attr) === null;
+      } catch (_) {
+        return false;
+      }
+    };
+    const text = (value) => (value === null ? "" : Text(value));
+
+    replace(w.HTMLIFrameElement.prototype, "srcdoc", "set", (original) => function (html) {
+      return call(original, this, guardedHtml(Text(html)));
+    });
+    replace(w.Element.prototype, "setAttribute", "value", (original) => function (...args) {
+      if (args.length < 2 || !isFrame(this)) return apply(original, this, args);
+      const name = Text(args[0]);
+      if (call(toLowerCase, name) !== "srcdoc") return call(original, this, name, args[1]);
+      return call(original, this, name, guardedHtml(Text(args[1])));
+    });
+    replace(w.Element.prototype, "setAttributeNS", "value", (original) => function (...args) {
+      if (args.length < 3 || !isFrame(this)) return apply(original, this, args);
+      const space = args[0] === null || args[0] === undefined ? null : Text(args[0]);
+      const name = Text(args[1]);
+      if ((space !== null && space !== "") || name !== "srcdoc") {
+        return call(original, this, space, name, args[2]);
+      }
+      return call(original, this, space, name, guardedHtml(Text(args[2])));
+    });
+    // An attribute node's value, while it belongs to a frame.
+    const valueSetters = [[w.Attr.prototype, "value"], [w.Node.prototype, "nodeValue"],
+                          [w.Node.prototype, "textContent"]];
+    for (let i = 0; i < valueSetters.length; i++) {
+      replace(valueSetters[i][0], valueSetters[i][1], "set", (original) => function (value) {
+        if (!isSrcdocAttr(this) || !isFrame(call(attrOwner, this))) {
+          return call(original, this, value);
+        }
+        return call(original, this, guardedHtml(text(value)));
+      });
+    }
+    // An attribute node given to an element: guarded before it is attached. (A
+    // NamedNodeMap does not tell whose it is, so any srcdoc node given to one is.)
+    const guardAttr = (attr) => {
+      if (!isSrcdocAttr(attr)) return;
+      const value = call(attrValue.get, attr);
+      if (!call(startsWith, value, SELF)) call(attrValue.set, attr, guardedHtml(value));
+    };
+    const attaching = [[w.Element.prototype, "setAttributeNode"],
+                       [w.Element.prototype, "setAttributeNodeNS"],
+                       [w.NamedNodeMap.prototype, "setNamedItem"],
+                       [w.NamedNodeMap.prototype, "setNamedItemNS"]];
+    for (let i = 0; i < attaching.length; i++) {
+      const owner = attaching[i][0];
+      replace(owner, attaching[i][1], "value", (original) => function (...args) {
+        if (owner !== w.Element.prototype || isFrame(this)) guardAttr(args[0]);
+        return apply(original, this, args);
+      });
+    }
+  }
+
+  // HTML from a string is parsed apart (into a detached element of the same kind, which
+  // parses it the same way) when it mentions srcdoc, its frames guarded, and then moved in:
+  // parsed in place, a sandboxed frame would start before anything could guard it.
+  function guardMarkup(w, replace, scan) {
+    const proto = w.Node.prototype;
+    const { appendChild, insertBefore, replaceChild, removeChild } = proto;
+    const parentNode = describe(proto, "parentNode").get;
+    const firstChild = describe(proto, "firstChild").get;
+    const nextSibling = describe(proto, "nextSibling").get;
+    const nodeType = describe(proto, "nodeType").get;
+    const ownerDocument = describe(proto, "ownerDocument").get;
+    const localName = describe(w.Element.prototype, "localName").get;
+    const namespaceURI = describe(w.Element.prototype, "namespaceURI").get;
+    const shadowHost = describe(w.ShadowRoot.prototype, "host").get;
+    const { createElementNS, createDocumentFragment } = w.Document.prototype;
+    const setInnerHTML = describe(w.Element.prototype, "innerHTML").set;
+    const isElement = (node) => node !== null && call(nodeType, node) === 1;
+    const isTemplate = (el) => call(localName, el) === "template" &&
+      call(namespaceURI, el) === HTML_NS;  // its content is inert; inserted later, it is scanned
+    // `parse(holder)` parses the string into `holder`, made like `context`.
+    const parsedApart = (context, parse) => {
+      const doc = call(ownerDocument, context);
+      const holder = call(createElementNS, doc, call(namespaceURI, context),
+                           call(localName, context));
+      parse(holder);
+      scan(holder);
+      const fragment = call(createDocumentFragment, doc);
+      for (let child = call(firstChild, holder); child; child = call(firstChild, holder)) {
+        call(appendChild, fragment, child);
+      }
+      return fragment;
+    };
+    const emptied = (node) => {
+      for (let child = call(firstChild, node); child; child = call(firstChild, node)) {
+        call(removeChild, node, child);
+      }
+      return node;
+    };
+    const refuseDeclarativeFrames = (html) => {
+      if (mentions(html, SHADOW_ROOT_MODE)) {
+        throw new TypeError("webxdc-rt: an iframe with srcdoc in a declarative shadow root " +
+                            "is not allowed (it would run without the host's guard)");
+      }
+    };
+
+    replace(w.Element.prototype, "innerHTML", "set", (original) => function (value) {
+      const html = value === null ? "" : Text(value);
+      if (!mentions(html, SRCDOC) || isTemplate(this)) return call(original, this, html);
+      const fragment = parsedApart(this, (holder) => call(original, holder, html));
+      call(appendChild, emptied(this), fragment);
+    });
+    replace(w.ShadowRoot.prototype, "innerHTML", "set", (original) => function (value) {
+      const html = value === null ? "" : Text(value);
+      if (!mentions(html, SRCDOC)) return call(original, this, html);
+      const fragment = parsedApart(call(shadowHost, this), (h) => call(setInnerHTML, h, html));
+      call(appendChild, emptied(this), fragment);
+    });
+    replace(w.Element.prototype, "outerHTML", "set", (original) => function (value) {
+      const html = value === null ? "" : Text(value);
+      const parent = call(parentNode, this);
+      if (!mentions(html, SRCDOC) || parent === null || call(nodeType, parent) === 9) {
+        return call(original, this, html);
+      }
+      const context = isElement(parent) ? parent
+        : call(createElementNS, call(ownerDocument, this), HTML_NS, "body");
+      call(replaceChild, parent, parsedApart(context, (h) => call(setInnerHTML, h, html)), this);
+    });
+    replace(w.Element.prototype, "insertAdjacentHTML", "value", (original) => function (...args) {
+      const where = call(toLowerCase, Text(args[0]));
+      const html = Text(args[1]);
+      const parent = call(parentNode, this);
+      const outside = where === "beforebegin" || where === "afterend";
+      const inside = where === "afterbegin" || where === "beforeend";
+      if (!mentions(html, SRCDOC) || !(inside || outside) ||
+          (outside && (parent === null || call(nodeType, parent) === 9))) {
+        return call(original, this, where, html);
+      }
+      const context = !outside ? this : isElement(parent) ? parent
+        : call(createElementNS, call(ownerDocument, this), HTML_NS, "body");
+      const fragment = parsedApart(context, (h) => call(setInnerHTML, h, html));
+      if (where === "beforebegin") call(insertBefore, parent, fragment, this);
+      else if (where === "afterbegin") call(insertBefore, this, fragment, call(firstChild, this));
+      else if (where === "beforeend") call(appendChild, this, fragment);
+      else call(insertBefore, parent, fragment, call(nextSibling, this));
+    });
+    const settingHTML = [w.Element, w.ShadowRoot];
+    for (let i = 0; i < settingHTML.length; i++) {
+      const type = settingHTML[i];
+      replace(type.prototype, "setHTMLUnsafe", "value", (original) => function (...args) {
+        const html = args[0] = Text(args[0]);
+        if (!mentions(html, SRCDOC)) return apply(original, this, args);
+        refuseDeclarativeFrames(html);
+        const host = type === w.ShadowRoot ? call(shadowHost, this) : this;
+        if (isTemplate(host)) return apply(original, this, args);
+        const fragment = parsedApart(host, (holder) => apply(original, holder, args));
+        call(appendChild, emptied(this), fragment);
+      });
+    }
+    replace(w.Document, "parseHTMLUnsafe", "value", (original) => function (...args) {
+      const html = args[0] = Text(args[0]);
+      if (mentions(html, SRCDOC)) refuseDeclarativeFrames(html);
+      return apply(original, this, args);
+    });
+  }
+
+  // A text/html blob gets the guard as its first script: a page may navigate itself or a
+  // window it opened to a blob: document of its own making.
+  function guardBlobs(w, replace) {
+    const NativeBlob = w.Blob;
+    const blobType = describe(NativeBlob.prototype, "type").get;
+    replace(w.URL, "createObjectURL", "value", (original) => function (...args) {
+      let type = null;
+      try { type = call(blobType, args[0]); } catch (_) { /* a MediaSource, or not a blob */ }
+      if (type !== null) {
+        const end = call(indexOf, type, ";");
+        const essence = call(toLowerCase,
+                             call(trim, end === -1 ? type : call(slice, type, 0, end)));
+        if (essence === "text/html") {
+          args[0] = new NativeBlob(listOf(SELF, args[0]), { __proto__: null, type });
+        }
+      }
+      return apply(original, this, args);
+    });
   }
 
   guard(top);
