@@ -16,7 +16,7 @@ import zlib
 import aiohttp
 from aiohttp import web
 
-from webxdc_rt.simulator import Simulator
+from webxdc_rt.dev.simulator import Simulator
 
 MESSAGE = bytes(16 * 1024 * 1024 - 1024)
 

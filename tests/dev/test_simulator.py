@@ -284,7 +284,7 @@ async def dev_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
 
 async def test_the_dev_server_proxy_negotiates_no_compression_and_inflates_nothing(
         dev_server: tuple[str, list[dict[str, str]]]) -> None:
-    from webxdc_rt.simulator import Simulator
+    from webxdc_rt.dev.simulator import Simulator
 
     url, seen = dev_server
     async with Simulator(url, 1) as simulator:
