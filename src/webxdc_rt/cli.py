@@ -33,7 +33,6 @@ import re
 import resource
 import signal
 import socket
-import sqlite3
 import sys
 import textwrap
 import time
@@ -62,7 +61,7 @@ from .service.admin import (
 from .service.home import HomeSite
 from .service.manage import ManageError, Manager
 from .stores.api import StoreApi, StoreError, StoreLimits
-from .stores.sqlite import Store
+from .stores.sqlite import SqliteStore
 
 __all__ = ["main", "build_parser", "example_path", "apply_limits", "settable_limits",
            "limits_help", "Limit", "UsageError", "DEFAULT_PORT"]
@@ -503,8 +502,8 @@ def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi
     cannot be opened."""
     if url is None:
         try:
-            return Store.in_directory(data_dir)
-        except (OSError, sqlite3.Error) as exc:
+            return SqliteStore.in_directory(data_dir)
+        except (OSError, StoreError) as exc:
             raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
     try:
         from .stores.postgres import PostgresStore
@@ -533,7 +532,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
         await broker.start()
     host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
     follow = None
-    if isinstance(store, _postgres_store()):
+    if store.shared:
         follow = asyncio.create_task(store.follow(host.feed.appended, host.feed.resync))
     runner = host.runner()
     # Installed before the links are printed: whoever reads them may stop us at once.
@@ -593,14 +592,14 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
         host = Host(store.load_registry(), {}, settings, store=store)
         manager = Manager(host, store)
         manager.ensure_homes()
-    except (AdminSocketError, ManageError, sqlite3.Error, StoreError, OSError) as exc:
+    except (AdminSocketError, ManageError, StoreError, OSError) as exc:
         store.close()
         raise UsageError(f"cannot host the data directory {args.data_dir}: {exc}") from None
     for problem in manager.serve_stored_apps():
         log.warning("%s", problem)
     host.mount(HomeSite(manager).resolve)
     follow = None
-    if isinstance(store, _postgres_store()):
+    if store.shared:
         follow = asyncio.create_task(store.follow(host.feed.appended, host.feed.resync))
     runner = host.runner()
     admin_runner = web.AppRunner(AdminApi(manager).application(), access_log=None,
@@ -647,15 +646,6 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
             loop.remove_signal_handler(signum)
 
 
-def _postgres_store() -> type[Any]:
-    """`PostgresStore`, or a class nothing is an instance of when psycopg is missing."""
-    try:
-        from .stores.postgres import PostgresStore
-    except ImportError:
-        return type(None)
-    return PostgresStore
-
-
 def _open_data(data_dir: str, chat_name: str, member_names: list[str],
                source: AppSource, store_url: str | None = None,
                limits: StoreLimits | None = None) -> tuple[StoreApi, Registry, list[Page]]:
@@ -666,7 +656,7 @@ def _open_data(data_dir: str, chat_name: str, member_names: list[str],
     try:
         registry = store.load_registry()
         pages = store.share(registry, chat_name, member_names, source.name, source.key)
-    except (OSError, sqlite3.Error, StoreError) as exc:
+    except (OSError, StoreError) as exc:
         store.close()
         where = store_url and "the --store database" or f"the data directory {data_dir}"
         raise UsageError(f"cannot write to {where}: {exc}") from None

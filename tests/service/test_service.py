@@ -23,7 +23,7 @@ from peers import eventually, joined
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.host.app import Host
 from webxdc_rt.service.manage import ManageError, Manager
-from webxdc_rt.stores.sqlite import Store
+from webxdc_rt.stores.sqlite import SqliteStore
 
 PROBE = str(Path(__file__).parent.parent / "apps" / "probe")
 
@@ -254,7 +254,7 @@ async def test_a_restarted_host_serves_the_same_chats_links_and_uploaded_apps(tm
 
 
 async def test_a_failed_store_leaves_nothing_half_done(tmp_path):
-    store = Store(tmp_path / "db.sqlite3")
+    store = SqliteStore(tmp_path / "db.sqlite3")
     host = Host(store.load_registry(), {}, store=store)
     manager = Manager(host, store)
     chat = manager.create_chat("family", ["alice"])
