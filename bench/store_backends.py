@@ -30,7 +30,7 @@ from pathlib import Path
 from webxdc_rt.core.updates import Update
 from webxdc_rt.stores.api import StoreApi
 from webxdc_rt.stores.postgres import PostgresStore
-from webxdc_rt.stores.sqlite import Store
+from webxdc_rt.stores.sqlite import SqliteStore
 
 MAX_CALLS = 20_000
 
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.data_dir) as folder:
-        sqlite = Store.in_directory(Path(folder))
+        sqlite = SqliteStore.in_directory(Path(folder))
         run("sqlite", sqlite, args.seconds)
         sqlite.close()
     postgres = PostgresStore(args.store)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""What durable commits cost: `Store.append_update` and `Store.add_chat_message` with SQLite's
-`synchronous=NORMAL` (WAL; the last commits may be lost on power loss) against `FULL` (the
-log is fsynced at every commit; the host's default), on the file system of the data directory.
+"""What durable commits cost: `SqliteStore.append_update` and `SqliteStore.add_chat_message`
+with SQLite's `synchronous=NORMAL` (WAL; the last commits may be lost on power loss) against
+`FULL` (the log is fsynced at every commit; the host's default), on the file system of the
+data directory.
 
     .venv/bin/python bench/store_durability.py [--data-dir DIR] [--seconds 2]
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from webxdc_rt.cli import default_data_dir
 from webxdc_rt.core.updates import Update, UpdateLimits
-from webxdc_rt.stores.sqlite import Store, Synchronous
+from webxdc_rt.stores.sqlite import SqliteStore, Synchronous
 
 MAX_WRITES = 20_000
 WARM_UP = 20
@@ -68,33 +69,33 @@ def main() -> None:
               f"{1 / mean_s / per_page:,.0f} such pages would fill it")
 
 
-def _update_writer(size: int) -> Callable[[Store, str], None]:
+def _update_writer(size: int) -> Callable[[SqliteStore, str], None]:
     payload = '"' + "x" * (size - 2) + '"'
 
-    def write(store: Store, app_id: str) -> None:
+    def write(store: SqliteStore, app_id: str) -> None:
         store.append_update(app_id, "m1", Update(payload, info="bench"))
     return write
 
 
-def _chat_writer(size: int) -> Callable[[Store, str], None]:
+def _chat_writer(size: int) -> Callable[[SqliteStore, str], None]:
     data = os.urandom(size)
 
-    def write(store: Store, app_id: str) -> None:
+    def write(store: SqliteStore, app_id: str) -> None:
         store.add_chat_message("chat", app_id, "alice", "a file", "f.bin", data)
     return write
 
 
-KINDS: dict[str, Callable[[], Callable[[Store, str], None]]] = {
+KINDS: dict[str, Callable[[], Callable[[SqliteStore, str], None]]] = {
     "update, 100 B": lambda: _update_writer(100),
     "update, 10,000 B": lambda: _update_writer(10_000),
     "chat message, 64 KiB file": lambda: _chat_writer(64 * 1024),
 }
 
 
-def _measure(folder: Path, mode: Synchronous, make_writer: Callable[[], Callable[[Store, str],
+def _measure(folder: Path, mode: Synchronous, make_writer: Callable[[], Callable[[SqliteStore, str],
              None]], seconds: float) -> list[int]:
     """Nanoseconds of each write, one at a time, for `seconds` or MAX_WRITES writes."""
-    store = Store.in_directory(folder, synchronous=mode)
+    store = SqliteStore.in_directory(folder, synchronous=mode)
     assert store.synchronous == mode
     pages = store.share(store.load_registry(), "chat", ["alice", "bob"], "Bench", "bench")
     app_id = pages[0].app.id

@@ -17,7 +17,7 @@ from redis_server import RedisServer
 from webxdc_rt.host.app import Host, HostSettings
 from webxdc_rt.model.chats import Page
 from webxdc_rt.model.xdc import open_app
-from webxdc_rt.stores.sqlite import Store
+from webxdc_rt.stores.sqlite import SqliteStore
 
 PROBE_APP = Path(__file__).parent / "apps" / "probe"
 
@@ -33,8 +33,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 class LiveHost:
     """A host on 127.0.0.1 with a free port; tests create chats and share apps into it."""
 
-    def __init__(self, settings: HostSettings | None = None, store: Store | None = None) -> None:
-        self.store = store or Store()
+    def __init__(self, settings: HostSettings | None = None,
+                 store: SqliteStore | None = None) -> None:
+        self.store = store or SqliteStore()
         self.registry = self.store.load_registry()
         self.sources: dict = {}
         self.host = Host(self.registry, self.sources, settings, store=self.store)
@@ -88,7 +89,7 @@ async def hosts() -> AsyncIterator:
     """A factory that starts hosts (optionally with custom settings), all stopped after."""
     started: list[LiveHost] = []
 
-    async def start(settings: HostSettings | None = None, store: Store | None = None,
+    async def start(settings: HostSettings | None = None, store: SqliteStore | None = None,
                     port: int = 0) -> LiveHost:
         host = LiveHost(settings, store)
         if store is not None:

@@ -23,7 +23,7 @@ from webxdc_rt.cli import example_path
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.host.app import HostSettings
 from webxdc_rt.service.options import UsageError, apply_limits, settable_limits
-from webxdc_rt.stores.sqlite import Store
+from webxdc_rt.stores.sqlite import SqliteStore
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]
 EXAMPLE = os.path.join(os.path.dirname(__file__), "apps", "probe")
@@ -351,7 +351,7 @@ def test_full_disk_at_start_is_a_clear_error(tmp_path):
     data_dir = tmp_path / "d"
     # A store that stays open keeps its write-ahead log and shared-memory index in place:
     # the command can open and read the database, and only its first write must grow a file.
-    store = Store.in_directory(data_dir)
+    store = SqliteStore.in_directory(data_dir)
     store.share(store.load_registry(), "chat", ["alice"], "Probe", EXAMPLE)
     try:
         result = run("serve", EXAMPLE, "--members", "alice,bob", "--data-dir", str(data_dir),

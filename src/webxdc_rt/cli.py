@@ -60,15 +60,15 @@ from .service.options import (
     limits_help,
 )
 from .service.workers import run_workers
-from .stores.api import STORE_ERRORS, StoreApi, StoreError, StoreLimits
-from .stores.sqlite import Store, make_private_dir, shared_dir_warning
+from .stores.api import StoreApi, StoreError, StoreLimits
+from .stores.sqlite import SqliteStore, make_private_dir, shared_dir_warning
 
 __all__ = ["main", "build_parser", "example_path", "default_data_dir", "DEFAULT_PORT"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
-_STORAGE_FAILURES: tuple[type[Exception], ...] = (OSError, *STORE_ERRORS)
+_STORAGE_FAILURES: tuple[type[Exception], ...] = (OSError, StoreError)
 """What opening or writing the data directory or the store raises when it cannot."""
 DEMO_MEMBERS = "alice,bob,carol"
 # Keeps the generated list of limits in the epilog as it is laid out.
@@ -318,7 +318,7 @@ def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi
     cannot be opened."""
     if url is None:
         try:
-            store = Store.in_directory(data_dir)
+            store = SqliteStore.in_directory(data_dir)
         except _STORAGE_FAILURES as exc:
             raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
         warning = shared_dir_warning(data_dir)

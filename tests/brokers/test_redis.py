@@ -57,7 +57,7 @@ async def brokers(redis_server) -> AsyncIterator:
 
 def warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == "webxdc_rt.brokers.redis" and r.levelno >= logging.WARNING]
+            if r.name.startswith("webxdc_rt.brokers.redis") and r.levelno >= logging.WARNING]
 
 
 def item(broker: RedisBroker, payload: bytes, sender: int = 1) -> Published:

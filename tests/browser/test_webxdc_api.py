@@ -13,7 +13,7 @@ import pytest
 from peers import eventually
 
 from webxdc_rt.client import connect
-from webxdc_rt.stores.sqlite import Store
+from webxdc_rt.stores.sqlite import SqliteStore
 
 PROBE_APP = Path(__file__).parent.parent / "apps" / "probe"
 LISTEN = """async (serial) => {
@@ -126,7 +126,7 @@ async def test_a_late_listener_gets_the_backlog_before_its_promise_resolves(
 
 async def test_updates_survive_a_restart_of_the_host(hosts, open_page, tmp_path):
     database = tmp_path / "state.sqlite3"
-    first = await hosts(store=Store(database))
+    first = await hosts(store=SqliteStore(database))
     urls = first.share(["alice", "bob"])
     alice = await open_page(urls["alice"])
     await alice.evaluate("() => webxdc.sendUpdate({payload: 'kept'}, '')")
@@ -136,7 +136,7 @@ async def test_updates_survive_a_restart_of_the_host(hosts, open_page, tmp_path)
     await first.stop()
     first.store.close()
 
-    second = await hosts(store=Store(database))
+    second = await hosts(store=SqliteStore(database))
     pages = second.registry.pages_of(second.registry.apps[app_id])
     assert [page.label for page in pages] == labels
     bob = await open_page(second.url(pages[1]))

@@ -27,7 +27,7 @@ from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.host.app import Host
 from webxdc_rt.model.chats import Chat
 from webxdc_rt.service.manage import ManageError, Manager
-from webxdc_rt.stores.sqlite import Store
+from webxdc_rt.stores.sqlite import SqliteStore
 
 PROBE = str(Path(__file__).parent.parent / "apps" / "probe")
 
@@ -241,7 +241,7 @@ async def test_a_restarted_host_serves_the_same_chats_links_and_uploaded_apps(tm
 
 
 async def test_a_failed_store_leaves_nothing_half_done(tmp_path):
-    store = Store(tmp_path / "db.sqlite3")
+    store = SqliteStore(tmp_path / "db.sqlite3")
     host = Host(store.load_registry(), {}, store=store)
     manager = Manager(host, store)
     chat = manager.create_chat("family", ["alice"])
@@ -400,7 +400,7 @@ async def test_the_data_folder_and_the_database_are_the_users_alone(tmp_path):
     # A database opened by path is made the same way, whatever the umask.
     previous = os.umask(0o022)
     try:
-        store = Store(tmp_path / "other.sqlite3")
+        store = SqliteStore(tmp_path / "other.sqlite3")
         store.save_chat(Chat("c", "c"))
         for suffix in ("", "-wal", "-shm"):
             mode = os.stat(tmp_path / f"other.sqlite3{suffix}").st_mode
@@ -487,7 +487,7 @@ async def test_names_that_look_like_a_members_or_show_nothing_are_refused(servic
 
 async def test_app_names_reach_the_terminal_escaped_and_bounded(tmp_path):
     # A copy stored by an older version, whose name holds an escape sequence and a newline.
-    store = Store.in_directory(tmp_path / "d")
+    store = SqliteStore.in_directory(tmp_path / "d")
     registry = store.load_registry()
     store.share(registry, "c", ["alice"], "Evil\x1b[2J\nroot# ", PROBE)
     store.close()
@@ -510,4 +510,4 @@ async def test_app_names_reach_the_terminal_escaped_and_bounded(tmp_path):
 
 
 async def test_names_are_kept_as_checked_in_sqlite(tmp_path):
-    await names_are_kept_as_checked(lambda: Store(tmp_path / "db.sqlite3"))
+    await names_are_kept_as_checked(lambda: SqliteStore(tmp_path / "db.sqlite3"))

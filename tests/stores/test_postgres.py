@@ -14,7 +14,7 @@ from hosting import names_are_kept_as_checked
 from peers import eventually
 
 from webxdc_rt.core.updates import Update
-from webxdc_rt.stores.api import StoreError, StoreLimits
+from webxdc_rt.stores.api import StoreError, StoreLimits, StoreUnavailable
 from webxdc_rt.stores.migrations import MIGRATIONS
 from webxdc_rt.stores.postgres import PostgresStore
 
@@ -129,6 +129,7 @@ def test_concurrent_appends_commit_in_serial_order(postgres_server):
 
 async def test_announcements_reach_every_follower(postgres_server):
     store = PostgresStore(postgres_server.url)
+    assert store.shared  # the host must follow it
     seen: list[tuple[str, int]] = []
     resyncs: list[bool] = []
     task = asyncio.create_task(store.follow(lambda a, s: seen.append((a, s)),
@@ -146,9 +147,10 @@ async def test_an_outage_is_a_clear_error_and_heals_by_itself(postgres_server, c
     store = PostgresStore(postgres_server.url, FAST)
     kept = store.append_update("app", "m", Update("1"))
     postgres_server.stop()
-    with pytest.raises(StoreError, match="PostgreSQL"):
+    with pytest.raises(StoreError, match="PostgreSQL") as refused:
         store.append_update("app", "m", Update("2"))
-    with pytest.raises(StoreError, match="unreachable"):  # at once while it is down
+    assert refused.value.code == "unavailable"
+    with pytest.raises(StoreUnavailable, match="unreachable"):  # at once while it is down
         store.append_update("app", "m", Update("3"))
     postgres_server.start()
 
@@ -169,16 +171,18 @@ async def test_an_outage_is_a_clear_error_and_heals_by_itself(postgres_server, c
 def test_an_unreachable_server_is_refused_with_a_clear_error(postgres_server):
     url = postgres_server.url
     postgres_server.stop()
-    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL") as refused:
         PostgresStore(url, FAST)
+    assert refused.value.code == "unavailable"
 
 
 def test_a_newer_schema_is_refused(postgres_server):
     PostgresStore(postgres_server.url).close()
     with psycopg.connect(postgres_server.url, autocommit=True) as conn:
         conn.execute("INSERT INTO schema_version VALUES (%s)", (len(MIGRATIONS) + 1,))
-    with pytest.raises(StoreError, match="newer"):
+    with pytest.raises(StoreError, match="newer") as refused:
         PostgresStore(postgres_server.url)
+    assert refused.value.code == "too-new"
 
 
 def test_app_usage_counts_stored_containers_for_every_process(postgres_server):

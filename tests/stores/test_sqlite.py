@@ -12,11 +12,12 @@ from peers import eventually
 from webxdc_rt.client import connect
 from webxdc_rt.core import wire
 from webxdc_rt.core.updates import Update, delivered_json
-from webxdc_rt.stores.sqlite import DB_FILE_NAME, Store
+from webxdc_rt.stores.api import StoreError
+from webxdc_rt.stores.sqlite import DB_FILE_NAME, SqliteStore
 
 
 def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
-    store = Store.in_directory(tmp_path)
+    store = SqliteStore.in_directory(tmp_path)
     registry = store.load_registry()
     pages = store.share(registry, "chat", ["alice", "bob"], "Poll", "/apps/poll.xdc")
     app_id = pages[0].app.id
@@ -26,7 +27,7 @@ def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
     store.add_chat_message(pages[0].app.chat_id, app_id, "alice", "hi", "f.txt", b"data")
     store.close()
 
-    reopened = Store.in_directory(tmp_path)
+    reopened = SqliteStore.in_directory(tmp_path)
     registry = reopened.load_registry()
     again = reopened.share(registry, "chat", ["alice", "bob"], "Poll", "/apps/poll.xdc")
     assert [(p.label, p.token, p.self_addr) for p in again] == \
@@ -44,7 +45,7 @@ def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
 
 
 def test_serials_are_per_host_increasing_with_gaps_per_app():
-    store = Store()
+    store = SqliteStore()
     serials = [store.append_update(app, "m", Update("1")) for app in ("a", "b", "a")]
     assert serials == [1, 2, 3]
     assert [u.serial for u in store.updates_after("a", 0, 10)] == [1, 3]
@@ -54,20 +55,46 @@ def test_serials_are_per_host_increasing_with_gaps_per_app():
 def test_commits_are_durable_unless_asked_otherwise(tmp_path):
     # FULL in WAL mode: the log is on disk when a commit returns, so an update the host has
     # delivered survives a power loss, not only a crash of the process.
-    durable = Store.in_directory(tmp_path / "a")
+    durable = SqliteStore.in_directory(tmp_path / "a")
     assert durable.synchronous == "FULL"
     durable.close()
-    faster = Store.in_directory(tmp_path / "b", synchronous="NORMAL")
+    faster = SqliteStore.in_directory(tmp_path / "b", synchronous="NORMAL")
     assert faster.synchronous == "NORMAL"
     faster.close()
     with pytest.raises(ValueError, match="FULL or NORMAL"):
-        Store(tmp_path / "c", synchronous="OFF")
+        SqliteStore(tmp_path / "c", synchronous="OFF")
 
 
 def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     (tmp_path / DB_FILE_NAME).write_bytes(b"not SQLite" * 100)
-    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
-        Store.in_directory(tmp_path)
+    with pytest.raises(StoreError, match="not a database") as refused:
+        SqliteStore.in_directory(tmp_path)
+    assert refused.value.code == "damaged"
+
+
+def test_what_sqlite_refuses_is_a_store_error_with_its_kind(tmp_path):
+    store = SqliteStore.in_directory(tmp_path)
+    pages = store.share(store.load_registry(), "chat", ["alice"], "app", "key")
+    store._db.execute("PRAGMA query_only = ON")
+    with pytest.raises(StoreError, match="readonly") as refused:
+        store.append_update(pages[0].app.id, pages[0].member.id, Update("1"))
+    assert refused.value.code == "read-only"
+    with pytest.raises(StoreError) as refused:
+        store.remove_app(pages[0].app.id)  # rolled back, the same error
+    assert refused.value.code == "read-only"
+    store._db.execute("PRAGMA query_only = OFF")
+    assert store.updates_after(pages[0].app.id, 0, 10) == []
+    store.close()
+    with pytest.raises(StoreError, match="closed") as refused:
+        store.max_serial("another")
+    assert refused.value.code == "failed"
+
+
+async def test_an_embedded_store_needs_no_following():
+    store = SqliteStore()
+    assert store.shared is False
+    await store.follow(lambda app_id, serial: None, lambda: None)  # returns at once
+    store.close()
 
 
 # -- rows written by older versions: repaired as they are read, never poisoning replay ----
@@ -110,7 +137,7 @@ def write_legacy_rows(path, app_id: str) -> None:
 
 
 def legacy_store(tmp_path):
-    store = Store.in_directory(tmp_path)
+    store = SqliteStore.in_directory(tmp_path)
     pages = store.share(store.load_registry(), "chat", ["alice", "bob"], "Poll", "/p.xdc")
     store.append_update(pages[0].app.id, "m1", Update('"first"'))
     store.close()
@@ -121,7 +148,7 @@ def legacy_store(tmp_path):
 def test_legacy_rows_are_repaired_as_they_are_read(tmp_path, caplog):
     pages = legacy_store(tmp_path)
     app_id = pages[0].app.id
-    store = Store.in_directory(tmp_path)
+    store = SqliteStore.in_directory(tmp_path)
     with caplog.at_level(logging.WARNING, logger="webxdc_rt.stores.sqlite"):
         for _ in range(2):  # the second read repairs again, from its memory of bad rows
             stored = store.updates_after(app_id, 0, 100)
@@ -140,20 +167,20 @@ def test_legacy_rows_are_repaired_as_they_are_read(tmp_path, caplog):
             last = delivered[-1]
             assert (last["payload"], last["info"], last["summary"]) == (
                 "\ufffd" * 3, "a\ufffd", "\ufffd" * 3)
-    assert len([r for r in caplog.records if r.name == "webxdc_rt.stores.sqlite"]) == 1
+    assert len([r for r in caplog.records if r.name.startswith("webxdc_rt.stores.sqlite")]) == 1
     message = store.chat_messages(pages[0].app.chat_id)[0][0]
     assert (message.text, message.file_name) == ("h\ufffd\ufffd\ufffd", "\ufffd.txt")
     store.close()
 
 
 def test_member_names_stored_with_lone_surrogates_are_repaired(tmp_path):
-    store = Store.in_directory(tmp_path)
+    store = SqliteStore.in_directory(tmp_path)
     registry = store.load_registry()
     # A name from a command line that was not UTF-8 (Python decodes it with surrogates).
     chat = registry.create_chat("chat", ["al\udcffice", "bob"])
     store.save_chat(chat)
     store.close()
-    reopened = Store.in_directory(tmp_path)
+    reopened = SqliteStore.in_directory(tmp_path)
     [chat] = reopened.load_registry().chats.values()
     assert [m.name for m in chat.members] == ["al\ufffdice", "bob"]
     reopened.close()
@@ -162,7 +189,7 @@ def test_member_names_stored_with_lone_surrogates_are_repaired(tmp_path):
 async def test_replay_of_legacy_rows_reaches_every_listener_and_live_updates_go_on(
         tmp_path, hosts):
     pages = legacy_store(tmp_path)
-    live = await hosts(store=Store.in_directory(tmp_path))
+    live = await hosts(store=SqliteStore.in_directory(tmp_path))
     alice, bob = [await connect(live.url(page)) for page in live.registry.pages_of(
         live.registry.apps[pages[0].app.id])]
     seen: dict[str, list[dict]] = {"alice": [], "bob": []}
@@ -183,12 +210,12 @@ async def test_replay_of_legacy_rows_reaches_every_listener_and_live_updates_go_
 
 async def test_a_payload_damaged_into_text_that_is_not_json_costs_only_that_update(
         tmp_path, hosts):
-    store = Store.in_directory(tmp_path)
+    store = SqliteStore.in_directory(tmp_path)
     pages = store.share(store.load_registry(), "chat", ["alice"], "Poll", "/p.xdc")
     for payload in ('"before"', '{"cut": [1, 2', '"after"'):
         store.append_update(pages[0].app.id, "m1", Update(payload))
     store.close()
-    live = await hosts(store=Store.in_directory(tmp_path))
+    live = await hosts(store=SqliteStore.in_directory(tmp_path))
     peer = await connect(live.url(live.registry.pages_of(live.registry.apps[pages[0].app.id])[0]))
     seen: list[dict] = []
     await peer.set_update_listener(seen.append)

@@ -39,7 +39,7 @@ from ..host.feed import FeedSocket
 from ..model.chats import Chat, Page
 from ..model.xdc import AppSource, FolderApp, open_app
 from ..service.manage import ManageError, Manager
-from ..stores.sqlite import Store
+from ..stores.sqlite import SqliteStore
 from .faults import FaultLimits, FaultPlan, PeerFaults
 from .proxy import DevServerApp, DevServerProxy, is_dev_server_url
 from .traffic import PeerCounts, TrafficLimits, TrafficLog, preview
@@ -150,7 +150,7 @@ class Simulator:
         self._initial = list(PEER_NAMES[:peers])
         self.plan = FaultPlan(self.limits.faults)
         self.traffic = TrafficLog(self.limits.traffic)
-        self.store = Store()
+        self.store = SqliteStore()
         self.host: Host | None = None
         self.manager: Manager | None = None
         self.chat: Chat | None = None

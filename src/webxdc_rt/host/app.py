@@ -71,7 +71,7 @@ from ..model.chats import Entrance, Page, Registry
 from ..model.sharing import HomeLimits
 from ..model.xdc import AppSource, normalize_app_path
 from ..stores.api import StoreApi, StoreLimits
-from ..stores.sqlite import Store
+from ..stores.sqlite import SqliteStore
 from . import fetch_metadata, html_guard, http_guard
 from .feed import FeedSocket, StorageFailed, UpdateFeed
 from .outbound import Outbound, WriteBatcher
@@ -316,7 +316,7 @@ class Host:
         self.settings = settings or HostSettings()
         self.broker = broker or InMemoryBroker()
         self.hub = RealtimeHub(self.settings.realtime, self.broker.node_id)
-        self.store: StoreApi = store or Store()
+        self.store: StoreApi = store or SqliteStore()
         self.feed = UpdateFeed(self.store, self.settings.updates, self.settings.chat,
                                time.monotonic)
         self._sockets: dict[Outbound, _Socket] = {}

@@ -36,7 +36,7 @@ from ..core.frames import encode_text_frame
 from ..core.messages import ChatLimits, ChatMessageDraft
 from ..core.updates import Update, UpdateLimits, delivered_json
 from ..model.chats import Page
-from ..stores.api import STORE_ERRORS, StoreApi, StoreUnavailable
+from ..stores.api import StoreApi, StoreError, StoreUnavailable
 
 __all__ = ["UpdateFeed", "FeedSocket", "StorageFailed", "UpdateRoute", "MessageWatcher"]
 
@@ -119,7 +119,7 @@ class UpdateFeed:
         app_id = sock.page.app.id
         try:
             serial = self.store.append_update(app_id, sock.page.member.id, update)
-        except STORE_ERRORS as exc:
+        except StoreError as exc:
             _log_failure("storing an update failed: %s", exc)
             raise StorageFailed("the host could not store this update; it was not sent") \
                 from None
@@ -151,7 +151,7 @@ class UpdateFeed:
         async with slots:
             try:
                 await self._replay(sock, listen, after_serial)
-            except STORE_ERRORS as exc:
+            except StoreError as exc:
                 _log_failure("reading stored updates failed: %s", exc)
                 raise StorageFailed("the host could not read the stored updates") from None
 
@@ -214,7 +214,7 @@ class UpdateFeed:
                             listener.sink.write((frame,), len(frame))
                             listener.delivered = stored.serial
                 start = newest
-        except STORE_ERRORS as exc:
+        except StoreError as exc:
             _log_failure(f"reading new updates of app copy {app_id} failed: %s", exc)
 
     def resync(self) -> None:
@@ -230,7 +230,7 @@ class UpdateFeed:
         if the store could not be read."""
         try:
             return self.store.chat_bytes(page.app.id, page.member.name)
-        except STORE_ERRORS as exc:
+        except StoreError as exc:
             _log_failure("reading a page's chat messages failed: %s", exc)
             raise StorageFailed("the host could not read its store") from None
 
@@ -241,7 +241,7 @@ class UpdateFeed:
         try:
             self.store.add_chat_message(page.app.chat_id, page.app.id, page.member.name,
                                         message.text, message.file_name, message.file_data)
-        except STORE_ERRORS as exc:
+        except StoreError as exc:
             _log_failure("storing a chat message failed: %s", exc)
             raise StorageFailed("the host could not record this message") from None
         if self.watch_messages is not None:
@@ -257,7 +257,7 @@ class UpdateFeed:
             messages, more = self.store.chat_messages(sock.page.app.chat_id,
                                                       limits.max_listed, before,
                                                       limits.max_listed_bytes)
-        except STORE_ERRORS as exc:
+        except StoreError as exc:
             _log_failure("reading chat messages failed: %s", exc)
             raise StorageFailed("the host could not read the chat messages") from None
         return [{

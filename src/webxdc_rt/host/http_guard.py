@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from http import HTTPStatus
@@ -47,6 +45,8 @@ from aiohttp import web
 from aiohttp.http import HttpVersion11, RawRequestMessage
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
+
+from ..core.describe import describe_exception
 
 try:
     import resource
@@ -290,19 +290,6 @@ def describe_failure(request: web.BaseRequest, exc: BaseException | None) -> str
     if exc is None:
         return line
     return f"{line}: {describe_exception(exc)}"
-
-
-def describe_exception(exc: BaseException) -> str:
-    """The exception's type, message (shortened) and innermost frame, in one line."""
-    message = str(exc)
-    if len(message) > _LOGGED_MESSAGE_CHARS:
-        message = message[:_LOGGED_MESSAGE_CHARS] + "..."
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = ""
-    if frames:
-        last = frames[-1]
-        where = f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
-    return f"{type(exc).__name__}: {message!r}{where}"
 
 
 class GuardedRequestHandler(web.RequestHandler):

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import sqlite3
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -376,7 +375,7 @@ class Manager:
         the store rolled the change back."""
         try:
             yield
-        except (sqlite3.Error, StoreError, OSError) as exc:
+        except (StoreError, OSError) as exc:
             log.error("the store failed: %s", exc)
             raise ManageError("storage-failed", f"the host could not store the change: {exc}",
                               500) from None

@@ -1,5 +1,7 @@
 """What the host needs of a store, whichever database holds it: SQLite in one process
-(`store.py`), or PostgreSQL shared by several processes (`pg_store.py`).
+(`sqlite.SqliteStore`), or PostgreSQL shared by several processes (`postgres.PostgresStore`).
+Here too are what a store returns (its records), what it raises (`StoreError`, whatever the
+database driver said) and what both implementations compute alike.
 
 Both are synchronous: a call returns once its statement is committed, on the event loop with
 no thread hop, so serial order stays the order in which this process acted. A durable commit
@@ -9,24 +11,100 @@ waiting for an fsync (`bench/store_backends.py`).
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ..core.stats import LatencyHistogram
 from ..core.updates import Update
 from ..model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
-from .sqlite import (
-    AppUsage,
-    ChatMessage,
-    MessageSummary,
-    Notification,
-    StoredApp,
-    StoredUpdate,
-)
 
-__all__ = ["StoreApi", "StoreError", "StoreUnavailable", "StoreLimits", "STORE_ERRORS"]
+__all__ = ["StoreApi", "StoreError", "StoreErrorCode", "StoreUnavailable", "StoreLimits",
+           "StoredUpdate", "ChatMessage", "MessageSummary", "Notification", "StoredApp", "AppUsage",
+           "APP_USAGE_SQL", "app_usage_parameters",
+           "Appended", "Resync", "leading_within", "encode_members",
+           "decode_members"]
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpdate:
+    """An update as stored, with its serial."""
+
+    serial: int
+    update: Update
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A message an app posted to the chat with `sendToChat`."""
+
+    id: int
+    app_id: str
+    member: str
+    """The display name of the member whose page posted it."""
+    text: str | None
+    file_name: str | None
+    file_data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """A chat message as a list shows it: its file's name and size, not its bytes."""
+
+    id: int
+    app_id: str
+    member: str
+    text: str | None
+    file_name: str | None
+    file_size: int | None
+    created: float
+    """When it was posted (seconds since the epoch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A stored update that asked for members to be notified (`notify`)."""
+
+    serial: int
+    app_id: str
+    member_id: str
+    """Who sent the update."""
+    text: str
+    """What the member is told."""
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredApp:
+    """Where an app copy's files come from: a stored container, or the path it was shared
+    from (`key`)."""
+
+    app_id: str
+    digest: str | None
+    """The stored `.xdc` (see `StoreApi.container`), or None for an app shared by its
+    path."""
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppUsage:
+    """The app copies served from stored containers (uploaded, or shared with `webxdc-rt app
+    share`) and their containers' bytes, each copy counting its container's size: on the
+    whole host, in one chat, and shared by one member."""
+
+    host_apps: int
+    host_bytes: int
+    chat_apps: int
+    chat_bytes: int
+    member_apps: int
+    member_bytes: int
+
+
+# -- settings and errors ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,70 +126,209 @@ class StoreLimits:
                 raise ValueError(f"{name} must be above 0 and below 3600, got {value}")
 
 
+StoreErrorCode = Literal["failed", "unavailable", "full", "damaged", "busy", "read-only",
+                         "too-new"]
+"""What kind of failure a `StoreError` is: `failed` (a statement failed for another
+reason), `unavailable` (the database server cannot be reached), `full` (no space left),
+`damaged` (the database is not readable as one), `busy` (locked by another writer, or a
+statement ran out of time), `read-only` (writes are refused), `too-new` (the database was
+set up by a newer webxdc-rt)."""
+
+
 class StoreError(Exception):
-    """A shared store could not do what was asked (its server is unreachable, a statement
-    failed); nothing of it was kept. The message says what happened."""
+    """A store could not do what was asked (its file is damaged, its disk full, its server
+    unreachable, a statement failed); nothing of it was kept. The message says what the
+    database said; `code` says what kind of failure it is, in words that stay the same
+    whichever database and driver the store uses."""
+
+    def __init__(self, message: str, code: StoreErrorCode = "failed") -> None:
+        super().__init__(message)
+        self.code: StoreErrorCode = code
 
 
 class StoreUnavailable(StoreError):
     """A shared store's server is known to be unreachable (the store said so once, when it
     found out, and is reconnecting): refused at once, with nothing more to log."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "unavailable")
 
-STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, StoreError)
-"""What a store raises when it cannot keep or read something."""
+
+# -- the interface ---------------------------------------------------------------------
+
+
+Appended = Callable[[str, int], None]
+"""Told `(app_id, serial)` of each update stored, by any process (see `StoreApi.follow`)."""
+Resync = Callable[[], None]
+"""Told that announcements may have been missed (see `StoreApi.follow`)."""
 
 
 class StoreApi(Protocol):
-    """Chats, pages, status updates and chat messages, kept durably (see `store.Store`,
-    whose docstrings say what each method does)."""
+    """Chats, pages, status updates and chat messages, kept durably. Every method raises
+    `StoreError` when the database cannot do what it asks."""
 
     latency: LatencyHistogram
+    """How long each write of a status update, a chat message or a change to chats took,
+    commit included."""
 
     @property
     def shared(self) -> bool:
-        """True when other processes append updates to the same store: then this process
-        learns of them through `pg_store.PostgresStore.follow` and sends updates in
-        serial order as read back, not as it stored them."""
+        """True when other processes append updates to the same store: then the host must
+        run `follow` to learn of them, and sends updates in serial order as read back, not
+        as it stored them."""
 
-    async def follow(self, on_appended: Callable[[str, int], None],
-                     on_resync: Callable[[], None]) -> None:
-        """Until cancelled, learn of updates other processes append (only when `shared`):
-        `on_appended(app_id, serial)` for each, `on_resync()` when some may have been
-        missed."""
+    async def follow(self, on_appended: Appended, on_resync: Resync) -> None:
+        """Until cancelled: call `on_appended(app_id, serial)` for every update stored by
+        any process, in commit order, and `on_resync()` each time announcements may have
+        been missed (their connection was remade). A store that is not `shared` returns at
+        once: this process stored every update itself and knows of it."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the database (and stop reconnecting to it)."""
 
-    def secret(self) -> bytes: ...
-    def load_registry(self) -> Registry: ...
-    def save_chat(self, chat: Chat) -> None: ...
+    def secret(self) -> bytes:
+        """The host's secret for deriving `selfAddr`, created on first use."""
+
+    def load_registry(self) -> Registry:
+        """Every stored chat, app copy and page, in a registry with the stored secret."""
+
+    def save_chat(self, chat: Chat) -> None:
+        """Store a chat and its members (replacing what was stored)."""
+
     def save_shared_app(self, app: SharedApp, pages: list[Page],
-                        container: tuple[str, bytes] | None = None) -> None: ...
-    def create_chat(self, chat: Chat, homes: list[HomePage]) -> None: ...
+                        container: tuple[str, bytes] | None = None) -> None:
+        """Store a newly shared app copy with its pages and, if given, the container it is
+        served from (`(digest, bytes)`, kept once however many copies share it), in one
+        transaction."""
+
+    def create_chat(self, chat: Chat, homes: list[HomePage]) -> None:
+        """Store a new chat with its members' home pages, in one transaction."""
+
     def add_member(self, chat: Chat, member: Member, pages: list[Page],
-                   home: HomePage) -> None: ...
-    def remove_member(self, chat: Chat, member: Member) -> None: ...
-    def remove_app(self, app_id: str) -> None: ...
-    def delete_chat(self, chat_id: str) -> None: ...
-    def replace_tokens(self, pages: list[Page], homes: list[HomePage]) -> None: ...
-    def add_homes(self, homes: list[HomePage]) -> None: ...
-    def stored_apps(self) -> list[StoredApp]: ...
-    def container(self, digest: str) -> bytes | None: ...
-    def app_usage(self, chat_id: str, member_id: str) -> AppUsage: ...
+                   home: HomePage) -> None:
+        """Store a new member of `chat` with their pages of its app copies and their home
+        page, in one transaction."""
+
+    def remove_member(self, chat: Chat, member: Member) -> None:
+        """Forget a member of `chat` with their pages and home page, in one transaction.
+        What they sent (updates, chat messages) stays: it is part of the chat."""
+
+    def remove_app(self, app_id: str) -> None:
+        """Forget an app copy: its pages, its status updates and its container once no
+        other copy uses it, in one transaction. The messages it posted to the chat stay:
+        members posted them to the chat."""
+
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget a chat and everything in it: app copies, pages, updates, home pages,
+        chat messages, in one transaction."""
+
+    def replace_tokens(self, pages: list[Page], homes: list[HomePage]) -> None:
+        """Store new tokens for pages and home pages, in one transaction."""
+
+    def add_homes(self, homes: list[HomePage]) -> None:
+        """Store home pages (for chats made before home pages existed)."""
+
+    def stored_apps(self) -> list[StoredApp]:
+        """Where each app copy's files come from, oldest copy first."""
+
+    def container(self, digest: str) -> bytes | None:
+        """The bytes of a stored `.xdc`, if it is stored."""
+
+    def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
+        """What the stored app copies of the host, of a chat and of a member (their sender)
+        amount to, as `AppUsage` counts them."""
+
     def share(self, registry: Registry, chat_name: str, member_names: list[str],
-              app_name: str, app_key: str) -> list[Page]: ...
-    def append_update(self, app_id: str, member_id: str, update: Update) -> int: ...
-    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]: ...
+              app_name: str, app_key: str) -> list[Page]:
+        """The pages of the app known by `app_key` in the chat `chat_name` with exactly
+        these members: the stored ones if it was shared there before (same invite links,
+        same `selfAddr`, same updates), else a new chat and/or copy, stored; `registry`
+        holds them afterwards."""
+
+    def append_update(self, app_id: str, member_id: str, update: Update) -> int:
+        """Store an update (committed before this returns); return its serial."""
+
+    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
+        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
+
     def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
-                      max_rows: int = 1000) -> int: ...
-    def max_serial(self, app_id: str) -> int: ...
+                      max_rows: int = 1000) -> int:
+        """How many of the updates after `serial` to load at once so that they hold at
+        most `max_bytes` of text (always at least one): the backlog is streamed in chunks
+        of bounded memory, whatever the updates' sizes."""
+
+    def max_serial(self, app_id: str) -> int:
+        """The highest serial of an app copy's updates (0 when it has none)."""
+
     def add_chat_message(self, chat_id: str, app_id: str, member: str, text: str | None,
-                         file_name: str | None, file_data: bytes | None) -> int: ...
+                         file_name: str | None, file_data: bytes | None) -> int:
+        """Record a message an app posted to its chat; return its id."""
+
     def message_summaries(self, chat_id: str, limit: int,
-                          max_text_bytes: int) -> list[MessageSummary]: ...
-    def message_file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None: ...
+                          max_text_bytes: int) -> list[MessageSummary]:
+        """The latest messages posted to a chat without their files' bytes, oldest first:
+        at most `limit` of them holding at most `max_text_bytes` of text (always at least
+        one)."""
+
+    def message_file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
+        """The name and bytes of a chat message's file, if it has one."""
+
     def notifications(self, member_id: str, addresses: dict[str, str],
-                      limit: int) -> list[Notification]: ...
+                      limit: int) -> list[Notification]:
+        """The latest updates that notify one member, oldest first, at most `limit`: those
+        of the app copies in `addresses` (app copy id to the member's `selfAddr` there)
+        whose `notify` names that address or "*", sent by someone else."""
+
     def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
-                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]: ...
-    def chat_bytes(self, app_id: str, member: str) -> int: ...
+                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
+        """The most recent messages posted to a chat (before the message id `before`, if
+        given), oldest first, at most `limit` of them holding at most `max_bytes` of text
+        and files (always at least one); and whether older ones remain."""
+
+    def chat_bytes(self, app_id: str, member: str) -> int:
+        """Bytes of text and files one member's page of one app copy posted to its chat."""
+
+
+# -- shared by the implementations -----------------------------------------------------
+
+
+APP_USAGE_SQL = (
+    "SELECT count(*), coalesce(sum(length(c.data)), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} THEN 1 END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} THEN length(c.data) END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} AND a.sender = {p} THEN 1 END), 0),"
+    " coalesce(sum(CASE WHEN a.chat_id = {p} AND a.sender = {p} THEN length(c.data) END), 0)"
+    " FROM apps a JOIN containers c ON c.digest = a.container")
+"""SQL for `AppUsage` (SQLite and PostgreSQL alike; `{p}` is the placeholder), given
+`app_usage_parameters(chat_id, member_id)` (member ids are a chat's own). `length` of a
+blob is read from its header, not by loading it."""
+
+
+def app_usage_parameters(chat_id: str, member_id: str) -> tuple[str, ...]:
+    """The parameters of `APP_USAGE_SQL`, in order."""
+    return (chat_id, chat_id, chat_id, member_id, chat_id, member_id)
+
+
+def leading_within(sizes: Iterable[int], max_bytes: int | None) -> int:
+    """How many of the first `sizes` fit in `max_bytes` together (no bound when None);
+    always at least one when there is one, so that a large row is never stuck."""
+    count = total = 0
+    for size in sizes:
+        total += size
+        if count and max_bytes is not None and total > max_bytes:
+            break
+        count += 1
+    return count
+
+
+def encode_members(members: Iterable[Member]) -> str:
+    """A chat's member list as both stores keep it: JSON, a list of `{"id", "name"}`."""
+    return json.dumps([{"id": m.id, "name": m.name} for m in members])
+
+
+def decode_members(value: object) -> list[Member]:
+    """The members in a decoded member list; entries that are not objects are left out."""
+    if not isinstance(value, list):
+        return []
+    return [Member(str(m.get("id")), str(m.get("name"))) for m in value
+            if isinstance(m, dict)]

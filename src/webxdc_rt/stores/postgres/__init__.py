@@ -1,0 +1,31 @@
+"""Chats, pages, status updates and chat messages in PostgreSQL, shared by host processes.
+
+`--store postgresql://USER[:PASSWORD]@HOST[:PORT]/DB` puts the host's state in one
+PostgreSQL database that several `webxdc-rt` processes use at once (with `--broker`, they
+serve the same chats). A fresh database is set up by the first host that connects
+(`migrations`).
+
+Serials are given by the database (one sequence), and the updates of one app copy are
+committed in serial order: each insert holds a transaction-scoped advisory lock on its app
+copy from before it draws its serial until it commits. Every insert announces
+`<app copy> <serial>` on a NOTIFY channel once committed; `PostgresStore.follow` hands those
+announcements to the host, which reads the new rows in serial order and sends them to its
+pages, so a page on any process receives every update exactly once, in serial order.
+
+`PostgresStore` (`store`) is made of parts on one connection (`connection`): the registry of
+chats and pages (`chats`), app copies and their containers (`apps`), status updates
+(`updates`) and chat messages (`messages`); the announcements arrive apart (`announcements`).
+
+Calls are synchronous on the event loop (psycopg 3, one connection per process), as SQLite's
+are: a durable commit costs 0.5-1 ms on loopback, mostly the server's fsync, and no thread
+hop keeps this process's actions in the order it took them. When the
+server cannot be reached a call fails at once with `StoreError` (the page is told
+`storage-failed`; nothing was acknowledged), and a background thread reconnects with
+backoff, saying so in the log once per outage. The announcements have their own connection
+in an asyncio task, which also reconnects; after it does, the host reads back whatever it
+missed.
+"""
+
+from .store import PostgresStore
+
+__all__ = ["PostgresStore"]

@@ -1,0 +1,112 @@
+"""The registry in a PostgreSQL store: the hosts' common secret, chats with their members,
+app copies and the pages and home pages that members open."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
+from ..api import decode_members, encode_members
+from .columns import text
+from .connection import Connection, Cursor
+
+__all__ = ["PostgresChats", "insert_pages", "insert_homes"]
+
+
+class PostgresChats:
+    """The rows of chats, members, pages and home pages (see `StoreApi` for what each
+    change means). The changes take the cursor of the caller's transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def secret(self) -> bytes:
+        """The hosts' common secret for deriving `selfAddr`, created on first use."""
+        with self._connection.cursor() as cur:
+            cur.execute("INSERT INTO meta (key, value) VALUES ('secret', %s)"
+                        " ON CONFLICT (key) DO NOTHING", (Registry.new_secret(),))
+            row = cur.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()
+        assert row is not None
+        return bytes(row[0])
+
+    def load_registry(self) -> Registry:
+        """Every stored chat, app copy and page, in a registry with the stored secret."""
+        registry = Registry(self.secret())
+        db = self._connection.connection()
+        # One snapshot for every table, so that a chat made meanwhile by another process
+        # is either all there or not at all (inside `share`, the lock already makes it so).
+        consistent = db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with self._connection.cursor(transaction=consistent) as cur:
+            if consistent:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            for chat_id, name, members in cur.execute("SELECT id, name, members FROM chats"):
+                registry.add_chat(Chat(chat_id, text(name) or "",
+                                       decode_members(json.loads(members))))
+            for app_id, chat_id, name, key, sender in cur.execute(
+                    "SELECT id, chat_id, name, key, sender FROM apps ORDER BY added"):
+                registry.add_app(SharedApp(app_id, chat_id, text(name) or "", key, sender))
+            for label, token, app_id, member_id in cur.execute(
+                    "SELECT label, token, app_id, member_id FROM pages ORDER BY added"):
+                registry.add_page(label, token, app_id, member_id)
+            for label, token, chat_id, member_id in cur.execute(
+                    "SELECT label, token, chat_id, member_id FROM homes"):
+                chat = registry.chats.get(chat_id)
+                member = (next((m for m in chat.members if m.id == member_id), None)
+                          if chat else None)
+                if member is not None:
+                    registry.add_homes([HomePage(label, token, chat_id, member)])
+        return registry
+
+    @staticmethod
+    def save_chat(cur: Cursor, chat: Chat) -> None:
+        """Store a chat and its members (replacing what was stored)."""
+        cur.execute("INSERT INTO chats (id, name, members) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,"
+                    " members = EXCLUDED.members",
+                    (chat.id, chat.name.encode(), encode_members(chat.members)))
+
+    def add_member(self, cur: Cursor, chat: Chat, member: Member, pages: list[Page],
+                   home: HomePage) -> None:
+        """Store a new member of `chat` with their pages and home page."""
+        self.save_chat(cur, Chat(chat.id, chat.name, [*chat.members, member]))
+        insert_pages(cur, pages)
+        insert_homes(cur, [home])
+
+    def remove_member(self, cur: Cursor, chat: Chat, member: Member) -> None:
+        """Forget a member of `chat` with their pages and home page."""
+        self.save_chat(cur, Chat(chat.id, chat.name,
+                                 [m for m in chat.members if m.id != member.id]))
+        cur.execute("DELETE FROM pages WHERE member_id = %s AND app_id IN"
+                    " (SELECT id FROM apps WHERE chat_id = %s)", (member.id, chat.id))
+        cur.execute("DELETE FROM homes WHERE chat_id = %s AND member_id = %s",
+                    (chat.id, member.id))
+
+    @staticmethod
+    def delete_chat(cur: Cursor, chat_id: str) -> None:
+        """Forget a chat's row and its home pages (once its app copies are gone)."""
+        cur.execute("DELETE FROM homes WHERE chat_id = %s", (chat_id,))
+        cur.execute("DELETE FROM chats WHERE id = %s", (chat_id,))
+
+    @staticmethod
+    def replace_tokens(cur: Cursor, pages: list[Page], homes: list[HomePage]) -> None:
+        """Store new tokens for pages and home pages."""
+        cur.executemany("UPDATE pages SET token = %s WHERE label = %s",
+                        [(page.token, page.label) for page in pages])
+        cur.executemany("UPDATE homes SET token = %s WHERE label = %s",
+                        [(home.token, home.label) for home in homes])
+
+
+def insert_pages(cur: Cursor, pages: list[Page]) -> None:
+    """Store new pages (of a new app copy, or of a new member)."""
+    cur.executemany("INSERT INTO pages (label, token, app_id, member_id)"
+                    " VALUES (%s, %s, %s, %s)",
+                    [(p.label, p.token, p.app.id, p.member.id) for p in pages])
+
+
+def insert_homes(cur: Cursor, homes: list[HomePage]) -> None:
+    """Store new home pages."""
+    cur.executemany("INSERT INTO homes (label, token, chat_id, member_id)"
+                    " VALUES (%s, %s, %s, %s)",
+                    [(h.label, h.token, h.chat_id, h.member.id) for h in homes])

@@ -1,0 +1,215 @@
+"""`PostgresStore`: the store interface over a PostgreSQL database that several host
+processes share, made of parts on one connection (`connection`): the registry of chats and
+pages (`chats`), app copies with their containers (`apps`), status updates (`updates`) and
+chat messages (`messages`); the announcements of updates stored by any process arrive apart
+(`announcements`). It runs the changes that span parts in one transaction."""
+
+from __future__ import annotations
+
+from ...core.updates import Update
+from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
+from ..api import (
+    Appended,
+    AppUsage,
+    ChatMessage,
+    MessageSummary,
+    Notification,
+    Resync,
+    StoredApp,
+    StoredUpdate,
+    StoreLimits,
+)
+from ..migrations import MIGRATION_LOCK
+from . import announcements
+from .apps import PostgresApps
+from .chats import PostgresChats, insert_homes
+from .connection import Connection
+from .messages import PostgresMessages
+from .updates import PostgresUpdates
+
+__all__ = ["PostgresStore"]
+
+
+class PostgresStore:
+    """The host's state in a PostgreSQL database shared with other host processes (see
+    `StoreApi` for what each method does). Raises `StoreError` for what PostgreSQL
+    refuses, and `StoreUnavailable` at once while it is unreachable."""
+
+    shared = True
+    """Other processes append updates too (see `StoreApi.shared`)."""
+
+    def __init__(self, url: str, settings: StoreLimits | None = None) -> None:
+        """Connect to the database at `url` and bring its schema up to date. Raises
+        `StoreError` if it cannot be reached or set up."""
+        self.url = url
+        self.settings = settings or StoreLimits()
+        self._connection = Connection(url, self.settings)
+        self._chats = PostgresChats(self._connection)
+        self._apps = PostgresApps(self._connection)
+        self._updates = PostgresUpdates(self._connection)
+        self._messages = PostgresMessages(self._connection)
+        self.latency = self._connection.latency
+        """How long each write of a status update, a chat message or a change to chats
+        took, commit included."""
+
+    @property
+    def schema_version(self) -> int:
+        """The highest migration applied to the database."""
+        return self._connection.schema_version
+
+    async def follow(self, on_appended: Appended, on_resync: Resync) -> None:
+        """Until cancelled: hand on the announcements of updates stored by any process (see
+        `announcements.follow`)."""
+        await announcements.follow(self._connection, on_appended, on_resync)
+
+    def close(self) -> None:
+        """Close the connection and stop reconnecting."""
+        self._connection.close()
+
+    # -- registry ------------------------------------------------------------------------
+
+    def secret(self) -> bytes:
+        """The hosts' common secret for deriving `selfAddr`."""
+        return self._chats.secret()
+
+    def load_registry(self) -> Registry:
+        """Every stored chat, app copy and page, read in one snapshot."""
+        return self._chats.load_registry()
+
+    def save_chat(self, chat: Chat) -> None:
+        """Store a chat and its members."""
+        with self._connection.cursor(write=True) as cur:
+            self._chats.save_chat(cur, chat)
+
+    def save_shared_app(self, app: SharedApp, pages: list[Page],
+                        container: tuple[str, bytes] | None = None) -> None:
+        """Store a new app copy with its pages and container, in one transaction."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            self._apps.add(cur, app, pages, container)
+
+    def create_chat(self, chat: Chat, homes: list[HomePage]) -> None:
+        """Store a new chat with its members' home pages, in one transaction."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            self._chats.save_chat(cur, chat)
+            insert_homes(cur, homes)
+
+    def add_member(self, chat: Chat, member: Member, pages: list[Page],
+                   home: HomePage) -> None:
+        """Store a new member with their pages and home page, in one transaction."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            self._chats.add_member(cur, chat, member, pages, home)
+
+    def remove_member(self, chat: Chat, member: Member) -> None:
+        """Forget a member with their pages and home page, in one transaction."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            self._chats.remove_member(cur, chat, member)
+
+    def remove_app(self, app_id: str) -> None:
+        """Forget an app copy and what is kept per copy, in one transaction."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            self._apps.remove(cur, "id = %s", (app_id,))
+
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget a chat and everything in it, in one transaction."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            self._apps.remove(cur, "chat_id = %s", (chat_id,))
+            self._messages.delete_chat(cur, chat_id)
+            self._chats.delete_chat(cur, chat_id)
+
+    def replace_tokens(self, pages: list[Page], homes: list[HomePage]) -> None:
+        """Store new tokens for pages and home pages, in one transaction."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            self._chats.replace_tokens(cur, pages, homes)
+
+    def add_homes(self, homes: list[HomePage]) -> None:
+        """Store home pages, in one transaction."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            insert_homes(cur, homes)
+
+    def stored_apps(self) -> list[StoredApp]:
+        """Where each app copy's files come from, oldest copy first."""
+        return self._apps.stored()
+
+    def container(self, digest: str) -> bytes | None:
+        """The bytes of a stored `.xdc`, if it is stored."""
+        return self._apps.container(digest)
+
+    def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
+        """What the stored app copies of the host, of a chat and of a member amount to."""
+        return self._apps.app_usage(chat_id, member_id)
+
+    def share(self, registry: Registry, chat_name: str, member_names: list[str],
+              app_name: str, app_key: str) -> list[Page]:
+        """The pages of the app in the chat with exactly these members, stored ones if any
+        process shared it there before, else new ones, stored. Processes sharing at once
+        agree on one chat (an advisory lock); `registry` is brought up to date with what
+        the database holds."""
+        with self._connection.cursor(write=True, transaction=True) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            fresh = self._chats.load_registry()
+            chat = fresh.find_chat(chat_name, member_names)
+            if chat is None:
+                chat = fresh.create_chat(chat_name, member_names)
+                self._chats.save_chat(cur, chat)
+            app = fresh.find_app(chat, app_key)
+            if app is None:
+                pages = fresh.share_app(chat, app_name, app_key)
+                self._apps.add(cur, pages[0].app, pages, None)
+            else:
+                pages = fresh.pages_of(app)
+        for chat in fresh.chats.values():
+            registry.add_chat(chat)
+        for app in fresh.apps.values():
+            registry.add_app(app)
+            registry.add_pages(fresh.pages_of(app))
+        return pages
+
+    # -- status updates ----------------------------------------------------------------
+
+    def append_update(self, app_id: str, member_id: str, update: Update) -> int:
+        """Store an update (committed before this returns, in serial order per app copy
+        across processes); return its serial."""
+        return self._updates.append(app_id, member_id, update)
+
+    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
+        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
+        return self._updates.after(app_id, serial, limit)
+
+    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
+                      max_rows: int = 1000) -> int:
+        """How many of the updates after `serial` to load at once."""
+        return self._updates.backlog_chunk(app_id, serial, max_bytes, max_rows)
+
+    def max_serial(self, app_id: str) -> int:
+        """The highest serial of an app copy's updates (0 when it has none)."""
+        return self._updates.max_serial(app_id)
+
+    def notifications(self, member_id: str, addresses: dict[str, str],
+                      limit: int) -> list[Notification]:
+        """The latest updates that notify one member, oldest first."""
+        return self._updates.notifications(member_id, addresses, limit)
+
+    # -- chat messages -----------------------------------------------------------------
+
+    def add_chat_message(self, chat_id: str, app_id: str, member: str, text: str | None,
+                         file_name: str | None, file_data: bytes | None) -> int:
+        """Record a message an app posted to its chat; return its id."""
+        return self._messages.add(chat_id, app_id, member, text, file_name, file_data)
+
+    def message_summaries(self, chat_id: str, limit: int,
+                          max_text_bytes: int) -> list[MessageSummary]:
+        """The latest messages posted to a chat without their files' bytes."""
+        return self._messages.summaries(chat_id, limit, max_text_bytes)
+
+    def message_file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
+        """The name and bytes of a chat message's file, if it has one."""
+        return self._messages.file(chat_id, message_id)
+
+    def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
+                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
+        """The most recent messages posted to a chat, and whether older ones remain."""
+        return self._messages.recent(chat_id, limit, before, max_bytes)
+
+    def chat_bytes(self, app_id: str, member: str) -> int:
+        """Bytes of text and files one member's page of one app copy posted to its chat."""
+        return self._messages.bytes_of(app_id, member)

@@ -1,0 +1,101 @@
+"""Status updates in a PostgreSQL store, appended by several processes: serials come from
+one sequence, and the updates of one app copy commit in serial order."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Final
+
+from ...core.updates import Update
+from ..api import Notification, StoredUpdate
+from .columns import text, utf8
+from .connection import Connection
+
+__all__ = ["PostgresUpdates"]
+
+_UPDATE_BYTES: Final = ("octet_length(payload) + coalesce(octet_length(info), 0)"
+                        " + coalesce(octet_length(href), 0)"
+                        " + coalesce(octet_length(document), 0)"
+                        " + coalesce(octet_length(summary), 0)"
+                        " + coalesce(octet_length(notify), 0)")
+"""SQL: the bytes of an update's text, as a backlog chunk counts them."""
+
+
+class PostgresUpdates:
+    """The `updates` table (see `StoreApi` for what each read returns)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def append(self, app_id: str, member_id: str, update: Update) -> int:
+        """Store an update (committed before this returns); return its serial. The lock on
+        the app copy, taken before the serial is drawn and held to the commit, makes the
+        copy's updates commit in serial order whichever process stores them."""
+        notify = update.notify
+        keys = None if notify is None else [key for key in notify if "\0" not in key]
+        with self._connection.cursor(write=True) as cur:
+            row = cur.execute(
+                "WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended(%s, 0)))"
+                " INSERT INTO updates (app_id, member_id, payload, info, href, document,"
+                " summary, notify, notify_keys, created)"
+                " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM locked RETURNING serial",
+                (app_id, app_id, member_id, update.payload_json, utf8(update.info),
+                 utf8(update.href), utf8(update.document), utf8(update.summary),
+                 None if notify is None else json.dumps(notify), keys,
+                 time.time())).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
+        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
+        with self._connection.cursor() as cur:
+            rows = cur.execute(
+                "SELECT serial, payload, info, href, document, summary, notify FROM updates"
+                " WHERE app_id = %s AND serial > %s ORDER BY serial LIMIT %s",
+                (app_id, serial, limit)).fetchall()
+        return [StoredUpdate(row[0], Update(
+            row[1], text(row[2]), text(row[3]), text(row[4]), text(row[5]),
+            None if row[6] is None else json.loads(row[6]))) for row in rows]
+
+    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int, max_rows: int) -> int:
+        """How many of the updates after `serial` hold at most `max_bytes` together
+        (always at least one)."""
+        with self._connection.cursor() as cur:
+            row = cur.execute(
+                f"SELECT count(*) FILTER (WHERE running <= %s), count(*) FROM"
+                f" (SELECT sum({_UPDATE_BYTES}) OVER (ORDER BY serial) AS running"
+                " FROM updates WHERE app_id = %s AND serial > %s ORDER BY serial LIMIT %s) s",
+                (max_bytes, app_id, serial, max_rows)).fetchone()
+        assert row is not None
+        fitting, found = int(row[0]), int(row[1])
+        return max(fitting, min(found, 1))
+
+    def max_serial(self, app_id: str) -> int:
+        """The highest serial of an app copy's updates (0 when it has none)."""
+        with self._connection.cursor() as cur:
+            row = cur.execute("SELECT max(serial) FROM updates WHERE app_id = %s",
+                              (app_id,)).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def notifications(self, member_id: str, addresses: dict[str, str],
+                      limit: int) -> list[Notification]:
+        """The latest updates that notify one member, oldest first, at most `limit`."""
+        if not addresses:
+            return []
+        apps = list(addresses)
+        paths = [addresses[app_id] for app_id in apps]
+        with self._connection.cursor() as cur:
+            rows = cur.execute(
+                "SELECT serial, u.app_id, member_id, notify, created FROM updates u"
+                " JOIN unnest(%s::text[], %s::text[]) AS a(app_id, addr) ON u.app_id = a.app_id"
+                " WHERE notify_keys IS NOT NULL AND member_id != %s"
+                " AND notify_keys && ARRAY['*', a.addr] ORDER BY serial DESC LIMIT %s",
+                (apps, paths, member_id, limit)).fetchall()
+        found = []
+        for serial, app_id, sender, notify_text, created in reversed(rows):
+            notify = json.loads(notify_text)
+            said = notify.get(addresses[app_id], notify.get("*"))
+            if isinstance(said, str):
+                found.append(Notification(serial, app_id, sender, said, float(created)))
+        return found

@@ -1,0 +1,213 @@
+"""`SqliteStore`: the store interface over one SQLite file, made of four parts sharing one
+connection: the registry of chats and pages (`chats`), app copies with their containers
+(`apps`), status updates (`updates`) and chat messages (`messages`). It runs the changes
+that span parts in one transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...core.updates import Update
+from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
+from ..api import (
+    Appended,
+    AppUsage,
+    ChatMessage,
+    MessageSummary,
+    Notification,
+    Resync,
+    StoredApp,
+    StoredUpdate,
+)
+from .apps import SqliteApps
+from .chats import SqliteChats
+from .database import DB_FILE_NAME, Database, Synchronous
+from .files import make_private_dir
+from .messages import SqliteMessages
+from .repair import Repair
+from .updates import SqliteUpdates
+
+__all__ = ["SqliteStore"]
+
+
+class SqliteStore:
+    """The host's SQLite database (see `StoreApi` for what each method does). Raises
+    `StoreError` for what SQLite refuses."""
+
+    shared = False
+    """Only this process writes to it (see `StoreApi.shared`)."""
+
+    def __init__(self, path: str | Path = ":memory:", *,
+                 synchronous: Synchronous = "FULL") -> None:
+        """Open (creating it if needed) the database at `path`; `synchronous` says how
+        durable each commit is. Raises `StoreError` or `OSError` if it cannot be used."""
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        self.path = str(path)
+        self._db = Database(self.path, synchronous)
+        repair = Repair()
+        self._chats = SqliteChats(self._db, repair)
+        self._apps = SqliteApps(self._db)
+        self._updates = SqliteUpdates(self._db, repair)
+        self._messages = SqliteMessages(self._db, repair)
+        self.latency = self._db.latency
+        """How long each write of a status update, a chat message or a change to chats
+        took, commit included."""
+
+    @classmethod
+    def in_directory(cls, data_dir: str | Path, *,
+                     synchronous: Synchronous = "FULL") -> SqliteStore:
+        """Open (creating it if needed) the database in a data directory."""
+        directory = make_private_dir(data_dir)
+        return cls(directory / DB_FILE_NAME, synchronous=synchronous)
+
+    @property
+    def synchronous(self) -> str:
+        """The durability of commits in force: `FULL` or `NORMAL` (see `Synchronous`)."""
+        return self._db.synchronous
+
+    async def follow(self, on_appended: Appended, on_resync: Resync) -> None:
+        """Return at once: every update was stored by this process, which knows of it."""
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    # -- registry ----------------------------------------------------------------------
+
+    def secret(self) -> bytes:
+        """The host's secret for deriving `selfAddr`."""
+        return self._chats.secret()
+
+    def load_registry(self) -> Registry:
+        """Every stored chat, app copy and page."""
+        return self._chats.load_registry()
+
+    def save_chat(self, chat: Chat) -> None:
+        """Store a chat and its members."""
+        self._chats.save_chat(chat)
+
+    def save_shared_app(self, app: SharedApp, pages: list[Page],
+                        container: tuple[str, bytes] | None = None) -> None:
+        """Store a new app copy with its pages and container, in one transaction."""
+        with self._db.transaction():
+            self._apps.add(app, pages, container)
+
+    def create_chat(self, chat: Chat, homes: list[HomePage]) -> None:
+        """Store a new chat with its members' home pages, in one transaction."""
+        with self._db.transaction():
+            self._chats.save_chat(chat)
+            self._chats.insert_homes(homes)
+
+    def add_member(self, chat: Chat, member: Member, pages: list[Page],
+                   home: HomePage) -> None:
+        """Store a new member with their pages and home page, in one transaction."""
+        with self._db.transaction():
+            self._chats.add_member(chat, member, pages, home)
+
+    def remove_member(self, chat: Chat, member: Member) -> None:
+        """Forget a member with their pages and home page, in one transaction."""
+        with self._db.transaction():
+            self._chats.remove_member(chat, member)
+
+    def remove_app(self, app_id: str) -> None:
+        """Forget an app copy and what is kept per copy, in one transaction."""
+        with self._db.transaction():
+            self._apps.remove("id = ?", (app_id,))
+        self._updates.forget([app_id])
+
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget a chat and everything in it, in one transaction."""
+        app_ids = self._apps.ids_in_chat(chat_id)
+        with self._db.transaction():
+            self._apps.remove("chat_id = ?", (chat_id,))
+            self._messages.delete_chat(chat_id)
+            self._chats.delete_chat(chat_id)
+        self._updates.forget(app_ids)
+
+    def replace_tokens(self, pages: list[Page], homes: list[HomePage]) -> None:
+        """Store new tokens for pages and home pages, in one transaction."""
+        with self._db.transaction():
+            self._chats.replace_tokens(pages, homes)
+
+    def add_homes(self, homes: list[HomePage]) -> None:
+        """Store home pages, in one transaction."""
+        with self._db.transaction():
+            self._chats.insert_homes(homes)
+
+    def stored_apps(self) -> list[StoredApp]:
+        """Where each app copy's files come from, oldest copy first."""
+        return self._apps.stored()
+
+    def container(self, digest: str) -> bytes | None:
+        """The bytes of a stored `.xdc`, if it is stored."""
+        return self._apps.container(digest)
+
+    def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
+        """What the stored app copies of the host, of a chat and of a member amount to."""
+        return self._apps.app_usage(chat_id, member_id)
+
+    def share(self, registry: Registry, chat_name: str, member_names: list[str],
+              app_name: str, app_key: str) -> list[Page]:
+        """The pages of the app in the chat with exactly these members, stored ones if it
+        was shared there before, else new ones, stored."""
+        chat = registry.find_chat(chat_name, member_names)
+        if chat is None:
+            chat = registry.create_chat(chat_name, member_names)
+            self._chats.save_chat(chat)
+        app = registry.find_app(chat, app_key)
+        if app is not None:
+            return registry.pages_of(app)
+        pages = registry.share_app(chat, app_name, app_key)
+        self.save_shared_app(pages[0].app, pages)
+        return pages
+
+    # -- status updates ----------------------------------------------------------------
+
+    def append_update(self, app_id: str, member_id: str, update: Update) -> int:
+        """Store an update (committed before this returns); return its serial."""
+        return self._updates.append(app_id, member_id, update)
+
+    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
+        """Up to `limit` updates of an app copy after `serial`, in order, repaired where
+        the stored row is not strict JSON text (see `repair`)."""
+        return self._updates.after(app_id, serial, limit)
+
+    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
+                      max_rows: int = 1000) -> int:
+        """How many of the updates after `serial` to load at once."""
+        return self._updates.backlog_chunk(app_id, serial, max_bytes, max_rows)
+
+    def max_serial(self, app_id: str) -> int:
+        """The highest serial of an app copy's updates (0 when it has none)."""
+        return self._updates.max_serial(app_id)
+
+    def notifications(self, member_id: str, addresses: dict[str, str],
+                      limit: int) -> list[Notification]:
+        """The latest updates that notify one member, oldest first."""
+        return self._updates.notifications(member_id, addresses, limit)
+
+    # -- chat messages -----------------------------------------------------------------
+
+    def add_chat_message(self, chat_id: str, app_id: str, member: str, text: str | None,
+                         file_name: str | None, file_data: bytes | None) -> int:
+        """Record a message an app posted to its chat; return its id."""
+        return self._messages.add(chat_id, app_id, member, text, file_name, file_data)
+
+    def message_summaries(self, chat_id: str, limit: int,
+                          max_text_bytes: int) -> list[MessageSummary]:
+        """The latest messages posted to a chat without their files' bytes."""
+        return self._messages.summaries(chat_id, limit, max_text_bytes)
+
+    def message_file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
+        """The name and bytes of a chat message's file, if it has one."""
+        return self._messages.file(chat_id, message_id)
+
+    def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
+                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
+        """The most recent messages posted to a chat, and whether older ones remain."""
+        return self._messages.recent(chat_id, limit, before, max_bytes)
+
+    def chat_bytes(self, app_id: str, member: str) -> int:
+        """Bytes of text and files one member's page of one app copy posted to its chat."""
+        return self._messages.bytes_of(app_id, member)

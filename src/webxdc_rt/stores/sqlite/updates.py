@@ -1,0 +1,127 @@
+"""Status updates in a SQLite store: appended with their serial, read back in order and in
+chunks of bounded size, repaired where older versions stored what is not strict JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from ...core.updates import Update
+from ..api import Notification, StoredUpdate, leading_within
+from .database import Database
+from .repair import Repair
+
+__all__ = ["SqliteUpdates"]
+
+
+class SqliteUpdates:
+    """The `updates` table, with the highest serial of each app copy kept in memory (only
+    this process writes to the file)."""
+
+    def __init__(self, db: Database, repair: Repair) -> None:
+        self._db = db
+        self._repair = repair
+        self._max_serial: dict[str, int] = {}
+        self._checked_to: dict[str, int] = {}
+        """Per app copy, the serial up to which every stored payload was checked."""
+        self._flawed: set[int] = set()
+        """Serials of the rows whose payload is repaired each time it is read."""
+
+    def append(self, app_id: str, member_id: str, update: Update) -> int:
+        """Store an update (committed before this returns, its time counted); return its
+        serial."""
+        started = time.perf_counter()
+        cursor = self._db.execute(
+            "INSERT INTO updates (app_id, member_id, payload, info, href, document, summary,"
+            " notify, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (app_id, member_id, update.payload_json, update.info, update.href,
+             update.document, update.summary,
+             None if update.notify is None else json.dumps(update.notify), time.time()))
+        serial = int(cursor.lastrowid or 0)
+        self._max_serial[app_id] = serial
+        self._db.latency.observe(time.perf_counter() - started)
+        return serial
+
+    def after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
+        """Up to `limit` updates of an app copy with a serial above `serial`, in order,
+        repaired where the stored row is not strict JSON text (see `repair`). A payload is
+        checked the first time this process reads its row."""
+        rows = self._db.rows(
+            "SELECT serial, CAST(payload AS BLOB), CAST(info AS BLOB), CAST(href AS BLOB),"
+            " CAST(document AS BLOB), CAST(summary AS BLOB), CAST(notify AS BLOB) FROM updates"
+            " WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?", (app_id, serial, limit))
+        checked_to = self._checked_to.get(app_id, 0)
+        text = self._repair.text
+        updates = []
+        for row in rows:
+            where = f"update {row[0]} of app copy {app_id}"
+            payload = text(row[1], where) or "null"
+            if row[0] > checked_to or row[0] in self._flawed:
+                repaired = self._repair.payload(payload, where)
+                if repaired is not None:
+                    self._flawed.add(row[0])
+                    payload = repaired
+            info, href, document, summary = (text(value, where) for value in row[2:6])
+            notify_text = text(row[6], where)
+            notify = None if notify_text is None else self._repair.notify(notify_text, where)
+            updates.append(StoredUpdate(row[0], Update(payload, info, href, document, summary,
+                                                       notify)))
+        if updates and serial <= checked_to:  # every row up to the last one is checked now
+            self._checked_to[app_id] = max(checked_to, updates[-1].serial)
+        return updates
+
+    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int, max_rows: int) -> int:
+        """How many of the updates after `serial` hold at most `max_bytes` of text together
+        (always at least one)."""
+        rows = self._db.rows(
+            "SELECT length(CAST(payload AS BLOB)) + coalesce(length(CAST(info AS BLOB)), 0)"
+            " + coalesce(length(CAST(href AS BLOB)), 0)"
+            " + coalesce(length(CAST(document AS BLOB)), 0)"
+            " + coalesce(length(CAST(summary AS BLOB)), 0)"
+            " + coalesce(length(CAST(notify AS BLOB)), 0)"
+            " FROM updates WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?",
+            (app_id, serial, max_rows))
+        return leading_within((size for (size,) in rows), max_bytes)
+
+    def max_serial(self, app_id: str) -> int:
+        """The highest serial of an app copy's updates (0 when it has none)."""
+        cached = self._max_serial.get(app_id)
+        if cached is None:
+            row = self._db.row("SELECT MAX(serial) FROM updates WHERE app_id = ?", (app_id,))
+            cached = self._max_serial[app_id] = int(row[0] or 0)
+        return cached
+
+    def notifications(self, member_id: str, addresses: dict[str, str],
+                      limit: int) -> list[Notification]:
+        """The latest updates that notify one member, oldest first (see
+        `StoreApi.notifications`)."""
+        if not addresses:
+            return []
+        pairs = ",".join("(?, ?)" for _ in addresses)
+        # A damaged `notify` (not JSON) is passed over, never an error: json_type would
+        # raise on it, so it is only asked of valid JSON.
+        rows = self._db.rows(
+            f"WITH addressed(app_id, path) AS (VALUES {pairs})"
+            " SELECT serial, updates.app_id, member_id, CAST(notify AS BLOB), created"
+            " FROM updates JOIN addressed ON updates.app_id = addressed.app_id"
+            " WHERE notify IS NOT NULL AND member_id != ? AND CASE WHEN json_valid(notify)"
+            " THEN json_type(notify, '$.\"*\"') IS NOT NULL"
+            " OR json_type(notify, addressed.path) IS NOT NULL ELSE 0 END"
+            " ORDER BY serial DESC LIMIT ?",
+            (*(value for app_id, addr in addresses.items()
+               for value in (app_id, f'$."{addr}"')), member_id, limit))
+        found = []
+        for serial, app_id, sender, notify_text, created in reversed(rows):
+            where = f"update {serial} of app copy {app_id}"
+            notify = self._repair.notify(self._repair.text(notify_text, where) or "null",
+                                         where) or {}
+            text = notify.get(addresses[app_id], notify.get("*"))
+            if text is not None:
+                found.append(Notification(serial, app_id, sender, text, float(created)))
+        return found
+
+    def forget(self, app_ids: list[str]) -> None:
+        """The app copies were deleted: drop what is kept of them in memory."""
+        for app_id in app_ids:
+            self._max_serial.pop(app_id, None)
+            self._checked_to.pop(app_id, None)
