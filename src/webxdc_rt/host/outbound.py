@@ -29,8 +29,9 @@ from dataclasses import replace
 from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractStreamWriter
 
-from ..core.delivery import DeliveryLimits, DropCount, ItemQueue, ReceiveWindow
+from ..core.delivery import DropCount, ItemQueue, ReceiveWindow
 from ..core.fanout import Published
+from ..core.limits import DeliveryLimits
 
 __all__ = ["Outbound", "WriteBatcher"]
 
