@@ -248,7 +248,8 @@ async def test_an_unreachable_dev_server_is_a_502_and_the_bridge_is_still_the_ho
 
 async def test_too_many_held_updates_close_the_listener_to_read_them_from_the_store() -> None:
     from webxdc_rt.dev.faults import FaultLimits
-    from webxdc_rt.dev.simulator import Simulator, SimulatorLimits
+    from webxdc_rt.dev.limits import SimulatorLimits
+    from webxdc_rt.dev.simulator import Simulator
     from webxdc_rt.testing import SimMember
 
     limits = SimulatorLimits(faults=FaultLimits(max_held_updates=3))

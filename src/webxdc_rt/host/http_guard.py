@@ -103,11 +103,6 @@ class ConnectionGuard:
         """Connections held now."""
         return len(self._unadmitted) + len(self._admitted)
 
-    @property
-    def unadmitted_count(self) -> int:
-        """Connections held now that have not shown a valid invite."""
-        return len(self._unadmitted)
-
     def opened(self, conn: GuardedRequestHandler, loop: asyncio.AbstractEventLoop) -> None:
         """Count a new connection, evicting the oldest unadmitted one (or closing this one)
         when the cap is reached."""
