@@ -111,11 +111,11 @@ def decode_client_message(text: str) -> ClientMessage:
     obj = decode_valid_text(text, MAX_JSON_DEPTH)
     if type(obj) is not dict:  # `as_object`, inline: this runs for every control message
         raise WireError("control message must be a JSON object")
-    kind = obj.get("type")
-    # Checked first: a list or an object as `type` cannot be looked up in the table.
-    decode = _DECODERS.get(kind) if type(kind) is str else None
-    if decode is None:
-        raise WireError(f"unknown control message type {shown(kind)}", "unknown-type")
+    try:
+        decode = _DECODERS[obj["type"]]
+    except (KeyError, TypeError):  # no `type`, another one, or a list or object as `type`
+        raise WireError(f"unknown control message type {shown(obj.get('type'))}",
+                        "unknown-type") from None
     return decode(obj)
 
 
@@ -147,7 +147,7 @@ def _decode_chat_messages(obj: dict[str, Any]) -> ChatMessagesRequest:
 
 
 _DECODERS: Final[dict[str, Callable[[dict[str, Any]], ClientMessage]]] = {
-    "join": lambda obj: Join(read_counter(obj, "epoch", "join", default=0)),
+    "join": lambda obj: Join(read_counter(obj, "epoch", "join", 0)),
     "received": lambda obj: Received(read_counter(obj, "bytes", "received")),
     "leave": lambda obj: Leave(),
     "update-send": _decode_update_send,
