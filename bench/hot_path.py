@@ -37,14 +37,12 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
     sys.path.insert(0, str(ROOT / "src"))
     from webxdc_rt.brokers.memory import InMemoryBroker
     from webxdc_rt.core.budget import PageBudget
-    from webxdc_rt.core.delivery import DeliveryLimits
     from webxdc_rt.core.fanout import Published
     from webxdc_rt.core.frames import binary_frame_parts
-    from webxdc_rt.core.messages import ChatLimits
-    from webxdc_rt.core.realtime import RealtimeHub, RealtimeLimits
+    from webxdc_rt.core.limits import ChatLimits, DeliveryLimits, RealtimeLimits, UpdateLimits
+    from webxdc_rt.core.realtime import RealtimeHub
     from webxdc_rt.core.session import Publish, Session, SessionRules, Subscribe
     from webxdc_rt.core.stats import HostStats
-    from webxdc_rt.core.updates import UpdateLimits
     from webxdc_rt.host.outbound import Outbound, WriteBatcher
 
     class Counter:

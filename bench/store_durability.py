@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from webxdc_rt.cli import default_data_dir
-from webxdc_rt.core.updates import Update, UpdateLimits
+from webxdc_rt.core.limits import UpdateLimits
+from webxdc_rt.core.updates import Update
 from webxdc_rt.stores.sqlite import SqliteStore, Synchronous
 
 MAX_WRITES = 20_000

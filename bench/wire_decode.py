@@ -4,7 +4,7 @@
 
 For each case: its size and the best per-call time of `decode_client_message` (or
 `decode_host_message`, for frames the Python peer reads) over N rounds. With
-`--compare-with`, the `wire.py` of that revision is timed too, interleaved round by round
+`--compare-with`, the `wire` of that revision is timed too, interleaved round by round
 with the current one so that a busy machine slows both alike.
 """
 
@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
-import importlib.util
+import importlib
+import io
 import json
 import random
 import subprocess
 import sys
+import tarfile
 import tempfile
 import timeit
 from collections.abc import Callable
@@ -66,18 +68,20 @@ def cases() -> list[tuple[str, bool, str]]:
 
 
 def wire_of(revision: str) -> ModuleType:
-    """The `wire` module as it was at a git revision."""
+    """The `wire` module (or package) as it was at a git revision, imported from a copy of
+    that revision's package renamed `webxdc_rt_then`."""
     root = Path(__file__).resolve().parent.parent
-    source = subprocess.run(["git", "show", f"{revision}:src/webxdc_rt/wire.py"], cwd=root,
-                            check=True, capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "wire_then.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("wire_then", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wire_then"] = module
-    spec.loader.exec_module(module)
-    return module
+    archive = subprocess.run(["git", "archive", revision, "src/webxdc_rt"], cwd=root,
+                             check=True, capture_output=True).stdout
+    folder = Path(tempfile.mkdtemp())
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    (folder / "src" / "webxdc_rt").rename(folder / "webxdc_rt_then")
+    sys.path.insert(0, str(folder))
+    try:  # the package's place before and after it moved into `core`
+        return importlib.import_module("webxdc_rt_then.core.wire")
+    except ModuleNotFoundError:
+        return importlib.import_module("webxdc_rt_then.wire")
 
 
 def _shown(seconds: float) -> str:

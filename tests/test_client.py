@@ -12,8 +12,7 @@ from peers import Relay, eventually, joined
 
 from webxdc_rt.client import connect
 from webxdc_rt.core import wire
-from webxdc_rt.core.delivery import DeliveryLimits
-from webxdc_rt.core.realtime import RealtimeLimits
+from webxdc_rt.core.limits import DeliveryLimits, RealtimeLimits
 from webxdc_rt.host.app import hello_limits
 
 
@@ -108,7 +107,7 @@ async def test_unreachable_host():
 
 
 async def test_updates_between_python_peers_with_backlog_and_rate_limit(hosts):
-    from webxdc_rt.core.updates import UpdateLimits
+    from webxdc_rt.core.limits import UpdateLimits
     from webxdc_rt.host.app import HostSettings
 
     live = await hosts(HostSettings(updates=UpdateLimits(interval_ms=10_000, burst=3)))

@@ -7,8 +7,7 @@ from __future__ import annotations
 from conftest import COUNT_SOCKET_ITEMS
 from peers import eventually
 
-from webxdc_rt.core.delivery import DeliveryLimits
-from webxdc_rt.core.realtime import RealtimeLimits
+from webxdc_rt.core.limits import DeliveryLimits, RealtimeLimits
 from webxdc_rt.host.app import HostSettings
 
 BOUND_S = 2.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webxdc_rt.core.delivery import DeliveryLimits, DropCount, ItemQueue, ReceiveWindow
+from webxdc_rt.core.delivery import DropCount, ItemQueue, ReceiveWindow
+from webxdc_rt.core.limits import DeliveryLimits
 
 
 def frame(label: str) -> tuple[bytes, ...]:

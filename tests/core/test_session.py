@@ -12,8 +12,8 @@ from webxdc_rt.core import wire
 from webxdc_rt.core.budget import PageBudget
 from webxdc_rt.core.errors import SessionStateError
 from webxdc_rt.core.fanout import Published
-from webxdc_rt.core.messages import ChatLimits
-from webxdc_rt.core.realtime import RealtimeHub, RealtimeLimits
+from webxdc_rt.core.limits import ChatLimits, RealtimeLimits, UpdateLimits
+from webxdc_rt.core.realtime import RealtimeHub
 from webxdc_rt.core.session import (
     IGNORED,
     POLICY_VIOLATION,
@@ -35,7 +35,6 @@ from webxdc_rt.core.session import (
     Subscribe,
     Unsubscribe,
 )
-from webxdc_rt.core.updates import UpdateLimits
 
 TOPIC = "rt/chat/app"
 JOIN = '{"type":"join","epoch":1}'

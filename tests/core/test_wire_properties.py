@@ -17,7 +17,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from webxdc_rt.core import wire
-from webxdc_rt.core.updates import UpdateError, UpdateLimits, delivered_json, validate_update
+from webxdc_rt.core.limits import UpdateLimits
+from webxdc_rt.core.updates import UpdateError, delivered_json, validate_update
 
 CODES = {"malformed", "too-large", "unknown-type", "bad-text", "bad-number",
          "nesting-too-deep"}

@@ -317,7 +317,8 @@ async def test_the_dev_server_proxy_negotiates_no_compression_and_inflates_nothi
 
 async def test_too_many_held_updates_close_the_listener_to_read_them_from_the_store() -> None:
     from webxdc_rt.dev.faults import FaultLimits
-    from webxdc_rt.dev.simulator import Simulator, SimulatorLimits
+    from webxdc_rt.dev.limits import SimulatorLimits
+    from webxdc_rt.dev.simulator import Simulator
     from webxdc_rt.testing import SimMember
 
     limits = SimulatorLimits(faults=FaultLimits(max_held_updates=3))

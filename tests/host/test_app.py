@@ -11,7 +11,7 @@ from peers import Member, bare_socket, eventually, joined, next_control, raw_soc
 
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.core.frames import binary_frame_parts, encode_binary_frame, encode_text_frame
-from webxdc_rt.core.realtime import RealtimeLimits
+from webxdc_rt.core.limits import RealtimeLimits
 from webxdc_rt.host.app import HostSettings
 
 MiB = 1024 * 1024

@@ -9,8 +9,7 @@ import aiohttp
 from peers import eventually, next_control, raw_socket, stalled_listener
 
 from webxdc_rt.client import connect
-from webxdc_rt.core.messages import ChatLimits
-from webxdc_rt.core.updates import UpdateLimits
+from webxdc_rt.core.limits import ChatLimits, UpdateLimits
 from webxdc_rt.host.app import HostSettings
 
 KiB = 1024

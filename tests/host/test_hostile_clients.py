@@ -21,9 +21,7 @@ from hypothesis import strategies as st
 from peers import eventually, joined
 
 from webxdc_rt.client import connect
-from webxdc_rt.core.messages import ChatLimits
-from webxdc_rt.core.realtime import RealtimeLimits
-from webxdc_rt.core.updates import UpdateLimits
+from webxdc_rt.core.limits import ChatLimits, RealtimeLimits, UpdateLimits
 from webxdc_rt.host.app import HostSettings
 
 CASES = 1000

@@ -10,8 +10,7 @@ from hosting import HostProcess, make_xdc, token_of
 from peers import eventually, joined, stalled_listener
 from prometheus_client.parser import text_string_to_metric_families
 
-from webxdc_rt.core.realtime import RealtimeLimits
-from webxdc_rt.core.updates import UpdateLimits
+from webxdc_rt.core.limits import RealtimeLimits, UpdateLimits
 from webxdc_rt.host.app import HostSettings
 from webxdc_rt.host.metrics import metrics_registry, render
 

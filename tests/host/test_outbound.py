@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from webxdc_rt.core.delivery import DeliveryLimits, DropCount
+from webxdc_rt.core.delivery import DropCount
 from webxdc_rt.core.fanout import Published
+from webxdc_rt.core.limits import DeliveryLimits
 from webxdc_rt.host.outbound import Outbound, WriteBatcher
 
 

@@ -14,9 +14,7 @@ from wsproto.events import CloseConnection
 
 from webxdc_rt.client import connect
 from webxdc_rt.core import wire
-from webxdc_rt.core.delivery import DeliveryLimits
-from webxdc_rt.core.realtime import RealtimeLimits
-from webxdc_rt.core.updates import UpdateLimits
+from webxdc_rt.core.limits import DeliveryLimits, RealtimeLimits, UpdateLimits
 from webxdc_rt.host.app import HostSettings
 
 MiB = 1024 * 1024

@@ -3,8 +3,9 @@ without importing the Redis client."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from ..core.limits import require_non_negative, require_positive
 
 __all__ = ["BrokerLimits"]
 
@@ -33,12 +34,8 @@ class BrokerLimits:
     once the subscription is in place). No wait while Redis is unreachable."""
 
     def __post_init__(self) -> None:
-        for name in ("max_queued_bytes", "connect_timeout_s", "reconnect_min_s",
-                     "reconnect_max_s"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number, got {value}")
-        if not (self.join_wait_s >= 0 and math.isfinite(self.join_wait_s)):
-            raise ValueError(f"join_wait_s must not be negative, got {self.join_wait_s}")
+        require_positive(self, "max_queued_bytes", "connect_timeout_s", "reconnect_min_s",
+                         "reconnect_max_s")
+        require_non_negative(self, "join_wait_s")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")

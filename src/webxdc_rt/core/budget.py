@@ -18,14 +18,8 @@ Two kinds of limit:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from .delivery import DeliveryLimits
-
-if TYPE_CHECKING:  # only for annotations: budgets know limits, not the modules using them
-    from .messages import ChatLimits
-    from .realtime import RealtimeLimits
-    from .updates import UpdateLimits
+from .limits import ChatLimits, DeliveryLimits, RealtimeLimits, UpdateLimits
 
 __all__ = ["TokenBucket", "SendBudget", "PageBudget"]
 

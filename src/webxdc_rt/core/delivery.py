@@ -31,66 +31,9 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-__all__ = ["DeliveryLimits", "DropCount", "ItemQueue", "ReceiveWindow"]
+from .limits import DeliveryLimits
 
-KiB = 1024
-MiB = 1024 * KiB
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryLimits:
-    """How realtime items for a receiver that does not keep up are held and dropped, with
-    their defaults (chosen from the measurements in the README's overload section)."""
-
-    max_item_age_s: float = 2.0
-    """Seconds a realtime item may wait in the host for its receiver; an older one is
-    dropped instead of sent."""
-    max_waiting_bytes: int = 4 * MiB
-    """Realtime bytes that may wait in the host for one connection; beyond it items are
-    dropped from the sender with the most waiting."""
-    socket_buffer_bytes: int = 256 * KiB
-    """Bytes a connection's socket may hold unsent before realtime items for it wait in the
-    host instead (where they can still be dropped when stale)."""
-    socket_receive_buffer_bytes: int = 256 * KiB
-    """The kernel receive buffer asked for each WebSocket (SO_RCVBUF). Items a member sends
-    wait there, unseen, whenever the host reads slower than they come; kept small, the
-    backlog stays in the sender (whose bridge or peer drops what would go stale) instead of
-    reaching the host seconds old."""
-    socket_send_buffer_bytes: int = 256 * KiB
-    """The kernel send buffer asked for each WebSocket (SO_SNDBUF). Left to the kernel, the
-    buffer of a socket whose reader stopped grows to several MiB of kernel memory that no
-    bound of the host's counts; fixed, what waits for a receiver waits in the host, where it
-    is bounded and dropped."""
-    stall_timeout_s: float = 30.0
-    """Seconds a WebSocket may take no byte of what waits for it before it is dropped: a
-    reader that stopped holds its page's backlog slots and its buffers until then (a slow
-    reader takes some bytes and is not dropped; a dead link is found by `heartbeat_s`)."""
-    receive_window_bytes: int = 4 * MiB
-    """Realtime bytes that may be in flight to a receiver that reports what it read (told
-    in the hello); less for a slower one: what it reads in a sixteenth of `max_item_age_s`
-    by the rate it has shown, and `min_window_bytes` until it has shown one."""
-    min_window_bytes: int = 64 * KiB
-    """In-flight bytes a reporting receiver always may have, however slow it has been (an
-    item goes while less than the window is in flight, so one of any size always can)."""
-    receipts_per_s: float = 1000.0
-    """`received` reports one page may send per second, sustained; a page over it is not
-    read from until it is back within it (as for other control messages)."""
-    receipts_burst: int = 1000
-    """`received` reports one page may send at once before the pace applies."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_item_age_s", "receipts_per_s", "stall_timeout_s"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number")
-        for name in ("max_waiting_bytes", "socket_buffer_bytes", "socket_receive_buffer_bytes",
-                     "socket_send_buffer_bytes", "receive_window_bytes", "min_window_bytes",
-                     "receipts_burst"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.min_window_bytes > self.receive_window_bytes:
-            raise ValueError("min_window_bytes must not exceed receive_window_bytes")
-
+__all__ = ["DropCount", "ItemQueue", "ReceiveWindow"]
 
 @dataclass(slots=True)
 class DropCount:

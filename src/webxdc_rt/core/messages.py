@@ -9,43 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from .errors import Refusal
+from .limits import ChatLimits
 
-__all__ = ["ChatLimits", "MessageError", "ChatMessageDraft", "validate_message"]
-
-KiB = 1024
-MiB = 1024 * KiB
-
-
-@dataclass(frozen=True, slots=True)
-class ChatLimits:
-    """Limits on `sendToChat`, with defaults; rates and quotas are per member page."""
-
-    max_text_chars: int = 100_000
-    """Longest text of one message."""
-    max_file_bytes: int = 256 * KiB
-    """Largest file of one message, decoded."""
-    max_listed: int = 50
-    """Most messages returned to one chat-messages request."""
-    max_listed_bytes: int = 1 * MiB
-    """Most bytes of text and files returned to one chat-messages request (at least one
-    message); older messages are asked for with `before`."""
-    messages_per_s: float = 1.0
-    """Messages one page may post per second, sustained."""
-    messages_burst: int = 20
-    """Messages one page may post at once before the rate applies."""
-    max_stored_bytes: int = 16 * MiB
-    """Bytes of text and files one page may have stored in its chat in all."""
-
-    def __post_init__(self) -> None:
-        for limit in fields(self):
-            value = getattr(self, limit.name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{limit.name} must be a positive number, got {value}")
-
+__all__ = ["MessageError", "ChatMessageDraft", "validate_message"]
 
 class MessageError(Refusal):
     """A chat message that breaks a rule."""

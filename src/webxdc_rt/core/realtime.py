@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from .budget import SendBudget
 from .errors import Refusal
 from .fanout import Published
+from .limits import RealtimeLimits
 
 __all__ = [
-    "MAX_PAYLOAD_BYTES",
-    "RealtimeLimits",
     "RealtimeError",
     "AlreadyJoined",
     "NotJoined",
@@ -37,44 +35,7 @@ __all__ = [
     "RealtimeHub",
 ]
 
-MAX_PAYLOAD_BYTES = 128_000
-"""The largest realtime item the webxdc spec allows, in bytes."""
-
-MiB = 1024 * 1024
 _new_tuple = tuple.__new__
-
-
-@dataclass(frozen=True, slots=True)
-class RealtimeLimits:
-    """The limits the host enforces on realtime items, with their defaults.
-
-    The send rate is counted per member page (all its connections together) and enforced
-    by backpressure: a connection whose page sends faster is not read from until the page
-    is back within its budget, so a flood is slowed to the rate and costs other peers
-    nothing.
-    """
-
-    max_payload_bytes: int = MAX_PAYLOAD_BYTES
-    """Largest item a connection may send (the spec's limit, R8)."""
-    send_items_per_s: float = 2000.0
-    """Items one page may send per second, sustained."""
-    send_items_burst: int = 2000
-    """Items one page may send at once before the rate applies."""
-    send_bytes_per_s: float = 32 * MiB
-    """Payload bytes one page may send per second, sustained."""
-    send_bytes_burst: int = 32 * MiB
-    """Payload bytes one page may send at once before the rate applies."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_payload_bytes", "send_items_burst", "send_bytes_burst"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("send_items_per_s", "send_bytes_per_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.send_bytes_burst < self.max_payload_bytes:
-            raise ValueError("send_bytes_burst must be at least max_payload_bytes")
-
 
 ALREADY_JOINED = "already joined the realtime channel; leave it first"
 NOT_JOINED = "not joined to the realtime channel"

@@ -32,10 +32,11 @@ from . import realtime, wire
 from .budget import PageBudget
 from .errors import Refusal, SessionStateError
 from .fanout import Published
-from .messages import ChatLimits, ChatMessageDraft, validate_message
+from .limits import ChatLimits, UpdateLimits
+from .messages import ChatMessageDraft, validate_message
 from .realtime import AlreadyJoined, Connection, NotJoined, RealtimeHub
 from .stats import SessionCounts
-from .updates import Update, UpdateError, UpdateLimits, validate_update
+from .updates import Update, UpdateError, validate_update
 
 __all__ = [
     "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",

@@ -15,53 +15,16 @@ encodes as UTF-8.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import Refusal
+from .limits import UpdateLimits
 from .wire import BAD_NUMBER_RULE, BAD_TEXT_RULE, as_text, is_text
 
-__all__ = ["UpdateLimits", "UpdateError", "Update", "validate_update",
-           "delivered_json"]
+__all__ = ["UpdateError", "Update", "validate_update", "delivered_json"]
 
 TEXT_FIELDS = ("info", "href", "document", "summary")
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateLimits:
-    """Limits on status updates; the bridge states the first two to apps as
-    `sendUpdateMaxSize` and `sendUpdateInterval`."""
-
-    max_payload_bytes: int = 128_000
-    """Largest JSON-encoded `payload` of one update (`sendUpdateMaxSize`)."""
-    interval_ms: int = 100
-    """Sustained pace one page may send updates at (`sendUpdateInterval`)."""
-    burst: int = 50
-    """Updates one page may send at once before the pace applies."""
-    max_text_chars: int = 10_000
-    """Longest `info`, `href`, `document` or `summary`, in characters."""
-    max_notify_entries: int = 100
-    """Most entries in `notify`."""
-    listens_per_s: float = 2.0
-    """Update listeners one page may start per second (each replays a backlog), sustained;
-    more are made to wait."""
-    listens_burst: int = 16
-    """Update listeners one page may start at once (tabs opening together)."""
-    backlog_bytes_per_s: float = 32 * 1024 * 1024
-    """Backlog bytes replayed to one page per second, sustained (paced, not refused)."""
-    backlog_bytes_burst: int = 64 * 1024 * 1024
-    """Backlog bytes replayed to one page at once before the pace applies."""
-    backlog_chunk_bytes: int = 1024 * 1024
-    """Backlog bytes loaded from storage at a time for one listener (at least one update)."""
-    max_backlogs_per_page: int = 2
-    """Backlogs streamed to one page at once; more listeners wait their turn."""
-
-    def __post_init__(self) -> None:
-        for limit in fields(self):
-            value = getattr(self, limit.name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{limit.name} must be a positive number, got {value}")
 
 
 class UpdateError(Refusal, ValueError):

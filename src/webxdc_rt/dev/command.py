@@ -13,7 +13,8 @@ import logging
 import signal
 import webbrowser
 
-from .simulator import Simulator, SimulatorLimits
+from .limits import SimulatorLimits
+from .simulator import Simulator
 
 __all__ = ["add_command", "run"]
 

@@ -14,22 +14,22 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from ..core import wire
 from ..host import http_guard
-from ..host.app import HOST_PREFIX, invite_response, same_origin
+from ..host.app import HOST_PREFIX, Host, invite_response, same_origin
 from ..model.chats import Entrance
 from .faults import PeerFaults
+from .limits import SimulatorLimits
 
-if TYPE_CHECKING:
-    from .simulator import Simulator
-
-__all__ = ["DashboardSite", "apply_command"]
+__all__ = ["DASHBOARD_LABEL", "MAX_COMMAND_BYTES", "SimulatorControls", "DashboardSite",
+           "apply_command"]
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,52 @@ _STATIC = {"/": ("dashboard.html", "text/html"), "/dashboard.js": ("dashboard.js
 _INVITE_PREFIX = HOST_PREFIX + "/invite/"
 MAX_COMMAND_BYTES = 16 * 1024
 """Largest command the dashboard may post."""
+DASHBOARD_LABEL = "dashboard"
+"""The origin label of the dashboard, beside the peers' labels."""
 
 
-async def apply_command(simulator: Simulator, command: Any) -> dict[str, Any]:
+class SimulatorControls(Protocol):
+    """What the dashboard reads of the simulator and asks it to do."""
+
+    @property
+    def limits(self) -> SimulatorLimits:
+        """The simulator's bounds (those of the dashboard's sockets among them)."""
+
+    @property
+    def dashboard_token(self) -> str:
+        """The secret of the dashboard's link."""
+
+    @property
+    def host(self) -> Host | None:
+        """The host serving the peers and the dashboard, once started."""
+
+    @property
+    def listeners(self) -> set[Callable[[dict[str, Any]], None]]:
+        """Told of every batch of the log and every change of the state."""
+
+    def state(self) -> dict[str, Any]:
+        """The peers with their faults, and the partition, as JSON."""
+
+    def add_peer(self, member: str | None = None) -> object:
+        """A new member of the chat with its page (ValueError when refused)."""
+
+    async def remove_peer(self, member: str) -> None:
+        """Take a member out of the chat (KeyError if unknown)."""
+
+    async def reset(self) -> None:
+        """A fresh chat with the same peers and faults."""
+
+    def set_faults(self, member: str, faults: PeerFaults) -> None:
+        """Put `faults` in force on one peer's link."""
+
+    def partition(self, groups: Iterable[Iterable[str]]) -> None:
+        """Split the peers into groups that do not reach one another."""
+
+    def heal(self) -> None:
+        """Take every fault and partition away."""
+
+
+async def apply_command(simulator: SimulatorControls, command: Any) -> dict[str, Any]:
     """Carry out one dashboard command (a decoded JSON object); ValueError or KeyError
     saying what is wrong with it."""
     if not isinstance(command, dict):
@@ -85,9 +128,7 @@ def _member(command: dict[str, Any]) -> str:
 class DashboardSite:
     """Serves the dashboard's origin beside the peers' pages (`Host.mount`)."""
 
-    def __init__(self, simulator: Simulator, origin: str) -> None:
-        from .simulator import DASHBOARD_LABEL
-
+    def __init__(self, simulator: SimulatorControls, origin: str) -> None:
         self.simulator = simulator
         self.origin = origin
         self._policy = (
@@ -103,8 +144,6 @@ class DashboardSite:
 
     def resolve(self, label: str) -> Handler | None:
         """The dashboard's handler for its label."""
-        from .simulator import DASHBOARD_LABEL
-
         if label != DASHBOARD_LABEL:
             return None
         return functools.partial(self._handle, label=label)

@@ -13,11 +13,12 @@ network; status updates are held and arrive once the link is back, as in a real 
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ..core.limits import require_non_negative, require_positive
 
 __all__ = ["PeerFaults", "FaultLimits", "FaultPlan", "LOSS_REASONS"]
 
@@ -43,11 +44,7 @@ class FaultLimits:
     reconnects and reads them from the store."""
 
     def __post_init__(self) -> None:
-        for name in ("max_latency_ms", "max_bandwidth_backlog_s", "max_held_items",
-                     "max_held_updates"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number")
+        require_positive(self)
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,7 @@ class PeerFaults:
     wait."""
 
     def __post_init__(self) -> None:
-        for name in ("latency_ms", "jitter_ms", "bandwidth_bytes_per_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number, zero or more")
+        require_non_negative(self, "latency_ms", "jitter_ms", "bandwidth_bytes_per_s")
         if 0 < self.bandwidth_bytes_per_s < 1:
             raise ValueError("bandwidth_bytes_per_s must be 0 (no cap) or at least 1")
         if isinstance(self.loss_percent, bool) or not 0 <= self.loss_percent <= 100:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from ..core.limits import require_positive
 from ..model.xdc import AppSource
 
 __all__ = ["DevServerProxy", "DevServerApp", "ProxyLimits", "is_dev_server_url"]
@@ -50,6 +51,9 @@ class ProxyLimits:
     """Largest WebSocket message carried either way."""
     timeout_s: float = 30.0
     """How long one request to the dev server may take."""
+
+    def __post_init__(self) -> None:
+        require_positive(self)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ second costs the realtime path little and the dashboard a bounded amount of work
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..core.limits import require_positive
 
 __all__ = ["TrafficLimits", "TrafficLog", "preview"]
 
@@ -29,10 +30,7 @@ class TrafficLimits:
     """First bytes of an item or update shown in the log."""
 
     def __post_init__(self) -> None:
-        for name in ("item_samples_per_s", "max_events", "preview_bytes"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number")
+        require_positive(self)
 
 
 def preview(data: bytes, limit: int) -> dict[str, str]:

@@ -24,7 +24,6 @@ import contextlib
 import itertools
 import json
 import logging
-import math
 import mimetypes
 import re
 import socket
@@ -42,11 +41,18 @@ from ..brokers.limits import BrokerLimits
 from ..brokers.memory import InMemoryBroker
 from ..core import wire
 from ..core.budget import PageBudget
-from ..core.delivery import DeliveryLimits, DropCount
+from ..core.delivery import DropCount
 from ..core.fanout import Broker, Published
 from ..core.frames import binary_frame_parts
-from ..core.messages import ChatLimits
-from ..core.realtime import Connection, RealtimeHub, RealtimeLimits
+from ..core.limits import (
+    ChatLimits,
+    DeliveryLimits,
+    RealtimeLimits,
+    UpdateLimits,
+    require_non_negative,
+    require_positive,
+)
+from ..core.realtime import Connection, RealtimeHub
 from ..core.session import (
     INTERNAL_ERROR,
     Close,
@@ -66,7 +72,6 @@ from ..core.session import (
     Unsubscribe,
 )
 from ..core.stats import HostStats
-from ..core.updates import UpdateLimits
 from ..model.chats import Entrance, Page, Registry
 from ..model.sharing import HomeLimits
 from ..model.xdc import AppSource, normalize_app_path
@@ -237,20 +242,15 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
-        for name in ("max_connections", "max_connections_per_page",
-                     "max_http_connections_per_page", "max_outbound_bytes",
-                     "max_protocol_errors", "control_per_s", "control_burst", "heartbeat_s",
-                     "bridge_max_pending_items", "bridge_max_pending_bytes",
-                     "bridge_max_buffered_bytes", "bridge_max_buffered_ms",
-                     "max_tcp_connections", "header_timeout_s", "idle_timeout_s",
-                     "max_preauth_bytes", "max_request_line_bytes", "max_header_bytes",
-                     "max_headers", "max_session_cookies"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number")
-        for name in ("fd_reserve", "close_grace_s"):
-            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
-                raise ValueError(f"{name} must not be negative")
+        require_positive(self, "max_connections", "max_connections_per_page",
+                         "max_http_connections_per_page", "max_session_cookies",
+                         "max_outbound_bytes", "max_protocol_errors", "control_per_s",
+                         "control_burst", "heartbeat_s", "bridge_max_pending_items",
+                         "bridge_max_pending_bytes", "bridge_max_buffered_bytes",
+                         "bridge_max_buffered_ms", "max_tcp_connections", "header_timeout_s",
+                         "idle_timeout_s", "max_preauth_bytes", "max_request_line_bytes",
+                         "max_header_bytes", "max_headers")
+        require_non_negative(self, "fd_reserve", "close_grace_s")
 
 
 PAGE_KEY = web.RequestKey("page", Page)

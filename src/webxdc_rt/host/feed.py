@@ -33,8 +33,9 @@ from ..core import wire
 from ..core.budget import PageBudget
 from ..core.errors import Refusal
 from ..core.frames import encode_text_frame
-from ..core.messages import ChatLimits, ChatMessageDraft
-from ..core.updates import Update, UpdateLimits, delivered_json
+from ..core.limits import ChatLimits, UpdateLimits
+from ..core.messages import ChatMessageDraft
+from ..core.updates import Update, delivered_json
 from ..model.chats import Page
 from ..stores.api import StoreApi, StoreError, StoreUnavailable
 

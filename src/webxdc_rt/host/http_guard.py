@@ -126,14 +126,10 @@ class ConnectionGuard:
         """Connections held now."""
         return len(self._unadmitted) + self._admitted_count
 
-    @property
-    def unadmitted_count(self) -> int:
-        """Connections held now that have not shown a valid invite."""
-        return len(self._unadmitted)
-
     def page_count(self, label: str) -> int:
         """Connections held now by the member page `label` (HTTP and WebSockets)."""
         return len(self._pages.get(label, ()))
+
 
     def opened(self, conn: GuardedRequestHandler, loop: asyncio.AbstractEventLoop) -> None:
         """Count a new connection, making room for it when the cap is reached (or closing

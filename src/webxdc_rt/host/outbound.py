@@ -31,9 +31,10 @@ from dataclasses import replace
 from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractStreamWriter
 
-from ..core.delivery import DeliveryLimits, DropCount, ItemQueue, ReceiveWindow
+from ..core.delivery import DropCount, ItemQueue, ReceiveWindow
 from ..core.fanout import Published
 from ..core.frames import text_frame_size
+from ..core.limits import DeliveryLimits
 
 __all__ = ["Outbound", "WriteBatcher"]
 

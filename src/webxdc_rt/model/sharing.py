@@ -8,8 +8,9 @@ a `.xdc` into the chat, checked as the command line checks one (`xdc.py`).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from ..core.limits import require_positive
 
 __all__ = ["HomeLimits", "MAX_FILE_NAME_CHARS", "upload_name"]
 
@@ -55,10 +56,7 @@ class HomeLimits:
     """How often an open home page asks for new apps, messages and notifications."""
 
     def __post_init__(self) -> None:
-        for limit in fields(self):
-            value = getattr(self, limit.name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{limit.name} must be a positive number, got {value}")
+        require_positive(self)
 
 
 def upload_name(raw: str | None) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ..core.limits import require_positive
 from ..core.stats import LatencyHistogram
 from ..core.updates import Update
 from ..model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
@@ -120,10 +121,7 @@ class StoreLimits:
     """Longest wait between two reconnection attempts (backoff doubles from 0.1 s)."""
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout_s", "statement_timeout_s", "reconnect_max_s"):
-            value = getattr(self, name)
-            if not 0 < value < 3600:
-                raise ValueError(f"{name} must be above 0 and below 3600, got {value}")
+        require_positive(self, below=3600)
 
 
 StoreErrorCode = Literal["failed", "unavailable", "full", "damaged", "busy", "read-only",

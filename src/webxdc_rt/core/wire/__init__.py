@@ -1,0 +1,154 @@
+"""The frames between a page (or Python peer) and the host, over one WebSocket.
+
+- A **binary** frame is one realtime item, in either direction, as raw bytes: no header,
+  no JSON, no base64. The host forwards the exact bytes it received.
+- A **text** frame is one control message: a JSON object with a string field `type`.
+
+Client to host:
+    {"type": "join", "epoch": N}    join the realtime channel (N: the client's counter)
+    {"type": "leave"}               leave it
+    {"type": "received", "bytes": N}    the binary frames this connection has read so
+                                    far, N counted as their payloads plus framing (see
+                                    `frame_bytes`); lets the host keep what is in flight
+                                    to a slow reader within `receive_window_bytes`
+    {"type": "update-send", "update": {...}}        webxdc.sendUpdate
+    {"type": "update-listen", "listen": N, "serial": S}
+                                    start (or restart) the update listener after serial S
+    {"type": "send-to-chat", "id": N, "text": ..., "file": {"name": ..., "base64": ...}}
+    {"type": "chat-messages", "id": N, "before": M}  what apps posted to the chat (the
+                                    latest ones, or those older than message id M)
+
+Host to client:
+    {"type": "hello", "self_addr": ..., "self_name": ..., "limits": {...}}   first frame
+    {"type": "joined", "epoch": N}  the join with epoch N took effect; binary frames that
+                                    follow belong to that channel, until the next leave
+    {"type": "update", "listen": N, "update": {..., "serial": S, "max_serial": M}}
+    {"type": "update-backlog-done", "listen": N}    the backlog of listener N was sent
+    {"type": "reply", "id": N, "ok": true}  or  {..., "ok": false, "code": ..., "message": ...}
+    {"type": "chat-messages", "id": N, "messages": [...], "more": bool}
+                                    oldest first; `more`: older ones remain
+    {"type": "error", "code": ..., "message": ...}   a request was refused (nothing else
+                                    lost), or sending is slowed (`rate-limited`)
+
+Each message has a frozen dataclass on both sides (`Join`, ..., `ChatMessagesRequest` from
+the client, in `client`; `Hello`, `Joined`, `Update`, `UpdateBacklogDone`, `Reply`,
+`ChatMessages`, `ErrorMessage` from the host, in `host`), an encoder, and a decoder that
+returns the dataclass, so the host and the Python peer read and write each message with the
+same code. The `hello` limits are `HelloLimits`: `max_payload_bytes`, `send_items_per_s`,
+`send_items_burst`, `send_bytes_per_s`, `send_bytes_burst`, `receive_window_bytes`. A host
+message of a type this version does not know decodes as `UnknownHostMessage` rather than
+failing, and fields it does not know are ignored, so that a newer host can add both.
+
+Decoding validates everything and raises `WireError` with a message that says what was
+wrong, so that a bad frame gets a clear answer and costs nothing else. Every JSON text that
+comes from a client (and, in the Python peer, from the host) goes through one strict decoder,
+`decode_json` (in `text`, with the rules it enforces).
+
+This package exports every public name of its modules; import from it (`wire.Join`).
+"""
+
+from __future__ import annotations
+
+from .client import (
+    ChatMessagesRequest,
+    ClientMessage,
+    Join,
+    Leave,
+    Received,
+    SendToChat,
+    UpdateListen,
+    UpdateSend,
+    decode_client_message,
+    encode_chat_messages_request,
+    encode_client_message,
+    encode_join,
+    encode_leave,
+    encode_received,
+    encode_send_to_chat,
+    encode_update_listen,
+    encode_update_send,
+    frame_bytes,
+)
+from .host import (
+    ChatMessages,
+    ErrorMessage,
+    Hello,
+    HelloLimits,
+    HostMessage,
+    Joined,
+    Reply,
+    UnknownHostMessage,
+    Update,
+    UpdateBacklogDone,
+    decode_host_message,
+    encode_backlog_done,
+    encode_chat_messages,
+    encode_error,
+    encode_hello,
+    encode_host_message,
+    encode_joined,
+    encode_reply,
+    encode_update,
+)
+from .text import (
+    BAD_NUMBER_RULE,
+    BAD_TEXT_RULE,
+    MAX_CONTROL_BYTES,
+    MAX_EPOCH,
+    MAX_JSON_DEPTH,
+    WireError,
+    as_text,
+    decode_json,
+    is_finite_number,
+    is_text,
+)
+
+__all__ = [
+    "MAX_CONTROL_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_EPOCH",
+    "BAD_TEXT_RULE",
+    "BAD_NUMBER_RULE",
+    "WireError",
+    "decode_json",
+    "is_text",
+    "as_text",
+    "is_finite_number",
+    "Join",
+    "Leave",
+    "Received",
+    "UpdateSend",
+    "UpdateListen",
+    "SendToChat",
+    "ChatMessagesRequest",
+    "ClientMessage",
+    "frame_bytes",
+    "decode_client_message",
+    "encode_client_message",
+    "encode_join",
+    "encode_leave",
+    "encode_received",
+    "encode_update_send",
+    "encode_update_listen",
+    "encode_send_to_chat",
+    "encode_chat_messages_request",
+    "HelloLimits",
+    "Hello",
+    "Joined",
+    "Update",
+    "UpdateBacklogDone",
+    "Reply",
+    "ChatMessages",
+    "ErrorMessage",
+    "UnknownHostMessage",
+    "HostMessage",
+    "decode_host_message",
+    "encode_host_message",
+    "encode_hello",
+    "encode_joined",
+    "encode_update",
+    "encode_backlog_done",
+    "encode_reply",
+    "encode_chat_messages",
+    "encode_error",
+]
