@@ -14,7 +14,7 @@ from webxdc_rt.client import connect
 from webxdc_rt.core import wire
 from webxdc_rt.core.delivery import DeliveryLimits
 from webxdc_rt.core.realtime import RealtimeLimits
-from webxdc_rt.host.app import hello_limits
+from webxdc_rt.host.settings import hello_limits
 
 
 async def test_peer_knows_its_member(live_host):

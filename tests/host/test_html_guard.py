@@ -120,7 +120,7 @@ def test_unclear_bytes_before_the_doctype_put_the_guard_first_of_all():
 
 
 def test_the_shipped_guard_is_a_safe_inline_script():
-    source = resources.files("webxdc_rt").joinpath("static/guard.js").read_text("utf-8")
+    source = resources.files("webxdc_rt.host").joinpath("static/guard.js").read_text("utf-8")
     element = inline_script(source)
     assert element.startswith("<script>(function webxdcGuard(")
     assert element.endswith("})(window);</script>")

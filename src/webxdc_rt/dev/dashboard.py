@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler
 
 from ..core import wire
 from ..host import http_guard
-from ..host.app import HOST_PREFIX, invite_response, presented_token, same_origin
+from ..host.routing import HOST_PREFIX, invite_response, presented_token, same_origin
 from .faults import PeerFaults
 
 if TYPE_CHECKING:

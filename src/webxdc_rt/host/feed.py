@@ -85,16 +85,17 @@ class UpdateFeed:
     """The host's status updates and chat messages."""
 
     def __init__(self, store: StoreApi, limits: UpdateLimits, chat_limits: ChatLimits,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], route: UpdateRoute | None = None,
+                 watch_messages: MessageWatcher | None = None) -> None:
         self.store = store
         self.limits = limits
         self.chat_limits = chat_limits
         self._clock = clock
         self._listeners: dict[str, set[FeedSocket]] = {}
         self._backlog_slots: dict[str, asyncio.Semaphore] = {}
-        self.route: UpdateRoute | None = None
+        self.route = route
         """Where stored updates go instead of straight to the listeners; None: straight."""
-        self.watch_messages: MessageWatcher | None = None
+        self.watch_messages = watch_messages
         """Told of every chat message stored; None: nobody."""
 
     def new_socket(self, page: Page, sink: FrameSink, budget: PageBudget) -> FeedSocket:
