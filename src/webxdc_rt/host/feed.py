@@ -1,6 +1,7 @@
 """Status updates and chat messages on a live host, the I/O half: stored first, then sent to
 the sockets. What is valid and what a page may send is decided before, by the session and
-the rules (`session.py`, `updates.py`, `messages.py`); storage itself is `store.py`.
+the rules (`core.session`, `core.updates`, `core.messages`); storage itself is the store's
+(`stores`).
 
 Each socket may run one update listener at a time (the page's `setUpdateListener`). Starting
 one streams the backlog after the requested serial in chunks, then registers the listener
