@@ -92,7 +92,7 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
                             send_bytes_per_s=1e15, send_bytes_burst=10**15)
     hub, broker, stats = RealtimeHub(limits), InMemoryBroker(), HostStats()
 
-    def on_published(topic: str, item: Published) -> None:  # as Host._on_published
+    def on_published(topic: str, item: Published) -> None:  # as Sockets.on_published
         receivers = hub.receivers(topic, item)
         if not receivers:
             return
@@ -117,7 +117,7 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
     sender, payload = sessions[0], bytes(size)
 
     async def send_all() -> None:
-        for n in range(items):  # as Host._read_loop's hot path, one item a loop turn
+        for n in range(items):  # as SocketShell._read's hot path, one item a loop turn
             effects = sender.receive_item(payload, float(n))
             first = effects[0]
             if len(effects) != 1 or type(first) is not Publish:

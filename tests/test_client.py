@@ -13,7 +13,7 @@ from peers import Relay, eventually, joined
 from webxdc_rt.client import connect
 from webxdc_rt.core import wire
 from webxdc_rt.core.limits import DeliveryLimits, RealtimeLimits
-from webxdc_rt.host.app import hello_limits
+from webxdc_rt.host.settings import hello_limits
 
 
 async def test_peer_knows_its_member(live_host):

@@ -10,12 +10,13 @@ import pytest
 
 from webxdc_rt.core import wire
 from webxdc_rt.core.budget import PageBudget
-from webxdc_rt.core.errors import SessionStateError
+from webxdc_rt.core.errors import Refusal, SessionStateError
 from webxdc_rt.core.fanout import Published
 from webxdc_rt.core.limits import ChatLimits, RealtimeLimits, UpdateLimits
 from webxdc_rt.core.realtime import RealtimeHub
 from webxdc_rt.core.session import (
     IGNORED,
+    INTERNAL_ERROR,
     POLICY_VIOLATION,
     REFUSED,
     TRANSITIONS,
@@ -226,16 +227,78 @@ def test_send_to_chat_is_answered_once_and_never_counts_as_a_refusal():
         assert replies == [{"type": "reply", "id": request_id, "ok": False,
                             "code": "chat-quota", "message": replies[0]["message"]}]
     assert session.state is State.OPEN
-    session.message_not_stored(store.message)  # the store failed: its bytes come back
+    session.storage_failed(store, StorageFailed("no store"))  # its bytes come back
     assert isinstance(session.receive_text(post % (6, data), 0.0)[0], StoreMessage)
     text_only = '{"type":"send-to-chat","id":7,"text":"h"}'
     assert sent(session.receive_text(text_only, 0.0))[0]["code"] == "chat-rate"
 
 
-def test_chat_messages_are_listed_by_the_shell():
+def test_chat_messages_are_listed_by_the_shell_and_answered_by_the_session():
     session = new_session()
-    assert session.receive_text('{"type":"chat-messages","id":3,"before":9}', 0.0) == (
-        ListMessages(3, 9),)
+    (listing,) = session.receive_text('{"type":"chat-messages","id":3,"before":9}', 0.0)
+    assert listing == ListMessages(3, 9)
+    messages = [{"id": 8, "text": "hi"}]
+    assert sent(session.messages_listed(listing, messages, True)) == [
+        {"type": "chat-messages", "id": 3, "messages": messages, "more": True}]
+
+
+class StorageFailed(Refusal):
+    """What the host raises when its store fails (`host.feed.StorageFailed`)."""
+
+    code = "storage-failed"
+
+
+STORE_DOWN = StorageFailed("the store is down")
+
+
+def test_a_stored_chat_message_is_answered_ok():
+    session = new_session()
+    (store,) = session.receive_text('{"type":"send-to-chat","id":5,"text":"hi"}', 0.0)
+    assert sent(session.message_stored(store)) == [{"type": "reply", "id": 5, "ok": True}]
+
+
+def test_a_chat_message_the_store_failed_to_keep_is_refused_and_its_quota_refunded():
+    session = new_session(chat=ChatLimits(max_stored_bytes=100))
+    (store,) = session.receive_text('{"type":"send-to-chat","id":5,"text":"hello"}', 0.0)
+    assert session.budget.chat_stored_bytes == store.message.size > 0
+    answer = session.storage_failed(store, STORE_DOWN)
+    assert sent(answer) == [{"type": "reply", "id": 5, "ok": False,
+                             "code": "storage-failed", "message": "the store is down"}]
+    assert len(answer) == 1 and session.state is State.OPEN
+    assert session.budget.chat_stored_bytes == 0
+    assert session.rules.counts.refused["storage-failed"] == 1
+
+
+def test_a_chat_listing_the_store_failed_to_read_is_refused_in_its_reply():
+    session = new_session()
+    (listing,) = session.receive_text('{"type":"chat-messages","id":3}', 0.0)
+    answer = session.storage_failed(listing, STORE_DOWN)
+    assert sent(answer) == [{"type": "reply", "id": 3, "ok": False,
+                             "code": "storage-failed", "message": "the store is down"}]
+    assert len(answer) == 1 and session.state is State.OPEN
+
+
+def test_an_update_the_store_failed_to_keep_is_an_error_and_the_link_stays():
+    session = in_state(State.JOINED)
+    (store,) = session.receive_text('{"type":"update-send","update":{"payload":1}}', 0.0)
+    answer = session.storage_failed(store, STORE_DOWN)
+    assert sent(answer) == [{"type": "error", "code": "storage-failed",
+                             "message": "the store is down"}]
+    assert len(answer) == 1 and session.state is State.JOINED
+
+
+def test_a_replay_the_store_failed_to_read_leaves_the_channel_then_tells_then_closes():
+    # The page would wait for its backlog forever: it reconnects and listens again.
+    session = in_state(State.JOINED)
+    (replay,) = session.receive_text('{"type":"update-listen","listen":1,"serial":0}', 0.0)
+    answer = session.storage_failed(replay, STORE_DOWN)
+    assert [type(e) for e in answer] == [Unsubscribe, Send, Close]
+    assert sent(answer)[0]["code"] == "storage-failed"
+    assert answer[-1] == Close(INTERNAL_ERROR, "storage unavailable")
+    assert session.state is State.LEAVING and session.hub.joined_count(TOPIC) == 0
+    assert session.rules.counts.refused["storage-failed"] == 1
+    session.close(1001, "going away")  # the host closing it as well changes nothing
+    assert session.storage_failed(replay, STORE_DOWN) == ()  # already going away
 
 
 def test_a_cut_off_or_lost_connection_leaves_its_channel_at_once():

@@ -1,432 +1,66 @@
-"""Integration tests over real sockets: a live host, Python peers and raw WebSockets."""
+"""The host as a whole: the hooks a program plugs in at construction, and the operations on
+open connections that management and tools use."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import aiohttp
-import pytest
-from peers import Member, bare_socket, eventually, joined, next_control, raw_socket
+from live import LiveHost
+from peers import joined, next_control, raw_socket
 
-from webxdc_rt.client import InviteRefused, connect
-from webxdc_rt.core.frames import binary_frame_parts, encode_binary_frame, encode_text_frame
-from webxdc_rt.core.limits import RealtimeLimits
-from webxdc_rt.host.app import HostSettings
-
-MiB = 1024 * 1024
-
-
-async def close_all(*members: Member) -> None:
-    for member in members:
-        await member.peer.close()
+from webxdc_rt.core.fanout import Published
+from webxdc_rt.core.messages import ChatMessageDraft
+from webxdc_rt.core.realtime import Connection
+from webxdc_rt.host.app import HostHooks
+from webxdc_rt.model.chats import Page
 
 
-async def barrier(sender: Member, *receivers: Member, tag: bytes = b"barrier") -> None:
-    """Send a marker and wait until every receiver has it: anything the host wrote to them
-    earlier has arrived by then, so an absent item was never sent to them."""
-    sender.channel.send(tag)
-    for receiver in receivers:
-        await receiver.got(tag)
+async def test_hooks_given_at_construction_route_items_and_watch_messages():
+    routed: list[tuple[str, bytes, int]] = []
+    watched: list[tuple[str, str]] = []
 
+    def route_item(topic: str, item: Published, receivers: tuple[Connection, ...],
+                   parts: tuple[bytes, ...], size: int) -> None:
+        routed.append((topic, item.payload, len(receivers)))
+        for conn in receivers:  # handed over at once, as the host would
+            conn.sink.deliver(parts, size, item)
 
-# -- R10, R11, R12 ---------------------------------------------------------------------
+    def watch_messages(page: Page, message: ChatMessageDraft) -> None:
+        watched.append((page.member.name, message.text))
 
-async def test_no_echo_and_every_other_page_receives_r10_r11(live_host):
-    urls = live_host.share(["alice", "bob", "carol"])
-    alice, alice_tab2 = await joined(urls["alice"]), await joined(urls["alice"])
-    bob, carol = await joined(urls["bob"]), await joined(urls["carol"])
-    alice.channel.send(b"hello")
-    for receiver in (alice_tab2, bob, carol):
-        await receiver.got(b"hello")
-    await barrier(bob, alice)
-    assert b"hello" not in alice.inbox
-    assert [bob.inbox.count(b"hello"), carol.inbox.count(b"hello")] == [1, 1]
-    await close_all(alice, alice_tab2, bob, carol)
-
-
-async def test_late_joiner_receives_nothing_sent_before_r12(live_host):
-    urls = live_host.share(["alice", "bob"])
-    alice = await joined(urls["alice"])
-    early_bob = await joined(urls["bob"])
-    alice.channel.send(b"before")
-    await early_bob.got(b"before")
-    late = await joined(urls["bob"])
-    alice.channel.send(b"after")
-    await late.got(b"after")
-    assert late.inbox == [b"after"]
-    await close_all(alice, early_bob, late)
-
-
-# -- R13, R14 ----------------------------------------------------------------------------
-
-async def test_isolation_between_chats_and_app_copies_r13(live_host):
-    first = live_host.share(["alice", "bob"])
-    chat = live_host.last_chat
-    second_copy = live_host.share(["alice", "bob"], chat=chat)
-    other_chat = live_host.share(["alice", "bob"])
-    alice, bob = await joined(first["alice"]), await joined(first["bob"])
-    copy_alice, copy_bob = await joined(second_copy["alice"]), await joined(second_copy["bob"])
-    other_alice, other_bob = await joined(other_chat["alice"]), await joined(other_chat["bob"])
-    alice.channel.send(b"secret")
-    await bob.got(b"secret")
-    # Markers inside each other channel: had "secret" been written to them, it came first.
-    await barrier(copy_alice, copy_bob)
-    await barrier(copy_bob, copy_alice)
-    await barrier(other_alice, other_bob)
-    await barrier(other_bob, other_alice)
-    for outsider in (copy_alice, copy_bob, other_alice, other_bob):
-        assert b"secret" not in outsider.inbox
-    assert alice.peer.self_addr != copy_alice.peer.self_addr
-    await close_all(alice, bob, copy_alice, copy_bob, other_alice, other_bob)
-
-
-async def test_wrong_or_missing_invite_is_refused_at_connect_r14(live_host):
-    urls = live_host.share(["alice", "bob"])
-    alice_page, bob_page = live_host.last_pages
-    wrong = urls["alice"].rsplit("/", 1)[0] + "/not-the-token"
-    with pytest.raises(InviteRefused):
-        await connect(wrong)
-    # Bob's valid token presented on Alice's origin is no key to Alice's page.
-    swapped = urls["alice"].replace(alice_page.token, bob_page.token)
-    with pytest.raises(InviteRefused):
-        await connect(swapped)
-    port = live_host.port
-    async with aiohttp.ClientSession() as session:
-        host = {"Host": f"{alice_page.label}.localhost:{port}"}
-        base = f"http://127.0.0.1:{port}"
-        for path in ("/", "/webxdc.js", "/data.txt", "/.webxdc-rt/socket"):
-            async with session.get(base + path, headers=host) as response:
-                assert response.status == 403, path
-        async with session.get(base + "/", headers={"Host": f"nobody.localhost:{port}"}) as r:
-            assert r.status == 404
-        async with session.get(base + "/", headers={"Host": f"127.0.0.1:{port}"}) as r:
-            assert r.status == 404
-
-
-async def test_only_the_app_copies_served_now_authenticate(live_host):
-    """Pages another run stored in the same data folder are unknown, like any other host."""
-    stale = live_host.share(["alice", "bob"])
-    stale_page = live_host.last_pages[0]
-    served = live_host.share(["alice", "carol"])
-    del live_host.sources[stale_page.app.id]  # stored, but not served by this process
-    with pytest.raises(InviteRefused):
-        await connect(stale["alice"])
-    port = live_host.port
-    async with aiohttp.ClientSession() as session:
-        base = f"http://127.0.0.1:{port}"
-        stale_auth = {"Host": f"{stale_page.label}.localhost:{port}",
-                      "Authorization": f"Bearer {stale_page.token}"}
-        async with session.get(base + "/", headers=stale_auth) as response:
-            assert response.status == 404
-            stale_text = await response.text()
-        async with session.get(base + "/", headers={"Host": f"nobody.localhost:{port}"}) as r:
-            assert r.status == 404 and await r.text() == stale_text
-    alice, carol = await joined(served["alice"]), await joined(served["carol"])
-    alice.channel.send(b"served")
-    await carol.got(b"served")
-    await close_all(alice, carol)
-
-
-async def test_invite_link_sets_a_cookie_that_opens_the_page(live_host):
-    urls = live_host.share(["alice"])
-    page = live_host.last_pages[0]
-    port = live_host.port
-    host = {"Host": f"{page.label}.localhost:{port}"}
-    async with aiohttp.ClientSession() as session:
-        invite_path = urls["alice"].split(f":{port}", 1)[1]
-        async with session.get(f"http://127.0.0.1:{port}{invite_path}", headers=host,
-                               allow_redirects=False) as response:
-            assert response.status == 303
-            assert response.headers["Location"] == "/"
-            cookie = response.cookies["webxdc_rt"]
-            assert cookie.value == page.token
-            assert cookie["httponly"] and cookie["samesite"] == "Strict"
-        authed = {**host, "Cookie": f"webxdc_rt={page.token}"}
-        async with session.get(f"http://127.0.0.1:{port}/", headers=authed) as response:
-            assert response.status == 200
-            assert "webxdc.js" in await response.text()
-            csp = response.headers["Content-Security-Policy"]
-            assert "default-src 'self'" in csp and "frame-ancestors 'self'" in csp
-        async with session.get(f"http://127.0.0.1:{port}/webxdc.js", headers=authed) as response:
-            bridge = await response.text()
-            assert page.self_addr in bridge and "joinRealtimeChannel" in bridge
-            assert "APP_OWN_WEBXDC_JS_WAS_SERVED" not in bridge
-        async with session.get(f"http://127.0.0.1:{port}/data.txt", headers=authed) as response:
-            assert await response.text() == "a data file of the probe app\n"
-        for path in ("/missing.txt", "/../conftest.py", "/%2e%2e/conftest.py",
-                     "/.webxdc-rt/nothing"):
-            async with session.get(f"http://127.0.0.1:{port}{path}", headers=authed) as response:
-                assert response.status == 404, path
-
-
-# -- R4, R15, R16, R17 -------------------------------------------------------------------
-
-async def test_leave_stops_delivery_and_rejoin_works_r4_r15(live_host):
-    urls = live_host.share(["alice", "bob"])
-    alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
-    bob.channel.leave()
-    with pytest.raises(RuntimeError):
-        bob.channel.send(b"x")
-    await bob.channel.drain()
-    await live_host.until_joined(1)
-    alice.channel.send(b"while-away")
-    rejoined = Member(bob.peer, bob.peer.join_realtime_channel())
-    await rejoined.channel.joined()
-    alice.channel.send(b"back")
-    await rejoined.got(b"back")
-    assert rejoined.inbox == [b"back"]
-    assert bob.inbox == []
-    await close_all(alice, bob)
-
-
-async def test_per_sender_order_over_10000_items_without_duplicates_r16(live_host):
-    urls = live_host.share(["alice", "bob", "carol"])
-    alice, bob, carol = [await joined(urls[name]) for name in ("alice", "bob", "carol")]
-    count = 10_000
-    for i in range(count):
-        alice.channel.send(b"a%d" % i)
-        bob.channel.send(b"b%d" % i)
-        if i % 500 == 499:
-            # Senders that wait for their receivers now and then, so that nothing is
-            # dropped as stale however loaded the machine is (realtime promises no delivery
-            # to a receiver that falls seconds behind).
-            await eventually(lambda sent=2 * (i + 1): len(carol.inbox) == sent, timeout=60)
-    await eventually(lambda: len(carol.inbox) == 2 * count, timeout=60)
-    assert [x for x in carol.inbox if x[:1] == b"a"] == [b"a%d" % i for i in range(count)]
-    assert [x for x in carol.inbox if x[:1] == b"b"] == [b"b%d" % i for i in range(count)]
-    assert bob.inbox == [b"a%d" % i for i in range(count)]
-    await close_all(alice, bob, carol)
-
-
-async def test_lost_link_counts_as_leave_and_others_are_unaffected_r17(live_host):
-    urls = live_host.share(["alice", "bob", "carol"])
-    alice, carol = await joined(urls["alice"]), await joined(urls["carol"])
-    bob_page = live_host.last_pages[1]
-    topic = bob_page.app.topic
-    sock = await bare_socket(live_host.port, bob_page)
-    await sock.send_json({"type": "join", "epoch": 1})
-    assert await sock.next_control() == {"type": "joined", "epoch": 1}
-    assert live_host.host.hub.joined_count(topic) == 3
-    sock.close()  # the link drops without a close handshake
-    await eventually(lambda: live_host.host.hub.joined_count(topic) == 2)
-    alice.channel.send(b"still here")
-    await carol.got(b"still here")
-    await close_all(alice, carol)
-
-
-# -- R8, R19 -----------------------------------------------------------------------------
-
-async def test_empty_and_largest_items_delivered_larger_refused_r8(live_host):
-    urls = live_host.share(["alice", "bob"])
-    alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
-    alice.channel.send(b"")
-    alice.channel.send(bytes(range(256)) * 500)  # 128000 bytes
-    with pytest.raises(ValueError, match="128001 bytes"):
-        alice.channel.send(bytes(128_001))
-    await eventually(lambda: len(bob.inbox) == 2)
-    assert bob.inbox == [b"", bytes(range(256)) * 500]
-    # A client that skips the check meets the host's own.
-    session, ws = await raw_socket(live_host.port, live_host.last_pages[0])
-    await ws.send_json({"type": "join", "epoch": 1})
-    await next_control(ws)
-    await ws.send_bytes(bytes(128_001))
-    error = await next_control(ws)
-    assert error["code"] == "payload-too-large" and "128000" in error["message"]
-    await ws.send_bytes(b"after")  # the connection is kept; nothing else is lost
-    await bob.got(b"after")
-    assert len(bob.inbox) == 3
-    await session.close()
-    await close_all(alice, bob)
-
-
-async def test_bad_frames_get_errors_while_others_keep_talking_r19(live_host):
-    urls = live_host.share(["alice", "bob", "mallory"])
-    alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
-    session, ws = await raw_socket(live_host.port, live_host.last_pages[2])
-    await ws.send_bytes(b"not joined yet")
-    assert (await next_control(ws))["code"] == "not-joined"
-    for bad, code in (("{", "malformed"), ('{"type":"fly"}', "unknown-type"),
-                      ('{"type":"leave"}', "not-joined")):
-        await ws.send_str(bad)
-        assert (await next_control(ws))["code"] == code
-    await ws.send_json({"type": "join", "epoch": 1})
-    assert await next_control(ws) == {"type": "joined", "epoch": 1}
-    await ws.send_json({"type": "join", "epoch": 2})
-    assert (await next_control(ws))["code"] == "already-joined"
-    alice.channel.send(b"ping")
-    await bob.got(b"ping")
-    bob.channel.send(b"pong")
-    await alice.got(b"pong")
-    # A frame over the host's frame limit ends the offender's connection, no one else's.
-    await ws.send_bytes(bytes(2 * MiB))
-    msg = await ws.receive(timeout=5)
-    while msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
-        msg = await ws.receive(timeout=5)
-    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-    await session.close()
-    alice.channel.send(b"after")
-    await bob.got(b"after")
-    await close_all(alice, bob)
-
-
-async def test_too_many_refused_requests_disconnect_r19(hosts):
-    live = await hosts(HostSettings(max_protocol_errors=5))
-    live.share(["mallory"])
-    session, ws = await raw_socket(live.port, live.last_pages[0])
-    for _ in range(5):
-        await ws.send_str("garbage")
-    codes = []
-    msg = await ws.receive(timeout=5)
-    while msg.type is aiohttp.WSMsgType.TEXT:
-        codes.append(msg.json()["code"])
-        msg = await ws.receive(timeout=5)
-    assert codes == ["malformed"] * 5
-    assert msg.type is aiohttp.WSMsgType.CLOSE
-    assert msg.data == aiohttp.WSCloseCode.POLICY_VIOLATION
-    await session.close()
-
-
-async def test_flood_is_slowed_to_the_send_rate_r19(hosts):
-    rate, burst = 200.0, 50
-    live = await hosts(HostSettings(realtime=RealtimeLimits(send_items_per_s=rate,
-                                                            send_items_burst=burst)))
-    urls = live.share(["alice", "bob", "mallory"])
-    alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
-    session, ws = await raw_socket(live.port, live.last_pages[2])
-    await ws.send_json({"type": "join", "epoch": 1})
-    await next_control(ws)
-    started = time.monotonic()
-    flood = 5000
-    frames = [b"flood"] * flood
-    flooding = asyncio.ensure_future(_send_all(ws, frames))
-    assert (await next_control(ws))["code"] == "rate-limited"
-    # Alice and Bob keep talking while the flood is being held back.
-    for i in range(20):
-        alice.channel.send(b"a%d" % i)
-        bob.channel.send(b"b%d" % i)
-    await alice.got(b"b19")
-    await bob.got(b"a19")
-    elapsed = time.monotonic() - started
-    flood_seen = bob.inbox.count(b"flood")
-    assert flood_seen <= burst + rate * elapsed + 1
-    assert flood_seen < flood
-    flooding.cancel()
-    await session.close()
-    await close_all(alice, bob)
-
-
-async def _send_all(ws: aiohttp.ClientWebSocketResponse, frames: list[bytes]) -> None:
-    for frame in frames:
-        await ws.send_bytes(frame)
-
-
-async def test_connections_per_page_are_limited(hosts):
-    live = await hosts(HostSettings(max_connections_per_page=2))
-    urls = live.share(["alice"])
-    first, second = await connect(urls["alice"]), await connect(urls["alice"])
-    with pytest.raises(ConnectionError, match="503"):
-        await connect(urls["alice"])
-    await first.close()
-    await eventually(lambda: live.host.hub.connection_count() == 1)
-    third = await connect(urls["alice"])
-    await second.close()
-    await third.close()
-
-
-def test_binary_frame_encoding_matches_rfc6455():
-    assert encode_binary_frame(b"") == b"\x82\x00"
-    assert encode_binary_frame(b"x" * 125)[:2] == b"\x82\x7d"
-    assert encode_binary_frame(b"x" * 126)[:4] == b"\x82\x7e\x00\x7e"
-    assert encode_binary_frame(b"x" * 65536)[:10] == b"\x82\x7f" + (65536).to_bytes(8, "big")
-
-
-def test_large_frames_are_written_as_header_and_payload():
-    small, large = bytes(8192), bytes(8193)
-    assert binary_frame_parts(small) == (encode_binary_frame(small),)
-    header, payload = binary_frame_parts(large)
-    assert payload is large and header + payload == encode_binary_frame(large)
-    assert encode_text_frame("é")[:2] == b"\x81\x02"
-
-
-async def test_a_socket_from_another_origin_is_refused_r13_r14(live_host):
-    live_host.share(["alice"])
-    page = live_host.last_pages[0]
-    own = f"http://{page.label}.localhost:{live_host.port}"
-    session, ws = await raw_socket(live_host.port, page, headers_extra={"Origin": own})
-    await session.close()
-    for origin in (f"http://other.localhost:{live_host.port}", "http://example.com",
-                   f"http://{page.label}.localhost:1"):
-        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            await raw_socket(live_host.port, page, headers_extra={"Origin": origin})
-        assert refused.value.status == 403, origin
-
-
-# -- limits count per member page, not per socket ---------------------------------------
-
-async def test_realtime_budget_is_shared_by_every_socket_of_a_page(hosts):
-    live = await hosts(HostSettings(realtime=RealtimeLimits(send_items_per_s=0.5,
-                                                            send_items_burst=10)))
-    live.share(["alice", "mallory"])
-    mallory = live.last_pages[1]
-    first, second = await raw_socket(live.port, mallory), await raw_socket(live.port, mallory)
-    for _, ws in (first, second):
-        await ws.send_json({"type": "join", "epoch": 1})
-        assert await next_control(ws) == {"type": "joined", "epoch": 1}
-    for _ in range(10):  # the page's whole burst, from the first socket
-        await first[1].send_bytes(b"x")
-    await second[1].send_bytes(b"y")  # another socket of the same page buys nothing
-    assert (await next_control(second[1]))["code"] == "rate-limited"
-    for session, _ in (first, second):
+    live = LiveHost(hooks=HostHooks(route_item=route_item, watch_messages=watch_messages))
+    await live.start()
+    try:
+        urls = live.share(["alice", "bob"])
+        alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
+        alice.channel.send(b"routed")
+        await bob.got(b"routed")
+        assert routed == [(live.last_pages[0].app.topic, b"routed", 1)]
+        session, ws = await raw_socket(live.port, live.last_pages[1])
+        await ws.send_json({"type": "send-to-chat", "id": 1, "text": "seen"})
+        assert await next_control(ws) == {"type": "reply", "id": 1, "ok": True}
+        assert watched == [("bob", "seen")]
         await session.close()
-    # Reconnecting does not refill it either.
-    session, ws = await raw_socket(live.port, mallory)
-    await ws.send_json({"type": "join", "epoch": 1})
-    await next_control(ws)
-    await ws.send_bytes(b"z")
-    assert (await next_control(ws))["code"] == "rate-limited"
+        await alice.peer.close()
+        await bob.peer.close()
+    finally:
+        await live.stop()
+
+
+async def test_disconnect_closes_every_socket_of_a_page_and_counts_them(live_host):
+    urls = live_host.share(["alice", "bob"])
+    alice_page = live_host.last_pages[0]
+    bob = await joined(urls["bob"])
+    session, ws = await raw_socket(live_host.port, alice_page)
+    second, ws2 = await raw_socket(live_host.port, alice_page)
+    assert live_host.host.connection_counts() == (3, 1)
+    assert {s.page for s in live_host.host.connection_stats()} == {alice_page.label,
+                                                                  live_host.last_pages[1].label}
+    assert await live_host.host.disconnect(alice_page.label, "see you") == 2
+    for socket in (ws, ws2):
+        closed = await socket.receive(timeout=5)
+        assert closed.type is aiohttp.WSMsgType.CLOSE
+        assert closed.data == aiohttp.WSCloseCode.SERVICE_RESTART and closed.extra == "see you"
+    assert live_host.host.connection_counts() == (1, 1)
     await session.close()
-
-
-async def test_control_messages_are_paced_per_page(hosts):
-    live = await hosts(HostSettings(control_per_s=0.5, control_burst=5))
-    live.share(["alice", "mallory"])
-    mallory = live.last_pages[1]
-    first, second = await raw_socket(live.port, mallory), await raw_socket(live.port, mallory)
-    for _ in range(5):
-        await first[1].send_json({"type": "leave"})
-        assert (await next_control(first[1]))["code"] == "not-joined"
-    await second[1].send_json({"type": "join", "epoch": 1})
-    # The page spent its burst on the first socket: the second is paced, and told so
-    # (after its join took effect: a join is answered before anything else is written).
-    assert await next_control(second[1]) == {"type": "joined", "epoch": 1}
-    assert (await next_control(second[1]))["code"] == "rate-limited"
-    # Another member's page has its own budget.
-    session, ws = await raw_socket(live.port, live.last_pages[0])
-    await ws.send_json({"type": "join", "epoch": 7})
-    assert await next_control(ws) == {"type": "joined", "epoch": 7}
-    for session_, _ in (first, second, (session, ws)):
-        await session_.close()
-
-
-async def test_an_internal_error_closes_only_that_socket_with_one_log_line(live_host, caplog):
-    urls = live_host.share(["alice", "bob", "carol"])
-    alice, bob = await joined(urls["alice"]), await joined(urls["bob"])
-
-    def broken(*args, **kwargs):
-        raise KeyError("a bug in the host")
-
-    # Stands for any bug a request might reach: it must stay on the socket that hit it.
-    live_host.host.feed.chat_messages = broken
-    session, ws = await raw_socket(live_host.port, live_host.last_pages[2])
-    await ws.send_json({"type": "chat-messages", "id": 1})
-    msg = await ws.receive(timeout=5)
-    assert msg.type is aiohttp.WSMsgType.CLOSE
-    assert msg.data == aiohttp.WSCloseCode.INTERNAL_ERROR
-    alice.channel.send(b"still here")
-    await bob.got(b"still here")
-    errors = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1 and "KeyError" in errors[0].getMessage()
-    assert errors[0].exc_info is None and "\n" not in errors[0].getMessage()
-    await session.close()
-    await close_all(alice, bob)
+    await second.close()
+    await bob.peer.close()

@@ -17,8 +17,9 @@ from multidict import CIMultiDict
 from peers import eventually, joined
 
 from webxdc_rt.client import connect
-from webxdc_rt.host.app import SERVER_NAME, HostSettings
 from webxdc_rt.host.http_guard import connection_cap
+from webxdc_rt.host.pages import SERVER_NAME
+from webxdc_rt.host.settings import HostSettings
 from webxdc_rt.model.xdc import AppSource
 from webxdc_rt.service.home import SHARE_PATH, STATE_PATH, HomeSite
 from webxdc_rt.service.manage import Manager

@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 from webxdc_rt.host.app import Host, HostSettings
 from webxdc_rt.service.home import HomeSite
 from webxdc_rt.service.manage import Manager
-from webxdc_rt.stores.sqlite import Store
+from webxdc_rt.stores.sqlite import SqliteStore
 from webxdc_rt.testing import Simulation
 
 DOMAIN = "apps.example.org"
@@ -137,7 +137,7 @@ class Homes:
 
 @pytest.fixture
 async def homes() -> AsyncIterator[Homes]:
-    store = Store()
+    store = SqliteStore()
     host = Host(store.load_registry(), {}, HostSettings(domain=DOMAIN), store=store)
     manager = Manager(host, store)
     host.mount(HomeSite(manager).resolve)

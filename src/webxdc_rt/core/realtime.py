@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Any
+from typing import Protocol
 
 from .budget import SendBudget
 from .errors import Refusal
@@ -31,6 +31,7 @@ __all__ = [
     "ALREADY_JOINED",
     "NOT_JOINED",
     "NOT_JOINED_TO_SEND",
+    "Sink",
     "Connection",
     "RealtimeHub",
 ]
@@ -67,8 +68,17 @@ class PayloadTooLarge(RealtimeError):
     code = "payload-too-large"
 
 
+class Sink(Protocol):
+    """Where the realtime items for one connection go: what the I/O shell hands each
+    receiver the hub names (`host.outbound.Outbound` on a live host)."""
+
+    def deliver(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+        """Send `item`, already encoded as one frame: the buffers `parts`, `size` bytes in
+        all. It must not block; a receiver that does not keep up loses items."""
+
+
 class Connection:
-    """One live link to the hub. `sink` is whatever the I/O shell needs to write to it.
+    """One live link to the hub, and its `sink`: where its receivers' items go.
 
     Its `budget` is charged for every item it sends; it is the budget of the connection's
     member page, shared by every connection of that page, so more sockets never buy more.
@@ -76,7 +86,7 @@ class Connection:
 
     __slots__ = ("id", "topic", "sink", "joined", "budget")
 
-    def __init__(self, conn_id: int, topic: str, sink: Any, budget: SendBudget) -> None:
+    def __init__(self, conn_id: int, topic: str, sink: Sink, budget: SendBudget) -> None:
         self.id = conn_id
         self.topic = topic
         self.sink = sink
@@ -103,7 +113,7 @@ class RealtimeHub:
 
     # -- connections -------------------------------------------------------------------
 
-    def open(self, topic: str, sink: Any, now: float,
+    def open(self, topic: str, sink: Sink, now: float,
              budget: SendBudget | None = None) -> Connection:
         """Register a new link bound to the channel `topic`; it starts not joined. It sends
         on `budget` (its page's), or on a budget of its own when none is given."""

@@ -6,9 +6,10 @@ frame, a binary frame, the time) and what happens to the link (cut off as too sl
 closed by the host), and carries out the effects it returns, in order: send a control
 message, publish an item, start or stop listening to the channel, forget the items waiting
 for it (after a leave), pause reading, store an update, replay updates, store or list chat
-messages, close. Every rule of the connection is
-here or in the rule modules it calls (`wire`, `realtime`, `updates`, `messages`, `budget`);
-the shell decides nothing.
+messages, close. What came of an effect on the store goes back in too (`message_stored`,
+`messages_listed`, `storage_failed`), and the session says what to answer: every rule of
+the connection, and every text it is sent, is here or in the rule modules it calls
+(`wire`, `realtime`, `updates`, `messages`, `budget`); the shell decides nothing.
 
 Its lifecycle is one table, `TRANSITIONS` (in the manner of h11's `_state.py`): for each
 state, the events it allows and the state each leads to. `REFUSED` lists the events that
@@ -41,7 +42,7 @@ from .updates import Update, UpdateError, validate_update
 __all__ = [
     "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",
     "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "StoreUpdate", "Replay",
-    "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect",
+    "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect", "StorageEffect",
     "POLICY_VIOLATION", "INTERNAL_ERROR",
 ]
 
@@ -219,6 +220,9 @@ _DISCARD = Discard()
 Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | StoreUpdate | Replay
           | StoreMessage | ListMessages | Discard | Receipt | Close)
 
+StorageEffect = StoreUpdate | Replay | StoreMessage | ListMessages
+"""The effects on the store: what came of each goes back to the session."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionRules:
@@ -320,10 +324,40 @@ class Session:
         self._event(Event.LINK_LOST)
         return self._leave_channel()
 
-    def message_not_stored(self, message: ChatMessageDraft) -> None:
-        """The store failed to keep an accepted chat message: give back its quota."""
-        if self.budget.chat_stored_bytes is not None:
-            self.budget.chat_stored_bytes -= message.size
+    # -- what came of the effects on the store ---------------------------------------------
+
+    def message_stored(self, effect: StoreMessage) -> tuple[Effect, ...]:
+        """The store kept the chat message of `effect`: its request is answered ok."""
+        return (Send(wire.encode_reply(effect.request_id)),)
+
+    def messages_listed(self, effect: ListMessages, messages: list[dict[str, Any]],
+                        more: bool) -> tuple[Effect, ...]:
+        """The store read the chat messages `effect` asked for (`more`: older ones remain):
+        the answer to its request."""
+        return (Send(wire.encode_chat_messages(effect.request_id, messages, more)),)
+
+    def storage_failed(self, effect: StorageEffect, error: Refusal) -> tuple[Effect, ...]:
+        """The store failed to carry out `effect`, for the reason `error` gives: what to
+        answer, and whether to close. A chat message's quota is given back. Not counted
+        toward the refused-request cap: the client did nothing wrong."""
+        self.rules.counts.refused[error.code] += 1
+        refusal = (error.code, str(error))
+        if isinstance(effect, StoreMessage):
+            if self.budget.chat_stored_bytes is not None:
+                self.budget.chat_stored_bytes -= effect.message.size
+            return (Send(wire.encode_reply(effect.request_id, refusal)),)
+        if isinstance(effect, ListMessages):
+            return (Send(wire.encode_reply(effect.request_id, refusal)),)
+        notice = Send(wire.encode_error(*refusal))
+        if isinstance(effect, StoreUpdate):
+            return (notice,)
+        # A replay that failed: the page would wait for its backlog forever. It is told why
+        # and disconnected (out of its channel first), and reconnects to listen again.
+        closing = self.close(INTERNAL_ERROR, "storage unavailable")
+        if not closing:
+            return ()  # the connection is going away already
+        *leave, close = closing
+        return (*leave, notice, close)
 
     # -- rules -----------------------------------------------------------------------------
 

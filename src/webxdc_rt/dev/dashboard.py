@@ -23,7 +23,8 @@ from aiohttp.typedefs import Handler
 
 from ..core import wire
 from ..host import http_guard
-from ..host.app import HOST_PREFIX, Host, invite_response, same_origin
+from ..host.app import Host
+from ..host.routing import HOST_PREFIX, invite_response, same_origin
 from ..model.chats import Entrance
 from .faults import PeerFaults
 from .limits import SimulatorLimits

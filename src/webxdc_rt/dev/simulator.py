@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..host.app import Host, HostSettings
+from ..host.app import Host, HostHooks, HostSettings
 from ..model.chats import Chat, Page
 from ..model.xdc import AppSource, FolderApp, open_app
 from ..service.manage import ManageError, Manager
@@ -129,11 +129,9 @@ class Simulator:
         dashboard_origin = f"http://{DASHBOARD_LABEL}.{SIM_DOMAIN}:{self.port}"
         settings = replace(self._settings, domain=SIM_DOMAIN, scheme="http", public_port=None,
                            frame_ancestors=(dashboard_origin,))
-        self.host = Host(registry, {}, settings, store=self.store)
-        self.host.app_proxy = self._proxy
-        self.host.route = self._route_item
-        self.host.feed.route = self._route_update
-        self.host.feed.watch_messages = self._on_message
+        self.host = Host(registry, {}, settings, store=self.store, hooks=HostHooks(
+            route_item=self._route_item, route_update=self._route_update,
+            watch_messages=self._on_message, app_proxy=self._proxy))
         self.manager = Manager(self.host, self.store)
         self.manager.port = self.port
         self._new_chat(self._initial)

@@ -1,6 +1,7 @@
 """Status updates and chat messages on a live host, the I/O half: stored first, then sent to
 the sockets. What is valid and what a page may send is decided before, by the session and
-the rules (`session.py`, `updates.py`, `messages.py`); storage itself is `store.py`.
+the rules (`core.session`, `core.updates`, `core.messages`); storage itself is the store's
+(`stores`).
 
 Each socket may run one update listener at a time (the page's `setUpdateListener`). Starting
 one streams the backlog after the requested serial in chunks, then registers the listener
@@ -86,16 +87,17 @@ class UpdateFeed:
     """The host's status updates and chat messages."""
 
     def __init__(self, store: StoreApi, limits: UpdateLimits, chat_limits: ChatLimits,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], route: UpdateRoute | None = None,
+                 watch_messages: MessageWatcher | None = None) -> None:
         self.store = store
         self.limits = limits
         self.chat_limits = chat_limits
         self._clock = clock
         self._listeners: dict[str, set[FeedSocket]] = {}
         self._backlog_slots: dict[str, asyncio.Semaphore] = {}
-        self.route: UpdateRoute | None = None
+        self.route = route
         """Where stored updates go instead of straight to the listeners; None: straight."""
-        self.watch_messages: MessageWatcher | None = None
+        self.watch_messages = watch_messages
         """Told of every chat message stored; None: nobody."""
 
     def new_socket(self, page: Page, sink: FrameSink, budget: PageBudget) -> FeedSocket:

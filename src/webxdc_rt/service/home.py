@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..host import http_guard
-from ..host.app import HOST_PREFIX, invite_response, same_origin
+from ..host.routing import HOST_PREFIX, invite_response, same_origin
 from ..model.chats import Chat, HomePage
 from ..model.sharing import upload_name
 from .manage import ManageError, Manager

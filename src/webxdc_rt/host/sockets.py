@@ -1,0 +1,365 @@
+"""The WebSocket shell: each page's socket runs a `core.session.Session`, and a `SocketShell`
+moves bytes for it. The shell feeds the session every frame with the time and carries out
+the effects it returns, in order, in one place (`SocketShell.carry_out`); what came of an
+effect on the store goes back to the session, which says what to answer. The shell decides
+nothing and encodes nothing.
+
+Realtime items are fanned out by writing one pre-encoded WebSocket frame to each receiver's
+`Outbound`. A receiver that does not keep up loses realtime items (stale or crowded out,
+counted per connection, channel and host) and keeps its link; it is cut off only when more
+than `max_outbound_bytes` of what is never dropped (status updates, chat messages, control
+frames) waits for it. So one stalled reader never holds memory or delays anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..core.budget import PageBudget
+from ..core.delivery import DropCount
+from ..core.fanout import Broker, Published
+from ..core.frames import binary_frame_parts
+from ..core.realtime import RealtimeHub
+from ..core.session import (
+    INTERNAL_ERROR,
+    Close,
+    Discard,
+    Effect,
+    ListMessages,
+    Pause,
+    Publish,
+    Receipt,
+    Replay,
+    Send,
+    Session,
+    SessionRules,
+    StorageEffect,
+    StoreMessage,
+    StoreUpdate,
+    Subscribe,
+    Unsubscribe,
+)
+from ..core.stats import HostStats
+from ..model.chats import Page
+from . import http_guard
+from .feed import FeedSocket, StorageFailed, UpdateFeed
+from .hooks import ItemRoute
+from .outbound import Outbound, WriteBatcher
+from .routing import PAGE_KEY, same_origin, text_response
+from .settings import HostSettings, hello_limits
+
+__all__ = ["Sockets", "SocketShell"]
+
+log = logging.getLogger(__name__)
+
+_STORAGE = (StoreUpdate, Replay, StoreMessage, ListMessages)
+
+
+class Sockets:
+    """The host's WebSocket endpoint: admits a page's sockets within the limits, runs a
+    `SocketShell` for each, and hands the realtime items of this process's channels to
+    their receivers."""
+
+    def __init__(self, settings: HostSettings, hub: RealtimeHub, broker: Broker,
+                 feed: UpdateFeed, stats: HostStats, route_item: ItemRoute | None = None
+                 ) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.broker = broker
+        self.feed = feed
+        self.stats = stats
+        self.route_item = route_item
+        """Where realtime items go instead of straight to their receivers (`HostHooks`)."""
+        self.shells: dict[Outbound, SocketShell] = {}
+        """Every open socket, by its way out."""
+        self.budgets: dict[str, PageBudget] = {}
+        """The allowance of each page that had a socket, by label."""
+        self.channel_drops: dict[str, DropCount] = {}
+        """Realtime items dropped per channel (app copy topic) that had connections."""
+        self.session_rules = SessionRules(settings.updates, settings.chat,
+                                          settings.max_protocol_errors, stats.sessions)
+        self.hello_limits = hello_limits(settings.realtime, settings.delivery)
+        self._per_page: dict[str, int] = {}
+        self._batcher: WriteBatcher | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """`/.webxdc-rt/socket`: a page's socket, open until either side closes it."""
+        page = request[PAGE_KEY]
+        if not same_origin(request):
+            # Another page (another app copy, on a sibling origin of the same site) must not
+            # ride on this page's cookie into its channel; browsers always send Origin.
+            return text_response(403, "WebSocket from another origin refused.")
+        refusal = self._refusal(page)
+        if refusal:
+            self.stats.connections_refused[refusal[0]] += 1
+            return text_response(503, refusal[1])
+        budget = self.budget(page)
+        if budget.chat_stored_bytes is None:  # counted once per page, kept up by sessions
+            try:
+                budget.chat_stored_bytes = self.feed.chat_stored_bytes(page)
+            except StorageFailed as exc:
+                return text_response(503, f"{exc} Try again later.")
+        settings = self.settings
+        ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
+                                   heartbeat=settings.heartbeat_s)
+        await ws.prepare(request)
+        http_guard.upgraded(request)
+        shell = self._open(request, ws, page, budget)
+        self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
+        try:
+            await shell.run()
+        finally:
+            del self.shells[shell.sink]
+            self._per_page[page.label] -= 1
+            if not self._per_page[page.label]:
+                del self._per_page[page.label]
+        return ws
+
+    def budget(self, page: Page) -> PageBudget:
+        """The allowance of one member page, shared by all its sockets; kept while the
+        host runs, so reconnecting does not refill it."""
+        budget = self.budgets.get(page.label)
+        if budget is None:
+            settings = self.settings
+            budget = self.budgets[page.label] = PageBudget.fresh(
+                settings.realtime, settings.updates, settings.chat, settings.control_per_s,
+                settings.control_burst, time.monotonic(), settings.delivery)
+        return budget
+
+    def on_published(self, topic: str, item: Published) -> None:
+        """An item reached a channel this process has members in: the hub names the
+        receivers (never the sender), and the frame is encoded once for all of them. A
+        receiver found too slow here is cut off by its sink after this write, so the hub
+        is not re-entered while it is being asked."""
+        receivers = self.hub.receivers(topic, item)
+        route = self.route_item
+        if not receivers and route is None:
+            return
+        parts = binary_frame_parts(item.payload)
+        size = sum(map(len, parts))
+        # Counted once per item for all its receivers (written or found too slow alike).
+        count = len(receivers)
+        self.stats.realtime_items_out += count
+        self.stats.realtime_bytes_out += size * count
+        if route is not None:
+            route(topic, item, receivers, parts, size)
+            return
+        for conn in receivers:
+            conn.sink.deliver(parts, size, item)
+
+    async def close(self, shells: list[SocketShell], code: int, reason: str) -> None:
+        """Close sockets all at once, each within the grace: a client that does not read
+        must not hold up the rest."""
+        grace = self.settings.close_grace_s
+
+        async def close(shell: SocketShell) -> None:
+            try:
+                await asyncio.wait_for(shell.close(code, reason), grace)
+            except (TimeoutError, ConnectionError):
+                pass
+            finally:
+                shell.sink.transport.abort()
+
+        await asyncio.gather(*(close(shell) for shell in shells))
+
+    def _open(self, request: web.Request, ws: web.WebSocketResponse, page: Page,
+              budget: PageBudget) -> SocketShell:
+        """The shell of a socket just accepted, its connection open in the hub."""
+        settings = self.settings
+        transport = request.transport
+        assert transport is not None  # set while the request is being handled
+        if self._batcher is None:
+            self._batcher = WriteBatcher(asyncio.get_running_loop())
+        _ask_socket_buffers(transport, settings.delivery.socket_receive_buffer_bytes,
+                            settings.delivery.socket_send_buffer_bytes)
+        sink = Outbound(ws, transport, settings.max_outbound_bytes, settings.close_grace_s,
+                        self._batcher, request.writer, settings.delivery,
+                        f"a connection of page {page.label}",
+                        (self._drops_of(page.app.topic), self.stats.drops))
+        conn = self.hub.open(page.app.topic, sink, time.monotonic(), budget.realtime)
+        session = Session(self.hub, conn, budget, self.session_rules)
+        handler = asyncio.current_task()
+        assert handler is not None  # a request is always handled in a task
+        shell = SocketShell(self, ws, page, session, sink,
+                            self.feed.new_socket(page, sink, budget), handler)
+        sink.on_cut = shell.cut_off
+        self.shells[sink] = shell
+        return shell
+
+    def _drops_of(self, topic: str) -> DropCount:
+        drops = self.channel_drops.get(topic)
+        if drops is None:
+            drops = self.channel_drops[topic] = DropCount()
+        return drops
+
+    def _refusal(self, page: Page) -> tuple[str, str] | None:
+        """Why a new socket of `page` is refused (a code and a text), if it is."""
+        settings = self.settings
+        if len(self.shells) >= settings.max_connections:
+            return "host-full", f"The host is full ({settings.max_connections} connections)."
+        if self._per_page.get(page.label, 0) >= settings.max_connections_per_page:
+            return "page-full", (f"Too many connections for this page "
+                                 f"(limit {settings.max_connections_per_page}).")
+        return None
+
+
+class SocketShell:
+    """One open socket of a page: reads its frames into its session and carries out the
+    effects the session returns. `carry_out` is where effects are carried out; the read
+    loop inlines its case of a frame that is one realtime item and nothing else."""
+
+    __slots__ = ("sockets", "ws", "page", "session", "sink", "feed_socket", "handler")
+
+    def __init__(self, sockets: Sockets, ws: web.WebSocketResponse, page: Page,
+                 session: Session, sink: Outbound, feed_socket: FeedSocket,
+                 handler: asyncio.Task[Any]) -> None:
+        self.sockets = sockets
+        self.ws = ws
+        self.page = page
+        self.session = session
+        self.sink = sink
+        self.feed_socket = feed_socket
+        self.handler = handler
+        """The task reading it, cancelled at shutdown if it is pausing a paced page."""
+
+    async def run(self) -> None:
+        """Greet the page, then read until either side closes; contain a bug in the host
+        to this socket. Whatever ends it counts as the page having left (R17)."""
+        page, sink = self.page, self.sink
+        try:
+            greeting = self.session.greet(page.self_addr, page.member.name,
+                                          self.sockets.hello_limits)
+            if await self.carry_out(greeting):
+                await self._read()
+        except ConnectionError:
+            pass  # the link broke while we wrote to it: same as a close
+        except Exception as exc:  # a bug, not the client's fault: contain it to this socket
+            log.error("internal error on a socket of page %s: %s", page.label,
+                      http_guard.describe_exception(exc))
+            with contextlib.suppress(Exception):
+                await sink.close(INTERNAL_ERROR, "internal error")
+        finally:
+            sink.finish()
+            self.carry_out_now(self.session.link_lost())
+            self.sockets.feed.forget(self.feed_socket)
+
+    async def _read(self) -> None:
+        """Feed the session what arrives and carry out what it says, until it closes."""
+        session, ws = self.session, self.ws
+        broker, stats = self.sockets.broker, self.sockets.stats
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                effects = session.receive_item(msg.data, time.monotonic())
+                first = effects[0] if effects else None
+                if len(effects) == 1 and type(first) is Publish:
+                    # `_now`'s case of a Publish, inlined: this runs once per realtime item.
+                    stats.realtime_items_in += 1
+                    stats.realtime_bytes_in += len(msg.data)
+                    broker.publish(first.topic, first.item)
+                    continue
+            elif msg.type is WSMsgType.TEXT:
+                effects = session.receive_text(msg.data, time.monotonic())
+            else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
+                return
+            if not await self.carry_out(effects):
+                return
+
+    async def carry_out(self, effects: tuple[Effect, ...]) -> bool:
+        """Carry out a session's effects in order; False once the connection is closed."""
+        sink = self.sink
+        for effect in effects:
+            if isinstance(effect, Send):
+                await sink.send_text(effect.text)
+            elif isinstance(effect, Pause):
+                await asyncio.sleep(effect.seconds)
+            elif isinstance(effect, Close):
+                await sink.close(effect.code, effect.reason)
+                return False
+            elif isinstance(effect, _STORAGE):
+                if not await self.carry_out(await self._store(effect)):
+                    return False
+            else:
+                self._now(effect)
+                if isinstance(effect, Subscribe):
+                    # The page is told it joined once items from other processes reach it.
+                    await self.sockets.broker.ready(effect.topic)
+        return True
+
+    def carry_out_now(self, effects: tuple[Effect, ...]) -> None:
+        """Carry out effects that need no waiting (all that leaving a channel brings), from
+        where nothing can wait."""
+        for effect in effects:
+            self._now(effect)
+
+    def cut_off(self) -> None:
+        """The sink found the page too slow, after the write that did: out of its channel
+        and off the update feed; the sink sends the close frame."""
+        self.sockets.stats.slow_receivers_cut_off += 1
+        self.carry_out_now(self.session.cut_off())
+        self.sockets.feed.forget(self.feed_socket)
+
+    async def close(self, code: int, reason: str) -> None:
+        """The host closes this socket: out of its channel at once, then the close frame
+        (sent even when the session was going away already)."""
+        if await self.carry_out(self.session.close(code, reason)):
+            await self.sink.close(code, reason)
+
+    def _now(self, effect: Effect) -> None:
+        sockets, sink = self.sockets, self.sink
+        if isinstance(effect, Publish):
+            sockets.stats.realtime_items_in += 1
+            sockets.stats.realtime_bytes_in += len(effect.item.payload)
+            sockets.broker.publish(effect.topic, effect.item)
+        # A (un)subscription is checked against the hub when it is carried out: effects
+        # after an await may run late, after another connection joined or left.
+        elif isinstance(effect, Subscribe):
+            if sockets.hub.joined_count(effect.topic):
+                sockets.broker.subscribe(effect.topic, sockets.on_published)
+        elif isinstance(effect, Unsubscribe):
+            if not sockets.hub.joined_count(effect.topic):
+                sockets.broker.unsubscribe(effect.topic, sockets.on_published)
+        elif isinstance(effect, Receipt):
+            sink.report(effect.bytes, time.monotonic())
+        elif isinstance(effect, Discard):
+            sink.discard_items()
+        else:
+            raise TypeError(f"{type(effect).__name__} cannot be carried out without waiting")
+
+    async def _store(self, effect: StorageEffect) -> tuple[Effect, ...]:
+        """Carry out an effect on the store; the session's answer to what came of it."""
+        feed, sock, stats, session = (self.sockets.feed, self.feed_socket, self.sockets.stats,
+                                      self.session)
+        try:
+            if isinstance(effect, StoreUpdate):
+                feed.store_update(sock, effect.update)
+                stats.updates_appended += 1
+                return ()
+            if isinstance(effect, Replay):
+                await feed.listen(sock, effect.listen, effect.after_serial)
+                return ()
+            if isinstance(effect, StoreMessage):
+                feed.store_message(sock, effect.message)
+                stats.chat_messages_stored += 1
+                return session.message_stored(effect)
+            messages, more = feed.chat_messages(sock, effect.before)
+            return session.messages_listed(effect, messages, more)
+        except StorageFailed as exc:
+            return session.storage_failed(effect, exc)
+
+
+def _ask_socket_buffers(transport: asyncio.Transport, receive: int, send: int) -> None:
+    """Ask the kernel to hold at most about `receive` unread bytes from this socket and
+    `send` unsent ones for it (hints: the kernel may round them, Linux doubles them, and a
+    platform without the options keeps its own)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send)
