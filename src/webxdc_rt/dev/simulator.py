@@ -21,9 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from ..host.app import Host, HostHooks, HostSettings
+from ..host.lifecycle import Listen, Serving
 from ..model.chats import Chat, Page
 from ..model.xdc import AppSource, FolderApp, open_app
 from ..service.manage import ManageError, Manager
@@ -103,8 +102,8 @@ class Simulator:
         self.manager: Manager | None = None
         self.chat: Chat | None = None
         self._chat_number = 0
-        self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._running = contextlib.AsyncExitStack()
+        self._serving: Serving | None = None
         self.dashboard_url = ""
 
     @property
@@ -121,7 +120,6 @@ class Simulator:
 
     async def start(self) -> None:
         """Share the app with the first peers and serve the host and the dashboard."""
-        loop = asyncio.get_running_loop()
         registry = self.store.load_registry()
         # The frames' origin is known once the port is: the host is made after binding.
         sock = _bound_socket(self.listen_host, self.listen_port)
@@ -136,28 +134,22 @@ class Simulator:
         self.manager.port = self.port
         self._new_chat(self._initial)
         self.host.mount(DashboardSite(self, dashboard_origin).resolve)
-        self._runner = self.host.runner()
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        # The start-up path every command serves through; the command owns the signals.
+        serving = self._serving = await self._running.enter_async_context(
+            Serving(self.host, Listen(self.listen_host, self.port, sock=sock), signals=False))
+        serving.on_exit(self.network.close)
         self.dashboard_url = (f"{dashboard_origin}/.webxdc-rt/invite/{self.dashboard_token}")
-        self._tasks.append(loop.create_task(self.activity.pump()))
+        serving.run_task(self.activity.pump(), "the traffic log's pump")
         if isinstance(self.source, FolderApp):
-            self._tasks.append(loop.create_task(self.activity.watch(self.source.root)))
+            serving.run_task(self.activity.watch(self.source.root), "live reload")
 
     async def close(self) -> None:
-        """Stop serving."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        self.network.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        """Stop serving: background work, sockets, the store, then the dev-server proxy."""
+        if self._serving is None:
+            self.store.close()  # never served: the store is all there is to release
+        await self._running.aclose()
         if self._proxy is not None:
             await self._proxy.close()
-        self.store.close()
 
     async def __aenter__(self) -> Simulator:
         await self.start()

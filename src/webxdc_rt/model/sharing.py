@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from ..core.limits import require_positive
 
-__all__ = ["HomeLimits", "MAX_FILE_NAME_CHARS", "upload_name"]
+__all__ = ["HomeLimits", "AppUsage", "QuotaRefusal", "quota_refusal", "MAX_FILE_NAME_CHARS",
+           "upload_name"]
 
 MiB = 1024 * 1024
 MAX_FILE_NAME_CHARS = 255
@@ -57,6 +58,54 @@ class HomeLimits:
 
     def __post_init__(self) -> None:
         require_positive(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AppUsage:
+    """The app copies served from stored containers (uploaded, or shared with `webxdc-rt app
+    share`) and their containers' bytes, each copy counting its container's size: on the
+    whole host, in one chat, and shared by one member."""
+
+    host_apps: int
+    host_bytes: int
+    chat_apps: int
+    chat_bytes: int
+    member_apps: int
+    member_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRefusal:
+    """Why a new app copy may not be stored: a stable `code`, a line for a person, and the
+    HTTP status to answer with."""
+
+    code: str
+    message: str
+    status: int
+
+
+def quota_refusal(usage: AppUsage, limits: HomeLimits, chat_name: str,
+                  sender_name: str | None, size: int) -> QuotaRefusal | None:
+    """What refuses a new app copy of `size` bytes that would take the stored apps of its
+    sender, of its chat or of the host past their `HomeLimits` quotas; None if none does."""
+    checks = [("host-app-quota", 507, "the host", usage.host_apps, usage.host_bytes,
+               "max_stored_apps", "max_stored_app_bytes"),
+              ("chat-app-quota", 403, f"chat {chat_name!r}", usage.chat_apps,
+               usage.chat_bytes, "max_apps_per_chat", "max_app_bytes_per_chat")]
+    if sender_name is not None:
+        checks.append(("member-app-quota", 403, f"member {sender_name!r}",
+                       usage.member_apps, usage.member_bytes, "max_apps_per_member",
+                       "max_app_bytes_per_member"))
+    for code, status, who, apps, stored, count_limit, bytes_limit in checks:
+        most, most_bytes = getattr(limits, count_limit), getattr(limits, bytes_limit)
+        if apps >= most:
+            return QuotaRefusal(code, f"{who} has {apps} apps stored, the most allowed "
+                                f"(home.{count_limit} = {most})", status)
+        if stored + size > most_bytes:
+            return QuotaRefusal(code, f"{who} has {stored} bytes of apps stored; with these "
+                                f"{size} it would pass the {most_bytes} allowed "
+                                f"(home.{bytes_limit})", status)
+    return None
 
 
 def upload_name(raw: str | None) -> str:

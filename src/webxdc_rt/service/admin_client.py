@@ -51,13 +51,38 @@ class CommandError(Exception):
 
 def add_commands(commands: Any, data_dir_default: str) -> None:
     """Add the management commands to the `webxdc-rt` parser's subcommands."""
+    verbs = _verbs()
+    helps = {"chat": "create, list, show or delete chats of the running host",
+             "member": "add or remove members of a chat",
+             "app": "share, list or remove apps in a chat",
+             "link": "show or revoke a member's links"}
+    for noun, entries in verbs.items():
+        parser = commands.add_parser(noun, help=helps[noun])
+        sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+        for verb, help_text, arguments in entries:
+            verb_parser = sub.add_parser(verb, help=help_text, description=help_text)
+            for names, options in arguments:
+                verb_parser.add_argument(*names, **options)
+            verb_parser.add_argument("--data-dir", default=data_dir_default, metavar="DIR",
+                                     help="the data folder of the running host "
+                                          "(default: %(default)s)")
+            verb_parser.add_argument("--json", action="store_true",
+                                     help="print the host's answer as one JSON object")
+
+
+_Argument = tuple[tuple[str, ...], dict[str, Any]]
+"""The names and options of one `add_argument` call."""
+
+
+def _verbs() -> dict[str, list[tuple[str, str, list[_Argument]]]]:
+    """The management commands: for each noun, its verbs with their help and arguments."""
     chat_id = (("--chat-id",), {"action": "store_true", "dest": "chat_by_id",
                                 "help": "CHAT is the chat's id, not its name"})
     in_chat = (("chat",), {"metavar": "CHAT", "help": "the chat's name (its id with --chat-id)"})
     the_chat = (("chat",), {"metavar": "CHAT", "help": "the chat's name (its id with --id)"})
     member = (("member",), {"metavar": "MEMBER",
                             "help": "the member's name (their id with --id)"})
-    verbs: dict[str, list[tuple[str, str, list[tuple[tuple[str, ...], dict[str, Any]]]]]] = {
+    return {
         "chat": [
             ("create", "create a chat (and its members)", [
                 (("name",), {"metavar": "NAME"}),
@@ -96,22 +121,6 @@ def add_commands(commands: Any, data_dir_default: str) -> None:
              [in_chat, member, _by_id("MEMBER", "member"), chat_id]),
         ],
     }
-    helps = {"chat": "create, list, show or delete chats of the running host",
-             "member": "add or remove members of a chat",
-             "app": "share, list or remove apps in a chat",
-             "link": "show or revoke a member's links"}
-    for noun, entries in verbs.items():
-        parser = commands.add_parser(noun, help=helps[noun])
-        sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-        for verb, help_text, arguments in entries:
-            verb_parser = sub.add_parser(verb, help=help_text, description=help_text)
-            for names, options in arguments:
-                verb_parser.add_argument(*names, **options)
-            verb_parser.add_argument("--data-dir", default=data_dir_default, metavar="DIR",
-                                     help="the data folder of the running host "
-                                          "(default: %(default)s)")
-            verb_parser.add_argument("--json", action="store_true",
-                                     help="print the host's answer as one JSON object")
 
 
 def _by_id(metavar: str, what: str) -> tuple[tuple[str, ...], dict[str, Any]]:

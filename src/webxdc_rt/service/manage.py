@@ -22,10 +22,11 @@ from typing import Any
 from ..host.app import Host
 from ..model.chats import Chat, Member, Registry, SharedApp, check_name, check_unlike
 from ..model.names import lookalike_of, same_name
+from ..model.sharing import quota_refusal
 from ..model.xdc import AppSource, ContainerLimits, InvalidContainer, open_app, open_xdc_bytes
 from ..stores.api import StoreApi, StoreError
 
-__all__ = ["ManageError", "Manager", "CONTAINER_KEY_PREFIX"]
+__all__ = ["ManageError", "Manager", "CONTAINER_KEY_PREFIX", "open_container", "stored_sources"]
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,8 @@ class Manager:
         if sender is None:
             sender = chat.members[0] if chat.members else None
         self._check_quotas(chat, sender, len(data))  # before the work of checking the app
-        digest, source = await asyncio.to_thread(self._open_container, file_name, data)
+        digest, source = await asyncio.to_thread(open_container, file_name, data,
+                                                  self.container_limits)
         app = self.registry.new_app(chat, source.name, source.key,
                                     sender.id if sender is not None else "")
         pages = self.registry.new_pages(app, chat.members)
@@ -302,64 +304,21 @@ class Manager:
         """Serve every stored app copy: from its stored container, or else from the path it
         was shared from. Return a line for each copy that cannot be served (its file gone
         or broken), which stays listed but unserved."""
-        problems = []
-        by_digest: dict[str, AppSource] = {}
-        for stored in self.store.stored_apps():
-            app = self.registry.apps.get(stored.app_id)
-            if app is None:
-                continue
-            try:
-                if stored.digest is not None:
-                    source = by_digest.get(stored.digest)
-                    if source is None:
-                        data = self.store.container(stored.digest)
-                        if data is None:
-                            raise InvalidContainer("its stored container is missing")
-                        source = by_digest[stored.digest] = open_xdc_bytes(
-                            data, f"{app.name}.xdc", stored.key, self.container_limits)
-                else:
-                    source = open_app(stored.key, self.container_limits)
-            except InvalidContainer as exc:
-                problems.append(f"app {app.name!r} ({app.id}) is not served: {exc}")
-                continue
-            self.host.sources[app.id] = source
+        sources, problems = stored_sources(self.store, self.registry, self.container_limits)
+        self.host.sources.update(sources)
         return problems
 
     # -- internals -----------------------------------------------------------------------
 
     def _check_quotas(self, chat: Chat, sender: Member | None, size: int) -> None:
         """Refuse (ManageError) a new app copy of `size` bytes that would take the stored
-        apps of `sender`, of `chat` or of the host past their `HomeLimits` quotas."""
+        apps of `sender`, of `chat` or of the host past their quotas."""
         with self._storing():
             usage = self.store.app_usage(chat.id, sender.id if sender is not None else "")
-        limits = self.host.settings.home
-        checks = [("host-app-quota", 507, "the host", usage.host_apps, usage.host_bytes,
-                   "max_stored_apps", "max_stored_app_bytes"),
-                  ("chat-app-quota", 403, f"chat {chat.name!r}", usage.chat_apps,
-                   usage.chat_bytes, "max_apps_per_chat", "max_app_bytes_per_chat")]
-        if sender is not None:
-            checks.append(("member-app-quota", 403, f"member {sender.name!r}",
-                           usage.member_apps, usage.member_bytes, "max_apps_per_member",
-                           "max_app_bytes_per_member"))
-        for code, status, who, apps, stored, count_limit, bytes_limit in checks:
-            most, most_bytes = getattr(limits, count_limit), getattr(limits, bytes_limit)
-            if apps >= most:
-                raise ManageError(code, f"{who} has {apps} apps stored, the most allowed "
-                                  f"(home.{count_limit} = {most})", status)
-            if stored + size > most_bytes:
-                raise ManageError(code, f"{who} has {stored} bytes of apps stored; with "
-                                  f"these {size} it would pass the {most_bytes} allowed "
-                                  f"(home.{bytes_limit})", status)
-
-    def _open_container(self, file_name: str, data: bytes) -> tuple[str, AppSource]:
-        """The digest of a `.xdc` and the app in it, checked (run in a thread)."""
-        digest = hashlib.sha256(data).hexdigest()
-        try:
-            source = open_xdc_bytes(data, file_name, CONTAINER_KEY_PREFIX + digest,
-                                    self.container_limits)
-        except InvalidContainer as exc:
-            raise ManageError("bad-app", str(exc)) from None
-        return digest, source
+        refusal = quota_refusal(usage, self.host.settings.home, chat.name,
+                                sender.name if sender is not None else None, size)
+        if refusal is not None:
+            raise ManageError(refusal.code, refusal.message, refusal.status)
 
     def _same_container(self, source: AppSource) -> AppSource:
         """An app already served from the same container, so that its archive is held in
@@ -379,6 +338,47 @@ class Manager:
             log.error("the store failed: %s", exc)
             raise ManageError("storage-failed", f"the host could not store the change: {exc}",
                               500) from None
+
+
+def open_container(file_name: str, data: bytes,
+                   limits: ContainerLimits | None) -> tuple[str, AppSource]:
+    """The digest of a `.xdc` and the app in it, checked (run in a thread); ManageError
+    (`bad-app`) saying what is wrong with it."""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        source = open_xdc_bytes(data, file_name, CONTAINER_KEY_PREFIX + digest, limits)
+    except InvalidContainer as exc:
+        raise ManageError("bad-app", str(exc)) from None
+    return digest, source
+
+
+def stored_sources(store: StoreApi, registry: Registry, limits: ContainerLimits | None,
+                   ) -> tuple[dict[str, AppSource], list[str]]:
+    """The app of every stored app copy by its id (one per stored container, however many
+    copies share it), and a line for each copy that cannot be served."""
+    sources: dict[str, AppSource] = {}
+    problems = []
+    by_digest: dict[str, AppSource] = {}
+    for stored in store.stored_apps():
+        app = registry.apps.get(stored.app_id)
+        if app is None:
+            continue
+        try:
+            if stored.digest is not None:
+                source = by_digest.get(stored.digest)
+                if source is None:
+                    data = store.container(stored.digest)
+                    if data is None:
+                        raise InvalidContainer("its stored container is missing")
+                    source = by_digest[stored.digest] = open_xdc_bytes(
+                        data, f"{app.name}.xdc", stored.key, limits)
+            else:
+                source = open_app(stored.key, limits)
+        except InvalidContainer as exc:
+            problems.append(f"app {app.name!r} ({app.id}) is not served: {exc}")
+            continue
+        sources[app.id] = source
+    return sources, problems
 
 
 def _normal(name: str) -> str:

@@ -20,6 +20,7 @@ from ..core.limits import require_positive
 from ..core.stats import LatencyHistogram
 from ..core.updates import Update
 from ..model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
+from ..model.sharing import AppUsage
 
 __all__ = ["StoreApi", "StoreError", "StoreErrorCode", "StoreUnavailable", "StoreLimits",
            "StoredUpdate", "ChatMessage", "MessageSummary", "Notification", "StoredApp", "AppUsage",
@@ -89,20 +90,6 @@ class StoredApp:
     """The stored `.xdc` (see `StoreApi.container`), or None for an app shared by its
     path."""
     key: str
-
-
-@dataclass(frozen=True, slots=True)
-class AppUsage:
-    """The app copies served from stored containers (uploaded, or shared with `webxdc-rt app
-    share`) and their containers' bytes, each copy counting its container's size: on the
-    whole host, in one chat, and shared by one member."""
-
-    host_apps: int
-    host_bytes: int
-    chat_apps: int
-    chat_bytes: int
-    member_apps: int
-    member_bytes: int
 
 
 # -- settings and errors ---------------------------------------------------------------
