@@ -107,9 +107,12 @@ REFUSED: dict[tuple[State, Event], type[Refusal]] = {
 """Events that are the client's mistake in a state: refused, the state unchanged (R3, R15)."""
 
 IGNORED: frozenset[tuple[State, Event]] = frozenset(
-    (state, event) for state in (State.LEAVING, State.CUT_OFF) for event in Event
-    if event is not Event.LINK_LOST)
-"""Events that come after the host let the connection go: dropped without an answer."""
+    [(state, event) for state in (State.LEAVING, State.CUT_OFF) for event in Event
+     if event is not Event.LINK_LOST]
+    # The host may close or cut off a connection whose link was lost meanwhile (a shutdown
+    # closes every socket it holds, while some of them are ending by themselves).
+    + [(State.CLOSED, Event.CLOSE), (State.CLOSED, Event.CUT_OFF)])
+"""Events that come after the connection was let go: dropped without an answer."""
 
 _REFUSAL_TEXT = {  # what the hub says of the same mistakes
     (State.OPEN, Event.LEAVE): realtime.NOT_JOINED,
