@@ -76,10 +76,14 @@ async def assert_accessible(page: Page, what: str, frames: bool = False) -> None
 
 
 async def assert_fits_a_phone(page: Page, primary: str = "") -> None:
-    """No horizontal scrolling, every control at least 24 px both ways and those matching
-    the selector `primary` at least 44 px."""
-    assert await page.evaluate(
-        "document.documentElement.scrollWidth <= window.innerWidth"), "scrolls sideways"
+    """No horizontal scrolling (down to 320 px wide), every control at least 24 px both ways
+    and those matching the selector `primary` at least 44 px."""
+    size = page.viewport_size
+    assert size is not None
+    for width in (320, size["width"]):
+        await page.set_viewport_size({"width": width, "height": size["height"]})
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"
+                                   ), f"scrolls sideways at {width} px"
     small = await page.evaluate(SMALL_TARGETS, 24)
     assert not small, f"targets under 24 px: {small}"
     if primary:
