@@ -26,7 +26,7 @@ OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
 async def draw(page: Page, member: str, offset: int) -> None:
     box = await page.locator(f"article.peer[data-member={member}] iframe").bounding_box()
     assert box is not None
-    x, y = box["x"] + 60 + offset, box["y"] + 80
+    x, y = box["x"] + 60 + offset, box["y"] + 160  # below the sketch pad's header
     await page.mouse.move(x, y)
     await page.mouse.down()
     for step in range(60):

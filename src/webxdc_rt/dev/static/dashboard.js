@@ -11,8 +11,10 @@ const ratesBody = document.querySelector("#rates tbody");
 const filterPeer = document.getElementById("filter-peer");
 const cards = new Map(); // member -> {card, url}
 let paused = false;
+let cardCount = 0; // numbers the ids that tie a card's buttons to what they control
 let state = { peers: [], partition: [] };
 
+// One command to the simulator; the state it answers is shown (null when refused).
 async function command(body) {
   const response = await fetch("/api", {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -49,7 +51,7 @@ function showState(next) {
     card.querySelector(".addr").title = peer.self_addr;
     card.querySelector(".faults").textContent = peer.shown_faults;
     card.classList.toggle("offline", peer.faults.offline);
-    card.classList.toggle("joined", peer.joined);
+    showJoined(card, peer.joined);
     const form = card.querySelector(".fault-form");
     for (const [name, value] of Object.entries(peer.faults)) {
       const input = form.elements[name];
@@ -67,20 +69,46 @@ function showState(next) {
   }
 }
 
+// Joined is written beside the dot, not only coloured.
+function showJoined(card, joined) {
+  card.classList.toggle("joined", joined);
+  card.querySelector(".state").textContent = joined ? "joined" : "not joined";
+}
+
 function newCard(peer) {
   const card = template.content.firstElementChild.cloneNode(true);
-  card.dataset.member = peer.member;
-  card.querySelector(".name").textContent = peer.member;
+  const member = peer.member;
+  const id = `peer-${++cardCount}`;
+  card.dataset.member = member;
+  card.setAttribute("aria-labelledby", `${id}-name`);
+  card.querySelector(".name").textContent = member;
+  card.querySelector(".name").id = `${id}-name`;
   const frame = card.querySelector("iframe");
-  frame.title = peer.member;
-  frame.name = peer.member;
+  frame.title = `${member}'s page`;
+  frame.name = member;
   frame.src = peer.url;
-  card.querySelector(".reload").addEventListener("click", () => reloadFrame(card));
-  card.querySelector(".remove").addEventListener("click",
-    () => command({ op: "remove", member: peer.member }));
+  const button = (selector, label) => {
+    const element = card.querySelector(selector);
+    element.setAttribute("aria-label", label);
+    element.title = label;
+    return element;
+  };
+  button(".reload", `Reload ${member}`).addEventListener("click", () => reloadFrame(card));
+  button(".remove", `Remove ${member}`).addEventListener("click", () => removePeer(card));
+  button(".expand", `Fill the screen with ${member}`).addEventListener("click",
+    () => fillScreen(card));
+  card.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && card.classList.contains("expanded")) fillScreen(card);
+  });
   const form = card.querySelector(".fault-form");
-  card.querySelector(".toggle-faults").addEventListener("click",
-    () => { form.hidden = !form.hidden; });
+  form.id = `${id}-faults`;
+  form.setAttribute("aria-label", `Faults of ${member}`);
+  const toggle = button(".toggle-faults", `Faults of ${member}`);
+  toggle.setAttribute("aria-controls", form.id);
+  toggle.addEventListener("click", () => {
+    form.hidden = !form.hidden;
+    toggle.setAttribute("aria-expanded", String(!form.hidden));
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const faults = {};
@@ -93,6 +121,35 @@ function newCard(peer) {
     command({ op: "faults", member: peer.member, faults });
   });
   return card;
+}
+
+// The focus stays on the same control of the next peer (or the one before), so a keyboard
+// user removing peers one by one is never sent back to the top of the page.
+async function removePeer(card) {
+  const member = card.dataset.member;
+  const neighbour = card.nextElementSibling || card.previousElementSibling;
+  const hadFocus = card.contains(document.activeElement);
+  if (card.classList.contains("expanded")) fillScreen(card);
+  if (!await command({ op: "remove", member })) return;
+  document.getElementById("status").textContent = `Removed ${member}.`;
+  if (hadFocus && !card.isConnected) {
+    (neighbour?.isConnected && neighbour.querySelector(".remove")
+      || document.getElementById("add-peer")).focus();
+  }
+}
+
+// One peer fills the screen, or back to all of them; what is behind it is inert.
+function fillScreen(card) {
+  const expanded = !card.classList.contains("expanded");
+  for (const other of frames.children) {
+    other.classList.toggle("expanded", expanded && other === card);
+    other.querySelector(".expand").setAttribute("aria-pressed",
+      String(expanded && other === card));
+  }
+  frames.classList.toggle("solo", expanded);
+  document.getElementById("top").inert = expanded;
+  document.getElementById("log-panel").inert = expanded;
+  splitter.inert = expanded;
 }
 
 function reloadFrame(card) {
@@ -132,7 +189,7 @@ function showBatch(batch) {
   for (const peer of state.peers) {
     const r = batch.rates[peer.member] || {};
     const lost = Object.values(r.lost || {}).reduce((a, b) => a + b, 0);
-    rows.push([peer.member, batch.joined.includes(peer.member) ? "●" : "",
+    rows.push([peer.member, batch.joined.includes(peer.member) ? "yes" : "no",
       (r.items_sent_per_s || 0).toFixed(0), ((r.bytes_sent_per_s || 0) / 1000).toFixed(1),
       (r.items_received_per_s || 0).toFixed(0), ((r.bytes_received_per_s || 0) / 1000).toFixed(1),
       r.items_sent || 0, r.items_received || 0, lost]);
@@ -144,7 +201,8 @@ function showBatch(batch) {
     return tr;
   }));
   for (const peer of state.peers) {
-    cards.get(peer.member)?.card.classList.toggle("joined", batch.joined.includes(peer.member));
+    const card = cards.get(peer.member)?.card;
+    if (card) showJoined(card, batch.joined.includes(peer.member));
   }
   const note = [];
   if (batch.items_not_described) note.push(`${batch.items_not_described} items counted, not shown`);
@@ -183,7 +241,8 @@ function connect() {
 document.getElementById("add-peer").addEventListener("click", () => command({ op: "add" }));
 document.getElementById("reset").addEventListener("click", () => command({ op: "reset" }));
 document.getElementById("heal").addEventListener("click", () => command({ op: "heal" }));
-document.getElementById("apply-partition").addEventListener("click", () => {
+document.getElementById("partition-form").addEventListener("submit", (event) => {
+  event.preventDefault();
   const text = document.getElementById("partition").value.trim();
   const groups = text ? text.split("|").map((group) =>
     group.split(",").map((name) => name.trim()).filter(Boolean)) : [];
@@ -191,7 +250,8 @@ document.getElementById("apply-partition").addEventListener("click", () => {
 });
 document.getElementById("pause").addEventListener("click", (event) => {
   paused = !paused;
-  event.target.textContent = paused ? "Resume" : "Pause";
+  event.currentTarget.textContent = paused ? "Resume" : "Pause";
+  event.currentTarget.setAttribute("aria-pressed", String(paused));
 });
 document.getElementById("clear").addEventListener("click", () => logList.replaceChildren());
 document.getElementById("columns").addEventListener("change", (event) => {
@@ -200,14 +260,34 @@ document.getElementById("columns").addEventListener("change", (event) => {
     ? "" : `repeat(${value}, minmax(0, 1fr))`;
 });
 const splitter = document.getElementById("splitter");
+const logPanel = document.getElementById("log-panel");
+const MIN_LOG = 160;
+const maxLog = () => Math.max(MIN_LOG, window.innerWidth - 200);
+
+function setLogWidth(width) {
+  const clamped = Math.round(Math.min(maxLog(), Math.max(MIN_LOG, width)));
+  logPanel.style.width = `${clamped}px`;
+  splitter.setAttribute("aria-valuemax", String(maxLog()));
+  splitter.setAttribute("aria-valuenow", String(clamped));
+}
+
 splitter.addEventListener("pointerdown", (down) => {
   splitter.setPointerCapture(down.pointerId);
-  const panel = document.getElementById("log-panel");
-  const move = (event) => {
-    panel.style.width = `${Math.max(160, window.innerWidth - event.clientX - 3)}px`;
-  };
+  const move = (event) => setLogWidth(window.innerWidth - event.clientX - 4);
   splitter.addEventListener("pointermove", move);
   splitter.addEventListener("pointerup", () => splitter.removeEventListener("pointermove", move),
     { once: true });
 });
+// The keyboard moves the splitter as a pointer would: the arrows by steps, Home and End to
+// the narrowest and the widest log.
+splitter.addEventListener("keydown", (event) => {
+  const width = logPanel.getBoundingClientRect().width;
+  const step = event.shiftKey ? 100 : 20;
+  const next = { ArrowLeft: width + step, ArrowRight: width - step, Home: MIN_LOG,
+                 End: maxLog() }[event.key];
+  if (next === undefined) return;
+  event.preventDefault();
+  setLogWidth(next);
+});
+setLogWidth(logPanel.getBoundingClientRect().width);
 connect();

@@ -7,7 +7,9 @@
 
 const HEARTBEAT_MS = 2000;      // presence is repeated this often...
 const GONE_AFTER_MS = 6000;     // ...and a member silent this long is shown as gone
-const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6"];
+// Each colour is at least 4.5:1 against white: white names on it and it on the white pad
+// (the pad stays white in the dark scheme too, so a drawing looks the same to everyone).
+const PALETTE = ["#c62828", "#2e7d32", "#1565c0", "#b34700", "#6a1b9a", "#00796b", "#ad1457"];
 
 const me = { addr: window.webxdc.selfAddr, name: window.webxdc.selfName };
 const canvas = document.getElementById("pad");
@@ -125,7 +127,9 @@ function renderPeople() {
     item.dataset.addr = addr;
     return item;
   }));
-  statusText.textContent = peers.size === 0 ? "alone here" : `${peers.size + 1} here`;
+  // The status is a live region: it is written only when it says something new.
+  const status = peers.size === 0 ? "alone here" : `${peers.size + 1} here`;
+  if (statusText.textContent !== status) statusText.textContent = status;
 }
 
 channel.setListener((bytes) => {

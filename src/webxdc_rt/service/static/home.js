@@ -16,7 +16,7 @@
   let loadedUpTo = null; // newest notification at first load: later ones are news
   let notifiedUpTo = 0;
   let notes = [];
-  const rendered = {}; // what each list shows, to leave it (and the focus) alone if unchanged
+  let announcedUpTo = null; // the newest message and notification already said
 
   const seenUpTo = () => Number(localStorage.getItem(SEEN_KEY)) || 0;
   const markSeen = (serial) => {
@@ -36,12 +36,52 @@
     : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB`
       : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
-  function replaceIfChanged(key, items, build, emptyId) {
-    const text = JSON.stringify(items);
-    if (rendered[key] === text) return;
-    rendered[key] = text;
-    $(key).replaceChildren(...items.map(build));
+  // Each list is brought up to date in place: items that did not change keep their elements,
+  // so a link the keyboard is on stays focused while news arrive around it. If the focused
+  // item itself changed or went, the focus goes to what replaced it, else to the section.
+  function reconcile(listId, items, keyOf, build, emptyId) {
+    const list = $(listId);
+    const wanted = new Map(items.map((item) => [String(keyOf(item)), JSON.stringify(item)]));
+    const focus = whereFocusIs(list);
+    for (const child of [...list.children]) {
+      if (wanted.get(child.dataset.key) !== child.dataset.signature) child.remove();
+    }
+    let next = list.firstElementChild;
+    for (const item of items) {
+      const key = String(keyOf(item));
+      if (next && next.dataset.key === key) {
+        next = next.nextElementSibling;
+        continue;
+      }
+      let node = [...list.children].find((child) => child.dataset.key === key);
+      if (!node) {
+        node = build(item);
+        node.dataset.key = key;
+        node.dataset.signature = wanted.get(key);
+      }
+      list.insertBefore(node, next);
+    }
     $(emptyId).hidden = items.length > 0;
+    if (focus && !list.contains(document.activeElement)) putFocusBack(list, focus);
+  }
+
+  const FOCUSABLE = "a[href], button, input, [tabindex]";
+
+  function whereFocusIs(list) {
+    const active = document.activeElement;
+    const item = active && list.contains(active) ? active.closest("li") : null;
+    if (!item) return null;
+    return { key: item.dataset.key, index: [...item.querySelectorAll(FOCUSABLE)].indexOf(active),
+             position: [...list.children].indexOf(item) };
+  }
+
+  function putFocusBack(list, focus) {
+    const item = [...list.children].find((child) => child.dataset.key === focus.key)
+      || list.children[Math.min(focus.position, list.children.length - 1)];
+    const targets = item ? [...item.querySelectorAll(FOCUSABLE)] : [];
+    const target = targets[Math.max(0, Math.min(focus.index, targets.length - 1))]
+      || list.closest("section").querySelector("h2");
+    target.focus();
   }
 
   function appItem(app) {
@@ -61,17 +101,19 @@
     item.dataset.message = String(message.id);
     if (message.text !== null) item.append(el("div", { className: "text" }, message.text));
     if (message.file) {
-      const link = el("a", { href: message.file.url, download: message.file.name },
+      const link = el("a", { className: "file", href: message.file.url, download: message.file.name },
         `Download ${message.file.name} (${size(message.file.size)})`);
       item.append(el("div", {}, link));
     }
     return item;
   }
 
-  function noteItem(note) {
+  function noteItem([note, unread]) {
     const meta = [note.app, note.from, when(note.time)].filter(Boolean).join(" · ");
-    const item = el("li", { className: note.serial > seenUpTo() ? "unread" : "" },
-      el("div", { className: "meta" }, meta), el("div", { className: "text" }, note.text));
+    const item = el("li", { className: unread ? "unread" : "" },
+      el("div", { className: "meta" }, unread ? el("span", { className: "new-tag" }, "New") : null,
+        meta),
+      el("div", { className: "text" }, note.text));
     item.dataset.serial = String(note.serial);
     return item;
   }
@@ -89,10 +131,12 @@
       }
       notifiedUpTo = Math.max(notifiedUpTo, newest);
     }
-    replaceIfChanged("notifications", notes.map((n) => [n, n.serial > seenUpTo()]),
-      ([note]) => noteItem(note), "no-notifications");
+    reconcile("notifications", notes.map((n) => [n, n.serial > seenUpTo()]),
+      ([note]) => note.serial, noteItem, "no-notifications");
     const unread = notes.filter((note) => note.serial > seenUpTo()).length;
     const badge = $("badge");
+    // The badge goes once the news are read; the keyboard lands on what they were about.
+    if (unread === 0 && document.activeElement === badge) $("notifications-title").focus();
     badge.hidden = unread === 0;
     badge.textContent = `${unread} new`;
     document.title = unread ? `(${unread}) ${chatTitle}` : chatTitle;
@@ -106,10 +150,30 @@
     $("who").textContent = `You are ${state.member}`;
     pollMs = state.poll_interval_ms;
     maxUpload = state.max_upload_bytes;
-    replaceIfChanged("apps", state.apps, appItem, "no-apps");
-    replaceIfChanged("messages", state.messages, messageItem, "no-messages");
+    reconcile("apps", state.apps, (app) => app.id, appItem, "no-apps");
+    reconcile("messages", state.messages, (message) => message.id, messageItem, "no-messages");
+    announce(state.messages, state.notifications);
     notes = state.notifications;
     showNotifications();
+  }
+
+  // News since the last refresh are said once, politely, by the live region; what was
+  // there at the first load is not news.
+  function announce(messages, notifications) {
+    const newestMessage = Math.max(0, ...messages.map((message) => message.id));
+    const newestNote = Math.max(0, ...notifications.map((note) => note.serial));
+    if (announcedUpTo !== null) {
+      const said = [
+        ...notifications.filter((note) => note.serial > announcedUpTo.note
+          && note.serial > seenUpTo())
+          .map((note) => `New notification${note.app ? ` from ${note.app}` : ""}: ${note.text}`),
+        ...messages.filter((message) => message.id > announcedUpTo.message)
+          .map((message) => `New message${message.member ? ` from ${message.member}` : ""}${
+            message.text ? `: ${message.text}` : ""}`),
+      ];
+      if (said.length) $("news").textContent = said.join(". ");
+    }
+    announcedUpTo = { message: newestMessage, note: newestNote };
   }
 
   function problem(text) {
