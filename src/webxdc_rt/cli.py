@@ -10,6 +10,7 @@ host every chat of a data folder as a service that is managed while it runs.
     webxdc-rt dev APP [--peers N] [--port P] [--no-open] [--json]   # the simulator
     webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
     webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
+    webxdc-rt backup DEST | restore SRC [--data-dir DIR]   # the SQLite database
 
 State (chats, invite links, status updates) lives in the data directory, so serving the same
 app to the same chat again keeps its links, `selfAddr`s and updates.
@@ -45,6 +46,7 @@ from .host.lifecycle import Listen, ListenFailed, Serving
 from .model.chats import Page, Registry, parse_members
 from .model.xdc import AppSource, InvalidContainer, open_app
 from .service import admin_client, logs
+from .service import backup as backups
 from .service.admin import (
     AdminApi,
     AdminSocketError,
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--json", action="store_true",
                       help="print one JSON object (address, port, admin socket) once serving")
     admin_client.add_commands(commands, default_data_dir())
+    backups.add_commands(commands, default_data_dir())
     dev.add_command(commands)
     return parser
 
@@ -179,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in admin_client.COMMANDS:
         return admin_client.run(args)
+    if args.command in backups.COMMANDS:
+        return backups.run(args)
     if args.command == "dev":
         return _dev(args)
     try:
