@@ -96,6 +96,8 @@ class HostProcess:
         if not line:
             raise AssertionError((await self._proc.stderr.read()).decode())  # type: ignore
         ready = json.loads(line)
+        self.ready: dict[str, Any] = ready
+        """Its `--json` line."""
         self.port = ready["port"]
         assert Path(ready["admin_socket"]) == self.admin_socket
         return self

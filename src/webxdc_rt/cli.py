@@ -43,6 +43,7 @@ from .core.wire import is_text
 from .dev import command as dev
 from .host.app import Host, HostSettings
 from .host.lifecycle import Listen, ListenFailed, Serving
+from .host.probes import ProbeAddress, Probes, Reachable, parse_probe_address, start_probes
 from .model.chats import Page, Registry, parse_members
 from .model.xdc import AppSource, InvalidContainer, open_app
 from .service import admin_client, logs
@@ -161,6 +162,11 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                         help="change one numeric setting, named as listed below, e.g. "
                              "realtime.send_items_per_s=5000; repeatable")
+    parser.add_argument("--metrics", metavar="[HOST:]PORT", default=None,
+                        type=_probe_address,
+                        help="serve GET /metrics, /healthz and /readyz on a TCP listener of "
+                             "their own (HOST defaults to 127.0.0.1; with --workers N, worker "
+                             "i on PORT+i); nothing else is answered there (default: off)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop: uvloop when installed (auto), or asyncio's own")
 
@@ -168,6 +174,33 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
 _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 DOMAIN_PATTERN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 """What `--domain` accepts: DNS labels of letters, digits and hyphens, separated by dots."""
+
+
+def _probe_address(text: str) -> ProbeAddress:
+    try:
+        return parse_probe_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+async def _open_probes(serving: Serving, address: ProbeAddress | None,
+                       broker: Reachable | None = None, worker: int | None = None) -> int:
+    """The metrics and health listener, when `--metrics` asks for one (its port, else 0);
+    worker i of `--workers` on the port after i others."""
+    if address is None:
+        return 0
+    if worker is not None and address.port:
+        address = ProbeAddress(address.host, address.port + worker)
+    runner = web.AppRunner(Probes(serving.host, broker, worker).application(),
+                           access_log=None, handle_signals=False)
+    await serving.add_runner(runner)
+    try:
+        port = await start_probes(runner, address)
+    except OSError as exc:
+        raise UsageError(f"--metrics: cannot listen on {address.host}:{address.port}: "
+                         f"{exc.strerror or exc}") from None
+    log.info("metrics and health on http://%s:%d/metrics", address.host, port)
+    return port
 
 
 def _check_chat_name(name: str) -> None:
@@ -358,6 +391,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
     host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
     listen = Listen(args.host, args.port, reuse_port=worker is not None)
     async with Serving(host, listen, broker=broker) as serving:
+        await _open_probes(serving, args.metrics, broker, worker)
         for page in pages if links else ():
             url = host.invite_url(page, serving.port)
             if args.json:
@@ -383,8 +417,10 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
     async with Serving(host, Listen(args.host, args.port)) as serving:
         manager.port = serving.port
         await _open_admin_socket(serving, manager, socket_path)
+        metrics_port = await _open_probes(serving, args.metrics)
         if args.json:
             print(json.dumps({"host": args.host, "port": serving.port,
+                              "metrics_port": metrics_port or None,
                               "admin_socket": str(socket_path),
                               "data_dir": str(args.data_dir)}), flush=True)
         log.info("hosting %d chats on %s:%d; admin socket %s; Ctrl-C stops",
