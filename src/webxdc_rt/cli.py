@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -74,6 +75,8 @@ DEFAULT_PORT = 8080
 _STORAGE_FAILURES: tuple[type[Exception], ...] = (OSError, StoreError)
 """What opening or writing the data directory or the store raises when it cannot."""
 DEMO_MEMBERS = "alice,bob,carol"
+REDIS_PASSWORD_VARIABLE = "REDISCLI_AUTH"
+"""The environment variable whose value is Redis's password when `--broker` names none."""
 # Keeps the generated list of limits in the epilog as it is laid out.
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -105,12 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated member names, e.g. alice,bob")
     serve.add_argument("--broker", metavar="URL", default=None,
                        help="share realtime channels with other webxdc-rt processes through "
-                            "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]; "
+                            "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
+                            "the password else from $REDISCLI_AUTH; "
                             "if Redis is unreachable the host starts anyway, warns once and "
                             "keeps trying (default: this process alone)")
     serve.add_argument("--store", metavar="URL", default=None,
                        help="keep chats, pages and updates in PostgreSQL, shared with other "
-                            "webxdc-rt processes: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB; "
+                            "webxdc-rt processes: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
+                            "(or libpq's $PGPASSWORD, $PGPASSFILE); "
                             "a fresh database is set up (default: SQLite in --data-dir)")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="serve from N processes on one port (SO_REUSEPORT), using every "
@@ -331,9 +336,15 @@ def _broker_address(url: str | None) -> RedisAddress | None:
     if not is_text(url):
         raise UsageError("--broker must be a redis:// URL in UTF-8")
     try:
-        return parse_redis_url(url)
+        address = parse_redis_url(url)
     except ValueError as exc:
         raise UsageError(f"--broker {exc}") from None
+    # redis-cli's own variable: a password kept out of the command line (and so out of
+    # `ps`), e.g. from a systemd EnvironmentFile.
+    password = os.environ.get(REDIS_PASSWORD_VARIABLE)
+    if address.password is None and password:
+        address = dataclasses.replace(address, password=password)
+    return address
 
 
 def _check_store_url(url: str | None) -> None:

@@ -1,0 +1,86 @@
+"""The deployment files of docs/deploy/ as Debian's own tools read them: Caddy's
+`validate`, `nginx -t` and `systemd-analyze verify` (scripts/test installs caddy and
+nginx-light; systemd is Debian's)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEPLOY = Path(__file__).parent.parent / "docs" / "deploy"
+WEBXDC_RT = Path(sys.executable).parent / "webxdc-rt"
+"""The console script of the environment the tests run in, standing in for
+/opt/webxdc-rt/bin/webxdc-rt."""
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if found is None:
+        pytest.skip(f"{name} is not installed (scripts/test installs Debian's package)")
+    return found
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed wildcard certificate and key, standing in for the DNS-challenge one."""
+    cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
+    subprocess.run([_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1",
+                    "-subj", "/CN=*.apps.example.org"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_the_documented_caddyfile_is_valid_for_debians_caddy(tmp_path, certificate):
+    caddy = _tool("caddy")
+    cert, key = certificate
+    config = (DEPLOY / "Caddyfile").read_text()
+    config = config.replace("/etc/caddy/certs/apps.example.org/fullchain.pem", str(cert))
+    config = config.replace("/etc/caddy/certs/apps.example.org/privkey.pem", str(key))
+    config = config.replace("/var/log/caddy/", f"{tmp_path}/")
+    (tmp_path / "Caddyfile").write_text(config)
+    env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([caddy, "validate", "--config", str(tmp_path / "Caddyfile"),
+                           "--adapter", "caddyfile"], capture_output=True, text=True,
+                          env=env, check=False)
+    assert done.returncode == 0 and "Valid configuration" in done.stdout + done.stderr, \
+        done.stderr
+    assert "dns" not in config.split("tls", 1)[1].split("\n", 1)[0]  # no DNS module needed
+
+
+def test_the_documented_nginx_site_passes_nginx_t(tmp_path, certificate):
+    nginx = _tool("nginx")
+    cert, key = certificate
+    site = (DEPLOY / "nginx.conf").read_text()
+    site = site.replace("/etc/letsencrypt/live/apps.example.org/fullchain.pem", str(cert))
+    site = site.replace("/etc/letsencrypt/live/apps.example.org/privkey.pem", str(key))
+    site = site.replace("/var/log/nginx/", f"{tmp_path}/")
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "main.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n    include {tmp_path}/site.conf;\n}}\n")
+    done = subprocess.run([nginx, "-t", "-c", str(tmp_path / "main.conf"), "-p",
+                           str(tmp_path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "test is successful" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("unit", ["webxdc-rt.service", "webxdc-rt-workers.service"])
+def test_the_documented_units_pass_systemd_analyze_verify(tmp_path, unit):
+    analyze = _tool("systemd-analyze")
+    text = (DEPLOY / unit).read_text()
+    assert "/opt/webxdc-rt/bin/webxdc-rt " in text
+    (tmp_path / unit).write_text(text.replace("/opt/webxdc-rt/bin/webxdc-rt", str(WEBXDC_RT)))
+    done = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / unit)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    for setting in ("StateDirectory=", "UMask=0077", "Restart=always",
+                    "StartLimitIntervalSec=0", "Wants=network-online.target",
+                    "EnvironmentFile=", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                    "--metrics 127.0.0.1:"):
+        assert setting in text, setting
+    assert "PASSWORD@" not in text and ":PASSWORD" not in text
