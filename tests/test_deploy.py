@@ -84,3 +84,15 @@ def test_the_documented_units_pass_systemd_analyze_verify(tmp_path, unit):
                     "--metrics 127.0.0.1:"):
         assert setting in text, setting
     assert "PASSWORD@" not in text and ":PASSWORD" not in text
+
+
+def _without_comments(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def test_the_guide_shows_the_caddyfile_that_is_validated():
+    guide = (DEPLOY.parent / "deploy.md").read_text()
+    shown = guide.split("```caddyfile\n", 1)[1].split("```", 1)[0]
+    assert _without_comments(shown) == _without_comments((DEPLOY / "Caddyfile").read_text())
+    assert "](docs/deploy.md)" in (DEPLOY.parent.parent / "README.md").read_text()

@@ -63,6 +63,7 @@ from .service.options import (
     apply_limits,
     limits_help,
 )
+from .service.uploads import UPLOADS_FILE_NAME, UploadPolicy
 from .service.workers import run_workers
 from .stores.api import StoreApi, StoreError, StoreLimits
 from .stores.sqlite import SqliteStore, make_private_dir, shared_dir_warning
@@ -452,7 +453,9 @@ def _open_service(args: argparse.Namespace, settings: HostSettings) -> tuple[Man
     try:
         claim_socket_path(socket_path)
         host = Host(store.load_registry(), {}, settings, store=store)
-        manager = Manager(host, store)
+        uploads = UploadPolicy(Path(args.data_dir) / UPLOADS_FILE_NAME,
+                               bool(settings.home.member_uploads))
+        manager = Manager(host, store, uploads=uploads)
         manager.ensure_homes()
     except _STORAGE_FAILURES + (AdminSocketError, ManageError) as exc:
         store.close()

@@ -106,6 +106,8 @@
     $("who").textContent = `You are ${state.member}`;
     pollMs = state.poll_interval_ms;
     maxUpload = state.max_upload_bytes;
+    // The operator may keep members from sharing apps; the host refuses them anyway.
+    $("share-form").hidden = !state.uploads;
     replaceIfChanged("apps", state.apps, appItem, "no-apps");
     replaceIfChanged("messages", state.messages, messageItem, "no-messages");
     notes = state.notifications;
