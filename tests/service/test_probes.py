@@ -3,15 +3,22 @@ worker of `serve --workers`, with the admin API out of reach there."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import aiohttp
 from hosting import HostProcess
 from peers import eventually
 from redis_server import free_port
 from serving import ServeProcess
+
+PROBE = Path(__file__).parent.parent / "apps" / "probe"
 
 
 async def _get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
@@ -83,3 +90,22 @@ def _ready(port: int) -> bool:
             return bool(answer.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+async def test_the_redis_password_comes_from_rediscli_auth_not_the_command_line(
+        tmp_path, redis_server):
+    redis_server.command("CONFIG", "SET", "requirepass", "kept-out-of-ps")
+    port = free_port()
+    env = {**os.environ, "REDISCLI_AUTH": "kept-out-of-ps"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webxdc_rt", "serve", str(PROBE), "--members", "alice,bob",
+         "--port", "0", "--json", "--data-dir", str(tmp_path / "d"),
+         "--broker", redis_server.url, "--metrics", f"127.0.0.1:{port}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline()
+        await eventually(lambda: _ready(port))  # both Redis connections authenticated
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
