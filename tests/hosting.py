@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from peers import joined
+
+from webxdc_rt.client import InviteRefused, connect
 
 COMMAND = [sys.executable, "-m", "webxdc_rt"]
 PROBE_APP = Path(__file__).parent / "apps" / "probe"
@@ -96,6 +99,8 @@ class HostProcess:
         if not line:
             raise AssertionError((await self._proc.stderr.read()).decode())  # type: ignore
         ready = json.loads(line)
+        self.ready: dict[str, Any] = ready
+        """Its `--json` line."""
         self.port = ready["port"]
         assert Path(ready["admin_socket"]) == self.admin_socket
         return self
@@ -225,3 +230,20 @@ async def names_are_kept_as_checked(open_store: Callable[[], Any]) -> None:
     store = open_store()
     assert [m.name for m in manager_of(store).chat("téam").members] == ["Zoë", "👩‍💻"]
     store.close()
+
+
+async def only_new_links_work(host: HostProcess, old: dict[str, str], chat: str,
+                              member: str) -> None:
+    """Every link in `old` is refused by `host`; `member`'s new link (from `link show`)
+    joins, with the same `selfAddr` as before."""
+    for link in old.values():
+        try:
+            peer = await connect(link)
+        except InviteRefused:
+            continue
+        await peer.close()
+        raise AssertionError(f"an old link still works: {link}")
+    new = (await host.cli("link", "show", chat, member, "--json")).json()
+    fresh = await joined(new["apps"][0]["url"])
+    assert fresh.peer.self_addr == new["apps"][0]["self_addr"]
+    await fresh.peer.close()

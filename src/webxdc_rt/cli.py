@@ -10,6 +10,7 @@ host every chat of a data folder as a service that is managed while it runs.
     webxdc-rt dev APP [--peers N] [--port P] [--no-open] [--json]   # the simulator
     webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
     webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
+    webxdc-rt backup DEST | restore SRC [--data-dir DIR]   # the SQLite database
 
 State (chats, invite links, status updates) lives in the data directory, so serving the same
 app to the same chat again keeps its links, `selfAddr`s and updates.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -42,9 +44,11 @@ from .core.wire import is_text
 from .dev import command as dev
 from .host.app import Host, HostSettings
 from .host.lifecycle import Listen, ListenFailed, Serving
+from .host.probes import ProbeAddress, Probes, Reachable, parse_probe_address, start_probes
 from .model.chats import Page, Registry, parse_members
 from .model.xdc import AppSource, InvalidContainer, open_app
 from .service import admin_client, logs
+from .service import backup as backups
 from .service.admin import (
     AdminApi,
     AdminSocketError,
@@ -59,6 +63,7 @@ from .service.options import (
     apply_limits,
     limits_help,
 )
+from .service.uploads import UPLOADS_FILE_NAME, UploadPolicy
 from .service.workers import run_workers
 from .stores.api import StoreApi, StoreError, StoreLimits
 from .stores.sqlite import SqliteStore, make_private_dir, shared_dir_warning
@@ -71,6 +76,8 @@ DEFAULT_PORT = 8080
 _STORAGE_FAILURES: tuple[type[Exception], ...] = (OSError, StoreError)
 """What opening or writing the data directory or the store raises when it cannot."""
 DEMO_MEMBERS = "alice,bob,carol"
+REDIS_PASSWORD_VARIABLE = "REDISCLI_AUTH"
+"""The environment variable whose value is Redis's password when `--broker` names none."""
 # Keeps the generated list of limits in the epilog as it is laid out.
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -102,12 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated member names, e.g. alice,bob")
     serve.add_argument("--broker", metavar="URL", default=None,
                        help="share realtime channels with other webxdc-rt processes through "
-                            "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]; "
+                            "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
+                            "the password else from $REDISCLI_AUTH; "
                             "if Redis is unreachable the host starts anyway, warns once and "
                             "keeps trying (default: this process alone)")
     serve.add_argument("--store", metavar="URL", default=None,
                        help="keep chats, pages and updates in PostgreSQL, shared with other "
-                            "webxdc-rt processes: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB; "
+                            "webxdc-rt processes: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
+                            "(or libpq's $PGPASSWORD, $PGPASSFILE); "
                             "a fresh database is set up (default: SQLite in --data-dir)")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="serve from N processes on one port (SO_REUSEPORT), using every "
@@ -129,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--json", action="store_true",
                       help="print one JSON object (address, port, admin socket) once serving")
     admin_client.add_commands(commands, default_data_dir())
+    backups.add_commands(commands, default_data_dir())
     dev.add_command(commands)
     return parser
 
@@ -158,6 +168,11 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                         help="change one numeric setting, named as listed below, e.g. "
                              "realtime.send_items_per_s=5000; repeatable")
+    parser.add_argument("--metrics", metavar="[HOST:]PORT", default=None,
+                        type=_probe_address,
+                        help="serve GET /metrics, /healthz and /readyz on a TCP listener of "
+                             "their own (HOST defaults to 127.0.0.1; with --workers N, worker "
+                             "i on PORT+i); nothing else is answered there (default: off)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop: uvloop when installed (auto), or asyncio's own")
 
@@ -165,6 +180,33 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
 _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 DOMAIN_PATTERN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 """What `--domain` accepts: DNS labels of letters, digits and hyphens, separated by dots."""
+
+
+def _probe_address(text: str) -> ProbeAddress:
+    try:
+        return parse_probe_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+async def _open_probes(serving: Serving, address: ProbeAddress | None,
+                       broker: Reachable | None = None, worker: int | None = None) -> int:
+    """The metrics and health listener, when `--metrics` asks for one (its port, else 0);
+    worker i of `--workers` on the port after i others."""
+    if address is None:
+        return 0
+    if worker is not None and address.port:
+        address = ProbeAddress(address.host, address.port + worker)
+    runner = web.AppRunner(Probes(serving.host, broker, worker).application(),
+                           access_log=None, handle_signals=False)
+    await serving.add_runner(runner)
+    try:
+        port = await start_probes(runner, address)
+    except OSError as exc:
+        raise UsageError(f"--metrics: cannot listen on {address.host}:{address.port}: "
+                         f"{exc.strerror or exc}") from None
+    log.info("metrics and health on http://%s:%d/metrics", address.host, port)
+    return port
 
 
 def _check_chat_name(name: str) -> None:
@@ -179,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in admin_client.COMMANDS:
         return admin_client.run(args)
+    if args.command in backups.COMMANDS:
+        return backups.run(args)
     if args.command == "dev":
         return _dev(args)
     try:
@@ -293,9 +337,15 @@ def _broker_address(url: str | None) -> RedisAddress | None:
     if not is_text(url):
         raise UsageError("--broker must be a redis:// URL in UTF-8")
     try:
-        return parse_redis_url(url)
+        address = parse_redis_url(url)
     except ValueError as exc:
         raise UsageError(f"--broker {exc}") from None
+    # redis-cli's own variable: a password kept out of the command line (and so out of
+    # `ps`), e.g. from a systemd EnvironmentFile.
+    password = os.environ.get(REDIS_PASSWORD_VARIABLE)
+    if address.password is None and password:
+        address = dataclasses.replace(address, password=password)
+    return address
 
 
 def _check_store_url(url: str | None) -> None:
@@ -353,6 +403,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
     host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
     listen = Listen(args.host, args.port, reuse_port=worker is not None)
     async with Serving(host, listen, broker=broker) as serving:
+        await _open_probes(serving, args.metrics, broker, worker)
         for page in pages if links else ():
             url = host.invite_url(page, serving.port)
             if args.json:
@@ -378,8 +429,10 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
     async with Serving(host, Listen(args.host, args.port)) as serving:
         manager.port = serving.port
         await _open_admin_socket(serving, manager, socket_path)
+        metrics_port = await _open_probes(serving, args.metrics)
         if args.json:
             print(json.dumps({"host": args.host, "port": serving.port,
+                              "metrics_port": metrics_port or None,
                               "admin_socket": str(socket_path),
                               "data_dir": str(args.data_dir)}), flush=True)
         log.info("hosting %d chats on %s:%d; admin socket %s; Ctrl-C stops",
@@ -400,7 +453,9 @@ def _open_service(args: argparse.Namespace, settings: HostSettings) -> tuple[Man
     try:
         claim_socket_path(socket_path)
         host = Host(store.load_registry(), {}, settings, store=store)
-        manager = Manager(host, store)
+        uploads = UploadPolicy(Path(args.data_dir) / UPLOADS_FILE_NAME,
+                               bool(settings.home.member_uploads))
+        manager = Manager(host, store, uploads=uploads)
         manager.ensure_homes()
     except _STORAGE_FAILURES + (AdminSocketError, ManageError) as exc:
         store.close()

@@ -55,9 +55,16 @@ class HomeLimits:
     """Latest notifications one home page shows."""
     poll_interval_s: float = 3.0
     """How often an open home page asks for new apps, messages and notifications."""
+    member_uploads: int = 1
+    """1: members may share apps into their chats from their home page; 0: they may not,
+    and only an operator's `webxdc-rt app share` adds apps. A chat's own choice (`webxdc-rt
+    chat uploads CHAT on|off`) comes first."""
 
     def __post_init__(self) -> None:
-        require_positive(self)
+        require_positive(self, *(name for name in self.__dataclass_fields__
+                                 if name != "member_uploads"))
+        if self.member_uploads not in (0, 1):
+            raise ValueError(f"member_uploads must be 0 or 1, got {self.member_uploads!r}")
 
 
 @dataclass(frozen=True, slots=True)

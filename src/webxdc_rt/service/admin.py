@@ -110,6 +110,7 @@ class AdminApi:
             "app/share": self._app_share, "app/list": self._app_list,
             "app/remove": self._app_remove,
             "link/show": self._link_show, "link/revoke": self._link_revoke,
+            "chat/uploads": self._chat_uploads,
         }
 
     def application(self) -> web.Application:
@@ -222,6 +223,21 @@ class AdminApi:
         described = manager.describe_app(app)
         closed = await manager.remove_app(chat, app)
         return {"chat": chat.name, "removed": described, "sockets_closed": closed}
+
+    async def _chat_uploads(self, body: dict[str, Any]) -> dict[str, Any]:
+        fields = _fields(body, {}, {**_CHAT, "uploads": str})
+        chat = self._chat(fields)
+        setting, uploads = fields.get("uploads"), self.manager.uploads
+        if setting is not None:
+            if setting not in ("on", "off", "host"):
+                raise ManageError("bad-request", "uploads must be on, off or host")
+            try:
+                uploads.choose(chat.id, setting)
+            except OSError as exc:
+                raise ManageError("storage-failed", "cannot save the choice: "
+                                  f"{exc.strerror or exc}", 500) from None
+            log.info("member uploads in chat %r: %s", chat.name, setting)
+        return uploads.describe(chat.id, chat.name)
 
     async def _link_show(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.manager.links(*self._chat_and_member(body))

@@ -93,6 +93,11 @@ def _verbs() -> dict[str, list[tuple[str, str, list[_Argument]]]]:
              [the_chat, _by_id("CHAT", "chat")]),
             ("delete", "delete a chat with all its apps, updates and messages",
              [the_chat, _by_id("CHAT", "chat")]),
+            ("uploads", "show, or set, whether members may share apps into a chat from "
+                        "their home page (host: as --limit home.member_uploads says)",
+             [the_chat, (("setting",), {"metavar": "on|off|host", "nargs": "?",
+                                        "choices": ("on", "off", "host")}),
+              _by_id("CHAT", "chat")]),
         ],
         "member": [
             ("add", "add a member to a chat and print their link",
@@ -191,6 +196,8 @@ def _request_body(args: argparse.Namespace) -> dict[str, Any]:
         by_id = getattr(args, "by_id" if name == _TARGETS[args.command] else "chat_by_id",
                         False)
         body[f"{name}_id" if by_id else name] = value
+    if command == "chat/uploads" and args.setting is not None:
+        body["uploads"] = args.setting
     if command == "app/share":
         body.update(file_name=_file_name(args.file),
                     data_base64=base64.b64encode(_read_app(args.file)).decode())
@@ -279,6 +286,8 @@ _PRINTERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "app/remove": lambda a: [f"{shown(a['removed']['name'])} ({shown(a['removed']['id'])}) "
                              f"removed from chat {a['chat']!r} "
                              f"({a['sockets_closed']} sockets closed)"],
+    "chat/uploads": lambda a: [f"chat {a['chat']!r}: member uploads {a['uploads']} ("
+                               f"{'allowed' if a['members_may_upload'] else 'refused'})"],
     "link/show": _link_lines,
     "link/revoke": _link_lines,
 }

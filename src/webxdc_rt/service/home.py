@@ -116,6 +116,7 @@ class HomeSite:
             "chat": chat.name, "member": home.member.name,
             "poll_interval_ms": round(settings.home.poll_interval_s * 1000),
             "max_upload_bytes": settings.home.max_upload_bytes,
+            "uploads": manager.uploads.allowed(chat.id),
             "apps": apps,
             "messages": [{
                 "id": message.id, "app": names.get(message.app_id), "member": message.member,
@@ -164,6 +165,9 @@ class HomeSite:
                                       "itself", 403))
         limit = manager.host.settings.home.max_upload_bytes
         try:
+            if not manager.uploads.allowed(chat.id):
+                raise ManageError("uploads-off", "members may not share apps into this "
+                                  "chat; an operator can (webxdc-rt app share)", 403)
             async with manager.upload_slot():
                 data = await _read_body(request, limit)
                 name = upload_name(unquote(request.headers.get("X-File-Name", ""),

@@ -25,6 +25,7 @@ from ..model.names import lookalike_of, same_name
 from ..model.sharing import quota_refusal
 from ..model.xdc import AppSource, ContainerLimits, InvalidContainer, open_app, open_xdc_bytes
 from ..stores.api import StoreApi, StoreError
+from .uploads import UploadPolicy
 
 __all__ = ["ManageError", "Manager", "CONTAINER_KEY_PREFIX", "open_container", "stored_sources"]
 
@@ -48,9 +49,12 @@ class Manager:
     """Reads and changes the chats of one running host (see the module docstring)."""
 
     def __init__(self, host: Host, store: StoreApi,
-                 container_limits: ContainerLimits | None = None) -> None:
+                 container_limits: ContainerLimits | None = None,
+                 uploads: UploadPolicy | None = None) -> None:
         self.host = host
         self.store = store
+        self.uploads = uploads or UploadPolicy(None, bool(host.settings.home.member_uploads))
+        """Whether members may upload apps, per chat."""
         self.registry: Registry = host.registry
         self.container_limits = container_limits
         self.port = 0
@@ -186,6 +190,8 @@ class Manager:
         labels = self.registry.remove_chat(chat)
         for app in apps:
             self.host.sources.pop(app.id, None)
+        with contextlib.suppress(OSError):  # a stale choice names no chat: harmless
+            self.uploads.forget(chat.id)
         log.info("chat %r deleted (%s)", chat.name, chat.id)
         return await self.host.retire(labels, "the chat was deleted")
 

@@ -150,6 +150,8 @@
     $("who").textContent = `You are ${state.member}`;
     pollMs = state.poll_interval_ms;
     maxUpload = state.max_upload_bytes;
+    // The operator may keep members from sharing apps; the host refuses them anyway.
+    $("share-form").hidden = !state.uploads;
     reconcile("apps", state.apps, (app) => app.id, appItem, "no-apps");
     reconcile("messages", state.messages, (message) => message.id, messageItem, "no-messages");
     announce(state.messages, state.notifications);

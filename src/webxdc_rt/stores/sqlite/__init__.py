@@ -14,9 +14,11 @@ updates (`updates`) and chat messages (`messages`). What it reads back, it reads
 never refused.
 """
 
-from .database import DB_FILE_NAME, Synchronous
+from .backup import backup_database, database_in_use, restore_database
+from .database import DB_FILE_NAME, SCHEMA_VERSION, Synchronous
 from .files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, make_private_dir, shared_dir_warning
 from .store import SqliteStore
 
-__all__ = ["DB_FILE_NAME", "PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "SqliteStore",
+__all__ = ["DB_FILE_NAME", "SCHEMA_VERSION", "backup_database", "database_in_use",
+           "restore_database", "PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "SqliteStore",
            "Synchronous", "make_private_dir", "shared_dir_warning"]

@@ -18,7 +18,8 @@ from ...core.stats import LatencyHistogram
 from ..api import StoreError, StoreErrorCode
 from .files import create_private
 
-__all__ = ["DB_FILE_NAME", "Synchronous", "Database", "store_error"]
+__all__ = ["DB_FILE_NAME", "SCHEMA_VERSION", "Synchronous", "Database", "store_error",
+           "check_schema_version"]
 
 DB_FILE_NAME = "webxdc-rt.sqlite3"
 
@@ -63,6 +64,12 @@ _MIGRATIONS = (
 )
 """Columns that databases written by older versions lack: (table, column, statement)."""
 
+SCHEMA_VERSION = 1
+"""The version of `SCHEMA` with `_MIGRATIONS`, kept in the database's `user_version`. 0 is
+a database of a release before versioning (the same tables, upgraded in place); a database
+with a higher version was written by a newer webxdc-rt and is refused, since this one
+could not know what its tables mean. Raise it with every change to the schema."""
+
 _CODES: dict[int, StoreErrorCode] = {
     sqlite3.SQLITE_FULL: "full", sqlite3.SQLITE_CORRUPT: "damaged",
     sqlite3.SQLITE_NOTADB: "damaged", sqlite3.SQLITE_BUSY: "busy",
@@ -76,6 +83,15 @@ def store_error(exc: sqlite3.Error) -> StoreError:
     primary = getattr(exc, "sqlite_errorcode", None)
     code = _CODES.get(primary & 0xFF, "failed") if primary is not None else "failed"
     return StoreError(str(exc), code)
+
+
+def check_schema_version(version: int, path: str) -> None:
+    """Refuse (`StoreError`, code `too-new`) a database whose schema is newer than this
+    webxdc-rt's."""
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{path} has schema version {version}, newer than this webxdc-rt "
+                         f"knows ({SCHEMA_VERSION}): upgrade webxdc-rt, or restore a backup "
+                         "taken before the upgrade", "too-new")
 
 
 class Database:
@@ -98,11 +114,15 @@ class Database:
             self.execute("PRAGMA journal_mode=WAL")
             self.execute(f"PRAGMA synchronous={synchronous}")
             self.execute("PRAGMA foreign_keys=ON")
+            version = self.row("PRAGMA user_version")[0]
+            check_schema_version(version, path)
             self._script(SCHEMA)
             for table, column, statement in _MIGRATIONS:
                 columns = {row[1] for row in self.rows(f"PRAGMA table_info({table})")}
                 if column not in columns:
                     self.execute(statement)
+            if version < SCHEMA_VERSION:
+                self.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             self._db.close()  # a damaged or unwritable database: no connection left open
             raise
