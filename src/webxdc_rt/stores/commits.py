@@ -53,6 +53,8 @@ class GroupCommit:
         self._reported = reported
         self._queue: deque[_Waiting] = deque()
         self._task: asyncio.Task[None] | None = None
+        self.committing = 0
+        """Writes in the commit in flight (0: none is)."""
         self.groups = 0
         """Commits made so far (with `writes`, the average group size)."""
         self.writes = 0
@@ -92,6 +94,7 @@ class GroupCommit:
             self._queue.clear()
 
     async def _commit_group(self, group: list[_Waiting]) -> None:
+        self.committing = len(group)
         try:
             ids = await self._commit([waiting.write for waiting in group])
         except asyncio.CancelledError:
@@ -105,6 +108,8 @@ class GroupCommit:
                 if not waiting.future.done():
                     waiting.future.set_exception(error)
             return
+        finally:
+            self.committing = 0
         self.groups += 1
         self.writes += len(group)
         for waiting, written in zip(group, ids, strict=True):
