@@ -143,7 +143,7 @@ async def test_updates_sent_at_once_by_many_pages_reach_every_listener_in_one_or
     app_id = live.last_pages[0].app.id
     peers = [await connect(urls[name]) for name in names]
     seen: list[list[dict]] = [[] for _ in peers]
-    for peer, got in zip(peers, seen):
+    for peer, got in zip(peers, seen, strict=True):
         await peer.set_update_listener(got.append)
     for round_ in range(25):
         for n, peer in enumerate(peers):
