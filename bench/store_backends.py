@@ -14,19 +14,43 @@ Then it measures what PostgreSQL takes from several processes at once: 1 and 4 p
 appending 800 updates each, to one app copy each and all to one app copy (whose appends the
 per-copy lock serialises). The PostgreSQL database gets the host's schema if it has none; the
 rows written are deleted.
+
+    .venv/bin/python bench/store_backends.py --case burst [--store postgresql://...] \
+        [--pages 16] [--seconds 5]
+    .venv/bin/python bench/store_backends.py --case mixed [--store postgresql://...] \
+        [--pages 4] [--seconds 5]
+
+The host cases run one `webxdc-rt serve` process (SQLite in a temporary data directory, or
+`--store`), with the per-page limits on updates and on text frames raised (`--limit
+updates.interval_ms=1 --limit updates.burst=1000000 --limit control_per_s=1000000 --limit
+control_burst=1000000`), and Python peers in other processes. `burst`: `--pages` pages send
+updates as fast as the host takes them (each keeps its socket full); one more page listens
+and counts them: durable updates per second (an update is sent to listeners only once its
+commit is durable). `mixed`: two more pages exchange realtime items at 500/s in all (250/s
+each, 64 bytes) while `--pages` pages flood updates, then again with no updates: the items'
+latency from send to receipt (p50, p99) in both, and the update rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import multiprocessing
+import os
+import signal
 import statistics
+import struct
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from webxdc_rt.cli import example_path
+from webxdc_rt.client import connect
 from webxdc_rt.core.updates import Update
 from webxdc_rt.stores.api import StoreApi
 from webxdc_rt.stores.postgres import PostgresStore
@@ -68,6 +92,38 @@ def run(name: str, store: StoreApi, seconds: float) -> None:
     store.remove_app(app_id)
 
 
+async def concurrent_commits(store: StoreApi, senders: int, seconds: float
+                             ) -> tuple[float, float]:
+    """`senders` tasks each committing updates one after another (as a page's socket
+    does) for `seconds`: updates per second, and writes per commit."""
+    app_id = f"bench-{uuid.uuid4().hex}"
+    update = Update('"' + "x" * 98 + '"')
+    stopped = False
+
+    async def sender() -> None:
+        while not stopped:
+            await store.commit_update(app_id, "m", update, lambda serial: None)
+
+    tasks = [asyncio.ensure_future(sender()) for _ in range(senders)]
+    await asyncio.sleep(0.5)
+    commits = store.commits  # type: ignore[attr-defined]
+    writes, groups, started = commits.writes, commits.groups, time.perf_counter()
+    await asyncio.sleep(seconds)
+    rate = (commits.writes - writes) / (time.perf_counter() - started)
+    per_group = (commits.writes - writes) / max(1, commits.groups - groups)
+    stopped = True
+    await asyncio.gather(*tasks)
+    store.remove_app(app_id)
+    return rate, per_group
+
+
+def run_concurrent(name: str, store: StoreApi, seconds: float) -> None:
+    for senders in (1, 16, 64):
+        rate, per_group = asyncio.run(concurrent_commits(store, senders, seconds))
+        print(f"{name:10} commit_update, {senders:2} senders at once  {rate:9.0f}/s  "
+              f"{per_group:5.1f} updates per commit")
+
+
 def append_many(url: str, app_id: str, count: int) -> None:
     """One process appending `count` updates to `app_id`."""
     store = PostgresStore(url)
@@ -96,20 +152,170 @@ def run_parallel(url: str) -> None:
     cleaner.close()
 
 
+# -- host cases: pages flooding updates, with and without realtime traffic --------------
+
+
+def serve(store: str | None, members: list[str], folder: str
+          ) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """A `webxdc-rt serve` process with raised update limits; its invite links."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webxdc_rt", "serve", str(example_path()), "--members",
+         ",".join(members), "--port", "0", "--json", "--data-dir", folder,
+         *([] if store is None else ["--store", store]),
+         "--chat", f"bench {uuid.uuid4().hex[:8]}", "--limit", "updates.interval_ms=1",
+         "--limit", "updates.burst=1000000", "--limit", "control_per_s=1000000",
+         "--limit", "control_burst=1000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    lines = [json.loads(process.stdout.readline()) for _ in members]
+    return process, {line["member"]: line["url"] for line in lines}
+
+
+async def flood(urls: dict[str, str], senders: list[str], seconds: float) -> tuple[float, int]:
+    """`senders` send updates as fast as the host takes them for `seconds` (after 1 s of
+    warming up); the updates per second a listening page received, and errors the senders
+    were sent."""
+    observer = await connect(urls["observer"])
+    received = 0
+
+    def count(update: object) -> None:
+        nonlocal received
+        received += 1
+
+    await observer.set_update_listener(count)
+    peers = [await connect(urls[name]) for name in senders]
+    stopped = False
+
+    async def send(peer: object) -> None:
+        sent = 0
+        while not stopped:
+            for _ in range(32):
+                peer.send_update({"payload": sent})  # type: ignore[attr-defined]
+                sent += 1
+            await peer.drain()  # type: ignore[attr-defined]
+
+    tasks = [asyncio.ensure_future(send(peer)) for peer in peers]
+    await asyncio.sleep(1.0)
+    start_count, started = received, time.perf_counter()
+    await asyncio.sleep(seconds)
+    rate = (received - start_count) / (time.perf_counter() - started)
+    stopped = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    errors = sum(len(peer.errors) for peer in peers)
+    for peer in (*peers, observer):
+        await peer.close()
+    return rate, errors
+
+
+def flood_process(urls: dict[str, str], senders: list[str], seconds: float,
+                  results: multiprocessing.Queue[tuple[float, int]]) -> None:
+    """`flood` in a process of its own (the realtime pages are measured apart)."""
+    results.put(asyncio.run(flood(urls, senders, seconds)))
+
+
+async def realtime_latency(urls: dict[str, str], seconds: float) -> list[float]:
+    """Two pages send each other 250 items/s each for `seconds` (after 1 s of warming up);
+    the latency of every item received in that time."""
+    peers = [await connect(urls[name]) for name in ("rt0", "rt1")]
+    channels = [peer.join_realtime_channel() for peer in peers]
+    for channel in channels:
+        await channel.joined()
+    latencies: list[float] = []
+    measuring = False
+
+    def receive(data: bytes) -> None:
+        if measuring:
+            latencies.append(time.perf_counter() - struct.unpack_from("d", data)[0])
+
+    for channel in channels:
+        channel.set_listener(receive)
+    stopped = False
+
+    async def pace(channel: object, offset: float) -> None:
+        due = time.perf_counter() + offset
+        while not stopped:
+            channel.send(struct.pack("d", time.perf_counter()) + bytes(56))  # type: ignore
+            due += 1 / 250
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+
+    tasks = [asyncio.ensure_future(pace(channel, n / 500))
+             for n, channel in enumerate(channels)]
+    await asyncio.sleep(1.0)
+    measuring = True
+    await asyncio.sleep(seconds)
+    measuring = False
+    stopped = True
+    await asyncio.gather(*tasks)
+    for peer in peers:
+        await peer.close()
+    return latencies
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process used so far (user and system, all threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_case(case: str, store: str | None, pages: int, seconds: float) -> None:
+    """Run the `burst` or `mixed` case against a fresh host and print its figures."""
+    senders = [f"sender{n}" for n in range(pages)]
+    name = "postgresql" if store else "sqlite"
+    with tempfile.TemporaryDirectory() as folder:
+        process, urls = serve(store, [*senders, "observer", "rt0", "rt1"], folder)
+        try:
+            if case == "burst":
+                cpu, started = cpu_seconds(process.pid), time.perf_counter()
+                rate, errors = asyncio.run(flood(urls, senders, seconds))
+                share = (cpu_seconds(process.pid) - cpu) / (time.perf_counter() - started)
+                print(f"{name:10} burst: {pages} pages flooding  {rate:9.0f} durable "
+                      f"updates/s  ({errors} refused; the host used {share:.0%} of a core)")
+                return
+            quiet = asyncio.run(realtime_latency(urls, seconds))
+            results: multiprocessing.Queue[tuple[float, int]] = multiprocessing.Queue()
+            flooder = multiprocessing.Process(target=flood_process,
+                                              args=(urls, senders, seconds + 1, results))
+            flooder.start()
+            time.sleep(1.0)
+            busy = asyncio.run(realtime_latency(urls, seconds))
+            rate, errors = results.get()
+            flooder.join()
+            for what, values in (("no updates", quiet),
+                                 (f"{pages} pages flooding", busy)):
+                cuts = statistics.quantiles(values, n=100)
+                print(f"{name:10} mixed: realtime 500/s, {what:18} p50 "
+                      f"{cuts[49] * 1000:6.2f} ms  p99 {cuts[98] * 1000:6.2f} ms  "
+                      f"({len(values)} items)")
+            print(f"{name:10} mixed: {rate:9.0f} durable updates/s meanwhile ({errors} refused)")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+
+
 def main() -> None:
     """Run the measurement and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", required=True, help="a postgresql:// URL")
+    parser.add_argument("--store", default=None, help="a postgresql:// URL (required for "
+                        "the calls case; the host cases use SQLite without it)")
     parser.add_argument("--data-dir", default=None, help="where SQLite's file goes "
                         "(default: a temporary folder)")
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--case", choices=("calls", "burst", "mixed"), default="calls")
+    parser.add_argument("--pages", type=int, default=16, help="pages flooding updates")
     args = parser.parse_args()
+    if args.case != "calls":
+        host_case(args.case, args.store, args.pages, args.seconds)
+        return
+    if args.store is None:
+        parser.error("the calls case needs --store")
     with tempfile.TemporaryDirectory(dir=args.data_dir) as folder:
         sqlite = SqliteStore.in_directory(Path(folder))
         run("sqlite", sqlite, args.seconds)
+        run_concurrent("sqlite", sqlite, args.seconds)
         sqlite.close()
     postgres = PostgresStore(args.store)
     run("postgresql", postgres, args.seconds)
+    run_concurrent("postgresql", postgres, args.seconds)
     postgres.close()
     run_parallel(args.store)
 

@@ -368,7 +368,7 @@ def _open_store(url: str | None, data_dir: str, limits: StoreLimits) -> StoreApi
     cannot be opened."""
     if url is None:
         try:
-            store = SqliteStore.in_directory(data_dir)
+            store = SqliteStore.in_directory(data_dir, limits=limits)
         except _STORAGE_FAILURES as exc:
             raise UsageError(f"cannot open the data directory {data_dir}: {exc}") from None
         warning = shared_dir_warning(data_dir)

@@ -4,6 +4,8 @@ replies, backlogs that a stalled reader cannot turn into host memory."""
 from __future__ import annotations
 
 import base64
+import json
+import sqlite3
 
 import aiohttp
 from peers import eventually, next_control, raw_socket, stalled_listener
@@ -11,6 +13,8 @@ from peers import eventually, next_control, raw_socket, stalled_listener
 from webxdc_rt.client import connect
 from webxdc_rt.core.limits import ChatLimits, UpdateLimits
 from webxdc_rt.host.app import HostSettings
+from webxdc_rt.stores.api import StoreLimits
+from webxdc_rt.stores.sqlite import SqliteStore
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -124,3 +128,68 @@ async def test_a_refused_message_is_answered_once_and_never_disconnects(hosts):
             "reply", request_id, "message-too-large")
     assert (await post(ws, 11, text="still connected"))["ok"]
     await session.close()
+
+
+# -- updates committed in groups -------------------------------------------------------
+
+
+async def test_updates_sent_at_once_by_many_pages_reach_every_listener_in_one_order(
+        hosts, tmp_path):
+    path = tmp_path / "store.sqlite3"
+    store = SqliteStore(path)
+    live = await hosts(HostSettings(updates=UpdateLimits(interval_ms=1, burst=100)), store)
+    names = [f"m{n}" for n in range(8)]
+    urls = live.share(names)
+    app_id = live.last_pages[0].app.id
+    peers = [await connect(urls[name]) for name in names]
+    seen: list[list[dict]] = [[] for _ in peers]
+    for peer, got in zip(peers, seen, strict=True):
+        await peer.set_update_listener(got.append)
+    for round_ in range(25):
+        for n, peer in enumerate(peers):
+            peer.send_update({"payload": [n, round_]})
+    await eventually(lambda: all(len(got) == 200 for got in seen))
+    orders = [[(u["serial"], tuple(u["payload"])) for u in got] for got in seen]
+    assert all(order == orders[0] for order in orders)  # one order for every listener
+    assert [serial for serial, _ in orders[0]] == sorted({s for s, _ in orders[0]})
+    for n in range(8):  # each sender's updates in the order sent
+        assert [r for sender, r in (p for _, p in orders[0]) if sender == n] == list(range(25))
+    assert store.commits.groups < 200  # pages that sent at once shared commits
+    for peer in peers:
+        await peer.close()
+    store.close()
+    reopened = SqliteStore(path)
+    assert [(s.serial, tuple(json.loads(s.update.payload_json)))
+            for s in reopened.updates_after(app_id, 0, 1000)] == orders[0]
+    reopened.close()
+
+
+async def test_a_failed_commit_is_told_to_its_senders_and_a_full_queue_refuses(
+        hosts, tmp_path):
+    path = tmp_path / "store.sqlite3"
+    store = SqliteStore(path, limits=StoreLimits(max_waiting_writes=1))
+    live = await hosts(store=store)
+    urls = live.share(["a", "b", "c", "listener"])
+    a, b, c, listener = [await connect(urls[name]) for name in ("a", "b", "c", "listener")]
+    seen: list[dict] = []
+    await listener.set_update_listener(seen.append)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    a.send_update({"payload": "a"})
+    await eventually(lambda: store.commits.committing == 1)
+    b.send_update({"payload": "b"})
+    await eventually(lambda: store.commits.waiting == 1)
+    c.send_update({"payload": "c"})  # over store.max_waiting_writes: refused at once
+    await eventually(lambda: len(c.errors) == 1)
+    assert c.errors[0].code == "storage-busy"
+    assert "store.max_waiting_writes = 1" in c.errors[0].message
+    await eventually(lambda: len(a.errors) == 1)  # the lock outlasted the store's wait
+    assert a.errors[0].code == "storage-failed"
+    other.execute("ROLLBACK")
+    other.close()
+    await eventually(lambda: len(seen) == 1)
+    assert seen[0]["payload"] == "b" and not b.errors
+    assert [s.update.payload_json for s in store.updates_after(
+        live.last_pages[0].app.id, 0, 10)] == ['"b"']
+    for peer in (a, b, c, listener):
+        await peer.close()

@@ -3,6 +3,13 @@ the sockets. What is valid and what a page may send is decided before, by the se
 the rules (`core.session`, `core.updates`, `core.messages`); storage itself is the store's
 (`stores`).
 
+Updates and chat messages are committed off the event loop, in groups (`stores.commits`):
+the sender's socket waits for its commit (it reads nothing more meanwhile), the others go
+on. Once the commit is durable, the store tells the feed of each update in serial order,
+and the feed sends it to the listeners then: so nothing is sent that is not stored, and
+every listener sees one order, the serial order. A store with more writes waiting than
+`store.max_waiting_writes` refuses at once (`storage-busy`).
+
 Each socket may run one update listener at a time (the page's `setUpdateListener`). Starting
 one streams the backlog after the requested serial in chunks, then registers the listener
 for live updates with no await between the last (empty) backlog query and the registration,
@@ -38,9 +45,10 @@ from ..core.limits import ChatLimits, UpdateLimits
 from ..core.messages import ChatMessageDraft
 from ..core.updates import Update, delivered_json
 from ..model.chats import Page
-from ..stores.api import StoreApi, StoreError, StoreUnavailable
+from ..stores.api import StoreApi, StoreError, StoreOverloaded, StoreUnavailable
 
-__all__ = ["UpdateFeed", "FeedSocket", "StorageFailed", "UpdateRoute", "MessageWatcher"]
+__all__ = ["UpdateFeed", "FeedSocket", "StorageFailed", "StorageBusy", "UpdateRoute",
+           "MessageWatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,13 @@ class StorageFailed(Refusal):
     """The store could not keep what a client sent; nothing of it was sent to anyone."""
 
     code = "storage-failed"
+
+
+class StorageBusy(StorageFailed):
+    """More writes wait for the store than it takes (`store.max_waiting_writes`): this one
+    was refused at once, and nothing of it was sent to anyone."""
+
+    code = "storage-busy"
 
 
 class FrameSink(Protocol):
@@ -115,17 +130,27 @@ class UpdateFeed:
 
     # -- updates -----------------------------------------------------------------------
 
-    def store_update(self, sock: FeedSocket, update: Update) -> None:
+    async def store_update(self, sock: FeedSocket, update: Update) -> None:
         """Store a valid update from `sock`, then send it to every listener of the app
-        copy, the sender's own included. Raises `StorageFailed` if it could not be kept
-        (then nobody was sent it)."""
-        app_id = sock.page.app.id
+        copy, the sender's own included; return once it is stored and sent. Raises
+        `StorageFailed` if it could not be kept (then nobody was sent it), `StorageBusy`
+        if too many writes wait for the store."""
+        page = sock.page
         try:
-            serial = self.store.append_update(app_id, sock.page.member.id, update)
+            await self.store.commit_update(
+                page.app.id, page.member.id, update,
+                lambda serial: self._committed(page, update, serial))
+        except StoreOverloaded as exc:
+            raise StorageBusy(f"{exc}; the update was not sent") from None
         except StoreError as exc:
             _log_failure("storing an update failed: %s", exc)
             raise StorageFailed("the host could not store this update; it was not sent") \
                 from None
+
+    def _committed(self, page: Page, update: Update, serial: int) -> None:
+        """The update `serial` from `page` is durable: send it to the listeners (called in
+        serial order)."""
+        app_id = page.app.id
         if self.store.shared:
             self.appended(app_id, serial)
             return
@@ -133,7 +158,7 @@ class UpdateFeed:
         frames = [(listener, encode_text_frame(wire.encode_update(listener.listen, update_json)))
                   for listener in tuple(self._listeners.get(app_id, ()))]
         if self.route is not None:
-            self.route(sock.page, update, frames)
+            self.route(page, update, frames)
             return
         for listener, frame in frames:
             listener.sink.write((frame,), len(frame))
@@ -237,13 +262,17 @@ class UpdateFeed:
             _log_failure("reading a page's chat messages failed: %s", exc)
             raise StorageFailed("the host could not read its store") from None
 
-    def store_message(self, sock: FeedSocket, message: ChatMessageDraft) -> None:
-        """Record a valid message the app posts to its chat; `StorageFailed` if the store
-        could not keep it."""
+    async def store_message(self, sock: FeedSocket, message: ChatMessageDraft) -> None:
+        """Record a valid message the app posts to its chat (committed as updates are);
+        `StorageFailed` if the store could not keep it, `StorageBusy` if too many writes
+        wait for the store."""
         page = sock.page
         try:
-            self.store.add_chat_message(page.app.chat_id, page.app.id, page.member.name,
-                                        message.text, message.file_name, message.file_data)
+            await self.store.commit_chat_message(page.app.chat_id, page.app.id,
+                                                 page.member.name, message.text,
+                                                 message.file_name, message.file_data)
+        except StoreOverloaded as exc:
+            raise StorageBusy(f"{exc}; the message was not recorded") from None
         except StoreError as exc:
             _log_failure("storing a chat message failed: %s", exc)
             raise StorageFailed("the host could not record this message") from None

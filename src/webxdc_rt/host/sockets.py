@@ -338,14 +338,14 @@ class SocketShell:
                                       self.session)
         try:
             if isinstance(effect, StoreUpdate):
-                feed.store_update(sock, effect.update)
+                await feed.store_update(sock, effect.update)
                 stats.updates_appended += 1
                 return ()
             if isinstance(effect, Replay):
                 await feed.listen(sock, effect.listen, effect.after_serial)
                 return ()
             if isinstance(effect, StoreMessage):
-                feed.store_message(sock, effect.message)
+                await feed.store_message(sock, effect.message)
                 stats.chat_messages_stored += 1
                 return session.message_stored(effect)
             messages, more = feed.chat_messages(sock, effect.before)

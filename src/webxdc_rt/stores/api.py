@@ -3,10 +3,11 @@
 Here too are what a store returns (its records), what it raises (`StoreError`, whatever the
 database driver said) and what both implementations compute alike.
 
-Both are synchronous: a call returns once its statement is committed, on the event loop with
-no thread hop, so serial order stays the order in which this process acted. A durable commit
-costs the loop 0.2-0.3 ms with SQLite and 0.5-1 ms with PostgreSQL on loopback, mostly
-waiting for an fsync (`bench/store_backends.py`).
+What pages send (status updates, chat messages) is committed off the event loop, with group
+commit (`commit_update`, `commit_chat_message`, through `commits.GroupCommit`): writes that
+arrive while a commit is in flight go into the next one, so one fsync makes many durable,
+and the loop never waits for a disk or a server. Everything else is synchronous: reads,
+which are bounded and cheap, and management's rare writes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from ..core.updates import Update
 from ..model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from ..model.sharing import AppUsage
 
-__all__ = ["StoreApi", "StoreError", "StoreErrorCode", "StoreUnavailable", "StoreLimits",
+__all__ = ["StoreApi", "StoreError", "StoreErrorCode", "StoreUnavailable", "StoreOverloaded",
+           "StoreLimits", "UpdateWrite", "MessageWrite", "Write", "Committed",
            "StoredUpdate", "ChatMessage", "MessageSummary", "Notification", "StoredApp", "AppUsage",
            "APP_USAGE_SQL", "app_usage_parameters",
            "Appended", "Resync", "leading_within", "encode_members",
@@ -106,9 +108,17 @@ class StoreLimits:
     `storage-failed`): a stalled database never holds the host for longer."""
     reconnect_max_s: float = 5.0
     """Longest wait between two reconnection attempts (backoff doubles from 0.1 s)."""
+    max_waiting_writes: int = 4096
+    """Status updates and chat messages waiting for the commit in flight to end (any store);
+    one more is refused at once (the page is told `storage-busy`), so a store slower than
+    the pages never costs more memory than this."""
+    max_group_writes: int = 1024
+    """Writes committed together at most (one transaction, one fsync)."""
 
     def __post_init__(self) -> None:
-        require_positive(self, below=3600)
+        require_positive(self, "connect_timeout_s", "statement_timeout_s", "reconnect_max_s",
+                         below=3600)
+        require_positive(self, "max_waiting_writes", "max_group_writes")
 
 
 StoreErrorCode = Literal["failed", "unavailable", "full", "damaged", "busy", "read-only",
@@ -137,6 +147,45 @@ class StoreUnavailable(StoreError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "unavailable")
+
+
+class StoreOverloaded(StoreError):
+    """More writes wait for the store than `StoreLimits.max_waiting_writes`: this one was
+    refused at once, with nothing kept."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "busy")
+
+
+# -- writes committed in groups --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateWrite:
+    """A status update to append to an app copy."""
+
+    app_id: str
+    member_id: str
+    update: Update
+
+
+@dataclass(frozen=True, slots=True)
+class MessageWrite:
+    """A message an app posts to its chat (`sendToChat`)."""
+
+    chat_id: str
+    app_id: str
+    member: str
+    text: str | None
+    file_name: str | None
+    file_data: bytes | None
+
+
+Write = UpdateWrite | MessageWrite
+"""One write a page asked for, committed with the others of its group."""
+
+Committed = Callable[[int], None]
+"""Told the serial of an update once its commit is durable (see `StoreApi.commit_update`)."""
 
 
 # -- the interface ---------------------------------------------------------------------
@@ -231,7 +280,23 @@ class StoreApi(Protocol):
         holds them afterwards."""
 
     def append_update(self, app_id: str, member_id: str, update: Update) -> int:
-        """Store an update (committed before this returns); return its serial."""
+        """Store an update (committed before this returns); return its serial. Blocks the
+        caller for the commit: the host uses `commit_update`."""
+
+    async def commit_update(self, app_id: str, member_id: str, update: Update,
+                            committed: Committed) -> int:
+        """Store an update, in one commit with the writes that arrive while the commit
+        before it is in flight; once it is durable call `committed(serial)` (in serial
+        order: before any later update's, and before any read shows it) and return its
+        serial. Raises `StoreError` when its group's commit failed (nothing of the group
+        was kept, `committed` is not called), `StoreOverloaded` at once when
+        `max_waiting_writes` wait already."""
+
+    async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
+                                  text: str | None, file_name: str | None,
+                                  file_data: bytes | None) -> int:
+        """Record a message an app posted to its chat, committed as `commit_update` commits
+        updates (in the same groups); return its id."""
 
     def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
         """Up to `limit` updates of an app copy with a serial above `serial`, in order."""

@@ -94,14 +94,19 @@ class Connection:
                 with db.cursor() as cursor:
                     yield cursor
         except psycopg.Error as exc:
-            lost = isinstance(exc, psycopg.OperationalError) or db.closed or db.broken
-            if lost:
-                self._lost(exc)
-            log.debug("PostgreSQL statement failed", exc_info=True)
-            code = "unavailable" if lost else _CODES.get(exc.sqlstate or "", "failed")
-            raise StoreError(f"PostgreSQL: {reason(exc)}", code) from None
+            raise self.failed(exc, db.closed or db.broken) from None
         if write:
             self.latency.observe(time.perf_counter() - started)
+
+    def failed(self, exc: psycopg.Error, broken: bool) -> StoreError:
+        """What a statement's failure is as a `StoreError`; a lost connection (`broken`, or
+        an operational error) starts reconnecting in the background."""
+        lost = isinstance(exc, psycopg.OperationalError) or broken
+        if lost:
+            self._lost(exc)
+        log.debug("PostgreSQL statement failed", exc_info=True)
+        code = "unavailable" if lost else _CODES.get(exc.sqlstate or "", "failed")
+        return StoreError(f"PostgreSQL: {reason(exc)}", code)
 
     @property
     def schema_version(self) -> int:

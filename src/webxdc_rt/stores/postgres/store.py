@@ -12,13 +12,17 @@ from ..api import (
     Appended,
     AppUsage,
     ChatMessage,
+    Committed,
     MessageSummary,
+    MessageWrite,
     Notification,
     Resync,
     StoredApp,
     StoredUpdate,
     StoreLimits,
+    UpdateWrite,
 )
+from ..commits import GroupCommit
 from ..migrations import MIGRATION_LOCK
 from . import announcements
 from .apps import PostgresApps
@@ -26,6 +30,7 @@ from .chats import PostgresChats, insert_homes
 from .connection import Connection
 from .messages import PostgresMessages
 from .updates import PostgresUpdates
+from .writes import GroupWriter
 
 __all__ = ["PostgresStore"]
 
@@ -50,7 +55,10 @@ class PostgresStore:
         self._messages = PostgresMessages(self._connection)
         self.latency = self._connection.latency
         """How long each write of a status update, a chat message or a change to chats
-        took, commit included."""
+        took, commit included (one group's commit counts once)."""
+        self._writer = GroupWriter(self._connection)
+        self.commits = GroupCommit(self._writer.commit, self.settings)
+        """The writes pages send, committed in groups on an asynchronous connection."""
 
     @property
     def schema_version(self) -> int:
@@ -63,7 +71,8 @@ class PostgresStore:
         await announcements.follow(self._connection, on_appended, on_resync)
 
     def close(self) -> None:
-        """Close the connection and stop reconnecting."""
+        """Close the connections and stop reconnecting."""
+        self._writer.close()
         self._connection.close()
 
     # -- registry ------------------------------------------------------------------------
@@ -170,6 +179,19 @@ class PostgresStore:
         """Store an update (committed before this returns, in serial order per app copy
         across processes); return its serial."""
         return self._updates.append(app_id, member_id, update)
+
+    async def commit_update(self, app_id: str, member_id: str, update: Update,
+                            committed: Committed) -> int:
+        """Store an update with the others of its group; `committed(serial)` once durable
+        (see `StoreApi.commit_update`)."""
+        return await self.commits.submit(UpdateWrite(app_id, member_id, update), committed)
+
+    async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
+                                  text: str | None, file_name: str | None,
+                                  file_data: bytes | None) -> int:
+        """Record a chat message with the writes of its group; return its id."""
+        return await self.commits.submit(
+            MessageWrite(chat_id, app_id, member, text, file_name, file_data))
 
     def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
         """Up to `limit` updates of an app copy with a serial above `serial`, in order."""

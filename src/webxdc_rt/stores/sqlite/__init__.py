@@ -4,8 +4,13 @@ A file under the data directory by default (`webxdc-rt.sqlite3`), or `:memory:` 
 that keeps nothing. Writes are committed before they are acted on: an update is stored
 before anyone is sent it, and by default durably (WAL with `synchronous=FULL`: the log is
 fsynced at every commit), so what the host delivered survives a power loss, not only a crash.
-Commits are made on the event loop without a thread hop, which keeps serial order and
-delivery order the same; `bench/store_durability.py` measures what a durable commit costs.
+What pages send is committed by one writer thread in groups (`commits.GroupCommit`): the
+updates and chat messages that arrive during a commit share the next one, and its fsync. An
+update becomes readable (a backlog, `max_serial`) when its commit is reported on the event
+loop, in serial order, so what pages are told and what they read agree. Reads and
+management's writes stay on the loop: they share the one connection under a lock and wait at
+most for the commit in flight. `bench/store_durability.py` and `bench/store_backends.py`
+measure what a durable commit costs.
 
 `SqliteStore` (`store`) is made of parts that share one connection (`database`): the
 registry of chats and pages (`chats`), app copies and their containers (`apps`), status

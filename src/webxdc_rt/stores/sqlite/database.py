@@ -1,6 +1,11 @@
 """The one SQLite connection a store's parts share: opening the file with the schema,
 transactions, and SQLite's errors as `StoreError`.
 
+The connection is used from two threads: the store's writer thread commits what pages send
+(in groups, see `commits`), the event loop reads and makes management's changes. One lock
+held for each statement, and for the whole of a transaction, keeps them apart: a read never
+sees a group that is not committed, and waits at most for one commit in flight.
+
 Every statement goes through `Database`, so that nothing of `sqlite3` reaches the host: a
 `sqlite3.Error` comes out as a `StoreError` with the same message and a code saying what
 kind of failure it is. Reads fetch their rows at once, inside that translation, since
@@ -10,6 +15,7 @@ SQLite may fail on any row of a result, not only the first.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -102,6 +108,8 @@ class Database:
         Raises `StoreError` if it cannot be used."""
         self.latency = LatencyHistogram()
         """How long each timed write took, commit included."""
+        self.lock = threading.RLock()
+        """Held for each statement and for the whole of a transaction (see above)."""
         try:
             if path != ":memory:":
                 create_private(Path(path))
@@ -136,28 +144,32 @@ class Database:
     def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
         """Run one statement (a write: its rows are not read)."""
         try:
-            return self._db.execute(sql, parameters)
+            with self.lock:
+                return self._db.execute(sql, parameters)
         except sqlite3.Error as exc:
             raise store_error(exc) from exc
 
     def executemany(self, sql: str, rows: Any) -> None:
         """Run one statement for each of `rows`."""
         try:
-            self._db.executemany(sql, rows)
+            with self.lock:
+                self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise store_error(exc) from exc
 
     def rows(self, sql: str, parameters: Any = ()) -> list[Any]:
         """Every row a query returns."""
         try:
-            return self._db.execute(sql, parameters).fetchall()
+            with self.lock:
+                return self._db.execute(sql, parameters).fetchall()
         except sqlite3.Error as exc:
             raise store_error(exc) from exc
 
     def row(self, sql: str, parameters: Any = ()) -> Any:
         """The first row a query returns, or None."""
         try:
-            return self._db.execute(sql, parameters).fetchone()
+            with self.lock:
+                return self._db.execute(sql, parameters).fetchone()
         except sqlite3.Error as exc:
             raise store_error(exc) from exc
 
@@ -168,7 +180,8 @@ class Database:
 
     def close(self) -> None:
         """Close the connection."""
-        self._db.close()
+        with self.lock:
+            self._db.close()
 
     @property
     def in_transaction(self) -> bool:
@@ -177,7 +190,8 @@ class Database:
 
     def _script(self, script: str) -> None:
         try:
-            self._db.executescript(script)
+            with self.lock:
+                self._db.executescript(script)
         except sqlite3.Error as exc:
             raise store_error(exc) from exc
 
@@ -191,11 +205,22 @@ class Transaction:
         self._started = 0.0
 
     def __enter__(self) -> None:
-        self._started = time.perf_counter()
-        self._db.execute("BEGIN")
+        self._db.lock.acquire()
+        try:
+            self._started = time.perf_counter()
+            self._db.execute("BEGIN")
+        except BaseException:
+            self._db.lock.release()
+            raise
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type:
+        try:
+            self._end(bool(exc_type))
+        finally:
+            self._db.lock.release()
+
+    def _end(self, failed: bool) -> None:
+        if failed:
             self._db.execute("ROLLBACK")
             return
         try:

@@ -28,11 +28,17 @@ class SqliteMessages:
             file_name: str | None, file_data: bytes | None) -> int:
         """Record a message an app posted to its chat (its time counted); return its id."""
         started = time.perf_counter()
+        message_id = self.insert(chat_id, app_id, member, text, file_name, file_data)
+        self._db.latency.observe(time.perf_counter() - started)
+        return message_id
+
+    def insert(self, chat_id: str, app_id: str, member: str, text: str | None,
+               file_name: str | None, file_data: bytes | None) -> int:
+        """Insert a message (committed with the transaction, if one is open); its id."""
         cursor = self._db.execute(
             "INSERT INTO chat_messages (chat_id, app_id, member, text, file_name, file_data,"
             " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (chat_id, app_id, member, text, file_name, file_data, time.time()))
-        self._db.latency.observe(time.perf_counter() - started)
         return int(cursor.lastrowid or 0)
 
     def summaries(self, chat_id: str, limit: int, max_text_bytes: int) -> list[MessageSummary]:

@@ -1,10 +1,13 @@
 """`SqliteStore`: the store interface over one SQLite file, made of four parts sharing one
 connection: the registry of chats and pages (`chats`), app copies with their containers
 (`apps`), status updates (`updates`) and chat messages (`messages`). It runs the changes
-that span parts in one transaction."""
+that span parts in one transaction. What pages send is committed by its writer thread, in
+groups (`commits.GroupCommit`)."""
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...core.updates import Update
@@ -13,12 +16,18 @@ from ..api import (
     Appended,
     AppUsage,
     ChatMessage,
+    Committed,
     MessageSummary,
+    MessageWrite,
     Notification,
     Resync,
     StoredApp,
     StoredUpdate,
+    StoreLimits,
+    UpdateWrite,
+    Write,
 )
+from ..commits import GroupCommit
 from .apps import SqliteApps
 from .chats import SqliteChats
 from .database import DB_FILE_NAME, Database, Synchronous
@@ -37,10 +46,11 @@ class SqliteStore:
     shared = False
     """Only this process writes to it (see `StoreApi.shared`)."""
 
-    def __init__(self, path: str | Path = ":memory:", *,
-                 synchronous: Synchronous = "FULL") -> None:
+    def __init__(self, path: str | Path = ":memory:", *, synchronous: Synchronous = "FULL",
+                 limits: StoreLimits | None = None) -> None:
         """Open (creating it if needed) the database at `path`; `synchronous` says how
-        durable each commit is. Raises `StoreError` or `OSError` if it cannot be used."""
+        durable each commit is, `limits` how many writes may wait and share a commit.
+        Raises `StoreError` or `OSError` if it cannot be used."""
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         self.path = str(path)
@@ -52,14 +62,17 @@ class SqliteStore:
         self._messages = SqliteMessages(self._db, repair)
         self.latency = self._db.latency
         """How long each write of a status update, a chat message or a change to chats
-        took, commit included."""
+        took, commit included (one group's commit counts once)."""
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="webxdc-rt-sqlite-writer")
+        self.commits = GroupCommit(self._commit, limits or StoreLimits(), self._reported)
+        """The writes pages send, committed in groups by the writer thread."""
 
     @classmethod
-    def in_directory(cls, data_dir: str | Path, *,
-                     synchronous: Synchronous = "FULL") -> SqliteStore:
+    def in_directory(cls, data_dir: str | Path, *, synchronous: Synchronous = "FULL",
+                     limits: StoreLimits | None = None) -> SqliteStore:
         """Open (creating it if needed) the database in a data directory."""
         directory = make_private_dir(data_dir)
-        return cls(directory / DB_FILE_NAME, synchronous=synchronous)
+        return cls(directory / DB_FILE_NAME, synchronous=synchronous, limits=limits)
 
     @property
     def synchronous(self) -> str:
@@ -70,7 +83,8 @@ class SqliteStore:
         """Return at once: every update was stored by this process, which knows of it."""
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database once the commit in flight, if any, has ended."""
+        self._writer.shutdown(wait=True)
         self._db.close()
 
     # -- registry ----------------------------------------------------------------------
@@ -167,6 +181,39 @@ class SqliteStore:
     def append_update(self, app_id: str, member_id: str, update: Update) -> int:
         """Store an update (committed before this returns); return its serial."""
         return self._updates.append(app_id, member_id, update)
+
+    async def commit_update(self, app_id: str, member_id: str, update: Update,
+                            committed: Committed) -> int:
+        """Store an update with the others of its group; `committed(serial)` once durable
+        (see `StoreApi.commit_update`)."""
+        # The highest serial is known before a write of the copy is handed over, so it is
+        # never read from the file while one is committed and not yet reported.
+        self._updates.max_serial(app_id)
+        return await self.commits.submit(UpdateWrite(app_id, member_id, update), committed)
+
+    async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
+                                  text: str | None, file_name: str | None,
+                                  file_data: bytes | None) -> int:
+        """Record a chat message with the writes of its group; return its id."""
+        return await self.commits.submit(
+            MessageWrite(chat_id, app_id, member, text, file_name, file_data))
+
+    async def _commit(self, writes: list[Write]) -> list[int]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._write_group, writes)
+
+    def _write_group(self, writes: list[Write]) -> list[int]:
+        """On the writer thread: one transaction, one fsync for every write of a group."""
+        with self._db.transaction():
+            return [self._updates.insert(w.app_id, w.member_id, w.update)
+                    if isinstance(w, UpdateWrite) else
+                    self._messages.insert(w.chat_id, w.app_id, w.member, w.text, w.file_name,
+                                          w.file_data)
+                    for w in writes]
+
+    def _reported(self, write: Write, written: int) -> None:
+        if isinstance(write, UpdateWrite):
+            self._updates.reported(write.app_id, written)
 
     def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
         """Up to `limit` updates of an app copy after `serial`, in order, repaired where

@@ -16,7 +16,9 @@ __all__ = ["SqliteUpdates"]
 
 class SqliteUpdates:
     """The `updates` table, with the highest serial of each app copy kept in memory (only
-    this process writes to the file)."""
+    this process writes to the file). That serial is the highest one reported: reads show
+    no update above it, so an update committed by the writer thread is read only once the
+    event loop was told of it (`reported`)."""
 
     def __init__(self, db: Database, repair: Repair) -> None:
         self._db = db
@@ -31,16 +33,27 @@ class SqliteUpdates:
         """Store an update (committed before this returns, its time counted); return its
         serial."""
         started = time.perf_counter()
+        self.max_serial(app_id)
+        serial = self.insert(app_id, member_id, update)
+        self._max_serial[app_id] = serial
+        self._db.latency.observe(time.perf_counter() - started)
+        return serial
+
+    def insert(self, app_id: str, member_id: str, update: Update) -> int:
+        """Insert an update (committed with the transaction, if one is open); its serial.
+        Readable once `reported`."""
         cursor = self._db.execute(
             "INSERT INTO updates (app_id, member_id, payload, info, href, document, summary,"
             " notify, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (app_id, member_id, update.payload_json, update.info, update.href,
              update.document, update.summary,
              None if update.notify is None else json.dumps(update.notify), time.time()))
-        serial = int(cursor.lastrowid or 0)
-        self._max_serial[app_id] = serial
-        self._db.latency.observe(time.perf_counter() - started)
-        return serial
+        return int(cursor.lastrowid or 0)
+
+    def reported(self, app_id: str, serial: int) -> None:
+        """The update `serial` of `app_id` is committed and its listeners are being told:
+        reads show it from now on."""
+        self._max_serial[app_id] = max(serial, self._max_serial.get(app_id, 0))
 
     def after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
         """Up to `limit` updates of an app copy with a serial above `serial`, in order,
@@ -49,7 +62,8 @@ class SqliteUpdates:
         rows = self._db.rows(
             "SELECT serial, CAST(payload AS BLOB), CAST(info AS BLOB), CAST(href AS BLOB),"
             " CAST(document AS BLOB), CAST(summary AS BLOB), CAST(notify AS BLOB) FROM updates"
-            " WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?", (app_id, serial, limit))
+            " WHERE app_id = ? AND serial > ? AND serial <= ? ORDER BY serial LIMIT ?",
+            (app_id, serial, self.max_serial(app_id), limit))
         checked_to = self._checked_to.get(app_id, 0)
         text = self._repair.text
         updates = []
@@ -79,12 +93,13 @@ class SqliteUpdates:
             " + coalesce(length(CAST(document AS BLOB)), 0)"
             " + coalesce(length(CAST(summary AS BLOB)), 0)"
             " + coalesce(length(CAST(notify AS BLOB)), 0)"
-            " FROM updates WHERE app_id = ? AND serial > ? ORDER BY serial LIMIT ?",
-            (app_id, serial, max_rows))
+            " FROM updates WHERE app_id = ? AND serial > ? AND serial <= ? ORDER BY serial"
+            " LIMIT ?", (app_id, serial, self.max_serial(app_id), max_rows))
         return leading_within((size for (size,) in rows), max_bytes)
 
     def max_serial(self, app_id: str) -> int:
-        """The highest serial of an app copy's updates (0 when it has none)."""
+        """The highest serial of an app copy's updates reported (0 when it has none). Read
+        from the file the first time, before any write of the copy is handed over."""
         cached = self._max_serial.get(app_id)
         if cached is None:
             row = self._db.row("SELECT MAX(serial) FROM updates WHERE app_id = ?", (app_id,))

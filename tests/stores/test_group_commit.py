@@ -1,0 +1,157 @@
+"""Group commit in both stores, against a real SQLite file and a real PostgreSQL: writes
+that arrive while a commit is in flight share the next one; listeners are told in serial
+order and only of what is durable; a failed commit refuses every write of its group; the
+queue of waiting writes is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from peers import eventually
+
+from webxdc_rt.core.updates import Update
+from webxdc_rt.stores.api import StoreApi, StoreError, StoreLimits, StoreOverloaded
+from webxdc_rt.stores.postgres import PostgresStore
+from webxdc_rt.stores.sqlite import SqliteStore
+
+APP = "app-1"
+FAST = StoreLimits(connect_timeout_s=2, reconnect_max_s=0.2)
+
+
+@dataclass
+class Backend:
+    """A store to test, how to hold up its commits (another program holds a lock the
+    commit needs), and how to make a held-up commit fail (SQLite: the lock outlasts the
+    store's wait for it; PostgreSQL: the server is killed) and recover."""
+
+    open: Callable[[StoreLimits], StoreApi]
+    hold_commits: Callable[[], AbstractContextManager[None]]
+    fail: Callable[[], None] = lambda: None
+    recover: Callable[[], None] = lambda: None
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path / "store.sqlite3"
+
+        @contextmanager
+        def hold_sqlite() -> Iterator[None]:
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")  # the write lock
+            try:
+                yield
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+
+        yield Backend(lambda limits: SqliteStore(path, limits=limits), hold_sqlite)
+        return
+    server = request.getfixturevalue("postgres_server")
+
+    @contextmanager
+    def hold_postgres() -> Iterator[None]:
+        other = psycopg.connect(server.url, autocommit=True)
+        other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (APP,))
+        try:
+            yield
+        finally:
+            with suppress(psycopg.Error):
+                other.close()
+
+    yield Backend(lambda limits: PostgresStore(server.url, limits), hold_postgres,
+                  server.stop, server.start)
+
+
+@pytest.fixture
+async def stores(backend) -> AsyncIterator[Callable[..., StoreApi]]:
+    """Opens stores of the backend, all closed after."""
+    opened: list[StoreApi] = []
+
+    def open_store(limits: StoreLimits = FAST) -> StoreApi:
+        opened.append(backend.open(limits))
+        return opened[-1]
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+async def test_concurrent_updates_share_commits_in_one_serial_order_and_survive(stores):
+    store = stores()
+    told: list[int] = []
+    serials = await asyncio.gather(*(
+        store.commit_update(APP, f"m{n % 16}", Update(str(n)), told.append)
+        for n in range(400)))
+    assert told == sorted(told) == sorted(serials)
+    assert len(set(serials)) == 400
+    assert store.commits.groups < 400  # writes that arrived during a commit shared the next
+    message = await store.commit_chat_message("chat", APP, "alice", "hi", None, None)
+    store.close()
+    reopened = stores()
+    stored = reopened.updates_after(APP, 0, 1000)
+    assert {s.serial: s.update.payload_json for s in stored} == {
+        serial: str(n) for n, serial in enumerate(serials)}
+    messages, _ = reopened.chat_messages("chat")
+    assert [(m.id, m.text) for m in messages] == [(message, "hi")]
+
+
+async def commit_until_it_works(store: StoreApi, payload: str) -> int:
+    """Commit an update, again and again while the store is recovering."""
+    while True:
+        try:
+            return await store.commit_update(APP, "m", Update(payload), lambda serial: None)
+        except StoreError:
+            await asyncio.sleep(0.05)
+
+
+async def test_a_failed_commit_refuses_every_write_of_its_group_and_tells_nothing(
+        backend, stores):
+    store = stores()
+    await store.commit_update(APP, "m", Update('"kept"'), lambda serial: None)
+    told: list[int] = []
+    with backend.hold_commits():
+        first = asyncio.ensure_future(store.commit_update(APP, "m", Update("0"), told.append))
+        await eventually(lambda: store.commits.committing == 1)
+        group = [asyncio.ensure_future(store.commit_update(APP, f"m{n}", Update(str(n)),
+                                                          told.append))
+                 for n in range(1, 6)]
+        group.append(asyncio.ensure_future(
+            store.commit_chat_message("chat", APP, "alice", "lost", None, None)))
+        await eventually(lambda: store.commits.waiting == 6)
+        backend.fail()
+        results = await asyncio.gather(first, *group, return_exceptions=True)
+    assert all(isinstance(result, StoreError) for result in results), results
+    assert told == []
+    backend.recover()
+    after = await commit_until_it_works(store, '"after"')
+    assert [(s.serial, s.update.payload_json) for s in store.updates_after(APP, 0, 100)
+            ][1:] == [(after, '"after"')]
+    assert [m.text for m in store.chat_messages("chat")[0]] == []
+
+
+async def test_writes_beyond_the_waiting_limit_are_refused_at_once(backend, stores):
+    store = stores(StoreLimits(connect_timeout_s=2, max_waiting_writes=3))
+    told: list[int] = []
+    with backend.hold_commits():
+        writes = [asyncio.ensure_future(store.commit_update(APP, "m", Update("0"),
+                                                           told.append))]
+        await eventually(lambda: store.commits.committing == 1)
+        writes += [asyncio.ensure_future(store.commit_update(APP, "m", Update(str(n)),
+                                                            told.append))
+                   for n in range(1, 4)]
+        await eventually(lambda: store.commits.waiting == 3)
+        with pytest.raises(StoreOverloaded, match="store.max_waiting_writes = 3"):
+            await store.commit_update(APP, "m", Update("4"), told.append)
+        with pytest.raises(StoreOverloaded):
+            await store.commit_chat_message("chat", APP, "alice", "x", None, None)
+    serials = await asyncio.gather(*writes)
+    assert told == serials == sorted(serials)
+    assert [s.update.payload_json for s in store.updates_after(APP, 0, 100)] == [
+        "0", "1", "2", "3"]
