@@ -65,13 +65,13 @@ async def test_each_worker_answers_on_its_own_port_and_is_not_ready_without_redi
                            "--workers", "2", "--metrics", f"127.0.0.1:{port}")
     try:
         for index in (0, 1):
-            await eventually(lambda index=index: _answers(port + index))
+            await eventually(lambda index=index: _answers(port + index), timeout=60)
             status, text = await _get(port + index, "/metrics")
             assert status == 200 and f'webxdc_rt_worker{{worker="{index}"}} 1.0' in text
-            await eventually(lambda index=index: _ready(port + index))
+            await eventually(lambda index=index: _ready(port + index), timeout=60)
         redis_server.stop()
         for index in (0, 1):
-            await eventually(lambda index=index: not _ready(port + index))
+            await eventually(lambda index=index: not _ready(port + index), timeout=60)
             status, text = await _get(port + index, "/readyz")
             assert status == 503 and "broker: Redis is not reachable" in text
             assert (await _get(port + index, "/healthz"))[0] == 200
