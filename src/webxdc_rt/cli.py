@@ -39,6 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import __version__
 from .brokers.redis import RedisAddress, RedisBroker, parse_redis_url
 from .core.wire import is_text
 from .dev import command as dev
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar of `webxdc-rt`."""
     parser = argparse.ArgumentParser(
         prog="webxdc-rt", description="Host webxdc apps with realtime channels for a chat.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     limits = limits_help()
