@@ -47,6 +47,7 @@ from .host.app import Host, HostSettings
 from .host.lifecycle import Listen, ListenFailed, Serving
 from .host.probes import ProbeAddress, Probes, Reachable, parse_probe_address, start_probes
 from .model.chats import Page, Registry, parse_members
+from .model.names import counted
 from .model.xdc import AppSource, InvalidContainer, open_app
 from .service import admin_client, logs
 from .service import backup as backups
@@ -415,6 +416,8 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
             else:
                 print(f"{page.member.name}: {url}", flush=True)
         through = [f"realtime shared through {broker.address}"] if broker else []
+        # The store's URL may hold a password: only its kind is named.
+        through += ["chats and updates in PostgreSQL"] if getattr(args, "store", None) else []
         through += [f"worker {worker} (pid {os.getpid()})"] if worker is not None else []
         log.info("serving %r to chat %r on %s:%d%s; Ctrl-C stops", source.name, chat.name,
                  args.host, serving.port, "".join(f", {part}" for part in through))
@@ -437,8 +440,8 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
                               "metrics_port": metrics_port or None,
                               "admin_socket": str(socket_path),
                               "data_dir": str(args.data_dir)}), flush=True)
-        log.info("hosting %d chats on %s:%d; admin socket %s; Ctrl-C stops",
-                 len(host.registry.chats), args.host, serving.port, socket_path)
+        log.info("hosting %s on %s:%d; admin socket %s; Ctrl-C stops",
+                 counted(len(host.registry.chats), "chat"), args.host, serving.port, socket_path)
         await serving.stopped()
 
 
