@@ -418,7 +418,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
         through = [f"realtime shared through {broker.address}"] if broker else []
         # The store's URL may hold a password: only its kind is named.
         through += ["chats and updates in PostgreSQL"] if getattr(args, "store", None) else []
-        through += [f"worker {worker} (pid {os.getpid()})"] if worker is not None else []
+        through += [f"pid {os.getpid()}"] if worker is not None else []
         log.info("serving %r to chat %r on %s:%d%s; Ctrl-C stops", source.name, chat.name,
                  args.host, serving.port, "".join(f", {part}" for part in through))
         await serving.stopped()
