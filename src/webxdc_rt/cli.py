@@ -1,16 +1,16 @@
 """The `webxdc-rt` command: share an app into a chat and serve it to the chat's members, or
 host every chat of a data folder as a service that is managed while it runs.
 
-    webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
-                    [--limit NAME=VALUE ...]   # names and defaults: webxdc-rt serve --help
-                    [--broker redis://HOST:PORT/DB]   # share channels with other processes
-                    [--store postgresql://...]  # share chats and updates with them
-                    [--workers N]               # N processes on one port (needs both)
+    webxdc-rt serve APP --members alice,bob [--port 8080] [--json] [--limit NAME=VALUE ...]
+                    [--broker redis://...] [--store postgresql://...] [--workers N]
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
     webxdc-rt dev APP [--peers N] [--port P] [--no-open] [--json]   # the simulator
-    webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
+    webxdc-rt host [--data-dir DIR] [--port 8080] [--store postgresql://...]
     webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
     webxdc-rt backup DEST | restore SRC [--data-dir DIR]   # the SQLite database
+
+Every option of every command: `webxdc-rt COMMAND --help`, or docs/cli.md, which
+scripts/gen_docs.py writes from `build_parser`.
 
 State (chats, invite links, status updates) lives in the data directory, so serving the same
 app to the same chat again keeps its links, `selfAddr`s and updates.
