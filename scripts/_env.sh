@@ -15,13 +15,27 @@ find_python() {
   return 1
 }
 
+# Installs webxdc-rt (editable) with the extras named in $1 only when .venv lacks it or
+# pyproject.toml or the extras changed since the last install (a stamp in .venv says which),
+# so later runs start at once and need no package index.
 ensure_venv() {
-  local extras="${1:-}" spec="$ROOT"
+  local extras="${1:-}" spec="$ROOT" stamp wanted
   [ -n "$extras" ] && spec="$ROOT[$extras]"
   if [ ! -x "$VENV/bin/python" ]; then
     "$(find_python)" -m venv "$VENV"
   fi
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+  stamp="$VENV/.webxdc-rt-installed"
+  wanted="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1) extras=$extras"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+    echo "$wanted" > "$stamp"
+  fi
+}
+
+# Says how to run the command once the venv is set up.
+how_to_run() {
+  echo "webxdc-rt is installed in $VENV: run $VENV/bin/webxdc-rt," \
+       "or 'source $VENV/bin/activate' and then webxdc-rt" >&2
 }
 
 # Run a command as root: directly when we are root, else through sudo.

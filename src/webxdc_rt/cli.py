@@ -1,16 +1,16 @@
 """The `webxdc-rt` command: share an app into a chat and serve it to the chat's members, or
 host every chat of a data folder as a service that is managed while it runs.
 
-    webxdc-rt serve APP --members alice,bob [--host 127.0.0.1] [--port 8080] [--json]
-                    [--limit NAME=VALUE ...]   # names and defaults: webxdc-rt serve --help
-                    [--broker redis://HOST:PORT/DB]   # share channels with other processes
-                    [--store postgresql://...]  # share chats and updates with them
-                    [--workers N]               # N processes on one port (needs both)
+    webxdc-rt serve APP --members alice,bob [--port 8080] [--json] [--limit NAME=VALUE ...]
+                    [--broker redis://...] [--store postgresql://...] [--workers N]
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
     webxdc-rt dev APP [--peers N] [--port P] [--no-open] [--json]   # the simulator
-    webxdc-rt host [--data-dir DIR] [--port 8080] [--log-format json]
+    webxdc-rt host [--data-dir DIR] [--port 8080] [--store postgresql://...]
     webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
     webxdc-rt backup DEST | restore SRC [--data-dir DIR]   # the SQLite database
+
+Every option of every command: `webxdc-rt COMMAND --help`, or docs/cli.md, which
+scripts/gen_docs.py writes from `build_parser`.
 
 State (chats, invite links, status updates) lives in the data directory, so serving the same
 app to the same chat again keeps its links, `selfAddr`s and updates.
@@ -39,6 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import __version__
 from .brokers.redis import RedisAddress, RedisBroker, parse_redis_url
 from .core.wire import is_text
 from .dev import command as dev
@@ -46,6 +47,7 @@ from .host.app import Host, HostSettings
 from .host.lifecycle import Listen, ListenFailed, Serving
 from .host.probes import ProbeAddress, Probes, Reachable, parse_probe_address, start_probes
 from .model.chats import Page, Registry, parse_members
+from .model.names import counted
 from .model.xdc import AppSource, InvalidContainer, open_app
 from .service import admin_client, logs
 from .service import backup as backups
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar of `webxdc-rt`."""
     parser = argparse.ArgumentParser(
         prog="webxdc-rt", description="Host webxdc apps with realtime channels for a chat.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     limits = limits_help()
@@ -413,7 +416,9 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
             else:
                 print(f"{page.member.name}: {url}", flush=True)
         through = [f"realtime shared through {broker.address}"] if broker else []
-        through += [f"worker {worker} (pid {os.getpid()})"] if worker is not None else []
+        # The store's URL may hold a password: only its kind is named.
+        through += ["chats and updates in PostgreSQL"] if getattr(args, "store", None) else []
+        through += [f"pid {os.getpid()}"] if worker is not None else []
         log.info("serving %r to chat %r on %s:%d%s; Ctrl-C stops", source.name, chat.name,
                  args.host, serving.port, "".join(f", {part}" for part in through))
         await serving.stopped()
@@ -435,8 +440,8 @@ async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
                               "metrics_port": metrics_port or None,
                               "admin_socket": str(socket_path),
                               "data_dir": str(args.data_dir)}), flush=True)
-        log.info("hosting %d chats on %s:%d; admin socket %s; Ctrl-C stops",
-                 len(host.registry.chats), args.host, serving.port, socket_path)
+        log.info("hosting %s on %s:%d; admin socket %s; Ctrl-C stops",
+                 counted(len(host.registry.chats), "chat"), args.host, serving.port, socket_path)
         await serving.stopped()
 
 

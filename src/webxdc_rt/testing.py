@@ -12,12 +12,15 @@ set from Python just as on the `webxdc-rt dev` dashboard.
         await sim.eventually(lambda: sim.delivered("bob") + sim.lost("bob") == 100)
         assert 70 <= len(bob.inbox) <= 100
 
-Async tests need pytest-asyncio (`asyncio_mode = "auto"`, or mark them).
+`pip install 'webxdc-rt[pytest]'` brings pytest and pytest-asyncio; an async test that takes
+`webxdc_sim` is marked for pytest-asyncio as it is collected, so it runs with no
+configuration (other async tests follow the project's own pytest-asyncio settings).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -41,7 +44,17 @@ def _async_fixture(function: _Function) -> _Function:
         return cast(_Function, pytest.fixture(function))
     return cast(_Function, pytest_asyncio.fixture(function))
 
-__all__ = ["Simulation", "SimMember", "webxdc_sim"]
+__all__ = ["Simulation", "SimMember", "webxdc_sim", "pytest_pycollect_makeitem"]
+FIXTURE = "webxdc_sim"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Marks an async test that takes the `webxdc_sim` fixture to run on asyncio (the mark
+    pytest-asyncio's default strict mode asks for), before pytest makes it an item; the
+    fixture and the test then share one event loop."""
+    if inspect.iscoroutinefunction(obj) and FIXTURE in inspect.signature(obj).parameters:
+        pytest.mark.asyncio(obj)
 
 
 class SimMember:

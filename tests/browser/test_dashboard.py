@@ -228,3 +228,23 @@ async def test_one_peer_is_reloaded_alone(dashboard: Page, simulator: Simulator)
     await dashboard.click("article.peer[data-member=bob] .reload")
     await bob.wait_for_function("window.marker === undefined && window.webxdc !== undefined")
     assert await alice.evaluate("window.marker") == 1
+
+
+async def test_the_dashboard_loads_with_no_warning_and_no_missing_file(
+        browser: Browser, simulator: Simulator) -> None:
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    page = await context.new_page()
+    complaints: list[str] = []
+    page.on("console", lambda message: complaints.append(f"{message.type}: {message.text}")
+            if message.type in ("warning", "error") else None)
+    page.on("response", lambda response: complaints.append(f"{response.status} {response.url}")
+            if response.status >= 400 else None)
+    await page.goto(simulator.dashboard_url)
+    await peer_frame(page, "alice")
+    await peer_frame(page, "bob")
+    # Chromium asks for the icon on its own schedule: the page names one, and it is there.
+    icon = await page.evaluate("document.querySelector('link[rel=icon]')?.href")
+    status = await page.evaluate("async (url) => (await fetch(url)).status", icon) if icon else 0
+    await context.close()
+    assert complaints == []
+    assert status == 200

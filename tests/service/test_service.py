@@ -321,7 +321,7 @@ async def test_app_quotas_per_member_chat_and_host_refuse_uploads_and_shares(tmp
         assert (await upload(homes["ann"], small))[0] == 201
         status, answer = await upload(homes["ann"], small)
         assert (status, answer["error"]["code"]) == (403, "member-app-quota")
-        assert "member 'ann' has 1 apps stored" in answer["error"]["message"]
+        assert "member 'ann' has 1 app stored" in answer["error"]["message"]
         assert "home.max_apps_per_member = 1" in answer["error"]["message"]
         assert (await upload(homes["ben"], small))[0] == 201
         status, answer = await upload(homes["dan"], small)

@@ -137,6 +137,9 @@ async def test_workers_share_one_port(tmp_path, postgres_server, redis_server):
     finally:
         assert host.stop() == 0
     assert "Traceback" not in host.stderr()
+    # Each worker names itself in its lines, so lines of workers stopping together differ.
+    assert sorted(re.findall(r"worker (\d+): stopping", host.stderr())) == ["0", "1", "2"]
+    assert "chats and updates in PostgreSQL" in host.stderr()
 
 
 async def test_a_worker_killed_is_replaced_and_the_others_serve_on(
@@ -144,7 +147,8 @@ async def test_a_worker_killed_is_replaced_and_the_others_serve_on(
     host = ServeProcess(tmp_path, postgres_server.url, redis_server.url, "--workers", "2")
 
     def serving_pids() -> list[int]:
-        return [int(pid) for pid in re.findall(r"worker \d+ \(pid (\d+)\);", host.stderr())]
+        started = re.findall(r"worker \d+: serving .*, pid (\d+);", host.stderr())
+        return [int(pid) for pid in started]
 
     try:
         await eventually(lambda: len(serving_pids()) == 2, timeout=60)

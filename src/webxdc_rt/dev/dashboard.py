@@ -39,7 +39,9 @@ _writes: set[asyncio.Task[None]] = set()
 
 _STATIC = {"/": ("dashboard.html", "text/html"), "/dashboard.js": ("dashboard.js",
                                                                    "text/javascript"),
-           "/dashboard.css": ("dashboard.css", "text/css")}
+           "/dashboard.css": ("dashboard.css", "text/css"),
+           # Named by the page, so the browser does not ask for a missing /favicon.ico.
+           "/favicon.svg": ("favicon.svg", "image/svg+xml")}
 _INVITE_PREFIX = HOST_PREFIX + "/invite/"
 MAX_COMMAND_BYTES = 16 * 1024
 """Largest command the dashboard may post."""

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Final
 
 __all__ = ["ZWJ", "name_problem", "shows_nothing", "skeleton", "fold", "same_name", "looks_alike",
-           "lookalike_of", "shown", "app_name"]
+           "lookalike_of", "shown", "app_name", "counted"]
 
 ZWJ: Final = "\u200d"
 """The zero-width joiner that binds emoji into one (👩‍💻): kept between two characters."""
@@ -174,3 +174,8 @@ def _escape(char: str) -> str:
     if code < 0x100:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def counted(number: int, noun: str) -> str:
+    """`number` and `noun`, plural but for one: "1 socket closed", "3 sockets"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.limits import require_positive
+from .names import counted
 
 __all__ = ["HomeLimits", "AppUsage", "QuotaRefusal", "quota_refusal", "MAX_FILE_NAME_CHARS",
            "upload_name"]
@@ -106,7 +107,7 @@ def quota_refusal(usage: AppUsage, limits: HomeLimits, chat_name: str,
     for code, status, who, apps, stored, count_limit, bytes_limit in checks:
         most, most_bytes = getattr(limits, count_limit), getattr(limits, bytes_limit)
         if apps >= most:
-            return QuotaRefusal(code, f"{who} has {apps} apps stored, the most allowed "
+            return QuotaRefusal(code, f"{who} has {counted(apps, 'app')} stored, the most allowed "
                                 f"(home.{count_limit} = {most})", status)
         if stored + size > most_bytes:
             return QuotaRefusal(code, f"{who} has {stored} bytes of apps stored; with these "

@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from ..model.chats import parse_members
-from ..model.names import shown
+from ..model.names import counted, shown
 from ..model.xdc import DEFAULT_LIMITS, InvalidContainer, pack_folder
 from .admin import admin_socket_path
 
@@ -275,17 +275,17 @@ _PRINTERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "chat/show": _chat_lines,
     "chat/delete": lambda a: [f"chat {a['deleted']['name']!r} ({shown(a['deleted']['id'])}) "
                               "deleted "
-                              f"({a['sockets_closed']} sockets closed)"],
+                              f"({counted(a['sockets_closed'], 'socket')} closed)"],
     "member/add": _link_lines,
     "member/remove": lambda a: [f"{shown(a['removed'])} ({shown(a['member_id'])}) removed "
                                 f"from chat {a['chat']!r} "
-                                f"({a['sockets_closed']} sockets closed)"],
+                                f"({counted(a['sockets_closed'], 'socket')} closed)"],
     "app/share": lambda a: [f"{shown(a['name'])} shared into chat {a['chat']!r} "
                             f"as {shown(a['id'])}"],
     "app/list": lambda a: _app_lines(a) or [f"no apps in chat {a['chat']!r}"],
     "app/remove": lambda a: [f"{shown(a['removed']['name'])} ({shown(a['removed']['id'])}) "
                              f"removed from chat {a['chat']!r} "
-                             f"({a['sockets_closed']} sockets closed)"],
+                             f"({counted(a['sockets_closed'], 'socket')} closed)"],
     "chat/uploads": lambda a: [f"chat {a['chat']!r}: member uploads {a['uploads']} ("
                                f"{'allowed' if a['members_may_upload'] else 'refused'})"],
     "link/show": _link_lines,

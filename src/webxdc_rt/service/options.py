@@ -59,7 +59,7 @@ def settable_limits() -> dict[str, Limit]:
 def limits_help() -> str:
     """The `--help` text that lists every setting `--limit` accepts, with its default."""
     lines = ["limits, set with --limit NAME=VALUE (repeatable), and their defaults;",
-             "the README's Limits table says what each one bounds:"]
+             "docs/limits.md says what each one bounds:"]
     by_group: dict[str | None, list[str]] = {}
     for limit in settable_limits().values():
         by_group.setdefault(limit.group, []).append(f"{limit.name}={_number(limit.default)}")

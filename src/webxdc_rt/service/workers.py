@@ -108,6 +108,7 @@ def _fork(worker: Worker, index: int, links: bool, port: int, probe: socket.sock
     if pid:
         return pid
     probe.close()
+    _name_in_log_lines(index)
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     status = 0
@@ -123,3 +124,16 @@ def _fork(worker: Worker, index: int, links: bool, port: int, probe: socket.sock
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+
+def _name_in_log_lines(index: int) -> None:
+    """Every log line of this worker process begins with `worker INDEX:`, so the lines of
+    workers that start or stop together can be told apart."""
+    prefix = f"worker {index}: "
+
+    def name(record: logging.LogRecord) -> bool:
+        record.msg = prefix + str(record.msg)
+        return True
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(name)
