@@ -38,6 +38,7 @@ from typing import Any
 from aiohttp import web
 
 from .brokers.redis import RedisAddress, RedisBroker, parse_redis_url
+from .conformance import command as conformance
 from .core.wire import is_text
 from .dev import command as dev
 from .host.app import Host, HostSettings
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print one JSON object (address, port, admin socket) once serving")
     admin_client.add_commands(commands, default_data_dir())
     dev.add_command(commands)
+    conformance.add_parser(commands)
     return parser
 
 
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         return admin_client.run(args)
     if args.command == "dev":
         return _dev(args)
+    if args.command == "conformance":
+        return conformance.run(args)
     try:
         if not 0 <= args.port <= 65535:
             raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
