@@ -7,7 +7,8 @@ it on loopback and names the pages the runner opens. Adding a host is adding an 
   the isolation row); each member's invite link opened twice gives two pages of one member.
 - `webxdc-dev`: `webxdc-dev run` from the npm package (installed by npm into a folder the
   runner manages on first use) with two instances as the two members; it serves one copy of
-  one app, so the isolation row is not testable there.
+  one app, so the isolation row is not testable there; one instance is one device, so
+  no member has a second page.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class WebxdcDev:
 
     @contextlib.asynccontextmanager
     async def deploy(self, app: Path, work: Path) -> AsyncIterator[Deployment]:
-        """`webxdc-dev run app` with two instances; the first instance's page twice."""
+        """`webxdc-dev run app` with two instances, one page each."""
         cli = await self.install()
         port = _free_port()
         log = open(work / "webxdc-dev.log", "ab")
@@ -145,7 +146,9 @@ class WebxdcDev:
                 raise HostUnavailable(f"webxdc-dev did not start ({exc!r}); see "
                                       f"{work / 'webxdc-dev.log'}") from None
             first, second = (f"http://localhost:{p}/" for p in ports[:2])
-            yield Deployment(self.name, first, second, first, None)
+            # One instance is one member on one device, not a member with two devices: with
+            # two pages open on one instance, neither page received realtime items.
+            yield Deployment(self.name, first, second, None, None)
         finally:
             if drain is not None:
                 drain.cancel()

@@ -72,7 +72,7 @@ const ROWS = [
     judge: (get) => {
       const a = get("sizes", "act", "A");
       const b = get("sizes", "check", "B");
-      const lengths = b.seen.map((i) => i[3]);
+      const lengths = b.seen.map((i) => i[3]).sort((x, y) => x - y);
       return verdict(a.over === "RangeError" && a.empty === "none" && a.full === "none" &&
                      shown(lengths) === "[0,128000]",
                      `128001 bytes: ${a.over}; 0: ${a.empty}; 128000: ${a.full}; ` +

@@ -261,7 +261,8 @@ async function roundTrips(m) {
     m.ch.send(m.item(11, seq));
     const before = m.rec.items.length;
     await m.rec.expect(before + 1, 2000, 0);
-    const pong = m.rec.items.slice(before).find((i) => i.step === 11 && i.seq === seq);
+    const pong = m.rec.items.slice(before)
+      .find((i) => i.step === 11 && i.role === 1 && i.seq === seq);
     if (pong) times.push(pong.at - start);
     else lost += 1;
   }
