@@ -47,6 +47,13 @@ BREAKAGES = [
       leave() { listener = null; ch.leave(); },
     };
   };""")),
+    Breakage("lets a second join replace the first", "join-twice", _wrap("""
+  let current = null;
+  W.joinRealtimeChannel = () => {
+    if (current) current.leave();
+    current = join();
+    return current;
+  };""")),
     Breakage("reorders", "order", _wrap("""
   W.joinRealtimeChannel = () => {
     const ch = join();
@@ -55,7 +62,8 @@ BREAKAGES = [
     const deliver = (data) => listener && listener(data);
     ch.setListener((data) => {
       if (held === null) {
-        held = { data, timer: setTimeout(() => { const h = held; held = null; deliver(h.data); }, 50) };
+        const timer = setTimeout(() => { const h = held; held = null; deliver(h.data); }, 50);
+        held = { data, timer };
         return;
       }
       const h = held;

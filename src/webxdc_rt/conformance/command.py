@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
     except RunnerError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
         return 2
-    print(as_json(results) if args.json else as_table(results), flush=True)
+    if args.json:
+        print(as_json(results), flush=True)
+    elif results.reports:
+        print(as_table(results), flush=True)
     for host, why in results.unavailable.items():
         print(f"webxdc-rt: error: {host} unreachable: {why}", file=sys.stderr)
     return 2 if results.unavailable else 0
