@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from broken_bridges import BREAKAGES, Breakage, serving
+from playwright.async_api import BrowserContext
 
+from webxdc_rt.conformance.hosts import Deployment
 from webxdc_rt.conformance.runner import run_hosts
 from webxdc_rt.conformance.table import as_table
 
@@ -60,3 +62,32 @@ async def test_a_broken_host_turns_exactly_its_row_red(breakage: Breakage) -> No
     failed = {row for row, status in statuses(results.reports["webxdc-rt"]).items()
               if status == "fail"}
     assert failed == {breakage.row}
+
+
+RECORD_INFO = """(() => {
+  let bridge;
+  Object.defineProperty(window, 'webxdc', {
+    configurable: true, get: () => bridge,
+    set(W) {
+      bridge = W;
+      const sendUpdate = W.sendUpdate;
+      W.sendUpdate = (update, description) => {
+        if (update && update.info) window.__info(update.info);
+        return sendUpdate(update, description);
+      };
+    },
+  });
+})();"""
+
+
+@pytest.mark.timeout(300)
+async def test_the_report_is_posted_to_the_chat_as_one_info_line() -> None:
+    infos: list[str] = []
+
+    async def prepare(context: BrowserContext, deployment: Deployment) -> None:
+        await context.add_init_script(RECORD_INFO)
+        await context.expose_function("__info", lambda info: infos.append(info))
+
+    results = await run_hosts(["webxdc-rt"], NPM_DIR, prepare=prepare)
+    assert results.unavailable == {}
+    assert infos == ["Realtime conformance: 16 pass, 0 fail, 2 not testable"]
