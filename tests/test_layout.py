@@ -20,7 +20,7 @@ import webxdc_rt
 PACKAGE = Path(webxdc_rt.__file__).parent
 LAYERS = {
     "core": 0, "model": 0, "stores": 1, "brokers": 1, "host": 2, "service": 3, "dev": 4,
-    "cli": 5, "client": 5, "testing": 5, "__main__": 6, "__init__": 0,
+    "conformance": 4, "cli": 5, "client": 5, "testing": 5, "__main__": 6, "__init__": 0,
 }
 """The rank of each subpackage and top-level module: an import may not point to a higher
 rank. `model` may use `core` (same rank, both free of I/O); `core` may not use `model`."""

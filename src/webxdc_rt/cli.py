@@ -41,6 +41,7 @@ from aiohttp import web
 
 from . import __version__
 from .brokers.redis import RedisAddress, RedisBroker, parse_redis_url
+from .conformance import command as conformance
 from .core.wire import is_text
 from .dev import command as dev
 from .host.app import Host, HostSettings
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_client.add_commands(commands, default_data_dir())
     backups.add_commands(commands, default_data_dir())
     dev.add_command(commands)
+    conformance.add_parser(commands)
     return parser
 
 
@@ -228,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         return backups.run(args)
     if args.command == "dev":
         return _dev(args)
+    if args.command == "conformance":
+        return conformance.run(args)
     try:
         if not 0 <= args.port <= 65535:
             raise UsageError(f"--port must be from 0 to 65535, got {args.port}")

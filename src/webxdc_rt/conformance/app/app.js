@@ -1,0 +1,206 @@
+// The page: finds the pages taking part through status updates (reliable and replayed, so
+// they also coordinate the run), runs its role in each step, and shows the report. The page
+// that presses Start coordinates: it posts each phase, waits until every page has posted
+// what it observed, and in the end posts the report.
+"use strict";
+
+const W = window.webxdc;
+const PHASES = ["ready", "act", "check"];
+const PHASE_TIMEOUT_MS = 60000;
+const NOISE_STEP = 99;
+
+const state = {
+  page: hex(randomBytes(6)),
+  live: false,
+  ownCopyUpdate: false,
+  tags: [],           // this copy's tags, in serial order: the first one is the copy's
+  gather: null,
+  heres: new Map(),   // page -> selfAddr of the pages that answered our gather
+  run: null,
+  member: null,
+  waiting: null,      // the coordinator's wait for one phase: {key, pages, obs, resolve}
+  report: null,
+  noise: null,
+};
+
+const $ = (id) => document.getElementById(id);
+const post = (payload, info) => W.sendUpdate(info ? { payload, info } : { payload }, "");
+const tagBytes = () => Uint8Array.from(state.tags[0].match(/../g), (h) => parseInt(h, 16));
+
+function onUpdate(update) {
+  const u = update.payload;
+  if (!u || typeof u !== "object") return;
+  if (u.t === "copy" && typeof u.tag === "string" && /^[0-9a-f]{16}$/.test(u.tag)) {
+    state.tags.push(u.tag);
+    if (state.member) state.member.rec.tags.add(u.tag);
+    if (state.noise) state.noise.rec.tags.add(u.tag);
+    if (u.page === state.page) state.ownCopyUpdate = true;
+  } else if (u.t === "gather" && state.live) {
+    post({ t: "here", g: u.g, page: state.page, addr: W.selfAddr });
+  } else if (u.t === "here" && u.g === state.gather) {
+    state.heres.set(u.page, u.addr);
+  } else if (u.t === "start" && state.live && Array.isArray(u.pages)) {
+    const role = u.pages.indexOf(state.page);
+    if (role >= 0) startRole(u, "ABC"[role]);
+  } else if (u.t === "go" && state.run && u.run === state.run.id) {
+    runPhase(u.n, u.phase);
+  } else if (u.t === "done" && state.waiting && u.key === state.waiting.key) {
+    state.waiting.obs[u.role] = u.obs;
+    if (Object.keys(state.waiting.obs).length === state.waiting.pages) state.waiting.resolve();
+  } else if (u.t === "report" && state.run && u.run === state.run.id) {
+    state.report = u.report;
+  }
+  render();
+}
+
+function startRole(start, role) {
+  state.run = { id: start.run, role, pages: start.pages, otherCopy: !!start.otherCopy };
+  state.member = new Member(W, tagBytes(), role);
+  for (const tag of state.tags) state.member.rec.tags.add(tag);
+  state.report = null;
+}
+
+async function runPhase(n, phase) {
+  const step = STEPS[n];
+  const action = step && step[phase] && step[phase][state.run.role];
+  let obs = {};
+  try {
+    if (action) obs = (await action(state.member)) || {};
+  } catch (error) {
+    obs = { error: String(error && error.message || error) };
+  }
+  obs.foreign = state.member.rec.foreign.length;
+  post({ t: "done", key: `${state.run.id}/${n}/${phase}`, role: state.run.role, obs });
+}
+
+async function coordinate() {
+  const others = [...state.heres].filter(([page]) => page !== state.page);
+  const b = others.find(([, addr]) => addr !== W.selfAddr);
+  if (!b) { $("status").textContent = "Needs a page of another member: none answered."; return; }
+  const c = others.find(([, addr]) => addr === W.selfAddr);
+  const pages = [state.page, b[0], ...(c ? [c[0]] : [])];
+  const run = hex(randomBytes(6));
+  const otherCopy = $("other-copy").checked;
+  post({ t: "start", run, pages, otherCopy });
+  const observations = {};
+  for (let n = 0; n < STEPS.length; n += 1) {
+    observations[STEPS[n].name] = {};
+    for (const phase of PHASES) {
+      $("status").textContent = `Running: ${STEPS[n].name} (${phase})`;
+      const obs = await allDone(`${run}/${n}/${phase}`, pages.length, () =>
+        post({ t: "go", run, n, phase }));
+      observations[STEPS[n].name][phase] = obs;
+    }
+  }
+  const report = { ...judge(observations, { otherCopy }), pages: pages.length,
+                   host: navigator.userAgent, observations };
+  const counts = countStatus(report.rows);
+  post({ t: "report", run, report },
+       `Realtime conformance: ${counts.pass} pass, ${counts.fail} fail, ` +
+       `${counts.untestable} not testable`);
+}
+
+function allDone(key, pages, send) {
+  return new Promise((resolve) => {
+    const obs = {};
+    const timer = setTimeout(() => finish(), PHASE_TIMEOUT_MS);
+    const finish = () => { clearTimeout(timer); state.waiting = null; resolve(obs); };
+    state.waiting = { key, pages, obs, resolve: finish };
+    send();
+  });
+}
+
+function countStatus(rows) {
+  const counts = { pass: 0, fail: 0, untestable: 0 };
+  for (const row of rows) {
+    if (row.status === PASS) counts.pass += 1;
+    else if (row.status === FAIL) counts.fail += 1;
+    else counts.untestable += 1;
+  }
+  return counts;
+}
+
+/** The second copy's part in the isolation row: it sends tagged items and counts foreign. */
+function toggleNoise() {
+  if (state.noise) {
+    clearInterval(state.noise.timer);
+    state.noise.member.leave();
+    state.noise = null;
+  } else {
+    const member = new Member(W, tagBytes(), "A");
+    for (const tag of state.tags) member.rec.tags.add(tag);
+    member.join();
+    let seq = 0;
+    const timer = setInterval(() => member.ch.send(makeItem(member.tag, NOISE_STEP, 3, seq++)),
+                              25);
+    state.noise = { member, rec: member.rec, timer };
+  }
+  render();
+}
+
+function render() {
+  $("who").textContent = `${W.selfName} · page ${state.page}`;
+  $("participants").textContent = state.gather ? `${state.heres.size} page(s) answered` : "";
+  $("start").disabled = !state.gather || state.heres.size < 2 || !!state.run;
+  $("noise").textContent = state.noise ? "Stop sending as the second copy"
+    : "Send as the second copy";
+  $("noise-foreign").textContent = state.noise
+    ? `Second copy: items of another copy received: ${state.noise.rec.foreign.length}` : "";
+  $("save").disabled = !state.report;
+  if (state.report) showReport(state.report);
+}
+
+function showReport(report) {
+  const counts = countStatus(report.rows);
+  $("status").textContent = `${counts.pass} pass, ${counts.fail} fail, ` +
+    `${counts.untestable} not testable (${report.pages} pages)`;
+  const body = $("rows");
+  body.replaceChildren(...report.rows.map((row) => {
+    const tr = document.createElement("tr");
+    tr.className = row.status === PASS ? "pass" : row.status === FAIL ? "fail" : "untestable";
+    for (const text of [row.clause, row.title, row.status, row.detail]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  }));
+  $("figures").replaceChildren(...FIGURES.map((figure) => {
+    const li = document.createElement("li");
+    const value = report.figures[figure.id];
+    li.textContent = `${figure.title}: ${value === null ? "–" : value}`;
+    return li;
+  }));
+}
+
+function save() {
+  const report = { ...state.report };
+  W.sendToChat({ file: { name: "realtime-conformance.json",
+                         plainText: JSON.stringify(report, null, 2) },
+                 text: $("status").textContent });
+}
+
+window.conformance = {
+  get ready() { return state.live && state.ownCopyUpdate && state.tags.length > 0; },
+  get participants() { return state.heres.size; },
+  get report() { return state.report; },
+  get noiseForeign() { return state.noise ? state.noise.rec.foreign.length : null; },
+};
+
+window.addEventListener("DOMContentLoaded", () => {
+  $("gather").addEventListener("click", () => {
+    state.gather = hex(randomBytes(6));
+    state.heres = new Map();
+    post({ t: "gather", g: state.gather });
+    render();
+  });
+  $("start").addEventListener("click", () => { $("start").disabled = true; coordinate(); });
+  $("noise").addEventListener("click", toggleNoise);
+  $("save").addEventListener("click", save);
+  W.setUpdateListener(onUpdate, 0).then(() => {
+    state.live = true;
+    post({ t: "copy", tag: hex(randomBytes(8)), page: state.page });
+    render();
+  });
+  render();
+});

@@ -1,0 +1,93 @@
+"""The conformance suite run for real: on webxdc-rt every row passes; on webxdc-dev its table
+is recorded (printed, not asserted); on broken variants of this project's bridge each
+breakage turns exactly its row red."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from broken_bridges import BREAKAGES, Breakage, serving
+from playwright.async_api import BrowserContext
+
+from webxdc_rt.conformance.hosts import Deployment
+from webxdc_rt.conformance.runner import run_hosts
+from webxdc_rt.conformance.table import as_table
+
+NPM_DIR = Path(__file__).resolve().parent.parent / "browser" / "npm"
+NOT_TESTABLE_INSIDE_AN_APP = {"privacy", "page-closed"}
+
+
+def statuses(report: dict) -> dict[str, str]:
+    return {row["id"]: row["status"] for row in report["rows"]}
+
+
+def conformance_run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "webxdc_rt", "conformance", "run", *args,
+                           "--npm-dir", str(NPM_DIR)], capture_output=True, text=True)
+
+
+@pytest.mark.timeout(300)
+def test_every_row_passes_on_webxdc_rt() -> None:
+    done = conformance_run("--hosts", "webxdc-rt", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)["reports"]["webxdc-rt"]
+    print(json.dumps(report, indent=1))
+    assert {k: v for k, v in statuses(report).items() if v != "pass"} == {
+        row: "not testable" for row in NOT_TESTABLE_INSIDE_AN_APP}
+    assert report["pages"] == 3
+    assert all(value is not None for value in report["figures"].values()), report["figures"]
+
+
+@pytest.mark.timeout(600)
+def test_the_table_of_webxdc_dev_is_recorded() -> None:
+    done = conformance_run("--hosts", "webxdc-rt,webxdc-dev")
+    print(done.stdout)
+    assert done.returncode == 0, done.stderr
+    header = done.stdout.splitlines()[0].split()
+    assert header == ["clause", "check", "webxdc-rt", "webxdc-dev"]
+    clauses = [line.split()[0] for line in done.stdout.splitlines()[1:19]]
+    assert clauses == [f"R{n}" for n in range(1, 19)]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=[b.name for b in BREAKAGES])
+async def test_a_broken_host_turns_exactly_its_row_red(breakage: Breakage) -> None:
+    results = await run_hosts(["webxdc-rt"], NPM_DIR, prepare=serving(breakage))
+    print(as_table(results))
+    assert results.unavailable == {}
+    failed = {row for row, status in statuses(results.reports["webxdc-rt"]).items()
+              if status == "fail"}
+    assert failed == {breakage.row}
+
+
+RECORD_INFO = """(() => {
+  let bridge;
+  Object.defineProperty(window, 'webxdc', {
+    configurable: true, get: () => bridge,
+    set(W) {
+      bridge = W;
+      const sendUpdate = W.sendUpdate;
+      W.sendUpdate = (update, description) => {
+        if (update && update.info) window.__info(update.info);
+        return sendUpdate(update, description);
+      };
+    },
+  });
+})();"""
+
+
+@pytest.mark.timeout(300)
+async def test_the_report_is_posted_to_the_chat_as_one_info_line() -> None:
+    infos: list[str] = []
+
+    async def prepare(context: BrowserContext, deployment: Deployment) -> None:
+        await context.add_init_script(RECORD_INFO)
+        await context.expose_function("__info", lambda info: infos.append(info))
+
+    results = await run_hosts(["webxdc-rt"], NPM_DIR, prepare=prepare)
+    assert results.unavailable == {}
+    assert infos == ["Realtime conformance: 16 pass, 0 fail, 2 not testable"]
