@@ -98,6 +98,9 @@ class Serving:
     async def _start(self) -> None:
         stack, store = self._stack, self.host.store
         stack.callback(store.close)
+        # After the sockets are closed (they are added later, so undone earlier): the
+        # commits in flight end and their listeners are told before the store closes.
+        stack.push_async_callback(store.drain)
         if self._signals:
             self._take_signals()
         if self.broker is not None:

@@ -217,6 +217,10 @@ class StoreApi(Protocol):
         been missed (their connection was remade). A store that is not `shared` returns at
         once: this process stored every update itself and knows of it."""
 
+    async def drain(self) -> None:
+        """Let the writes already waiting be committed and their listeners told; called
+        before `close` once nothing sends new writes, so that no commit ends after it."""
+
     def close(self) -> None:
         """Close the database (and stop reconnecting to it)."""
 

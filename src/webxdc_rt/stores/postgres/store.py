@@ -70,6 +70,10 @@ class PostgresStore:
         `announcements.follow`)."""
         await announcements.follow(self._connection, on_appended, on_resync)
 
+    async def drain(self) -> None:
+        """Let the writes already waiting be committed and their listeners told."""
+        await self.commits.close()
+
     def close(self) -> None:
         """Close the connections and stop reconnecting."""
         self._writer.close()

@@ -82,6 +82,10 @@ class SqliteStore:
     async def follow(self, on_appended: Appended, on_resync: Resync) -> None:
         """Return at once: every update was stored by this process, which knows of it."""
 
+    async def drain(self) -> None:
+        """Let the writes already waiting be committed and their listeners told."""
+        await self.commits.close()
+
     def close(self) -> None:
         """Close the database once the commit in flight, if any, has ended."""
         self._writer.shutdown(wait=True)
