@@ -138,6 +138,26 @@ async def test_lost_link_counts_as_leave_and_others_are_unaffected_r17(live_host
     await close_all(alice, carol)
 
 
+async def test_a_silent_link_is_dropped_by_the_heartbeat_and_answering_ones_are_kept_r17(
+        hosts):
+    live = await hosts(HostSettings(heartbeat_s=0.3))
+    urls = live.share(["alice", "bob", "carol"])
+    alice, carol = await joined(urls["alice"]), await joined(urls["carol"])
+    bob_page = live.last_pages[1]
+    topic = bob_page.app.topic
+    silent = await bare_socket(live.port, bob_page)
+    await silent.send_json({"type": "join", "epoch": 1})
+    assert await silent.next_control() == {"type": "joined", "epoch": 1}
+    assert live.host.hub.joined_count(topic) == 3
+    # It reads nothing more, so it never answers a ping: dropped as a lost link.
+    await eventually(lambda: live.host.hub.joined_count(topic) == 2)
+    # Alice and Carol sent nothing all that time either; their peers answered the pings.
+    alice.channel.send(b"still here")
+    await carol.got(b"still here")
+    silent.close()
+    await close_all(alice, carol)
+
+
 # -- R8, R19 -----------------------------------------------------------------------------
 
 async def test_empty_and_largest_items_delivered_larger_refused_r8(live_host):
