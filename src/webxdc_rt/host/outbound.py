@@ -1,5 +1,6 @@
 """The way out to one connection: frames for it are gathered during one turn of the event
-loop and written with one `writelines` (one `writev` on uvloop) at the end of the turn.
+loop and written with one `writelines` (one `writev` on uvloop) at the end of the turn, or
+as soon as the sender's read has been handed over (`WriteBatcher.hold`).
 
 Two classes of frames take two ways. Control frames, status updates and chat messages are
 never dropped: they are written at once, and a connection with more than `limit` bytes of

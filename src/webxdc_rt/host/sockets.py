@@ -301,8 +301,11 @@ class SocketShell:
                     effects = session.receive_text(msg.data, now)
                     first = effects[0] if effects else None
                     if len(effects) == 1 and type(first) is Receipt:
-                        # `_now`'s case of a Receipt, inlined: receivers report often.
+                        # `_now`'s case of a Receipt, inlined: receivers report often. It
+                        # writes nothing, but may be the last of a read held for items.
                         self.sink.report(first.bytes, now)
+                        if not buffered:
+                            batcher.release()
                         continue
                 else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
                     return
