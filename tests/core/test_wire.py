@@ -319,7 +319,8 @@ def test_received_reports_in_their_usual_form_decode_as_the_json_decoder_says(te
         expected: object = json.loads(text)
     except ValueError:
         expected = None
-    valid = (type(expected) is dict and type(expected.get("bytes")) is int and 0 <= expected["bytes"] <= 2**53 - 1)
+    valid = (type(expected) is dict and type(expected.get("bytes")) is int
+             and 0 <= expected["bytes"] <= 2**53 - 1)
     if valid:
         assert wire.decode_client_message(text) == wire.Received(expected["bytes"])
     else:
