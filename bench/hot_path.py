@@ -109,16 +109,13 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
 
     async def open_sessions() -> None:  # an Outbound watches its socket from the loop
         for _ in range(peers):
-            open_session()
-
-    def open_session() -> None:
-        budget = PageBudget.fresh(limits, UpdateLimits(), ChatLimits(), 100.0, 200, 0.0)
-        session = Session(hub, hub.open("topic", new_sink(), 0.0, budget.realtime), budget,
-                          rules)
-        for effect in session.receive_text('{"type":"join","epoch":1}', 0.0):
-            if isinstance(effect, Subscribe):
-                broker.subscribe(effect.topic, on_published)
-        sessions.append(session)
+            budget = PageBudget.fresh(limits, UpdateLimits(), ChatLimits(), 100.0, 200, 0.0)
+            session = Session(hub, hub.open("topic", new_sink(), 0.0, budget.realtime),
+                              budget, rules)
+            for effect in session.receive_text('{"type":"join","epoch":1}', 0.0):
+                if isinstance(effect, Subscribe):
+                    broker.subscribe(effect.topic, on_published)
+            sessions.append(session)
 
     loop.run_until_complete(open_sessions())
     sender, payload = sessions[0], bytes(size)

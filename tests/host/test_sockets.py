@@ -9,7 +9,7 @@ import time
 
 import aiohttp
 import pytest
-from peers import Member, bare_socket, eventually, joined, next_control, raw_socket
+from peers import BareSocket, Member, bare_socket, eventually, joined, next_control, raw_socket
 
 from webxdc_rt.client import connect
 from webxdc_rt.core.realtime import RealtimeLimits
@@ -122,19 +122,38 @@ async def test_per_sender_order_over_10000_items_without_duplicates_r16(live_hos
     await close_all(alice, bob, carol)
 
 
-async def test_lost_link_counts_as_leave_and_others_are_unaffected_r17(live_host):
-    urls = live_host.share(["alice", "bob", "carol"])
+async def three_joined_with_bob_bare(live) -> tuple[Member, Member, BareSocket, str]:
+    """Alice and Carol as Python peers and Bob as a bare socket, all joined; the topic."""
+    urls = live.share(["alice", "bob", "carol"])
     alice, carol = await joined(urls["alice"]), await joined(urls["carol"])
-    bob_page = live_host.last_pages[1]
+    bob_page = live.last_pages[1]
     topic = bob_page.app.topic
-    sock = await bare_socket(live_host.port, bob_page)
+    sock = await bare_socket(live.port, bob_page)
     await sock.send_json({"type": "join", "epoch": 1})
     assert await sock.next_control() == {"type": "joined", "epoch": 1}
-    assert live_host.host.hub.joined_count(topic) == 3
+    assert live.host.hub.joined_count(topic) == 3
+    return alice, carol, sock, topic
+
+
+async def test_lost_link_counts_as_leave_and_others_are_unaffected_r17(live_host):
+    alice, carol, sock, topic = await three_joined_with_bob_bare(live_host)
     sock.close()  # the link drops without a close handshake
     await eventually(lambda: live_host.host.hub.joined_count(topic) == 2)
     alice.channel.send(b"still here")
     await carol.got(b"still here")
+    await close_all(alice, carol)
+
+
+async def test_a_silent_link_is_dropped_by_the_heartbeat_and_answering_ones_are_kept_r17(
+        hosts):
+    live = await hosts(HostSettings(heartbeat_s=0.3))
+    alice, carol, silent, topic = await three_joined_with_bob_bare(live)
+    # It reads nothing more, so it never answers a ping: dropped as a lost link.
+    await eventually(lambda: live.host.hub.joined_count(topic) == 2)
+    # Alice and Carol sent nothing all that time either; their peers answered the pings.
+    alice.channel.send(b"still here")
+    await carol.got(b"still here")
+    silent.close()
     await close_all(alice, carol)
 
 

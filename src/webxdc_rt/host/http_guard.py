@@ -293,7 +293,7 @@ class GuardedRequestHandler(web.RequestHandler):
     errors with fixed pages that carry the host's headers."""
 
     __slots__ = ("_guard", "_decorate", "_too_large_reply", "_preauth_bytes", "_in_head",
-                 "_head_tail", "page", "websocket", "busy")
+                 "_head_tail", "page", "websocket", "busy", "reads")
 
     def __init__(self, manager: web.Server, guard: ConnectionGuard, decorate: Decorate,
                  too_large_reply: bytes, **kwargs: Any) -> None:
@@ -314,6 +314,9 @@ class GuardedRequestHandler(web.RequestHandler):
         """Whether the connection became a WebSocket."""
         self.busy = 0
         """Requests of this connection being handled now."""
+        self.reads = 0
+        """Reads that brought bytes from the peer: a link that answers moves it (a
+        WebSocket's heartbeat watches it instead of resetting a timer on every read)."""
 
     @property
     def idle(self) -> bool:
@@ -333,6 +336,7 @@ class GuardedRequestHandler(web.RequestHandler):
     def data_received(self, data: bytes) -> None:
         """Count the request head an unadmitted connection sends; past the limit, answer 431
         and close instead of letting aiohttp buffer an ever larger head."""
+        self.reads += 1
         if self._preauth_bytes is not None and self._in_head:
             self._preauth_bytes += self._head_bytes(data)
             if self._preauth_bytes > self._guard.max_preauth_bytes:

@@ -1,5 +1,6 @@
 """The way out to one connection: frames for it are gathered during one turn of the event
-loop and written with one `writelines` (one `writev` on uvloop) at the end of the turn.
+loop and written with one `writelines` (one `writev` on uvloop) at the end of the turn, or
+as soon as the sender's read has been handed over (`WriteBatcher.hold`).
 
 Two classes of frames take two ways. Control frames, status updates and chat messages are
 never dropped: they are written at once, and a connection with more than `limit` bytes of
@@ -46,21 +47,37 @@ _closing_tasks: set[asyncio.Task[None]] = set()
 
 
 class WriteBatcher:
-    """Flushes every `Outbound` that gathered frames, once per turn of the event loop."""
+    """Flushes every `Outbound` that gathered frames, once per turn of the event loop, or
+    sooner: when the reader of a socket `hold`s it while it hands over what one read
+    brought in, and `release`s it once nothing more is buffered, which writes then. A
+    steady sender's items thus go out in the turn that read them, with no callback for
+    the next turn (and no second `epoll_wait` for each item)."""
 
-    __slots__ = ("_loop", "_dirty", "_scheduled")
+    __slots__ = ("_loop", "_dirty", "_scheduled", "_held")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._dirty: list[Outbound] = []
         self._scheduled = False
+        self._held = False
 
     def mark(self, outbound: Outbound) -> None:
         """`outbound` gathered its first frame of this turn."""
         self._dirty.append(outbound)
-        if not self._scheduled:
+        if not self._scheduled and not self._held:
             self._scheduled = True
             self._loop.call_soon(self._flush_all)
+
+    def hold(self) -> None:
+        """Gather without scheduling a flush, until `release` (called before the holder
+        yields to the event loop: nothing else runs in between)."""
+        self._held = True
+
+    def release(self) -> None:
+        """Write what was gathered while held, now."""
+        self._held = False
+        if self._dirty:
+            self._flush_all()
 
     def _flush_all(self) -> None:
         dirty, self._dirty = self._dirty, []

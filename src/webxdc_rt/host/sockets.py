@@ -14,6 +14,7 @@ frames) waits for it. So one stalled reader never holds memory or delays anyone 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
@@ -51,6 +52,8 @@ from ..model.chats import Page
 from . import http_guard
 from .feed import FeedSocket, StorageFailed, UpdateFeed
 from .hooks import ItemRoute
+from .http_guard import GuardedRequestHandler
+from .liveness import PING_FRAME, Heartbeat
 from .outbound import Outbound, WriteBatcher
 from .routing import PAGE_KEY, same_origin, text_response
 from .settings import HostSettings, hello_limits
@@ -89,6 +92,12 @@ class Sockets:
         self._per_page: dict[str, int] = {}
         self._batcher: WriteBatcher | None = None
 
+    @property
+    def batcher(self) -> WriteBatcher:
+        """The one `WriteBatcher` of this process's sockets (made with the first socket)."""
+        assert self._batcher is not None
+        return self._batcher
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """`/.webxdc-rt/socket`: a page's socket, open until either side closes it."""
         page = request[PAGE_KEY]
@@ -107,8 +116,8 @@ class Sockets:
             except StorageFailed as exc:
                 return text_response(503, f"{exc} Try again later.")
         settings = self.settings
-        ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes,
-                                   heartbeat=settings.heartbeat_s)
+        # No aiohttp heartbeat: it reschedules a timer on every read (see `liveness`).
+        ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes)
         await ws.prepare(request)
         http_guard.upgraded(request)
         shell = self._open(request, ws, page, budget)
@@ -187,8 +196,14 @@ class Sockets:
         session = Session(self.hub, conn, budget, self.session_rules)
         handler = asyncio.current_task()
         assert handler is not None  # a request is always handled in a task
+        protocol = request.protocol
+        reads = (lambda: protocol.reads) if isinstance(protocol, GuardedRequestHandler) \
+            else (lambda: 0)
+        heartbeat = Heartbeat(asyncio.get_running_loop(), settings.heartbeat_s, reads,
+                              lambda: sink.write((PING_FRAME,), len(PING_FRAME)),
+                              transport.abort)
         shell = SocketShell(self, ws, page, session, sink,
-                            self.feed.new_socket(page, sink, budget), handler)
+                            self.feed.new_socket(page, sink, budget), handler, heartbeat)
         sink.on_cut = shell.cut_off
         self.shells[sink] = shell
         return shell
@@ -215,11 +230,12 @@ class SocketShell:
     effects the session returns. `carry_out` is where effects are carried out; the read
     loop inlines its case of a frame that is one realtime item and nothing else."""
 
-    __slots__ = ("sockets", "ws", "page", "session", "sink", "feed_socket", "handler")
+    __slots__ = ("sockets", "ws", "page", "session", "sink", "feed_socket", "handler",
+                 "heartbeat")
 
     def __init__(self, sockets: Sockets, ws: web.WebSocketResponse, page: Page,
                  session: Session, sink: Outbound, feed_socket: FeedSocket,
-                 handler: asyncio.Task[Any]) -> None:
+                 handler: asyncio.Task[Any], heartbeat: Heartbeat) -> None:
         self.sockets = sockets
         self.ws = ws
         self.page = page
@@ -228,6 +244,7 @@ class SocketShell:
         self.feed_socket = feed_socket
         self.handler = handler
         """The task reading it, cancelled at shutdown if it is pausing a paced page."""
+        self.heartbeat = heartbeat
 
     async def run(self) -> None:
         """Greet the page, then read until either side closes; contain a bug in the host
@@ -246,30 +263,57 @@ class SocketShell:
             with contextlib.suppress(Exception):
                 await sink.close(INTERNAL_ERROR, "internal error")
         finally:
+            self.heartbeat.stop()
             sink.finish()
             self.carry_out_now(self.session.link_lost())
             self.sockets.feed.forget(self.feed_socket)
 
     async def _read(self) -> None:
-        """Feed the session what arrives and carry out what it says, until it closes."""
+        """Feed the session what arrives and carry out what it says, until it closes.
+
+        The items one read brought in are handed over without yielding to the event loop
+        (aiohttp parses them all at once): their frames are gathered and written once the
+        read's messages are used up (`WriteBatcher.hold`), so a burst costs each receiver
+        one write and a lone item is written in the turn that read it."""
         session, ws = self.session, self.ws
         broker, stats = self.sockets.broker, self.sockets.stats
-        async for msg in ws:
-            if msg.type is WSMsgType.BINARY:
-                effects = session.receive_item(msg.data, time.monotonic())
-                first = effects[0] if effects else None
-                if len(effects) == 1 and type(first) is Publish:
-                    # `_now`'s case of a Publish, inlined: this runs once per realtime item.
-                    stats.realtime_items_in += 1
-                    stats.realtime_bytes_in += len(msg.data)
-                    broker.publish(first.topic, first.item)
-                    continue
-            elif msg.type is WSMsgType.TEXT:
-                effects = session.receive_text(msg.data, time.monotonic())
-            else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
-                return
-            if not await self.carry_out(effects):
-                return
+        batcher = self.sockets.batcher
+        buffered = _message_buffer(ws)
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.BINARY:
+                    effects = session.receive_item(msg.data, time.monotonic())
+                    first = effects[0] if effects else None
+                    if len(effects) == 1 and type(first) is Publish:
+                        # `_now`'s case of a Publish, inlined: this runs once per item.
+                        stats.realtime_items_in += 1
+                        stats.realtime_bytes_in += len(msg.data)
+                        if buffered is not None:
+                            batcher.hold()
+                            broker.publish(first.topic, first.item)
+                            if not buffered:
+                                batcher.release()
+                        else:
+                            broker.publish(first.topic, first.item)
+                        continue
+                elif msg.type is WSMsgType.TEXT:
+                    now = time.monotonic()
+                    effects = session.receive_text(msg.data, now)
+                    first = effects[0] if effects else None
+                    if len(effects) == 1 and type(first) is Receipt:
+                        # `_now`'s case of a Receipt, inlined: receivers report often. It
+                        # writes nothing, but may be the last of a read held for items.
+                        self.sink.report(first.bytes, now)
+                        if not buffered:
+                            batcher.release()
+                        continue
+                else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
+                    return
+                batcher.release()  # what was gathered goes before what this may write
+                if not await self.carry_out(effects):
+                    return
+        finally:
+            batcher.release()
 
     async def carry_out(self, effects: tuple[Effect, ...]) -> bool:
         """Carry out a session's effects in order; False once the connection is closed."""
@@ -352,6 +396,14 @@ class SocketShell:
             return session.messages_listed(effect, messages, more)
         except StorageFailed as exc:
             return session.storage_failed(effect, exc)
+
+
+def _message_buffer(ws: web.WebSocketResponse) -> Any:
+    """The messages aiohttp has parsed from this socket and not handed over yet (empty
+    exactly when the next `receive` would wait for a read), or None where aiohttp keeps
+    them elsewhere: then frames are written at the end of the loop turn instead."""
+    buffer = getattr(getattr(ws, "_reader", None), "_buffer", None)
+    return buffer if isinstance(buffer, collections.deque) else None
 
 
 def _ask_socket_buffers(transport: asyncio.Transport, receive: int, send: int) -> None:

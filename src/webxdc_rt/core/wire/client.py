@@ -14,6 +14,7 @@ from typing import Any, Final
 from .text import (
     BAD_TEXT_RULE,
     MAX_CONTROL_BYTES,
+    MAX_EPOCH,
     MAX_JSON_DEPTH,
     WireError,
     decode_valid_text,
@@ -97,8 +98,22 @@ def frame_bytes(payload_size: int) -> int:
 # -- decoding ----------------------------------------------------------------------------
 
 
+_RECEIVED_HEAD = '{"type":"received","bytes":'
+_LONGEST_COUNTER = len(str(MAX_EPOCH))
+
+
 def decode_client_message(text: str) -> ClientMessage:
     """Parse and validate one control message from a client; raise `WireError` if bad."""
+    # A receiver reports what it read up to every 20 ms: the exact compact form the bridge
+    # and the Python peer send is read without the JSON decoder. Anything else (spaces,
+    # other key order, leading zeros, a sign) takes the general path below.
+    if text.startswith(_RECEIVED_HEAD) and text[-1] == "}":
+        digits = text[len(_RECEIVED_HEAD):-1]
+        if (0 < len(digits) <= _LONGEST_COUNTER and digits.isascii() and digits.isdigit()
+                and (digits[0] != "0" or len(digits) == 1)):
+            count = int(digits)
+            if count <= MAX_EPOCH:
+                return Received(count)
     if len(text) > MAX_CONTROL_BYTES:  # characters >= bytes/4; checked exactly below
         raise WireError(f"control message over {MAX_CONTROL_BYTES} bytes", "too-large")
     if not text.isascii():

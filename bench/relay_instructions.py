@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Instructions per realtime delivery of a whole server process, webxdc-rt and the bare
+relay side by side, counted by callgrind over real sockets.
+
+    python bench/relay_instructions.py [--hosts webxdc-rt,bare-uvloop] [--items N]
+                                       [--peers 4,16] [--sizes 100,4000,128000]
+                                       [--modes steady,burst,receipts]
+
+`bench/hot_path.py` counts the host's own code per item with a fake transport; this one
+counts everything the server process does (aiohttp reading and parsing the frame, the
+session, the fan-out, the writes, the event loop's turns), so the two sides are compared
+in the same harness. The server runs under `valgrind --tool=callgrind` (webxdc-rt with
+`webxdc-rt serve`, its send limits raised as in `bench/realtime.py`; the bare relay is
+`bench/bare_relay.py`, both on uvloop); peers are aiohttp clients in this process, outside
+valgrind. Counting is switched on (`callgrind_control --instr=on`) only once every peer is
+connected and joined, for N items, and the total is divided by the deliveries:
+
+- `steady`: one item at a time, the next sent once every receiver has it (each item is one
+  turn of the server's loop, as at the benchmark's steady rates);
+- `burst`: items sent 32 at a time, the next 32 once every receiver has them (the server
+  reads several items per turn, as when saturated);
+- `receipts`: as `steady`, and every receiver also reports what it has read (`received`)
+  after every 4th item, as a browser's bridge does every 20 ms at 200 items/s
+  (webxdc-rt only: the bare relay has no such report).
+
+Instruction counts do not depend on what else runs on the machine, unlike CPU time on a
+shared VM; system calls are counted as the user-space instructions around them only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE_APP = ROOT / "tests" / "apps" / "probe"
+UNBOUND = ("realtime.send_items_per_s=1e9", "realtime.send_items_burst=1e9",
+           "realtime.send_bytes_per_s=1e15", "realtime.send_bytes_burst=1e15")
+BURST = 32
+RECEIPT_EVERY = 4
+
+
+def start(host: str, peers: int, work: Path, out: Path) -> tuple[subprocess.Popen[str], list]:
+    """The server under callgrind with counting off, and each peer's (url, headers)."""
+    grind = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={out}", sys.executable]
+    if host == "webxdc-rt":
+        members = ",".join(f"p{i}" for i in range(peers))
+        command = [*grind, "-m", "webxdc_rt", "serve", str(PROBE_APP), "--members", members,
+                   "--port", "0", "--json", "--data-dir", str(work / "data"),
+                   *[arg for limit in UNBOUND for arg in ("--limit", limit)]]
+    else:
+        command = [*grind, str(ROOT / "bench" / "bare_relay.py"), "0", "--loop", "uvloop"]
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(ROOT / "src"))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    assert process.stdout is not None
+    endpoints = []
+    if host == "webxdc-rt":
+        for _ in range(peers):
+            invite = json.loads(process.stdout.readline())
+            parts = urlsplit(invite["url"])
+            endpoints.append((f"ws://127.0.0.1:{parts.port}/.webxdc-rt/socket",
+                              {"Host": parts.netloc,
+                               "Authorization": f"Bearer {parts.path.rsplit('/', 1)[1]}"}))
+    else:
+        port = int(process.stdout.readline().split()[1])
+        endpoints = [(f"ws://127.0.0.1:{port}/", {})] * peers
+    return process, endpoints
+
+
+async def connect(session: aiohttp.ClientSession, url: str, headers: dict,
+                  rt: bool) -> aiohttp.ClientWebSocketResponse:
+    ws = await session.ws_connect(url, headers=headers, max_msg_size=0)
+    if rt:
+        assert json.loads((await ws.receive()).data)["type"] == "hello"
+        await ws.send_str('{"type":"join","epoch":1}')
+        while json.loads((await ws.receive()).data)["type"] != "joined":
+            pass
+    return ws
+
+
+async def drive(pid: int, endpoints: list, rt: bool, items: int, size: int,
+                mode: str) -> None:
+    """Connect every peer, switch counting on, send `items` items, switch it off."""
+    async with aiohttp.ClientSession() as session:
+        peers = [await connect(session, url, headers, rt) for url, headers in endpoints]
+        sender, receivers = peers[0], peers[1:]
+        payload = bytes(size)
+        read = [0] * len(receivers)
+        batch = BURST if mode == "burst" else 1
+
+        async def round_of(count: int) -> None:
+            for _ in range(count):
+                await sender.send_bytes(payload)
+            for i, ws in enumerate(receivers):
+                for _ in range(count):
+                    msg = await ws.receive()
+                    assert msg.type is aiohttp.WSMsgType.BINARY, msg
+                    read[i] += len(msg.data) + (2 if size < 126 else 4 if size < 65536 else 10)
+
+        await round_of(batch)  # warm: every path taken once before counting
+        grind(pid, "--instr=on")
+        for n in range(0, items, batch):
+            await round_of(batch)
+            if mode == "receipts" and n % RECEIPT_EVERY == 0:
+                for i, ws in enumerate(receivers):
+                    await ws.send_str(f'{{"type":"received","bytes":{read[i]}}}')
+        await asyncio.sleep(0.2)  # let the server finish what the last round set off
+        grind(pid, "--instr=off")
+        for ws in peers:
+            await ws.close()
+
+
+def grind(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True,
+                   capture_output=True)
+
+
+def measure(host: str, peers: int, size: int, items: int, mode: str) -> float:
+    """Instructions per delivery."""
+    work = Path(tempfile.mkdtemp(prefix="relay-instr-"))
+    out = work / "callgrind.out"
+    process, endpoints = start(host, peers, work, out)
+    try:
+        asyncio.run(drive(process.pid, endpoints, host == "webxdc-rt", items, size, mode))
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+        text = out.read_text(errors="replace") if out.exists() else ""
+        shutil.rmtree(work, ignore_errors=True)
+    totals = [int(m) for m in re.findall(r"^totals:\s+(\d+)", text, re.M)]
+    if not totals:
+        raise RuntimeError(f"no counts from callgrind for {host}")
+    return totals[0] / (items * (peers - 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", default="webxdc-rt,bare-uvloop")
+    parser.add_argument("--items", type=int, default=640)
+    parser.add_argument("--peers", default="4,16")
+    parser.add_argument("--sizes", default="100,4000,128000")
+    parser.add_argument("--modes", default="steady,burst,receipts")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("bench/relay_instructions.py needs valgrind (Debian package valgrind)")
+    hosts = args.hosts.split(",")
+    print(f"{'mode':<9} {'size':>7} {'peers':>5} "
+          + " ".join(f"{h:>12}" for h in hosts) + "  instructions per delivery", flush=True)
+    for mode in args.modes.split(","):
+        for size in map(int, args.sizes.split(",")):
+            for peers in map(int, args.peers.split(",")):
+                counts = [measure(h, peers, size, args.items, mode)
+                          if mode != "receipts" or h == "webxdc-rt" else None for h in hosts]
+                cells = " ".join(f"{'-' if c is None else f'{c:,.0f}':>12}" for c in counts)
+                ratio = (f"  ratio {counts[0] / counts[1]:.2f}"
+                         if len(counts) > 1 and None not in counts[:2] else "")
+                print(f"{mode:<9} {size:>7} {peers:>5} {cells}{ratio}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
