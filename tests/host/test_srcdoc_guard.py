@@ -54,6 +54,11 @@ def assert_only_srcdocs_guarded(document: str) -> str:
     "<iframe srcdoc=\"a\r\nb\rc\x00\"></iframe>",
     "<script>var s = '<iframe srcdoc=\"x\">';</script><iframe srcdoc=y></iframe>",
     "<script><!--<script>'</script><iframe srcdoc=x>'</script>--></script><i srcdoc=y>",
+    "<script><!--><script></script><iframe srcdoc=x>",
+    "<script><!---><script></script><iframe srcdoc=x>",
+    "<script><!--<script>--><script></script><iframe srcdoc=x>",
+    "<script>\u0130<!--</scrİpt></script><iframe srcdoc=x>",
+    "<title>\u0130\u0130</TITLE><iframe srcdoc=x>",
     "<!-- <iframe srcdoc=x> --><iframe srcdoc=y>",
     "<!--> <iframe srcdoc=x>",
     "<? <iframe srcdoc=x>",
@@ -68,6 +73,11 @@ def assert_only_srcdocs_guarded(document: str) -> str:
     "<svg><foreignObject><style><iframe srcdoc=x></style><iframe srcdoc=y></foreignObject>"
     "<style><iframe srcdoc=z></style></svg>",
     "<math><mi><script><iframe srcdoc=x></script></mi><mo srcdoc=q></mo></math>",
+    "<math><mi><mglyph><style><p><iframe srcdoc=x></style>",
+    "<svg><a><style><p><iframe srcdoc=x></style></a>",
+    "<svg><font color><style><iframe srcdoc=x></style>",
+    "<math><annotation-xml encoding=text/html><style><iframe srcdoc=x></style>"
+    "<![CDATA[>]]><iframe srcdoc=y>",
     "<svg><title><textarea><iframe srcdoc=x></textarea></title></svg>",
     "<svg/><style><iframe srcdoc=x></style><iframe srcdoc=y>",
     "<iframe srcdoc=\"x",
@@ -99,7 +109,7 @@ PIECES = st.sampled_from([
     "<script>", "</script>", "<style>", "</style>", "<title>", "</title>", "<textarea>",
     "<svg>", "</svg>", "<math>", "<mi>", "</mi>", "<foreignObject>", "</foreignObject>",
     "<p>", "</p>", "<![CDATA[", "]]>", "<noscript>", "<xmp>", "<b>", "<iframe srcdoc=a>",
-    "<desc>", "<font color=1>", "<table>", "é", "\x00",
+    "<desc>", "<font color=1>", "<mglyph>", "</mi>", "<table>", "é", "\x00", "\u0130", "<!-->", "-",
 ])
 
 

@@ -73,7 +73,6 @@ def _srcdoc_values(text: str) -> list[tuple[int, int, str]]:
         i = text.find("<", i)
         if i < 0:
             break
-        html_content = _in_html_content(foreign)
         if text.startswith("<!--", i):
             i = _comment_end(text, i + 4)
         elif text.startswith("<![CDATA[", i) and foreign and foreign[-1][0] != "html":
@@ -92,20 +91,22 @@ def _srcdoc_values(text: str) -> list[tuple[int, int, str]]:
                 break  # a tag cut off by the end of the text is never made
             if tag.srcdoc_span is not None:
                 found.append((*tag.srcdoc_span, tag.attributes["srcdoc"]))
-            i = _open(foreign, tag, html_content, text, i)
+            i = _open(foreign, tag, _in_html_content(foreign, tag.name), text, i)
         else:
             i += 1
     return found
 
 
-def _in_html_content(foreign: list[tuple[str, str]]) -> bool:
-    """Whether tokens are handled as HTML: no foreign element open, or the current one is an
-    HTML integration point (or a MathML text integration point, for start tags)."""
+def _in_html_content(foreign: list[tuple[str, str]], start_tag: str = "") -> bool:
+    """Whether a token (the start tag `start_tag`, or an end tag) is handled as HTML: no
+    foreign element open, or the current one is an HTML integration point (or a MathML text
+    integration point, for start tags other than mglyph and malignmark)."""
     if not foreign:
         return True
     space, name = foreign[-1]
     return ((space == "svg" and name in _SVG_HTML_POINTS)
-            or (space == "math" and name in _MATHML_TEXT_POINTS)
+            or (space == "math" and name in _MATHML_TEXT_POINTS
+                and start_tag not in ("", "mglyph", "malignmark"))
             or space == "html")
 
 
@@ -127,8 +128,8 @@ def _open(foreign: list[tuple[str, str]], tag: _Tag, html_content: bool, text: s
         return _skip_text(text, i, name)
     if not tag.self_closing:
         space = foreign[-1][0] if foreign[-1][0] != "html" else "svg"
-        if space == "math" and name == "annotation-xml" and tag.attributes.get(
-                "encoding", "").lower() in ("text/html", "application/xhtml+xml"):
+        if space == "math" and name == "annotation-xml" and _ascii_lower(tag.attributes.get(
+                "encoding", "")) in ("text/html", "application/xhtml+xml"):
             foreign.append(("svg", "foreignobject"))  # the same: an HTML integration point
         else:
             foreign.append((space, name))
@@ -140,7 +141,7 @@ _VOID = frozenset("area base br col embed hr img input link meta source track wb
 
 def _close(foreign: list[tuple[str, str]], name: str) -> None:
     """An end tag: closes the innermost open element of that name (and those in it)."""
-    if name in ("br", "p") and foreign and not _in_html_content(foreign):
+    if name in ("br", "p") and foreign and not _in_html_content(foreign, ""):
         foreign.clear()
         return
     for depth in range(len(foreign) - 1, -1, -1):
@@ -162,18 +163,14 @@ def _skip_text(text: str, i: int, name: str) -> int:
 
 def _end_tag_at(text: str, i: int, name: str) -> int:
     """Where the appropriate end tag `</name` (followed by space, / or >) starts, or the end."""
-    lowered = text.lower()
-    while True:
-        i = lowered.find("</" + name, i)
-        if i < 0:
-            return len(text)
-        after = i + 2 + len(name)
-        if after < len(text) and (text[after] in _SPACE or text[after] in "/>"):
-            return i
-        i = after
+    end_tag = re.compile(f"</{name}[\t\n\x0c\r />]", re.I | re.A)
+    found = end_tag.search(text, i)
+    return len(text) if found is None else found.start()
 
 
-_SCRIPT_MARKS = re.compile(r"<!--|-->|</script[\t\n\x0c\r />]|<script[\t\n\x0c\r />]", re.I)
+# re.A: the tokenizer folds ASCII letters only (re.I alone would match K to the Kelvin sign).
+_SCRIPT_MARKS = re.compile(r"<!--(-*>)?|-->|</script[\t\n\x0c\r />]|<script[\t\n\x0c\r />]",
+                           re.I | re.A)
 
 
 def _script_end(text: str, i: int) -> int:
@@ -181,10 +178,10 @@ def _script_end(text: str, i: int) -> int:
     double escaped (`<!--` then `<script` inside it hides a `</script>`)."""
     escaped = double = False
     for match in _SCRIPT_MARKS.finditer(text, i):
-        mark = match.group().lower()
-        if mark == "<!--":
+        mark = _ascii_lower(match.group())
+        if mark.startswith("<!--") and match.group(1) is None:
             escaped = True
-        elif mark == "-->":
+        elif mark.startswith("<!--") or mark == "-->":  # `<!-->` opens and closes at once
             escaped = double = False
         elif mark.startswith("<script"):
             double = double or escaped
@@ -202,7 +199,7 @@ def _read_tag(text: str, i: int, *, end: bool) -> tuple[_Tag | None, int]:
     j = i
     while j < n and text[j] not in _SPACE and text[j] not in "/>":
         j += 1
-    tag.name = text[i:j].lower().replace("\0", "\ufffd")
+    tag.name = _ascii_lower(text[i:j]).replace("\0", "\ufffd")
     while True:
         while j < n and text[j] in _SPACE:
             j += 1
@@ -226,7 +223,7 @@ def _read_attribute(text: str, j: int, tag: _Tag) -> int:
     j += 1  # a first `=` is part of the name
     while j < n and text[j] not in _SPACE and text[j] not in "/>=":
         j += 1
-    name = text[start:j].lower().replace("\0", "\ufffd")
+    name = _ascii_lower(text[start:j]).replace("\0", "\ufffd")
     name_end = k = j
     while k < n and text[k] in _SPACE:
         k += 1
@@ -304,6 +301,14 @@ def _comment_end(text: str, start: int) -> int:
 def _past(text: str, closer: str, start: int) -> int:
     found = text.find(closer, start)
     return len(text) if found < 0 else found + len(closer)
+
+
+def _ascii_lower(text: str) -> str:
+    """Lower case as the tokenizer has it: ASCII letters only."""
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _ascii_alpha(char: str) -> bool:
