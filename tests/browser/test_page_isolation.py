@@ -247,12 +247,17 @@ XML_BLOBS = """async () => {
   const image = new Image();
   image.src = URL.createObjectURL(new Blob([blobs.svg[0]], { type: "image/svg+xml" }));
   await image.decode();
-  let refused = false;
-  try {
-    URL.createObjectURL(new Blob(["not xml <svg>"], { type: "image/svg+xml" }));
-  } catch (error) {
-    refused = error instanceof TypeError;
-  }
+  const refused = [
+    "not xml <svg>",
+    '<?xml-stylesheet type="text/xsl" href="t.xsl"?><root/>',  // XSLT: another document
+  ].map((text) => {
+    try {
+      URL.createObjectURL(new Blob([text], { type: "text/xml" }));
+      return false;
+    } catch (error) {
+      return error instanceof TypeError;
+    }
+  });
   return { seen, imageWidth: image.naturalWidth, refused };
 }"""
 
@@ -264,5 +269,5 @@ async def test_an_xml_blob_document_runs_the_guard_first_and_stays_an_image(
     assert await page.evaluate(XML_BLOBS) == {
         "seen": dict.fromkeys(["svg", "declared", "doctype", "onload", "xhtml", "xml"],
                               "undefined"),
-        "imageWidth": 10, "refused": True,
+        "imageWidth": 10, "refused": [True, True],
     }

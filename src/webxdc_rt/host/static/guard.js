@@ -475,7 +475,8 @@
   // blob gets it prepended; an XML one (SVG, XHTML, any XML: their scripts run too) is read
   // at once and gets it as the first child of its root element, so it stays well-formed
   // and the same image to an <img>. An XML blob the guard cannot place itself in (not
-  // well-formed up to its root, or not in an ASCII-compatible encoding) is refused.
+  // well-formed up to its root, or not in an ASCII-compatible encoding) is refused, and so
+  // is one with an xml-stylesheet instruction (its XSLT result would be another document).
   function guardBlobs(w, replace) {
     const NativeBlob = w.Blob;
     const Request = w.XMLHttpRequest;
@@ -508,10 +509,14 @@
           args[0] = new NativeBlob(listOf(SELF, args[0]), { __proto__: null, type });
         } else if (isXml(essence)) {
           const blob = args[0];
-          const place = xmlRootStart(readBytes(original, blob));
+          const bytes = readBytes(original, blob);
+          // An XSLT stylesheet would make a new document of its own, without the guard.
+          const place = call(indexOf, bytes, "<?xml-stylesheet") === -1
+            ? xmlRootStart(bytes) : null;
           if (place === null) {
             throw new TypeError("webxdc-rt: an XML blob must be well-formed up to its root " +
-                                "element, in UTF-8 or another ASCII-compatible encoding");
+                                "element, in UTF-8 or another ASCII-compatible encoding, " +
+                                "with no xml-stylesheet instruction");
           }
           const middle = place.selfClosing
             ? ">" + XML_SELF + "</" + place.name + ">" : XML_SELF;
