@@ -64,7 +64,7 @@ async def test_no_way_an_app_tries_gets_a_working_rtcpeerconnection(live_host, o
     assert len(results) >= 45
     assert len([way for way in results if "srcdoc" in way and "sandboxed" in way]) >= 19
     working = {way for way, outcome in results.items() if outcome is True}
-    assert working - BEYOND_ANY_SCRIPT == set()
+    assert working == set()
 
 
 MARKUP_WITH_SRCDOC = """() => {
@@ -110,14 +110,6 @@ async def test_markup_mentioning_srcdoc_is_parsed_as_in_place(live_host, open_pa
     }
 
 
-# What no script of the host can reach (README, "What a page can still do"): a frame the
-# HTML parser makes from the app's own markup, sandboxed without allow-same-origin, starts
-# its srcdoc document as it is parsed, before any script can change it (it may or may not
-# win that race); an SVG document is a blob's bytes, which no script can put the guard into.
-BEYOND_ANY_SCRIPT = {
-    "sandboxed srcdoc iframe in the page's own HTML",
-    "a window of an app file navigating itself to a blob: SVG document",
-}
 
 
 async def test_a_sandboxed_frame_of_the_page_loads_the_apps_files(live_host, open_page):
@@ -220,3 +212,62 @@ async def test_another_origin_cannot_read_the_pages_files_bridge_or_socket(
     outcome = await intruder.evaluate(TRY_TO_READ, page_origin)
     assert outcome.pop("no-cors app file") in ("unreadable", "refused")
     assert outcome == REFUSED
+
+
+# XML documents of every shape a blob may hold: each posts what its own script saw.
+XML_BLOBS = """async () => {
+  const report = (label) => `<script xmlns="http://www.w3.org/1999/xhtml"><![CDATA[
+    opener.postMessage({ label: "${label}", rtc: typeof RTCPeerConnection }, "*");
+  ]]></script>`;
+  const svg = 'xmlns="http://www.w3.org/2000/svg" width="10" height="10"';
+  const blobs = {
+    "svg": [`<svg ${svg}>${report("svg")}<rect width="10" height="10"/></svg>`,
+            "image/svg+xml"],
+    "declared": [`<?xml version="1.0" encoding="UTF-8"?>\\n<!-- > --><svg ${svg} a='>'>` +
+                 `${report("declared")}</svg>`, "image/svg+xml;charset=utf-8"],
+    "doctype": [`<!DOCTYPE svg [ <!ENTITY e "x>y"> <!-- ]> --> ]><svg ${svg}>` +
+                `${report("doctype")}</svg>`, "image/svg+xml"],
+    "onload": [`<svg ${svg} onload="opener.postMessage(` +
+               `{ label: 'onload', rtc: typeof RTCPeerConnection }, '*')"/>`, "image/svg+xml"],
+    "xhtml": [`<html xmlns="http://www.w3.org/1999/xhtml"><body>${report("xhtml")}</body>` +
+              "</html>", "application/xhtml+xml"],
+    "xml": [`<root>${report("xml")}</root>`, "text/xml"],
+  };
+  const seen = {};
+  const all = new Promise((resolve) => window.addEventListener("message", (event) => {
+    seen[event.data.label] = event.data.rtc;
+    if (Object.keys(seen).length === Object.keys(blobs).length) resolve();
+  }));
+  const popups = [];
+  for (const [text, type] of Object.values(blobs)) {
+    popups.push(window.open(URL.createObjectURL(new Blob([text], { type }))));
+  }
+  await all;
+  popups.forEach((popup) => popup.close());
+  const image = new Image();
+  image.src = URL.createObjectURL(new Blob([blobs.svg[0]], { type: "image/svg+xml" }));
+  await image.decode();
+  const refused = [
+    "not xml <svg>",
+    '<?xml-stylesheet type="text/xsl" href="t.xsl"?><root/>',  // XSLT: another document
+  ].map((text) => {
+    try {
+      URL.createObjectURL(new Blob([text], { type: "text/xml" }));
+      return false;
+    } catch (error) {
+      return error instanceof TypeError;
+    }
+  });
+  return { seen, imageWidth: image.naturalWidth, refused };
+}"""
+
+
+async def test_an_xml_blob_document_runs_the_guard_first_and_stays_an_image(
+        live_host, open_page):
+    urls = live_host.share(["alice"], app_folder=APPS / "webrtc-probe")
+    page = await open_page(urls["alice"])
+    assert await page.evaluate(XML_BLOBS) == {
+        "seen": dict.fromkeys(["svg", "declared", "doctype", "onload", "xhtml", "xml"],
+                              "undefined"),
+        "imageWidth": 10, "refused": [True, True],
+    }

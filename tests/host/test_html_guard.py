@@ -123,7 +123,7 @@ def test_the_shipped_guard_is_a_safe_inline_script():
     source = resources.files("webxdc_rt.host").joinpath("static/guard.js").read_text("utf-8")
     element = inline_script(source)
     assert element.startswith("<script>(function webxdcGuard(")
-    assert element.endswith("})(window);</script>")
+    assert element.endswith("})(window)</script>")
     assert element.isascii()
     script, _ = first_script("<!doctype html>" + element + "<p>after</p>")
     assert script == element[len("<script>"):-len("</script>")]

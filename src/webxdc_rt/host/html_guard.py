@@ -17,12 +17,16 @@ are not plain ASCII (ISO-2022-JP switches with ESC, so even `-->` could mean som
 there), the guard goes first of all: the page may then render in quirks mode, but no script
 of the app runs before the guard.
 
+The guard also goes first in every `srcdoc` document written in the markup (`srcdoc_guard`).
+
 No I/O: the server reads the guard once and passes it in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .srcdoc_guard import guard_srcdocs
 
 __all__ = ["GuardedHtml", "guard_html", "inline_script", "insertion_point"]
 
@@ -60,23 +64,33 @@ def inline_script(source: str) -> str:
 
 
 def guard_html(document: bytes, script_element: str) -> GuardedHtml:
-    """`document` with `script_element` (ASCII, from `inline_script`) as its first script."""
-    inserted = script_element.encode("ascii")
+    """`document` with `script_element` (ASCII, from `inline_script`) as its first script,
+    and as the first script of every srcdoc document written in it (`srcdoc_guard`)."""
     if document.startswith(UTF8_BOM):
-        return GuardedHtml(_insert(document, len(UTF8_BOM), inserted), None)
+        text = document[len(UTF8_BOM):].decode("utf-8", "surrogateescape")
+        guarded = guard_srcdocs(text, script_element)
+        return GuardedHtml(_insert(UTF8_BOM + guarded.encode("utf-8", "surrogateescape"),
+                                   len(UTF8_BOM), script_element.encode("ascii")), None)
     for bom, codec in UTF16_BOMS.items():
         if document.startswith(bom):
             return GuardedHtml(_insert_utf16(document, bom, codec, script_element), None)
-    as_bytes = document.decode("latin-1")  # one character per byte: offsets are byte offsets
-    point = insertion_point(as_bytes)
     try:
-        document.decode("utf-8")
+        text = document.decode("utf-8")
     except UnicodeDecodeError:
+        # One character per byte: offsets are byte offsets, and bytes outside ASCII pass
+        # through as they were (a character a reference decodes to goes back as one).
+        legacy = guard_srcdocs(document.decode("latin-1"), script_element)
+        document = legacy.encode("latin-1", "xmlcharrefreplace")
+        point = insertion_point(document.decode("latin-1"))
         prefix = document[:point]
         if not prefix.isascii() or _ESC in prefix or 0 in prefix:
             point = 0
-        return GuardedHtml(document[:point] + inserted + document[point:], None)
-    return GuardedHtml(document[:point] + inserted + document[point:], "utf-8")
+        return GuardedHtml(document[:point] + script_element.encode("ascii") + document[point:],
+                           None)
+    document = guard_srcdocs(text, script_element).encode("utf-8")
+    point = insertion_point(document.decode("latin-1"))
+    return GuardedHtml(document[:point] + script_element.encode("ascii") + document[point:],
+                       "utf-8")
 
 
 def insertion_point(text: str) -> int:
@@ -117,7 +131,8 @@ def _insert(document: bytes, point_after: int, inserted: bytes) -> bytes:
 def _insert_utf16(document: bytes, bom: bytes, codec: str, script_element: str) -> bytes:
     body = document[len(bom):]
     odd = body[len(body) - len(body) % 2:]  # a truncated last code unit stays as it was
-    text = body[:len(body) - len(odd)].decode(codec, "surrogatepass")
+    text = guard_srcdocs(body[:len(body) - len(odd)].decode(codec, "surrogatepass"),
+                         script_element)
     point = insertion_point(text)
     guarded = text[:point] + script_element + text[point:]
     return bom + guarded.encode(codec, "surrogatepass") + odd

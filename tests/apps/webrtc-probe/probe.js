@@ -55,10 +55,14 @@
   const blobInAWindow = async (probe, text, type) => {
     const popup = window.open(`frame.html?probe=before-${probe}`);
     await reportOf(`before-${probe}`);
-    popup.location.href = popup.URL.createObjectURL(new popup.Blob([text], { type }));
-    const working = await reportOf(probe);
-    popup.close();
-    return working;
+    try {
+      popup.location.href = popup.URL.createObjectURL(new popup.Blob([text], { type }));
+      return await reportOf(probe);
+    } catch (error) {
+      return `refused: ${error}`;  // createObjectURL refused the blob: not working
+    } finally {
+      popup.close();
+    }
   };
 
   const frame = (attributes = {}) => {
@@ -398,6 +402,23 @@
           opener.postMessage({ probe: "blob-svg", working }, "*");
         })()
       ]]></script></svg>`, "image/svg+xml"),
+
+    "a window of an app file navigating itself to a blob: XML document an XSLT turns into HTML":
+      () => {
+        const stylesheet = `<?xml version="1.0"?>
+          <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+          <xsl:template match="/"><html><body><script><![CDATA[
+            (async () => {
+              const webrtcWorks = ${webrtcWorks};
+              const working = await webrtcWorks(window);
+              opener.postMessage({ probe: "blob-xslt", working }, "*");
+            })()
+          ]]></script></body></html></xsl:template></xsl:stylesheet>`;
+        const href = URL.createObjectURL(new Blob([stylesheet], { type: "text/xsl" }));
+        return blobInAWindow("blob-xslt",
+          `<?xml version="1.0"?><?xml-stylesheet type="text/xsl" href="${href}"?><root/>`,
+          "text/xml");
+      },
 
     "window.open() of an app file": async () => {
       const popup = window.open("frame.html?probe=popup");

@@ -13,8 +13,8 @@
 // script before they exist: srcdoc (rewritten whenever it is set, by any call, and before
 // any frame is inserted; HTML parsed from strings is parsed out of the document first), the
 // string a javascript: URL returns (the Trusted Types default policy of every guarded
-// window, which the host's report-only policy makes the browser consult) and text/html
-// blobs. What stays open is listed in the README ("No Internet for apps").
+// window, which the host's report-only policy makes the browser consult) and the
+// blobs of HTML and XML types. What stays open is listed in docs/realtime.md ("No WebRTC").
 //
 // The function below refers to nothing outside itself: its own source is what srcdoc frames
 // get. Being inline, the file must not hold an HTML comment opener or a closing script tag
@@ -23,6 +23,12 @@
   "use strict";
   const MARK = "__webxdcRtGuard";
   const SELF = "<script>(" + webxdcGuard + ")(window)<\/script>";
+  // The same script as an XML document's element (an XHTML script runs in any of them).
+  const XML_SELF = "<script xmlns=\"http://www.w3.org/1999/xhtml\"><![CDATA[(" + webxdcGuard +
+    ")(window)]]" + "><\/script>";  // split: the guard's own source sits in CDATA
+  const COMMENT = "<!" + "--";  // split: this file is inline HTML
+  const XML_NAME_START = /^[A-Za-z_:\u0080-\uFFFF]$/;
+  const XML_NAME_END = /^[\s\/>]$/;
   const HTML_NS = "http://www.w3.org/1999/xhtml";
   const define = Object.defineProperty;
   const describe = Object.getOwnPropertyDescriptor;
@@ -464,11 +470,34 @@
     });
   }
 
-  // A text/html blob gets the guard as its first script: a page may navigate itself or a
-  // window it opened to a blob: document of its own making.
+  // A blob a window can be navigated to gets the guard as its first script: a page may
+  // navigate itself or a window it opened to a blob: document of its own making. A text/html
+  // blob gets it prepended; an XML one (SVG, XHTML, any XML: their scripts run too) is read
+  // at once and gets it as the first child of its root element, so it stays well-formed
+  // and the same image to an <img>. An XML blob the guard cannot place itself in (not
+  // well-formed up to its root, or not in an ASCII-compatible encoding) is refused, and so
+  // is one with an xml-stylesheet instruction (its XSLT result would be another document).
   function guardBlobs(w, replace) {
     const NativeBlob = w.Blob;
+    const Request = w.XMLHttpRequest;
+    const { open, send, overrideMimeType } = Request.prototype;
+    const responseText = describe(Request.prototype, "responseText").get;
+    const revoke = w.URL.revokeObjectURL;
+    // The blob's bytes, one character per byte (ASCII as itself), read synchronously.
+    const readBytes = (createURL, blob) => {
+      const url = call(createURL, w.URL, blob);
+      try {
+        const request = new Request();
+        call(open, request, "GET", url, false);
+        call(overrideMimeType, request, "text/plain; charset=x-user-defined");
+        call(send, request);
+        return call(responseText, request);
+      } finally {
+        call(revoke, w.URL, url);
+      }
+    };
     const blobType = describe(NativeBlob.prototype, "type").get;
+    const blobSlice = NativeBlob.prototype.slice;
     replace(w.URL, "createObjectURL", "value", (original) => function (...args) {
       let type = null;
       try { type = call(blobType, args[0]); } catch (_) { /* a MediaSource, or not a blob */ }
@@ -478,13 +507,103 @@
                              call(trim, end === -1 ? type : call(slice, type, 0, end)));
         if (essence === "text/html") {
           args[0] = new NativeBlob(listOf(SELF, args[0]), { __proto__: null, type });
+        } else if (isXml(essence)) {
+          const blob = args[0];
+          const bytes = readBytes(original, blob);
+          // An XSLT stylesheet would make a new document of its own, without the guard.
+          const place = call(indexOf, bytes, "<?xml-stylesheet") === -1
+            ? xmlRootStart(bytes) : null;
+          if (place === null) {
+            throw new TypeError("webxdc-rt: an XML blob must be well-formed up to its root " +
+                                "element, in UTF-8 or another ASCII-compatible encoding, " +
+                                "with no xml-stylesheet instruction");
+          }
+          const middle = place.selfClosing
+            ? ">" + XML_SELF + "</" + place.name + ">" : XML_SELF;
+          args[0] = new NativeBlob(listOf(call(blobSlice, blob, 0, place.at), middle,
+                                          call(blobSlice, blob, place.end)),
+                                   { __proto__: null, type });
         }
       }
       return apply(original, this, args);
     });
   }
 
+  // The MIME types a browser renders as an XML document, whose scripts run.
+  function isXml(essence) {
+    return essence === "text/xml" || essence === "application/xml" ||
+      (essence.length > 4 && call(slice, essence, -4) === "+xml");
+  }
+
+  // Where the root element's start tag of XML `text` ends: `at` and `end` are the indexes
+  // around its `>` (or `/>`, then `selfClosing`); null if the prolog is not as XML has it.
+  function xmlRootStart(text) {
+    const n = text.length;
+    let i = call(startsWith, text, "\uF7EF\uF7BB\uF7BF") ? 3 : 0;  // a UTF-8 byte order mark
+    const past = (closer, from) => {
+      const found = call(indexOf, text, closer, from);
+      return found === -1 ? -1 : found + closer.length;
+    };
+    while (i !== -1 && i < n) {
+      const c = text[i];
+      if (c === " " || c === "\t" || c === "\r" || c === "\n") {
+        i++;
+      } else if (call(startsWith, text, "<?", i)) {
+        i = past("?>", i + 2);
+      } else if (call(startsWith, text, COMMENT, i)) {
+        i = past("-->", i + 4);
+      } else if (call(startsWith, text, "<!DOCTYPE", i)) {
+        i = doctypeEnd(text, i + 9);
+      } else if (c === "<" && mentions(text[i + 1] || "", XML_NAME_START)) {
+        let k = i + 1;
+        while (k < n && !mentions(text[k], XML_NAME_END)) k++;
+        const name = call(slice, text, i + 1, k);
+        for (; k < n; k++) {
+          const q = text[k];
+          if (q === "\"" || q === "'") {
+            k = call(indexOf, text, q, k + 1);
+            if (k === -1) return null;
+          } else if (q === "<") {
+            return null;
+          } else if (q === ">") {
+            const selfClosing = text[k - 1] === "/";
+            return { __proto__: null, name, selfClosing,
+                     at: selfClosing ? k - 1 : k + 1, end: k + 1 };
+          }
+        }
+        return null;
+      } else {
+        return null;
+      }
+    }
+    return null;
+  }
+
+  // Index after a doctype whose `<!DOCTYPE` ends at `i` (quoted literals and an internal
+  // subset, with its comments and processing instructions, can hold `>`), or -1.
+  function doctypeEnd(text, i) {
+    let subset = false;
+    for (let n = text.length; i < n; i++) {
+      const c = text[i];
+      if (c === "\"" || c === "'") {
+        i = call(indexOf, text, c, i + 1);
+      } else if (subset && call(startsWith, text, COMMENT, i)) {
+        i = call(indexOf, text, "-->", i + 4);
+      } else if (subset && call(startsWith, text, "<?", i)) {
+        i = call(indexOf, text, "?>", i + 2);
+      } else if (c === "[") {
+        subset = true;
+      } else if (c === "]") {
+        subset = false;
+      } else if (c === ">" && !subset) {
+        return i + 1;
+      }
+      if (i === -1) return -1;
+    }
+    return -1;
+  }
+
   guard(top);
   const script = top.document.currentScript;
   if (script) script.remove();  // the app's DOM starts as the app wrote it
-})(window);
+})(window)
