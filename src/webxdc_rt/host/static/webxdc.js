@@ -163,7 +163,8 @@
       ws.onmessage = (event) => {
         if (typeof event.data !== "string") {
           const item = new Uint8Array(event.data);
-          if (this.fresh(item)) this.onData(item.subarray(STAMP_BYTES));
+          // A copy: the app gets a buffer of its own, exactly the payload (`data.buffer`).
+          if (this.fresh(item)) this.onData(item.slice(STAMP_BYTES));
           this.counted(ws, event.data.byteLength);
           return;
         }
