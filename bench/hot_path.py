@@ -14,7 +14,8 @@ queues and windows. Each case runs twice under
 `valgrind --tool=callgrind`, with no items and with N, and the difference divided by N is
 reported: instructions do not depend on what else the machine is doing, unlike the CPU
 time of `bench/realtime.py` on a shared VM, so a change to the hot path can be measured to
-the percent. aiohttp's frame parsing and the socket writes are not included (they are the
+the percent. Items are stamped (`wire.items`) as the bridge and the Python peer send
+them. aiohttp's frame parsing and the socket writes are not included (they are the
 same whatever the session does).
 """
 
@@ -36,11 +37,12 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
     """The measured loop (run under callgrind by `main`)."""
     sys.path.insert(0, str(ROOT / "src"))
     from webxdc_rt.brokers.memory import InMemoryBroker
+    from webxdc_rt.core import wire
     from webxdc_rt.core.budget import PageBudget
     from webxdc_rt.core.fanout import Published
     from webxdc_rt.core.frames import binary_frame_parts
     from webxdc_rt.core.limits import ChatLimits, DeliveryLimits, RealtimeLimits, UpdateLimits
-    from webxdc_rt.core.realtime import RealtimeHub
+    from webxdc_rt.core.realtime import RealtimeHub, deliver_bare
     from webxdc_rt.core.session import Publish, Session, SessionRules, Subscribe
     from webxdc_rt.core.stats import HostStats
     from webxdc_rt.host.outbound import Outbound, WriteBatcher
@@ -102,7 +104,10 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
         stats.realtime_items_out += count
         stats.realtime_bytes_out += total * count
         for conn in receivers:
-            conn.sink.deliver(parts, total, item)
+            if conn.stamped:
+                conn.sink.deliver(parts, total, item)
+            else:
+                deliver_bare(conn, item)
 
     rules = SessionRules(UpdateLimits(), ChatLimits(), 32)
     sessions = []
@@ -112,13 +117,15 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
             budget = PageBudget.fresh(limits, UpdateLimits(), ChatLimits(), 100.0, 200, 0.0)
             session = Session(hub, hub.open("topic", new_sink(), 0.0, budget.realtime),
                               budget, rules)
-            for effect in session.receive_text('{"type":"join","epoch":1}', 0.0):
+            # Stamped items, as the bridge and the Python peer send and receive them.
+            join = '{"type":"join","epoch":1,"stamped":true}'
+            for effect in session.receive_text(join, 0.0):
                 if isinstance(effect, Subscribe):
                     broker.subscribe(effect.topic, on_published)
             sessions.append(session)
 
     loop.run_until_complete(open_sessions())
-    sender, payload = sessions[0], bytes(size)
+    sender, payload = sessions[0], wire.encode_stamp(0.0) + bytes(size)
 
     async def send_all() -> None:
         for n in range(items):  # as SocketShell._read's hot path, one item a loop turn

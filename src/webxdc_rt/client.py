@@ -17,9 +17,10 @@ a background task; `await channel.drain()` waits until everything sent was writt
 Realtime items are the one thing it drops, as the host does: an item that waited in the
 queue longer than `max_item_wait_s` (the host or the link is slower than the app sends), or
 that finds `max_pending_item_bytes` of items queued, is dropped with one warning per episode
-rather than sent seconds late, since stale realtime data is worse than none. It tells the
-host what it has read (`received` reports), so the host keeps what is in flight to it small
-when it reads slowly. `peer.stats` counts both.
+rather than sent seconds late, since stale realtime data is worse than none; one that arrives
+older than the host's `max_item_age_ms` since it was sent (`wire.items`) is dropped too. It
+tells the host what it has read (`received` reports), so the host keeps what is in flight to
+it small when it reads slowly. `peer.stats` counts both.
 """
 
 from __future__ import annotations
@@ -38,10 +39,8 @@ import aiohttp
 
 from .core import wire
 
-__all__ = [
-    "InviteRefused", "Peer", "PeerStats", "RealtimeChannel", "connect",
-    "DEFAULT_MAX_PENDING_BYTES", "DEFAULT_MAX_PENDING_ITEM_BYTES", "DEFAULT_MAX_ITEM_WAIT_S",
-]
+__all__ = ["InviteRefused", "Peer", "PeerStats", "RealtimeChannel", "connect",
+           "DEFAULT_MAX_PENDING_BYTES", "DEFAULT_MAX_PENDING_ITEM_BYTES", "DEFAULT_MAX_ITEM_WAIT_S"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +74,8 @@ class PeerStats:
     """Items dropped before they were written: they waited too long, or too much was
     queued already."""
     bytes_dropped: int = 0
+    items_expired: int = 0
+    """Items read older than the host's age bound (by their stamps): not for the listener."""
 
 Listener = Callable[[bytes], object]
 
@@ -267,7 +268,8 @@ class Peer:
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse,
                  hello: wire.Hello, max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
                  max_pending_item_bytes: int = DEFAULT_MAX_PENDING_ITEM_BYTES,
-                 max_item_wait_s: float = DEFAULT_MAX_ITEM_WAIT_S) -> None:
+                 max_item_wait_s: float = DEFAULT_MAX_ITEM_WAIT_S,
+                 opened_ms: float | None = None) -> None:
         self._session = session
         self._ws = ws
         self.self_addr: str = hello.self_addr
@@ -288,6 +290,9 @@ class Peer:
         self._reported_bytes = 0
         self._report_timer: asyncio.TimerHandle | None = None
         self._channel: RealtimeChannel | None = None
+        age = hello.limits.max_item_age_ms
+        self._clock = (None if hello.time_ms is None or opened_ms is None or not age
+                       else wire.ItemClock(hello.time_ms, opened_ms, age))
         self._epoch = 0
         self._closed = False
         self._listen_counter = 0
@@ -313,7 +318,7 @@ class Peer:
             raise RuntimeError("the peer is closed")
         self._epoch += 1
         self._channel = RealtimeChannel(self, self._epoch)
-        self._enqueue(wire.encode_join(self._epoch))
+        self._enqueue(wire.encode_join(self._epoch, self._clock is not None))
         return self._channel
 
     # -- status updates and chat messages ----------------------------------------------
@@ -417,6 +422,8 @@ class Peer:
     def _enqueue_item(self, payload: bytes) -> None:
         if self.closed:
             raise ConnectionError("the link to the host is closed")
+        if self._clock is not None:
+            payload = self._clock.stamp(payload, time.monotonic() * 1000)
         self._queue.put_item(payload)
 
     def _on_item(self, data: bytes) -> None:
@@ -424,8 +431,11 @@ class Peer:
         then counted as read for the host."""
         channel = self._channel
         # Items on their way before the current join took effect belong to nobody.
-        if channel is not None and channel._acknowledged:
-            channel._deliver(data)
+        clock = self._clock
+        if clock is not None and not clock.fresh(data, time.monotonic() * 1000):
+            self.stats.items_expired += 1  # older than the bound: dropped
+        elif channel is not None and channel._acknowledged:
+            channel._deliver(data if clock is None else data[wire.ITEM_HEADER_BYTES:])
         stats = self.stats
         stats.items_received += 1
         stats.bytes_received += len(data)
@@ -543,6 +553,7 @@ async def connect(url: str, *, timeout: float = 10.0,
     """
     ws_url, host_header, token = _socket_target(url)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=timeout))
+    opened_ms = time.monotonic() * 1000
     try:
         ws = await session.ws_connect(
             ws_url, headers={"Host": host_header, "Authorization": f"Bearer {token}"},
@@ -560,7 +571,7 @@ async def connect(url: str, *, timeout: float = 10.0,
         await session.close()
         raise
     return Peer(session, ws, hello, max_pending_bytes, max_pending_item_bytes,
-                max_item_wait_s)
+                max_item_wait_s, opened_ms)
 
 
 def _socket_target(url: str) -> tuple[str, str, str]:
@@ -583,9 +594,6 @@ async def _receive_hello(ws: aiohttp.ClientWebSocketResponse, timeout: float) ->
     if msg.type is not aiohttp.WSMsgType.TEXT:
         raise ConnectionError(f"expected the host's hello, got {msg.type.name}")
     try:
-        hello = wire.decode_host_message(msg.data)
+        return wire.decode_hello(msg.data)
     except wire.WireError as exc:
         raise ConnectionError(f"the host's hello is malformed: {exc}") from None
-    if not isinstance(hello, wire.Hello):
-        raise ConnectionError(f"expected the host's hello, got {type(hello).__name__}")
-    return hello

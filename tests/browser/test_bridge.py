@@ -9,7 +9,8 @@ JOIN = """() => {
   window.rx = [];
   window.ch = window.webxdc.joinRealtimeChannel();
   window.record = (data) => rx.push({
-    exact: data instanceof Uint8Array && data.constructor === Uint8Array,
+    exact: data instanceof Uint8Array && data.constructor === Uint8Array &&
+      data.byteOffset === 0 && data.buffer.byteLength === data.byteLength,  // its own buffer
     len: data.byteLength,
     text: data.byteLength <= 64 ? new TextDecoder().decode(data) : null,
     sum: data.reduce((a, b) => (a * 31 + b) % 1000003, 0),

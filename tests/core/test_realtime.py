@@ -5,14 +5,18 @@ from __future__ import annotations
 import pytest
 
 from webxdc_rt.brokers.memory import InMemoryBroker
+from webxdc_rt.core import wire
 from webxdc_rt.core.realtime import (
     AlreadyJoined,
     Connection,
+    ItemTooShort,
     NotJoined,
     PayloadTooLarge,
     RealtimeHub,
     RealtimeLimits,
 )
+
+STAMP = wire.encode_stamp(1.0)
 
 TOPIC = "rt/chat-a/app-1"
 OTHER_TOPIC = "rt/chat-a/app-2"
@@ -46,14 +50,16 @@ class Process:
             self.broker.unsubscribe(conn.topic, self._on_published)
 
     def send(self, conn: Connection, payload: bytes, now: float = 0.0) -> float:
-        item, wait = self.hub.send(conn, payload, now)
+        """Send `payload` stamped, as the hub takes every item."""
+        item, wait = self.hub.send(conn, STAMP + payload, now)
         self.broker.publish(conn.topic, item)
         return wait
 
     def _on_published(self, topic: str, item) -> None:
         self.calls += 1
         for conn in self.hub.receivers(topic, item):
-            self.received.setdefault(conn.sink, []).append(item.payload)
+            assert item.payload[:wire.ITEM_HEADER_BYTES] == STAMP  # forwarded as it came
+            self.received.setdefault(conn.sink, []).append(item.payload[wire.ITEM_HEADER_BYTES:])
 
     def of(self, name: str) -> list[bytes]:
         return self.received.get(name, [])
@@ -154,6 +160,15 @@ def test_payload_size_limit_r8(proc):
     assert [len(item) for item in proc.of("bob")] == [0, 128_000]
 
 
+def test_the_limit_is_on_the_payload_after_the_stamp_and_an_item_needs_a_whole_stamp(proc):
+    alice = joined(proc, "alice")
+    joined(proc, "bob")
+    item, _ = proc.hub.send(alice, STAMP + bytes(128_000), 0.0)
+    assert len(item.payload) == wire.ITEM_HEADER_BYTES + 128_000
+    with pytest.raises(ItemTooShort, match="7 bytes.*8-byte stamp"):
+        proc.hub.send(alice, bytes(7), 0.0)
+
+
 def test_per_sender_order_and_no_duplicates_r16(proc):
     alice, bob = joined(proc, "alice"), joined(proc, "bob")
     carol = joined(proc, "carol")
@@ -216,7 +231,7 @@ def test_receivers_are_every_joined_connection_but_the_sender_r10_r11():
     alice, bob = hub.open(TOPIC, "a", 0.0), hub.open(TOPIC, "b", 0.0)
     lurker = hub.open(TOPIC, "c", 0.0)
     assert hub.join(alice) and not hub.join(bob)  # the first member starts the channel
-    item, _ = hub.send(alice, b"x", 0.0)
+    item, _ = hub.send(alice, STAMP + b"x", 0.0)
     assert hub.receivers(TOPIC, item) == (bob,)
     assert set(hub.receivers(TOPIC, item._replace(origin="elsewhere"))) == {alice, bob}
     hub.join(lurker)

@@ -39,6 +39,10 @@ from webxdc_rt.core.session import (
 
 TOPIC = "rt/chat/app"
 JOIN = '{"type":"join","epoch":1}'
+STAMPED_JOIN = '{"type":"join","epoch":1,"stamped":true}'
+HELLO_LIMITS = wire.HelloLimits(max_payload_bytes=128_000, send_items_per_s=2000.0,
+                                send_items_burst=2000, send_bytes_per_s=1.0, send_bytes_burst=2,
+                                max_item_age_ms=2000.0)
 LEAVE = '{"type":"leave"}'
 
 
@@ -133,11 +137,33 @@ def test_join_is_acknowledged_before_anything_of_the_channel():
 def test_items_are_published_as_they_arrived_and_never_echoed():
     alice = new_session()
     bob = new_session(hub=alice.hub)
-    alice.receive_text(JOIN, 0.0)
+    alice.receive_text(STAMPED_JOIN, 0.0)
     bob.receive_text(JOIN, 0.0)
-    (publish,) = alice.receive_item(b"\x00raw", 0.0)
-    assert publish == Publish(TOPIC, Published("here", alice.conn.id, b"\x00raw"))
+    stamped = wire.encode_stamp(5.0) + b"\x00raw"
+    (publish,) = alice.receive_item(stamped, 0.0)
+    assert publish == Publish(TOPIC, Published("here", alice.conn.id, stamped))
     assert alice.hub.receivers(TOPIC, publish.item) == (bob.conn,)
+
+
+def test_the_items_of_a_connection_that_does_not_stamp_them_are_stamped_by_the_host_clock():
+    alice = new_session()
+    # The host's clock read 1000000 ms when the connection opened at 10 s of `now`.
+    alice.greet("addr", "alice", HELLO_LIMITS, host_ms=1_000_000.0, now=10.0)
+    alice.receive_text(JOIN, 10.0)
+    (publish,) = alice.receive_item(b"raw", 12.5)
+    assert publish.item.payload == wire.encode_stamp(1_002_500.0) + b"raw"
+    assert not alice.conn.stamped
+
+
+def test_a_stamped_join_makes_the_connection_stamped_and_its_items_need_a_whole_stamp():
+    session = new_session()
+    session.receive_text(STAMPED_JOIN, 0.0)
+    assert session.conn.stamped
+    assert sent(session.receive_item(bytes(7), 0.0))[0]["code"] == "item-too-short"
+    stamped_limit = bytes(wire.ITEM_HEADER_BYTES + 128_000)  # the limit is on the payload
+    assert session.receive_item(stamped_limit, 0.0)[0].item.payload == stamped_limit
+    too_large = bytes(wire.ITEM_HEADER_BYTES + 128_001)
+    assert sent(session.receive_item(too_large, 0.0))[0]["code"] == "payload-too-large"
 
 
 @pytest.mark.parametrize("frame, code", [
@@ -159,7 +185,8 @@ def test_an_item_too_large_is_refused():
     session = new_session()
     session.receive_text(JOIN, 0.0)
     assert sent(session.receive_item(bytes(128_001), 0.0))[0]["code"] == "payload-too-large"
-    assert session.receive_item(bytes(128_000), 0.0)[0].item.payload == bytes(128_000)
+    payload = session.receive_item(bytes(128_000), 0.0)[0].item.payload
+    assert payload[wire.ITEM_HEADER_BYTES:] == bytes(128_000)
 
 
 def test_too_many_refusals_close_the_connection():
@@ -321,10 +348,9 @@ def test_a_closed_session_refuses_further_events_as_a_host_bug():
 
 def test_the_first_frame_says_who_the_page_is():
     session = new_session()
-    limits = wire.HelloLimits(max_payload_bytes=128_000, send_items_per_s=2000.0,
-                              send_items_burst=2000, send_bytes_per_s=1.0, send_bytes_burst=2)
-    (hello,) = session.greet("addr", "alice", limits)
-    assert wire.decode_host_message(hello.text) == wire.Hello("addr", "alice", limits)
+    (hello,) = session.greet("addr", "alice", HELLO_LIMITS, host_ms=1.5e12, now=3.0)
+    assert wire.decode_host_message(hello.text) == wire.Hello("addr", "alice", HELLO_LIMITS,
+                                                              1.5e12)
 
 
 def test_a_connection_closed_for_its_refusals_leaves_its_channel_before_anything_waits():

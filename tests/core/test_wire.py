@@ -15,6 +15,55 @@ def test_join_and_leave_round_trip():
     assert wire.decode_client_message('{"type":"join"}') == wire.Join(0)
 
 
+def test_a_join_says_whether_its_items_are_stamped_and_an_old_join_means_not():
+    assert wire.decode_client_message(wire.encode_join(7, True)) == wire.Join(7, True)
+    assert json.loads(wire.encode_join(7)) == {"type": "join", "epoch": 7}
+    with pytest.raises(wire.WireError, match="'stamped' must be true or false"):
+        wire.decode_client_message('{"type":"join","epoch":1,"stamped":1}')
+
+
+def test_the_hello_carries_the_host_clock_and_the_age_bound_and_an_old_hello_neither():
+    limits = wire.HelloLimits(1, 1.0, 1, 1.0, 1, max_item_age_ms=2000.0)
+    hello = wire.Hello("a", "n", limits, time_ms=1.7e12)
+    assert wire.decode_hello(wire.encode_host_message(hello)) == hello
+    old = wire.decode_hello(wire.encode_hello("a", "n", wire.HelloLimits(1, 1.0, 1, 1.0, 1)))
+    assert (old.time_ms, old.limits.max_item_age_ms) == (None, 0.0)
+    with pytest.raises(wire.WireError, match="expected the host's hello"):
+        wire.decode_hello(wire.encode_joined(1))
+    with pytest.raises(wire.WireError, match="'time_ms' must be a number"):
+        wire.decode_hello('{"type":"hello","self_addr":"a","self_name":"n","time_ms":"x",'
+                          '"limits":{"max_payload_bytes":1,"send_items_per_s":1,'
+                          '"send_items_burst":1,"send_bytes_per_s":1,"send_bytes_burst":1}}')
+
+
+def test_the_stamp_is_eight_bytes_of_big_endian_double_before_the_payload():
+    stamp = wire.encode_stamp(1.5)
+    assert stamp == bytes.fromhex("3ff8000000000000") and wire.ITEM_HEADER_BYTES == 8
+    assert wire.read_stamp(stamp + b"payload") == 1.5
+
+
+@pytest.mark.parametrize("stamp, age", [
+    (9_000.0, 1_000.0),            # sent a second before now
+    (10_000.0, 0.0),
+    (50_000.0, 0.0),               # in the future: counts as now
+    (float("inf"), 0.0),
+    (float("nan"), 0.0),           # not a number: counts as now
+    (float("-inf"), float("inf")),  # as old as can be: only its own item is dropped
+])
+def test_a_stamp_is_clamped_so_that_it_can_only_make_its_item_older(stamp, age):
+    assert wire.stamped_age_ms(stamp, 10_000.0) == age
+
+
+def test_a_client_clock_stamps_by_the_host_clock_and_drops_what_is_over_the_bound():
+    # The hello said 5000 ms of the host's clock; the client opened at 100 ms of its own.
+    clock = wire.ItemClock(host_ms=5_000.0, opened_ms=100.0, max_age_ms=2_000.0)
+    item = clock.stamp(b"data", local_ms=300.0)
+    assert item == wire.encode_stamp(5_200.0) + b"data"
+    assert clock.fresh(item, local_ms=2_300.0)        # exactly at the bound
+    assert not clock.fresh(item, local_ms=2_301.0)    # over it
+    assert not clock.fresh(item[:7], local_ms=300.0)  # no whole stamp
+
+
 @pytest.mark.parametrize("text, code, fragment", [
     ("not json", "malformed", "not valid JSON"),
     ("[1, 2]", "malformed", "JSON object"),

@@ -1,18 +1,19 @@
 """Realtime items as bytes between host processes, with no I/O.
 
 An item crosses a networked broker as one binary message: a compact header naming where it
-came from, then its payload exactly as the sender sent it (no JSON, no base64):
+came from, then its stamp and payload exactly as the sender sent them (no JSON, no base64):
 
-    format (1 byte, 1) | origin length n (1 byte, 1..64) | origin (n ASCII letters and
-    digits) | sender (8 bytes, big-endian) | payload
+    format (1 byte, 2) | origin length n (1 byte, 1..64) | origin (n ASCII letters and
+    digits) | sender (8 bytes, big-endian) | stamp (8 bytes, `wire.items`) | payload
 
 `origin` names the host process (`Broker.node_id`), `sender` the connection there, so that
 the process that published an item can recognise its own items (it delivers those to its
 own connections directly) and nobody else ever takes them for theirs.
 
 What arrives from the broker is checked like anything from the network: a message that is
-too short, of another format, with an origin that is not letters and digits, or with a
-payload over the realtime limit decodes to `None`, to be dropped and counted by the caller.
+too short, of another format, with an origin that is not letters and digits, without a
+whole stamp, or with a payload over the realtime limit decodes to `None`, to be dropped and
+counted by the caller.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from __future__ import annotations
 import struct
 
 from ..core.fanout import Published
+from ..core.wire import ITEM_HEADER_BYTES
 
 __all__ = ["FORMAT", "MAX_ORIGIN_BYTES", "origin_prefix", "encode_header", "decode_item"]
 
-FORMAT = 1
-"""The version of the layout above; any other first byte is refused."""
+FORMAT = 2
+"""The version of the layout above (1: without the stamp); any other first byte is
+refused."""
 MAX_ORIGIN_BYTES = 64
 """Longest origin name a message may carry."""
 
@@ -61,7 +64,9 @@ def decode_item(data: bytes, max_payload_bytes: int) -> Published | None:
     origin = data[2:end]
     if not origin.isalnum() or not origin.isascii():
         return None
-    if len(data) - end - _SENDER.size > max_payload_bytes:
+    # The payload follows the item's stamp (`wire.items`), which the limit does not count.
+    if not ITEM_HEADER_BYTES <= len(data) - end - _SENDER.size <= (max_payload_bytes
+                                                                    + ITEM_HEADER_BYTES):
         return None
     sender = _SENDER.unpack_from(data, end)[0]
     return _new_tuple(Published, (origin.decode("ascii"), sender, data[end + _SENDER.size:]))

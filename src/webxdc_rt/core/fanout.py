@@ -26,6 +26,7 @@ class Published(NamedTuple):
 
     `origin` names the host process of the sender and `sender` the sender's connection in
     that process, so that the sender alone can be left out of the delivery (no echo).
+    `payload` starts with the item's stamp (`wire.items`), as stamped receivers get it.
     A named tuple: one is made per item, and a tuple is the cheapest immutable record.
     """
 

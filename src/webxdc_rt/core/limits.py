@@ -148,8 +148,9 @@ class DeliveryLimits:
     their defaults (chosen from the measurements in the README's overload section)."""
 
     max_item_age_s: float = 2.0
-    """Seconds a realtime item may wait in the host for its receiver; an older one is
-    dropped instead of sent."""
+    """Seconds a realtime item may take from its sender to its receiver's listener: the
+    host drops one that waited this long in it, and the bridge and the Python peer drop one
+    that arrives older, by its stamp (told in the hello, `wire.items`)."""
     max_waiting_bytes: int = 4 * MiB
     """Realtime bytes that may wait in the host for one connection; beyond it items are
     dropped from the sender with the most waiting."""

@@ -21,19 +21,23 @@ from typing import Protocol
 from .budget import SendBudget
 from .errors import Refusal
 from .fanout import Published
+from .frames import binary_frame_parts
 from .limits import RealtimeLimits
+from .wire import ITEM_HEADER_BYTES
 
 __all__ = [
     "RealtimeError",
     "AlreadyJoined",
     "NotJoined",
     "PayloadTooLarge",
+    "ItemTooShort",
     "ALREADY_JOINED",
     "NOT_JOINED",
     "NOT_JOINED_TO_SEND",
     "Sink",
     "Connection",
     "RealtimeHub",
+    "deliver_bare",
 ]
 
 _new_tuple = tuple.__new__
@@ -68,6 +72,12 @@ class PayloadTooLarge(RealtimeError):
     code = "payload-too-large"
 
 
+class ItemTooShort(RealtimeError):
+    """A stamped connection sent an item shorter than its stamp."""
+
+    code = "item-too-short"
+
+
 class Sink(Protocol):
     """Where the realtime items for one connection go: what the I/O shell hands each
     receiver the hub names (`host.outbound.Outbound` on a live host)."""
@@ -84,7 +94,7 @@ class Connection:
     member page, shared by every connection of that page, so more sockets never buy more.
     """
 
-    __slots__ = ("id", "topic", "sink", "joined", "budget")
+    __slots__ = ("id", "topic", "sink", "joined", "budget", "stamped")
 
     def __init__(self, conn_id: int, topic: str, sink: Sink, budget: SendBudget) -> None:
         self.id = conn_id
@@ -92,6 +102,9 @@ class Connection:
         self.sink = sink
         self.joined = False
         self.budget = budget
+        self.stamped = False
+        """Its items carry their stamp on the wire (its join said so): it is sent them
+        as published; the others are sent the payload alone."""
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.topic!r} joined={self.joined}>"
@@ -149,14 +162,19 @@ class RealtimeHub:
             raise NotJoined(NOT_JOINED)
         return self._remove_from_channel(conn)
 
-    def send(self, conn: Connection, payload: bytes, now: float) -> tuple[Published, float]:
-        """Check one item from `conn` and charge its page's budget: the item to publish to
-        the channel, and how many seconds the caller must wait before reading the
-        connection's next item (0.0 when within budget). Raises `NotJoined` or
-        `PayloadTooLarge` when the item breaks a rule (R7, R8, R15)."""
+    def send(self, conn: Connection, stamped: bytes, now: float) -> tuple[Published, float]:
+        """Check one item from `conn`, its stamp (`wire.items`) then its payload, and
+        charge its page's budget: the item to publish to the channel, and how many seconds
+        the caller must wait before reading the connection's next item (0.0 when within
+        budget). Raises `NotJoined`, `ItemTooShort` or `PayloadTooLarge` (on the payload,
+        not the stamp) when the item breaks a rule (R7, R8, R15)."""
         if not conn.joined:
             raise NotJoined(NOT_JOINED_TO_SEND)
-        size = len(payload)
+        size = len(stamped) - ITEM_HEADER_BYTES
+        if size < 0:
+            raise ItemTooShort(f"realtime item of {len(stamped)} bytes refused: this "
+                               f"connection's items start with a {ITEM_HEADER_BYTES}-byte "
+                               "stamp")
         if size > self.limits.max_payload_bytes:
             raise PayloadTooLarge(
                 f"realtime item of {size} bytes refused: the limit is "
@@ -164,7 +182,7 @@ class RealtimeHub:
             )
         # tuple.__new__ builds the named tuple without its Python-level __new__: this runs
         # once per realtime item.
-        item = _new_tuple(Published, (self.node_id, conn.id, payload))
+        item = _new_tuple(Published, (self.node_id, conn.id, stamped))
         return item, conn.budget.charge(size, now)
 
     def receivers(self, topic: str, item: Published) -> tuple[Connection, ...]:
@@ -205,3 +223,10 @@ class RealtimeHub:
             return False
         del self._joined[conn.topic]
         return True
+
+
+def deliver_bare(conn: Connection, item: Published) -> None:
+    """Hand `item` to a receiver whose join did not ask for stamps: its payload alone, in a
+    frame of its own (a copy; stamped receivers share the one frame of the item)."""
+    parts = binary_frame_parts(item.payload[ITEM_HEADER_BYTES:])
+    conn.sink.deliver(parts, sum(map(len, parts)), item)

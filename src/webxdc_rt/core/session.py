@@ -242,7 +242,8 @@ class SessionRules:
 class Session:
     """One connection's protocol state and rules (see the module docstring)."""
 
-    __slots__ = ("hub", "conn", "budget", "rules", "state", "_errors", "_paced")
+    __slots__ = ("hub", "conn", "budget", "rules", "state", "_errors", "_paced",
+                 "_host_ms_offset")
 
     def __init__(self, hub: RealtimeHub, conn: Connection, budget: PageBudget,
                  rules: SessionRules) -> None:
@@ -254,17 +255,25 @@ class Session:
         self.state = State.OPEN
         self._errors = 0
         self._paced: set[str] = set()  # budgets pacing this connection now
+        self._host_ms_offset = 0.0  # the host's clock in ms, less `now` in ms
 
     # -- what arrives --------------------------------------------------------------------
 
-    def greet(self, self_addr: str, self_name: str,
-              limits: wire.HelloLimits) -> tuple[Effect, ...]:
-        """The connection opened: its first frame says who the page is and the limits."""
-        return (Send(wire.encode_hello(self_addr, self_name, limits)),)
+    def greet(self, self_addr: str, self_name: str, limits: wire.HelloLimits,
+              host_ms: float = 0.0, now: float = 0.0) -> tuple[Effect, ...]:
+        """The connection opened: its first frame says who the page is, the limits, and
+        the host's clock `host_ms` (ms since the Unix epoch) at `now` (the clock the other
+        events are given), by which the items of a connection that does not stamp them
+        are stamped."""
+        self._host_ms_offset = host_ms - now * 1000.0
+        return (Send(wire.encode_hello(self_addr, self_name, limits, host_ms)),)
 
     def receive_item(self, payload: bytes, now: float) -> tuple[Effect, ...]:
-        """A binary frame: one realtime item for the channel."""
+        """A binary frame: one realtime item for the channel, its stamp first if the
+        connection's join said so; stamped here if not."""
         if self.state is _JOINED:  # the hot path, as TRANSITIONS allows it
+            if not self.conn.stamped:
+                payload = wire.encode_stamp(now * 1000.0 + self._host_ms_offset) + payload
             try:
                 item, wait = self.hub.send(self.conn, payload, now)
             except Refusal as exc:
@@ -368,6 +377,7 @@ class Session:
         if isinstance(message, wire.Join):
             self._event(Event.JOIN)
             first = self.hub.join(self.conn)
+            self.conn.stamped = message.stamped
             joined = Send(wire.encode_joined(message.epoch))
             return (Subscribe(self.conn.topic), joined) if first else (joined,)
         if isinstance(message, wire.Received):

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.fanout import Published
-from ..core.realtime import Connection
+from ..core.realtime import Connection, deliver_bare
 from ..core.updates import Update
+from ..core.wire import ITEM_HEADER_BYTES
 from ..host.feed import FeedSocket
 from ..model.chats import Page
 from .faults import FaultLimits, FaultPlan
@@ -123,11 +124,15 @@ class Network:
         if route is None or route.receivers is not receivers:
             route = self._routes[item.sender] = self._new_route(item.sender, receivers)
         sender, labels, receiver_names = route.sender, route.labels, route.names
-        payload_size = len(item.payload)
-        traffic.item(route.sender_name, receiver_names, item.payload, payload_size, now)
+        payload = item.payload[ITEM_HEADER_BYTES:]
+        payload_size = len(payload)
+        traffic.item(route.sender_name, receiver_names, payload, payload_size, now)
         if not plan.active:
             for conn in receivers:
-                conn.sink.deliver(parts, size, item)
+                if conn.stamped:
+                    conn.sink.deliver(parts, size, item)
+                else:
+                    deliver_bare(conn, item)
             for counts in route.counts:
                 counts.items_received += 1
                 counts.bytes_received += payload_size
@@ -137,8 +142,11 @@ class Network:
             if isinstance(fate, str):
                 traffic.lost(name, fate)
             elif fate <= 0:
-                conn.sink.deliver(parts, size, item)
-                traffic.delivered(name, len(item.payload))
+                if conn.stamped:
+                    conn.sink.deliver(parts, size, item)
+                else:
+                    deliver_bare(conn, item)
+                traffic.delivered(name, payload_size)
             elif self._held_per_receiver[label] >= self.limits.max_held_items:
                 traffic.lost(name, "held-full")
             else:
@@ -186,8 +194,12 @@ class Network:
         while held and held[0][0] <= now:
             _, _, conn, parts, size, item, label = heapq.heappop(held)
             self._held_per_receiver[label] -= 1
-            conn.sink.deliver(parts, size, item)
-            self.traffic.delivered(self.names.get(label, label), len(item.payload))
+            if conn.stamped:
+                conn.sink.deliver(parts, size, item)
+            else:
+                deliver_bare(conn, item)
+            self.traffic.delivered(self.names.get(label, label),
+                                   len(item.payload) - ITEM_HEADER_BYTES)
         self._arm_item_timer()
 
     # -- status updates ------------------------------------------------------------------

@@ -135,4 +135,5 @@ def hello_limits(limits: RealtimeLimits, delivery: DeliveryLimits) -> wire.Hello
         max_payload_bytes=limits.max_payload_bytes,
         send_items_per_s=limits.send_items_per_s, send_items_burst=limits.send_items_burst,
         send_bytes_per_s=limits.send_bytes_per_s, send_bytes_burst=limits.send_bytes_burst,
-        receive_window_bytes=delivery.receive_window_bytes)
+        receive_window_bytes=delivery.receive_window_bytes,
+        max_item_age_ms=delivery.max_item_age_s * 1000.0)

@@ -27,7 +27,7 @@ from ..core.budget import PageBudget
 from ..core.delivery import DropCount
 from ..core.fanout import Broker, Published
 from ..core.frames import binary_frame_parts
-from ..core.realtime import RealtimeHub
+from ..core.realtime import RealtimeHub, deliver_bare
 from ..core.session import (
     INTERNAL_ERROR,
     Close,
@@ -48,6 +48,7 @@ from ..core.session import (
     Unsubscribe,
 )
 from ..core.stats import HostStats
+from ..core.wire import ITEM_HEADER_BYTES
 from ..model.chats import Page
 from . import http_guard
 from .feed import FeedSocket, StorageFailed, UpdateFeed
@@ -161,7 +162,10 @@ class Sockets:
             route(topic, item, receivers, parts, size)
             return
         for conn in receivers:
-            conn.sink.deliver(parts, size, item)
+            if conn.stamped:
+                conn.sink.deliver(parts, size, item)
+            else:
+                deliver_bare(conn, item)
 
     async def close(self, shells: list[SocketShell], code: int, reason: str) -> None:
         """Close sockets all at once, each within the grace: a client that does not read
@@ -252,7 +256,8 @@ class SocketShell:
         page, sink = self.page, self.sink
         try:
             greeting = self.session.greet(page.self_addr, page.member.name,
-                                          self.sockets.hello_limits)
+                                          self.sockets.hello_limits, time.time() * 1000.0,
+                                          time.monotonic())
             if await self.carry_out(greeting):
                 await self._read()
         except ConnectionError:
@@ -287,7 +292,7 @@ class SocketShell:
                     if len(effects) == 1 and type(first) is Publish:
                         # `_now`'s case of a Publish, inlined: this runs once per item.
                         stats.realtime_items_in += 1
-                        stats.realtime_bytes_in += len(msg.data)
+                        stats.realtime_bytes_in += len(first.item.payload) - ITEM_HEADER_BYTES
                         if buffered is not None:
                             batcher.hold()
                             broker.publish(first.topic, first.item)
@@ -359,7 +364,8 @@ class SocketShell:
         sockets, sink = self.sockets, self.sink
         if isinstance(effect, Publish):
             sockets.stats.realtime_items_in += 1
-            sockets.stats.realtime_bytes_in += len(effect.item.payload)
+            # The payload, as the limits count it: not its stamp.
+            sockets.stats.realtime_bytes_in += len(effect.item.payload) - ITEM_HEADER_BYTES
             sockets.broker.publish(effect.topic, effect.item)
         # A (un)subscription is checked against the hub when it is carried out: effects
         # after an await may run late, after another connection joined or left.

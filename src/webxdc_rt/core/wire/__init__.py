@@ -1,11 +1,18 @@
 """The frames between a page (or Python peer) and the host, over one WebSocket.
 
-- A **binary** frame is one realtime item, in either direction, as raw bytes: no header,
-  no JSON, no base64. The host forwards the exact bytes it received.
+- A **binary** frame is one realtime item, in either direction, as raw bytes: no JSON, no
+  base64. On a connection whose `join` said `"stamped": true`, every item in both
+  directions starts with an 8-byte stamp (`items`): when the sender sent it, by the host's
+  clock, so that the receiver can drop an item older than `max_item_age_ms`; the 128000-byte
+  limit is on the payload after it. The host forwards a stamped item's exact bytes to
+  stamped receivers, strips the stamp for the others, and stamps the items of a connection
+  that does not (with its own clock when the item arrived).
 - A **text** frame is one control message: a JSON object with a string field `type`.
 
 Client to host:
-    {"type": "join", "epoch": N}    join the realtime channel (N: the client's counter)
+    {"type": "join", "epoch": N, "stamped": true}   join the realtime channel (N: the
+                                    client's counter); `stamped` (default false): this
+                                    connection's items carry the stamp
     {"type": "leave"}               leave it
     {"type": "received", "bytes": N}    the binary frames this connection has read so
                                     far, N counted as their payloads plus framing (see
@@ -19,7 +26,9 @@ Client to host:
                                     latest ones, or those older than message id M)
 
 Host to client:
-    {"type": "hello", "self_addr": ..., "self_name": ..., "limits": {...}}   first frame
+    {"type": "hello", "self_addr": ..., "self_name": ..., "limits": {...}, "time_ms": T}
+                                    first frame; T: the host's clock (ms since the Unix
+                                    epoch), the reference for stamps
     {"type": "joined", "epoch": N}  the join with epoch N took effect; binary frames that
                                     follow belong to that channel, until the next leave
     {"type": "update", "listen": N, "update": {..., "serial": S, "max_serial": M}}
@@ -35,7 +44,8 @@ the client, in `client`; `Hello`, `Joined`, `Update`, `UpdateBacklogDone`, `Repl
 `ChatMessages`, `ErrorMessage` from the host, in `host`), an encoder, and a decoder that
 returns the dataclass, so the host and the Python peer read and write each message with the
 same code. The `hello` limits are `HelloLimits`: `max_payload_bytes`, `send_items_per_s`,
-`send_items_burst`, `send_bytes_per_s`, `send_bytes_burst`, `receive_window_bytes`. A host
+`send_items_burst`, `send_bytes_per_s`, `send_bytes_burst`, `receive_window_bytes`,
+`max_item_age_ms`. A host
 message of a type this version does not know decodes as `UnknownHostMessage` rather than
 failing, and fields it does not know are ignored, so that a newer host can add both.
 
@@ -80,6 +90,7 @@ from .host import (
     UnknownHostMessage,
     Update,
     UpdateBacklogDone,
+    decode_hello,
     decode_host_message,
     encode_backlog_done,
     encode_chat_messages,
@@ -90,6 +101,7 @@ from .host import (
     encode_reply,
     encode_update,
 )
+from .items import ITEM_HEADER_BYTES, ItemClock, encode_stamp, read_stamp, stamped_age_ms
 from .text import (
     BAD_NUMBER_RULE,
     BAD_TEXT_RULE,
@@ -104,6 +116,11 @@ from .text import (
 )
 
 __all__ = [
+    "ITEM_HEADER_BYTES",
+    "ItemClock",
+    "encode_stamp",
+    "read_stamp",
+    "stamped_age_ms",
     "MAX_CONTROL_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_EPOCH",
@@ -143,6 +160,7 @@ __all__ = [
     "UnknownHostMessage",
     "HostMessage",
     "decode_host_message",
+    "decode_hello",
     "encode_host_message",
     "encode_hello",
     "encode_joined",

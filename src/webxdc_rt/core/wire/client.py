@@ -28,9 +28,12 @@ from .text import (
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """Join the realtime channel; `epoch` is echoed back in the `joined` answer."""
+    """Join the realtime channel; `epoch` is echoed back in the `joined` answer.
+    `stamped`: the items this connection sends and receives carry the stamp of `items`
+    before their payload (a client that does not say so sends and gets bare payloads)."""
 
     epoch: int
+    stamped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +164,15 @@ def _decode_chat_messages(obj: dict[str, Any]) -> ChatMessagesRequest:
     return ChatMessagesRequest(read_counter(obj, "id", kind), before)
 
 
+def _read_stamped(obj: dict[str, Any]) -> bool:
+    stamped = obj.get("stamped", False)
+    if type(stamped) is not bool:
+        raise WireError("join: 'stamped' must be true or false")
+    return stamped
+
+
 _DECODERS: Final[dict[str, Callable[[dict[str, Any]], ClientMessage]]] = {
-    "join": lambda obj: Join(read_counter(obj, "epoch", "join", 0)),
+    "join": lambda obj: Join(read_counter(obj, "epoch", "join", 0), _read_stamped(obj)),
     "received": lambda obj: Received(read_counter(obj, "bytes", "received")),
     "leave": lambda obj: Leave(),
     "update-send": _decode_update_send,
@@ -177,9 +187,11 @@ _DECODERS: Final[dict[str, Callable[[dict[str, Any]], ClientMessage]]] = {
 # -- encoding ----------------------------------------------------------------------------
 
 
-def encode_join(epoch: int) -> str:
-    """A client's request to join the realtime channel."""
-    return dump({"type": "join", "epoch": epoch})
+def encode_join(epoch: int, stamped: bool = False) -> str:
+    """A client's request to join the realtime channel (its items stamped, if `stamped`)."""
+    if not stamped:
+        return dump({"type": "join", "epoch": epoch})
+    return dump({"type": "join", "epoch": epoch, "stamped": True})
 
 
 def encode_leave() -> str:
@@ -230,7 +242,7 @@ def encode_client_message(message: ClientMessage) -> str:
 
 
 _ENCODERS: Final[dict[type[Any], Callable[[Any], str]]] = {
-    Join: lambda message: encode_join(message.epoch),
+    Join: lambda message: encode_join(message.epoch, message.stamped),
     Leave: lambda message: encode_leave(),
     Received: lambda message: encode_received(message.bytes),
     UpdateSend: lambda message: encode_update_send(message.update),

@@ -45,6 +45,10 @@ class HelloLimits:
     """Realtime bytes (counted by `frame_bytes`) the host sends this connection beyond what
     it last reported `received`, once it reports; a client should report well before that
     (every quarter of it). 0 from a host that does not read `received`."""
+    max_item_age_ms: float = 0.0
+    """The age bound of realtime items: a client on a stamped connection drops an item
+    older than this (by its stamp) instead of handing it to the app. 0 from a host that
+    does not stamp items."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,10 @@ class Hello:
     self_addr: str
     self_name: str
     limits: HelloLimits
+    time_ms: float | None = None
+    """The host's clock when it wrote the hello, in milliseconds since the Unix epoch: a
+    client's reference for the stamps of its items (`wire.items`). None from a host that
+    does not stamp items."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +158,15 @@ def decode_host_message(text: str) -> HostMessage:
     return decode(obj)
 
 
+def decode_hello(text: str) -> Hello:
+    """The host's first frame, which must be its `hello`; raises `WireError` if it is not
+    one, or a malformed one."""
+    message = decode_host_message(text)
+    if not isinstance(message, Hello):
+        raise WireError(f"expected the host's hello, got {type(message).__name__}")
+    return message
+
+
 def _decode_hello(obj: dict[str, Any]) -> Hello:
     limits = obj.get("limits")
     if type(limits) is not dict:
@@ -162,7 +179,18 @@ def _decode_hello(obj: dict[str, Any]) -> Hello:
                      send_bytes_per_s=_rate(limits, "send_bytes_per_s"),
                      send_bytes_burst=_positive(limits, "send_bytes_burst"),
                      receive_window_bytes=read_counter(limits, "receive_window_bytes",
-                                                       "hello.limits", default=0)))
+                                                       "hello.limits", default=0),
+                     max_item_age_ms=_optional_rate(limits, "max_item_age_ms")),
+                 _host_time(obj))
+
+
+def _host_time(obj: dict[str, Any]) -> float | None:
+    value = obj.get("time_ms")
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise WireError("hello: 'time_ms' must be a number")
+    return float(value)
 
 
 def _decode_update(obj: dict[str, Any]) -> Update:
@@ -224,18 +252,28 @@ def _rate(limits: dict[str, Any], name: str) -> float:
     return float(value)
 
 
+def _optional_rate(limits: dict[str, Any], name: str) -> float:
+    return 0.0 if limits.get(name) is None else _rate(limits, name)
+
+
 # -- encoding ---------------------------------------------------------------------------
 
 
-def encode_hello(self_addr: str, self_name: str, limits: HelloLimits) -> str:
-    """The first frame the host sends on a new connection."""
-    return dump({"type": "hello", "self_addr": self_addr, "self_name": self_name,
+def encode_hello(self_addr: str, self_name: str, limits: HelloLimits,
+                 time_ms: float | None = None) -> str:
+    """The first frame the host sends on a new connection; `time_ms`: the host's clock."""
+    hello: dict[str, Any] = {"type": "hello", "self_addr": self_addr, "self_name": self_name,
                  "limits": {"max_payload_bytes": limits.max_payload_bytes,
                             "send_items_per_s": limits.send_items_per_s,
                             "send_items_burst": limits.send_items_burst,
                             "send_bytes_per_s": limits.send_bytes_per_s,
                             "send_bytes_burst": limits.send_bytes_burst,
-                            "receive_window_bytes": limits.receive_window_bytes}})
+                            "receive_window_bytes": limits.receive_window_bytes}}
+    if limits.max_item_age_ms:
+        hello["limits"]["max_item_age_ms"] = limits.max_item_age_ms
+    if time_ms is not None:
+        hello["time_ms"] = time_ms
+    return dump(hello)
 
 
 def encode_joined(epoch: int) -> str:
@@ -282,7 +320,8 @@ def encode_host_message(message: HostMessage) -> str:
 
 
 _ENCODERS: Final[dict[type[Any], Callable[[Any], str]]] = {
-    Hello: lambda message: encode_hello(message.self_addr, message.self_name, message.limits),
+    Hello: lambda message: encode_hello(message.self_addr, message.self_name, message.limits,
+                                        message.time_ms),
     Joined: lambda message: encode_joined(message.epoch),
     Update: lambda message: encode_update(message.listen, dump(message.update)),
     UpdateBacklogDone: lambda message: encode_backlog_done(message.listen),

@@ -17,6 +17,14 @@
   // header as the host sends it (RFC 6455).
   const frameBytes = (n) => n + (n < 126 ? 2 : n < 65536 ? 4 : 10);
 
+  // Every realtime item in both directions starts with its stamp (the join says so): when
+  // its sender sent it, by the host's clock, in ms, as a big-endian double. The host's clock
+  // is the reference both ends share; this page's offset to it comes from the hello.
+  const STAMP_BYTES = 8;
+  // Dropped items that arrived older than the age bound show in the console at most this
+  // often.
+  const STALE_REPORT_MS = 5000;
+
   const isUint8Array = (x) =>
     ArrayBuffer.isView(x) && Object.prototype.toString.call(x) === "[object Uint8Array]";
 
@@ -30,6 +38,12 @@
     if (!isObject(message)) return "not a JSON object";
     if (typeof message.type !== "string") return "no string field 'type'";
     switch (message.type) {
+      case "hello":
+        if (!Number.isFinite(message.time_ms)) return "hello: 'time_ms' is not a number";
+        if (!isObject(message.limits) || !(message.limits.max_item_age_ms > 0)) {
+          return "hello: 'limits.max_item_age_ms' is not a positive number";
+        }
+        return null;
       case "joined":
         return isCount(message.epoch) ? null : "joined: 'epoch' is not a non-negative integer";
       case "update":
@@ -111,6 +125,10 @@
       this.sentBytes = 0;         // bytes handed to the open socket, to tell how fast it drains
       this.drainSample = null;    // {at, drained, backlogged} of the last measurement
       this.drainRate = null;      // bytes/ms the socket was seen to drain while backlogged
+      this.hostOffsetMs = 0;      // the host's clock less performance.now(), from the hello
+      this.maxItemAgeMs = Infinity;
+      this.staleItems = 0;        // items dropped on arrival: older than the age bound
+      this.staleReportedAt = -Infinity;
       this.connect();
     }
 
@@ -118,7 +136,13 @@
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
       const ws = new WebSocket(scheme + location.host + CONFIG.socketPath);
       ws.binaryType = "arraybuffer";
-      ws.onopen = () => {
+      // The hello was written after this: the offset it gives runs ahead of the host's
+      // clock if anything, so items are dropped early rather than late.
+      const openedAt = performance.now();
+      // The link is up once the host's hello tells its clock: items are stamped by it.
+      const up = (hello) => {
+        this.hostOffsetMs = hello.time_ms - openedAt;
+        this.maxItemAgeMs = hello.limits.max_item_age_ms;
         this.ws = ws;
         this.retryMs = RETRY_MIN_MS;
         this.readBytes = this.reportedBytes = this.sentBytes = 0;
@@ -131,16 +155,26 @@
         const queued = this.pending;
         this.pending = [];
         this.pendingItems = this.pendingBytes = 0;
-        for (const item of queued) this.send(item);
+        for (const item of queued) {
+          if (typeof item !== "string") this.stamp(item);
+          this.send(item);
+        }
       };
       ws.onmessage = (event) => {
         if (typeof event.data !== "string") {
-          this.onData(new Uint8Array(event.data));
+          const item = new Uint8Array(event.data);
+          // A copy: the app gets a buffer of its own, exactly the payload (`data.buffer`).
+          if (this.fresh(item)) this.onData(item.slice(STAMP_BYTES));
           this.counted(ws, event.data.byteLength);
           return;
         }
         const message = parseHostFrame(event.data);
-        if (message !== null) this.onControl(message);
+        if (message === null) return;
+        if (message.type === "hello") {
+          if (this.ws === null) up(message);
+          return;
+        }
+        this.onControl(message);
       };
       ws.onclose = () => {
         if (this.ws === ws) {
@@ -150,6 +184,30 @@
         setTimeout(() => this.connect(), this.retryMs);
         this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       };
+    }
+
+    // Whether an item from the host is within the age bound by its stamp: a stamp in the
+    // future (or not a number) counts as now, so a lying sender only loses its own items.
+    fresh(item) {
+      const now = performance.now() + this.hostOffsetMs;
+      if (item.byteLength >= STAMP_BYTES) {
+        const sent = new DataView(item.buffer, item.byteOffset, STAMP_BYTES).getFloat64(0);
+        if (!(now - sent > this.maxItemAgeMs)) return true;
+      }
+      this.staleItems += 1;
+      if (now - this.staleReportedAt >= STALE_REPORT_MS) {
+        this.staleReportedAt = now;
+        console.warn(`webxdc-rt: ${this.staleItems} realtime item(s) dropped so far: older ` +
+                     `than ${this.maxItemAgeMs} ms when they arrived`);
+      }
+      return false;
+    }
+
+    // Writes into an item's stamp when it is sent by the host's clock; it was made by
+    // `RealtimeChannel.send` holding the time by this page's clock.
+    stamp(item) {
+      const view = new DataView(item.buffer, item.byteOffset, STAMP_BYTES);
+      view.setFloat64(0, view.getFloat64(0) + this.hostOffsetMs);
     }
 
     get up() {
@@ -236,6 +294,7 @@
           return;
         }
         this.dropping = false;
+        this.stamp(bytes);
         this.send(bytes);
         return;
       }
@@ -282,7 +341,8 @@
       }
       if (updates.listener !== null) updates.listener.queued = false;
       if (current !== null && !current.joinQueued) {
-        link.pending.unshift(JSON.stringify({ type: "join", epoch: current.epoch }));
+        link.pending.unshift(JSON.stringify({ type: "join", epoch: current.epoch,
+                                              stamped: true }));
       }
       if (current !== null) current.joinQueued = false;
     },
@@ -470,8 +530,12 @@
           `realtime data of ${data.byteLength} bytes is over the limit of ` +
           `${CONFIG.maxPayloadBytes} bytes`);
       }
-      // A copy, so that changing the array after send() changes nothing that was sent (R18).
-      link.sendItem(data.slice());
+      // A copy, so that changing the array after send() changes nothing that was sent
+      // (R18), behind its stamp, which holds the time by this page's clock until it is sent.
+      const item = new Uint8Array(STAMP_BYTES + data.byteLength);
+      item.set(data, STAMP_BYTES);
+      new DataView(item.buffer).setFloat64(0, performance.now());
+      link.sendItem(item);
     }
 
     leave() {
@@ -500,7 +564,7 @@
     }
     epoch += 1;
     current = new RealtimeChannel(epoch);
-    link.sendControl({ type: "join", epoch });
+    link.sendControl({ type: "join", epoch, stamped: true });
     return current;
   };
 
