@@ -175,3 +175,11 @@ def test_every_subpackage_says_what_it_holds() -> None:
     missing = [str(init.relative_to(PACKAGE)) for init in PACKAGE.glob("*/__init__.py")
                if not ast.get_docstring(ast.parse(init.read_text("utf-8")))]
     assert missing == []
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest imports test modules by their file name (the folders have no `__init__`):
+    two modules of one name in different folders fail to collect together."""
+    names = [path.name for path in Path(__file__).parent.rglob("test_*.py")
+             if "node_modules" not in path.parts]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
