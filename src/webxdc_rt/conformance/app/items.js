@@ -81,19 +81,24 @@ class Recorder {
 
   /** Resolves once `count` items are recorded or `timeoutMs` passed, then `graceMs` later. */
   async expect(count, timeoutMs = 5000, graceMs = 400) {
-    if (this.items.length < count) {
-      await new Promise((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.waiters.push(() => {
-          if (this.items.length < count) return false;
-          clearTimeout(timer);
-          resolve();
-          return true;
-        });
-      });
-    }
+    await this.until(count, timeoutMs);
     await sleep(graceMs);
     return this.items.map((item) => ({ ...item }));
+  }
+
+  /** Resolves once `count` items are recorded or `timeoutMs` passed, with no timer when
+   * they already are (a sender pacing itself item by item must not wait a timer tick). */
+  until(count, timeoutMs) {
+    if (this.items.length >= count) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        if (this.items.length < count) return false;
+        clearTimeout(timer);
+        resolve();
+        return true;
+      });
+    });
   }
 }
 

@@ -11,6 +11,8 @@ const PACE_BATCH = 200;       // items sent per 100 ms: under a host's default s
 const PINGS = 200;
 const RATE_1K = 1500;
 const RATE_128K = 48;
+const RATE_WINDOW_BYTES = 1000000;  // what a sender has unanswered while a rate is measured
+const ACK_WAIT_MS = 2000;     // how long it waits for an answer before counting the item lost
 const SETTLE_MS = 800;        // how long a page waits for items that must not come
 
 /** The page's side of the run: its role, its channel and what it received. */
@@ -200,12 +202,12 @@ const STEPS = [
     } },
     act: { A: (m) => roundTrips(m) } },
   { name: "rate 1 kB",
-    ready: { B: listenAgain },
-    act: { A: (m) => sendAll(m, 12, RATE_1K, 1000) },
+    ready: { B: answering(12) },
+    act: { A: (m) => windowedSend(m, 12, RATE_1K, 1000) },
     check: { B: (m) => rateOf(m, RATE_1K) } },
   { name: "rate 128 kB",
-    ready: { B: listenAgain },
-    act: { A: (m) => sendAll(m, 13, RATE_128K, MAX_ITEM) },
+    ready: { B: answering(13) },
+    act: { A: (m) => windowedSend(m, 13, RATE_128K, MAX_ITEM) },
     check: { B: (m) => rateOf(m, RATE_128K) } },
   { name: "join to first item",
     act: { A: (m) => {
@@ -278,12 +280,40 @@ async function roundTrips(m) {
   return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), lost };
 }
 
-async function sendAll(m, step, count, size) {
+/** B's side of a rate step: records what arrives and answers each of A's items with a
+ * small one, so that A can pace itself to what B takes in. */
+function answering(step) {
+  return (m) => {
+    listenAgain(m);
+    const id = m.chId;
+    const record = m.rec.listener(() => m.chId === id && m.ch !== null);
+    m.ch.setListener((data) => {
+      record(data);
+      const head = parseItem(data);
+      if (head && head.step === step && head.role === 0 && m.chId === id && m.ch) {
+        errorName(() => m.ch.send(m.item(step, head.seq)));
+      }
+    });
+    return {};
+  };
+}
+
+/** Sends `count` items of `size` bytes as fast as the receiver answers them, with at most
+ * RATE_WINDOW_BYTES unanswered: a sender that outran its receiver would measure the
+ * host's drops of stale items, not its throughput. An answer that does not come within
+ * ACK_WAIT_MS counts the item as lost and the sender goes on. */
+async function windowedSend(m, step, count, size) {
+  m.rec.reset();
+  const window = Math.max(1, Math.floor(RATE_WINDOW_BYTES / size));
   let refused = "none";
+  let lost = 0;
   for (let seq = 0; seq < count && refused === "none"; seq += 1) {
+    const answers = seq + 1 - window - lost;
+    await m.rec.until(answers, ACK_WAIT_MS);
+    lost += Math.max(0, answers - m.rec.items.length);
     refused = errorName(() => m.ch.send(m.item(step, seq, size)));
   }
-  return { refused };
+  return { refused, lost };
 }
 
 async function rateOf(m, count) {
