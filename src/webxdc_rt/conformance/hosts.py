@@ -117,8 +117,8 @@ class WebxdcDev:
             raise HostUnavailable("webxdc-dev needs Node.js and npm (Debian: apt install npm)")
         self.npm_dir.mkdir(parents=True, exist_ok=True)
         process = await asyncio.create_subprocess_exec(
-            "npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix",
-            str(self.npm_dir), f"@webxdc/webxdc-dev@{WEBXDC_DEV_VERSION}",
+            "npm", "install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error",
+            "--prefix", str(self.npm_dir), f"@webxdc/webxdc-dev@{WEBXDC_DEV_VERSION}",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         _, errors = await process.communicate()
         if process.returncode != 0 or not cli.exists():
