@@ -60,6 +60,8 @@ class RedisClusterBroker(RedisBrokerBase):
         self._slot_of_topic: dict[str, int] = {}
         self._stale = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        """Link tasks of primaries that serve no slot any more, until they ended."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -76,9 +78,10 @@ class RedisClusterBroker(RedisBrokerBase):
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
             self._watcher = None
-        for links in list(self._nodes.values()):
-            await self._stop_node(links)
+        for links in self._nodes.values():
+            self._retire(links)
         self._nodes.clear()
+        await asyncio.gather(*self._retired, return_exceptions=True)
 
     # -- the Broker protocol -----------------------------------------------------------
 
@@ -142,7 +145,10 @@ class RedisClusterBroker(RedisBrokerBase):
         delay = self.limits.reconnect_min_s
         while True:
             self._stale.clear()
-            known = [(self.address.host, self.address.port), *self.address.seeds,
+            # Primaries connected to now first: a dead one may take a timeout to refuse.
+            known = [*(node for node, links in self._nodes.items()
+                       if links.publisher.link is not None),
+                     (self.address.host, self.address.port), *self.address.seeds,
                      *self._nodes]
             learned = await learn_slot_map(self.address, self.limits, known)
             if isinstance(learned, str):
@@ -174,7 +180,7 @@ class RedisClusterBroker(RedisBrokerBase):
         for node in primaries - set(self._nodes):
             starting += self._start_node(node).first
         for node in set(self._nodes) - primaries:
-            asyncio.get_running_loop().create_task(self._stop_node(self._nodes.pop(node)))
+            self._retire(self._nodes.pop(node))
         self._reports.expect(frozenset(
             side for node in primaries for side in self._sides(node)))
         for topic, node in list(self._node_of_topic.items()):
@@ -216,10 +222,12 @@ class RedisClusterBroker(RedisBrokerBase):
         self._nodes[node] = links
         return links
 
-    async def _stop_node(self, links: _NodeLinks) -> None:
+    def _retire(self, links: _NodeLinks) -> None:
+        """Close the connections to a primary (`close` waits until their tasks ended)."""
         for task in links.tasks:
             task.cancel()
-        await asyncio.gather(*links.tasks, return_exceptions=True)
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
         links.publisher.close()
         links.subscriber.release(None)
 
