@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 from peers import eventually, joined
 from redis_cluster import RedisCluster
+from redis_server import free_port
 from test_redis_processes import running_hosts
 
 from webxdc_rt.brokers.limits import BrokerLimits
 from webxdc_rt.brokers.redis import RedisBroker, RedisClusterBroker, parse_redis_url
+from webxdc_rt.brokers.redis.topology import key_slot
 from webxdc_rt.core import wire
 from webxdc_rt.core.fanout import Published
 
@@ -85,6 +87,21 @@ async def test_channels_spread_over_the_primaries_and_items_cross(brokers, three
         assert numbers(there[topic]) == list(range(50))  # in order, each once
         assert numbers(here[topic]) == list(range(50))  # its own, directly, never twice
     assert one.counts.dropped == 0 and two.counts.received == 50 * len(TOPICS)
+
+
+@pytest.mark.parametrize("name", [
+    "webxdc-rt:0:rt/chat-1/app-1", "", "{user1000}.following", "foo{}{bar}",
+    "foo{{bar}}zap", "{bar", "a{b}c{d}", "\u00e9t\u00e9"])
+def test_hash_slots_are_those_redis_computes(three_primaries, name):
+    assert key_slot(name.encode()) == three_primaries.slot(name)
+
+
+async def test_the_slot_map_is_learned_from_the_next_node_when_one_is_down(
+        started, three_primaries):
+    live = three_primaries.servers[1]
+    url = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{live.port}/0"
+    broker = await started(RedisClusterBroker(parse_redis_url(url), FAST))
+    assert broker.connected
 
 
 async def test_a_plain_redis_url_on_a_cluster_node_says_to_name_the_cluster(
