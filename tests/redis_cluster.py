@@ -19,28 +19,35 @@ NODE_TIMEOUT_MS = 1000
 class RedisCluster:
     """`primaries` primaries, each with `replicas` replicas."""
 
-    def __init__(self, folder: Path, primaries: int = 3, replicas: int = 0) -> None:
+    def __init__(self, folder: Path, primaries: int = 3, replicas: int = 0,
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
+        tls_options = ("--tls-cluster", "yes", "--tls-replication", "yes") if tls else ()
+        self.tls = tls
+        """(certificate, key, CA) of every node: TLS only, between the nodes too."""
         self.servers = [
             RedisServer(folder / f"node-{index}", None, "--cluster-enabled", "yes",
                         "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
                         str(NODE_TIMEOUT_MS), "--cluster-port", str(free_port()),
                         # a replica takes over however long ago it last heard its primary
-                        "--cluster-replica-validity-factor", "0")
+                        "--cluster-replica-validity-factor", "0", *tls_options, tls=tls)
             for index in range(primaries * (1 + replicas))]
         self.replicas = replicas
 
     @property
     def url(self) -> str:
         """The broker URL, naming two of the nodes to learn the others from."""
-        return "redis+cluster://" + ",".join(
+        scheme = "rediss+cluster" if self.tls else "redis+cluster"
+        return f"{scheme}://" + ",".join(
             f"127.0.0.1:{server.port}" for server in self.servers[:2]) + "/0"
 
     def start(self) -> RedisCluster:
         """Start every node, join them into one cluster and wait until it serves."""
         for server in self.servers:
             server.start()
+        tls = ["--tls", "--cacert", str(self.tls[2]), "--cert", str(self.tls[0]), "--key",
+               str(self.tls[1])] if self.tls else []
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create",
+            [REDIS_CLI, *tls, "--cluster", "create",
              *(f"127.0.0.1:{server.port}" for server in self.servers),
              "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=60)

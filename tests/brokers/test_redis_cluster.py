@@ -10,8 +10,10 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from urllib.parse import quote
 
 import pytest
+from certificates import issue, make_ca
 from peers import eventually, joined
 from redis_cluster import RedisCluster
 from redis_server import free_port
@@ -65,11 +67,11 @@ def numbers(items: list[Published]) -> list[int]:
     return [int(item.payload[wire.ITEM_HEADER_BYTES:]) for item in items]
 
 
-async def test_channels_spread_over_the_primaries_and_items_cross(brokers, three_primaries):
-    one, two = await brokers(three_primaries), await brokers(three_primaries)
+async def cross_every_topic(cluster: RedisCluster, one: RedisClusterBroker,
+                            two: RedisClusterBroker) -> None:
+    """Items on every topic cross from `one` to `two` in order, once; each channel's
+    subscribers are on the primary of its slot."""
     assert one.connected and two.connected
-    owners = {three_primaries.owner(three_primaries.slot(channel(t))).port for t in TOPICS}
-    assert len(owners) >= 2  # the channels are on more than one shard
     here: dict[str, list[Published]] = {topic: [] for topic in TOPICS}
     there: dict[str, list[Published]] = {topic: [] for topic in TOPICS}
     for topic in TOPICS:
@@ -77,9 +79,9 @@ async def test_channels_spread_over_the_primaries_and_items_cross(brokers, three
         two.subscribe(topic, lambda t, i: there[t].append(i))
         await one.ready(topic)
         await two.ready(topic)
-    for topic in TOPICS:  # each channel's subscribers are on the primary of its slot
-        owner = three_primaries.owner(three_primaries.slot(channel(topic)))
-        assert owner.shard_subscribers(channel(topic)) == 2
+    for topic in TOPICS:
+        assert cluster.owner(cluster.slot(channel(topic))).shard_subscribers(
+            channel(topic)) == 2
     for number, topic in itertools.product(range(50), TOPICS):
         one.publish(topic, item(one, number))
     for topic in TOPICS:
@@ -87,6 +89,13 @@ async def test_channels_spread_over_the_primaries_and_items_cross(brokers, three
         assert numbers(there[topic]) == list(range(50))  # in order, each once
         assert numbers(here[topic]) == list(range(50))  # its own, directly, never twice
     assert one.counts.dropped == 0 and two.counts.received == 50 * len(TOPICS)
+
+
+async def test_channels_spread_over_the_primaries_and_items_cross(brokers, three_primaries):
+    owners = {three_primaries.owner(three_primaries.slot(channel(t))).port for t in TOPICS}
+    assert len(owners) >= 2  # the channels are on more than one shard
+    await cross_every_topic(three_primaries, await brokers(three_primaries),
+                            await brokers(three_primaries))
 
 
 @pytest.mark.parametrize("name", [
@@ -102,6 +111,18 @@ async def test_the_slot_map_is_learned_from_the_next_node_when_one_is_down(
     url = f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{live.port}/0"
     broker = await started(RedisClusterBroker(parse_redis_url(url), FAST))
     assert broker.connected
+
+
+async def test_items_cross_on_a_cluster_over_tls(started, tmp_path):
+    ca = make_ca(tmp_path / "certs")
+    node = issue(ca, tmp_path / "certs", "node")
+    cluster = RedisCluster(tmp_path / "cluster", tls=(node.cert, node.key, ca.cert)).start()
+    try:
+        address = parse_redis_url(f"{cluster.url}?ssl_ca_certs={quote(str(ca.cert))}")
+        await cross_every_topic(cluster, await started(RedisClusterBroker(address, FAST)),
+                                await started(RedisClusterBroker(address, FAST)))
+    finally:
+        cluster.stop()
 
 
 async def test_a_plain_redis_url_on_a_cluster_node_says_to_name_the_cluster(
