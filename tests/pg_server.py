@@ -37,7 +37,9 @@ def _bin(name: str) -> str:
 class PostgresServer:
     """One `postgres` process the test owns, with a database `webxdc` in a fresh cluster."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
+        self.options = options
+        """More `postgres` options, e.g. `-c ssl=on`."""
         # Not under pytest's tmp_path: as root that lies in a folder only root may enter.
         self.folder = Path(tempfile.mkdtemp(prefix="webxdc-rt-pg-"))
         self.data = self.folder / "data"
@@ -64,7 +66,7 @@ class PostgresServer:
             [_bin("postgres"), "-D", str(self.data), "-p", str(self.port),
              "-h", "127.0.0.1", "-k", str(self.folder), "-c", "fsync=off",
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=100"],
+             "-c", "max_connections=100", *self.options],
             stdout=subprocess.DEVNULL, stderr=(self.folder / "log").open("ab"),
             cwd=self.folder, **self._as_user)
         deadline = time.monotonic() + 30
@@ -82,6 +84,14 @@ class PostgresServer:
                     raise RuntimeError(f"postgres did not start on port {self.port}: "
                                        f"{(self.folder / 'log').read_text()[-2000:]}") from None
                 time.sleep(0.05)
+
+    def give(self, *paths: Path) -> None:
+        """Hand files in the folder to the user the server runs as, readable by it alone
+        (as PostgreSQL wants its TLS key)."""
+        for path in paths:
+            path.chmod(0o600)
+            if self._as_user:
+                os.chown(path, self._as_user["user"], self._as_user["group"])
 
     def stop(self) -> None:
         """Stop it (fast shutdown: clients are disconnected) and wait until it is gone."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -26,16 +27,28 @@ def free_port() -> int:
 class RedisServer:
     """One `redis-server` process the test owns."""
 
-    def __init__(self, folder: Path, port: int | None = None, *options: str) -> None:
+    def __init__(self, folder: Path, port: int | None = None, *options: str,
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
         self.folder = folder
         self.port = port or free_port()
         self.options = options
         """More `redis-server` options, e.g. `--rename-command SPUBLISH ""`."""
+        self.tls = tls
+        """(certificate, key, CA): TLS only, on `port`; clients' certificates are checked
+        against the CA when they present one (this helper presents the server's own)."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def _listen(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        cert, key, ca = self.tls
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+                "--tls-auth-clients", "optional"]
 
     def start(self) -> RedisServer:
         """Start it and return once it answers PING."""
@@ -44,7 +57,7 @@ class RedisServer:
                                "(Debian package redis-server)")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [REDIS_SERVER, *self._listen(), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no",
              "--loglevel", "warning", "--protected-mode", "no", *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -69,7 +82,7 @@ class RedisServer:
     def command(self, *args: str | bytes) -> Any:
         """Send one command and return its reply, parsed."""
         reader = hiredis.Reader()
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+        with self._connect() as conn:
             conn.sendall(hiredis.pack_command(args))
             while (reply := reader.gets()) is False:
                 data = conn.recv(65536)
@@ -77,6 +90,14 @@ class RedisServer:
                     raise ConnectionError("redis-server closed the connection")
                 reader.feed(data)
             return reply
+
+    def _connect(self) -> socket.socket:
+        conn = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        if self.tls is None:
+            return conn
+        context = ssl.create_default_context(cafile=str(self.tls[2]))
+        context.load_cert_chain(self.tls[0], self.tls[1])
+        return context.wrap_socket(conn, server_hostname="127.0.0.1")
 
     def ping(self) -> bool:
         try:

@@ -40,7 +40,12 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
-from .brokers.redis import RedisAddress, RedisBroker, parse_redis_url
+from .brokers.redis import (
+    RedisAddress,
+    checked_tls_context,
+    open_redis_broker,
+    parse_redis_url,
+)
 from .conformance import command as conformance
 from .core.wire import is_text
 from .dev import command as dev
@@ -114,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--broker", metavar="URL", default=None,
                        help="share realtime channels with other webxdc-rt processes through "
                             "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
+                            "rediss://... for TLS (?ssl_ca_certs=FILE&ssl_certfile=FILE"
+                            "&ssl_keyfile=FILE), redis+cluster://HOST:PORT[,HOST:PORT...] "
+                            "or rediss+cluster://... for a Redis Cluster; "
                             "the password else from $REDISCLI_AUTH; "
                             "if Redis is unreachable the host starts anyway, warns once and "
                             "keeps trying (default: this process alone)")
@@ -345,6 +353,8 @@ def _broker_address(url: str | None) -> RedisAddress | None:
         raise UsageError("--broker must be a redis:// URL in UTF-8")
     try:
         address = parse_redis_url(url)
+        if address.tls is not None:  # unreadable TLS files are refused at start
+            checked_tls_context(address.tls)
     except ValueError as exc:
         raise UsageError(f"--broker {exc}") from None
     # redis-cli's own variable: a password kept out of the command line (and so out of
@@ -405,7 +415,7 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
     # and meanwhile this process's pages reach one another.
     broker = None
     if broker_address is not None:
-        broker = RedisBroker(broker_address, settings.broker,
+        broker = open_redis_broker(broker_address, settings.broker,
                              settings.realtime.max_payload_bytes)
     host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
     listen = Listen(args.host, args.port, reuse_port=worker is not None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
 
 import pytest
 from peers import eventually
@@ -14,7 +13,7 @@ from redis_server import RedisServer, free_port
 
 from webxdc_rt.brokers.items import encode_header, origin_prefix
 from webxdc_rt.brokers.limits import BrokerLimits
-from webxdc_rt.brokers.redis import RedisAddress, RedisBroker, parse_redis_url
+from webxdc_rt.brokers.redis import RedisAddress, RedisBroker, RedisTls, parse_redis_url
 from webxdc_rt.core import wire
 from webxdc_rt.core.fanout import Published
 
@@ -39,21 +38,15 @@ class Recorder:
 
 
 @pytest.fixture
-async def brokers(redis_server) -> AsyncIterator:
+def brokers(redis_server, started):
     """A factory of started brokers on the test's Redis, all closed after."""
-    started: list[RedisBroker] = []
 
     async def start(limits: BrokerLimits = FAST, port: int | None = None,
                     max_payload_bytes: int = 128_000) -> RedisBroker:
         address = RedisAddress("127.0.0.1", port or redis_server.port)
-        broker = RedisBroker(address, limits, max_payload_bytes)
-        started.append(broker)
-        await broker.start()
-        return broker
+        return await started(RedisBroker(address, limits, max_payload_bytes))
 
-    yield start
-    for broker in started:
-        await broker.close()
+    return start
 
 
 def warnings(caplog) -> list[str]:
@@ -79,6 +72,14 @@ async def subscribed(broker: RedisBroker, recorder: Recorder) -> Recorder:
     ("redis://[::1]:7000/0", RedisAddress("::1", 7000, 0)),
     ("redis://:s%40cret@h:1/", RedisAddress("h", 1, 0, None, "s@cret")),
     ("redis://me:pw@h/2", RedisAddress("h", 6379, 2, "me", "pw")),
+    ("rediss://h:6380/1", RedisAddress("h", 6380, 1, tls=RedisTls())),
+    ("rediss://h?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem",
+     RedisAddress("h", tls=RedisTls("/ca.pem", "/c.pem", "/k.pem"))),
+    ("rediss://h?ssl_cert_reqs=none", RedisAddress("h", tls=RedisTls(cert_reqs="none"))),
+    ("redis+cluster://a:7000,b:7001,[::1]:7002/0",
+     RedisAddress("a", 7000, cluster=True, seeds=(("b", 7001), ("::1", 7002)))),
+    ("rediss+cluster://:pw@a", RedisAddress("a", password="pw", tls=RedisTls(),
+                                            cluster=True)),
 ])
 def test_redis_urls_are_read(url, expected):
     assert parse_redis_url(url) == expected
@@ -86,7 +87,13 @@ def test_redis_urls_are_read(url, expected):
 
 @pytest.mark.parametrize("url, fragment", [
     ("http://localhost:6379", "expects a redis://"),
-    ("rediss://localhost", "expects a redis://"),
+    ("redis+sentinel://localhost", "expects a redis://"),
+    ("redis://a:1,b:2", "not a valid"),
+    ("redis+cluster://a:1,", "names no host"),
+    ("rediss://h?ssl_cert_reqs=optional", "required or none"),
+    ("rediss://h?ssl=true", "only the query options"),
+    ("rediss://h?ssl_ca_certs=a&ssl_ca_certs=b", "each once"),
+    ("rediss://h?ssl_keyfile=k.pem", "needs ssl_certfile"),
     ("localhost:6379", "expects a redis://"),
     ("redis://", "names no host"),
     ("redis://h:99999", "not a valid"),
@@ -106,6 +113,9 @@ def test_messages_never_show_the_password():
         parse_redis_url("redis://me:hunter2@h/x")
     assert "hunter2" not in str(refused.value)
     assert "hunter2" not in str(parse_redis_url("redis://me:hunter2@h/1"))
+    with pytest.raises(ValueError) as refused:
+        parse_redis_url("redis+cluster://me:hunter2@a:1,b:x")
+    assert "hunter2" not in str(refused.value)
 
 
 # -- items between processes --------------------------------------------------------------

@@ -263,6 +263,8 @@ async def test_redis_unreachable_at_start_is_a_warning_not_an_error(tmp_path):
     ("http://127.0.0.1:6379", "expects a redis://"),
     ("redis://127.0.0.1:6379/first", "database number"),
     ("redis://:pw@127.0.0.1:99999", "not a valid"),
+    ("rediss://:pw@127.0.0.1:6380/0?ssl_ca_certs=/nonexistent/ca.pem",
+     "TLS files cannot be used (ssl_ca_certs=/nonexistent/ca.pem)"),
 ])
 def test_a_bad_broker_url_is_a_clear_error(tmp_path, url, fragment):
     result = subprocess.run(

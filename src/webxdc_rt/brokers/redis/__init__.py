@@ -25,11 +25,25 @@ installed) on an asyncio transport: redis-py's asyncio client and pub/sub object
 `RedisBroker` (`broker`) is made of a publishing side (`publisher`) and a subscribing side
 (`subscriber`), each on one connection kept open by `link`; `reports` says in the log, once,
 what went wrong; `address` reads the `redis://` URL.
+
+Over `rediss://` the connections use TLS, the server's certificate checked (system CAs or
+the URL's `ssl_ca_certs`) and required to name the host. On a Redis Cluster
+(`redis+cluster://`) `RedisClusterBroker` (`cluster`) keeps such a pair of connections to
+every primary and sends each channel's commands to the primary of its hash slot, which it
+learns from the cluster (`topology`). The broker keeps no keys in Redis, only channels.
 """
 
-from .address import DEFAULT_REDIS_PORT, RedisAddress, parse_redis_url
+from .address import (
+    DEFAULT_REDIS_PORT,
+    RedisAddress,
+    RedisTls,
+    checked_tls_context,
+    parse_redis_url,
+)
 from .broker import RedisBroker
+from .cluster import RedisClusterBroker, open_redis_broker
 from .counts import BrokerCounts
 
-__all__ = ["RedisAddress", "parse_redis_url", "BrokerCounts", "RedisBroker",
+__all__ = ["RedisAddress", "RedisTls", "parse_redis_url", "checked_tls_context",
+           "BrokerCounts", "RedisBroker", "RedisClusterBroker", "open_redis_broker",
            "DEFAULT_REDIS_PORT"]

@@ -17,28 +17,52 @@ from .publisher import Publisher
 from .reports import Reports
 from .subscriber import Subscriber
 
-__all__ = ["RedisBroker", "CHANNEL_PREFIX"]
+__all__ = ["RedisBroker", "RedisBrokerBase", "CHANNEL_PREFIX"]
 
 CHANNEL_PREFIX = "webxdc-rt"
 _REPLY_SLACK_BYTES = 64 * 1024
 """What one reply from Redis may hold beyond an item's payload (its framing and header)."""
 
 
-class RedisBroker:
+class RedisBrokerBase:
+    """What the brokers on one Redis and on a Redis Cluster share: the address, bounds
+    and counts, this process's subscriptions, the reports, and the channel names."""
+
+    def __init__(self, address: RedisAddress, limits: BrokerLimits | None,
+                 max_payload_bytes: int, node_id: str | None) -> None:
+        self.address = address
+        self.limits = limits or BrokerLimits()
+        self.node_id = node_id or new_node_id()
+        self.counts = BrokerCounts()
+        self._own_prefix = origin_prefix(self.node_id)
+        self._max_payload_bytes = max_payload_bytes
+        self._max_reply_bytes = max_payload_bytes + _REPLY_SLACK_BYTES
+        self._subscriptions = Subscriptions()
+        self._handlers = self._subscriptions.handlers
+        self._reports = Reports(address, self.counts)
+
+    @property
+    def connected(self) -> bool:
+        """Every connection to Redis is up: items cross, and arrive."""
+        return self._reports.connected
+
+    def topic_count(self) -> int:
+        """How many topics this process listens to (for tests and metrics)."""
+        return len(self._handlers)
+
+    def _channel(self, topic: str) -> bytes:
+        """The Redis shard channel of `topic`."""
+        return f"{CHANNEL_PREFIX}:{self.address.db}:{topic}".encode()
+
+
+class RedisBroker(RedisBrokerBase):
     """The broker of a host process that shares channels with other processes through
     Redis. `start()` it in the host's event loop before use and `close()` it after."""
 
     def __init__(self, address: RedisAddress, limits: BrokerLimits | None = None,
                  max_payload_bytes: int = 128_000, node_id: str | None = None) -> None:
-        self.address = address
-        self.limits = limits or BrokerLimits()
-        self.node_id = node_id or new_node_id()
-        self.counts = BrokerCounts()
-        own_prefix = origin_prefix(self.node_id)
-        self._max_reply_bytes = max_payload_bytes + _REPLY_SLACK_BYTES
-        self._subscriptions = Subscriptions()
-        self._handlers = self._subscriptions.handlers
-        self._reports = Reports(address, self.counts)
+        super().__init__(address, limits, max_payload_bytes, node_id)
+        own_prefix = self._own_prefix
         self._publisher = Publisher(self._channel, own_prefix, self.limits, self.counts,
                                     self._reports)
         self._subscriber = Subscriber(self._channel, self._handlers, own_prefix,
@@ -69,11 +93,6 @@ class RedisBroker:
         self._publisher.close()
         self._subscriber.release(None)
 
-    @property
-    def connected(self) -> bool:
-        """Both connections to Redis are up: items cross, and arrive."""
-        return self._reports.connected
-
     # -- the Broker protocol -----------------------------------------------------------
 
     def subscribe(self, topic: str, handler: Handler) -> None:
@@ -99,11 +118,3 @@ class RedisBroker:
         for handler in self._handlers.get(topic, ()):
             handler(topic, item)
         self._publisher.queue(topic, item)
-
-    def topic_count(self) -> int:
-        """How many topics this process listens to (for tests and metrics)."""
-        return len(self._handlers)
-
-    def _channel(self, topic: str) -> bytes:
-        """The Redis shard channel of `topic`."""
-        return f"{CHANNEL_PREFIX}:{self.address.db}:{topic}".encode()

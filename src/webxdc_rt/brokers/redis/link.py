@@ -1,7 +1,8 @@
 """One connection to Redis: hiredis's parser on an asyncio transport, the hello that opens
-it (credentials, then PING), TCP keepalive, and the loop that keeps it open: connect, serve
-until it breaks, wait with backoff, connect again. What the replies mean is for whoever uses
-the connection (`LinkEvents`)."""
+it (TLS when the address asks for it, credentials, then PING), TCP keepalive, and the loop
+that keeps it open: connect, serve until it breaks, wait with backoff, connect again. What
+the replies mean is for whoever uses the connection (`LinkEvents`); `ask` sends one command
+on a connection of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -16,9 +18,9 @@ import hiredis
 
 from ...core.describe import describe_exception
 from ..limits import BrokerLimits
-from .address import RedisAddress
+from .address import RedisAddress, tls_context
 
-__all__ = ["Link", "LinkEvents", "keep_link", "command"]
+__all__ = ["Link", "LinkEvents", "keep_link", "command", "ask"]
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,10 @@ async def _hello(link: Link, address: RedisAddress, timeout_s: float) -> str | N
     replies: list[Any] = []
     try:
         async with asyncio.timeout(timeout_s):
-            await loop.create_connection(lambda: link, address.host, address.port)
+            tls = tls_context(address.tls) if address.tls is not None else None
+            await loop.create_connection(
+                lambda: link, address.host, address.port, ssl=tls,
+                server_hostname=address.host if tls is not None else None)
             assert link.transport is not None
             _keep_alive(link.transport)
             answered: asyncio.Future[Any] = loop.create_future()
@@ -159,12 +164,47 @@ async def _hello(link: Link, address: RedisAddress, timeout_s: float) -> str | N
             link.on_reply = serve
     except TimeoutError:
         return f"no answer within {timeout_s:g} s"
+    except ssl.SSLCertVerificationError as exc:
+        return (f"its TLS certificate is not accepted ({exc.verify_message}; the "
+                "URL's ssl_ca_certs names the CA file to check it with)")
+    except ssl.SSLError as exc:
+        return f"TLS failed ({exc.reason or exc})"
     except OSError as exc:
         return exc.strerror or str(exc)
     refused = next((r for r in replies if isinstance(r, hiredis.ReplyError)), None)
     if refused is not None:
         return f"refused: {refused}"
     return None
+
+
+async def ask(address: RedisAddress, limits: BrokerLimits, *args: str | bytes,
+              max_reply_bytes: int = 1024 * 1024) -> Any:
+    """Open a connection, send one command, return its reply (a `hiredis.ReplyError` when
+    refused) and close; ConnectionError saying why when there is no reply."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Any] = loop.create_future()
+
+    def on_reply(reply: Any) -> None:
+        if not answer.done():
+            answer.set_result(reply)
+
+    link = Link(on_reply, max_reply_bytes)
+    try:
+        reason = await _hello(link, address, limits.connect_timeout_s)
+        if reason is not None:
+            raise ConnectionError(reason)
+        assert link.transport is not None
+        link.transport.write(command(*args))
+        try:
+            async with asyncio.timeout(limits.connect_timeout_s):
+                await asyncio.wait((answer, link.lost), return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            raise ConnectionError(f"no answer within {limits.connect_timeout_s:g} s") from None
+        if not answer.done():
+            raise ConnectionError(link.lost.result())
+        return answer.result()
+    finally:
+        link.drop("asked")
 
 
 def command(*args: str | bytes) -> bytes:

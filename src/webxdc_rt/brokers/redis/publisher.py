@@ -14,7 +14,7 @@ from ..items import encode_header
 from ..limits import BrokerLimits
 from .counts import BrokerCounts
 from .link import Link
-from .reports import Reports
+from .reports import Reports, Side, is_redirect
 
 __all__ = ["Publisher", "SMALL_ITEM_BYTES"]
 
@@ -29,8 +29,11 @@ class Publisher:
     counts what Redis acknowledged, refused, or never saw."""
 
     def __init__(self, channel: Callable[[str], bytes], own_prefix: bytes, limits: BrokerLimits,
-                 counts: BrokerCounts, reports: Reports) -> None:
+                 counts: BrokerCounts, reports: Reports, side: Side = "publisher",
+                 on_redirect: Callable[[], None] | None = None) -> None:
         self.link: Link | None = None
+        self._side = side
+        self._on_redirect = on_redirect
         self._channel = channel
         self._own_prefix = own_prefix
         self._limits = limits
@@ -105,13 +108,16 @@ class Publisher:
             self._unanswered -= 1
             self._counts.dropped += 1
             self._counts.published -= 1
-            self._reports.refused(reply)
+            if self._on_redirect is not None and is_redirect(reply):
+                self._on_redirect()  # the cluster's slot map changed: learn it again
+            else:
+                self._reports.refused(reply)
 
     def link_up(self, link: Link) -> None:
         """Publish on `link` from now on."""
         self._unanswered = 0
         self.link = link
-        self._reports.link_up("publisher")
+        self._reports.link_up(self._side)
 
     def link_lost(self, reason: str) -> None:
         """Count what was written but not acknowledged as dropped: it may or may not have
@@ -120,7 +126,7 @@ class Publisher:
         self._counts.dropped += self._unanswered
         self._counts.published -= self._unanswered
         self._unanswered = 0
-        self._reports.link_down("publisher")
+        self._reports.link_down(self._side)
         self._reports.unreachable(reason)
 
     def link_failed(self, reason: str) -> None:
@@ -130,4 +136,4 @@ class Publisher:
     def link_closed(self) -> None:
         """Publish nothing more to Redis."""
         self.link = None
-        self._reports.link_down("publisher")
+        self._reports.link_down(self._side)

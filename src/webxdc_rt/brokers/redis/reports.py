@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
 
 import hiredis
 
 from .address import RedisAddress
 from .counts import BrokerCounts
 
-__all__ = ["Reports", "Side"]
+__all__ = ["Reports", "Side", "is_redirect"]
 
 log = logging.getLogger(__name__)
 
-Side = Literal["publisher", "subscriber"]
-"""Which of the broker's two connections."""
+Side = str
+"""Which of the broker's connections: "publisher" or "subscriber", on a cluster followed
+by the node's address."""
+_SIDES = frozenset({"publisher", "subscriber"})
+
+
+def is_redirect(reply: hiredis.ReplyError) -> bool:
+    """A cluster node's answer that another node serves the channel (`MOVED`, `ASK`)."""
+    return str(reply).startswith(("MOVED ", "ASK "))
 
 
 class Reports:
@@ -29,6 +35,7 @@ class Reports:
         self._address = address
         self._counts = counts
         self._up: set[Side] = set()
+        self._expected: frozenset[Side] = _SIDES
         self._outage_since: float | None = None
         self._dropped_before_outage = 0
         self._malformed_reported = False
@@ -36,8 +43,13 @@ class Reports:
 
     @property
     def connected(self) -> bool:
-        """Both connections to Redis are up: items cross, and arrive."""
-        return len(self._up) == 2
+        """Every connection to Redis is up: items cross, and arrive."""
+        return bool(self._expected) and self._expected <= self._up
+
+    def expect(self, sides: frozenset[Side]) -> None:
+        """The connections there are now (the nodes of a cluster change)."""
+        self._expected = sides
+        self._up &= sides
 
     def link_up(self, side: Side) -> None:
         """One connection is up; once both are after an outage, say so."""
@@ -67,8 +79,10 @@ class Reports:
         """Redis refused a command."""
         if not self._refusal_reported:
             self._refusal_reported = True
-            hint = " (sharded pub/sub needs Redis 7 or later)" if "unknown command" in str(
-                reply).lower() else ""
+            text = str(reply).lower()
+            hint = (" (sharded pub/sub needs Redis 7 or later)" if "unknown command" in text
+                    else " (a Redis Cluster: use a redis+cluster:// URL)"
+                    if is_redirect(reply) else "")
             log.warning("broker: %s refused a command: %s%s", self._address, reply, hint)
 
     def malformed(self) -> None:

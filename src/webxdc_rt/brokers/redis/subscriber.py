@@ -15,7 +15,7 @@ from ..items import decode_item
 from ..limits import BrokerLimits
 from .counts import BrokerCounts
 from .link import Link, command
-from .reports import Reports
+from .reports import Reports, Side, is_redirect
 
 __all__ = ["Subscriber"]
 
@@ -30,8 +30,14 @@ class Subscriber:
     def __init__(self, channel: Callable[[str], bytes],
                  handlers: Mapping[str, tuple[Handler, ...]], own_prefix: bytes,
                  max_payload_bytes: int, limits: BrokerLimits, counts: BrokerCounts,
-                 reports: Reports) -> None:
+                 reports: Reports, side: Side = "subscriber",
+                 on_redirect: Callable[[], None] | None = None,
+                 channels_per_command: int = _SUBSCRIBED_AT_ONCE) -> None:
         self.link: Link | None = None
+        self._side = side
+        self._on_redirect = on_redirect
+        # A cluster node takes only channels of one slot in one command.
+        self._channels_per_command = channels_per_command
         self._channel = channel
         self._handlers = handlers
         self._own_prefix = own_prefix
@@ -52,12 +58,15 @@ class Subscriber:
         if self.link is not None and self.link.alive:
             self._subscribe(self.link, (channel,))
 
-    def remove(self, topic: str) -> None:
-        """Leave the channel of `topic` (nobody here listens any more)."""
+    def remove(self, topic: str, tell_redis: bool = True) -> None:
+        """Leave the channel of `topic` (nobody here listens any more, or another node of a
+        cluster serves it now: then Redis is not told)."""
         channel = self._channel(topic)
         del self._topic_of_channel[channel]
         self.release(topic)
-        if self.link is not None and self.link.alive:
+        if not tell_redis:  # confirmations from the node it was on count no more
+            self._unconfirmed.pop(channel, None)
+        if tell_redis and self.link is not None and self.link.alive:
             assert self.link.transport is not None
             self.link.transport.write(command("SUNSUBSCRIBE", channel))
 
@@ -99,8 +108,10 @@ class Subscriber:
         """An item on a channel, a confirmed subscription, or a refusal."""
         if type(reply) is not list or len(reply) != 3:
             if isinstance(reply, hiredis.ReplyError):
-                # The connection stays: dropping it would only repeat the refusal.
-                self._reports.refused(reply)
+                if self._on_redirect is not None and is_redirect(reply):
+                    self._on_redirect()  # the cluster's slot map changed: learn it again
+                else:  # the connection stays: dropping it would only repeat the refusal
+                    self._reports.refused(reply)
             return
         kind, channel, data = reply
         if kind == b"smessage":
@@ -125,22 +136,27 @@ class Subscriber:
             topic = self._topic_of_channel.get(channel)
             if topic is not None:
                 self.release(topic)
+        elif kind == b"sunsubscribe" and channel in self._topic_of_channel:
+            # Not asked for: a cluster node gave the channel's slot to another node.
+            if self._on_redirect is not None:
+                self._on_redirect()
 
     def link_up(self, link: Link) -> None:
         """Subscribe `link` to every channel this process is in."""
         self._unconfirmed.clear()
         self.link = link
         channels = tuple(self._topic_of_channel)
-        for start in range(0, len(channels), _SUBSCRIBED_AT_ONCE):
-            self._subscribe(link, channels[start:start + _SUBSCRIBED_AT_ONCE])
-        self._reports.link_up("subscriber")
+        step = self._channels_per_command
+        for start in range(0, len(channels), step):
+            self._subscribe(link, channels[start:start + step])
+        self._reports.link_up(self._side)
 
     def link_lost(self, reason: str) -> None:
         """No subscription holds any more: let the waiting joins go on."""
         self.link = None
         self._unconfirmed.clear()
         self.release(None)
-        self._reports.link_down("subscriber")
+        self._reports.link_down(self._side)
         self._reports.unreachable(reason)
 
     def link_failed(self, reason: str) -> None:
@@ -150,4 +166,4 @@ class Subscriber:
     def link_closed(self) -> None:
         """Receive nothing more from Redis."""
         self.link = None
-        self._reports.link_down("subscriber")
+        self._reports.link_down(self._side)
