@@ -1,0 +1,66 @@
+"""The browser bridge's status updates across a lost link, in headless Chromium: an update
+whose bytes or whose answer the link lost is sent again on the next link, stored once, and
+seen once by every page."""
+
+from __future__ import annotations
+
+# Also records the payload of every update-send the page writes to a socket.
+LISTEN = """() => new Promise((resolve) => {
+  window.seen = [];
+  window.written = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === "string" && JSON.parse(data).type === "update-send") {
+      written.push(JSON.parse(data).update.payload);
+    }
+    return send.call(this, data);
+  };
+  window.webxdc.setUpdateListener((u) => seen.push(u.payload)).then(resolve);
+})"""
+
+# The page's socket stops carrying what the bridge sends, as a link that died unnoticed
+# does, and is then found dead.
+LOSE_WHAT_IS_SENT = """(payload) => {
+  const ws = window.__sockets.at(-1);
+  ws.send = () => {};
+  window.webxdc.sendUpdate({ payload });
+  ws.close();
+}"""
+
+# The host's answer to the next update is lost with the link that carried it.
+LOSE_THE_ANSWER = """(payload) => {
+  const ws = window.__sockets.at(-1);
+  const bridge = ws.onmessage;
+  ws.onmessage = (event) => {
+    if (typeof event.data === "string" && JSON.parse(event.data).type === "update-stored") {
+      ws.close();
+      return;
+    }
+    bridge(event);
+  };
+  window.webxdc.sendUpdate({ payload });
+}"""
+
+
+async def test_an_update_the_link_lost_is_sent_again_and_stored_once(live_host, open_page):
+    urls = live_host.share(["alice", "bob"])
+    alice, bob = await open_page(urls["alice"]), await open_page(urls["bob"])
+    for page in (alice, bob):
+        await page.evaluate(LISTEN)
+    await alice.evaluate(LOSE_WHAT_IS_SENT, "bytes lost")
+    await alice.wait_for_function("window.__sockets.length === 2")
+    await alice.evaluate(LOSE_THE_ANSWER, "answer lost")
+    await alice.wait_for_function("window.__sockets.length === 3")
+    await alice.evaluate("() => window.webxdc.sendUpdate({ payload: 'after' })")
+    for page in (alice, bob):
+        await page.wait_for_function("seen.length >= 3")
+    # Updates reach a listener in serial order: a second copy of either would come first.
+    for page in (alice, bob):
+        assert await page.evaluate("seen") == ["bytes lost", "answer lost", "after"]
+    # The second went out twice: on the link that lost its answer, and again on the next
+    # (the first one's lost bytes never reached a socket).
+    assert await alice.evaluate("written") == [
+        "bytes lost", "answer lost", "answer lost", "after"]
+    stored = live_host.store.updates_after(live_host.last_pages[0].app.id, 0, 10)
+    assert [u.update.payload_json for u in stored] == [
+        '"bytes lost"', '"answer lost"', '"after"']
