@@ -64,3 +64,37 @@ async def test_an_update_the_link_lost_is_sent_again_and_stored_once(live_host, 
     stored = live_host.store.updates_after(live_host.last_pages[0].app.id, 0, 10)
     assert [u.update.payload_json for u in stored] == [
         '"bytes lost"', '"answer lost"', '"after"']
+
+
+async def test_updates_waiting_to_be_stored_are_bounded(hosts, open_page):
+    from webxdc_rt.host.app import HostSettings
+
+    live_host = await hosts(HostSettings(bridge_max_pending_items=2))
+    urls = live_host.share(["alice", "bob"])
+    alice, bob = await open_page(urls["alice"]), await open_page(urls["bob"])
+    await bob.evaluate(LISTEN)
+    # The link stays down until the test lets it up: the bridge's reconnects reach an
+    # address the host refuses.
+    await alice.evaluate("""() => {
+      window.__RealSocket = window.WebSocket;
+      window.WebSocket = class extends window.__RealSocket {
+        constructor(url, ...rest) { super(url.replace("/socket", "/held"), ...rest); }
+      };
+    }""")
+    await live_host.host.disconnect(live_host.last_pages[0].label)
+    await alice.wait_for_function("window.__sockets[0].readyState === WebSocket.CLOSED")
+    refused = await alice.evaluate("""() => {
+      const refused = [];
+      for (const payload of [1, 2, 3]) {
+        try { window.webxdc.sendUpdate({ payload }); } catch (err) { refused.push(err.message); }
+      }
+      return refused;
+    }""")
+    assert len(refused) == 1
+    assert refused[0].startswith("update not sent: 2 updates (")
+    assert refused[0].endswith(" bytes) wait for the host to store them already")
+    await alice.evaluate("() => { window.WebSocket = window.__RealSocket; }")
+    await bob.wait_for_function("seen.length >= 2")
+    await alice.evaluate("() => window.webxdc.sendUpdate({ payload: 4 })")
+    await bob.wait_for_function("seen.length >= 3")
+    assert await bob.evaluate("seen") == [1, 2, 4]
