@@ -4,6 +4,10 @@ seen once by every page."""
 
 from __future__ import annotations
 
+from links import hold_link_down, let_link_up
+
+from webxdc_rt.host.app import HostSettings
+
 # Also records the payload of every update-send the page writes to a socket.
 LISTEN = """() => new Promise((resolve) => {
   window.seen = [];
@@ -67,22 +71,11 @@ async def test_an_update_the_link_lost_is_sent_again_and_stored_once(live_host, 
 
 
 async def test_updates_waiting_to_be_stored_are_bounded(hosts, open_page):
-    from webxdc_rt.host.app import HostSettings
-
     live_host = await hosts(HostSettings(bridge_max_pending_items=2))
     urls = live_host.share(["alice", "bob"])
     alice, bob = await open_page(urls["alice"]), await open_page(urls["bob"])
     await bob.evaluate(LISTEN)
-    # The link stays down until the test lets it up: the bridge's reconnects reach an
-    # address the host refuses.
-    await alice.evaluate("""() => {
-      window.__RealSocket = window.WebSocket;
-      window.WebSocket = class extends window.__RealSocket {
-        constructor(url, ...rest) { super(url.replace("/socket", "/held"), ...rest); }
-      };
-    }""")
-    await live_host.host.disconnect(live_host.last_pages[0].label)
-    await alice.wait_for_function("window.__sockets[0].readyState === WebSocket.CLOSED")
+    await hold_link_down(alice, live_host)
     refused = await alice.evaluate("""() => {
       const refused = [];
       for (const payload of [1, 2, 3]) {
@@ -93,7 +86,7 @@ async def test_updates_waiting_to_be_stored_are_bounded(hosts, open_page):
     assert len(refused) == 1
     assert refused[0].startswith("update not sent: 2 updates (")
     assert refused[0].endswith(" bytes) wait for the host to store them already")
-    await alice.evaluate("() => { window.WebSocket = window.__RealSocket; }")
+    await let_link_up(alice)
     await bob.wait_for_function("seen.length >= 2")
     await alice.evaluate("() => window.webxdc.sendUpdate({ payload: 4 })")
     await bob.wait_for_function("seen.length >= 3")
