@@ -8,14 +8,18 @@ from links import hold_link_down, let_link_up
 
 from webxdc_rt.host.app import HostSettings
 
-# Also records the payload of every update-send the page writes to a socket.
+# Also records the payload of every update-send the page writes to a socket, and the id
+# the bridge gave each payload.
 LISTEN = """() => new Promise((resolve) => {
   window.seen = [];
   window.written = [];
+  window.idOf = {};
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (data) {
-    if (typeof data === "string" && JSON.parse(data).type === "update-send") {
-      written.push(JSON.parse(data).update.payload);
+    const message = typeof data === "string" ? JSON.parse(data) : null;
+    if (message !== null && message.type === "update-send") {
+      written.push(message.update.payload);
+      idOf[message.update.payload] = message.id;
     }
     return send.call(this, data);
   };
@@ -31,12 +35,14 @@ LOSE_WHAT_IS_SENT = """(payload) => {
   ws.close();
 }"""
 
-# The host's answer to the next update is lost with the link that carried it.
+# The host's answer to this update is lost with the link that carried it.
 LOSE_THE_ANSWER = """(payload) => {
   const ws = window.__sockets.at(-1);
   const bridge = ws.onmessage;
   ws.onmessage = (event) => {
-    if (typeof event.data === "string" && JSON.parse(event.data).type === "update-stored") {
+    const message = typeof event.data === "string" ? JSON.parse(event.data) : null;
+    if (message !== null && message.type === "update-stored" &&
+        message.id === idOf[payload]) {
       ws.close();
       return;
     }
