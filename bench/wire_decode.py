@@ -50,6 +50,9 @@ def cases() -> list[tuple[str, bool, str]]:
         ("join", True, '{"type":"join","epoch":1}'),
         ("small update", True, json.dumps({"type": "update-send", "update": {
             "payload": {"x": 12.5, "y": 3.25, "who": "a1b2c3"}, "info": "Alice moved"}})),
+        ("small update with an id", True, json.dumps({"type": "update-send", "update": {
+            "payload": {"x": 12.5, "y": 3.25, "who": "a1b2c3"}, "info": "Alice moved"},
+            "id": "Yx3kQ9pL2mN8vR4tW6zB1c"})),
         ("small update, non-ASCII", True, json.dumps({"type": "update-send", "update": {
             "payload": {"text": "سلام دنیا 😀"}, "info": "پیام"}}, ensure_ascii=False)),
         ("128 kB update of numbers", True, '{"type":"update-send","update":' + stroke + "}"),

@@ -4,6 +4,7 @@ with pages as members of a chat on a live host."""
 from __future__ import annotations
 
 import aiohttp
+from links import hold_link_down, let_link_up
 
 JOIN = """() => {
   window.rx = [];
@@ -314,19 +315,10 @@ async def test_the_queue_while_the_link_is_down_is_bounded_r9(hosts, open_page):
     alice, bob = await joined_pages(live_host, open_page, ["alice", "bob"])
     warnings: list[str] = []
     alice.on("console", lambda message: warnings.append(message.text))
-    # The link stays down until the test lets it up: meanwhile the bridge's reconnects
-    # reach an address the host refuses, however fast they come.
-    await alice.evaluate("""() => {
-      window.__RealSocket = window.WebSocket;
-      window.WebSocket = class extends window.__RealSocket {
-        constructor(url, ...rest) { super(url.replace("/socket", "/held"), ...rest); }
-      };
-    }""")
-    await live_host.host.disconnect(live_host.last_pages[0].label)
-    await alice.wait_for_function("window.__sockets[0].readyState === WebSocket.CLOSED")
+    await hold_link_down(alice, live_host)
     await alice.evaluate("() => { for (let i = 1; i <= 5; i++) "
                          "ch.send(new TextEncoder().encode('queued ' + i)); }")
-    await alice.evaluate("() => { window.WebSocket = window.__RealSocket; }")
+    await let_link_up(alice)
     await wait_for_items(bob, 3)
     await bob.evaluate(SEND, "marker")  # alice is back: anything else queued came first
     await wait_for_items(alice, 1)

@@ -305,6 +305,18 @@ def test_a_chat_listing_the_store_failed_to_read_is_refused_in_its_reply():
     assert len(answer) == 1 and session.state is State.OPEN
 
 
+def test_a_stored_update_is_answered_to_its_sender_only_when_it_named_it():
+    session = in_state(State.JOINED)
+    (named,) = session.receive_text(
+        '{"type":"update-send","update":{"payload":1},"id":"u-1"}', 0.0)
+    assert isinstance(named, StoreUpdate) and named.id == "u-1"
+    assert sent(session.update_stored(named, 7)) == [
+        {"type": "update-stored", "id": "u-1", "serial": 7}]
+    (unnamed,) = session.receive_text('{"type":"update-send","update":{"payload":2}}', 0.0)
+    assert isinstance(unnamed, StoreUpdate) and unnamed.id is None
+    assert session.update_stored(unnamed, 8) == ()
+
+
 def test_an_update_the_store_failed_to_keep_is_an_error_and_the_link_stays():
     session = in_state(State.JOINED)
     (store,) = session.receive_text('{"type":"update-send","update":{"payload":1}}', 0.0)

@@ -106,6 +106,7 @@ HOST_MESSAGES = [
     wire.Update(1, {"payload": {"x": [1, 2.5, None]}, "info": "é", "serial": 3,
                     "max_serial": 9}),
     wire.UpdateBacklogDone(4),
+    wire.UpdateStored("a-Z_9", 11),
     wire.Reply(5, True), wire.Reply(6, False, "chat-rate", "too fast"),
     wire.ChatMessages(7, [], False),
     wire.ChatMessages(8, [{"id": 1, "member": "bob", "text": "hi", "file_name": None,
@@ -121,7 +122,8 @@ def test_every_host_message_round_trips(message):
     assert wire.decode_host_message(text) == message
     assert json.loads(text)["type"] == {
         wire.Hello: "hello", wire.Joined: "joined", wire.Update: "update",
-        wire.UpdateBacklogDone: "update-backlog-done", wire.Reply: "reply",
+        wire.UpdateBacklogDone: "update-backlog-done", wire.UpdateStored: "update-stored",
+        wire.Reply: "reply",
         wire.ChatMessages: "chat-messages", wire.ErrorMessage: "error",
         wire.UnknownHostMessage: "news"}[type(message)]
 
@@ -133,6 +135,8 @@ def test_the_host_writes_what_the_bridge_reads():
         "type": "update", "listen": 2, "update": {"serial": 1}}
     assert json.loads(wire.encode_backlog_done(2)) == {"type": "update-backlog-done",
                                                        "listen": 2}
+    assert json.loads(wire.encode_update_stored("u1", 9)) == {"type": "update-stored",
+                                                             "id": "u1", "serial": 9}
     assert json.loads(wire.encode_reply(4)) == {"type": "reply", "id": 4, "ok": True}
     assert json.loads(wire.encode_reply(4, ("c", "m"))) == {
         "type": "reply", "id": 4, "ok": False, "code": "c", "message": "m"}
@@ -242,11 +246,23 @@ def test_unknown_type_is_quoted_short():
 
 @pytest.mark.parametrize("message", [
     wire.Join(3), wire.Leave(), wire.UpdateSend({"payload": [1, "é"], "info": "i"}),
+    wire.UpdateSend({"payload": 1}, "x" * 64), wire.UpdateSend({"payload": 1}, "a-b_C9"),
     wire.UpdateListen(2, 40), wire.SendToChat(5, "t", None, None),
     wire.SendToChat(6, None, "f.txt", "aGk="), wire.ChatMessagesRequest(9),
 ])
 def test_client_messages_encode_and_decode_back(message):
     assert wire.decode_client_message(wire.encode_client_message(message)) == message
+
+
+@pytest.mark.parametrize("update_id", ["", "x" * 65, "a b", "a.b", "é", "a\n", 5, None, []])
+def test_an_update_id_is_1_to_64_plain_characters_or_absent(update_id):
+    text = json.dumps({"type": "update-send", "update": {"payload": 1}, "id": update_id})
+    if update_id is None:  # null is as absent
+        assert wire.decode_client_message(text) == wire.UpdateSend({"payload": 1})
+        return
+    with pytest.raises(wire.WireError, match="update-send: 'id' must be 1 to 64") as caught:
+        wire.decode_client_message(text)
+    assert caught.value.code == "malformed"
 
 
 def test_encoders_of_app_data_refuse_what_is_not_strict_json_text():
@@ -294,6 +310,10 @@ BAD_HOST_MESSAGES = {
                '{"type":"update","listen":1,"update":{"serial":1,"max_serial":-2}}'],
     "update-backlog-done": ['{"type":"update-backlog-done"}',
                             '{"type":"update-backlog-done","listen":null}'],
+    "update-stored": ['{"type":"update-stored","serial":1}',
+                      '{"type":"update-stored","id":"a"}',
+                      '{"type":"update-stored","id":7,"serial":1}',
+                      '{"type":"update-stored","id":"a","serial":-1}'],
     "reply": ['{"type":"reply","ok":true}', '{"type":"reply","id":1}',
               '{"type":"reply","id":1,"ok":"yes"}', '{"type":"reply","id":1,"ok":false}',
               '{"type":"reply","id":1,"ok":false,"code":"c"}',

@@ -47,7 +47,8 @@ counters = st.integers(0, wire.MAX_EPOCH) | numbers
 FIELDS = {
     "join": {"epoch": counters}, "leave": {},
     "update-send": {"update": st.fixed_dictionaries({"payload": values}, optional={
-        "info": texts, "notify": st.dictionaries(texts, texts, max_size=2)}) | values},
+        "info": texts, "notify": st.dictionaries(texts, texts, max_size=2)}) | values,
+        "id": st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True) | texts | values},
     "update-listen": {"listen": counters, "serial": counters},
     "send-to-chat": {"id": counters, "text": texts, "file": st.fixed_dictionaries(
         {"name": texts, "base64": st.just("aGk=") | texts})},
@@ -63,6 +64,7 @@ FIELDS = {
     "update": {"listen": counters, "update": st.fixed_dictionaries(
         {"payload": values, "serial": counters, "max_serial": counters})},
     "update-backlog-done": {"listen": counters},
+    "update-stored": {"id": texts, "serial": counters},
     "reply": {"id": counters, "ok": st.booleans(), "code": texts, "message": texts},
     "error": {"code": texts, "message": texts}, "a-type-nobody-knows": {},
 }
@@ -194,8 +196,9 @@ def valid_messages() -> st.SearchStrategy[str]:
         max_leaves=3)
     return st.one_of(
         counters.map(wire.encode_join), st.just(wire.encode_leave()),
-        st.builds(lambda p, i: wire.encode_update_send({"payload": p, "info": i}),
-                  safe_values, safe_text),
+        st.builds(lambda p, i, n: wire.encode_update_send({"payload": p, "info": i}, n),
+                  safe_values, safe_text,
+                  st.none() | st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)),
         st.builds(wire.encode_update_listen, counters, counters),
         st.builds(wire.encode_send_to_chat, counters, safe_text, safe_text, st.just("aGk=")),
         counters.map(wire.encode_chat_messages_request),
@@ -227,6 +230,7 @@ def host_messages() -> st.SearchStrategy[wire.HostMessage]:
             listen, {**fields, "serial": serial, "max_serial": top}),
             counters, objects, counters, counters),
         st.builds(wire.UpdateBacklogDone, counters),
+        st.builds(wire.UpdateStored, safe_text, counters),
         st.builds(wire.Reply, counters, st.just(True)),
         st.builds(wire.Reply, counters, st.just(False), safe_text, safe_text),
         st.builds(wire.ChatMessages, counters, st.lists(objects, max_size=3), st.booleans()),
@@ -236,8 +240,8 @@ def host_messages() -> st.SearchStrategy[wire.HostMessage]:
     )
 
 
-HOST_TYPES = {"hello", "joined", "update", "update-backlog-done", "reply", "chat-messages",
-              "error"}
+HOST_TYPES = {"hello", "joined", "update", "update-backlog-done", "update-stored", "reply",
+              "chat-messages", "error"}
 
 
 @settings(max_examples=1000)

@@ -155,3 +155,32 @@ async def test_writes_beyond_the_waiting_limit_are_refused_at_once(backend, stor
     assert told == serials == sorted(serials)
     assert [s.update.payload_json for s in store.updates_after(APP, 0, 100)] == [
         "0", "1", "2", "3"]
+
+
+async def test_an_update_id_is_stored_once_per_app_copy_and_member(backend, stores):
+    store = stores()
+    told: list[int] = []
+    first = await store.commit_update(APP, "alice", Update('"a"'), told.append, "u1")
+    resent = await store.commit_update(APP, "alice", Update('"a"'), told.append, "u1")
+    bobs = await store.commit_update(APP, "bob", Update('"b"'), told.append, "u1")
+    other_copy = await store.commit_update("app-2", "alice", Update('"c"'), told.append, "u1")
+    assert resent == first
+    assert len({first, bobs, other_copy}) == 3  # another member's or copy's id is its own
+    assert told == [first, bobs, other_copy]  # the resend was told to no one
+    with backend.hold_commits():
+        held = asyncio.ensure_future(store.commit_update(APP, "alice", Update("0"),
+                                                         told.append))
+        await eventually(lambda: store.commits.committing == 1)
+        group = [asyncio.ensure_future(store.commit_update(APP, "alice", Update(payload),
+                                                           told.append, update_id))
+                 for payload, update_id in (("1", "u2"), ("1", "u2"), ('"a"', "u1"))]
+        await eventually(lambda: store.commits.waiting == 3)
+    unnamed, named, twice_in_group, resent_in_group = await asyncio.gather(held, *group)
+    assert twice_in_group == named and resent_in_group == first
+    assert told == [first, bobs, other_copy, unnamed, named]
+    assert [s.update.payload_json for s in store.updates_after(APP, 0, 100)] == [
+        '"a"', '"b"', "0", "1"]
+    store.close()
+    reopened = stores()
+    assert await reopened.commit_update(APP, "alice", Update("1"), told.append, "u2") == named
+    assert len(told) == 5

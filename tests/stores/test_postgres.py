@@ -185,6 +185,28 @@ def test_a_newer_schema_is_refused(postgres_server):
     assert refused.value.code == "too-new"
 
 
+async def test_a_database_of_the_first_migration_keeps_its_updates_and_takes_ids(
+        postgres_server):
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_version (version integer)")
+        with conn.transaction():
+            conn.execute(MIGRATIONS[0])
+            conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute("INSERT INTO updates (app_id, member_id, payload, created)"
+                     " VALUES ('app', 'm', '1', 0)")
+    store = PostgresStore(postgres_server.url, FAST)
+    assert store.schema_version == len(MIGRATIONS)
+    named = await store.commit_update("app", "m", Update("2"), lambda serial: None, "n1")
+    assert await store.commit_update("app", "m", Update("2"), lambda serial: None,
+                                     "n1") == named
+    assert [(u.serial, u.update.payload_json) for u in store.updates_after("app", 0, 10)] == [
+        (1, "1"), (named, "2")]
+    store.close()
+    with psycopg.connect(postgres_server.url) as conn:
+        assert conn.execute("SELECT serial, update_id FROM updates ORDER BY serial"
+                            ).fetchall() == [(1, None), (named, "n1")]
+
+
 def test_app_usage_counts_stored_containers_for_every_process(postgres_server):
     store = PostgresStore(postgres_server.url)
     other = PostgresStore(postgres_server.url)

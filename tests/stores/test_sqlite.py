@@ -223,3 +223,29 @@ async def test_a_payload_damaged_into_text_that_is_not_json_costs_only_that_upda
     peer.send_update({"payload": "live"})
     await eventually(lambda: seen[-1]["payload"] == "live")
     await peer.close()
+
+
+async def test_a_database_of_the_previous_schema_keeps_its_updates_and_takes_ids(tmp_path):
+    path = tmp_path / DB_FILE_NAME
+    old = sqlite3.connect(path)
+    # The `updates` table as schema version 1 made it, with a row in it.
+    old.executescript("""
+        CREATE TABLE updates (
+            serial INTEGER PRIMARY KEY AUTOINCREMENT, app_id TEXT NOT NULL,
+            member_id TEXT NOT NULL, payload TEXT NOT NULL, info TEXT, href TEXT,
+            document TEXT, summary TEXT, notify TEXT, created REAL NOT NULL);
+        INSERT INTO updates (app_id, member_id, payload, created) VALUES ('app', 'm', '1', 0);
+        PRAGMA user_version=1;
+    """)
+    old.close()
+    store = SqliteStore.in_directory(tmp_path)
+    told: list[int] = []
+    named = await store.commit_update("app", "m", Update("2"), told.append, "n1")
+    assert await store.commit_update("app", "m", Update("2"), told.append, "n1") == named
+    assert [(u.serial, u.update.payload_json) for u in store.updates_after("app", 0, 10)] == [
+        (1, "1"), (named, "2")]
+    assert told == [named]
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT serial, update_id FROM updates").fetchall() == [
+            (1, None), (named, "n1")]

@@ -166,9 +166,11 @@ class Pause:
 
 @dataclass(frozen=True, slots=True)
 class StoreUpdate:
-    """Store a valid status update, then send it to every listener of the app copy."""
+    """Store a valid status update, then send it to every listener of the app copy; one
+    with an `id` its member stored already in the app copy is neither stored nor sent."""
 
     update: Update
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +340,13 @@ class Session:
 
     # -- what came of the effects on the store ---------------------------------------------
 
+    def update_stored(self, effect: StoreUpdate, serial: int) -> tuple[Effect, ...]:
+        """The update of `effect` is stored under `serial` (now, or before under its id):
+        a sender that named it is told so."""
+        if effect.id is None:
+            return ()
+        return (Send(wire.encode_update_stored(effect.id, serial)),)
+
     def message_stored(self, effect: StoreMessage) -> tuple[Effect, ...]:
         """The store kept the chat message of `effect`: its request is answered ok."""
         return (Send(wire.encode_reply(effect.request_id)),)
@@ -388,7 +397,7 @@ class Session:
                 return (_DISCARD, Unsubscribe(self.conn.topic))
             return (_DISCARD,)
         if isinstance(message, wire.UpdateSend):
-            return (self._update(message.update, now),)
+            return (self._update(message, now),)
         if isinstance(message, wire.UpdateListen):
             wait = self.budget.listens.charge(1, now)  # paced: a reload loop waits its turn
             replay = Replay(message.listen, message.serial)
@@ -397,14 +406,14 @@ class Session:
             return (self._chat_message(message, now),)
         return (ListMessages(message.id, message.before),)
 
-    def _update(self, raw: Any, now: float) -> StoreUpdate:
-        update = validate_update(raw, self.rules.updates)
+    def _update(self, message: wire.UpdateSend, now: float) -> StoreUpdate:
+        update = validate_update(message.update, self.rules.updates)
         if not self.budget.updates.try_take(1, now):
             limits = self.rules.updates
             raise UpdateError(f"updates sent faster than one per {limits.interval_ms} ms "
                               f"(after a burst of {limits.burst}): this one was refused",
                               "update-rate")
-        return StoreUpdate(update)
+        return StoreUpdate(update, message.id)
 
     def _chat_message(self, request: wire.SendToChat, now: float) -> Effect:
         """A sendToChat is answered by its own reply, ok or not, and never counts toward

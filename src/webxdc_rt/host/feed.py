@@ -130,16 +130,19 @@ class UpdateFeed:
 
     # -- updates -----------------------------------------------------------------------
 
-    async def store_update(self, sock: FeedSocket, update: Update) -> None:
+    async def store_update(self, sock: FeedSocket, update: Update,
+                           update_id: str | None = None) -> int:
         """Store a valid update from `sock`, then send it to every listener of the app
-        copy, the sender's own included; return once it is stored and sent. Raises
+        copy, the sender's own included; return its serial once it is stored and sent.
+        One whose `update_id` the page's member stored already in this app copy is
+        neither stored nor sent again: the serial it has is returned. Raises
         `StorageFailed` if it could not be kept (then nobody was sent it), `StorageBusy`
         if too many writes wait for the store."""
         page = sock.page
         try:
-            await self.store.commit_update(
+            return await self.store.commit_update(
                 page.app.id, page.member.id, update,
-                lambda serial: self._committed(page, update, serial))
+                lambda serial: self._committed(page, update, serial), update_id)
         except StoreOverloaded as exc:
             raise StorageBusy(f"{exc}; the update was not sent") from None
         except StoreError as exc:

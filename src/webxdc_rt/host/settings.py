@@ -70,9 +70,12 @@ class HostSettings:
     heartbeat_s: float = 30.0
     """Ping interval that finds dead links, which then count as having left (R17)."""
     bridge_max_pending_items: int = 1024
-    """Items the browser bridge queues while its link is down (R9); more are dropped."""
+    """Items the browser bridge queues while its link is down (R9); more are dropped. Also
+    the status updates it keeps until the host says they are stored (to send them again
+    on a new link); past that `sendUpdate` throws."""
     bridge_max_pending_bytes: int = 16 * MiB
-    """Bytes the browser bridge queues while its link is down."""
+    """Bytes the browser bridge queues while its link is down; and bytes of status updates
+    it keeps until they are stored."""
     bridge_max_buffered_bytes: int = 4 * MiB
     """Bytes the browser bridge lets wait in its open socket (`bufferedAmount`): a
     realtime item sent while the socket holds this much is dropped."""

@@ -388,9 +388,9 @@ class SocketShell:
                                       self.session)
         try:
             if isinstance(effect, StoreUpdate):
-                await feed.store_update(sock, effect.update)
+                serial = await feed.store_update(sock, effect.update, effect.id)
                 stats.updates_appended += 1
-                return ()
+                return session.update_stored(effect, serial)
             if isinstance(effect, Replay):
                 await feed.listen(sock, effect.listen, effect.after_serial)
                 return ()

@@ -24,7 +24,7 @@ from ..model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from ..model.sharing import AppUsage
 
 __all__ = ["StoreApi", "StoreError", "StoreErrorCode", "StoreUnavailable", "StoreOverloaded",
-           "StoreLimits", "UpdateWrite", "MessageWrite", "Write", "Committed",
+           "StoreLimits", "UpdateWrite", "MessageWrite", "Write", "AlreadyStored", "Committed",
            "StoredUpdate", "ChatMessage", "MessageSummary", "Notification", "StoredApp", "AppUsage",
            "APP_USAGE_SQL", "app_usage_parameters",
            "Appended", "Resync", "leading_within", "encode_members",
@@ -162,11 +162,13 @@ class StoreOverloaded(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class UpdateWrite:
-    """A status update to append to an app copy."""
+    """A status update to append to an app copy; `update_id`, if given, names it for its
+    member in that app copy: a write whose name is stored already stores nothing."""
 
     app_id: str
     member_id: str
     update: Update
+    update_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,14 @@ class MessageWrite:
 
 Write = UpdateWrite | MessageWrite
 """One write a page asked for, committed with the others of its group."""
+
+class AlreadyStored(int):
+    """What a backend's commit gives for an update whose `update_id` was stored already
+    for that app copy and member (before, or earlier in the same group): the serial it was
+    stored under. Nothing was written for it, and nobody is told of it again."""
+
+    __slots__ = ()
+
 
 Committed = Callable[[int], None]
 """Told the serial of an update once its commit is durable (see `StoreApi.commit_update`)."""
@@ -288,13 +298,15 @@ class StoreApi(Protocol):
         caller for the commit: the host uses `commit_update`."""
 
     async def commit_update(self, app_id: str, member_id: str, update: Update,
-                            committed: Committed) -> int:
+                            committed: Committed, update_id: str | None = None) -> int:
         """Store an update, in one commit with the writes that arrive while the commit
         before it is in flight; once it is durable call `committed(serial)` (in serial
         order: before any later update's, and before any read shows it) and return its
-        serial. Raises `StoreError` when its group's commit failed (nothing of the group
-        was kept, `committed` is not called), `StoreOverloaded` at once when
-        `max_waiting_writes` wait already."""
+        serial. An update whose `update_id` is stored already for the app copy and member
+        stores nothing: its stored serial is returned and `committed` is not called.
+        Raises `StoreError` when its group's commit failed (nothing of the group was kept,
+        `committed` is not called), `StoreOverloaded` at once when `max_waiting_writes`
+        wait already."""
 
     async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
                                   text: str | None, file_name: str | None,

@@ -9,10 +9,12 @@ over and takes results back. When a commit fails, every write of its group is re
 the same error and nothing of the group was kept.
 
 What a backend does is `commit(writes) -> ids` (one transaction; the serial or id of each
-write, in order), awaited: the SQLite store runs it on its writer thread, the PostgreSQL
-store on an asynchronous connection. Once a group is durable, the committed callbacks of its
+write, in order, `AlreadyStored` for an update whose name was stored already), awaited: the
+SQLite store runs it on its writer thread, the PostgreSQL store on an asynchronous
+connection. Once a group is durable, the committed callbacks of its
 updates are called on the event loop in serial order before any of their senders resumes,
-so the order in which listeners are told is the serial order.
+so the order in which listeners are told is the serial order. An update found already
+stored is not told again: its sender is given the stored serial.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .api import Committed, StoreError, StoreLimits, StoreOverloaded, Write
+from .api import AlreadyStored, Committed, StoreError, StoreLimits, StoreOverloaded, Write
 
 __all__ = ["GroupCommit", "CommitGroup"]
 
@@ -113,6 +115,10 @@ class GroupCommit:
         self.groups += 1
         self.writes += len(group)
         for waiting, written in zip(group, ids, strict=True):
+            if isinstance(written, AlreadyStored):
+                if not waiting.future.done():
+                    waiting.future.set_result(int(written))
+                continue
             if self._reported is not None:
                 self._reported(waiting.write, written)
             if waiting.committed is not None:

@@ -62,5 +62,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TRIGGER updates_announced AFTER INSERT ON updates
         FOR EACH ROW EXECUTE FUNCTION announce_update();
     """,
+    # 2: the name a member gives an update (`update-send`'s `id`; NULL for every update
+    # stored before), unique per app copy and member, so that a resend is stored once.
+    """
+    ALTER TABLE updates ADD COLUMN update_id text;
+    CREATE UNIQUE INDEX updates_by_id ON updates (app_id, member_id, update_id)
+        WHERE update_id IS NOT NULL;
+    """,
 )
 """Migration `n` is `MIGRATIONS[n - 1]`."""

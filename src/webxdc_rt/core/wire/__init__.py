@@ -18,7 +18,11 @@ Client to host:
                                     far, N counted as their payloads plus framing (see
                                     `frame_bytes`); lets the host keep what is in flight
                                     to a slow reader within `receive_window_bytes`
-    {"type": "update-send", "update": {...}}        webxdc.sendUpdate
+    {"type": "update-send", "update": {...}, "id": "..."}    webxdc.sendUpdate; `id`
+                                    (optional, 1 to 64 of [A-Za-z0-9_-]) names the update
+                                    for this member and app copy: a resend with an id
+                                    already stored stores nothing, sends the update to no
+                                    one again and is answered `update-stored` again
     {"type": "update-listen", "listen": N, "serial": S}
                                     start (or restart) the update listener after serial S
     {"type": "send-to-chat", "id": N, "text": ..., "file": {"name": ..., "base64": ...}}
@@ -33,6 +37,8 @@ Host to client:
                                     follow belong to that channel, until the next leave
     {"type": "update", "listen": N, "update": {..., "serial": S, "max_serial": M}}
     {"type": "update-backlog-done", "listen": N}    the backlog of listener N was sent
+    {"type": "update-stored", "id": "...", "serial": S}    to the sender only: its update
+                                    with that id is stored (now or before) under serial S
     {"type": "reply", "id": N, "ok": true}  or  {..., "ok": false, "code": ..., "message": ...}
     {"type": "chat-messages", "id": N, "messages": [...], "more": bool}
                                     oldest first; `more`: older ones remain
@@ -40,12 +46,12 @@ Host to client:
                                     lost), or sending is slowed (`rate-limited`)
 
 Each message has a frozen dataclass on both sides (`Join`, ..., `ChatMessagesRequest` from
-the client, in `client`; `Hello`, `Joined`, `Update`, `UpdateBacklogDone`, `Reply`,
-`ChatMessages`, `ErrorMessage` from the host, in `host`), an encoder, and a decoder that
-returns the dataclass, so the host and the Python peer read and write each message with the
-same code. The `hello` limits are `HelloLimits`: `max_payload_bytes`, `send_items_per_s`,
-`send_items_burst`, `send_bytes_per_s`, `send_bytes_burst`, `receive_window_bytes`,
-`max_item_age_ms`. A host
+the client, in `client`; `Hello`, `Joined`, `Update`, `UpdateBacklogDone`,
+`UpdateStored`, `Reply`, `ChatMessages`, `ErrorMessage` from the host, in `host`), an
+encoder, and a decoder that returns the dataclass, so the host and the Python peer read and
+write each message with the same code. The `hello` limits are `HelloLimits`:
+`max_payload_bytes`, `send_items_per_s`, `send_items_burst`, `send_bytes_per_s`,
+`send_bytes_burst`, `receive_window_bytes`, `max_item_age_ms`. A host
 message of a type this version does not know decodes as `UnknownHostMessage` rather than
 failing, and fields it does not know are ignored, so that a newer host can add both.
 
@@ -60,6 +66,7 @@ This package exports every public name of its modules; import from it (`wire.Joi
 from __future__ import annotations
 
 from .client import (
+    UPDATE_ID_RULE,
     ChatMessagesRequest,
     ClientMessage,
     Join,
@@ -90,6 +97,7 @@ from .host import (
     UnknownHostMessage,
     Update,
     UpdateBacklogDone,
+    UpdateStored,
     decode_hello,
     decode_host_message,
     encode_backlog_done,
@@ -100,6 +108,7 @@ from .host import (
     encode_joined,
     encode_reply,
     encode_update,
+    encode_update_stored,
 )
 from .items import ITEM_HEADER_BYTES, ItemClock, encode_stamp, read_stamp, stamped_age_ms
 from .text import (
@@ -135,6 +144,7 @@ __all__ = [
     "Leave",
     "Received",
     "UpdateSend",
+    "UPDATE_ID_RULE",
     "UpdateListen",
     "SendToChat",
     "ChatMessagesRequest",
@@ -154,6 +164,7 @@ __all__ = [
     "Joined",
     "Update",
     "UpdateBacklogDone",
+    "UpdateStored",
     "Reply",
     "ChatMessages",
     "ErrorMessage",
@@ -166,6 +177,7 @@ __all__ = [
     "encode_joined",
     "encode_update",
     "encode_backlog_done",
+    "encode_update_stored",
     "encode_reply",
     "encode_chat_messages",
     "encode_error",

@@ -95,6 +95,15 @@ class UpdateBacklogDone:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateStored:
+    """`update-stored`: the update the client sent with this `id` is stored under `serial`
+    (just now, or already before: a resend is stored once). Sent to the sender only."""
+
+    id: str
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """`reply`: the answer to the request with this `id` (a `send-to-chat`): `ok`, or
     refused with a `code` and a `message` (both empty when `ok`)."""
@@ -135,8 +144,8 @@ class UnknownHostMessage:
     fields: dict[str, Any]
 
 
-HostMessage = (Hello | Joined | Update | UpdateBacklogDone | Reply | ChatMessages
-               | ErrorMessage | UnknownHostMessage)
+HostMessage = (Hello | Joined | Update | UpdateBacklogDone | UpdateStored | Reply
+               | ChatMessages | ErrorMessage | UnknownHostMessage)
 
 
 # -- decoding ---------------------------------------------------------------------------
@@ -229,6 +238,8 @@ _DECODERS: Final[dict[str, Callable[[dict[str, Any]], HostMessage]]] = {
     "update": _decode_update,
     "update-backlog-done": lambda obj: UpdateBacklogDone(
         read_counter(obj, "listen", "update-backlog-done")),
+    "update-stored": lambda obj: UpdateStored(read_string(obj, "id", "update-stored"),
+                                              read_counter(obj, "serial", "update-stored")),
     "reply": _decode_reply,
     "chat-messages": _decode_chat_messages,
     "error": lambda obj: ErrorMessage(read_string(obj, "code", "error"),
@@ -299,6 +310,11 @@ def encode_backlog_done(listen: int) -> str:
     return dump({"type": "update-backlog-done", "listen": listen})
 
 
+def encode_update_stored(update_id: str, serial: int) -> str:
+    """The update the client sent as `update_id` is stored under `serial`."""
+    return dump({"type": "update-stored", "id": update_id, "serial": serial})
+
+
 def encode_reply(request_id: int, error: tuple[str, str] | None = None) -> str:
     """The answer to a request with an `id`: ok, or the code and message of the refusal."""
     if error is None:
@@ -325,6 +341,7 @@ _ENCODERS: Final[dict[type[Any], Callable[[Any], str]]] = {
     Joined: lambda message: encode_joined(message.epoch),
     Update: lambda message: encode_update(message.listen, dump(message.update)),
     UpdateBacklogDone: lambda message: encode_backlog_done(message.listen),
+    UpdateStored: lambda message: encode_update_stored(message.id, message.serial),
     Reply: lambda message: encode_reply(
         message.id, None if message.ok else (message.code, message.message)),
     ChatMessages: lambda message: encode_chat_messages(message.id, message.messages,

@@ -54,6 +54,8 @@
       case "update-backlog-done":
         return isCount(message.listen) ? null
           : "update-backlog-done: 'listen' is not a non-negative integer";
+      case "update-stored":
+        return typeof message.id === "string" ? null : "update-stored: 'id' is not a string";
       case "reply":
         if (!isCount(message.id)) return "reply: 'id' is not a non-negative integer";
         return typeof message.ok === "boolean" ? null : "reply: 'ok' is not a boolean";
@@ -319,8 +321,12 @@
         case "joined": ackedEpoch = message.epoch; break;
         case "update": onUpdate(message); break;
         case "update-backlog-done": onBacklogDone(message.listen); break;
+        case "update-stored": onUpdateStored(message.id); break;
         case "reply": onReply(message); break;
-        case "error": reportHostError(message.code, message.message); break;
+        case "error":
+          if (UPDATE_REFUSALS.has(message.code)) onUpdateRefused();
+          reportHostError(message.code, message.message);
+          break;
       }
     },
     (bytes) => {
@@ -335,7 +341,9 @@
     },
     () => {
       // A new link starts with nothing joined and no listener: restore both unless the
-      // requests are still queued.
+      // requests are still queued. Updates the host has not said it stored go next, in the
+      // order sent and before anything queued: any it stored are found by their ids.
+      link.pending.unshift(...unacked.entries.map((entry) => entry.text));
       if (updates.listener !== null && !updates.listener.queued) {
         link.pending.unshift(JSON.stringify(nextListenRequest()));
       }
@@ -403,10 +411,49 @@
       throw new RangeError(
         `update payload of ${size} bytes is over the limit of ${CONFIG.sendUpdateMaxSize} bytes`);
     }
-    if (!link.sendControl({ type: "update-send", update }, true)) {
-      throw new Error("update not sent: the link to the host is down and its queue is full");
+    const id = newUpdateId();
+    const text = JSON.stringify({ type: "update-send", update, id });
+    if (unacked.entries.length >= CONFIG.maxPendingItems ||
+        unacked.bytes + text.length > CONFIG.maxPendingBytes) {
+      throw new Error(`update not sent: ${unacked.entries.length} updates ` +
+                      `(${unacked.bytes} bytes) wait for the host to store them already`);
     }
+    unacked.entries.push({ id, text });
+    unacked.bytes += text.length;
+    if (link.up) link.send(text);  // else sent when the link is up again, with the others
   };
+
+  // Status updates sent and not yet answered, oldest first: each is kept until the host
+  // says it stored it (`update-stored`) or refused it, and sent again on every new link,
+  // so an update whose answer the link lost is stored once. The host answers one socket's
+  // updates in the order sent, so an answer to one answers every one sent before it.
+  const unacked = { entries: [], bytes: 0 };   // {id, text}
+  // The codes of the host's refusals of an update (`error`), as opposed to those of
+  // realtime items: such an error answers the oldest update on the link.
+  const UPDATE_REFUSALS = new Set(["bad-update", "update-too-large", "update-rate",
+                                   "bad-text", "bad-number", "nesting-too-deep",
+                                   "storage-failed", "storage-busy"]);
+
+  // 22 characters of base64url: 128 random bits, which no two updates of a member share.
+  // `crypto.getRandomValues`, unlike `crypto.randomUUID`, works on an http:// origin.
+  const newUpdateId = () => {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return btoa(String.fromCharCode(...bytes))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  };
+
+  const forgetUpdates = (count) => {
+    for (const entry of unacked.entries.splice(0, count)) unacked.bytes -= entry.text.length;
+  };
+
+  function onUpdateStored(id) {
+    const index = unacked.entries.findIndex((entry) => entry.id === id);
+    if (index >= 0) forgetUpdates(index + 1);
+  }
+
+  function onUpdateRefused() {
+    if (link.up) forgetUpdates(1);
+  }
 
   // -- requests answered by the host: sendToChat -----------------------------------------
 

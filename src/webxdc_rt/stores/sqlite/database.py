@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS pages (
 CREATE TABLE IF NOT EXISTS updates (
     serial INTEGER PRIMARY KEY AUTOINCREMENT, app_id TEXT NOT NULL, member_id TEXT NOT NULL,
     payload TEXT NOT NULL, info TEXT, href TEXT, document TEXT, summary TEXT, notify TEXT,
-    created REAL NOT NULL);
+    created REAL NOT NULL, update_id TEXT);
 CREATE INDEX IF NOT EXISTS updates_by_app ON updates (app_id, serial);
 CREATE INDEX IF NOT EXISTS updates_notifying ON updates (app_id, serial)
     WHERE notify IS NOT NULL;
@@ -67,10 +67,19 @@ _MIGRATIONS = (
     # in `key`, as `serve` shares it).
     ("apps", "container", "ALTER TABLE apps ADD COLUMN container TEXT"
                           " REFERENCES containers(digest)"),
+    # Added with named updates: the name a member gave an update (NULL: none, as every
+    # update stored before had), unique per app copy and member (`_AFTER_MIGRATIONS`).
+    ("updates", "update_id", "ALTER TABLE updates ADD COLUMN update_id TEXT"),
 )
 """Columns that databases written by older versions lack: (table, column, statement)."""
 
-SCHEMA_VERSION = 1
+_AFTER_MIGRATIONS = """
+CREATE UNIQUE INDEX IF NOT EXISTS updates_by_id ON updates (app_id, member_id, update_id)
+    WHERE update_id IS NOT NULL;
+"""
+"""What needs the columns `_MIGRATIONS` add."""
+
+SCHEMA_VERSION = 2
 """The version of `SCHEMA` with `_MIGRATIONS`, kept in the database's `user_version`. 0 is
 a database of a release before versioning (the same tables, upgraded in place); a database
 with a higher version was written by a newer webxdc-rt and is refused, since this one
@@ -129,6 +138,7 @@ class Database:
                 columns = {row[1] for row in self.rows(f"PRAGMA table_info({table})")}
                 if column not in columns:
                     self.execute(statement)
+            self._script(_AFTER_MIGRATIONS)
             if version < SCHEMA_VERSION:
                 self.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:

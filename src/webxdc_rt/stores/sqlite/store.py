@@ -187,13 +187,14 @@ class SqliteStore:
         return self._updates.append(app_id, member_id, update)
 
     async def commit_update(self, app_id: str, member_id: str, update: Update,
-                            committed: Committed) -> int:
-        """Store an update with the others of its group; `committed(serial)` once durable
-        (see `StoreApi.commit_update`)."""
+                            committed: Committed, update_id: str | None = None) -> int:
+        """Store an update with the others of its group, once per `update_id`;
+        `committed(serial)` once durable (see `StoreApi.commit_update`)."""
         # The highest serial is known before a write of the copy is handed over, so it is
         # never read from the file while one is committed and not yet reported.
         self._updates.max_serial(app_id)
-        return await self.commits.submit(UpdateWrite(app_id, member_id, update), committed)
+        return await self.commits.submit(UpdateWrite(app_id, member_id, update, update_id),
+                                         committed)
 
     async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
                                   text: str | None, file_name: str | None,
@@ -209,7 +210,7 @@ class SqliteStore:
     def _write_group(self, writes: list[Write]) -> list[int]:
         """On the writer thread: one transaction, one fsync for every write of a group."""
         with self._db.transaction():
-            return [self._updates.insert(w.app_id, w.member_id, w.update)
+            return [self._updates.insert(w.app_id, w.member_id, w.update, w.update_id)
                     if isinstance(w, UpdateWrite) else
                     self._messages.insert(w.chat_id, w.app_id, w.member, w.text, w.file_name,
                                           w.file_data)

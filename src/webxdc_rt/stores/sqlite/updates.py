@@ -7,7 +7,7 @@ import json
 import time
 
 from ...core.updates import Update
-from ..api import Notification, StoredUpdate, leading_within
+from ..api import AlreadyStored, Notification, StoredUpdate, leading_within
 from .database import Database
 from .repair import Repair
 
@@ -39,15 +39,24 @@ class SqliteUpdates:
         self._db.latency.observe(time.perf_counter() - started)
         return serial
 
-    def insert(self, app_id: str, member_id: str, update: Update) -> int:
+    def insert(self, app_id: str, member_id: str, update: Update,
+               update_id: str | None = None) -> int:
         """Insert an update (committed with the transaction, if one is open); its serial.
-        Readable once `reported`."""
+        Readable once `reported`. One whose `update_id` the member stored already in this
+        app copy (before, or earlier in the transaction) is not inserted: `AlreadyStored`
+        with the serial it has."""
         cursor = self._db.execute(
             "INSERT INTO updates (app_id, member_id, payload, info, href, document, summary,"
-            " notify, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " notify, created, update_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (app_id, member_id, update.payload_json, update.info, update.href,
              update.document, update.summary,
-             None if update.notify is None else json.dumps(update.notify), time.time()))
+             None if update.notify is None else json.dumps(update.notify), time.time(),
+             update_id))
+        if cursor.rowcount == 0:
+            row = self._db.row("SELECT serial FROM updates WHERE app_id = ? AND member_id = ?"
+                               " AND update_id = ?", (app_id, member_id, update_id))
+            return AlreadyStored(row[0])
         return int(cursor.lastrowid or 0)
 
     def reported(self, app_id: str, serial: int) -> None:
