@@ -5,7 +5,10 @@ stamp only costs its own item."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from peers import eventually, joined, next_control, raw_socket
 
@@ -76,3 +79,55 @@ async def test_a_lying_stamp_only_costs_its_own_item(hosts):
         await session.close()
     for member in (bob, carol):
         await member.peer.close()
+
+
+async def test_a_connection_slow_to_open_does_not_make_its_items_look_old(hosts):
+    # Bob's link takes longer to open than the bound (a slow network, a loaded machine):
+    # his estimate of the host's clock must not count that time, or every item he
+    # receives would look that much older and be dropped.
+    live = await hosts(HostSettings(delivery=DeliveryLimits(max_item_age_s=BOUND_S)))
+    urls = live.share(["alice", "bob"])
+    alice = await joined(urls["alice"])
+    async with slow_opening_proxy(live.port, delay_s=BOUND_S * 2) as port:
+        bob = await joined(urls["bob"].replace(f":{live.port}/", f":{port}/"))
+        alice.channel.send(b"fresh")
+        await bob.got(b"fresh")
+        assert bob.peer.stats.items_expired == 0
+        bob.channel.send(b"back")
+        await alice.got(b"back")
+        assert alice.peer.stats.items_expired == 0
+        for member in (alice, bob):
+            await member.peer.close()
+
+
+@asynccontextmanager
+async def slow_opening_proxy(port: int, delay_s: float) -> AsyncIterator[int]:
+    """A loopback TCP proxy to `port` that holds each connection's first bytes for
+    `delay_s` before passing them on (and everything after as it comes)."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def carry(client_reader: asyncio.StreamReader,
+                    client_writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(delay_s)
+        host_reader, host_writer = await asyncio.open_connection("127.0.0.1", port)
+        for task in (pipe(client_reader, host_writer), pipe(host_reader, client_writer)):
+            tasks.add(asyncio.create_task(task))
+
+    server = await asyncio.start_server(carry, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

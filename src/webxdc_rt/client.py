@@ -553,11 +553,13 @@ async def connect(url: str, *, timeout: float = 10.0,
     """
     ws_url, host_header, token = _socket_target(url)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=timeout))
-    opened_ms = time.monotonic() * 1000
     try:
         ws = await session.ws_connect(
             ws_url, headers={"Host": host_header, "Authorization": f"Bearer {token}"},
             max_msg_size=0, autoping=True, heartbeat=30.0, compress=0)
+        # The host writes its hello right after its answer to the upgrade: its clock then
+        # is ours now, less the answer's way here (what opening took is not counted).
+        opened_ms = time.monotonic() * 1000
         hello = await _receive_hello(ws, timeout)
     except aiohttp.WSServerHandshakeError as exc:
         await session.close()

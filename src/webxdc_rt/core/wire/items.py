@@ -2,9 +2,10 @@
 `join` (`stamped: true`): 8 bytes, the sender's estimate of the host's clock when it sent
 the item, in milliseconds since the Unix epoch as a big-endian IEEE 754 double, then the
 payload unchanged. The host's clock is the common reference because a sender's clock and a
-receiver's differ: the `hello` carries the host's time (`time_ms`), and a client takes its
-offset to the host's clock as that time minus its own clock when it opened the connection,
-an estimate that runs ahead of the host, so that it drops early rather than late.
+receiver's differ: the `hello` carries the host's time (`time_ms`), written right after the
+host's answer to the upgrade, and a client takes its offset to the host's clock as that time
+minus its own clock when that answer arrived: an estimate that lags the host by the answer's
+one-way trip and does not count how long opening the connection took.
 
 A stamp is the sender's claim: a stamp in the future counts as now, and one that is not a
 number counts as now too, so a lying stamp can only get its own item dropped sooner.
@@ -48,8 +49,6 @@ class ItemClock:
     __slots__ = ("offset_ms", "max_age_ms")
 
     def __init__(self, host_ms: float, opened_ms: float, max_age_ms: float) -> None:
-        # The hello was written after the connection was opened: the offset runs ahead of
-        # the host's clock if anything, so that items are dropped early rather than late.
         self.offset_ms = host_ms - opened_ms
         self.max_age_ms = max_age_ms
 

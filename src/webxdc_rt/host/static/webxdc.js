@@ -138,9 +138,11 @@
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
       const ws = new WebSocket(scheme + location.host + CONFIG.socketPath);
       ws.binaryType = "arraybuffer";
-      // The hello was written after this: the offset it gives runs ahead of the host's
-      // clock if anything, so items are dropped early rather than late.
-      const openedAt = performance.now();
+      // The host writes its hello right after its answer to the upgrade: its clock then is
+      // this page's when the socket opened, less the answer's way here. What opening took
+      // (DNS, TCP, TLS, a busy machine) is not counted, or every item would look older.
+      let openedAt = performance.now();
+      ws.onopen = () => { openedAt = performance.now(); };
       // The link is up once the host's hello tells its clock: items are stamped by it.
       const up = (hello) => {
         this.hostOffsetMs = hello.time_ms - openedAt;
