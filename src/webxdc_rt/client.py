@@ -557,8 +557,7 @@ async def connect(url: str, *, timeout: float = 10.0,
         ws = await session.ws_connect(
             ws_url, headers={"Host": host_header, "Authorization": f"Bearer {token}"},
             max_msg_size=0, autoping=True, heartbeat=30.0, compress=0)
-        # The host writes its hello right after its answer to the upgrade: its clock then
-        # is ours now, less the answer's way here (what opening took is not counted).
+        # The hello follows the upgrade's answer: the host's clock then is ours now.
         opened_ms = time.monotonic() * 1000
         hello = await _receive_hello(ws, timeout)
     except aiohttp.WSServerHandshakeError as exc:
