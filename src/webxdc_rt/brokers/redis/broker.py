@@ -11,6 +11,7 @@ from ..items import origin_prefix
 from ..limits import BrokerLimits
 from ..memory import Subscriptions
 from .address import RedisAddress
+from .budgets import RedisShares
 from .counts import BrokerCounts
 from .link import LinkEvents, keep_link
 from .publisher import Publisher
@@ -45,6 +46,8 @@ class RedisBroker:
                                       max_payload_bytes, self.limits, self.counts,
                                       self._reports)
         self._tasks: list[asyncio.Task[None]] = []
+        self.shares = RedisShares(address, self.limits)
+        """The pools of pages' budgets, shared with the other processes."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -59,6 +62,7 @@ class RedisBroker:
                                           self._max_reply_bytes, started))
             for events, started in zip(sides, first, strict=True)]
         await asyncio.wait(first)
+        await self.shares.start()
 
     async def close(self) -> None:
         """Stop: close both connections; nothing more is published or delivered."""
@@ -66,6 +70,7 @@ class RedisBroker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.shares.close()
         self._publisher.close()
         self._subscriber.release(None)
 
