@@ -64,6 +64,7 @@ class SendBudget:
 
     __slots__ = ("items_per_s", "items_burst", "bytes_per_s", "bytes_burst", "_items",
                  "_bytes", "_stamp")
+
     def __init__(self, items_per_s: float, items_burst: int, bytes_per_s: float,
                  bytes_burst: int, now: float) -> None:
         self.items_per_s = items_per_s
