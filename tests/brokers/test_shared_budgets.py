@@ -15,7 +15,8 @@ BURST = 20
 """The page's burst of realtime items; its rate is next to nothing (one per 100 s), so what a
 page may send in the test is its burst."""
 LIMITS = ("--limit", f"realtime.send_items_burst={BURST}",
-          "--limit", "realtime.send_items_per_s=0.01")
+          "--limit", "realtime.send_items_per_s=0.01",
+          "--limit", "updates.burst=10", "--limit", "updates.interval_ms=100000")
 
 
 @pytest.fixture
@@ -80,3 +81,28 @@ async def test_without_redis_each_process_gives_the_whole_allowance(tmp_path):
             await member.peer.close()
     finally:
         one.stop()
+
+
+async def test_status_updates_beyond_the_pages_burst_are_refused_across_processes(
+        two_hosts):
+    updates_burst = 10  # set in LIMITS, with a pace of one per 100 s
+    one, two = two_hosts
+    senders = [await joined(one.urls["alice"]), await joined(two.urls["alice"])]
+    accepted: list[list[int]] = [[], []]
+    for index, sender in enumerate(senders):
+        # Each process sends its own pages the updates it stored, live.
+        await sender.peer.set_update_listener(
+            lambda update, mine=accepted[index]: mine.append(update["payload"]))
+    for index, sender in enumerate(senders):
+        for _ in range(2 * updates_burst):
+            sender.peer.send_update({"payload": index})
+
+    def refused(member: Member) -> int:
+        return sum(1 for error in member.peer.errors if error.code == "update-rate")
+
+    for index, sender in enumerate(senders):
+        await eventually(lambda i=index, s=sender:
+                         len(accepted[i]) + refused(s) == 2 * updates_burst, timeout=30)
+    assert updates_burst // 2 <= len(accepted[0]) + len(accepted[1]) <= updates_burst
+    for sender in senders:
+        await sender.peer.close()
