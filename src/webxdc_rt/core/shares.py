@@ -10,15 +10,15 @@ tokens a process holds are given back when the page's last socket there closes.
 What one request does to the pool (`take`, the arithmetic of the pool itself): the pool
 refills by elapsed time up to its burst, takes the debt the process ran up since it last
 asked (always: what was spent was spent), then grants up to one share from what is left.
-A pool in debt makes every process wait (`paced` kinds) until time has repaid it, as one
-process's bucket makes its sockets wait today.
+A pool in debt makes every process wait (`paced` kinds) until time has repaid it, as a
+process's own bucket makes its sockets wait.
 
 A process that spent all it holds stops reading the page's sockets until the pool
 answered (`SharedSendBudget.holding`, not told to the page: it is within its allowance as
 far as anyone knows). So over any window a page gets at most its allowance (burst plus rate
-times the window) plus, per process its sockets reach, about one item per socket: the one
-read past what the process held (taken from the pool with its next request), and one more
-should that request find the pool empty. A process that dies took its share with it; the
+times the window) plus, per process its sockets reach, at most two items per socket: the
+one read past what the process held (taken from the pool with its next request), and one
+more should that request find the pool empty. A process that dies took its share with it; the
 pool refills it by time (a share is `share_fraction` of the burst). A pool that cannot be
 reached is replaced, per process, by a local one with the page's full allowance (`take` on
 local state): fail open.

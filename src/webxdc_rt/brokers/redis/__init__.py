@@ -23,7 +23,8 @@ installed) on an asyncio transport: redis-py's asyncio client and pub/sub object
 (`bench/redis_clients.py`), more than the host spends on all the deliveries of an item.
 
 `RedisBroker` (`broker`) is made of a publishing side (`publisher`) and a subscribing side
-(`subscriber`), each on one connection kept open by `link`; `reports` says in the log, once,
+(`subscriber`), each on one connection kept open by `link`, and the pools of pages'
+allowances shared by the processes (`budgets`, on a third connection); `reports` says in the log, once,
 what went wrong; `address` reads the `redis://` URL.
 """
 

@@ -73,8 +73,6 @@ class RedisShares:
         self.address = address
         self.limits = limits
         self.link: Link | None = None
-        self.requests = 0
-        """Requests sent to Redis (for tests and benchmarks)."""
         self._waiting: collections.deque[Shared | None] = collections.deque()
         self._local: dict[tuple[str, str], Pool] = {}
         self._failing_open = False
@@ -117,7 +115,6 @@ class RedisShares:
             args += [name, repr(rate), repr(float(burst)), repr(debt), repr(want)]
         link.transport.write(command("EVAL", POOL_SCRIPT, "1",
                                      pool_key(self.address.db, key), *args))
-        self.requests += 1
         self._waiting.append(share)
 
     def _answer_here(self, share: Shared | None, key: str, request: Request) -> None:
