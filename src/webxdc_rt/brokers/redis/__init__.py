@@ -24,8 +24,8 @@ installed) on an asyncio transport: redis-py's asyncio client and pub/sub object
 
 `RedisBroker` (`broker`) is made of a publishing side (`publisher`) and a subscribing side
 (`subscriber`), each on one connection kept open by `link`, and the pools of pages'
-allowances shared by the processes (`budgets`, on a third connection); `reports` says in the log, once,
-what went wrong; `address` reads the `redis://` URL.
+allowances shared by the processes (`budgets`, on a third connection); `reports` says in
+the log, once, what went wrong; `address` reads the `redis://` URL.
 """
 
 from .address import DEFAULT_REDIS_PORT, RedisAddress, parse_redis_url
