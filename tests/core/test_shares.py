@@ -101,6 +101,20 @@ def test_a_share_past_its_size_holds_for_the_answer_then_goes_on():
     assert share.charge(1, now=0.0) == 0.0 and not share.holding
 
 
+def test_after_a_hold_a_page_over_its_allowance_is_paced_before_the_next_item():
+    pools = Pools()
+    share = send_share(pools, burst=10, rate=10.0)  # a share of one item
+    pools.answer()
+    for _ in range(9):  # the pool is spent
+        share.charge(1, now=0.0)
+        pools.answer()
+    assert share.over(now=0.0) == 0.0  # within what it held
+    share.charge(1, now=0.0)
+    assert share.charge(1, now=0.0) > 0 and share.holding  # past it: held for the answer
+    pools.answer()  # the pool is empty
+    assert share.over(now=0.0) == pytest.approx(0.1)  # one item past, at 10/s
+
+
 def test_a_pool_in_debt_makes_every_process_wait_until_time_repaid_it():
     pools = Pools(eager=True)
     first, second = send_share(pools, burst=10, rate=10.0), send_share(pools, burst=10,

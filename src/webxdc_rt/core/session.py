@@ -304,6 +304,11 @@ class Session:
             return self._refused(exc)
         return ()
 
+    def held(self, share: SharedSendBudget, now: float) -> tuple[Effect, ...]:
+        """A `Hold` is over (the pool answered, or it ran out): the page is paced, and told
+        so, if the answer showed it over its allowance, before another item is read."""
+        return self._pace("items", share.over(now), self._items_text())
+
     def receive_text(self, text: str, now: float) -> tuple[Effect, ...]:
         """A text frame: one control message."""
         if self._event(Event.CONTROL, check_only=True) is not None:

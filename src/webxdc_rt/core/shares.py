@@ -16,12 +16,12 @@ process's own bucket makes its sockets wait.
 A process that spent all it holds stops reading the page's sockets until the pool
 answered (`SharedSendBudget.holding`, not told to the page: it is within its allowance as
 far as anyone knows). So over any window a page gets at most its allowance (burst plus rate
-times the window) plus, per process its sockets reach, at most two items per socket: the
-one read past what the process held (taken from the pool with its next request), and one
-more should that request find the pool empty. A process that dies took its share with it; the
-pool refills it by time (a share is `share_fraction` of the burst). A pool that cannot be
-reached is replaced, per process, by a local one with the page's full allowance (`take` on
-local state): fail open.
+times the window) plus, per process its sockets reach, one item per socket: the one read
+past what the process held, taken from the pool with the process's next request (when the
+answer shows the pool empty, the socket is paced before it reads another). A process that
+dies took its share with it; the pool refills it by time (a share is `share_fraction` of
+the burst). A pool that cannot be reached is replaced, per process, by a local one with
+the page's full allowance (`take` on local state): fail open.
 """
 
 from __future__ import annotations
@@ -153,6 +153,14 @@ class SharedSendBudget(SendBudget):
         self.holding = False
         wait = self._until - now
         return wait if wait > 0 else 0.0
+
+    def over(self, now: float) -> float:
+        """After a hold: the seconds to wait before the next item when the pool could not
+        grant what was asked and the process is past what it holds (0.0 otherwise)."""
+        if not self._short or (self._items >= 0 and self._bytes >= 0):
+            return max(0.0, self._until - now)
+        return max(0.0, self._until - now, -self._items / self.items_per_s,
+                   -self._bytes / self.bytes_per_s)
 
     def _past_share(self, items: float, bytes_: float, now: float) -> float:
         """The wait after an item that left the process `items` and `bytes_` (below 0:

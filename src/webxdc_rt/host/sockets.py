@@ -349,6 +349,8 @@ class SocketShell:
                 await asyncio.sleep(effect.seconds)
             elif isinstance(effect, Hold):
                 await _answer_of(effect)
+                if not await self.carry_out(self.session.held(effect.share, time.monotonic())):
+                    return False
             elif isinstance(effect, Close):
                 await sink.close(effect.code, effect.reason)
                 return False
