@@ -417,7 +417,8 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
     if broker_address is not None:
         broker = open_redis_broker(broker_address, settings.broker,
                              settings.realtime.max_payload_bytes)
-    host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store)
+    host = Host(registry, {pages[0].app.id: source}, settings, broker=broker, store=store,
+                shares=None if broker is None else broker.shares)
     listen = Listen(args.host, args.port, reuse_port=worker is not None)
     async with Serving(host, listen, broker=broker) as serving:
         await _open_probes(serving, args.metrics, broker, worker)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 import subprocess
 import sys
@@ -21,46 +20,12 @@ from urllib.parse import urlsplit
 import pytest
 from peers import Member, eventually, joined
 from redis_server import RedisServer, free_port
+from serve_processes import ServeProcess as HostProcess
 from serving import on_port
 
 APP = Path(__file__).parent.parent / "apps" / "probe"
 OTHER_APP = Path(__file__).parent.parent / "apps" / "frames"
 MEMBERS = ["alice", "bob", "carol", "dave"]
-
-
-class HostProcess:
-    """One `webxdc-rt serve` process: its invite links by member, its stderr in a file."""
-
-    def __init__(self, folder: Path, data_dir: Path, broker_url: str, chat: str = "chat",
-                 app: Path = APP) -> None:
-        self.data_dir = data_dir
-        self.log = folder / f"host-{free_port()}.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "webxdc_rt", "serve", str(app), "--members",
-             ",".join(MEMBERS), "--port", "0", "--json", "--data-dir", str(data_dir),
-             "--chat", chat, "--broker", broker_url],
-            stdout=subprocess.PIPE, stderr=self.log.open("wb"), text=True)
-        assert self.process.stdout is not None
-        self.invites = [json.loads(self.process.stdout.readline()) for _ in MEMBERS]
-        self.urls = {line["member"]: line["url"] for line in self.invites}
-
-    def url(self, member: str) -> str:
-        return self.urls[member]
-
-    def stderr_lines(self) -> list[str]:
-        return self.log.read_text().splitlines()
-
-    def warnings(self, fragment: str) -> list[str]:
-        return [line for line in self.stderr_lines() if fragment in line]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @contextlib.contextmanager

@@ -32,10 +32,23 @@ class BrokerLimits:
     """How long a join waits for Redis to confirm this process's subscription to its
     channel before the page is told it joined anyway (items from other processes reach it
     once the subscription is in place). No wait while Redis is unreachable."""
+    budget_share: float = 0.1
+    """The part of each of a page's bursts (realtime items and bytes, status updates,
+    chat messages) a process takes from the page's pool in Redis at a time, so that it asks
+    Redis once per half of it spent. Smaller costs more requests; larger keeps more of a
+    page's allowance in a process that may not use it."""
+    budget_hold_s: float = 0.05
+    """The longest a page's socket stops reading, when its process has spent all it holds
+    of the page's allowance, waiting for Redis to answer the request for more (should Redis
+    be slow, one more item is read after this wait, and the next wait is this much
+    longer)."""
 
     def __post_init__(self) -> None:
         require_positive(self, "max_queued_bytes", "connect_timeout_s", "reconnect_min_s",
                          "reconnect_max_s")
         require_non_negative(self, "join_wait_s")
+        require_positive(self, "budget_share", "budget_hold_s")
+        if self.budget_share > 1:
+            raise ValueError(f"budget_share must be at most 1, got {self.budget_share!r}")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")

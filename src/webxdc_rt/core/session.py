@@ -36,12 +36,13 @@ from .fanout import Published
 from .limits import ChatLimits, UpdateLimits
 from .messages import ChatMessageDraft, validate_message
 from .realtime import AlreadyJoined, Connection, NotJoined, RealtimeHub
+from .shares import SharedSendBudget
 from .stats import SessionCounts
 from .updates import Update, UpdateError, validate_update
 
 __all__ = [
     "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",
-    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "StoreUpdate", "Replay",
+    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "Hold", "StoreUpdate", "Replay",
     "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect", "StorageEffect",
     "POLICY_VIOLATION", "INTERNAL_ERROR",
 ]
@@ -165,6 +166,15 @@ class Pause:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """Read nothing more from this connection until the pool of its page's budget answered
+    `share`'s request, for `seconds` at most (`shares.SharedSendBudget`)."""
+
+    seconds: float
+    share: SharedSendBudget
+
+
+@dataclass(frozen=True, slots=True)
 class StoreUpdate:
     """Store a valid status update, then send it to every listener of the app copy; one
     with an `id` its member stored already in the app copy is neither stored nor sent."""
@@ -222,7 +232,7 @@ class Receipt:
 
 _DISCARD = Discard()
 
-Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | StoreUpdate | Replay
+Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | Hold | StoreUpdate | Replay
           | StoreMessage | ListMessages | Discard | Receipt | Close)
 
 StorageEffect = StoreUpdate | Replay | StoreMessage | ListMessages
@@ -283,6 +293,10 @@ class Session:
             # tuple.__new__ builds the named tuple without its Python-level __new__: this
             # runs once per realtime item.
             publish = _new_tuple(Publish, (self.conn.topic, item))
+            if wait > 0:
+                budget = self.conn.budget
+                if isinstance(budget, SharedSendBudget) and budget.holding:
+                    return (publish, Hold(wait, budget))  # not over: not told it is slowed
             if wait > 0 or self._paced:
                 return (publish, *self._pace("items", wait, self._items_text()))
             return (publish,)
@@ -291,6 +305,11 @@ class Session:
         except Refusal as exc:
             return self._refused(exc)
         return ()
+
+    def held(self, share: SharedSendBudget, now: float) -> tuple[Effect, ...]:
+        """A `Hold` is over (the pool answered, or it ran out): the page is paced, and told
+        so, if the answer showed it over its allowance, before another item is read."""
+        return self._pace("items", share.over(now), self._items_text())
 
     def receive_text(self, text: str, now: float) -> tuple[Effect, ...]:
         """A text frame: one control message."""

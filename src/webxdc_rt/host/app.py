@@ -21,6 +21,7 @@ from ..brokers.memory import InMemoryBroker
 from ..core.delivery import DropCount
 from ..core.fanout import Broker
 from ..core.realtime import RealtimeHub
+from ..core.shares import ShareSource
 from ..core.stats import HostStats
 from ..model.chats import Entrance, Page, Registry
 from ..model.xdc import AppSource
@@ -71,6 +72,7 @@ class Host:
         broker: Broker | None = None,
         store: StoreApi | None = None,
         hooks: HostHooks | None = None,
+        shares: ShareSource | None = None,
     ) -> None:
         self.registry = registry
         self.sources = sources
@@ -86,7 +88,7 @@ class Host:
         self.router = Router(registry, sources, settings)
         self.pages = Pages(settings, sources, hooks.app_proxy)
         self.sockets = Sockets(settings, self.hub, self.broker, self.feed, self.stats,
-                               hooks.route_item)
+                               hooks.route_item, shares)
         self.channel_drops: dict[str, DropCount] = self.sockets.channel_drops
         """Realtime items dropped per channel (app copy topic) that had connections."""
 

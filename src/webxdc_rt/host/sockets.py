@@ -33,6 +33,7 @@ from ..core.session import (
     Close,
     Discard,
     Effect,
+    Hold,
     ListMessages,
     Pause,
     Publish,
@@ -47,6 +48,7 @@ from ..core.session import (
     Subscribe,
     Unsubscribe,
 )
+from ..core.shares import ShareSource, shared_page_budget, shares_of
 from ..core.stats import HostStats
 from ..core.wire import ITEM_HEADER_BYTES
 from ..model.chats import Page
@@ -72,8 +74,8 @@ class Sockets:
     their receivers."""
 
     def __init__(self, settings: HostSettings, hub: RealtimeHub, broker: Broker,
-                 feed: UpdateFeed, stats: HostStats, route_item: ItemRoute | None = None
-                 ) -> None:
+                 feed: UpdateFeed, stats: HostStats, route_item: ItemRoute | None = None,
+                 shares: ShareSource | None = None) -> None:
         self.settings = settings
         self.hub = hub
         self.broker = broker
@@ -81,6 +83,8 @@ class Sockets:
         self.stats = stats
         self.route_item = route_item
         """Where realtime items go instead of straight to their receivers (`HostHooks`)."""
+        self.shares = shares
+        """Where pages' budgets are pooled with other processes (None: this process's own)."""
         self.shells: dict[Outbound, SocketShell] = {}
         """Every open socket, by its way out."""
         self.budgets: dict[str, PageBudget] = {}
@@ -130,6 +134,7 @@ class Sockets:
             self._per_page[page.label] -= 1
             if not self._per_page[page.label]:
                 del self._per_page[page.label]
+                self._give_back(budget)
         return ws
 
     def budget(self, page: Page) -> PageBudget:
@@ -137,11 +142,25 @@ class Sockets:
         host runs, so reconnecting does not refill it."""
         budget = self.budgets.get(page.label)
         if budget is None:
-            settings = self.settings
-            budget = self.budgets[page.label] = PageBudget.fresh(
+            settings, now = self.settings, time.monotonic()
+            budget = PageBudget.fresh(
                 settings.realtime, settings.updates, settings.chat, settings.control_per_s,
-                settings.control_burst, time.monotonic(), settings.delivery)
+                settings.control_burst, now, settings.delivery)
+            if self.shares is not None:
+                budget = shared_page_budget(page.label, self.shares,
+                                            settings.broker.budget_share,
+                                            settings.broker.budget_hold_s, budget, now)
+            self.budgets[page.label] = budget
+        elif page.label not in self._per_page:
+            for share in shares_of(budget):  # gave its share back when its sockets left
+                share.wake()
         return budget
+
+    def _give_back(self, budget: PageBudget) -> None:
+        """The page's last socket here closed: what it holds of its pool goes back."""
+        if self.shares is not None:
+            for share in shares_of(budget):
+                self.shares.give_back(share)
 
     def on_published(self, topic: str, item: Published) -> None:
         """An item reached a channel this process has members in: the hub names the
@@ -328,6 +347,10 @@ class SocketShell:
                 await sink.send_text(effect.text)
             elif isinstance(effect, Pause):
                 await asyncio.sleep(effect.seconds)
+            elif isinstance(effect, Hold):
+                await _answer_of(effect)
+                if not await self.carry_out(self.session.held(effect.share, time.monotonic())):
+                    return False
             elif isinstance(effect, Close):
                 await sink.close(effect.code, effect.reason)
                 return False
@@ -421,3 +444,16 @@ def _ask_socket_buffers(transport: asyncio.Transport, receive: int, send: int) -
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send)
+
+
+async def _answer_of(hold: Hold) -> None:
+    """Wait until the pool answered the request of `hold`'s share, or for its seconds."""
+    answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def done() -> None:
+        if not answered.done():
+            answered.set_result(None)
+
+    hold.share.when_answered(done)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(answered, hold.seconds)

@@ -23,14 +23,15 @@ installed) on an asyncio transport: redis-py's asyncio client and pub/sub object
 (`bench/redis_clients.py`), more than the host spends on all the deliveries of an item.
 
 `RedisBroker` (`broker`) is made of a publishing side (`publisher`) and a subscribing side
-(`subscriber`), each on one connection kept open by `link`; `reports` says in the log, once,
-what went wrong; `address` reads the `redis://` URL.
+(`subscriber`), each on one connection kept open by `link`, and the pools of pages'
+allowances shared by the processes (`budgets`, on a third connection); `reports` says in
+the log, once, what went wrong; `address` reads the `redis://` URL.
 
 Over `rediss://` the connections use TLS, the server's certificate checked (system CAs or
 the URL's `ssl_ca_certs`) and required to name the host. On a Redis Cluster
 (`redis+cluster://`) `RedisClusterBroker` (`cluster`) keeps such a pair of connections to
 every primary and sends each channel's commands to the primary of its hash slot, which it
-learns from the cluster (`topology`). The broker keeps no keys in Redis, only channels.
+learns from the cluster (`topology`).
 """
 
 from .address import (

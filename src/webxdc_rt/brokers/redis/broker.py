@@ -11,6 +11,7 @@ from ..items import origin_prefix
 from ..limits import BrokerLimits
 from ..memory import Subscriptions
 from .address import RedisAddress
+from .budgets import RedisShares
 from .counts import BrokerCounts
 from .link import LinkEvents, keep_link
 from .publisher import Publisher
@@ -40,6 +41,9 @@ class RedisBrokerBase:
         self._subscriptions = Subscriptions()
         self._handlers = self._subscriptions.handlers
         self._reports = Reports(address, self.counts)
+        self.shares: RedisShares | None = None
+        """The pools of pages' budgets shared with the other processes; None where
+        each process counts a page's allowances on its own."""
 
     @property
     def connected(self) -> bool:
@@ -69,6 +73,7 @@ class RedisBroker(RedisBrokerBase):
                                       max_payload_bytes, self.limits, self.counts,
                                       self._reports)
         self._tasks: list[asyncio.Task[None]] = []
+        self.shares = self._shares = RedisShares(address, self.limits)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -83,6 +88,7 @@ class RedisBroker(RedisBrokerBase):
                                           self._max_reply_bytes, started))
             for events, started in zip(sides, first, strict=True)]
         await asyncio.wait(first)
+        await self._shares.start()
 
     async def close(self) -> None:
         """Stop: close both connections; nothing more is published or delivered."""
@@ -90,6 +96,7 @@ class RedisBroker(RedisBrokerBase):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self._shares.close()
         self._publisher.close()
         self._subscriber.release(None)
 
