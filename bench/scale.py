@@ -207,15 +207,10 @@ address runs out of ephemeral ports (about 28,000 to one server port)."""
 
 
 def connect(loads: list[LoadProcess], endpoints: list[dict[str, Any]], count: int,
-            timeout: float, first: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Spread `count` more joined connections over the load processes; `first` (senders)
-    go to load process 0 before the others."""
-    if first:
-        answer = on_all(loads[:1], "connect", [{
-            "endpoints": first, "count": len(first), "sources": [], "concurrency": 50,
-            "timeout": timeout}])[0]
-        if answer["failure"]:
-            raise RuntimeError(f"senders could not connect: {answer['failure']}")
+            timeout: float) -> dict[str, Any]:
+    """Spread `count` more joined connections over the load processes (the first of
+    them gets the odd one): how many each holds now in all, the time taken, the first
+    failure."""
     shares = [count // len(loads) + (i < count % len(loads)) for i in range(len(loads))]
     local = endpoints[0]["ip"].startswith("127.")
     answers = on_all(loads, "connect", [
@@ -363,10 +358,18 @@ def interleaved(servers: list[Server], count: int) -> list[dict[str, Any]]:
             for k in range(count)]
 
 
-def server_cpu(servers: list[Server], shared: Shared) -> tuple[float, float, float]:
-    """CPU seconds so far of the webxdc-rt processes, redis-server and PostgreSQL."""
+def server_cpu(servers: list[Server], shared: Shared) -> tuple[float, ...]:
+    """CPU seconds so far of the webxdc-rt processes, redis-server and PostgreSQL, and the
+    bytes that left and entered the namespaces of the processes (0 without namespaces)."""
+    sent = received = 0
+    if shared.namespaces:
+        for index in range(len(servers)):
+            stats = Path(f"/sys/class/net/{PREFIX}-v{index}/statistics")
+            # Seen from the bridge: what the namespace sent arrives (rx) on its outer end.
+            sent += int((stats / "rx_bytes").read_text())
+            received += int((stats / "tx_bytes").read_text())
     return (sum(cpu_seconds(s.pid) for s in servers), cpu_seconds(shared.redis.pid),
-            tree_cpu_seconds(shared.postgres.pid))
+            tree_cpu_seconds(shared.postgres.pid), sent, received)
 
 
 def run_multi(count: int, shared: Shared, args: argparse.Namespace, work: Path
@@ -378,17 +381,15 @@ def run_multi(count: int, shared: Shared, args: argparse.Namespace, work: Path
     loads = [LoadProcess() for _ in range(LOAD_PROCESSES)]
     try:
         probes = max(2 * count, args.senders)
-        opened = connect(loads[:1], interleaved(servers, probes), probes, timeout=60)
         result: dict[str, Any] = {"phase": "multi", "processes": count,
                                   "netns": shared.namespaces is not None}
+        joined(connect(loads[:1], interleaved(servers, probes), probes, timeout=60))
         result.update(run_redis_items(loads, servers, shared, args))
-        opened = connect(loads[:1], interleaved(servers, args.members), args.members,
-                         timeout=60)
+        held = joined(connect(loads[:1], interleaved(servers, args.members), args.members,
+                              timeout=60))
         result.update(run_updates(loads, servers, shared, args, first=probes))
-        opened = connect(loads, interleaved(servers, count * args.members),
-                         args.receivers - opened["connected"], timeout=120)
-        if opened["failure"]:
-            raise RuntimeError(f"{count} processes: {opened['failure']}")
+        joined(connect(loads, interleaved(servers, count * args.members),
+                       args.receivers - held, timeout=120))
         result.update(run_deliveries(loads, servers, shared, args))
         return result
     finally:
@@ -396,6 +397,13 @@ def run_multi(count: int, shared: Shared, args: argparse.Namespace, work: Path
             load.close()
         for server in servers:
             stop(server.process)
+
+
+def joined(outcome: dict[str, Any]) -> int:
+    """The connections held after a `connect` that must not fail."""
+    if outcome["failure"]:
+        raise RuntimeError(f"{outcome['failure']} at {outcome['connected']} connections")
+    return int(outcome["connected"])
 
 
 def timed_send(loads: list[LoadProcess], servers: list[Server], shared: Shared, rate: float,
@@ -424,7 +432,9 @@ def run_redis_items(loads: list[LoadProcess], servers: list[Server], shared: Sha
     cpu, _by_seq, published = timed_send(loads, servers, shared, args.redis_rate, 1,
                                          args.duration, args.size)
     return {"redis_items": published, "redis_cpu_us_per_item": cpu[1] * 1e6 / published,
-            "redis_host_cpu_us_per_item": cpu[0] * 1e6 / published}
+            "redis_host_cpu_us_per_item": cpu[0] * 1e6 / published,
+            "redis_probe_bytes_out_per_item": cpu[3] / published,
+            "redis_probe_bytes_in_per_item": cpu[4] / published}
 
 
 def run_deliveries(loads: list[LoadProcess], servers: list[Server], shared: Shared,
@@ -441,7 +451,8 @@ def run_deliveries(loads: list[LoadProcess], servers: list[Server], shared: Shar
             "deliveries_per_s": len(latencies) / args.duration,
             "server_cpu_us_per_delivery": cpu[0] * 1e6 / max(1, len(latencies)),
             "server_cpu_share": cpu[0] / args.duration,
-            "redis_cpu_us_per_fanout_item": cpu[1] * 1e6 / published,
+            "bytes_out_per_delivery": cpu[3] / max(1, len(latencies)),
+            "bytes_in_per_item": cpu[4] / published,
             "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
             "max_ms": max(latencies, default=None)}
 
@@ -493,7 +504,7 @@ def print_results(results: list[dict[str, Any]]) -> None:
     if multis:
         print(f"\n{'procs':>5} {'netns':>5} {'conns':>6} {'deliv/s':>9} {'got %':>6} "
               f"{'us/deliv':>9} {'redis us/item':>13} {'p50 ms':>7} {'p99 ms':>7} "
-              f"{'upd/s':>6} {'pg us/upd':>9} {'host us/upd':>11}")
+              f"{'upd/s':>6} {'pg us/upd':>9} {'host us/upd':>11} {'B out/deliv':>11}")
     for r in multis:
         print(f"{r['processes']:>5} {'yes' if r['netns'] else 'no':>5} {r['connections']:>6} "
               f"{fmt(r['deliveries_per_s'], 0):>9} "
@@ -502,7 +513,8 @@ def print_results(results: list[dict[str, Any]]) -> None:
               f"{fmt(r['redis_cpu_us_per_item'], 2):>13} {fmt(r['p50_ms'], 2):>7} "
               f"{fmt(r['p99_ms'], 2):>7} {fmt(r['updates_per_s'], 0):>6} "
               f"{fmt(r['postgres_cpu_us_per_update']):>9} "
-              f"{fmt(r['server_cpu_us_per_update']):>11}")
+              f"{fmt(r['server_cpu_us_per_update']):>11} "
+              f"{fmt(r['bytes_out_per_delivery']):>11}")
 
 
 def raise_open_file_limit() -> None:
@@ -594,7 +606,9 @@ def main() -> None:
     CONCURRENCY = args.concurrency
     work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-scale-"))
     work.chmod(0o755)  # PostgreSQL runs as `nobody` in a folder under it
-    print(f"# load average before: {load_average()} ({os.cpu_count()} cores)", flush=True)
+    print(f"# load average before: {load_average()} ({os.cpu_count()} cores); open-file limit "
+          f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,} (servers and load processes)",
+          flush=True)
     results: list[dict[str, Any]] = []
     try:
         for count in [int(x) for x in args.connections.split(",") if x]:
