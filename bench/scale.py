@@ -198,9 +198,9 @@ def on_all(loads: list[LoadProcess], command: str, per_load: list[dict[str, Any]
 
 
 CONCURRENCY = 50
-"""Connections each load process opens at once: together below aiohttp's default accept
-backlog (128), which webxdc-rt keeps; more at once overflows it while the server is busy,
-and the dropped connections retry their SYN seconds later (`--concurrency` to try)."""
+"""Connections each load process opens at once: 100 in flight in all, within aiohttp's
+default listen backlog (128), so that part 1 measures held connections rather than a burst
+(docs/capacity.md has what 400 in flight did; `--concurrency` to try others)."""
 SOURCES = [f"127.0.0.{2 + i}" for i in range(8)]
 """Client addresses on loopback, taken in turn (each load process its own), so that no
 address runs out of ephemeral ports (about 28,000 to one server port)."""
@@ -265,10 +265,13 @@ def fan_out(loads: list[LoadProcess], receivers: int, items: int, size: int = 10
             "min_received": min((p[3] for p in per_item), default=0), "lost": lost}
 
 
-def run_single(host: str, count: int, items: int, work: Path) -> dict[str, Any]:
-    """Memory per idle joined connection and fan-out latency of one fresh server."""
+def run_single(host: str, count: int, items: int, work: Path, limits: tuple[str, ...] = ()
+               ) -> dict[str, Any]:
+    """Memory per idle joined connection and fan-out latency of one fresh server (webxdc-rt
+    with `limits` set too)."""
     members = -(-count // PER_PAGE) + 1
-    server = (start_webxdc_rt(work, members, "127.0.0.1") if host == "webxdc-rt"
+    server = (start_webxdc_rt(work, members, "127.0.0.1", limits=(*UNBOUND, *limits))
+              if host == "webxdc-rt"
               else start_bare_relay(work))
     loads = [LoadProcess() for _ in range(LOAD_PROCESSES)]
     try:
@@ -567,6 +570,8 @@ def parse_args() -> argparse.Namespace:
                         help="part 1: idle joined connections to measure (comma-separated)")
     parser.add_argument("--hosts", default="webxdc-rt,bare-relay", help="part 1: servers")
     parser.add_argument("--items", type=int, default=5, help="part 1: fan-out items")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="part 1: a webxdc-rt setting (`serve --limit`), repeatable")
     parser.add_argument("--ramp-to", type=int, default=60_000,
                         help="part 1: most connections the ramp tries (0: no ramp)")
     parser.add_argument("--ramp-step", type=int, default=10_000)
@@ -613,7 +618,8 @@ def main() -> None:
     try:
         for count in [int(x) for x in args.connections.split(",") if x]:
             for host in args.hosts.split(","):
-                results.append(run_single(host, count, args.items, work))
+                results.append(run_single(host, count, args.items, work,
+                                          tuple(args.limit)))
                 print(f"# {host} {count}: done", file=sys.stderr, flush=True)
         if args.ramp_to:
             results.append(run_ramp(args.ramp_to, args.ramp_step, work))

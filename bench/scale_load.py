@@ -65,7 +65,8 @@ class Client(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.stats.lost += 1
         if not self.joined.done():
-            self.joined.set_exception(ConnectionError(f"closed before joining: {exc}"))
+            stage = "after the upgrade" if self.upgraded else "before the upgrade answer"
+            self.joined.set_exception(ConnectionError(f"closed {stage}: {exc}"))
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
