@@ -89,8 +89,8 @@ def remove(made: Namespaces) -> None:
 
 def cleanup() -> list[str]:
     """Remove every namespace, link and temporary folder named with PREFIX, and kill the
-    processes (servers, Redis, PostgreSQL) that run in them or from such a folder; what was
-    removed."""
+    processes (servers, Redis, PostgreSQL) that run in them or from such a folder, and the
+    load processes; what was removed."""
     removed = []
     listed = ip("netns", "list", check=False).stdout.split("\n")
     for name in [line.split()[0] for line in listed if line.startswith(f"{PREFIX}-")]:
@@ -106,8 +106,11 @@ def cleanup() -> list[str]:
             removed.append(f"link {link}")
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and f"/{PREFIX}-scale-".encode() in (
-                    proc / "cmdline").read_bytes():
+            if not proc.name.isdigit():
+                continue
+            # redis-server rewrites its command line: its folder is its working directory.
+            where = (proc / "cmdline").read_bytes() + os.readlink(proc / "cwd").encode()
+            if f"/{PREFIX}-scale-".encode() in where or b"bench/scale_load.py" in where:
                 os.kill(int(proc.name), signal.SIGKILL)
                 removed.append(f"process {proc.name}")
         except (OSError, ProcessLookupError):
