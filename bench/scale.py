@@ -7,10 +7,9 @@ processes over one Redis and one PostgreSQL deliver per CPU second.
                           [--processes 1,2,4] [--no-netns] [--quick]
     python bench/scale.py --cleanup        remove leftovers of a killed run
 
-Run as root for network namespaces (each server process in its own, joined to the load by
-a veth pair into a bridge, addresses in 10.213.0.0/24); without them it says so and uses
-loopback ports. Everything it starts is stopped and everything it makes removed at the end,
-also on Ctrl-C; what it made is named `wxrt-...`, which `--cleanup` removes.
+Run as root for network namespaces (a veth pair from each into a bridge, 10.213.0.0/24);
+without them it says so and uses loopback ports. Everything it starts is stopped and what
+it makes removed at the end, also on Ctrl-C; it is named `wxrt-...` for `--cleanup`.
 
 1. One process (`webxdc-rt serve`, in-memory broker, SQLite) and the bare relay
    (bench/bare_relay.py) beside it, on loopback: resident memory per idle joined connection
@@ -19,14 +18,12 @@ also on Ctrl-C; what it made is named `wxrt-...`, which `--cleanup` removes.
    its receivers. Then webxdc-rt alone ramps up in steps until a connect fails, a step
    times out or `--ramp-to` is reached, with the connect rate and RSS of each step.
 2. 1, 2 and 4 `webxdc-rt serve --broker redis://... --store postgresql://...` processes,
-   each in its own namespace, the receivers spread over them round robin: SENDERS senders
-   at a fixed rate; deliveries/s, CPU per delivery of the servers, of redis-server per
-   published item, p50/p99 latency; then status updates from distinct pages: PostgreSQL CPU
-   and host CPU per update.
+   each in its own namespace: redis-server's CPU per item (one sender); PostgreSQL's per
+   status update (a page per member); then, connections spread round robin, deliveries/s,
+   CPU and bytes per delivery, p50/p99 latency of `--senders` sending at `--rate`.
 
-CPU is utime+stime from /proc/PID/stat (PostgreSQL: the postmaster and every backend),
-over the measured interval; load processes (bench/scale_load.py, raw asyncio sockets) are
-separate processes and are not counted. The load average is printed before and after.
+CPU is utime+stime from /proc/PID/stat (PostgreSQL's: every backend's too); the load
+processes (bench/scale_load.py) are not counted. docs/capacity.md has the figures.
 """
 
 from __future__ import annotations
@@ -48,6 +45,7 @@ from urllib.parse import urlsplit
 
 import scale_net
 from scale_net import BRIDGE_IP, PREFIX, Namespaces, stop
+from scale_report import print_results
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -479,46 +477,6 @@ def run_updates(loads: list[LoadProcess], servers: list[Server], shared: Shared,
 
 
 # -- reporting and the command -----------------------------------------------------------
-
-def fmt(value: float | None, digits: int = 1) -> str:
-    """A figure with thousands separators, or '-'."""
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def print_results(results: list[dict[str, Any]]) -> None:
-    """The tables of every part that ran."""
-    singles = [r for r in results if r["phase"] == "single"]
-    if singles:
-        print(f"{'host':<10} {'conns':>7} {'KB/conn':>8} {'RSS MB':>8} {'connect s':>9} "
-              f"{'fan-out ms: p50':>15} {'p99':>8} {'last':>8} {'worst':>8} {'got':>7}")
-    for r in singles:
-        print(f"{r['host']:<10} {r['connections']:>7,} {fmt(r['kb_per_connection']):>8} "
-              f"{fmt(r['rss_after_mb']):>8} {fmt(r['connect_s']):>9} {fmt(r['p50_ms']):>15} "
-              f"{fmt(r['p99_ms']):>8} {fmt(r['last_ms']):>8} {fmt(r['worst_last_ms']):>8} "
-              f"{r['min_received']:>7,}")
-    for r in (r for r in results if r["phase"] == "ramp"):
-        print(f"\nramp (webxdc-rt): held {r['held']:,} joined connections; stopped by: "
-              f"{r['stopped_by']}; open fds {r['fds_open']}")
-        for s in r["steps"]:
-            print(f"  {s['held']:>7,} held  {fmt(s['per_s'], 0):>6}/s  RSS {fmt(s['rss_mb'], 0)} MB"
-                  f"  server CPU {fmt(s['server_cpu_s'])} s  accept-queue overflows "
-                  f"{s['listen_overflows']}")
-    multis = [r for r in results if r["phase"] == "multi"]
-    if multis:
-        print(f"\n{'procs':>5} {'netns':>5} {'conns':>6} {'deliv/s':>9} {'got %':>6} "
-              f"{'us/deliv':>9} {'redis us/item':>13} {'p50 ms':>7} {'p99 ms':>7} "
-              f"{'upd/s':>6} {'pg us/upd':>9} {'host us/upd':>11} {'B out/deliv':>11}")
-    for r in multis:
-        print(f"{r['processes']:>5} {'yes' if r['netns'] else 'no':>5} {r['connections']:>6} "
-              f"{fmt(r['deliveries_per_s'], 0):>9} "
-              f"{fmt(100 * r['deliveries'] / max(1, r['expected'])):>6} "
-              f"{fmt(r['server_cpu_us_per_delivery'], 2):>9} "
-              f"{fmt(r['redis_cpu_us_per_item'], 2):>13} {fmt(r['p50_ms'], 2):>7} "
-              f"{fmt(r['p99_ms'], 2):>7} {fmt(r['updates_per_s'], 0):>6} "
-              f"{fmt(r['postgres_cpu_us_per_update']):>9} "
-              f"{fmt(r['server_cpu_us_per_update']):>11} "
-              f"{fmt(r['bytes_out_per_delivery']):>11}")
-
 
 def raise_open_file_limit() -> None:
     """Every connection is a descriptor in a server and in a load process: as root, raise
