@@ -434,8 +434,8 @@ def run_redis_items(loads: list[LoadProcess], servers: list[Server], shared: Sha
                                          args.duration, args.size)
     return {"redis_items": published, "redis_cpu_us_per_item": cpu[1] * 1e6 / published,
             "redis_host_cpu_us_per_item": cpu[0] * 1e6 / published,
-            "redis_probe_bytes_out_per_item": cpu[3] / published,
-            "redis_probe_bytes_in_per_item": cpu[4] / published}
+            "redis_probe_bytes_out_per_item": cpu[3] / published if cpu[3] else None,
+            "redis_probe_bytes_in_per_item": cpu[4] / published if cpu[4] else None}
 
 
 def run_deliveries(loads: list[LoadProcess], servers: list[Server], shared: Shared,
@@ -452,8 +452,8 @@ def run_deliveries(loads: list[LoadProcess], servers: list[Server], shared: Shar
             "deliveries_per_s": len(latencies) / args.duration,
             "server_cpu_us_per_delivery": cpu[0] * 1e6 / max(1, len(latencies)),
             "server_cpu_share": cpu[0] / args.duration,
-            "bytes_out_per_delivery": cpu[3] / max(1, len(latencies)),
-            "bytes_in_per_item": cpu[4] / published,
+            "bytes_out_per_delivery": cpu[3] / max(1, len(latencies)) if cpu[3] else None,
+            "bytes_in_per_item": cpu[4] / published if cpu[4] else None,
             "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
             "max_ms": max(latencies, default=None)}
 
@@ -498,7 +498,7 @@ def run_part_two(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             namespaces = scale_net.make_namespaces(max(counts))
         except OSError as error:
             print(f"# {error}; FALLING BACK to loopback ports (results labelled netns=no)",
-                  file=sys.stderr, flush=True)
+                  flush=True)
     addresses = ["127.0.0.1", BRIDGE_IP] if namespaces else ["127.0.0.1"]
     redis = postgres = None
     try:
