@@ -45,12 +45,12 @@ from urllib.parse import urlsplit
 
 import scale_net
 from scale_net import BRIDGE_IP, PREFIX, Namespaces, stop
+from scale_proc import cpu_seconds, listen_overflows, load_average, rss_mb, tree_cpu_seconds
 from scale_report import print_results
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PROBE_APP = ROOT / "tests" / "apps" / "probe"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LOAD_PROCESSES = 2
 """Load processes the clients are spread over (this machine has 2 cores)."""
 PER_PAGE = 50
@@ -59,49 +59,6 @@ UNBOUND = ("realtime.send_items_per_s=1e9", "realtime.send_items_burst=1e9")
 
 
 # -- processes and /proc ----------------------------------------------------------------
-
-def cpu_seconds(pid: int) -> float:
-    """utime+stime of one process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """utime+stime of `pid` and its live children (PostgreSQL's backends)."""
-    total = cpu_seconds(pid)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
-                    total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-            except (OSError, IndexError):
-                continue
-    return total
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of one process, MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def listen_overflows() -> int:
-    """TcpExtListenOverflows of this network namespace: connections dropped because a
-    server's accept queue was full (the root namespace's count includes other programs)."""
-    lines = Path("/proc/net/netstat").read_text().splitlines()
-    for names, values in zip(lines[::2], lines[1::2], strict=True):
-        if names.startswith("TcpExt:"):
-            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
-    return 0
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
 
 def child_env() -> dict[str, str]:
     """The environment of every Python child: this checkout's sources first."""
@@ -370,7 +327,25 @@ def server_cpu(servers: list[Server], shared: Shared) -> tuple[float, ...]:
             sent += int((stats / "rx_bytes").read_text())
             received += int((stats / "tx_bytes").read_text())
     return (sum(cpu_seconds(s.pid) for s in servers), cpu_seconds(shared.redis.pid),
-            tree_cpu_seconds(shared.postgres.pid), sent, received)
+            tree_cpu_seconds(shared.postgres.pid), sent, received, time.monotonic())
+
+
+def idle_rates(servers: list[Server], shared: Shared, seconds: float) -> tuple[float, ...]:
+    """CPU seconds per second that the hosts, redis-server and PostgreSQL spend with
+    nothing sent (timers, heartbeats, polling), over `seconds`."""
+    before = server_cpu(servers, shared)
+    time.sleep(seconds)
+    after = server_cpu(servers, shared)
+    return tuple((after[i] - before[i]) / (after[5] - before[5]) for i in range(3))
+
+
+def spent(before: tuple[float, ...], after: tuple[float, ...], idle: tuple[float, ...]
+          ) -> tuple[float, ...]:
+    """CPU seconds (hosts, redis, postgres) above their idle rates between two
+    `server_cpu` readings, then bytes out of and into the namespaces."""
+    elapsed = after[5] - before[5]
+    cpu = (max(0.0, after[i] - before[i] - idle[i] * elapsed) for i in range(3))
+    return (*cpu, after[3] - before[3], after[4] - before[4])
 
 
 def run_multi(count: int, shared: Shared, args: argparse.Namespace, work: Path
@@ -385,13 +360,15 @@ def run_multi(count: int, shared: Shared, args: argparse.Namespace, work: Path
         result: dict[str, Any] = {"phase": "multi", "processes": count,
                                   "netns": shared.namespaces is not None}
         joined(connect(loads[:1], interleaved(servers, probes), probes, timeout=60))
-        result.update(run_redis_items(loads, servers, shared, args))
+        idle = idle_rates(servers, shared, args.duration)
+        result["idle_cpu"] = {"hosts": idle[0], "redis": idle[1], "postgres": idle[2]}
+        result.update(run_redis_items(loads, servers, shared, args, idle))
         held = joined(connect(loads[:1], interleaved(servers, args.members), args.members,
                               timeout=60))
-        result.update(run_updates(loads, servers, shared, args, first=probes))
+        result.update(run_updates(loads, servers, shared, args, idle, first=probes))
         joined(connect(loads, interleaved(servers, count * args.members),
                        args.receivers - held, timeout=120))
-        result.update(run_deliveries(loads, servers, shared, args))
+        result.update(run_deliveries(loads, servers, shared, args, idle))
         return result
     finally:
         for load in loads:
@@ -408,11 +385,12 @@ def joined(outcome: dict[str, Any]) -> int:
 
 
 def timed_send(loads: list[LoadProcess], servers: list[Server], shared: Shared, rate: float,
-               senders: int, seconds: float, size: int
+               senders: int, args: argparse.Namespace, idle: tuple[float, ...]
                ) -> tuple[tuple[float, ...], dict[int, list[float]], int]:
-    """The first `senders` clients of load process 0 send `rate` items/s each for
-    `seconds`, after a one-second warm-up: the CPU seconds of (hosts, redis, postgres)
-    spent meanwhile, latencies by item, and the items sent."""
+    """The first `senders` clients of load process 0 send `rate` items/s each of `--size`
+    for `--duration`, after a one-second warm-up: what was `spent` meanwhile, latencies by
+    item, and the items sent."""
+    seconds, size = args.duration, args.size
     send = {"interval": 1 / rate, "size": size, "senders": senders}
     on_all(loads[:1], "send", [{**send, "items": int(rate), "first_seq": 0}])
     time.sleep(0.5)
@@ -423,15 +401,15 @@ def timed_send(loads: list[LoadProcess], servers: list[Server], shared: Shared, 
     time.sleep(0.5)  # the last items' delivery
     after = server_cpu(servers, shared)
     by_seq, _lost = collect(loads)
-    return tuple(a - b for a, b in zip(after, before, strict=True)), by_seq, items * senders
+    return spent(before, after, idle), by_seq, items * senders
 
 
 def run_redis_items(loads: list[LoadProcess], servers: list[Server], shared: Shared,
-                    args: argparse.Namespace) -> dict[str, Any]:
+                    args: argparse.Namespace, idle: tuple[float, ...]) -> dict[str, Any]:
     """One sender at `--redis-rate` items/s to one other connection on its process and two
     on each other: redis-server's CPU per published item."""
-    cpu, _by_seq, published = timed_send(loads, servers, shared, args.redis_rate, 1,
-                                         args.duration, args.size)
+    cpu, _by_seq, published = timed_send(loads, servers, shared, args.redis_rate, 1, args,
+                                         idle)
     return {"redis_items": published, "redis_cpu_us_per_item": cpu[1] * 1e6 / published,
             "redis_host_cpu_us_per_item": cpu[0] * 1e6 / published,
             "redis_probe_bytes_out_per_item": cpu[3] / published if cpu[3] else None,
@@ -439,12 +417,12 @@ def run_redis_items(loads: list[LoadProcess], servers: list[Server], shared: Sha
 
 
 def run_deliveries(loads: list[LoadProcess], servers: list[Server], shared: Shared,
-                   args: argparse.Namespace) -> dict[str, Any]:
+                   args: argparse.Namespace, idle: tuple[float, ...]) -> dict[str, Any]:
     """`--senders` senders at `--rate` items/s each to every other connection."""
     connections = sum(a["clients"] for a in on_all(loads, "report",
                                                    [{"clear": True}] * len(loads)))
     cpu, by_seq, published = timed_send(loads, servers, shared, args.rate, args.senders,
-                                        args.duration, args.size)
+                                        args, idle)
     latencies = [v for values in by_seq.values() for v in values]
     return {"connections": connections, "senders": args.senders, "size": args.size,
             "items_per_s": args.rate * args.senders, "published": published,
@@ -459,7 +437,8 @@ def run_deliveries(loads: list[LoadProcess], servers: list[Server], shared: Shar
 
 
 def run_updates(loads: list[LoadProcess], servers: list[Server], shared: Shared,
-                args: argparse.Namespace, first: int) -> dict[str, Any]:
+                args: argparse.Namespace, idle: tuple[float, ...], first: int
+                ) -> dict[str, Any]:
     """One page per member sends status updates at `--update-rate` each for `--duration`:
     PostgreSQL's and the hosts' CPU per update."""
     rounds = int(args.update_rate * args.duration)
@@ -468,11 +447,11 @@ def run_updates(loads: list[LoadProcess], servers: list[Server], shared: Shared,
                                           "rounds": rounds,
                                           "interval": 1 / args.update_rate}])[0]["sent"]
     time.sleep(1.0)  # the last commits
-    after = server_cpu(servers, shared)
+    cpu = spent(before, server_cpu(servers, shared), idle)
     errors = on_all(loads, "report", [{"clear": True}] * len(loads))
     return {"updates": sent, "updates_per_s": sent / args.duration,
-            "postgres_cpu_us_per_update": (after[2] - before[2]) * 1e6 / max(1, sent),
-            "server_cpu_us_per_update": (after[0] - before[0]) * 1e6 / max(1, sent),
+            "postgres_cpu_us_per_update": cpu[2] * 1e6 / max(1, sent),
+            "server_cpu_us_per_update": cpu[0] * 1e6 / max(1, sent),
             "errors": {k: v for e in errors for k, v in e["errors"].items()}}
 
 
