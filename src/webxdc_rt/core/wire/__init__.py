@@ -18,7 +18,9 @@ Client to host:
                                     far, N counted as their payloads plus framing (see
                                     `frame_bytes`); lets the host keep what is in flight
                                     to a slow reader within `receive_window_bytes`
-    {"type": "update-send", "update": {...}}        webxdc.sendUpdate
+    {"type": "update-send", "update": {...}, "id": "..."}   webxdc.sendUpdate; `id`
+                                    (optional, 1 to 64 of [A-Za-z0-9_-]): the sender's
+                                    name for it, so that a resend is stored once
     {"type": "update-listen", "listen": N, "serial": S}
                                     start (or restart) the update listener after serial S
     {"type": "send-to-chat", "id": N, "text": ..., "file": {"name": ..., "base64": ...}}
@@ -33,6 +35,8 @@ Host to client:
                                     follow belong to that channel, until the next leave
     {"type": "update", "listen": N, "update": {..., "serial": S, "max_serial": M}}
     {"type": "update-backlog-done", "listen": N}    the backlog of listener N was sent
+    {"type": "update-stored", "id": "...", "serial": S}   to the sender only: its update
+                                    with that id is committed as serial S
     {"type": "reply", "id": N, "ok": true}  or  {..., "ok": false, "code": ..., "message": ...}
     {"type": "chat-messages", "id": N, "messages": [...], "more": bool}
                                     oldest first; `more`: older ones remain
@@ -90,6 +94,7 @@ from .host import (
     UnknownHostMessage,
     Update,
     UpdateBacklogDone,
+    UpdateStored,
     decode_hello,
     decode_host_message,
     encode_backlog_done,
@@ -100,6 +105,7 @@ from .host import (
     encode_joined,
     encode_reply,
     encode_update,
+    encode_update_stored,
 )
 from .items import ITEM_HEADER_BYTES, ItemClock, encode_stamp, read_stamp, stamped_age_ms
 from .text import (
@@ -157,6 +163,7 @@ __all__ = [
     "Reply",
     "ChatMessages",
     "ErrorMessage",
+    "UpdateStored",
     "UnknownHostMessage",
     "HostMessage",
     "decode_host_message",
@@ -166,6 +173,7 @@ __all__ = [
     "encode_joined",
     "encode_update",
     "encode_backlog_done",
+    "encode_update_stored",
     "encode_reply",
     "encode_chat_messages",
     "encode_error",

@@ -7,6 +7,7 @@ Its public names are exported by the package (`wire.Join`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -52,9 +53,12 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class UpdateSend:
-    """`webxdc.sendUpdate`: `update` is checked by the update rules, not here."""
+    """`webxdc.sendUpdate`: `update` is checked by the update rules, not here. `id`: the
+    sender's own name for it (1 to 64 of `[A-Za-z0-9_-]`), so that a resend stores nothing
+    twice; None: stored each time it is sent."""
 
     update: Any
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +144,16 @@ def decode_client_message(text: str) -> ClientMessage:
 def _decode_update_send(obj: dict[str, Any]) -> UpdateSend:
     if "update" not in obj:
         raise WireError("update-send: 'update' is missing")
-    return UpdateSend(obj["update"])
+    update_id = obj.get("id")
+    if update_id is not None and (type(update_id) is not str
+                                  or not _UPDATE_ID.fullmatch(update_id)):
+        raise WireError("update-send: 'id' must be 1 to 64 characters of A-Z, a-z, 0-9, "
+                        "'_' and '-'")
+    return UpdateSend(obj["update"], update_id)
+
+
+_UPDATE_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What an update's `id` may be."""
 
 
 def _decode_send_to_chat(obj: dict[str, Any]) -> SendToChat:
@@ -204,10 +217,13 @@ def encode_received(total_bytes: int) -> str:
     return dump({"type": "received", "bytes": total_bytes})
 
 
-def encode_update_send(update: dict[str, Any]) -> str:
-    """A client's status update (`webxdc.sendUpdate`); ValueError if it is not strict JSON
-    text (NaN, infinities, lone surrogates, nesting too deep to encode)."""
-    return dump_app_data({"type": "update-send", "update": update})
+def encode_update_send(update: dict[str, Any], update_id: str | None = None) -> str:
+    """A client's status update (`webxdc.sendUpdate`), under the sender's `update_id` if
+    given; ValueError if it is not strict JSON text (NaN, infinities, lone surrogates,
+    nesting too deep to encode)."""
+    if update_id is None:
+        return dump_app_data({"type": "update-send", "update": update})
+    return dump_app_data({"type": "update-send", "update": update, "id": update_id})
 
 
 def encode_update_listen(listen: int, serial: int) -> str:
@@ -245,7 +261,7 @@ _ENCODERS: Final[dict[type[Any], Callable[[Any], str]]] = {
     Join: lambda message: encode_join(message.epoch, message.stamped),
     Leave: lambda message: encode_leave(),
     Received: lambda message: encode_received(message.bytes),
-    UpdateSend: lambda message: encode_update_send(message.update),
+    UpdateSend: lambda message: encode_update_send(message.update, message.id),
     UpdateListen: lambda message: encode_update_listen(message.listen, message.serial),
     SendToChat: lambda message: encode_send_to_chat(message.id, message.text,
                                                     message.file_name, message.file_base64),

@@ -126,6 +126,15 @@ class ErrorMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateStored:
+    """`update-stored`: the update this client sent under `id` is committed (now, or
+    earlier: a resend stores nothing) as `serial`; sent to that client only."""
+
+    id: str
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownHostMessage:
     """A control message of a type this version does not know: a newer host may send new
     types, so it is not an error; a client ignores it. `fields`: the whole message as
@@ -136,7 +145,7 @@ class UnknownHostMessage:
 
 
 HostMessage = (Hello | Joined | Update | UpdateBacklogDone | Reply | ChatMessages
-               | ErrorMessage | UnknownHostMessage)
+               | ErrorMessage | UpdateStored | UnknownHostMessage)
 
 
 # -- decoding ---------------------------------------------------------------------------
@@ -233,6 +242,8 @@ _DECODERS: Final[dict[str, Callable[[dict[str, Any]], HostMessage]]] = {
     "chat-messages": _decode_chat_messages,
     "error": lambda obj: ErrorMessage(read_string(obj, "code", "error"),
                                       read_string(obj, "message", "error")),
+    "update-stored": lambda obj: UpdateStored(read_string(obj, "id", "update-stored"),
+                                              read_counter(obj, "serial", "update-stored")),
 }
 """How each type of host message is checked and typed; other types are unknown."""
 
@@ -299,6 +310,11 @@ def encode_backlog_done(listen: int) -> str:
     return dump({"type": "update-backlog-done", "listen": listen})
 
 
+def encode_update_stored(update_id: str, serial: int) -> str:
+    """Tell the client that sent the update `update_id` that it is stored as `serial`."""
+    return dump({"type": "update-stored", "id": update_id, "serial": serial})
+
+
 def encode_reply(request_id: int, error: tuple[str, str] | None = None) -> str:
     """The answer to a request with an `id`: ok, or the code and message of the refusal."""
     if error is None:
@@ -330,6 +346,7 @@ _ENCODERS: Final[dict[type[Any], Callable[[Any], str]]] = {
     ChatMessages: lambda message: encode_chat_messages(message.id, message.messages,
                                                        message.more),
     ErrorMessage: lambda message: encode_error(message.code, message.message),
+    UpdateStored: lambda message: encode_update_stored(message.id, message.serial),
     UnknownHostMessage: lambda message: dump(message.fields),
 }
 """How each type of host message is written: by the encoder of its fields."""
