@@ -5,6 +5,7 @@ of its link, in order, and gives up only when the invite is refused or its limit
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -58,9 +59,30 @@ class Watched:
         """The serials of the updates received, in order."""
         return [update["serial"] for update in self.updates]
 
+    async def cut_off(self, relay: Relay) -> None:
+        """Cut the peer's link at `relay`, which refuses it from then on (until
+        `relay.refusing` is unset), and wait until the peer saw it."""
+        relay.refusing = True
+        await relay.cut()
+        await eventually(lambda: self.states()[-1:] == [LinkState.DOWN])
+
     async def until_states(self, *states: LinkState) -> None:
         """Wait until the link events are exactly `states`."""
         await eventually(lambda: self.states() == list(states))
+
+
+@pytest.fixture
+async def relays() -> AsyncIterator[Callable[[int], Awaitable[Relay]]]:
+    """Starts relays to a host's port; all closed after the test."""
+    started: list[Relay] = []
+
+    async def start(port: int) -> Relay:
+        started.append(await Relay(port).start())
+        return started[-1]
+
+    yield start
+    for relay in started:
+        await relay.close()
 
 
 def test_backoff_doubles_up_to_its_bound_with_jitter_off_the_top():
@@ -107,101 +129,83 @@ async def test_a_restarted_host_finds_the_peer_joined_and_listening_again(tmp_pa
         assert await host.stop() == 0
 
 
-async def test_a_link_cut_mid_stream_comes_back_without_a_gap_in_updates(live_host):
+async def test_a_link_cut_mid_stream_comes_back_without_a_gap_in_updates(live_host, relays):
     urls = live_host.share(["alice", "bob"])
-    relay = await Relay(live_host.port).start()
-    try:
-        alice = await Watched.connect(relay.invite(urls["alice"]))
-        bob = await Watched.connect(urls["bob"])
-        for n in range(50):
-            bob.channel.send(b"%d" % n)
-        await eventually(lambda: len(alice.items) >= 10)
-        relay.refusing = True
-        await relay.cut()
-        await alice.until_states(LinkState.DOWN)
-        assert len(set(alice.items)) == len(alice.items)  # whatever arrived, once
-        for n in range(3):  # sent while alice is away: her listener must get them later
-            bob.peer.send_update({"payload": n})
-        await eventually(lambda: bob.serials() == [1, 2, 3])
-        relay.refusing = False
-        await alice.until_states(LinkState.DOWN, LinkState.UP)
-        assert alice.events[1].attempt >= 1
-        await eventually(lambda: alice.serials() == [1, 2, 3])
-        await alice.channel.joined()
-        bob.channel.send(b"again")
-        await eventually(lambda: alice.items[-1:] == [b"again"])
-        bob.peer.send_update({"payload": 3})
-        await eventually(lambda: alice.serials() == [1, 2, 3, 4])
-        await alice.peer.close()
-        await bob.peer.close()
-    finally:
-        await relay.close()
+    relay = await relays(live_host.port)
+    alice = await Watched.connect(relay.invite(urls["alice"]))
+    bob = await Watched.connect(urls["bob"])
+    for n in range(50):
+        bob.channel.send(b"%d" % n)
+    await eventually(lambda: len(alice.items) >= 10)
+    await alice.cut_off(relay)
+    assert len(set(alice.items)) == len(alice.items)  # whatever arrived, once
+    for n in range(3):  # sent while alice is away: her listener must get them later
+        bob.peer.send_update({"payload": n})
+    await eventually(lambda: bob.serials() == [1, 2, 3])
+    relay.refusing = False
+    await alice.until_states(LinkState.DOWN, LinkState.UP)
+    assert alice.events[1].attempt >= 1
+    await eventually(lambda: alice.serials() == [1, 2, 3])
+    await alice.channel.joined()
+    bob.channel.send(b"again")
+    await eventually(lambda: alice.items[-1:] == [b"again"])
+    bob.peer.send_update({"payload": 3})
+    await eventually(lambda: alice.serials() == [1, 2, 3, 4])
+    await alice.peer.close()
+    await bob.peer.close()
 
 
 async def test_an_invite_revoked_while_the_peer_is_away_ends_it_with_invite_refused(
-        service, tmp_path):
+        service, tmp_path, relays):
     links = await family(service, tmp_path)
-    relay = await Relay(service.port).start()
-    try:
-        bob = await Watched.connect(relay.invite(links["bob"]["apps"][0]["url"]))
-        relay.refusing = True
-        await relay.cut()
-        await bob.until_states(LinkState.DOWN)
-        await service.cli("link", "revoke", "family", "bob", "--json")
-        relay.refusing = False
-        await bob.until_states(LinkState.DOWN, LinkState.CLOSED)
-        closed = bob.events[-1]
-        assert isinstance(closed.error, InviteRefused) and closed.error.code == "invite-refused"
-        assert isinstance(closed.error, Refusal) and isinstance(closed.error, PermissionError)
-        assert bob.peer.closed and bob.peer.error is closed.error
-        with pytest.raises(InviteRefused):
-            await bob.peer.wait_closed()
-        with pytest.raises(ConnectionError):
-            bob.channel.send(b"x")
-    finally:
-        await relay.close()
+    relay = await relays(service.port)
+    bob = await Watched.connect(relay.invite(links["bob"]["apps"][0]["url"]))
+    await bob.cut_off(relay)
+    await service.cli("link", "revoke", "family", "bob", "--json")
+    relay.refusing = False
+    await bob.until_states(LinkState.DOWN, LinkState.CLOSED)
+    closed = bob.events[-1]
+    assert isinstance(closed.error, InviteRefused) and closed.error.code == "invite-refused"
+    assert isinstance(closed.error, Refusal) and isinstance(closed.error, PermissionError)
+    assert bob.peer.closed and bob.peer.error is closed.error
+    with pytest.raises(InviteRefused):
+        await bob.peer.wait_closed()
+    with pytest.raises(ConnectionError):
+        bob.channel.send(b"x")
 
 
-async def test_the_peer_gives_up_when_its_attempts_run_out(live_host):
+async def test_the_peer_gives_up_when_its_attempts_run_out(live_host, relays):
     urls = live_host.share(["alice"])
-    relay = await Relay(live_host.port).start()
-    try:
-        peer = await connect(relay.invite(urls["alice"]),
-                             reconnect=Reconnect(first_delay_s=0.01, max_attempts=3))
-        events = peer.link_events()
-        relay.refusing = True
-        await relay.cut()
-        assert (await anext(events)).state is LinkState.DOWN
-        closed = await anext(events)
-        assert closed.state is LinkState.CLOSED and isinstance(closed.error, LinkLost)
-        assert closed.error.code == "link-lost" and "3 attempts" in str(closed.error)
-        with pytest.raises(StopAsyncIteration):
-            await anext(events)
-        with pytest.raises(LinkLost):
-            await peer.wait_closed()
-    finally:
-        await relay.close()
+    relay = await relays(live_host.port)
+    peer = await connect(relay.invite(urls["alice"]),
+                         reconnect=Reconnect(first_delay_s=0.01, max_attempts=3))
+    events = peer.link_events()
+    relay.refusing = True
+    await relay.cut()
+    assert (await anext(events)).state is LinkState.DOWN
+    closed = await anext(events)
+    assert closed.state is LinkState.CLOSED and isinstance(closed.error, LinkLost)
+    assert closed.error.code == "link-lost" and "3 attempts" in str(closed.error)
+    with pytest.raises(StopAsyncIteration):
+        await anext(events)
+    with pytest.raises(LinkLost):
+        await peer.wait_closed()
 
 
-async def test_updates_kept_while_away_are_bounded(live_host):
+async def test_updates_kept_while_away_are_bounded(live_host, relays):
     urls = live_host.share(["alice"])
-    relay = await Relay(live_host.port).start()
-    try:
-        policy = Reconnect(first_delay_s=0.01, max_unstored_update_bytes=1000)
-        alice = await Watched.connect(relay.invite(urls["alice"]), policy)
-        relay.refusing = True
-        await relay.cut()
-        await alice.until_states(LinkState.DOWN)
-        kept = 0
-        with pytest.raises(UnstoredUpdatesFull, match="1000 bytes") as refused:
-            while True:
-                alice.peer.send_update({"payload": "x" * 100})
-                kept += 1
-        assert refused.value.code == "unstored-updates-full" and 0 < kept < 10
-        assert alice.peer.unstored_updates == kept
-        await alice.peer.close()
-    finally:
-        await relay.close()
+    relay = await relays(live_host.port)
+    policy = Reconnect(first_delay_s=0.01, max_unstored_update_bytes=1000)
+    alice = await Watched.connect(relay.invite(urls["alice"]), policy)
+    await alice.cut_off(relay)
+    kept = 0
+    with pytest.raises(UnstoredUpdatesFull, match="1000 bytes") as refused:
+        while True:
+            alice.peer.send_update({"payload": "x" * 100})
+            kept += 1
+    assert refused.value.code == "unstored-updates-full" and 0 < kept < 10
+    assert alice.peer.unstored_updates == kept
+    await alice.peer.close()
 
 
 # -- resending: these need a host that answers `update-stored` ---------------------------
@@ -217,53 +221,45 @@ async def _confirming(peer: Watched) -> None:
         pytest.skip("this host does not answer update-send's id with update-stored")
 
 
-async def test_updates_sent_while_away_are_sent_on_return_in_order(live_host):
+async def test_updates_sent_while_away_are_sent_on_return_in_order(live_host, relays):
     urls = live_host.share(["alice", "bob"])
-    relay = await Relay(live_host.port).start()
-    try:
-        alice = await Watched.connect(relay.invite(urls["alice"]))
-        bob = await Watched.connect(urls["bob"])
-        await _confirming(alice)
-        relay.refusing = True
-        await relay.cut()
-        await alice.until_states(LinkState.DOWN)
-        for n in range(5):
-            alice.peer.send_update({"payload": n})
-        assert alice.peer.unstored_updates == 5
-        relay.refusing = False
-        await eventually(lambda: bob.serials() == [1, 2, 3, 4, 5, 6])
-        assert [u["payload"] for u in bob.updates] == ["probe", 0, 1, 2, 3, 4]
-        await eventually(lambda: alice.serials() == [1, 2, 3, 4, 5, 6])
-        await eventually(lambda: alice.peer.unstored_updates == 0)
-        await alice.peer.close()
-        await bob.peer.close()
-    finally:
-        await relay.close()
+    relay = await relays(live_host.port)
+    alice = await Watched.connect(relay.invite(urls["alice"]))
+    bob = await Watched.connect(urls["bob"])
+    await _confirming(alice)
+    await alice.cut_off(relay)
+    for n in range(5):
+        alice.peer.send_update({"payload": n})
+    assert alice.peer.unstored_updates == 5
+    relay.refusing = False
+    await eventually(lambda: bob.serials() == [1, 2, 3, 4, 5, 6])
+    assert [u["payload"] for u in bob.updates] == ["probe", 0, 1, 2, 3, 4]
+    await eventually(lambda: alice.serials() == [1, 2, 3, 4, 5, 6])
+    await eventually(lambda: alice.peer.unstored_updates == 0)
+    await alice.peer.close()
+    await bob.peer.close()
 
 
-async def test_an_update_stored_but_not_confirmed_is_stored_once(live_host):
+async def test_an_update_stored_but_not_confirmed_is_stored_once(live_host, relays):
     urls = live_host.share(["alice", "bob"])
-    relay = await Relay(live_host.port).start()
-    try:
-        alice = await Watched.connect(relay.invite(urls["alice"]))
-        bob = await Watched.connect(urls["bob"])
-        await _confirming(alice)
-        relay.hold()  # the host's answers to alice stay in the relay
-        alice.peer.send_update({"payload": "once"})
-        await eventually(lambda: bob.serials() == [1, 2])  # stored, not confirmed to alice
-        relay.refusing = True
-        await relay.cut()  # what the relay held is lost with the link
-        relay.release()
-        await alice.until_states(LinkState.DOWN)
-        assert alice.peer.unstored_updates == 1
-        relay.refusing = False
-        await alice.until_states(LinkState.DOWN, LinkState.UP)
-        await eventually(lambda: alice.peer.unstored_updates == 0)
-        await eventually(lambda: alice.serials() == [1, 2])
-        bob.peer.send_update({"payload": "next"})
-        await eventually(lambda: alice.serials() == [1, 2, 3])
-        assert bob.serials() == [1, 2, 3]  # the resend stored nothing and sent nothing
-        await alice.peer.close()
-        await bob.peer.close()
-    finally:
-        await relay.close()
+    relay = await relays(live_host.port)
+    alice = await Watched.connect(relay.invite(urls["alice"]))
+    bob = await Watched.connect(urls["bob"])
+    await _confirming(alice)
+    relay.hold()  # the host's answers to alice stay in the relay
+    alice.peer.send_update({"payload": "once"})
+    await eventually(lambda: bob.serials() == [1, 2])  # stored, not confirmed to alice
+    relay.refusing = True
+    await relay.cut()  # what the relay held is lost with the link
+    relay.release()
+    await alice.until_states(LinkState.DOWN)
+    assert alice.peer.unstored_updates == 1
+    relay.refusing = False
+    await alice.until_states(LinkState.DOWN, LinkState.UP)
+    await eventually(lambda: alice.peer.unstored_updates == 0)
+    await eventually(lambda: alice.serials() == [1, 2])
+    bob.peer.send_update({"payload": "next"})
+    await eventually(lambda: alice.serials() == [1, 2, 3])
+    assert bob.serials() == [1, 2, 3]  # the resend stored nothing and sent nothing
+    await alice.peer.close()
+    await bob.peer.close()
