@@ -240,6 +240,18 @@ async def test_updates_sent_while_away_are_sent_on_return_in_order(live_host, re
     await bob.peer.close()
 
 
+async def test_an_update_the_host_refused_is_not_kept(live_host):
+    urls = live_host.share(["alice"])
+    alice = await Watched.connect(urls["alice"])
+    await _confirming(alice)
+    alice.peer.send_update({"payload": "x" * 130_000})  # over updates.max_payload_bytes
+    alice.peer.send_update({"payload": "fits"})
+    await eventually(lambda: alice.serials() == [1, 2])
+    await eventually(lambda: alice.peer.unstored_updates == 0)
+    assert [error.code for error in alice.peer.errors] != []
+    await alice.peer.close()
+
+
 async def test_an_update_stored_but_not_confirmed_is_stored_once(live_host, relays):
     urls = live_host.share(["alice", "bob"])
     relay = await relays(live_host.port)

@@ -69,8 +69,19 @@ class UnstoredUpdates:
             self._written.add(update_id)
 
     def stored(self, update_id: str) -> None:
-        """The host confirmed the update stored."""
+        """The host confirmed the update stored. It answers in the order it was sent, so
+        one written before it and not confirmed was refused (the host said why in an
+        `error`): it is forgotten, since sending it again would be refused again."""
         self.host_confirms = True
+        if update_id not in self._frames:
+            return
+        refused = list(itertools.takewhile(lambda kept: kept != update_id, self._frames))
+        refused = [kept for kept in refused if kept in self._written]
+        for kept in refused:
+            self.drop(kept)
+        if refused:
+            log.warning("%d status updates were refused by the host, not stored (see "
+                        "peer.errors)", len(refused))
         self.drop(update_id)
 
     def link_lost(self) -> None:
