@@ -242,13 +242,13 @@ class Peer:
             self._link.put(frame)
 
     def _enqueue_item(self, payload: bytes) -> None:
-        if self.closed:
-            raise ConnectionError("the link to the host is closed")
         link = self._link
-        if link is None or link.closed:
+        if link is not None and not link.closed:  # first: this runs for every item
+            link.put_item(payload)
+        elif self.closed:
+            raise ConnectionError("the link to the host is closed")
+        else:
             self.stats.items_dropped_offline += 1  # realtime is ephemeral: never sent late
-            return
-        link.put_item(payload)
 
     def _on_item(self, payload: bytes) -> None:
         channel = self._channel
