@@ -145,11 +145,15 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
 
 def instructions(items: int, peers: int, size: int, sink_kind: str) -> int:
     """Instructions callgrind counts for a run with `items` items."""
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    return callgrind_refs([__file__, "--sink", sink_kind, "--run", str(items), str(peers),
+                           str(size)], dict(os.environ, PYTHONHASHSEED="0"))
+
+
+def callgrind_refs(arguments: list[str], env: dict[str, str]) -> int:
+    """Instructions callgrind counts for `python ARGUMENTS` in `env`."""
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         __file__, "--sink", sink_kind, "--run", str(items), str(peers), str(size)],
-        capture_output=True, text=True, env=env, check=True)
+         *arguments], capture_output=True, text=True, env=env, check=True)
     match = re.search(r"refs:\s+([\d,]+)", done.stderr)
     if match is None:
         raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")

@@ -173,12 +173,15 @@ async def bare_socket(port: int, page: Page) -> BareSocket:
 class Relay:
     """A TCP relay between Python peers and the host that can hold back what the host
     sends: while held, the peers read nothing, as if they had stopped reading, and what
-    they send still goes through. Peers connect with `invite(url)`."""
+    they send still goes through. It can also cut every link it relays and refuse new
+    ones, as a network that fails would. Peers connect with `invite(url)`."""
 
     def __init__(self, host_port: int) -> None:
         self._host_port = host_port
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self.refusing = False
+        """While set, a connection is closed as soon as it is accepted."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -202,16 +205,24 @@ class Relay:
         """Pass on what the host sent meanwhile, and from then on."""
         self._flowing.set()
 
+    async def cut(self) -> None:
+        """Drop every relayed connection, and whatever it held back; keep listening."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def close(self) -> None:
         """Stop listening and drop every relayed connection."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.cut()
 
     async def _relay(self, peer_reader: asyncio.StreamReader,
                      peer_writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            peer_writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from docs_blocks import ROOT, RUNNABLE, Block, all_blocks
@@ -74,15 +75,65 @@ def _stop(process: subprocess.Popen[str]) -> int:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+RESTARTED = "run: with an invite link as its argument, the host restarted once it is ready"
+"""A program given a link that prints `ready` when it is; then `serve` is stopped and
+started again on the same port and data folder (the same links)."""
+
+
+class _Serving:
+    """`webxdc-rt serve` of the tour's `hello` to alice and bob, restartable."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self.url = ""
+        self._process = self._serve("0")
+
+    def _serve(self, port: str) -> subprocess.Popen[str]:
+        process = _start(["webxdc-rt", "serve", "hello", "--members", "alice,bob", "--port",
+                          port, "--json", "--chat", "python-peer"], Path(self._env["TOUR"]),
+                         self._env)
+        lines = _wait_until_serving(process)
+        self.url = json.loads(lines[-1])["url"]
+        return process
+
+    def restart(self) -> None:
+        """Stop it, and serve again on the same port."""
+        assert _stop(self._process) == 0
+        url = self.url
+        self._process = self._serve(str(urlsplit(url).port))
+        assert self.url == url, "a restarted serve hands out other links"
+
+    def stop(self) -> None:
+        """Stop it."""
+        _stop(self._process)
+
+
 @contextlib.contextmanager
-def _invite_link(env: dict[str, str]) -> Iterator[str]:
-    serve = _start(["webxdc-rt", "serve", "hello", "--members", "alice,bob", "--port", "0",
-                    "--json", "--chat", "python-peer"], Path(env["TOUR"]), env)
+def _invite_link(env: dict[str, str]) -> Iterator[_Serving]:
+    serving = _Serving(env)
     try:
-        lines = _wait_until_serving(serve)
-        yield json.loads(lines[-1])["url"]
+        yield serving
     finally:
-        _stop(serve)
+        serving.stop()
+
+
+def _run_across_a_restart(program: Path, env: dict[str, str]) -> None:
+    """Run `program` with an invite link; restart the host once it printed `ready`."""
+    with _invite_link(env) as serving:
+        process = _start(["python", str(program), serving.url], program.parent, env)
+        assert process.stdout is not None
+        output: list[str] = []
+        for line in process.stdout:
+            output.append(line)
+            if line == "ready\n":
+                break
+        try:
+            serving.restart()
+            rest, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                _stop(process)
+        assert process.returncode == 0, "".join(output) + rest
 
 
 @pytest.mark.parametrize("block", RUN_HERE, ids=[block.id for block in RUN_HERE])
@@ -91,10 +142,13 @@ def test_block_runs_as_written(block: Block, tour: dict[str, str]) -> None:
     if block.language == "python":
         program = folder / f"block_{block.line}.py"
         program.write_text(block.code)
+        if block.directive == RESTARTED:
+            _run_across_a_restart(program, tour)
+            return
         with contextlib.ExitStack() as stack:
             arguments: list[str] = []
             if block.directive == "run: with an invite link as its argument":
-                arguments = [stack.enter_context(_invite_link(tour))]
+                arguments = [stack.enter_context(_invite_link(tour)).url]
             else:
                 assert block.directive is None, f"unknown directive {block.directive!r}"
             result = subprocess.run(["python", str(program), *arguments], cwd=folder,

@@ -3,7 +3,9 @@
 - `Refusal`: a request a client made was refused by a rule; the answer names the rule (its
   `code` and a message that says what the limit is) and nothing else is lost. Every rule
   module raises a subclass of its own (`wire.WireError`, `realtime.RealtimeError`,
-  `updates.UpdateError`, `messages.MessageError`).
+  `updates.UpdateError`, `messages.MessageError`). The Python peer's own refusals are
+  subclasses too (`client.InviteRefused`, `client.LinkLost`, `client.UnstoredUpdatesFull`),
+  so a program catches one kind of error and reads one kind of `code`.
 - `SessionStateError`: the host itself fed a session an event its lifecycle does not allow:
   a bug in the host, never the client's doing; it names the state and the event.
 """
