@@ -292,6 +292,22 @@ def test_limits_given_on_the_command_line_take_effect():
     assert (config["sendUpdateInterval"], config["maxPendingItems"]) == (250, 7)
 
 
+
+def test_the_listening_socket_takes_the_configured_backlog():
+    # The kernel shows a listening socket's backlog as its send queue (`ss -l`): pages
+    # reconnecting together after a restart wait there until the host accepts them.
+    proc = subprocess.Popen([*COMMAND, "serve", EXAMPLE, "--members", "alice", "--port", "0",
+                             "--json", "--limit", "listen_backlog=777"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = urlsplit(json.loads(proc.stdout.readline())["url"]).port
+        shown = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True,
+                               text=True, check=True).stdout.split()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert shown[2] == "777", shown
+
 @pytest.mark.parametrize("assignment, fragment", [
     ("max_payload_bytes=1000", "no setting named 'max_payload_bytes' (did you mean "
                                "realtime.max_payload_bytes or updates.max_payload_bytes?); "

@@ -133,10 +133,12 @@ class Serving:
     async def _open_site(self, runner: web.AppRunner) -> int:
         listen = self.listen
         site: web.BaseSite
+        backlog = self.host.settings.listen_backlog
         if listen.sock is not None:
-            site = web.SockSite(runner, listen.sock)
+            site = web.SockSite(runner, listen.sock, backlog=backlog)
         else:
-            site = web.TCPSite(runner, listen.host, listen.port, reuse_port=listen.reuse_port)
+            site = web.TCPSite(runner, listen.host, listen.port, reuse_port=listen.reuse_port,
+                               backlog=backlog)
         try:
             await site.start()
         except OSError as exc:

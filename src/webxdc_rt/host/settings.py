@@ -47,6 +47,11 @@ class HostSettings:
     """WebSocket connections the host accepts in all."""
     max_connections_per_page: int = 64
     """WebSocket connections one member's page may hold at once (tabs, devices)."""
+    listen_backlog: int = 1024
+    """Connections the kernel holds for the host to accept (the listen backlog; the kernel
+    caps it at `net.core.somaxconn`). Past it a connecting client's handshake is dropped and
+    retried a second later: a thousand pages reconnecting at once after a restart must not
+    wait on that."""
     max_http_connections_per_page: int = 32
     """Plain HTTP (kept-alive) connections one member's page may hold at once, all its
     tabs and devices together (a browser opens up to 6 per origin). A request that would go
@@ -121,7 +126,7 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.max_frame_bytes <= self.realtime.max_payload_bytes:
             raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
-        require_positive(self, "max_connections", "max_connections_per_page",
+        require_positive(self, "max_connections", "max_connections_per_page", "listen_backlog",
                          "max_http_connections_per_page", "max_session_cookies",
                          "max_outbound_bytes", "max_protocol_errors", "control_per_s",
                          "control_burst", "heartbeat_s", "bridge_max_pending_items",

@@ -185,7 +185,9 @@
           this.ws = null;
           this.onDown();
         }
-        setTimeout(() => this.connect(), this.retryMs);
+        // Each wait cut at random by up to half: pages cut off together (a host restarted)
+        // come back spread over the interval, not all in the same millisecond.
+        setTimeout(() => this.connect(), this.retryMs * (1 - Math.random() / 2));
         this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
       };
     }
