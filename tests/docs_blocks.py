@@ -4,6 +4,8 @@ each: an HTML comment on the line before a block says it, else its language does
     <!-- run: serves -->          a command that serves until stopped: started, awaited until
                                   it says where it serves, stopped with SIGTERM
     <!-- run: with an invite link as its argument -->   a Python program given a link
+    <!-- run: with a PostgreSQL in $STORE and a Redis in $BROKER -->   a shell block run
+                                  with a throwaway PostgreSQL and Redis
     <!-- run: pytest in a fresh venv ... -->            a test file, run by tests/test_wheel.py
     <!-- not run: WHY -->         shown only; the reason is required
 

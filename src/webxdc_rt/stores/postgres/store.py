@@ -157,8 +157,15 @@ class PostgresStore:
             announce(cur, [page.app.chat_id for page in pages] + [h.chat_id for h in homes])
 
     def add_homes(self, homes: list[HomePage]) -> None:
-        """Store home pages, in one transaction."""
+        """Store home pages, in one transaction, but none for a member who has one already:
+        processes starting together (`--workers`) each give the chats `serve` made home
+        pages, and the first to store them wins; the others read them back when announced."""
         with self._connection.cursor(write=True, transaction=True) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            rows = cur.execute("SELECT chat_id, member_id FROM homes WHERE chat_id ="
+                               " ANY(%s)", ([home.chat_id for home in homes],)).fetchall()
+            have = set(rows)
+            homes = [home for home in homes if (home.chat_id, home.member.id) not in have]
             insert_homes(cur, homes)
             announce(cur, [home.chat_id for home in homes])
 
