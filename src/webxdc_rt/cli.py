@@ -361,6 +361,16 @@ def _run(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
         _run_loop(main_coroutine, loop)
     except ListenFailed as exc:
         raise UsageError(str(exc)) from None
+    except BaseExceptionGroup as group:
+        # Raised while serving (a --metrics port taken), a usage error leaves through the
+        # task group of `Serving`, which wraps it: it is still one line, status 2.
+        usage, other = group.split((UsageError, ListenFailed))
+        if usage is None or other is not None:
+            raise
+        first: BaseException = usage
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise UsageError(str(first)) from None
 
 
 def _run_loop(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
