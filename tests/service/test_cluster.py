@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from hosting import PROBE_APP, Done, HostProcess, make_xdc
+from hosting import PROBE_APP, Done, HostProcess, make_xdc, origin_of, web_session
 from peers import Member, eventually, joined
 from redis_server import free_port
 
@@ -142,6 +142,42 @@ async def test_a_member_removed_on_one_process_is_refused_and_closed_on_the_othe
         # The app removed on B is gone from A too.
         await b.cli("app", "remove", "team", "probe")
         await shown(a, lambda links: links["apps"] == [], "link", "show", "team", "alice")
+    finally:
+        await stop_all(a, b)
+
+
+async def test_home_pages_show_the_same_chat_on_every_process(
+        tmp_path, postgres_server, redis_server):
+    a, b = await two_hosts(tmp_path, postgres_server, redis_server)
+    try:
+        created = (await a.cli("chat", "create", "team", "--members", "alice,bob",
+                               "--json")).json()
+        homes = {links["member"]: links["url"] for links in created["links"]}
+        xdc = make_xdc(tmp_path / "mine.xdc", name="Mine").read_bytes()
+        async with web_session() as session:
+            async def state(home: str) -> dict:
+                async with session.get(origin_of(home) + "/.webxdc-rt/home/state") as got:
+                    assert got.status == 200
+                    return await got.json()
+
+            alice_on_b, bob_on_a = at(homes["alice"], b.port), homes["bob"]
+            for home in (alice_on_b, bob_on_a):
+                async with session.get(home) as response:  # logs in: a cookie per origin
+                    assert response.status == 200
+            # Alice shares an app from her home page on B; Bob's home page on A lists it.
+            async with session.post(origin_of(alice_on_b) + "/.webxdc-rt/home/share",
+                                    data=xdc, headers={"Origin": origin_of(alice_on_b)}
+                                    ) as response:
+                assert response.status == 201, await response.text()
+            deadline = time.monotonic() + 10
+            while not (await state(bob_on_a))["apps"]:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            seen = [await state(home) for home in (alice_on_b, bob_on_a)]
+            assert [[app["name"] for app in view["apps"]] for view in seen] == [["Mine"]] * 2
+            assert seen[1]["apps"][0]["shared_by"] == "alice"
+            bob = await joined(seen[1]["apps"][0]["url"])  # served on A, uploaded on B
+            await bob.peer.close()
     finally:
         await stop_all(a, b)
 

@@ -45,11 +45,11 @@ class ChatFollower:
     def changed(self, chat_id: str) -> None:
         """Another process (or this one) changed the chat `chat_id`: read it back soon."""
         if self._everything:
-            pass
-        elif len(self._pending) < self.limits.max_pending_chat_reloads:
-            self._pending.add(chat_id)
-        else:
+            return  # every chat is to be read already
+        if len(self._pending) >= self.limits.max_pending_chat_reloads:
             self.resync()
+            return
+        self._pending.add(chat_id)
         self._wake.set()
 
     def resync(self) -> None:
@@ -108,8 +108,8 @@ class ChatFollower:
         revoked = [label for label in stale
                    if registry.page(label) is not None or registry.home(label) is not None]
         gone = [label for label in stale if label not in revoked]
-        log.info("chats changed by another process: %d pages gone, %d links revoked",
-                 len(gone), len(revoked))
+        log.info("chats read back from the store: %d pages gone, %d with a revoked link; "
+                 "closing their sockets", len(gone), len(revoked))
         closed = await asyncio.gather(
             manager.host.retire(gone, "no longer in the chat"),
             *(manager.host.disconnect(label, "link revoked") for label in revoked))
