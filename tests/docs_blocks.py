@@ -7,6 +7,8 @@ each: an HTML comment on the line before a block says it, else its language does
     <!-- run: with an invite link as its argument, the host restarted once it is ready -->
                                   the same; the program prints `ready`, then `serve` is
                                   stopped and started again on the same port
+    <!-- run: with a PostgreSQL in $STORE and a Redis in $BROKER -->   a shell block run
+                                  with a throwaway PostgreSQL and Redis
     <!-- run: pytest in a fresh venv ... -->            a test file, run by tests/test_wheel.py
     <!-- not run: WHY -->         shown only; the reason is required
 

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from docs_blocks import ROOT, RUNNABLE, Block, all_blocks
+from pg_server import PostgresServer
+from redis_server import RedisServer
 
 BLOCKS = all_blocks()
 RUN_HERE = [block for block in BLOCKS
@@ -25,6 +27,7 @@ RUN_HERE = [block for block in BLOCKS
 SOURCES = ROOT / "src"
 READY_MARKS = ("http://", "Ctrl-C stops")
 """What a serving command prints once it serves."""
+WITH_SERVERS = "run: with a PostgreSQL in $STORE and a Redis in $BROKER"
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +157,8 @@ def test_block_runs_as_written(block: Block, tour: dict[str, str]) -> None:
             result = subprocess.run(["python", str(program), *arguments], cwd=folder,
                                     env=tour, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
+    elif block.directive == WITH_SERVERS:
+        _run_with_servers(block, folder / f"servers-{block.line}", tour)
     elif block.directive == "run: serves":
         # A data folder of its own: the module's host already serves the shared one.
         alone = {**tour, "XDG_DATA_HOME": str(folder / f"data-{block.line}")}
@@ -165,6 +170,21 @@ def test_block_runs_as_written(block: Block, tour: dict[str, str]) -> None:
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=folder,
                                 env=tour, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _run_with_servers(block: Block, folder: Path, env: dict[str, str]) -> None:
+    """Run a shell block in a folder of its own with a throwaway PostgreSQL and Redis."""
+    folder.mkdir()
+    postgres = PostgresServer().start()
+    redis = RedisServer(folder / ".redis").start()
+    try:
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=folder,
+                                env={**env, "STORE": postgres.url, "BROKER": redis.url},
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        redis.stop()
+        postgres.remove()
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_block_that_is_not_run_says_why() -> None:

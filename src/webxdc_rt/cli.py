@@ -6,6 +6,7 @@ host every chat of a data folder as a service that is managed while it runs.
     webxdc-rt demo [--port 8080]        # the bundled sketch pad, for alice, bob and carol
     webxdc-rt dev APP [--peers N] [--port P] [--no-open] [--json]   # the simulator
     webxdc-rt host [--data-dir DIR] [--port 8080] [--store postgresql://...]
+                   [--broker redis://...] [--workers N]
     webxdc-rt chat|member|app|link ...  # manage a running host (see admin_client.py)
     webxdc-rt backup DEST | restore SRC [--data-dir DIR]   # the SQLite database
 
@@ -42,6 +43,8 @@ from aiohttp import web
 from . import __version__
 from .brokers.redis import (
     RedisAddress,
+    RedisBroker,
+    RedisClusterBroker,
     checked_tls_context,
     open_redis_broker,
     parse_redis_url,
@@ -64,6 +67,7 @@ from .service.admin import (
     bind_private,
     claim_socket_path,
 )
+from .service.cluster import ChatFollower
 from .service.home import HomeSite
 from .service.manage import ManageError, Manager
 from .service.options import (
@@ -73,7 +77,7 @@ from .service.options import (
 )
 from .service.uploads import UPLOADS_FILE_NAME, UploadPolicy
 from .service.workers import run_workers
-from .stores.api import StoreApi, StoreError, StoreLimits
+from .stores.api import SharedChats, StoreApi, StoreError, StoreLimits
 from .stores.sqlite import SqliteStore, make_private_dir, shared_dir_warning
 
 __all__ = ["main", "build_parser", "example_path", "default_data_dir", "DEFAULT_PORT"]
@@ -116,23 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a .xdc file, or a folder with index.html at its root")
     serve.add_argument("--members", required=True, metavar="NAMES",
                        help="comma-separated member names, e.g. alice,bob")
-    serve.add_argument("--broker", metavar="URL", default=None,
-                       help="share realtime channels with other webxdc-rt processes through "
-                            "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
-                            "rediss://... for TLS (?ssl_ca_certs=FILE&ssl_certfile=FILE"
-                            "&ssl_keyfile=FILE), redis+cluster://HOST:PORT[,HOST:PORT...] "
-                            "or rediss+cluster://... for a Redis Cluster; "
-                            "the password else from $REDISCLI_AUTH; "
-                            "if Redis is unreachable the host starts anyway, warns once and "
-                            "keeps trying (default: this process alone)")
+    _add_broker_option(serve)
     serve.add_argument("--store", metavar="URL", default=None,
                        help="keep chats, pages and updates in PostgreSQL, shared with other "
                             "webxdc-rt processes: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
                             "(or libpq's $PGPASSWORD, $PGPASSFILE); "
                             "a fresh database is set up (default: SQLite in --data-dir)")
-    serve.add_argument("--workers", type=int, default=1, metavar="N",
-                       help="serve from N processes on one port (SO_REUSEPORT), using every "
-                            "core; above 1 needs --broker and --store (default: 1)")
+    _add_workers_option(serve)
     _add_network_options(serve)
 
     demo = commands.add_parser("demo", help=f"serve the bundled sketch pad to {DEMO_MEMBERS}",
@@ -145,7 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     host.add_argument("--store", metavar="URL", default=None,
                       help="keep chats, pages, updates and uploaded apps in PostgreSQL: "
                            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (default: SQLite in "
-                           "--data-dir, which keeps the admin socket either way)")
+                           "--data-dir, which keeps the admin socket either way); host "
+                           "processes on one database are one service: a change made "
+                           "through any of them reaches all")
+    _add_broker_option(host)
+    _add_workers_option(host)
     _add_listen_options(host)
     host.add_argument("--json", action="store_true",
                       help="print one JSON object (address, port, admin socket) once serving")
@@ -154,6 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_command(commands)
     conformance.add_parser(commands)
     return parser
+
+
+def _add_broker_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", metavar="URL", default=None,
+                        help="share realtime channels with other webxdc-rt processes through "
+                             "Redis 7 or later: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
+                             "rediss://... for TLS (?ssl_ca_certs=FILE&ssl_certfile=FILE"
+                             "&ssl_keyfile=FILE), redis+cluster://HOST:PORT[,HOST:PORT...] "
+                             "or rediss+cluster://... for a Redis Cluster; "
+                             "the password else from $REDISCLI_AUTH; "
+                             "if Redis is unreachable the host starts anyway, warns once and "
+                             "keeps trying (default: this process alone)")
+
+
+def _add_workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="serve from N processes on one port (SO_REUSEPORT), using every "
+                             "core; above 1 needs --broker and --store (default: 1)")
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
@@ -246,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
         logs.configure(args.log_format)
         if args.command == "host":
-            _run(_host(args, settings), args.loop)
-            return 0
+            return _host_command(args, settings)
         return _serve_command(args, settings)
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
@@ -284,6 +299,23 @@ def _serve_command(args: argparse.Namespace, settings: HostSettings) -> int:
                     links=links), args.loop)
 
     return run_workers(workers, args.host, args.port, worker)
+
+
+def _host_command(args: argparse.Namespace, settings: HostSettings) -> int:
+    """`host`: one process, or `--workers` on one port; worker 0 has the admin socket."""
+    _check_store_url(args.store)
+    broker = _broker_address(args.broker)
+    if args.workers == 1:
+        _run(_host(args, settings, broker), args.loop)
+        return 0
+    _check_workers(args.workers, broker, args.store)
+
+    def worker(index: int, links: bool, port: int) -> None:
+        worker_args = argparse.Namespace(**{**vars(args), "port": port,
+                                               "json": args.json and links})
+        _run(_host(worker_args, settings, broker, worker=index), args.loop)
+
+    return run_workers(args.workers, args.host, args.port, worker)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -329,6 +361,16 @@ def _run(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
         _run_loop(main_coroutine, loop)
     except ListenFailed as exc:
         raise UsageError(str(exc)) from None
+    except BaseExceptionGroup as group:
+        # Raised while serving (a --metrics port taken), a usage error leaves through the
+        # task group of `Serving`, which wraps it: it is still one line, status 2.
+        usage, other = group.split((UsageError, ListenFailed))
+        if usage is None or other is not None:
+            raise
+        first: BaseException = usage
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise UsageError(str(first)) from None
 
 
 def _run_loop(main_coroutine: Coroutine[Any, Any, None], loop: str) -> None:
@@ -439,30 +481,45 @@ async def _serve(source: AppSource, member_names: list[str], args: argparse.Name
         await serving.stopped()
 
 
-async def _host(args: argparse.Namespace, settings: HostSettings) -> None:
-    """Serve every chat of the data folder, with the admin listener on its socket, until
-    stopped."""
+async def _host(args: argparse.Namespace, settings: HostSettings,
+                broker_address: RedisAddress | None, worker: int | None = None) -> None:
+    """Serve every chat of the data folder, with the admin listener on its socket (worker 0
+    alone of `--workers`), following the changes other processes make, until stopped."""
     _raise_open_file_limit()
-    _check_store_url(args.store)
-    manager, socket_path = _open_service(args, settings)
+    admin = worker in (None, 0)
+    broker = None
+    if broker_address is not None:
+        broker = open_redis_broker(broker_address, settings.broker,
+                                   settings.realtime.max_payload_bytes)
+    manager, socket_path = _open_service(args, settings, broker, admin)
     host = manager.host
-    async with Serving(host, Listen(args.host, args.port)) as serving:
+    listen = Listen(args.host, args.port, reuse_port=worker is not None)
+    async with Serving(host, listen, broker=broker) as serving:
         manager.port = serving.port
-        await _open_admin_socket(serving, manager, socket_path)
-        metrics_port = await _open_probes(serving, args.metrics)
+        if admin:
+            await _open_admin_socket(serving, manager, socket_path)
+        if isinstance(manager.store, SharedChats):
+            serving.run_task(ChatFollower(manager, manager.store).run(), "follow chat changes")
+        metrics_port = await _open_probes(serving, args.metrics, broker, worker)
         if args.json:
             print(json.dumps({"host": args.host, "port": serving.port,
                               "metrics_port": metrics_port or None,
                               "admin_socket": str(socket_path),
                               "data_dir": str(args.data_dir)}), flush=True)
-        log.info("hosting %s on %s:%d; admin socket %s; Ctrl-C stops",
-                 counted(len(host.registry.chats), "chat"), args.host, serving.port, socket_path)
+        through = [f"admin socket {socket_path}"] if admin else ["admin socket in worker 0"]
+        through += [f"realtime shared through {broker.address}"] if broker else []
+        through += [f"pid {os.getpid()}"] if worker is not None else []
+        log.info("hosting %s on %s:%d; %s; Ctrl-C stops", counted(len(host.registry.chats),
+                 "chat"), args.host, serving.port, "; ".join(through))
         await serving.stopped()
 
 
-def _open_service(args: argparse.Namespace, settings: HostSettings) -> tuple[Manager, Path]:
-    """The store of `--store` or the data folder, its chats in a host and a manager, home
-    pages mounted; the admin socket's path claimed. UsageError for what the user can fix."""
+def _open_service(args: argparse.Namespace, settings: HostSettings,
+                  broker: RedisBroker | RedisClusterBroker | None = None,
+                  admin: bool = True) -> tuple[Manager, Path]:
+    """The store of `--store` or the data folder, its chats in a host (realtime through
+    `broker`) and a manager, home pages mounted; the admin socket's path claimed when this
+    process is to have it. UsageError for what the user can fix."""
     try:  # the admin socket lives there, whichever store holds the chats
         make_private_dir(args.data_dir)
     except OSError as exc:
@@ -471,8 +528,10 @@ def _open_service(args: argparse.Namespace, settings: HostSettings) -> tuple[Man
     store = _open_store(args.store, args.data_dir, settings.store)
     socket_path = admin_socket_path(args.data_dir)
     try:
-        claim_socket_path(socket_path)
-        host = Host(store.load_registry(), {}, settings, store=store)
+        if admin:
+            claim_socket_path(socket_path)
+        host = Host(store.load_registry(), {}, settings, broker=broker, store=store,
+                    shares=None if broker is None else broker.shares)
         uploads = UploadPolicy(Path(args.data_dir) / UPLOADS_FILE_NAME,
                                bool(settings.home.member_uploads))
         manager = Manager(host, store, uploads=uploads)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from webxdc_rt.model.chats import Registry, parse_members
+from webxdc_rt.model.chats import Chat, HomePage, Registry, parse_members
 
 
 def test_parse_members_accepts_a_plain_list():
@@ -68,3 +68,59 @@ def test_any_text_may_be_presented_as_a_token():
 def test_chat_needs_members():
     with pytest.raises(ValueError):
         Registry().create_chat("c", [])
+
+
+def _copy_of(registry: Registry, secret: bytes) -> Registry:
+    """What a store holding `registry` would read back: equal objects, not the same ones."""
+    stored = Registry(secret)
+    for chat in registry.chats.values():
+        stored.add_chat(Chat(chat.id, chat.name, list(chat.members)))
+        for member in chat.members:
+            home = registry.home_of(chat, member)
+            if home is not None:
+                stored.add_homes([HomePage(home.label, home.token, home.chat_id, member)])
+    for app in registry.apps.values():
+        stored.add_app(app)
+        for page in registry.pages_of(app):
+            stored.add_page(page.label, page.token, app.id, page.member.id)
+    return stored
+
+
+def test_adopting_a_stored_chat_reports_the_pages_gone_or_revoked_and_keeps_the_rest():
+    secret = Registry.new_secret()
+    here = Registry(secret)
+    chat = here.create_chat("team", ["alice", "bob", "carol"])
+    pages = here.share_app(chat, "app")
+    here.add_homes(here.new_homes(chat, chat.members))
+    alice, bob, carol = chat.members
+    # Another process revoked bob's links, removed carol and shared a second app.
+    stored = _copy_of(here, secret)
+    stored_chat = stored.chats[chat.id]
+    stored.add_pages([stored.with_new_token(stored.page_of(stored.apps[pages[0].app.id],
+                                                           bob))])
+    gone = stored.remove_member(stored_chat, carol)
+    second = stored.share_app(stored_chat, "second")
+    untouched = here.page_of(pages[0].app, alice)
+
+    stale = here.adopt_chat(stored, chat.id)
+
+    assert sorted(stale) == sorted([pages[1].label, *gone])
+    assert here.chats[chat.id] is chat and [m.name for m in chat.members] == ["alice", "bob"]
+    assert here.page_of(pages[0].app, alice) is untouched  # the same object: unchanged
+    assert here.page(pages[1].label).token != pages[1].token
+    assert here.page(pages[2].label) is None and here.home_of(chat, carol) is None
+    assert [page.label for page in here.pages_of(second[0].app)] == \
+        [page.label for page in second]
+    assert here.adopt_chat(stored, chat.id) == []  # read back again: nothing changes
+
+
+def test_adopting_a_chat_the_store_no_longer_holds_forgets_it_and_all_its_pages():
+    here = Registry()
+    chat = here.create_chat("team", ["alice"])
+    pages = here.share_app(chat, "app")
+    homes = here.new_homes(chat, chat.members)
+    here.add_homes(homes)
+    stale = here.adopt_chat(Registry(), chat.id)
+    assert sorted(stale) == sorted([pages[0].label, homes[0].label])
+    assert chat.id not in here.chats and here.page(pages[0].label) is None
+    assert here.adopt_chat(Registry(), "chat-unknown") == []

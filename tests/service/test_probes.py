@@ -109,3 +109,18 @@ async def test_the_redis_password_comes_from_rediscli_auth_not_the_command_line(
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0 and "Traceback" not in stderr, stderr
+
+
+def test_a_taken_metrics_port_is_a_one_line_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "webxdc_rt", "host", "--port", "0", "--data-dir",
+             str(tmp_path / "d"), "--metrics", str(port)],
+            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"webxdc-rt: error: --metrics: cannot listen on "
+                                     f"127.0.0.1:{port}")
+    assert "Traceback" not in result.stderr

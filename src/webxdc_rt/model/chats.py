@@ -22,6 +22,7 @@ import hmac
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .names import fold, name_problem, skeleton
 
@@ -146,6 +147,17 @@ def check_unlike(names: list[str]) -> None:
             raise ValueError(f"member {name!r} looks like {by_skeleton[shape]!r}, listed "
                              "before it")
         by_fold[folded] = by_skeleton[shape] = name
+
+
+_E = TypeVar("_E", bound=Entrance)
+
+
+def _same(known: dict[str, Entrance], entrance: _E) -> _E:
+    """`entrance`, or the equal one already known under its label."""
+    old = known.get(entrance.label)
+    if isinstance(old, type(entrance)) and old == entrance:
+        return old
+    return entrance
 
 
 def _random_label() -> str:
@@ -306,6 +318,42 @@ class Registry:
             labels += self.remove_member(chat, member)
         del self.chats[chat.id]
         return labels
+
+    def adopt_chat(self, stored: Registry, chat_id: str) -> list[str]:
+        """Make the chat `chat_id` here what it is in `stored` (read from the store, which
+        holds the truth; without that chat when it is gone): its name, members, app copies,
+        pages and home pages. Return the labels of the pages and home pages that are gone or
+        whose token changed: their sockets must be closed. What did not change stays the
+        same object (the `Chat` always does), so that whoever holds one sees it current."""
+        before = self._entrances_of(chat_id)
+        chat = self.chats.get(chat_id)
+        if chat is not None:
+            self.remove_chat(chat)
+        fresh = stored.chats.get(chat_id)
+        if fresh is not None:
+            if chat is None:
+                chat = Chat(fresh.id, fresh.name)
+            chat.name, chat.members = fresh.name, list(fresh.members)
+            self.add_chat(chat)
+            for app in stored.apps_of(fresh):
+                self.add_app(app)
+                self.add_pages([_same(before, page) for page in stored.pages_of(app)])
+            self.add_homes([_same(before, home) for member in fresh.members
+                            if (home := stored.home_of(fresh, member)) is not None])
+        after = self._entrances_of(chat_id)
+        return [label for label, entrance in before.items()
+                if after.get(label) is not entrance]
+
+    def _entrances_of(self, chat_id: str) -> dict[str, Entrance]:
+        """Every page and home page of a chat, by label."""
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            return {}
+        found: dict[str, Entrance] = {page.label: page for app in self.apps_of(chat)
+                                      for page in self.pages_of(app)}
+        found.update((home.label, home) for member in chat.members
+                     if (home := self.home_of(chat, member)) is not None)
+        return found
 
     # -- looking up ------------------------------------------------------------------------
 

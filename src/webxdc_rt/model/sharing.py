@@ -56,6 +56,11 @@ class HomeLimits:
     """Latest notifications one home page shows."""
     poll_interval_s: float = 3.0
     """How often an open home page asks for new apps, messages and notifications."""
+    max_pending_chat_reloads: int = 1000
+    """Chats that other processes announced as changed, waiting to be read again from the
+    store (`--store postgresql://`); past that, every chat is read again instead."""
+    chat_reload_retry_s: float = 1.0
+    """Wait before reading changed chats again after the store failed to answer."""
     member_uploads: int = 1
     """1: members may share apps into their chats from their home page; 0: they may not,
     and only an operator's `webxdc-rt app share` adds apps. A chat's own choice (`webxdc-rt

@@ -359,15 +359,16 @@ def open_container(file_name: str, data: bytes,
 
 
 def stored_sources(store: StoreApi, registry: Registry, limits: ContainerLimits | None,
-                   ) -> tuple[dict[str, AppSource], list[str]]:
+                   only: set[str] | None = None) -> tuple[dict[str, AppSource], list[str]]:
     """The app of every stored app copy by its id (one per stored container, however many
-    copies share it), and a line for each copy that cannot be served."""
+    copies share it), or of those whose id is in `only`, and a line for each copy that
+    cannot be served."""
     sources: dict[str, AppSource] = {}
     problems = []
     by_digest: dict[str, AppSource] = {}
     for stored in store.stored_apps():
         app = registry.apps.get(stored.app_id)
-        if app is None:
+        if app is None or (only is not None and app.id not in only):
             continue
         try:
             if stored.digest is not None:

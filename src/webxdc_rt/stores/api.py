@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from ..core.limits import require_positive
 from ..core.stats import LatencyHistogram
@@ -27,7 +27,7 @@ __all__ = ["StoreApi", "StoreError", "StoreErrorCode", "StoreUnavailable", "Stor
            "StoreLimits", "UpdateWrite", "MessageWrite", "Write", "AlreadyStored", "Committed",
            "StoredUpdate", "ChatMessage", "MessageSummary", "Notification", "StoredApp", "AppUsage",
            "APP_USAGE_SQL", "app_usage_parameters",
-           "Appended", "Resync", "leading_within", "encode_members",
+           "Appended", "Resync", "ChatChanged", "SharedChats", "leading_within", "encode_members",
            "decode_members"]
 
 
@@ -205,6 +205,24 @@ Appended = Callable[[str, int], None]
 """Told `(app_id, serial)` of each update stored, by any process (see `StoreApi.follow`)."""
 Resync = Callable[[], None]
 """Told that announcements may have been missed (see `StoreApi.follow`)."""
+ChatChanged = Callable[[str], None]
+"""Told the id of a chat that some process changed (see `SharedChats.follow_chats`)."""
+
+
+@runtime_checkable
+class SharedChats(Protocol):
+    """A store whose chats other processes change while this one serves them (PostgreSQL):
+    each change is announced, and this process reads the changed chat back."""
+
+    async def follow_chats(self, on_changed: ChatChanged, on_resync: Resync) -> None:
+        """Until cancelled: call `on_changed(chat_id)` after each change to a chat committed
+        by any process (this one included), and `on_resync()` each time announcements may
+        have been missed (their connection was (re)made), after which every chat must be
+        read again."""
+
+    def load_chat(self, chat_id: str) -> Registry:
+        """A registry holding the chat `chat_id` as stored now, with its app copies, pages
+        and home pages, read in one snapshot; empty when no such chat is stored."""
 
 
 class StoreApi(Protocol):

@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MIGRATIONS", "UPDATES_CHANNEL", "MIGRATION_LOCK"]
+__all__ = ["MIGRATIONS", "UPDATES_CHANNEL", "CHATS_CHANNEL", "MIGRATION_LOCK"]
 
 UPDATES_CHANNEL: Final = "webxdc_rt_updates"
 """The NOTIFY channel on which every stored status update is announced as
 `<app copy id> <serial>`."""
+
+CHATS_CHANNEL: Final = "webxdc_rt_chats"
+"""The NOTIFY channel on which every change to a chat (its name, members, app copies, pages,
+home pages or their tokens) is announced as the chat's id, by the transaction that makes
+it: the announcement says only which chat changed, the rows say how."""
 
 MIGRATION_LOCK: Final = 0x77786463_0001
 """The advisory lock held while migrations are applied and while `serve` shares an app

@@ -11,6 +11,9 @@ copy from before it draws its serial until it commits. Every insert announces
 `<app copy> <serial>` on a NOTIFY channel once committed; `PostgresStore.follow` hands those
 announcements to the host, which reads the new rows in serial order and sends them to its
 pages, so a page on any process receives every update exactly once, in serial order.
+Likewise every change to a chat is announced with the chat's id by the transaction that
+makes it; `PostgresStore.follow_chats` hands those on, and the host reads the chat back
+(`load_chat`), so that host processes on one database serve the same chats.
 
 `PostgresStore` (`store`) is made of parts on one connection (`connection`): the registry of
 chats and pages (`chats`), app copies and their containers (`apps`), status updates

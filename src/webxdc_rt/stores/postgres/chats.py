@@ -4,15 +4,17 @@ app copies and the pages and home pages that members open."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import psycopg
 
 from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from ..api import decode_members, encode_members
+from ..migrations import CHATS_CHANNEL
 from .columns import text
 from .connection import Connection, Cursor
 
-__all__ = ["PostgresChats", "insert_pages", "insert_homes"]
+__all__ = ["PostgresChats", "insert_pages", "insert_homes", "announce"]
 
 
 class PostgresChats:
@@ -31,32 +33,40 @@ class PostgresChats:
         assert row is not None
         return bytes(row[0])
 
-    def load_registry(self) -> Registry:
-        """Every stored chat, app copy and page, in a registry with the stored secret."""
+    def load_registry(self, chat_id: str | None = None) -> Registry:
+        """Every stored chat, app copy and page, in a registry with the stored secret; or,
+        given `chat_id`, that chat alone with its app copies and pages."""
         registry = Registry(self.secret())
         db = self._connection.connection()
         # One snapshot for every table, so that a chat made meanwhile by another process
         # is either all there or not at all (inside `share`, the lock already makes it so).
         consistent = db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        where, apps_where, args = ("", "", ()) if chat_id is None else (
+            " WHERE id = %s", " WHERE chat_id = %s", (chat_id,))
         with self._connection.cursor(transaction=consistent) as cur:
             if consistent:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            for chat_id, name, members in cur.execute("SELECT id, name, members FROM chats"):
-                registry.add_chat(Chat(chat_id, text(name) or "",
+            for found_id, name, members in cur.execute(
+                    f"SELECT id, name, members FROM chats{where}", args):
+                registry.add_chat(Chat(found_id, text(name) or "",
                                        decode_members(json.loads(members))))
-            for app_id, chat_id, name, key, sender in cur.execute(
-                    "SELECT id, chat_id, name, key, sender FROM apps ORDER BY added"):
-                registry.add_app(SharedApp(app_id, chat_id, text(name) or "", key, sender))
+            for app_id, app_chat, name, key, sender in cur.execute(
+                    f"SELECT id, chat_id, name, key, sender FROM apps{apps_where}"
+                    " ORDER BY added", args):
+                registry.add_app(SharedApp(app_id, app_chat, text(name) or "", key, sender))
+            pages_where = "" if chat_id is None else \
+                f" WHERE app_id IN (SELECT id FROM apps{apps_where})"
             for label, token, app_id, member_id in cur.execute(
-                    "SELECT label, token, app_id, member_id FROM pages ORDER BY added"):
+                    f"SELECT label, token, app_id, member_id FROM pages{pages_where}"
+                    " ORDER BY added", args):
                 registry.add_page(label, token, app_id, member_id)
-            for label, token, chat_id, member_id in cur.execute(
-                    "SELECT label, token, chat_id, member_id FROM homes"):
-                chat = registry.chats.get(chat_id)
+            for label, token, home_chat, member_id in cur.execute(
+                    f"SELECT label, token, chat_id, member_id FROM homes{apps_where}", args):
+                chat = registry.chats.get(home_chat)
                 member = (next((m for m in chat.members if m.id == member_id), None)
                           if chat else None)
                 if member is not None:
-                    registry.add_homes([HomePage(label, token, chat_id, member)])
+                    registry.add_homes([HomePage(label, token, home_chat, member)])
         return registry
 
     @staticmethod
@@ -110,3 +120,10 @@ def insert_homes(cur: Cursor, homes: list[HomePage]) -> None:
     cur.executemany("INSERT INTO homes (label, token, chat_id, member_id)"
                     " VALUES (%s, %s, %s, %s)",
                     [(h.label, h.token, h.chat_id, h.member.id) for h in homes])
+
+
+def announce(cur: Cursor, chat_ids: Iterable[str]) -> None:
+    """Announce a change to each of these chats on `CHATS_CHANNEL`, delivered to every
+    listening process once the caller's transaction commits (and never if it rolls back)."""
+    for chat_id in sorted(set(chat_ids)):
+        cur.execute("SELECT pg_notify(%s, %s)", (CHATS_CHANNEL, chat_id))

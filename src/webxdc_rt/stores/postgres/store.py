@@ -13,6 +13,7 @@ from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from ..api import (
     Appended,
     AppUsage,
+    ChatChanged,
     ChatMessage,
     Committed,
     MessageSummary,
@@ -28,7 +29,7 @@ from ..commits import GroupCommit
 from ..migrations import MIGRATION_LOCK
 from . import announcements
 from .apps import PostgresApps
-from .chats import PostgresChats, insert_homes
+from .chats import PostgresChats, announce, insert_homes
 from .connection import Connection
 from .messages import PostgresMessages
 from .updates import PostgresUpdates
@@ -72,6 +73,11 @@ class PostgresStore:
         `announcements.follow`)."""
         await announcements.follow(self._connection, on_appended, on_resync)
 
+    async def follow_chats(self, on_changed: ChatChanged, on_resync: Resync) -> None:
+        """Until cancelled: hand on the announcements of changes to chats made by any
+        process (see `announcements.follow_chats`)."""
+        await announcements.follow_chats(self._connection, on_changed, on_resync)
+
     async def drain(self) -> None:
         """Let the writes already waiting be committed and their listeners told."""
         await self.commits.close()
@@ -91,38 +97,50 @@ class PostgresStore:
         """Every stored chat, app copy and page, read in one snapshot."""
         return self._chats.load_registry()
 
+    def load_chat(self, chat_id: str) -> Registry:
+        """The chat `chat_id` as stored now, with its app copies, pages and home pages, in
+        a registry of its own (empty when it is not stored), read in one snapshot."""
+        return self._chats.load_registry(chat_id)
+
     def save_chat(self, chat: Chat) -> None:
         """Store a chat and its members."""
-        with self._connection.cursor(write=True) as cur:
+        with self._connection.cursor(write=True, transaction=True) as cur:
             self._chats.save_chat(cur, chat)
+            announce(cur, [chat.id])
 
     def save_shared_app(self, app: SharedApp, pages: list[Page],
                         container: tuple[str, bytes] | None = None) -> None:
         """Store a new app copy with its pages and container, in one transaction."""
         with self._connection.cursor(write=True, transaction=True) as cur:
             self._apps.add(cur, app, pages, container)
+            announce(cur, [app.chat_id])
 
     def create_chat(self, chat: Chat, homes: list[HomePage]) -> None:
         """Store a new chat with its members' home pages, in one transaction."""
         with self._connection.cursor(write=True, transaction=True) as cur:
             self._chats.save_chat(cur, chat)
             insert_homes(cur, homes)
+            announce(cur, [chat.id])
 
     def add_member(self, chat: Chat, member: Member, pages: list[Page],
                    home: HomePage) -> None:
         """Store a new member with their pages and home page, in one transaction."""
         with self._connection.cursor(write=True, transaction=True) as cur:
             self._chats.add_member(cur, chat, member, pages, home)
+            announce(cur, [chat.id])
 
     def remove_member(self, chat: Chat, member: Member) -> None:
         """Forget a member with their pages and home page, in one transaction."""
         with self._connection.cursor(write=True, transaction=True) as cur:
             self._chats.remove_member(cur, chat, member)
+            announce(cur, [chat.id])
 
     def remove_app(self, app_id: str) -> None:
         """Forget an app copy and what is kept per copy, in one transaction."""
         with self._connection.cursor(write=True, transaction=True) as cur:
+            row = cur.execute("SELECT chat_id FROM apps WHERE id = %s", (app_id,)).fetchone()
             self._apps.remove(cur, "id = %s", (app_id,))
+            announce(cur, [] if row is None else [row[0]])
 
     def delete_chat(self, chat_id: str) -> None:
         """Forget a chat and everything in it, in one transaction."""
@@ -130,16 +148,26 @@ class PostgresStore:
             self._apps.remove(cur, "chat_id = %s", (chat_id,))
             self._messages.delete_chat(cur, chat_id)
             self._chats.delete_chat(cur, chat_id)
+            announce(cur, [chat_id])
 
     def replace_tokens(self, pages: list[Page], homes: list[HomePage]) -> None:
         """Store new tokens for pages and home pages, in one transaction."""
         with self._connection.cursor(write=True, transaction=True) as cur:
             self._chats.replace_tokens(cur, pages, homes)
+            announce(cur, [page.app.chat_id for page in pages] + [h.chat_id for h in homes])
 
     def add_homes(self, homes: list[HomePage]) -> None:
-        """Store home pages, in one transaction."""
+        """Store home pages, in one transaction, but none for a member who has one already:
+        processes starting together (`--workers`) each give the chats `serve` made home
+        pages, and the first to store them wins; the others read them back when announced."""
         with self._connection.cursor(write=True, transaction=True) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            rows = cur.execute("SELECT chat_id, member_id FROM homes WHERE chat_id ="
+                               " ANY(%s)", ([home.chat_id for home in homes],)).fetchall()
+            have = set(rows)
+            homes = [home for home in homes if (home.chat_id, home.member.id) not in have]
             insert_homes(cur, homes)
+            announce(cur, [home.chat_id for home in homes])
 
     def stored_apps(self) -> list[StoredApp]:
         """Where each app copy's files come from, oldest copy first."""
@@ -170,6 +198,7 @@ class PostgresStore:
             if app is None:
                 pages = fresh.share_app(chat, app_name, app_key)
                 self._apps.add(cur, pages[0].app, pages, None)
+                announce(cur, [chat.id])
             else:
                 pages = fresh.pages_of(app)
         for chat in fresh.chats.values():
