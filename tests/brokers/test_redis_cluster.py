@@ -239,6 +239,13 @@ class OneAtATime:
         pass
 
 
+async def take_one(broker: RedisClusterBroker, share: OneAtATime) -> None:
+    """Ask `broker`'s pools for one token for `share`, and wait for the answer."""
+    answers = share.answers
+    broker.shares.ask(share)
+    await eventually(lambda: share.answers > answers)
+
+
 async def test_a_pages_pool_is_counted_once_while_its_slot_moves(brokers, own_cluster,
                                                                  caplog):
     caplog.set_level(logging.WARNING)
@@ -248,9 +255,7 @@ async def test_a_pages_pool_is_counted_once_while_its_slot_moves(brokers, own_cl
     async def take(rounds: int) -> None:
         for _ in range(rounds):
             for broker, share in zip(processes, shares, strict=True):
-                answers = share.answers
-                broker.shares.ask(share)
-                await eventually(lambda s=share, a=answers: s.answers > a)
+                await take_one(broker, share)
 
     key = pool_key(0, "chat-1/alice")
     slot = own_cluster.slot(key)
@@ -269,3 +274,27 @@ async def test_a_pages_pool_is_counted_once_while_its_slot_moves(brokers, own_cl
     refusals = source.command("INFO", "errorstats").decode()
     assert "errorstat_ASK:" in refusals and "errorstat_MOVED:" in refusals  # both followed
     assert not [r for r in caplog.records if "budgets:" in r.getMessage()]  # no fail open
+
+
+@pytest.mark.parametrize("own_cluster", [1], indirect=True)
+async def test_a_pages_pool_is_asked_on_the_replica_that_took_over(brokers, own_cluster,
+                                                                   caplog):
+    caplog.set_level(logging.WARNING)
+    broker, share = await brokers(own_cluster), OneAtATime("chat-1/alice")
+    key = pool_key(0, "chat-1/alice")
+    await take_one(broker, share)
+    dead = own_cluster.owner(own_cluster.slot(key))
+    await asyncio.to_thread(own_cluster.kill, dead)
+    await take_one(broker, share)  # answered by the process's own pool meanwhile
+
+    def said(fragment: str) -> bool:
+        return any(fragment in record.getMessage() for record in caplog.records)
+
+    assert said("budgets: no answer from")
+    await eventually(lambda: said("reachable again"), timeout=30)
+    promoted = own_cluster.owner(own_cluster.slot(key))
+    before = float(promoted.command("HGET", key, "items:b"))
+    await take_one(broker, share)
+    assert promoted is not dead
+    assert float(promoted.command("HGET", key, "items:b")) == pytest.approx(before - 1,
+                                                                          abs=0.01)
