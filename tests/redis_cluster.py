@@ -101,12 +101,33 @@ class RedisCluster:
         return [self._server(port) for port in seen]
 
     def move(self, slot: int, target: RedisServer) -> None:
-        """Move `slot` to primary `target` as `redis-cli --cluster reshard` does (it holds
-        no keys, so there are none to migrate)."""
+        """Move `slot` to primary `target` as `redis-cli --cluster reshard` does: mark it
+        migrating, move its keys, then give it to `target`."""
+        source = self.begin_move(slot, target)
+        self.migrate_keys(slot, source, target)
+        self.finish_move(slot, source, target)
+
+    def begin_move(self, slot: int, target: RedisServer) -> RedisServer:
+        """Mark `slot` as migrating from its primary (returned) to `target`, which imports
+        it: keys still on the primary are served there, the others on `target` (`ASK`)."""
         source = self.owner(slot)
         source_id, target_id = (node.command("CLUSTER", "MYID") for node in (source, target))
         target.command("CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
         source.command("CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+        return source
+
+    @staticmethod
+    def migrate_keys(slot: int, source: RedisServer, target: RedisServer) -> None:
+        """Move the keys of `slot` from `source` to `target` (`MIGRATE`)."""
+        keys = source.command("CLUSTER", "GETKEYSINSLOT", str(slot), "1000")
+        if keys:
+            reply = source.command("MIGRATE", "127.0.0.1", str(target.port), "", "0",
+                                   "5000", "KEYS", *keys)
+            assert reply == b"OK", reply
+
+    def finish_move(self, slot: int, source: RedisServer, target: RedisServer) -> None:
+        """Give `slot` to `target` on every primary, and wait until every node says so."""
+        target_id = target.command("CLUSTER", "MYID")
         for node in (target, source, *self.primaries()):
             node.command("CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
         self.wait_until(lambda: all(self.owner(slot, node) is target for node in self.live))

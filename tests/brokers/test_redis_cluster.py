@@ -21,9 +21,11 @@ from test_redis_processes import running_hosts
 
 from webxdc_rt.brokers.limits import BrokerLimits
 from webxdc_rt.brokers.redis import RedisBroker, RedisClusterBroker, parse_redis_url
+from webxdc_rt.brokers.redis.budgets import pool_key
 from webxdc_rt.brokers.redis.topology import key_slot
 from webxdc_rt.core import wire
 from webxdc_rt.core.fanout import Published
+from webxdc_rt.core.shares import Request
 
 FAST = BrokerLimits(reconnect_min_s=0.02, reconnect_max_s=0.2)
 TOPICS = [f"rt/chat-1/app-{index}" for index in range(12)]
@@ -206,3 +208,93 @@ async def test_pages_on_two_host_processes_reach_each_other_through_the_cluster(
         await alice.got(b"back")
         for member in (alice, bob):
             await member.peer.close()
+
+
+POOL_BURST = 20.0
+POOL_RATE = 1e-4
+"""A page's pool: 20 tokens, refilled by next to nothing during the test."""
+
+
+class OneAtATime:
+    """A page's share (`core.shares.Shared`) that asks its pool for one token each time
+    and counts what it was granted."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.got = 0.0
+        self.answers = 0
+
+    def request(self) -> Request:
+        return (("items", POOL_RATE, POOL_BURST, 0.0, 1.0),)
+
+    def granted(self, grants: tuple[float, ...], balances: tuple[float, ...],
+                now: float) -> None:
+        self.got += grants[0]
+        self.answers += 1
+
+    def release(self) -> Request:
+        return (("items", POOL_RATE, POOL_BURST, 0.0, 0.0),)
+
+    def wake(self) -> None:
+        pass
+
+
+async def take_one(broker: RedisClusterBroker, share: OneAtATime) -> None:
+    """Ask `broker`'s pools for one token for `share`, and wait for the answer."""
+    answers = share.answers
+    broker.shares.ask(share)
+    await eventually(lambda: share.answers > answers)
+
+
+async def test_a_pages_pool_is_counted_once_while_its_slot_moves(brokers, own_cluster,
+                                                                 caplog):
+    caplog.set_level(logging.WARNING)
+    processes = [await brokers(own_cluster), await brokers(own_cluster)]
+    shares = [OneAtATime("chat-1/alice"), OneAtATime("chat-1/alice")]
+
+    async def take(rounds: int) -> None:
+        for _ in range(rounds):
+            for broker, share in zip(processes, shares, strict=True):
+                await take_one(broker, share)
+
+    key = pool_key(0, "chat-1/alice")
+    slot = own_cluster.slot(key)
+    target = next(p for p in own_cluster.primaries() if p is not own_cluster.owner(slot))
+    await take(3)
+    source = await asyncio.to_thread(own_cluster.begin_move, slot, target)
+    await take(2)  # the pool is still on the source, which serves it
+    await asyncio.to_thread(own_cluster.migrate_keys, slot, source, target)
+    await take(2)  # the source answers ASK: the pool is on the target already
+    await asyncio.to_thread(own_cluster.finish_move, slot, source, target)
+    await take(2)  # the source answers MOVED
+    await take(5)  # the pool is empty after 20 tokens, whichever process took them
+    assert POOL_BURST <= shares[0].got + shares[1].got < POOL_BURST + 0.1
+    assert target.command("EXISTS", key) == 1
+    assert source.command("CLUSTER", "COUNTKEYSINSLOT", str(slot)) == 0
+    refusals = source.command("INFO", "errorstats").decode()
+    assert "errorstat_ASK:" in refusals and "errorstat_MOVED:" in refusals  # both followed
+    assert not [r for r in caplog.records if "budgets:" in r.getMessage()]  # no fail open
+
+
+@pytest.mark.parametrize("own_cluster", [1], indirect=True)
+async def test_a_pages_pool_is_asked_on_the_replica_that_took_over(brokers, own_cluster,
+                                                                   caplog):
+    caplog.set_level(logging.WARNING)
+    broker, share = await brokers(own_cluster), OneAtATime("chat-1/alice")
+    key = pool_key(0, "chat-1/alice")
+    await take_one(broker, share)
+    dead = own_cluster.owner(own_cluster.slot(key))
+    await asyncio.to_thread(own_cluster.kill, dead)
+    await take_one(broker, share)  # answered by the process's own pool meanwhile
+
+    def said(fragment: str) -> bool:
+        return any(fragment in record.getMessage() for record in caplog.records)
+
+    assert said("budgets: no answer from")
+    await eventually(lambda: said("reachable again"), timeout=30)
+    promoted = own_cluster.owner(own_cluster.slot(key))
+    before = float(promoted.command("HGET", key, "items:b"))
+    await take_one(broker, share)
+    assert promoted is not dead
+    assert float(promoted.command("HGET", key, "items:b")) == pytest.approx(before - 1,
+                                                                          abs=0.01)

@@ -1,6 +1,7 @@
-"""A page's allowances hold across `webxdc-rt serve` processes sharing one Redis: one page
-with a socket on each of two processes gets its allowance once, not once per process; and
-while Redis is unreachable each process gives the page its whole allowance (fail open)."""
+"""A page's allowances hold across `webxdc-rt serve` processes sharing one Redis or one
+Redis Cluster: one page with a socket on each of two processes gets its allowance once, not
+once per process; and while Redis is unreachable each process gives the page its whole
+allowance (fail open)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from peers import Member, eventually, joined
+from redis_cluster import RedisCluster
 from redis_server import RedisServer
 from serve_processes import ServeProcess
 
@@ -19,14 +21,27 @@ LIMITS = ("--limit", f"realtime.send_items_burst={BURST}",
           "--limit", "updates.burst=10", "--limit", "updates.interval_ms=100000")
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def broker_url(request, tmp_path) -> Iterator[str]:
+    """The URL of a Redis, or of a Redis Cluster of three primaries, of the test's own."""
+    if request.param == "redis":
+        server = RedisServer(tmp_path / "redis").start()
+        yield server.url
+        server.stop()
+    else:
+        cluster = RedisCluster(tmp_path / "cluster").start()
+        yield cluster.url
+        cluster.stop()
+
+
 @pytest.fixture
-def two_hosts(tmp_path, redis_server) -> Iterator[tuple[ServeProcess, ServeProcess]]:
-    """Two processes serving one chat through `redis_server`, started one after the other
+def two_hosts(tmp_path, broker_url) -> Iterator[tuple[ServeProcess, ServeProcess]]:
+    """Two processes serving one chat through `broker_url`, started one after the other
     (the first creates the chat in the shared data folder)."""
     hosts: list[ServeProcess] = []
     try:
         for _ in range(2):
-            hosts.append(ServeProcess(tmp_path, tmp_path / "data", redis_server.url,
+            hosts.append(ServeProcess(tmp_path, tmp_path / "data", broker_url,
                                       options=LIMITS))
         yield hosts[0], hosts[1]
     finally:

@@ -31,7 +31,11 @@ Over `rediss://` the connections use TLS, the server's certificate checked (syst
 the URL's `ssl_ca_certs`) and required to name the host. On a Redis Cluster
 (`redis+cluster://`) `RedisClusterBroker` (`cluster`) keeps such a pair of connections to
 every primary and sends each channel's commands to the primary of its hash slot, which it
-learns from the cluster (`topology`).
+learns from the cluster (`topology`). Its pools of pages' allowances (`cluster_budgets`)
+are kept on the primary of each pool key's hash slot, over a third connection to every
+primary; a request follows `MOVED`/`ASK` to the node that holds the pool now, and is
+answered from the process's own pool while that primary cannot be reached. Both brokers'
+`shares` are `budgets.PagePools`.
 """
 
 from .address import (

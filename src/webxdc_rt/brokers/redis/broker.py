@@ -11,7 +11,7 @@ from ..items import origin_prefix
 from ..limits import BrokerLimits
 from ..memory import Subscriptions
 from .address import RedisAddress
-from .budgets import RedisShares
+from .budgets import PagePools, RedisShares
 from .counts import BrokerCounts
 from .link import LinkEvents, keep_link
 from .publisher import Publisher
@@ -29,6 +29,9 @@ class RedisBrokerBase:
     """What the brokers on one Redis and on a Redis Cluster share: the address, bounds
     and counts, this process's subscriptions, the reports, and the channel names."""
 
+    shares: PagePools
+    """The pools of pages' budgets shared with the other processes (`core.shares`)."""
+
     def __init__(self, address: RedisAddress, limits: BrokerLimits | None,
                  max_payload_bytes: int, node_id: str | None) -> None:
         self.address = address
@@ -41,9 +44,6 @@ class RedisBrokerBase:
         self._subscriptions = Subscriptions()
         self._handlers = self._subscriptions.handlers
         self._reports = Reports(address, self.counts)
-        self.shares: RedisShares | None = None
-        """The pools of pages' budgets shared with the other processes; None where
-        each process counts a page's allowances on its own."""
 
     @property
     def connected(self) -> bool:

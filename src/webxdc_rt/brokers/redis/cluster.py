@@ -4,7 +4,8 @@ the broker keeps a publishing and a subscribing connection to every primary, lea
 serves which slot with `CLUSTER SLOTS`, and learns it again when a node says another serves
 a channel now (`MOVED`/`ASK` replies, an `sunsubscribe` it did not ask for when a slot moved)
 or a connection to a primary is lost (it may have failed over to its replica). Channels
-whose slot moved are subscribed again on their new primary."""
+whose slot moved are subscribed again on their new primary. The pools of pages' budgets
+(`cluster_budgets`) follow the same map, over a third connection to every primary."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ...core.fanout import Handler, Published
 from ..limits import BrokerLimits
 from .address import RedisAddress
 from .broker import RedisBroker, RedisBrokerBase
+from .cluster_budgets import RedisClusterShares
 from .link import keep_link
 from .publisher import Publisher
 from .subscriber import Subscriber
@@ -62,6 +64,8 @@ class RedisClusterBroker(RedisBrokerBase):
         self._watcher: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
         """Link tasks of primaries that serve no slot any more, until they ended."""
+        self.shares = self._shares = RedisClusterShares(address, self.limits,
+                                                        self._map_is_stale)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -81,6 +85,7 @@ class RedisClusterBroker(RedisBrokerBase):
         for links in self._nodes.values():
             self._retire(links)
         self._nodes.clear()
+        await self._shares.close()
         await asyncio.gather(*self._retired, return_exceptions=True)
 
     # -- the Broker protocol -----------------------------------------------------------
@@ -176,7 +181,7 @@ class RedisClusterBroker(RedisBrokerBase):
         subscribe again where a channel's slot moved; the first attempts of new links."""
         self._owners = learned.owners
         primaries = learned.nodes
-        starting: list[asyncio.Future[None]] = []
+        starting = self._shares.use(learned)
         for node in primaries - set(self._nodes):
             starting += self._start_node(node).first
         for node in set(self._nodes) - primaries:
