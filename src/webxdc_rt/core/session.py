@@ -5,9 +5,10 @@ page's realtime channel when it is opened. The I/O shell feeds it what arrives (
 frame, a binary frame, the time) and what happens to the link (cut off as too slow, lost,
 closed by the host), and carries out the effects it returns, in order: send a control
 message, publish an item, start or stop listening to the channel, forget the items waiting
-for it (after a leave), pause reading, store an update, replay updates, store or list chat
-messages, close. What came of an effect on the store goes back in too (`message_stored`,
-`messages_listed`, `storage_failed`), and the session says what to answer: every rule of
+for it (after a leave), pause reading, store an update, wait for updates in flight, replay
+updates, store or list chat messages, close. What came of an effect on the store goes back
+in too (`update_stored`, `message_stored`, `messages_listed`, `storage_failed`), and the
+session says what to answer: every rule of
 the connection, and every text it is sent, is here or in the rule modules it calls
 (`wire`, `realtime`, `updates`, `messages`, `budget`); the shell decides nothing.
 
@@ -21,6 +22,13 @@ is a bug in the host and raises `SessionStateError` naming the state and the eve
     open, joined ──host closes (refusal cap, shutdown)──▶ leaving
     open, joined ──receiver too slow──▶ cut off
     every state but closed ──link lost──▶ closed
+
+Status updates are committed in a window: a `StoreUpdate` does not stop the reading, and up
+to `UpdateLimits.max_in_flight_per_socket` of a connection's updates wait for their commit at
+once; the one that fills the window comes with `AwaitCommit`, and nothing more is read until
+the oldest is committed. The shell hands the updates to the store in the order they came
+(so one app copy's serials follow the order each page sent them in) and tells the session
+what came of each, in that order (`update_stored`, `storage_failed`), which frees its place.
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ from .updates import Update, UpdateError, validate_update
 
 __all__ = [
     "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",
-    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "StoreUpdate", "Replay",
+    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "StoreUpdate", "AwaitCommit",
+    "Replay",
     "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect", "StorageEffect",
     "POLICY_VIOLATION", "INTERNAL_ERROR",
 ]
@@ -166,9 +175,17 @@ class Pause:
 
 @dataclass(frozen=True, slots=True)
 class StoreUpdate:
-    """Store a valid status update, then send it to every listener of the app copy."""
+    """Hand a valid status update to the store, after those before it, and read on: once
+    committed it is sent to every listener of the app copy. What came of it goes back to
+    the session (`update_stored` or `storage_failed`), in the order the updates came."""
 
     update: Update
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitCommit:
+    """Read nothing more until the oldest update in flight is committed (or failed): the
+    connection's window of updates in flight is full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +236,10 @@ class Receipt:
 
 
 _DISCARD = Discard()
+_AWAIT_COMMIT = AwaitCommit()
 
-Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | StoreUpdate | Replay
-          | StoreMessage | ListMessages | Discard | Receipt | Close)
+Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | StoreUpdate | AwaitCommit
+          | Replay | StoreMessage | ListMessages | Discard | Receipt | Close)
 
 StorageEffect = StoreUpdate | Replay | StoreMessage | ListMessages
 """The effects on the store: what came of each goes back to the session."""
@@ -242,8 +260,8 @@ class SessionRules:
 class Session:
     """One connection's protocol state and rules (see the module docstring)."""
 
-    __slots__ = ("hub", "conn", "budget", "rules", "state", "_errors", "_paced",
-                 "_host_ms_offset")
+    __slots__ = ("hub", "conn", "budget", "rules", "state", "updates_in_flight", "_errors",
+                 "_paced", "_host_ms_offset")
 
     def __init__(self, hub: RealtimeHub, conn: Connection, budget: PageBudget,
                  rules: SessionRules) -> None:
@@ -253,6 +271,8 @@ class Session:
         """The page's allowance, shared with its other connections."""
         self.rules = rules
         self.state = State.OPEN
+        self.updates_in_flight = 0
+        """Updates handed to the store whose outcome was not told back yet."""
         self._errors = 0
         self._paced: set[str] = set()  # budgets pacing this connection now
         self._host_ms_offset = 0.0  # the host's clock in ms, less `now` in ms
@@ -338,6 +358,12 @@ class Session:
 
     # -- what came of the effects on the store ---------------------------------------------
 
+    def update_stored(self, effect: StoreUpdate) -> tuple[Effect, ...]:
+        """The store committed the update of `effect` (its listeners, the sender's own
+        included, were sent it then): its place in the window is free."""
+        self.updates_in_flight -= 1
+        return ()
+
     def message_stored(self, effect: StoreMessage) -> tuple[Effect, ...]:
         """The store kept the chat message of `effect`: its request is answered ok."""
         return (Send(wire.encode_reply(effect.request_id)),)
@@ -362,6 +388,7 @@ class Session:
             return (Send(wire.encode_reply(effect.request_id, refusal)),)
         notice = Send(wire.encode_error(*refusal))
         if isinstance(effect, StoreUpdate):
+            self.updates_in_flight -= 1
             return (notice,)
         # A replay that failed: the page would wait for its backlog forever. It is told why
         # and disconnected (out of its channel first), and reconnects to listen again.
@@ -388,7 +415,11 @@ class Session:
                 return (_DISCARD, Unsubscribe(self.conn.topic))
             return (_DISCARD,)
         if isinstance(message, wire.UpdateSend):
-            return (self._update(message.update, now),)
+            store = self._update(message.update, now)
+            self.updates_in_flight += 1
+            if self.updates_in_flight >= self.rules.updates.max_in_flight_per_socket:
+                return (store, _AWAIT_COMMIT)
+            return (store,)
         if isinstance(message, wire.UpdateListen):
             wait = self.budget.listens.charge(1, now)  # paced: a reload loop waits its turn
             replay = Replay(message.listen, message.serial)
