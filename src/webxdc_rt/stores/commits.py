@@ -11,8 +11,10 @@ the same error and nothing of the group was kept.
 What a backend does is `commit(writes) -> ids` (one transaction; the serial or id of each
 write, in order), awaited: the SQLite store runs it on its writer thread, the PostgreSQL
 store on an asynchronous connection. Once a group is durable, the committed callbacks of its
-updates are called on the event loop in serial order before any of their senders resumes,
-so the order in which listeners are told is the serial order.
+updates are called on the event loop in serial order, each before its sender resumes, so
+the order in which listeners are told is the serial order. They are called
+`StoreLimits.told_per_turn` at a time, one turn of the event loop each: telling a group of
+a thousand writes at once would hold every socket's realtime items up for as long.
 """
 
 from __future__ import annotations
@@ -112,7 +114,15 @@ class GroupCommit:
             self.committing = 0
         self.groups += 1
         self.writes += len(group)
-        for waiting, written in zip(group, ids, strict=True):
+        per_turn = self._limits.told_per_turn
+        for told, (waiting, written) in enumerate(zip(group, ids, strict=True)):
+            if told and not told % per_turn:
+                try:
+                    await asyncio.sleep(0)  # what else waits for the loop goes first
+                except asyncio.CancelledError:
+                    for rest in group[told:]:  # stored, but nobody is left to tell
+                        rest.future.cancel()
+                    raise
             if self._reported is not None:
                 self._reported(waiting.write, written)
             if waiting.committed is not None:
