@@ -16,7 +16,7 @@ per-copy lock serialises). The PostgreSQL database gets the host's schema if it 
 rows written are deleted.
 
     .venv/bin/python bench/store_backends.py --case burst [--store postgresql://...] \
-        [--pages 16] [--seconds 5]
+        [--pages 16] [--seconds 5] [--limit updates.max_in_flight_per_socket=1 ...]
     .venv/bin/python bench/store_backends.py --case mixed [--store postgresql://...] \
         [--pages 4] [--seconds 5]
 
@@ -26,7 +26,9 @@ updates.interval_ms=1 --limit updates.burst=1000000 --limit control_per_s=100000
 control_burst=1000000`), and Python peers in other processes. `burst`: `--pages` pages send
 updates as fast as the host takes them (each keeps its socket full); one more page listens
 and counts them: durable updates per second (an update is sent to listeners only once its
-commit is durable). `mixed`: two more pages exchange realtime items at 500/s in all (250/s
+commit is durable), and the host's CPU time per update (which the machine's other load
+changes less than the rate). `--limit NAME=VALUE` (repeated) is passed on to the host, to
+compare settings in one run. `mixed`: two more pages exchange realtime items at 500/s in all (250/s
 each, 64 bytes) while `--pages` pages flood updates, then again with no updates: the items'
 latency from send to receipt (p50, p99) in both, and the update rate.
 """
@@ -155,7 +157,7 @@ def run_parallel(url: str) -> None:
 # -- host cases: pages flooding updates, with and without realtime traffic --------------
 
 
-def serve(store: str | None, members: list[str], folder: str
+def serve(store: str | None, members: list[str], folder: str, limits: list[str]
           ) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """A `webxdc-rt serve` process with raised update limits; its invite links."""
     process = subprocess.Popen(
@@ -164,7 +166,8 @@ def serve(store: str | None, members: list[str], folder: str
          *([] if store is None else ["--store", store]),
          "--chat", f"bench {uuid.uuid4().hex[:8]}", "--limit", "updates.interval_ms=1",
          "--limit", "updates.burst=1000000", "--limit", "control_per_s=1000000",
-         "--limit", "control_burst=1000000"],
+         "--limit", "control_burst=1000000",
+         *(arg for limit in limits for arg in ("--limit", limit))],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert process.stdout is not None
     lines = [json.loads(process.stdout.readline()) for _ in members]
@@ -257,19 +260,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def host_case(case: str, store: str | None, pages: int, seconds: float) -> None:
+def host_case(case: str, store: str | None, pages: int, seconds: float,
+              limits: list[str]) -> None:
     """Run the `burst` or `mixed` case against a fresh host and print its figures."""
     senders = [f"sender{n}" for n in range(pages)]
     name = "postgresql" if store else "sqlite"
     with tempfile.TemporaryDirectory() as folder:
-        process, urls = serve(store, [*senders, "observer", "rt0", "rt1"], folder)
+        process, urls = serve(store, [*senders, "observer", "rt0", "rt1"], folder, limits)
         try:
             if case == "burst":
                 cpu, started = cpu_seconds(process.pid), time.perf_counter()
                 rate, errors = asyncio.run(flood(urls, senders, seconds))
                 share = (cpu_seconds(process.pid) - cpu) / (time.perf_counter() - started)
                 print(f"{name:10} burst: {pages} pages flooding  {rate:9.0f} durable "
-                      f"updates/s  ({errors} refused; the host used {share:.0%} of a core)")
+                      f"updates/s  ({errors} refused; the host used {share:.0%} of a core, "
+                      f"{share / rate * 1e6:.0f} µs per update) {' '.join(limits)}")
                 return
             quiet = asyncio.run(realtime_latency(urls, seconds))
             results: multiprocessing.Queue[tuple[float, int]] = multiprocessing.Queue()
@@ -302,9 +307,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--case", choices=("calls", "burst", "mixed"), default="calls")
     parser.add_argument("--pages", type=int, default=16, help="pages flooding updates")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="a limit for the host of the burst and mixed cases")
     args = parser.parse_args()
     if args.case != "calls":
-        host_case(args.case, args.store, args.pages, args.seconds)
+        host_case(args.case, args.store, args.pages, args.seconds, args.limit)
         return
     if args.store is None:
         parser.error("the calls case needs --store")
