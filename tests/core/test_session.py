@@ -255,9 +255,18 @@ def test_a_window_of_one_waits_for_each_commit():
     session = new_session(updates=UpdateLimits(max_in_flight_per_socket=1, interval_ms=1))
     for _ in range(3):
         store, wait = session.receive_text(UPDATE, 0.0)
-        assert isinstance(store, StoreUpdate) and wait == AwaitCommit()
+        assert isinstance(store, StoreUpdate) and wait == AwaitCommit(1)
         session.update_stored(store)
     assert session.updates_in_flight == 0
+
+
+def test_a_listener_started_with_updates_in_flight_waits_for_all_of_them():
+    session = new_session(updates=UpdateLimits(max_in_flight_per_socket=8, interval_ms=1))
+    listen = '{"type":"update-listen","listen":4,"serial":0}'
+    assert session.receive_text(listen, 0.0) == (Replay(4, 0),)
+    session.receive_text(UPDATE, 0.0)
+    session.receive_text(UPDATE, 0.0)
+    assert session.receive_text(listen, 0.0) == (AwaitCommit(1), Replay(4, 0))
 
 
 def test_an_update_the_store_failed_to_keep_is_told_to_its_sender_and_frees_its_place():

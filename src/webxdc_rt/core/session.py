@@ -24,11 +24,13 @@ is a bug in the host and raises `SessionStateError` naming the state and the eve
     every state but closed ──link lost──▶ closed
 
 Status updates are committed in a window: a `StoreUpdate` does not stop the reading, and up
-to `UpdateLimits.max_in_flight_per_socket` of a connection's updates wait for their commit at
-once; the one that fills the window comes with `AwaitCommit`, and nothing more is read until
-the oldest is committed. The shell hands the updates to the store in the order they came
-(so one app copy's serials follow the order each page sent them in) and tells the session
-what came of each, in that order (`update_stored`, `storage_failed`), which frees its place.
+to `UpdateLimits.max_in_flight_per_socket` of a connection's updates wait for their commit
+at once; the one that fills the window comes with `AwaitCommit`, and nothing more is read
+until the oldest is committed. A listener started by the same connection waits for all of
+them (`AwaitCommit(1)`), so its backlog holds every update the page sent before it. The
+shell hands the updates to the store in the order they came (so one app copy's serials
+follow the order each page sent them in) and tells the session what came of each, in that
+order (`update_stored`, `storage_failed`), which frees its place.
 """
 
 from __future__ import annotations
@@ -184,8 +186,10 @@ class StoreUpdate:
 
 @dataclass(frozen=True, slots=True)
 class AwaitCommit:
-    """Read nothing more until the oldest update in flight is committed (or failed): the
-    connection's window of updates in flight is full."""
+    """Read nothing more until fewer than `below` of the connection's updates are in flight
+    (committed or failed): its window is full, or what comes next must see them stored."""
+
+    below: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +240,7 @@ class Receipt:
 
 
 _DISCARD = Discard()
-_AWAIT_COMMIT = AwaitCommit()
+_AWAIT_ALL_COMMITS = AwaitCommit(1)
 
 Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | StoreUpdate | AwaitCommit
           | Replay | StoreMessage | ListMessages | Discard | Receipt | Close)
@@ -417,13 +421,16 @@ class Session:
         if isinstance(message, wire.UpdateSend):
             store = self._update(message.update, now)
             self.updates_in_flight += 1
-            if self.updates_in_flight >= self.rules.updates.max_in_flight_per_socket:
-                return (store, _AWAIT_COMMIT)
+            window = self.rules.updates.max_in_flight_per_socket
+            if self.updates_in_flight >= window:
+                return (store, AwaitCommit(window))
             return (store,)
         if isinstance(message, wire.UpdateListen):
             wait = self.budget.listens.charge(1, now)  # paced: a reload loop waits its turn
-            replay = Replay(message.listen, message.serial)
-            return (Pause(wait), replay) if wait > 0 else (replay,)
+            replay: tuple[Effect, ...] = (Replay(message.listen, message.serial),)
+            if self.updates_in_flight:
+                replay = (_AWAIT_ALL_COMMITS, *replay)
+            return (Pause(wait), *replay) if wait > 0 else replay
         if isinstance(message, wire.SendToChat):
             return (self._chat_message(message, now),)
         return (ListMessages(message.id, message.before),)

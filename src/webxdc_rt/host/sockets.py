@@ -254,7 +254,7 @@ class SocketShell:
         """The updates handed to the store whose outcome the session was not told yet, in
         the order they came."""
         self.window: asyncio.Future[None] | None = None
-        """Resolved when the window of updates in flight has room again (`AwaitCommit`)."""
+        """Resolved when an update in flight ended, while the reading waits (`AwaitCommit`)."""
 
     async def run(self) -> None:
         """Greet the page, then read until either side closes; contain a bug in the host
@@ -339,8 +339,11 @@ class SocketShell:
                 return False
             elif isinstance(effect, StoreUpdate):
                 self._hand_over(effect)
+                # One update of a page per turn of the loop: a burst read at once is taken
+                # in among what else waits (realtime items), not all in one turn.
+                await asyncio.sleep(0)
             elif isinstance(effect, AwaitCommit):
-                await self._window_has_room()
+                await self._fewer_in_flight(effect.below)
             elif isinstance(effect, _STORAGE):
                 if not await self.carry_out(await self._store(effect)):
                     return False
@@ -420,14 +423,12 @@ class SocketShell:
                 else:
                     self._now(sent)
         window = self.window
-        if (window is not None and not window.done() and session.updates_in_flight
-                < self.sockets.settings.updates.max_in_flight_per_socket):
-            window.set_result(None)
+        if window is not None and not window.done():
+            window.set_result(None)  # the reading checks whether it may go on
 
-    async def _window_has_room(self) -> None:
-        """Wait until fewer updates than the window holds are in flight."""
-        limit = self.sockets.settings.updates.max_in_flight_per_socket
-        while self.session.updates_in_flight >= limit:
+    async def _fewer_in_flight(self, below: int) -> None:
+        """Wait until fewer than `below` of this socket's updates are in flight."""
+        while self.session.updates_in_flight >= below:
             self.window = asyncio.get_running_loop().create_future()
             await self.window
 

@@ -114,7 +114,7 @@ class StoreLimits:
     the pages never costs more memory than this."""
     max_group_writes: int = 1024
     """Writes committed together at most (one transaction, one fsync)."""
-    told_per_turn: int = 64
+    told_per_turn: int = 16
     """Committed writes told (their listeners sent them, their senders answered) in one
     turn of the event loop; a bigger group is told over several turns, with what arrived
     meanwhile (realtime items) handled in between."""
