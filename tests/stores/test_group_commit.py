@@ -184,3 +184,35 @@ async def test_an_update_id_is_stored_once_per_app_copy_and_member(backend, stor
     reopened = stores()
     assert await reopened.commit_update(APP, "alice", Update("1"), told.append, "u2") == named
     assert len(told) == 5
+
+
+async def test_a_big_group_is_told_over_several_turns_of_the_loop_in_serial_order(
+        backend, stores):
+    store = stores(StoreLimits(connect_timeout_s=2, reconnect_max_s=0.2, told_per_turn=4))
+    loop = asyncio.get_running_loop()
+    told: list[object] = []
+    turn_pending = False
+
+    def turn() -> None:  # runs once the loop gets its next turn
+        nonlocal turn_pending
+        turn_pending = False
+        told.append("turn")
+
+    def tell(serial: int) -> None:
+        nonlocal turn_pending
+        told.append(serial)
+        if not turn_pending:
+            turn_pending = True
+            loop.call_soon(turn)
+
+    with backend.hold_commits():
+        first = asyncio.ensure_future(store.commit_update(APP, "m", Update("0"), tell))
+        await eventually(lambda: store.commits.committing == 1)
+        rest = [asyncio.ensure_future(store.commit_update(APP, "m", Update(str(n)), tell))
+                for n in range(1, 11)]
+        await eventually(lambda: store.commits.waiting == 10)
+    serials = await asyncio.gather(first, *rest)
+    await eventually(lambda: told[-1] == "turn")
+    assert store.commits.groups == 2 and serials == sorted(serials)
+    assert told == [serials[0], "turn", *serials[1:5], "turn", *serials[5:9], "turn",
+                    *serials[9:], "turn"]
