@@ -144,3 +144,47 @@ async def test_a_commit_failing_mid_window_is_told_in_its_place_and_nothing_afte
     await ws.close()
     await session.close()
     await other.close()
+
+
+async def test_named_updates_in_one_group_are_answered_in_the_order_sent_and_kept_once(
+        hosts, under_test):
+    live = await hosts(FAST_UPDATES, under_test.store)
+    live.share(["sender", "other"])
+    app_id = live.last_pages[0].app.id
+    session, ws = await raw_socket(live.port, live.last_pages[0])
+    await ws.send_json({"type": "update-listen", "listen": 1, "serial": 0})
+    while (await next_control(ws))["type"] != "update-backlog-done":
+        pass
+
+    async def send(payload: str, update_id: str) -> None:
+        await ws.send_json({"type": "update-send", "update": {"payload": payload},
+                            "id": update_id})
+
+    await send("n0", "i0")
+    while (await next_control(ws))["type"] != "update-stored":
+        pass
+    commits = under_test.store.commits
+    under_test.hold(app_id)  # the next commit waits for the lock: what follows is one group
+    await send("n1", "i1")
+    await eventually(lambda: commits.committing == 1)
+    # A new one, one stored before (a resend), the new one again, another new one.
+    for payload, update_id in (("n2", "i2"), ("n0", "i0"), ("n2", "i2"), ("n3", "i3")):
+        await send(payload, update_id)
+    await eventually(lambda: commits.waiting == 4)
+    under_test.release(app_id)
+    updates: list[tuple[str, int]] = []
+    answers: list[tuple[str, int]] = []
+    while len(answers) < 5:
+        message = await next_control(ws)
+        if message["type"] == "update":
+            updates.append((message["update"]["payload"], message["update"]["serial"]))
+        elif message["type"] == "update-stored":
+            answers.append((message["id"], message["serial"]))
+    serial = dict(updates)
+    assert [payload for payload, _ in updates] == ["n1", "n2", "n3"]  # each told once
+    stored = under_test.store.updates_after(app_id, 0, 10)
+    assert [s.update.payload_json for s in stored] == ['"n0"', '"n1"', '"n2"', '"n3"']
+    assert answers == [("i1", serial["n1"]), ("i2", serial["n2"]), ("i0", stored[0].serial),
+                       ("i2", serial["n2"]), ("i3", serial["n3"])]
+    await ws.close()
+    await session.close()
