@@ -16,7 +16,7 @@ per-copy lock serialises). The PostgreSQL database gets the host's schema if it 
 rows written are deleted.
 
     .venv/bin/python bench/store_backends.py --case burst [--store postgresql://...] \
-        [--pages 16] [--seconds 5]
+        [--pages 16] [--seconds 5] [--limit updates.max_in_flight_per_socket=1 ...]
     .venv/bin/python bench/store_backends.py --case mixed [--store postgresql://...] \
         [--pages 4] [--seconds 5]
 
@@ -26,9 +26,14 @@ updates.interval_ms=1 --limit updates.burst=1000000 --limit control_per_s=100000
 control_burst=1000000`), and Python peers in other processes. `burst`: `--pages` pages send
 updates as fast as the host takes them (each keeps its socket full); one more page listens
 and counts them: durable updates per second (an update is sent to listeners only once its
-commit is durable). `mixed`: two more pages exchange realtime items at 500/s in all (250/s
-each, 64 bytes) while `--pages` pages flood updates, then again with no updates: the items'
-latency from send to receipt (p50, p99) in both, and the update rate.
+commit is durable), and the host's CPU time per update (which the machine's other load
+changes less than the rate). `--limit NAME=VALUE` (repeated) is passed on to the host, to
+compare settings in one run; with `--turns` the host runs under `bench/loop_turns.py`, and
+the CPU time of its event loop's busy turns is printed too (what a realtime item arriving
+during one waits for, whatever else runs on the machine). `mixed`: two more pages exchange
+realtime items at 500/s in all (250/s each, 64 bytes) while `--pages` pages flood updates,
+then again with no updates: the items' latency from send to receipt (p50, p99) in both, and
+the update rate.
 """
 
 from __future__ import annotations
@@ -155,20 +160,29 @@ def run_parallel(url: str) -> None:
 # -- host cases: pages flooding updates, with and without realtime traffic --------------
 
 
-def serve(store: str | None, members: list[str], folder: str
-          ) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """A `webxdc-rt serve` process with raised update limits; its invite links."""
+def serve(store: str | None, members: list[str], folder: str, limits: list[str],
+          turns: bool) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """A `webxdc-rt serve` process with raised update limits (its loop's turns measured if
+    `turns`: see `host_turns`); its invite links."""
+    command = ([str(Path(__file__).parent / "loop_turns.py")] if turns
+               else ["-m", "webxdc_rt"])
     process = subprocess.Popen(
-        [sys.executable, "-m", "webxdc_rt", "serve", str(example_path()), "--members",
+        [sys.executable, *command, "serve", str(example_path()), "--members",
          ",".join(members), "--port", "0", "--json", "--data-dir", folder,
          *([] if store is None else ["--store", store]),
          "--chat", f"bench {uuid.uuid4().hex[:8]}", "--limit", "updates.interval_ms=1",
          "--limit", "updates.burst=1000000", "--limit", "control_per_s=1000000",
-         "--limit", "control_burst=1000000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+         "--limit", "control_burst=1000000",
+         *(arg for limit in limits for arg in ("--limit", limit))],
+        stdout=subprocess.PIPE, stderr=(Path(folder) / "stderr").open("w"), text=True)
     assert process.stdout is not None
     lines = [json.loads(process.stdout.readline()) for _ in members]
     return process, {line["member"]: line["url"] for line in lines}
+
+
+UNANSWERED_PER_PAGE = 64
+"""Updates a flooding page sends ahead of what the listening page received: enough to keep
+the host's window full, and a bound on what is left to deliver once the measure ends."""
 
 
 async def flood(urls: dict[str, str], senders: list[str], seconds: float) -> tuple[float, int]:
@@ -176,22 +190,31 @@ async def flood(urls: dict[str, str], senders: list[str], seconds: float) -> tup
     warming up); the updates per second a listening page received, and errors the senders
     were sent."""
     observer = await connect(urls["observer"])
-    received = 0
+    received = sent_total = 0
+    progress = asyncio.Event()
 
     def count(update: object) -> None:
         nonlocal received
         received += 1
+        progress.set()
 
     await observer.set_update_listener(count)
     peers = [await connect(urls[name]) for name in senders]
     stopped = False
 
+    ahead = UNANSWERED_PER_PAGE * len(senders)
+
     async def send(peer: object) -> None:
+        nonlocal sent_total
         sent = 0
         while not stopped:
+            while sent_total - received >= ahead and not stopped:
+                progress.clear()
+                await progress.wait()
             for _ in range(32):
                 peer.send_update({"payload": sent})  # type: ignore[attr-defined]
                 sent += 1
+            sent_total += 32
             await peer.drain()  # type: ignore[attr-defined]
 
     tasks = [asyncio.ensure_future(send(peer)) for peer in peers]
@@ -200,6 +223,7 @@ async def flood(urls: dict[str, str], senders: list[str], seconds: float) -> tup
     await asyncio.sleep(seconds)
     rate = (received - start_count) / (time.perf_counter() - started)
     stopped = True
+    progress.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     errors = sum(len(peer.errors) for peer in peers)
     for peer in (*peers, observer):
@@ -257,20 +281,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def host_case(case: str, store: str | None, pages: int, seconds: float) -> None:
+def host_turns(process: subprocess.Popen[str], folder: str) -> str:
+    """Stop the host; what `bench/loop_turns.py` said of its loop's turns, if it ran it."""
+    process.send_signal(signal.SIGTERM)
+    process.wait()
+    lines = (Path(folder) / "stderr").read_text().splitlines()
+    return next((line for line in reversed(lines) if line.startswith("loop turns")), "")
+
+
+def host_case(case: str, store: str | None, pages: int, seconds: float,
+              limits: list[str], turns: bool) -> None:
     """Run the `burst` or `mixed` case against a fresh host and print its figures."""
     senders = [f"sender{n}" for n in range(pages)]
     name = "postgresql" if store else "sqlite"
     with tempfile.TemporaryDirectory() as folder:
-        process, urls = serve(store, [*senders, "observer", "rt0", "rt1"], folder)
+        process, urls = serve(store, [*senders, "observer", "rt0", "rt1"], folder, limits,
+                              turns)
         try:
             if case == "burst":
                 cpu, started = cpu_seconds(process.pid), time.perf_counter()
                 rate, errors = asyncio.run(flood(urls, senders, seconds))
                 share = (cpu_seconds(process.pid) - cpu) / (time.perf_counter() - started)
                 print(f"{name:10} burst: {pages} pages flooding  {rate:9.0f} durable "
-                      f"updates/s  ({errors} refused; the host used {share:.0%} of a core)")
+                      f"updates/s  ({errors} refused; the host used {share:.0%} of a core, "
+                      f"{share / rate * 1e6:.0f} µs per update) {' '.join(limits)}")
                 return
+            print(f"{name:10} mixed: {' '.join(limits)}")
             quiet = asyncio.run(realtime_latency(urls, seconds))
             results: multiprocessing.Queue[tuple[float, int]] = multiprocessing.Queue()
             flooder = multiprocessing.Process(target=flood_process,
@@ -288,8 +324,9 @@ def host_case(case: str, store: str | None, pages: int, seconds: float) -> None:
                       f"({len(values)} items)")
             print(f"{name:10} mixed: {rate:9.0f} durable updates/s meanwhile ({errors} refused)")
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait()
+            measured = host_turns(process, folder)
+            if measured:
+                print(f"{name:10} {case}: host {measured}")
 
 
 def main() -> None:
@@ -302,9 +339,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--case", choices=("calls", "burst", "mixed"), default="calls")
     parser.add_argument("--pages", type=int, default=16, help="pages flooding updates")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="a limit for the host of the burst and mixed cases")
+    parser.add_argument("--turns", action="store_true", help="measure the host's event "
+                        "loop turns (burst and mixed cases)")
     args = parser.parse_args()
     if args.case != "calls":
-        host_case(args.case, args.store, args.pages, args.seconds)
+        host_case(args.case, args.store, args.pages, args.seconds, args.limit, args.turns)
         return
     if args.store is None:
         parser.error("the calls case needs --store")

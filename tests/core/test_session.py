@@ -20,6 +20,7 @@ from webxdc_rt.core.session import (
     POLICY_VIOLATION,
     REFUSED,
     TRANSITIONS,
+    AwaitCommit,
     Close,
     Discard,
     Event,
@@ -234,6 +235,58 @@ def test_updates_are_validated_then_stored_and_their_rate_is_per_page():
     assert sent(second.receive_text(update, 0.0))[0]["code"] == "update-rate"
 
 
+UPDATE = '{"type":"update-send","update":{"payload":1}}'
+
+
+def test_updates_go_to_the_store_in_a_window_and_the_full_window_stops_the_reading():
+    session = new_session(updates=UpdateLimits(max_in_flight_per_socket=3, interval_ms=1))
+    kinds = [[type(e) for e in session.receive_text(UPDATE, 0.0)] for _ in range(3)]
+    assert kinds == [[StoreUpdate], [StoreUpdate], [StoreUpdate, AwaitCommit]]
+    assert session.updates_in_flight == 3
+    (oldest,) = [e for e in session.receive_text(UPDATE, 0.0) if isinstance(e, StoreUpdate)]
+    assert session.update_stored(oldest, 1) == ()  # the sender hears of it as a listener
+    assert session.updates_in_flight == 3  # one stored, the fourth in flight
+    assert session.storage_failed(oldest, STORE_DOWN) != ()
+    assert session.updates_in_flight == 2
+    assert [type(e) for e in session.receive_text(UPDATE, 0.0)] == [StoreUpdate, AwaitCommit]
+
+
+def test_a_window_of_one_waits_for_each_commit():
+    session = new_session(updates=UpdateLimits(max_in_flight_per_socket=1, interval_ms=1))
+    for _ in range(3):
+        store, wait = session.receive_text(UPDATE, 0.0)
+        assert isinstance(store, StoreUpdate) and wait == AwaitCommit(1)
+        session.update_stored(store, 1)
+    assert session.updates_in_flight == 0
+
+
+def test_a_listener_started_with_updates_in_flight_waits_for_all_of_them():
+    session = new_session(updates=UpdateLimits(max_in_flight_per_socket=8, interval_ms=1))
+    listen = '{"type":"update-listen","listen":4,"serial":0}'
+    assert session.receive_text(listen, 0.0) == (Replay(4, 0),)
+    session.receive_text(UPDATE, 0.0)
+    session.receive_text(UPDATE, 0.0)
+    assert session.receive_text(listen, 0.0) == (AwaitCommit(1), Replay(4, 0))
+
+
+def test_an_update_the_store_failed_to_keep_is_told_to_its_sender_and_frees_its_place():
+    session = new_session(updates=UpdateLimits(max_in_flight_per_socket=2))
+    (store,) = session.receive_text(UPDATE, 0.0)
+    answer = session.storage_failed(store, STORE_DOWN)
+    assert sent(answer) == [{"type": "error", "code": "storage-failed",
+                             "message": "the store is down"}]
+    assert session.updates_in_flight == 0 and session.state is State.OPEN
+    assert session.rules.counts.refused["storage-failed"] == 1
+
+
+def test_a_refused_update_takes_no_place_in_the_window():
+    session = new_session(updates=UpdateLimits(max_in_flight_per_socket=1, burst=1,
+                                               interval_ms=60_000))
+    session.receive_text(UPDATE, 0.0)
+    assert sent(session.receive_text(UPDATE, 0.0))[0]["code"] == "update-rate"
+    assert session.updates_in_flight == 1
+
+
 def test_update_listening_is_replayed_and_paced_per_page():
     session = new_session(updates=UpdateLimits(listens_per_s=1.0, listens_burst=1))
     listen = '{"type":"update-listen","listen":4,"serial":17}'
@@ -315,6 +368,7 @@ def test_a_stored_update_is_answered_to_its_sender_only_when_it_named_it():
     (unnamed,) = session.receive_text('{"type":"update-send","update":{"payload":2}}', 0.0)
     assert isinstance(unnamed, StoreUpdate) and unnamed.id is None
     assert session.update_stored(unnamed, 8) == ()
+    assert session.updates_in_flight == 0  # answered or not, each freed its place
 
 
 def test_an_update_the_store_failed_to_keep_is_an_error_and_the_link_stays():

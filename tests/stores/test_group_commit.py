@@ -184,3 +184,62 @@ async def test_an_update_id_is_stored_once_per_app_copy_and_member(backend, stor
     reopened = stores()
     assert await reopened.commit_update(APP, "alice", Update("1"), told.append, "u2") == named
     assert len(told) == 5
+
+
+class TurnLog:
+    """What listeners are told, with "turn" written where the event loop took a turn in
+    between (a callback scheduled at the first telling after a turn runs then)."""
+
+    def __init__(self) -> None:
+        self.entries: list[object] = []
+        self._turn_pending = False
+
+    def tell(self, serial: int) -> None:
+        self.entries.append(serial)
+        if not self._turn_pending:
+            self._turn_pending = True
+            asyncio.get_running_loop().call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._turn_pending = False
+        self.entries.append("turn")
+
+
+async def test_a_big_group_is_told_over_several_turns_of_the_loop_in_serial_order(
+        backend, stores):
+    store = stores(StoreLimits(connect_timeout_s=2, reconnect_max_s=0.2, told_per_turn=4))
+    log = TurnLog()
+    with backend.hold_commits():
+        first = asyncio.ensure_future(store.commit_update(APP, "m", Update("0"), log.tell))
+        await eventually(lambda: store.commits.committing == 1)
+        rest = [asyncio.ensure_future(store.commit_update(APP, "m", Update(str(n)),
+                                                          log.tell))
+                for n in range(1, 11)]
+        await eventually(lambda: store.commits.waiting == 10)
+    serials = await asyncio.gather(first, *rest)
+    await eventually(lambda: log.entries[-1] == "turn")
+    assert store.commits.groups == 2 and serials == sorted(serials)
+    assert log.entries == [serials[0], "turn", *serials[1:5], "turn", *serials[5:9], "turn",
+                           *serials[9:], "turn"]
+
+
+async def test_updates_of_a_group_stored_already_are_not_told_nor_counted_as_told(
+        backend, stores):
+    store = stores(StoreLimits(connect_timeout_s=2, reconnect_max_s=0.2, told_per_turn=2))
+    log = TurnLog()
+    earlier = await store.commit_update(APP, "m", Update('"a"'), log.tell, "a")
+    await eventually(lambda: log.entries == [earlier, "turn"])
+    log.entries.clear()
+    with backend.hold_commits():
+        first = asyncio.ensure_future(store.commit_update(APP, "m", Update("0"), log.tell))
+        await eventually(lambda: store.commits.committing == 1)
+        rest = [asyncio.ensure_future(store.commit_update(APP, "m", Update(f'"{name}"'),
+                                                          log.tell, name))
+                for name in ("b", "a", "c", "b", "d")]
+        await eventually(lambda: store.commits.waiting == 5)
+    held, b, a, c, b_again, d = await asyncio.gather(first, *rest)
+    await eventually(lambda: log.entries[-1] == "turn")
+    assert a == earlier and b_again == b and b < c < d
+    assert log.entries == [held, "turn", b, c, "turn", d, "turn"]
+    assert [s.update.payload_json for s in store.updates_after(APP, 0, 100)] == [
+        '"a"', "0", '"b"', '"c"', '"d"']

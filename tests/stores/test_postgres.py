@@ -90,6 +90,29 @@ def test_updates_messages_and_notifications_round_trip(postgres_server):
     other.close()
 
 
+async def test_a_group_of_updates_and_messages_commits_in_the_order_asked(postgres_server):
+    store = PostgresStore(postgres_server.url)
+    pages = store.share(store.load_registry(), "chat", ["alice", "bob"], "Poll", "/poll.xdc")
+    app_id, chat_id = pages[0].app.id, pages[0].app.chat_id
+    bob_addr = pages[1].self_addr
+    told: list[int] = []
+    sent = [Update(str(n), info="i\0" if n == 2 else None,
+                   notify={bob_addr: f"hey {n}", "k\0": "x"} if n % 2 else None)
+            for n in range(6)]
+    ids = await asyncio.gather(
+        *(store.commit_update(app_id, "m1", update, told.append) for update in sent[:3]),
+        store.commit_chat_message(chat_id, app_id, "alice", "hi", None, None),
+        *(store.commit_update(app_id, "m1", update, told.append) for update in sent[3:]))
+    serials = [*ids[:3], *ids[4:]]
+    assert serials == sorted(serials) == told  # serials rise in the order asked
+    assert store.commits.groups <= 2  # the first alone, the rest waited for it together
+    assert [u.update for u in store.updates_after(app_id, 0, 10)] == sent
+    notes = store.notifications("m2", {app_id: bob_addr}, 10)
+    assert [(n.serial, n.text) for n in notes] == [(serials[n], f"hey {n}") for n in (1, 3, 5)]
+    assert [m.id for m in store.chat_messages(chat_id)[0]] == [ids[3]]
+    store.close()
+
+
 def test_concurrent_appends_commit_in_serial_order(postgres_server):
     # Each reader that sees serial n has seen every serial below n of that app copy: what
     # lets processes send updates as they read them back, none skipped.

@@ -113,6 +113,11 @@ class UpdateLimits:
     """Backlog bytes loaded from storage at a time for one listener (at least one update)."""
     max_backlogs_per_page: int = 2
     """Backlogs streamed to one page at once; more listeners wait their turn."""
+    max_in_flight_per_socket: int = 32
+    """Updates one socket of a page may have waiting for their commit; while that many
+    wait, nothing more is read from it (1: each update waits for its commit before the
+    next is read). More in flight make bigger groups per commit, so more durable updates
+    per second; each waits with its payload (at most `max_payload_bytes`)."""
 
     def __post_init__(self) -> None:
         require_positive(self)

@@ -5,9 +5,10 @@ page's realtime channel when it is opened. The I/O shell feeds it what arrives (
 frame, a binary frame, the time) and what happens to the link (cut off as too slow, lost,
 closed by the host), and carries out the effects it returns, in order: send a control
 message, publish an item, start or stop listening to the channel, forget the items waiting
-for it (after a leave), pause reading, store an update, replay updates, store or list chat
-messages, close. What came of an effect on the store goes back in too (`message_stored`,
-`messages_listed`, `storage_failed`), and the session says what to answer: every rule of
+for it (after a leave), pause reading, store an update, wait for updates in flight, replay
+updates, store or list chat messages, close. What came of an effect on the store goes back
+in too (`update_stored`, `message_stored`, `messages_listed`, `storage_failed`), and the
+session says what to answer: every rule of
 the connection, and every text it is sent, is here or in the rule modules it calls
 (`wire`, `realtime`, `updates`, `messages`, `budget`); the shell decides nothing.
 
@@ -21,6 +22,15 @@ is a bug in the host and raises `SessionStateError` naming the state and the eve
     open, joined ──host closes (refusal cap, shutdown)──▶ leaving
     open, joined ──receiver too slow──▶ cut off
     every state but closed ──link lost──▶ closed
+
+Status updates are committed in a window: a `StoreUpdate` does not stop the reading, and up
+to `UpdateLimits.max_in_flight_per_socket` of a connection's updates wait for their commit
+at once; the one that fills the window comes with `AwaitCommit`, and nothing more is read
+until the oldest is committed. A listener started by the same connection waits for all of
+them (`AwaitCommit(1)`), so its backlog holds every update the page sent before it. The
+shell hands the updates to the store in the order they came (so one app copy's serials
+follow the order each page sent them in) and tells the session what came of each, in that
+order (`update_stored`, `storage_failed`), which frees its place.
 """
 
 from __future__ import annotations
@@ -42,7 +52,8 @@ from .updates import Update, UpdateError, validate_update
 
 __all__ = [
     "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",
-    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "Hold", "StoreUpdate", "Replay",
+    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "Hold", "StoreUpdate",
+    "AwaitCommit", "Replay",
     "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect", "StorageEffect",
     "POLICY_VIOLATION", "INTERNAL_ERROR",
 ]
@@ -176,11 +187,21 @@ class Hold:
 
 @dataclass(frozen=True, slots=True)
 class StoreUpdate:
-    """Store a valid status update, then send it to every listener of the app copy; one
-    with an `id` its member stored already in the app copy is neither stored nor sent."""
+    """Hand a valid status update to the store, after those before it, and read on: once
+    committed it is sent to every listener of the app copy; one with an `id` its member
+    stored already in the app copy is neither stored nor sent. What came of it goes back to
+    the session (`update_stored` or `storage_failed`), in the order the updates came."""
 
     update: Update
     id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitCommit:
+    """Read nothing more until fewer than `below` of the connection's updates are in flight
+    (committed or failed): its window is full, or what comes next must see them stored."""
+
+    below: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,9 +252,10 @@ class Receipt:
 
 
 _DISCARD = Discard()
+_AWAIT_ALL_COMMITS = AwaitCommit(1)
 
-Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | Hold | StoreUpdate | Replay
-          | StoreMessage | ListMessages | Discard | Receipt | Close)
+Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | Hold | StoreUpdate | AwaitCommit
+          | Replay | StoreMessage | ListMessages | Discard | Receipt | Close)
 
 StorageEffect = StoreUpdate | Replay | StoreMessage | ListMessages
 """The effects on the store: what came of each goes back to the session."""
@@ -254,8 +276,8 @@ class SessionRules:
 class Session:
     """One connection's protocol state and rules (see the module docstring)."""
 
-    __slots__ = ("hub", "conn", "budget", "rules", "state", "_errors", "_paced",
-                 "_host_ms_offset")
+    __slots__ = ("hub", "conn", "budget", "rules", "state", "updates_in_flight", "_errors",
+                 "_paced", "_host_ms_offset")
 
     def __init__(self, hub: RealtimeHub, conn: Connection, budget: PageBudget,
                  rules: SessionRules) -> None:
@@ -265,6 +287,8 @@ class Session:
         """The page's allowance, shared with its other connections."""
         self.rules = rules
         self.state = State.OPEN
+        self.updates_in_flight = 0
+        """Updates handed to the store whose outcome was not told back yet."""
         self._errors = 0
         self._paced: set[str] = set()  # budgets pacing this connection now
         self._host_ms_offset = 0.0  # the host's clock in ms, less `now` in ms
@@ -360,8 +384,10 @@ class Session:
     # -- what came of the effects on the store ---------------------------------------------
 
     def update_stored(self, effect: StoreUpdate, serial: int) -> tuple[Effect, ...]:
-        """The update of `effect` is stored under `serial` (now, or before under its id):
-        a sender that named it is told so."""
+        """The update of `effect` is stored under `serial` (now, or before under its id;
+        its listeners, the sender's own included, were sent it then): its place in the
+        window is free, and a sender that named it is told so."""
+        self.updates_in_flight -= 1
         if effect.id is None:
             return ()
         return (Send(wire.encode_update_stored(effect.id, serial)),)
@@ -390,6 +416,7 @@ class Session:
             return (Send(wire.encode_reply(effect.request_id, refusal)),)
         notice = Send(wire.encode_error(*refusal))
         if isinstance(effect, StoreUpdate):
+            self.updates_in_flight -= 1
             return (notice,)
         # A replay that failed: the page would wait for its backlog forever. It is told why
         # and disconnected (out of its channel first), and reconnects to listen again.
@@ -416,11 +443,18 @@ class Session:
                 return (_DISCARD, Unsubscribe(self.conn.topic))
             return (_DISCARD,)
         if isinstance(message, wire.UpdateSend):
-            return (self._update(message, now),)
+            store = self._update(message, now)
+            self.updates_in_flight += 1
+            window = self.rules.updates.max_in_flight_per_socket
+            if self.updates_in_flight >= window:
+                return (store, AwaitCommit(window))
+            return (store,)
         if isinstance(message, wire.UpdateListen):
             wait = self.budget.listens.charge(1, now)  # paced: a reload loop waits its turn
-            replay = Replay(message.listen, message.serial)
-            return (Pause(wait), replay) if wait > 0 else (replay,)
+            replay: tuple[Effect, ...] = (Replay(message.listen, message.serial),)
+            if self.updates_in_flight:
+                replay = (_AWAIT_ALL_COMMITS, *replay)
+            return (Pause(wait), *replay) if wait > 0 else replay
         if isinstance(message, wire.SendToChat):
             return (self._chat_message(message, now),)
         return (ListMessages(message.id, message.before),)

@@ -3,12 +3,13 @@ the sockets. What is valid and what a page may send is decided before, by the se
 the rules (`core.session`, `core.updates`, `core.messages`); storage itself is the store's
 (`stores`).
 
-Updates and chat messages are committed off the event loop, in groups (`stores.commits`):
-the sender's socket waits for its commit (it reads nothing more meanwhile), the others go
-on. Once the commit is durable, the store tells the feed of each update in serial order,
-and the feed sends it to the listeners then: so nothing is sent that is not stored, and
-every listener sees one order, the serial order. A store with more writes waiting than
-`store.max_waiting_writes` refuses at once (`storage-busy`).
+Updates and chat messages are committed off the event loop, in groups (`stores.commits`): a
+socket's updates wait for their commit in a window (`updates.max_in_flight_per_socket`; the
+session says when the socket must wait for the oldest), a chat message's socket waits for
+its commit, and the others go on. Once the commit is durable, the store tells the feed of
+each update in serial order, and the feed sends it to the listeners then: so nothing is
+sent that is not stored, and every listener sees one order, the serial order. A store with
+more writes waiting than `store.max_waiting_writes` refuses at once (`storage-busy`).
 
 Each socket may run one update listener at a time (the page's `setUpdateListener`). Starting
 one streams the backlog after the requested serial in chunks, then registers the listener

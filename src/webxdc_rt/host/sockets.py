@@ -26,10 +26,11 @@ from aiohttp import WSMsgType, web
 from ..core.budget import PageBudget
 from ..core.delivery import DropCount
 from ..core.fanout import Broker, Published
-from ..core.frames import binary_frame_parts
+from ..core.frames import binary_frame_parts, encode_text_frame
 from ..core.realtime import RealtimeHub, deliver_bare
 from ..core.session import (
     INTERNAL_ERROR,
+    AwaitCommit,
     Close,
     Discard,
     Effect,
@@ -42,7 +43,6 @@ from ..core.session import (
     Send,
     Session,
     SessionRules,
-    StorageEffect,
     StoreMessage,
     StoreUpdate,
     Subscribe,
@@ -65,7 +65,7 @@ __all__ = ["Sockets", "SocketShell"]
 
 log = logging.getLogger(__name__)
 
-_STORAGE = (StoreUpdate, Replay, StoreMessage, ListMessages)
+_STORAGE = (Replay, StoreMessage, ListMessages)  # awaited; updates are handed over
 
 
 class Sockets:
@@ -254,7 +254,7 @@ class SocketShell:
     loop inlines its case of a frame that is one realtime item and nothing else."""
 
     __slots__ = ("sockets", "ws", "page", "session", "sink", "feed_socket", "handler",
-                 "heartbeat")
+                 "heartbeat", "commits", "window")
 
     def __init__(self, sockets: Sockets, ws: web.WebSocketResponse, page: Page,
                  session: Session, sink: Outbound, feed_socket: FeedSocket,
@@ -268,6 +268,12 @@ class SocketShell:
         self.handler = handler
         """The task reading it, cancelled at shutdown if it is pausing a paced page."""
         self.heartbeat = heartbeat
+        self.commits: collections.deque[tuple[StoreUpdate, asyncio.Task[int]]] = \
+            collections.deque()
+        """The updates handed to the store whose outcome the session was not told yet, in
+        the order they came."""
+        self.window: asyncio.Future[None] | None = None
+        """Resolved when an update in flight ended, while the reading waits (`AwaitCommit`)."""
 
     async def run(self) -> None:
         """Greet the page, then read until either side closes; contain a bug in the host
@@ -354,6 +360,13 @@ class SocketShell:
             elif isinstance(effect, Close):
                 await sink.close(effect.code, effect.reason)
                 return False
+            elif isinstance(effect, StoreUpdate):
+                self._hand_over(effect)
+                # One update of a page per turn of the loop: a burst read at once is taken
+                # in among what else waits (realtime items), not all in one turn.
+                await asyncio.sleep(0)
+            elif isinstance(effect, AwaitCommit):
+                await self._fewer_in_flight(effect.below)
             elif isinstance(effect, _STORAGE):
                 if not await self.carry_out(await self._store(effect)):
                     return False
@@ -405,15 +418,49 @@ class SocketShell:
         else:
             raise TypeError(f"{type(effect).__name__} cannot be carried out without waiting")
 
-    async def _store(self, effect: StorageEffect) -> tuple[Effect, ...]:
+    def _hand_over(self, effect: StoreUpdate) -> None:
+        """Hand an update to the store and read on. The task is started now and so joins
+        the store's queue after the updates handed over before it."""
+        task = asyncio.ensure_future(self.sockets.feed.store_update(
+            self.feed_socket, effect.update, effect.id))
+        self.commits.append((effect, task))
+        task.add_done_callback(self._commit_ended)
+
+    def _commit_ended(self, _task: asyncio.Task[int]) -> None:
+        """Tell the session what came of the updates whose commit ended, oldest first (a
+        later one never goes before an earlier one still in flight), and write its answers
+        after what was written before; then wake the reading if it waits for room."""
+        commits, session = self.commits, self.session
+        while commits and commits[0][1].done():
+            effect, task = commits.popleft()
+            error = _commit_error(task)
+            if error is None:
+                self.sockets.stats.updates_appended += 1
+                answer = session.update_stored(effect, task.result())
+            else:
+                answer = session.storage_failed(effect, error)
+            for sent in answer:
+                if isinstance(sent, Send):
+                    frame = encode_text_frame(sent.text)
+                    self.sink.write((frame,), len(frame))
+                else:
+                    self._now(sent)
+        window = self.window
+        if window is not None and not window.done():
+            window.set_result(None)  # the reading checks whether it may go on
+
+    async def _fewer_in_flight(self, below: int) -> None:
+        """Wait until fewer than `below` of this socket's updates are in flight."""
+        while self.session.updates_in_flight >= below:
+            self.window = asyncio.get_running_loop().create_future()
+            await self.window
+
+    async def _store(self, effect: Replay | StoreMessage | ListMessages
+                     ) -> tuple[Effect, ...]:
         """Carry out an effect on the store; the session's answer to what came of it."""
         feed, sock, stats, session = (self.sockets.feed, self.feed_socket, self.sockets.stats,
                                       self.session)
         try:
-            if isinstance(effect, StoreUpdate):
-                serial = await feed.store_update(sock, effect.update, effect.id)
-                stats.updates_appended += 1
-                return session.update_stored(effect, serial)
             if isinstance(effect, Replay):
                 await feed.listen(sock, effect.listen, effect.after_serial)
                 return ()
@@ -425,6 +472,18 @@ class SocketShell:
             return session.messages_listed(effect, messages, more)
         except StorageFailed as exc:
             return session.storage_failed(effect, exc)
+
+
+def _commit_error(task: asyncio.Task[int]) -> StorageFailed | None:
+    """Why the commit `task` ran did not keep its update; None if it did."""
+    if task.cancelled():  # the host stopped before the store committed it
+        return StorageFailed("the host stopped before this update was stored; it was not "
+                             "sent")
+    error = task.exception()
+    if error is None or isinstance(error, StorageFailed):
+        return error
+    log.error("storing an update failed: %s", http_guard.describe_exception(error))
+    return StorageFailed("the host could not store this update; it was not sent")
 
 
 def _message_buffer(ws: web.WebSocketResponse) -> Any:

@@ -114,11 +114,15 @@ class StoreLimits:
     the pages never costs more memory than this."""
     max_group_writes: int = 1024
     """Writes committed together at most (one transaction, one fsync)."""
+    told_per_turn: int = 16
+    """Committed writes told (their listeners sent them, their senders answered) in one
+    turn of the event loop; a bigger group is told over several turns, with what arrived
+    meanwhile (realtime items) handled in between."""
 
     def __post_init__(self) -> None:
         require_positive(self, "connect_timeout_s", "statement_timeout_s", "reconnect_max_s",
                          below=3600)
-        require_positive(self, "max_waiting_writes", "max_group_writes")
+        require_positive(self, "max_waiting_writes", "max_group_writes", "told_per_turn")
 
 
 StoreErrorCode = Literal["failed", "unavailable", "full", "damaged", "busy", "read-only",

@@ -11,10 +11,12 @@ the same error and nothing of the group was kept.
 What a backend does is `commit(writes) -> ids` (one transaction; the serial or id of each
 write, in order, `AlreadyStored` for an update whose name was stored already), awaited: the
 SQLite store runs it on its writer thread, the PostgreSQL store on an asynchronous
-connection. Once a group is durable, the committed callbacks of its
-updates are called on the event loop in serial order before any of their senders resumes,
-so the order in which listeners are told is the serial order. An update found already
-stored is not told again: its sender is given the stored serial.
+connection. Once a group is durable, the committed callbacks of its updates are called on
+the event loop in serial order, each before its sender resumes, so the order in which
+listeners are told is the serial order. They are called `StoreLimits.told_per_turn` at a
+time, one turn of the event loop each: telling a group of a thousand writes at once would
+hold every socket's realtime items up for as long. An update found already stored is not
+told again (nor counted among those told): its sender is given the stored serial.
 """
 
 from __future__ import annotations
@@ -114,11 +116,20 @@ class GroupCommit:
             self.committing = 0
         self.groups += 1
         self.writes += len(group)
-        for waiting, written in zip(group, ids, strict=True):
+        per_turn, told = self._limits.told_per_turn, 0
+        for index, (waiting, written) in enumerate(zip(group, ids, strict=True)):
             if isinstance(written, AlreadyStored):
                 if not waiting.future.done():
                     waiting.future.set_result(int(written))
                 continue
+            if told and not told % per_turn:
+                try:
+                    await asyncio.sleep(0)  # what else waits for the loop goes first
+                except asyncio.CancelledError:
+                    for rest in group[index:]:  # stored, but nobody is left to tell
+                        rest.future.cancel()
+                    raise
+            told += 1
             if self._reported is not None:
                 self._reported(waiting.write, written)
             if waiting.committed is not None:
