@@ -5,9 +5,11 @@ Redis's clock, takes the debt and grants a share (`core.shares.take`, the same a
 The hash expires once it would have refilled, so a page nobody uses costs nothing.
 
 Requests go over a connection of their own, kept open by `link.keep_link`, answered in the
-order sent. While Redis is unreachable (or answers with an error) every request is answered
-at once from a pool in this process (`core.shares.take` on local state): each process then
-gives a page its whole allowance, as without shared budgets (fail open), and says so once.
+order sent. While Redis is unreachable (or answers with an error, or leaves a request
+unanswered for `budget_answer_timeout_s`, after which the connection is dropped and made
+again) every request is answered at once from a pool in this process (`core.shares.take`
+on local state): each process then gives a page its whole allowance, as without shared
+budgets (fail open), and says so once.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class RedisShares:
         self._local: dict[tuple[str, str], Pool] = {}
         self._failing_open = False
         self._task: asyncio.Task[None] | None = None
+        self._answers = 0  # replies read on the connection, to tell progress
+        self._watch: asyncio.TimerHandle | None = None  # checks the oldest request's age
 
     async def start(self) -> None:
         """Connect (in the background from then on); return once the first attempt
@@ -116,6 +120,27 @@ class RedisShares:
         link.transport.write(command("EVAL", POOL_SCRIPT, "1",
                                      pool_key(self.address.db, key), *args))
         self._waiting.append(share)
+        if self._watch is None:
+            self._watch_answers(link)
+
+    def _watch_answers(self, link: Link) -> None:
+        """Drop `link` if no request is answered on it within the timeout while some wait:
+        a Redis that accepts requests and never answers them (stopped, overloaded) would
+        otherwise hold every page's socket and refuse its updates for as long as it lasts,
+        where one that refuses connections fails open."""
+        answers = self._answers
+        timeout = self.limits.budget_answer_timeout_s
+
+        def check() -> None:
+            self._watch = None
+            if link is not self.link or not self._waiting:
+                return
+            if self._answers == answers:
+                link.drop(f"no answer to a budget request within {timeout:g} s")
+            else:
+                self._watch_answers(link)
+
+        self._watch = asyncio.get_running_loop().call_later(timeout, check)
 
     def _answer_here(self, share: Shared | None, key: str, request: Request) -> None:
         """Fail open: apply `request` to this process's own pool of the page."""
@@ -141,6 +166,7 @@ class RedisShares:
 
     def on_reply(self, reply: Any) -> None:
         """The answer to the oldest request in flight."""
+        self._answers += 1
         share = self._waiting.popleft() if self._waiting else None
         if share is None:
             return
@@ -175,6 +201,9 @@ class RedisShares:
         self._answer_waiting()
 
     def _answer_waiting(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         waiting, self._waiting = self._waiting, collections.deque()
         for share in waiting:
             if share is not None:
