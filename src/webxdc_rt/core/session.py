@@ -359,9 +359,14 @@ class Session:
 
     # -- what came of the effects on the store ---------------------------------------------
 
-    def update_stored(self, effect: StoreUpdate, serial: int) -> tuple[Effect, ...]:
-        """The update of `effect` is stored under `serial` (now, or before under its id):
-        a sender that named it is told so."""
+    def update_stored(self, effect: StoreUpdate, serial: int,
+                      before: bool = False) -> tuple[Effect, ...]:
+        """The update of `effect` is stored under `serial` (now, or `before` under its id):
+        a sender that named it is told so. A resend found stored before stored nothing and
+        sent nothing, so it gives back what it took of the page's update allowance: a page
+        resending what a lost link left unanswered keeps its allowance for new updates."""
+        if before:
+            self.budget.updates.refund(1)
         if effect.id is None:
             return ()
         return (Send(wire.encode_update_stored(effect.id, serial)),)

@@ -52,6 +52,7 @@ from ..core.shares import ShareSource, shared_page_budget, shares_of
 from ..core.stats import HostStats
 from ..core.wire import ITEM_HEADER_BYTES
 from ..model.chats import Page
+from ..stores.api import AlreadyStored
 from . import http_guard
 from .feed import FeedSocket, StorageFailed, UpdateFeed
 from .hooks import ItemRoute
@@ -413,7 +414,8 @@ class SocketShell:
             if isinstance(effect, StoreUpdate):
                 serial = await feed.store_update(sock, effect.update, effect.id)
                 stats.updates_appended += 1
-                return session.update_stored(effect, serial)
+                return session.update_stored(effect, int(serial),
+                                             isinstance(serial, AlreadyStored))
             if isinstance(effect, Replay):
                 await feed.listen(sock, effect.listen, effect.after_serial)
                 return ()

@@ -117,7 +117,8 @@ class GroupCommit:
         for waiting, written in zip(group, ids, strict=True):
             if isinstance(written, AlreadyStored):
                 if not waiting.future.done():
-                    waiting.future.set_result(int(written))
+                    waiting.future.set_result(written)  # still AlreadyStored: the
+                    # sender's allowance is given back (`core.session.update_stored`)
                 continue
             if self._reported is not None:
                 self._reported(waiting.write, written)
