@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -282,6 +283,7 @@ class Peer:
     async def _supervise(self) -> None:
         """Watch the link; when it is lost, dial again (with `reconnect`) and tell the new
         link what the peer is: joined, listening, its updates not confirmed stored."""
+        quick, opened_at = 0, time.monotonic()  # quick: links in a row lost soon after
         while (link := self._link) is not None:
             await link.ended()
             if self._closing:
@@ -292,9 +294,13 @@ class Peer:
                 self._finish("the link to the host was lost")
                 return
             self._link_lost(link.close_code)
+            # A link lost soon after it opened goes on with the waits of the one before.
+            up_s = time.monotonic() - opened_at
+            quick = quick + 1 if up_s < self._reconnect.max_delay_s else 0
             try:
                 opened, attempt = await redial(self._url, self._reconnect,
-                                               self._options.timeout)
+                                               self._options.timeout, quick)
+                opened_at = time.monotonic()
             except (InviteRefused, LinkLost) as exc:
                 self.error = exc
                 self._finish(str(exc))
