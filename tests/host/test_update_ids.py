@@ -136,7 +136,8 @@ async def test_ids_are_per_member_and_an_update_without_one_is_not_answered(host
         await session.close()
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 65, "a b", "é", "a.b", 7, ["a"], True])
+@pytest.mark.parametrize("bad", ["", "x" * 65, "a b", "é", "a.b", 7, ["a"], True, "a\n",
+                                 "\u0430", "\uff41", "a\u200b"])
 async def test_a_bad_id_is_refused_naming_the_field_and_nothing_else_is_lost(hosts, bad):
     live = await hosts()
     live.share(["alice"])
