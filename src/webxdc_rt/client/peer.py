@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -26,7 +25,7 @@ from .link import (
 )
 from .listening import UpdateListener, UpdateListening
 from .outbox import UnstoredUpdates
-from .reconnect import LinkEvent, LinkEvents, LinkState, Reconnect, redial
+from .reconnect import Backoff, LinkEvent, LinkEvents, LinkState, Reconnect, redial
 from .sendqueue import PeerStats
 
 __all__ = ["Peer", "connect"]
@@ -281,9 +280,8 @@ class Peer:
                 pass  # a second hello, or a reply to a request this peer does not make
 
     async def _supervise(self) -> None:
-        """Watch the link; when it is lost, dial again (with `reconnect`) and tell the new
-        link what the peer is: joined, listening, its updates not confirmed stored."""
-        quick, opened_at = 0, time.monotonic()  # quick: links in a row lost soon after
+        """Watch the link; once lost, redial and tell the new link what the peer is."""
+        backoff = Backoff()  # the waits grow on across links lost soon after they opened
         while (link := self._link) is not None:
             await link.ended()
             if self._closing:
@@ -294,13 +292,9 @@ class Peer:
                 self._finish("the link to the host was lost")
                 return
             self._link_lost(link.close_code)
-            # A link lost soon after it opened goes on with the waits of the one before.
-            up_s = time.monotonic() - opened_at
-            quick = quick + 1 if up_s < self._reconnect.max_delay_s else 0
             try:
                 opened, attempt = await redial(self._url, self._reconnect,
-                                               self._options.timeout, quick)
-                opened_at = time.monotonic()
+                                               self._options.timeout, backoff)
             except (InviteRefused, LinkLost) as exc:
                 self.error = exc
                 self._finish(str(exc))

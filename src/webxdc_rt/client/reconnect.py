@@ -15,8 +15,8 @@ from ..core.errors import Refusal
 from .errors import InviteRefused, LinkLost
 from .link import Opened, open_socket
 
-__all__ = ["DEFAULT_MAX_UNSTORED_UPDATE_BYTES", "LinkEvent", "LinkState", "LinkEvents",
-           "Reconnect", "redial"]
+__all__ = ["DEFAULT_MAX_UNSTORED_UPDATE_BYTES", "Backoff", "LinkEvent", "LinkState",
+           "LinkEvents", "Reconnect", "redial"]
 
 log = logging.getLogger(__name__.rpartition(".")[0])
 
@@ -144,14 +144,33 @@ class LinkEvents:
                     return
 
 
+class Backoff:
+    """How far a peer's waits have grown across its lost links: a link lost less than
+    `Reconnect.max_delay_s` after it opened goes on from the waits that opened it."""
+
+    __slots__ = ("quick", "opened_at")
+
+    def __init__(self) -> None:
+        self.quick = 0
+        """Links in a row lost soon after they opened."""
+        self.opened_at = time.monotonic()
+
+    def lost(self, policy: Reconnect) -> int:
+        """A link was lost now: how many times the first wait is doubled."""
+        soon = time.monotonic() - self.opened_at < policy.max_delay_s
+        self.quick = self.quick + 1 if soon else 0
+        return self.quick
+
+
 async def redial(url: str, policy: Reconnect, timeout: float,
-                 grown: int = 0) -> tuple[Opened, int]:
-    """Dial invite link `url` again, waiting `policy.delays()` (the first doubled `grown`
-    times) before each attempt; the socket opened and which attempt it was. Raises
+                 backoff: Backoff | None = None) -> tuple[Opened, int]:
+    """Dial invite link `url` again, waiting `policy.delays()` (grown on by `backoff`)
+    before each attempt; the socket opened and which attempt it was. Raises
     InviteRefused as soon as the host refuses the invite, LinkLost when the policy gives
     up."""
     lost_at = time.monotonic()
     attempt = 0
+    grown = 0 if backoff is None else backoff.lost(policy)
     for delay in policy.delays(grown=grown):
         attempt += 1
         if (policy.give_up_after_s is not None
@@ -159,11 +178,15 @@ async def redial(url: str, policy: Reconnect, timeout: float,
             break
         await asyncio.sleep(delay)
         try:
-            return await open_socket(url, timeout), attempt
+            opened = await open_socket(url, timeout)
         except InviteRefused:
             raise
         except (ConnectionError, TimeoutError, OSError) as exc:
             log.info("reconnecting: attempt %d failed: %s", attempt, exc)
+            continue
+        if backoff is not None:
+            backoff.opened_at = time.monotonic()
+        return opened, attempt
     raise LinkLost(f"gave up reconnecting after {attempt} attempts in "
                    f"{time.monotonic() - lost_at:.1f} s (Reconnect.max_attempts "
                    f"{policy.max_attempts}, give_up_after_s {policy.give_up_after_s})")
