@@ -228,7 +228,8 @@ def test_limits_are_checked_together_whatever_their_order():
      "--limit realtime.send_bytes_burst=1000: send_bytes_burst must be at least "
      "max_payload_bytes"),
     ("realtime.max_payload_bytes=2000000",
-     "--limit: max_frame_bytes must exceed realtime.max_payload_bytes"),
+     "--limit: max_frame_bytes must exceed realtime.max_payload_bytes plus the 8-byte "
+     "stamp of an item"),
 ])
 def test_bad_limit_values_are_refused_with_the_settings_reason(assignment, message):
     with pytest.raises(UsageError) as refused:

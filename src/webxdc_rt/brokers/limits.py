@@ -42,12 +42,17 @@ class BrokerLimits:
     of the page's allowance, waiting for Redis to answer the request for more (should Redis
     be slow, one more item is read after this wait, and the next wait is this much
     longer)."""
+    budget_answer_timeout_s: float = 1.0
+    """How long a request to a page's pool in Redis may go unanswered before Redis counts
+    as unreachable for budgets: the connection is dropped, and until Redis answers again
+    each process gives a page its whole allowance (fail open), as when Redis refuses
+    connections."""
 
     def __post_init__(self) -> None:
         require_positive(self, "max_queued_bytes", "connect_timeout_s", "reconnect_min_s",
                          "reconnect_max_s")
         require_non_negative(self, "join_wait_s")
-        require_positive(self, "budget_share", "budget_hold_s")
+        require_positive(self, "budget_share", "budget_hold_s", "budget_answer_timeout_s")
         if self.budget_share > 1:
             raise ValueError(f"budget_share must be at most 1, got {self.budget_share!r}")
         if self.reconnect_max_s < self.reconnect_min_s:

@@ -25,7 +25,7 @@ from .link import (
 )
 from .listening import UpdateListener, UpdateListening
 from .outbox import UnstoredUpdates
-from .reconnect import LinkEvent, LinkEvents, LinkState, Reconnect, redial
+from .reconnect import Backoff, LinkEvent, LinkEvents, LinkState, Reconnect, redial
 from .sendqueue import PeerStats
 
 __all__ = ["Peer", "connect"]
@@ -280,8 +280,8 @@ class Peer:
                 pass  # a second hello, or a reply to a request this peer does not make
 
     async def _supervise(self) -> None:
-        """Watch the link; when it is lost, dial again (with `reconnect`) and tell the new
-        link what the peer is: joined, listening, its updates not confirmed stored."""
+        """Watch the link; once lost, redial and tell the new link what the peer is."""
+        backoff = Backoff()  # the waits grow on across links lost soon after they opened
         while (link := self._link) is not None:
             await link.ended()
             if self._closing:
@@ -294,7 +294,7 @@ class Peer:
             self._link_lost(link.close_code)
             try:
                 opened, attempt = await redial(self._url, self._reconnect,
-                                               self._options.timeout)
+                                               self._options.timeout, backoff)
             except (InviteRefused, LinkLost) as exc:
                 self.error = exc
                 self._finish(str(exc))

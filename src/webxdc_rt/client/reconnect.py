@@ -15,8 +15,8 @@ from ..core.errors import Refusal
 from .errors import InviteRefused, LinkLost
 from .link import Opened, open_socket
 
-__all__ = ["DEFAULT_MAX_UNSTORED_UPDATE_BYTES", "LinkEvent", "LinkState", "LinkEvents",
-           "Reconnect", "redial"]
+__all__ = ["DEFAULT_MAX_UNSTORED_UPDATE_BYTES", "Backoff", "LinkEvent", "LinkState",
+           "LinkEvents", "Reconnect", "redial"]
 
 log = logging.getLogger(__name__.rpartition(".")[0])
 
@@ -32,9 +32,12 @@ class Reconnect:
     The first attempt waits `first_delay_s`; each further one waits twice as long as the
     one before, up to `max_delay_s`; each wait is shortened by a random fraction of up to
     `jitter` of it, so that many peers cut off together do not all come back in the same
-    instant. It tries for ever unless `max_attempts` (attempts per lost link) or
-    `give_up_after_s` (seconds since the link was lost) says otherwise; then the peer ends
-    with `LinkLost`."""
+    instant. A link lost less than `max_delay_s` after it opened (a host that closes every
+    link at once) does not start the waits again: they go on from where the last lost link
+    left them, so such a host is not dialled ten times a second, and sent every update
+    not confirmed stored each time, for ever. It tries for ever unless `max_attempts`
+    (attempts per lost link) or `give_up_after_s` (seconds since the link was lost) says
+    otherwise; then the peer ends with `LinkLost`."""
 
     first_delay_s: float = 0.1
     """Wait before the first attempt after a link was lost."""
@@ -61,10 +64,11 @@ class Reconnect:
         if self.max_unstored_update_bytes < 1:
             raise ValueError("Reconnect.max_unstored_update_bytes must be positive")
 
-    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
-        """The waits before each attempt, jittered: as many as `max_attempts` allows."""
+    def delays(self, rng: random.Random | None = None, grown: int = 0) -> Iterator[float]:
+        """The waits before each attempt, jittered: as many as `max_attempts` allows; the
+        first doubled `grown` times (up to `max_delay_s`)."""
         draw = (rng or random).random
-        delay = self.first_delay_s
+        delay = min(self.first_delay_s * 2.0 ** min(grown, 64), self.max_delay_s)
         attempt = 0
         while self.max_attempts is None or attempt < self.max_attempts:
             attempt += 1
@@ -140,24 +144,49 @@ class LinkEvents:
                     return
 
 
-async def redial(url: str, policy: Reconnect, timeout: float) -> tuple[Opened, int]:
-    """Dial invite link `url` again, waiting `policy.delays()` before each attempt; the
-    socket opened and which attempt it was. Raises InviteRefused as soon as the host
-    refuses the invite, LinkLost when the policy gives up."""
+class Backoff:
+    """How far a peer's waits have grown across its lost links: a link lost less than
+    `Reconnect.max_delay_s` after it opened goes on from the waits that opened it."""
+
+    __slots__ = ("quick", "opened_at")
+
+    def __init__(self) -> None:
+        self.quick = 0
+        """Links in a row lost soon after they opened."""
+        self.opened_at = time.monotonic()
+
+    def lost(self, policy: Reconnect) -> int:
+        """A link was lost now: how many times the first wait is doubled."""
+        soon = time.monotonic() - self.opened_at < policy.max_delay_s
+        self.quick = self.quick + 1 if soon else 0
+        return self.quick
+
+
+async def redial(url: str, policy: Reconnect, timeout: float,
+                 backoff: Backoff | None = None) -> tuple[Opened, int]:
+    """Dial invite link `url` again, waiting `policy.delays()` (grown on by `backoff`)
+    before each attempt; the socket opened and which attempt it was. Raises
+    InviteRefused as soon as the host refuses the invite, LinkLost when the policy gives
+    up."""
     lost_at = time.monotonic()
     attempt = 0
-    for delay in policy.delays():
+    grown = 0 if backoff is None else backoff.lost(policy)
+    for delay in policy.delays(grown=grown):
         attempt += 1
         if (policy.give_up_after_s is not None
                 and time.monotonic() + delay - lost_at > policy.give_up_after_s):
             break
         await asyncio.sleep(delay)
         try:
-            return await open_socket(url, timeout), attempt
+            opened = await open_socket(url, timeout)
         except InviteRefused:
             raise
         except (ConnectionError, TimeoutError, OSError) as exc:
             log.info("reconnecting: attempt %d failed: %s", attempt, exc)
+            continue
+        if backoff is not None:
+            backoff.opened_at = time.monotonic()
+        return opened, attempt
     raise LinkLost(f"gave up reconnecting after {attempt} attempts in "
                    f"{time.monotonic() - lost_at:.1f} s (Reconnect.max_attempts "
                    f"{policy.max_attempts}, give_up_after_s {policy.give_up_after_s})")

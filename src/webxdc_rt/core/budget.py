@@ -56,6 +56,11 @@ class TokenBucket:
         self._tokens -= amount
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    def refund(self, amount: float) -> None:
+        """Give back `amount` taken for something that turned out to cost nothing (never
+        above the burst)."""
+        self._tokens = min(self.burst, self._tokens + amount)
+
 
 class SendBudget:
     """What a page may send into its realtime channel: items and bytes, each a token

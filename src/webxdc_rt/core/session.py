@@ -383,11 +383,17 @@ class Session:
 
     # -- what came of the effects on the store ---------------------------------------------
 
-    def update_stored(self, effect: StoreUpdate, serial: int) -> tuple[Effect, ...]:
-        """The update of `effect` is stored under `serial` (now, or before under its id;
+    def update_stored(self, effect: StoreUpdate, serial: int,
+                      before: bool = False) -> tuple[Effect, ...]:
+        """The update of `effect` is stored under `serial` (now, or `before` under its id;
         its listeners, the sender's own included, were sent it then): its place in the
-        window is free, and a sender that named it is told so."""
+        window is free, and a sender that named it is told so. A resend found stored before
+        stored nothing and sent nothing, so it gives back what it took of the page's update
+        allowance: a page resending what a lost link left unanswered keeps its allowance
+        for new updates."""
         self.updates_in_flight -= 1
+        if before:
+            self.budget.updates.refund(1)
         if effect.id is None:
             return ()
         return (Send(wire.encode_update_stored(effect.id, serial)),)

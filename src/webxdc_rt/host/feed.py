@@ -136,7 +136,8 @@ class UpdateFeed:
         """Store a valid update from `sock`, then send it to every listener of the app
         copy, the sender's own included; return its serial once it is stored and sent.
         One whose `update_id` the page's member stored already in this app copy is
-        neither stored nor sent again: the serial it has is returned. Raises
+        neither stored nor sent again: the serial it has is returned, as
+        `stores.api.AlreadyStored`. Raises
         `StorageFailed` if it could not be kept (then nobody was sent it), `StorageBusy`
         if too many writes wait for the store."""
         page = sock.page

@@ -58,7 +58,8 @@ class HostSettings:
     over it closes the page's connection idle the longest; if none of them is idle, it is
     refused (503) and its connection closed."""
     max_frame_bytes: int = 1 * MiB
-    """Largest WebSocket message read; a longer one closes the connection (code 1009)."""
+    """Bound on a WebSocket message read: one of this size or longer closes the connection
+    (code 1009). Above `realtime.max_payload_bytes` plus an item's 8-byte stamp."""
     max_outbound_bytes: int = 16 * MiB
     """Bytes of frames that are never dropped (status updates, chat messages, control
     frames) waiting to be written to one connection; more and it is cut off as too slow.
@@ -124,8 +125,10 @@ class HostSettings:
     simulator's dashboard); none by default."""
 
     def __post_init__(self) -> None:
-        if self.max_frame_bytes <= self.realtime.max_payload_bytes:
-            raise ValueError("max_frame_bytes must exceed realtime.max_payload_bytes")
+        # Items of the bridge and the Python peer carry their stamp before the payload.
+        if self.max_frame_bytes <= self.realtime.max_payload_bytes + wire.ITEM_HEADER_BYTES:
+            raise ValueError(f"max_frame_bytes must exceed realtime.max_payload_bytes plus "
+                             f"the {wire.ITEM_HEADER_BYTES}-byte stamp of an item")
         require_positive(self, "max_connections", "max_connections_per_page", "listen_backlog",
                          "max_http_connections_per_page", "max_session_cookies",
                          "max_outbound_bytes", "max_protocol_errors", "control_per_s",

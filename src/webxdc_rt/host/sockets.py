@@ -52,6 +52,7 @@ from ..core.shares import ShareSource, shared_page_budget, shares_of
 from ..core.stats import HostStats
 from ..core.wire import ITEM_HEADER_BYTES
 from ..model.chats import Page
+from ..stores.api import AlreadyStored
 from . import http_guard
 from .feed import FeedSocket, StorageFailed, UpdateFeed
 from .hooks import ItemRoute
@@ -435,8 +436,11 @@ class SocketShell:
             effect, task = commits.popleft()
             error = _commit_error(task)
             if error is None:
-                self.sockets.stats.updates_appended += 1
-                answer = session.update_stored(effect, task.result())
+                serial = task.result()
+                before = isinstance(serial, AlreadyStored)
+                if not before:
+                    self.sockets.stats.updates_appended += 1
+                answer = session.update_stored(effect, int(serial), before)
             else:
                 answer = session.storage_failed(effect, error)
             for sent in answer:

@@ -120,7 +120,8 @@ class GroupCommit:
         for index, (waiting, written) in enumerate(zip(group, ids, strict=True)):
             if isinstance(written, AlreadyStored):
                 if not waiting.future.done():
-                    waiting.future.set_result(int(written))
+                    waiting.future.set_result(written)  # still AlreadyStored: the
+                    # sender's allowance is given back (`core.session.update_stored`)
                 continue
             if told and not told % per_turn:
                 try:

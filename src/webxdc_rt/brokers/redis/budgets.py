@@ -5,8 +5,9 @@ Redis's clock, takes the debt and grants a share (`core.shares.take`, the same a
 The hash expires once it would have refilled, so a page nobody uses costs nothing.
 
 Requests go over a connection of their own (`PoolLink`), kept open by `link.keep_link`,
-answered in the order sent. While Redis is unreachable (or answers with an error) every
-request is answered at once from a pool in this process (`LocalPools`, `core.shares.take` on
+answered in the order sent. While Redis is unreachable (or answers with an error, or leaves
+a request unanswered for `budget_answer_timeout_s`, after which the connection is dropped
+and made again) every request is answered at once from a pool in this process (`LocalPools`, `core.shares.take` on
 local state): each process then gives a page its whole allowance, as without shared budgets
 (fail open), and says so once. A request is kept as sent (`Pending`) until it is answered,
 so one whose connection broke is answered here with the debt it carried. On a Redis Cluster
@@ -152,9 +153,12 @@ class PoolLink:
 
     def __init__(self, db: int, refused: Callable[[Pending, Any], None],
                  unanswered: Callable[[list[Pending], bool], None],
-                 up: Callable[[], None]) -> None:
+                 up: Callable[[], None], answer_timeout_s: float) -> None:
         self.db = db
+        self.answer_timeout_s = answer_timeout_s
         self.link: Link | None = None
+        self._answers = 0
+        self._watch: asyncio.TimerHandle | None = None
         self._refused = refused
         self._unanswered = unanswered
         self._up = up
@@ -177,10 +181,31 @@ class PoolLink:
             self._waiting.append(None)
         link.transport.write(pending.script_call(self.db))
         self._waiting.append(pending)
+        if self._watch is None:
+            self._watch_answers(link)
         return True
+
+    def _watch_answers(self, link: Link) -> None:
+        """Drop `link` if no request is answered on it within the timeout while some wait:
+        a Redis that accepts requests and never answers them (stopped, overloaded) would
+        otherwise hold every page's socket and refuse its updates for as long as it lasts,
+        where one that refuses connections fails open."""
+        answers, timeout = self._answers, self.answer_timeout_s
+
+        def check() -> None:
+            self._watch = None
+            if link is not self.link or not self._waiting:
+                return
+            if self._answers == answers:
+                link.drop(f"no answer to a budget request within {timeout:g} s")
+            else:
+                self._watch_answers(link)
+
+        self._watch = asyncio.get_running_loop().call_later(timeout, check)
 
     def on_reply(self, reply: Any) -> None:
         """The answer to the oldest request in flight."""
+        self._answers += 1
         pending = self._waiting.popleft() if self._waiting else None
         if pending is None:
             return
@@ -211,6 +236,9 @@ class PoolLink:
         self._drain(False)
 
     def _drain(self, broke: bool) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         waiting, self._waiting = self._waiting, collections.deque()
         self._unanswered([pending for pending in waiting if pending is not None], broke)
 
@@ -224,7 +252,7 @@ class RedisShares:
         self.limits = limits
         self.local = LocalPools(address)
         self.pools = PoolLink(address.db, self._refused, self._unanswered,
-                              self.local.recovered)
+                              self.local.recovered, limits.budget_answer_timeout_s)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

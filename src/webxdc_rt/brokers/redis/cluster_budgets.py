@@ -78,7 +78,8 @@ class RedisClusterShares:
         starting: list[asyncio.Future[None]] = []
         for node in learned.nodes - set(self._pools):
             pools = self._pools[node] = PoolLink(self.address.db, self._refused,
-                                                 self._unanswered, self._up)
+                                                 self._unanswered, self._up,
+                                                 self.limits.budget_answer_timeout_s)
             first: asyncio.Future[None] = loop.create_future()
             starting.append(first)
             self._tasks[node] = loop.create_task(keep_link(
