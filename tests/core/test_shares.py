@@ -3,13 +3,20 @@ several processes, with a pool that answers when the test says (no I/O)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from webxdc_rt.core.budget import PageBudget
+from webxdc_rt.core.limits import ChatLimits, RealtimeLimits, UpdateLimits
+from webxdc_rt.core.realtime import RealtimeHub
+from webxdc_rt.core.session import HoldMessage, Send, Session, SessionRules, StoreUpdate
 from webxdc_rt.core.shares import (
     Pool,
     Shared,
     SharedSendBudget,
     SharedTokenBucket,
+    shared_page_budget,
     take,
 )
 
@@ -130,9 +137,9 @@ def test_a_pool_in_debt_makes_every_process_wait_until_time_repaid_it():
 def test_given_back_tokens_go_to_the_other_process():
     pools = Pools(eager=True)
     first = SharedTokenBucket("page", "updates", pools, rate=0.01, burst=10,
-                              share_fraction=0.5, now=0.0)
+                              share_fraction=0.5, hold_s=0.05, now=0.0)
     second = SharedTokenBucket("page", "updates", pools, rate=0.01, burst=10,
-                               share_fraction=0.5, now=0.0)
+                               share_fraction=0.5, hold_s=0.05, now=0.0)
     first.wake()
     second.wake()
     assert first.try_take(1, now=0.0)
@@ -146,6 +153,46 @@ def test_given_back_tokens_go_to_the_other_process():
 def test_refused_bucket_takes_nothing_past_the_pool():
     pools = Pools(eager=True)
     buckets = [SharedTokenBucket("page", "chat", pools, rate=0.01, burst=10,
-                                 share_fraction=0.2, now=0.0) for _ in range(2)]
+                                 share_fraction=0.2, hold_s=0.05, now=0.0) for _ in range(2)]
     taken = sum(bucket.try_take(1, now=0.0) for _ in range(20) for bucket in buckets)
     assert taken == 10
+
+
+
+UPDATE = '{"type":"update-send","update":{"payload":1}}'
+
+
+def shared_session(pools: Pools, burst: int) -> Session:
+    """A session whose page's status updates (a burst of `burst`, no refill to speak of)
+    are spent from shares of `pools`, its first shares granted."""
+    hub = RealtimeHub(RealtimeLimits(), node_id="here")
+    updates = UpdateLimits(interval_ms=100_000, burst=burst)
+    budget = shared_page_budget("page", pools, 0.1, 0.05, PageBudget.fresh(
+        hub.limits, updates, ChatLimits(), 100.0, 200, now=0.0), now=0.0)
+    pools.answer()
+    conn = hub.open("topic", "sink", 0.0, budget.realtime)
+    return Session(hub, conn, budget, SessionRules(updates, ChatLimits(), 32))
+
+
+def test_an_update_that_finds_the_share_spent_waits_for_the_pool_rather_than_be_refused():
+    # A burst read faster than the pool answers: the page is within its allowance, so the
+    # update waits for the answer and is handed back, not refused.
+    pools = Pools()
+    session = shared_session(pools, burst=20)  # shares of 2
+    first, second, third = (session.receive_text(UPDATE, 0.0) for _ in range(3))
+    assert [type(first[0]), type(second[0])] == [StoreUpdate, StoreUpdate]
+    (hold,) = third
+    assert isinstance(hold, HoldMessage) and hold.share is session.budget.updates
+    pools.answer()
+    assert [type(effect) for effect in session.retry(hold.message, 0.0)] == [StoreUpdate]
+
+
+def test_a_held_update_is_refused_once_the_pool_has_nothing_more():
+    pools = Pools()
+    session = shared_session(pools, burst=1)  # the whole burst is the first share
+    assert type(session.receive_text(UPDATE, 0.0)[0]) is StoreUpdate
+    (hold,) = session.receive_text(UPDATE, 0.0)
+    assert isinstance(hold, HoldMessage)
+    pools.answer()  # nothing left to grant
+    (error,) = session.retry(hold.message, 0.0)
+    assert isinstance(error, Send) and json.loads(error.text)["code"] == "update-rate"

@@ -40,20 +40,20 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from . import realtime, wire
-from .budget import PageBudget
+from .budget import PageBudget, TokenBucket
 from .errors import Refusal, SessionStateError
 from .fanout import Published
-from .limits import ChatLimits, UpdateLimits
+from .limits import ChatLimits, RealtimeLimits, UpdateLimits
 from .messages import ChatMessageDraft, validate_message
 from .realtime import AlreadyJoined, Connection, NotJoined, RealtimeHub
-from .shares import SharedSendBudget
+from .shares import SharedSendBudget, SharedTokenBucket
 from .stats import SessionCounts
 from .updates import Update, UpdateError, validate_update
 
 __all__ = [
     "State", "Event", "TRANSITIONS", "REFUSED", "IGNORED", "SessionRules", "Session",
-    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "Hold", "StoreUpdate",
-    "AwaitCommit", "Replay",
+    "Send", "Publish", "Subscribe", "Unsubscribe", "Pause", "Hold", "HoldMessage",
+    "StoreUpdate", "AwaitCommit", "Replay",
     "StoreMessage", "ListMessages", "Close", "Discard", "Receipt", "Effect", "StorageEffect",
     "POLICY_VIOLATION", "INTERNAL_ERROR",
 ]
@@ -186,6 +186,15 @@ class Hold:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldMessage:
+    """As `Hold`, then `Session.retry(message)`: not refused while the pool is asked."""
+
+    seconds: float
+    share: SharedTokenBucket
+    message: wire.UpdateSend | wire.SendToChat
+
+
+@dataclass(frozen=True, slots=True)
 class StoreUpdate:
     """Hand a valid status update to the store, after those before it, and read on: once
     committed it is sent to every listener of the app copy; one with an `id` its member
@@ -254,8 +263,8 @@ class Receipt:
 _DISCARD = Discard()
 _AWAIT_ALL_COMMITS = AwaitCommit(1)
 
-Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | Hold | StoreUpdate | AwaitCommit
-          | Replay | StoreMessage | ListMessages | Discard | Receipt | Close)
+Effect = (Send | Publish | Subscribe | Unsubscribe | Pause | Hold | HoldMessage | StoreUpdate
+          | AwaitCommit | Replay | StoreMessage | ListMessages | Discard | Receipt | Close)
 
 StorageEffect = StoreUpdate | Replay | StoreMessage | ListMessages
 """The effects on the store: what came of each goes back to the session."""
@@ -322,7 +331,7 @@ class Session:
                 if isinstance(budget, SharedSendBudget) and budget.holding:
                     return (publish, Hold(wait, budget))  # not over: not told it is slowed
             if wait > 0 or self._paced:
-                return (publish, *self._pace("items", wait, self._items_text()))
+                return (publish, *self._pace("items", wait, _items_text(self.hub.limits)))
             return (publish,)
         try:
             self._event(Event.ITEM)  # refused while open; ignored while going away
@@ -330,10 +339,21 @@ class Session:
             return self._refused(exc)
         return ()
 
+    def retry(self, message: wire.UpdateSend | wire.SendToChat,
+              now: float) -> tuple[Effect, ...]:
+        """The message of a `HoldMessage` once the pool answered: refused this time if
+        the share is still spent (its control budget was charged when it arrived)."""
+        if self._event(Event.CONTROL, check_only=True) is not None:
+            return ()  # the connection is going away
+        try:
+            return self._on_message(message, now, may_hold=False)
+        except Refusal as exc:
+            return self._refused(exc)
+
     def held(self, share: SharedSendBudget, now: float) -> tuple[Effect, ...]:
         """A `Hold` is over (the pool answered, or it ran out): the page is paced, and told
         so, if the answer showed it over its allowance, before another item is read."""
-        return self._pace("items", share.over(now), self._items_text())
+        return self._pace("items", share.over(now), _items_text(self.hub.limits))
 
     def receive_text(self, text: str, now: float) -> tuple[Effect, ...]:
         """A text frame: one control message."""
@@ -349,13 +369,12 @@ class Session:
         # (so that `joined` is written before anything else is), then paced. Reports of
         # what was read have their own budget: a fast reader sends many.
         if type(message) is wire.Received:
-            wait = self.budget.receipts.charge(1, now)
-            budget, text_of = "receipts", self._receipts_text
+            budget, what, bucket = "receipts", "'received' reports", self.budget.receipts
         else:
-            wait = self.budget.control.charge(1, now)
-            budget, text_of = "control", self._control_text
+            budget, what, bucket = "control", "control messages", self.budget.control
+        wait = bucket.charge(1, now)
         if wait > 0 or budget in self._paced:
-            effects = (*effects, *self._pace(budget, wait, text_of()))
+            effects = (*effects, *self._pace(budget, wait, _slowed_text(what, bucket)))
         return effects
 
     # -- what happens to the link ------------------------------------------------------
@@ -434,7 +453,8 @@ class Session:
 
     # -- rules -----------------------------------------------------------------------------
 
-    def _on_message(self, message: wire.ClientMessage, now: float) -> tuple[Effect, ...]:
+    def _on_message(self, message: wire.ClientMessage, now: float,
+                    may_hold: bool = True) -> tuple[Effect, ...]:
         if isinstance(message, wire.Join):
             self._event(Event.JOIN)
             first = self.hub.join(self.conn)
@@ -449,7 +469,9 @@ class Session:
                 return (_DISCARD, Unsubscribe(self.conn.topic))
             return (_DISCARD,)
         if isinstance(message, wire.UpdateSend):
-            store = self._update(message, now)
+            store = self._update(message, now, may_hold)
+            if isinstance(store, HoldMessage):
+                return (store,)
             self.updates_in_flight += 1
             window = self.rules.updates.max_in_flight_per_socket
             if self.updates_in_flight >= window:
@@ -462,19 +484,24 @@ class Session:
                 replay = (_AWAIT_ALL_COMMITS, *replay)
             return (Pause(wait), *replay) if wait > 0 else replay
         if isinstance(message, wire.SendToChat):
-            return (self._chat_message(message, now),)
+            return (self._chat_message(message, now, may_hold),)
         return (ListMessages(message.id, message.before),)
 
-    def _update(self, message: wire.UpdateSend, now: float) -> StoreUpdate:
+    def _update(self, message: wire.UpdateSend, now: float,
+                may_hold: bool) -> StoreUpdate | HoldMessage:
         update = validate_update(message.update, self.rules.updates)
         if not self.budget.updates.try_take(1, now):
+            held = _held(self.budget.updates, message, may_hold)
+            if held is not None:
+                return held
             limits = self.rules.updates
             raise UpdateError(f"updates sent faster than one per {limits.interval_ms} ms "
                               f"(after a burst of {limits.burst}): this one was refused",
                               "update-rate")
         return StoreUpdate(update, message.id)
 
-    def _chat_message(self, request: wire.SendToChat, now: float) -> Effect:
+    def _chat_message(self, request: wire.SendToChat, now: float,
+                      may_hold: bool = True) -> Effect:
         """A sendToChat is answered by its own reply, ok or not, and never counts toward
         the refused-request cap: an app that hits its quota is told so, once."""
         limits, budget = self.rules.chat, self.budget
@@ -489,6 +516,9 @@ class Session:
                 request.id, "chat-quota", f"this page has stored {stored} bytes of chat "
                 f"messages; the limit is {limits.max_stored_bytes} bytes")
         if not budget.chat.try_take(1, now):
+            held = _held(budget.chat, request, may_hold)
+            if held is not None:
+                return held
             return self._refused_message(
                 request.id, "chat-rate", f"messages posted faster than "
                 f"{limits.messages_per_s:g} per second (after {limits.messages_burst} at "
@@ -523,21 +553,6 @@ class Session:
         self.rules.counts.rate_limited[budget] += 1
         return (Send(wire.encode_error("rate-limited", text)), Pause(wait))
 
-    def _items_text(self) -> str:
-        limits = self.hub.limits
-        return (f"sending faster than {limits.send_items_per_s:g} items/s or "
-                f"{limits.send_bytes_per_s:g} bytes/s: reading from this page is slowed")
-
-    def _receipts_text(self) -> str:
-        receipts = self.budget.receipts
-        return (f"sending 'received' reports faster than {receipts.rate:g}/s (after "
-                f"{receipts.burst:g} at once): reading from this page is slowed")
-
-    def _control_text(self) -> str:
-        control = self.budget.control
-        return (f"sending control messages faster than {control.rate:g}/s (after "
-                f"{control.burst:g} at once): reading from this page is slowed")
-
     # -- the table -------------------------------------------------------------------------
 
     def _event(self, event: Event, check_only: bool = False) -> Event | None:
@@ -559,3 +574,21 @@ class Session:
 
     def _leave_channel(self) -> tuple[Effect, ...]:
         return (Unsubscribe(self.conn.topic),) if self.hub.close(self.conn) else ()
+
+
+def _held(bucket: TokenBucket, message: wire.UpdateSend | wire.SendToChat,
+          may_hold: bool) -> HoldMessage | None:
+    """`message` held for its page's pool, if `bucket` is a share asking for more."""
+    if may_hold and isinstance(bucket, SharedTokenBucket) and bucket.asking:
+        return HoldMessage(bucket.hold_s, bucket, message)
+    return None
+
+
+def _items_text(limits: RealtimeLimits) -> str:
+    return (f"sending faster than {limits.send_items_per_s:g} items/s or "
+            f"{limits.send_bytes_per_s:g} bytes/s: reading from this page is slowed")
+
+
+def _slowed_text(what: str, bucket: TokenBucket) -> str:
+    return (f"sending {what} faster than {bucket.rate:g}/s (after {bucket.burst:g} at "
+            "once): reading from this page is slowed")

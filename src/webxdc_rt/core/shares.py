@@ -214,20 +214,38 @@ class SharedSendBudget(SendBudget):
 
 class SharedTokenBucket(TokenBucket):
     """A page's bucket of one kind (`TokenBucket`: status updates, chat messages) spent
-    from a share of its pool under the name `field`."""
+    from a share of its pool under the name `field`. A request that finds the share spent
+    while more is being asked for (`asking`) may wait for the answer (`when_answered`, at
+    most `hold_s`) rather than be refused: the page is not over its allowance as far as
+    anyone knows."""
 
-    __slots__ = ("key", "field", "source", "share", "_asking", "_until")
+    __slots__ = ("key", "field", "source", "share", "hold_s", "_asking", "_until",
+                 "_answered")
 
     def __init__(self, key: str, field: str, source: ShareSource, rate: float,
-                 burst: float, share_fraction: float, now: float) -> None:
+                 burst: float, share_fraction: float, hold_s: float, now: float) -> None:
         super().__init__(rate, burst, now)
         self.key = key
         self.field = field
         self.source = source
         self.share = max(1.0, burst * share_fraction)
+        self.hold_s = hold_s
         self._tokens = 0.0
         self._asking = False
         self._until = now
+        self._answered: list[Callable[[], None]] = []
+
+    @property
+    def asking(self) -> bool:
+        """A request for more of the pool is in flight."""
+        return self._asking
+
+    def when_answered(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the request in flight is answered (now if none is)."""
+        if self._asking:
+            self._answered.append(callback)
+        else:
+            callback()
 
     def _ask_if_low(self) -> None:
         if self._tokens < self.share / 2 and not self._asking:
@@ -268,6 +286,9 @@ class SharedTokenBucket(TokenBucket):
         self._tokens += grants[0]
         self._until = now + max(0.0, -balances[0] / self.rate)
         self._asking = False
+        answered, self._answered = self._answered, []
+        for callback in answered:
+            callback()
 
     def release(self) -> Request:
         """Give back what is held."""
@@ -294,9 +315,9 @@ def shared_page_budget(key: str, source: ShareSource, share_fraction: float, hol
                                   realtime.bytes_per_s, realtime.bytes_burst, share_fraction,
                                   hold_s, now),
         updates=SharedTokenBucket(key, "updates", source, budget.updates.rate,
-                                  budget.updates.burst, share_fraction, now),
+                                  budget.updates.burst, share_fraction, hold_s, now),
         chat=SharedTokenBucket(key, "chat", source, budget.chat.rate, budget.chat.burst,
-                               share_fraction, now))
+                               share_fraction, hold_s, now))
     for share in shares_of(shared):
         share.wake()
     return shared

@@ -35,6 +35,7 @@ from ..core.session import (
     Discard,
     Effect,
     Hold,
+    HoldMessage,
     ListMessages,
     Pause,
     Publish,
@@ -358,6 +359,11 @@ class SocketShell:
                 await _answer_of(effect)
                 if not await self.carry_out(self.session.held(effect.share, time.monotonic())):
                     return False
+            elif isinstance(effect, HoldMessage):
+                await _answer_of(effect)
+                if not await self.carry_out(self.session.retry(effect.message,
+                                                               time.monotonic())):
+                    return False
             elif isinstance(effect, Close):
                 await sink.close(effect.code, effect.reason)
                 return False
@@ -509,7 +515,7 @@ def _ask_socket_buffers(transport: asyncio.Transport, receive: int, send: int) -
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send)
 
 
-async def _answer_of(hold: Hold) -> None:
+async def _answer_of(hold: Hold | HoldMessage) -> None:
     """Wait until the pool answered the request of `hold`'s share, or for its seconds."""
     answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 

@@ -7,11 +7,12 @@ The hash expires once it would have refilled, so a page nobody uses costs nothin
 Requests go over a connection of their own (`PoolLink`), kept open by `link.keep_link`,
 answered in the order sent. While Redis is unreachable (or answers with an error, or leaves
 a request unanswered for `budget_answer_timeout_s`, after which the connection is dropped
-and made again) every request is answered at once from a pool in this process (`LocalPools`, `core.shares.take` on
-local state): each process then gives a page its whole allowance, as without shared budgets
-(fail open), and says so once. A request is kept as sent (`Pending`) until it is answered,
-so one whose connection broke is answered here with the debt it carried. On a Redis Cluster
-the requests of each page go to the primary of its key's slot (`cluster_budgets`).
+and made again) every request is answered at once from a pool in this process
+(`LocalPools`, `core.shares.take` on local state): each process then gives a page its
+whole allowance, as without shared budgets (fail open), and says so once. A request is
+kept as sent (`Pending`) until it is answered, so one whose connection broke is answered
+here with the debt it carried. On a Redis Cluster the requests of each page go to the
+primary of its key's slot (`cluster_budgets`).
 """
 
 from __future__ import annotations
