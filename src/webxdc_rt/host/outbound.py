@@ -34,7 +34,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from ..core.delivery import DropCount, ItemQueue, ReceiveWindow
 from ..core.fanout import Published
-from ..core.frames import text_frame_size
+from ..core.frames import Frame, text_frame_size
 from ..core.limits import DeliveryLimits
 
 __all__ = ["Outbound", "WriteBatcher"]
@@ -120,7 +120,7 @@ class Outbound:
         self._batcher = batcher
         self._writer = writer
         self._room = delivery.socket_buffer_bytes
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
         self._written = 0  # realtime bytes sent so far, as the receiver counts them
         self._reported = asyncio.Event()
@@ -138,7 +138,7 @@ class Outbound:
         self._progress_at = loop.time()
         self._watch = loop.call_later(self._stall_s / 4, self._check_stall)
 
-    def deliver(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+    def deliver(self, parts: Frame, size: int, item: Published) -> None:
         """Send one realtime item, as buffers of `size` bytes in all, at the end of this
         turn if the socket has room and nothing waits; else it waits (and may be dropped)."""
         if self.closing:
@@ -262,7 +262,7 @@ class Outbound:
 
     # -- realtime items that wait ------------------------------------------------------
 
-    def _wait(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+    def _wait(self, parts: Frame, size: int, item: Published) -> None:
         items = self.items
         if items.episode_started is None:
             self._episode_counts = replace(items.counts)
