@@ -302,7 +302,7 @@ class SocketShell:
                         stats.realtime_items_in += 1
                         stats.realtime_bytes_in += len(first.item.payload) - ITEM_HEADER_BYTES
                         if buffered is not None:
-                            batcher.hold()
+                            batcher.held = True  # `batcher.hold()`, inlined
                             broker.publish(first.topic, first.item)
                             if not buffered:
                                 batcher.release()
