@@ -40,12 +40,13 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
     from webxdc_rt.core import wire
     from webxdc_rt.core.budget import PageBudget
     from webxdc_rt.core.fanout import Published
-    from webxdc_rt.core.frames import binary_frame_parts
     from webxdc_rt.core.limits import ChatLimits, DeliveryLimits, RealtimeLimits, UpdateLimits
-    from webxdc_rt.core.realtime import RealtimeHub, deliver_bare
+    from webxdc_rt.core.realtime import RealtimeHub
     from webxdc_rt.core.session import Publish, Session, SessionRules, Subscribe
     from webxdc_rt.core.stats import HostStats
     from webxdc_rt.host.outbound import Outbound, WriteBatcher
+    from webxdc_rt.host.settings import HostSettings
+    from webxdc_rt.host.sockets import Sockets
 
     class Counter:
         __slots__ = ("frames",)
@@ -53,7 +54,7 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
         def __init__(self) -> None:
             self.frames = 0
 
-        def deliver(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+        def deliver(self, parts: object, size: int, item: Published) -> None:
             self.frames += 1
 
     class Transport:  # a socket that takes everything at once
@@ -94,20 +95,8 @@ def run_items(items: int, peers: int, size: int, sink_kind: str = "outbound") ->
                             send_bytes_per_s=1e15, send_bytes_burst=10**15)
     hub, broker, stats = RealtimeHub(limits), InMemoryBroker(), HostStats()
 
-    def on_published(topic: str, item: Published) -> None:  # as Sockets.on_published
-        receivers = hub.receivers(topic, item)
-        if not receivers:
-            return
-        parts = binary_frame_parts(item.payload)
-        total = sum(map(len, parts))
-        count = len(receivers)
-        stats.realtime_items_out += count
-        stats.realtime_bytes_out += total * count
-        for conn in receivers:
-            if conn.stamped:
-                conn.sink.deliver(parts, total, item)
-            else:
-                deliver_bare(conn, item)
+    # The host's own fan-out (`Sockets.on_published`); it reads no settings but its hooks.
+    on_published = Sockets(HostSettings(), hub, broker, None, stats).on_published  # type: ignore[arg-type]
 
     rules = SessionRules(UpdateLimits(), ChatLimits(), 32)
     sessions = []

@@ -5,6 +5,7 @@ relay side by side, counted by callgrind over real sockets.
     python bench/relay_instructions.py [--hosts webxdc-rt,bare-uvloop] [--items N]
                                        [--peers 4,16] [--sizes 100,4000,128000]
                                        [--modes steady,burst,receipts]
+                                       [--stamped] [--top N]
 
 `bench/hot_path.py` counts the host's own code per item with a fake transport; this one
 counts everything the server process does (aiohttp reading and parsing the frame, the
@@ -22,6 +23,12 @@ connected and joined, for N items, and the total is divided by the deliveries:
 - `receipts`: as `steady`, and every receiver also reports what it has read (`received`)
   after every 4th item, as a browser's bridge does every 20 ms at 200 items/s
   (webxdc-rt only: the bare relay has no such report).
+
+With `--stamped`, webxdc-rt's peers join with `"stamped": true`, as the bridge and the
+Python peer do, and send the 8-byte stamp before each payload (the bare relay's peers send
+the same bytes). With `--top N`, the N functions of the server process with the most
+instructions (inclusive, from `callgrind_annotate`) are printed after each count: where
+the instructions go.
 
 Instruction counts do not depend on what else runs on the machine, unlike CPU time on a
 shared VM; system calls are counted as the user-space instructions around them only.
@@ -48,6 +55,7 @@ PROBE_APP = ROOT / "tests" / "apps" / "probe"
 UNBOUND = ("realtime.send_items_per_s=1e9", "realtime.send_items_burst=1e9",
            "realtime.send_bytes_per_s=1e15", "realtime.send_bytes_burst=1e15")
 BURST = 32
+STAMP_BYTES = 8
 RECEIPT_EVERY = 4
 
 
@@ -81,23 +89,26 @@ def start(host: str, peers: int, work: Path, out: Path) -> tuple[subprocess.Pope
 
 
 async def connect(session: aiohttp.ClientSession, url: str, headers: dict,
-                  rt: bool) -> aiohttp.ClientWebSocketResponse:
+                  rt: bool, stamped: bool) -> aiohttp.ClientWebSocketResponse:
     ws = await session.ws_connect(url, headers=headers, max_msg_size=0)
     if rt:
         assert json.loads((await ws.receive()).data)["type"] == "hello"
-        await ws.send_str('{"type":"join","epoch":1}')
+        await ws.send_str('{"type":"join","epoch":1,"stamped":true}' if stamped
+                          else '{"type":"join","epoch":1}')
         while json.loads((await ws.receive()).data)["type"] != "joined":
             pass
     return ws
 
 
 async def drive(pid: int, endpoints: list, rt: bool, items: int, size: int,
-                mode: str) -> None:
+                mode: str, stamped: bool) -> None:
     """Connect every peer, switch counting on, send `items` items, switch it off."""
     async with aiohttp.ClientSession() as session:
-        peers = [await connect(session, url, headers, rt) for url, headers in endpoints]
+        peers = [await connect(session, url, headers, rt, stamped)
+                 for url, headers in endpoints]
         sender, receivers = peers[0], peers[1:]
-        payload = bytes(size)
+        payload = bytes(size + (STAMP_BYTES if stamped else 0))
+        size = len(payload)
         read = [0] * len(receivers)
         batch = BURST if mode == "burst" else 1
 
@@ -128,22 +139,37 @@ def grind(pid: int, *args: str) -> None:
                    capture_output=True)
 
 
-def measure(host: str, peers: int, size: int, items: int, mode: str) -> float:
-    """Instructions per delivery."""
+def measure(host: str, peers: int, size: int, items: int, mode: str, stamped: bool = False,
+            top: int = 0) -> float:
+    """Instructions per delivery; with `top`, the functions with the most instructions are
+    printed."""
     work = Path(tempfile.mkdtemp(prefix="relay-instr-"))
     out = work / "callgrind.out"
     process, endpoints = start(host, peers, work, out)
     try:
-        asyncio.run(drive(process.pid, endpoints, host == "webxdc-rt", items, size, mode))
+        asyncio.run(drive(process.pid, endpoints, host == "webxdc-rt", items, size, mode,
+                          stamped))
     finally:
         process.terminate()
         process.wait(timeout=120)
         text = out.read_text(errors="replace") if out.exists() else ""
+        if top and text:
+            print_top(out, top, host)
         shutil.rmtree(work, ignore_errors=True)
     totals = [int(m) for m in re.findall(r"^totals:\s+(\d+)", text, re.M)]
     if not totals:
         raise RuntimeError(f"no counts from callgrind for {host}")
     return totals[0] / (items * (peers - 1))
+
+
+def print_top(out: Path, top: int, host: str) -> None:
+    """The `top` functions with the most inclusive instructions in a callgrind output."""
+    annotated = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)],
+                               capture_output=True, text=True, check=True).stdout
+    rows = [line for line in annotated.splitlines() if re.match(r"^\s*[\d,]+ \(", line)]
+    print(f"  {host}: top {top} functions, inclusive instructions")
+    for line in rows[1:top + 1]:  # the first row is the program total
+        print("   ", line.strip()[:150])
 
 
 def main() -> None:
@@ -153,6 +179,10 @@ def main() -> None:
     parser.add_argument("--peers", default="4,16")
     parser.add_argument("--sizes", default="100,4000,128000")
     parser.add_argument("--modes", default="steady,burst,receipts")
+    parser.add_argument("--stamped", action="store_true",
+                        help="webxdc-rt's peers join stamped and send stamped items")
+    parser.add_argument("--top", type=int, default=0,
+                        help="print the N functions with the most instructions")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("bench/relay_instructions.py needs valgrind (Debian package valgrind)")
@@ -162,7 +192,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         for size in map(int, args.sizes.split(",")):
             for peers in map(int, args.peers.split(",")):
-                counts = [measure(h, peers, size, args.items, mode)
+                counts = [measure(h, peers, size, args.items, mode, args.stamped, args.top)
                           if mode != "receipts" or h == "webxdc-rt" else None for h in hosts]
                 cells = " ".join(f"{'-' if c is None else f'{c:,.0f}':>12}" for c in counts)
                 ratio = (f"  ratio {counts[0] / counts[1]:.2f}"

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from .frames import Frame
 from .limits import DeliveryLimits
 
 __all__ = ["DropCount", "ItemQueue", "ReceiveWindow"]
@@ -55,9 +56,6 @@ class DropCount:
         else:
             self.crowded += 1
 
-
-Frame = tuple[bytes, ...]
-"""One encoded WebSocket frame, as buffers to write in order."""
 
 _Waiting = tuple[float, Frame, int]  # (since when, frame, size)
 

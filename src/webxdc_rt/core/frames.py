@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["encode_binary_frame", "encode_text_frame", "binary_frame_parts", "text_frame_size",
-           "COPY_LIMIT"]
+__all__ = ["Frame", "encode_binary_frame", "encode_text_frame", "binary_frame",
+           "text_frame_size", "COPY_LIMIT"]
+
+Frame = tuple[bytes | memoryview, ...]
+"""One encoded WebSocket frame, as buffers to write in order: a large payload is a view
+of the item's bytes, not a copy."""
 
 COPY_LIMIT = 8192
 """Payloads up to this size are copied behind their header (one buffer, one write);
@@ -42,14 +46,19 @@ _SMALL_BINARY_HEADERS = tuple(bytes((_FIN | _OPCODE_BINARY, size)) for size in r
 and each costs this module one call instead of three."""
 
 
-def binary_frame_parts(payload: bytes) -> tuple[bytes, ...]:
-    """One binary frame as buffers to write in order (see `COPY_LIMIT`)."""
-    size = len(payload)
+def binary_frame(payload: bytes, skip: int = 0) -> tuple[Frame, int]:
+    """One binary frame carrying `payload` after its first `skip` bytes, as buffers to
+    write in order (see `COPY_LIMIT`), and its size in bytes: what a fan-out hands every
+    receiver, computed once per item. A large payload is written from a view of `payload`:
+    the bytes are not copied."""
+    size = len(payload) - skip
     if size < 126:
-        return (_SMALL_BINARY_HEADERS[size] + payload,)
+        return (_SMALL_BINARY_HEADERS[size] + payload[skip:],), size + 2
     if size <= COPY_LIMIT:  # COPY_LIMIT < 65536: a 16-bit length
-        return (_pack_medium_header(_FIN | _OPCODE_BINARY, 126, size) + payload,)
-    return (_header(_OPCODE_BINARY, size), payload)
+        return (_pack_medium_header(_FIN | _OPCODE_BINARY, 126, size) + payload[skip:],
+                ), size + 4
+    header = _header(_OPCODE_BINARY, size)
+    return (header, memoryview(payload)[skip:] if skip else payload), len(header) + size
 
 
 def encode_text_frame(text: str) -> bytes:

@@ -21,7 +21,7 @@ from typing import Protocol
 from .budget import SendBudget
 from .errors import Refusal
 from .fanout import Published
-from .frames import binary_frame_parts
+from .frames import Frame, binary_frame
 from .limits import RealtimeLimits
 from .wire import ITEM_HEADER_BYTES
 
@@ -82,7 +82,7 @@ class Sink(Protocol):
     """Where the realtime items for one connection go: what the I/O shell hands each
     receiver the hub names (`host.outbound.Outbound` on a live host)."""
 
-    def deliver(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+    def deliver(self, parts: Frame, size: int, item: Published) -> None:
         """Send `item`, already encoded as one frame: the buffers `parts`, `size` bytes in
         all. It must not block; a receiver that does not keep up loses items."""
 
@@ -228,5 +228,5 @@ class RealtimeHub:
 def deliver_bare(conn: Connection, item: Published) -> None:
     """Hand `item` to a receiver whose join did not ask for stamps: its payload alone, in a
     frame of its own (a copy; stamped receivers share the one frame of the item)."""
-    parts = binary_frame_parts(item.payload[ITEM_HEADER_BYTES:])
-    conn.sink.deliver(parts, sum(map(len, parts)), item)
+    parts, size = binary_frame(item.payload, ITEM_HEADER_BYTES)
+    conn.sink.deliver(parts, size, item)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.fanout import Published
+from ..core.frames import Frame
 from ..core.realtime import Connection, deliver_bare
 from ..core.updates import Update
 from ..core.wire import ITEM_HEADER_BYTES
@@ -52,7 +53,7 @@ class _Route:
     counts: list[PeerCounts]
 
 
-_HeldItem = tuple[float, int, Connection, tuple[bytes, ...], int, Published, str]
+_HeldItem = tuple[float, int, Connection, Frame, int, Published, str]
 """A realtime item held for a receiver: (due time, sequence, receiver, frame, frame size,
 item, receiver's label); the sequence keeps items due at once in the order they came."""
 
@@ -113,7 +114,7 @@ class Network:
     # -- realtime items ------------------------------------------------------------------
 
     def route_item(self, topic: str, item: Published, receivers: tuple[Connection, ...],
-                   parts: tuple[bytes, ...], size: int) -> None:
+                   parts: Frame, size: int) -> None:
         """Every realtime item for this host's receivers: counted, sampled, and handed to
         each receiver now, later, or never, as the faults say."""
         now = asyncio.get_running_loop().time()

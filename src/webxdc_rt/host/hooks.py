@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..core.fanout import Published
+from ..core.frames import Frame
 from ..core.realtime import Connection
 from .feed import MessageWatcher, UpdateRoute
 
 __all__ = ["HostHooks", "ItemRoute", "UpdateRoute", "MessageWatcher", "AppProxy"]
 
-ItemRoute = Callable[[str, Published, tuple[Connection, ...], tuple[bytes, ...], int], None]
+ItemRoute = Callable[[str, Published, tuple[Connection, ...], Frame, int], None]
 """Takes a realtime item (topic, item, its receivers, its encoded frame and the frame's size)
 and hands it to the receivers' sinks itself, now, later or not at all: how the simulator
 applies a network's faults and watches the traffic. The item's payload and frame start with

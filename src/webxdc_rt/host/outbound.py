@@ -34,7 +34,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from ..core.delivery import DropCount, ItemQueue, ReceiveWindow
 from ..core.fanout import Published
-from ..core.frames import text_frame_size
+from ..core.frames import Frame, text_frame_size
 from ..core.limits import DeliveryLimits
 
 __all__ = ["Outbound", "WriteBatcher"]
@@ -53,34 +53,37 @@ class WriteBatcher:
     steady sender's items thus go out in the turn that read them, with no callback for
     the next turn (and no second `epoll_wait` for each item)."""
 
-    __slots__ = ("_loop", "_dirty", "_scheduled", "_held")
+    __slots__ = ("_loop", "dirty", "_scheduled", "held")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._dirty: list[Outbound] = []
+        self.dirty: list[Outbound] = []
+        """The outbounds that gathered frames since the last flush."""
         self._scheduled = False
-        self._held = False
+        self.held = False
+        """Whether a reader is handing over what one read brought in (`hold`)."""
 
     def mark(self, outbound: Outbound) -> None:
-        """`outbound` gathered its first frame of this turn."""
-        self._dirty.append(outbound)
-        if not self._scheduled and not self._held:
+        """`outbound` gathered its first frame of this turn (while held, `Outbound.deliver`
+        appends to `dirty` itself: it runs once per delivery)."""
+        self.dirty.append(outbound)
+        if not self._scheduled and not self.held:
             self._scheduled = True
             self._loop.call_soon(self._flush_all)
 
     def hold(self) -> None:
         """Gather without scheduling a flush, until `release` (called before the holder
         yields to the event loop: nothing else runs in between)."""
-        self._held = True
+        self.held = True
 
     def release(self) -> None:
         """Write what was gathered while held, now."""
-        self._held = False
-        if self._dirty:
+        self.held = False
+        if self.dirty:
             self._flush_all()
 
     def _flush_all(self) -> None:
-        dirty, self._dirty = self._dirty, []
+        dirty, self.dirty = self.dirty, []
         self._scheduled = False
         for outbound in dirty:
             outbound.flush()
@@ -120,7 +123,7 @@ class Outbound:
         self._batcher = batcher
         self._writer = writer
         self._room = delivery.socket_buffer_bytes
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
         self._written = 0  # realtime bytes sent so far, as the receiver counts them
         self._reported = asyncio.Event()
@@ -138,10 +141,13 @@ class Outbound:
         self._progress_at = loop.time()
         self._watch = loop.call_later(self._stall_s / 4, self._check_stall)
 
-    def deliver(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+    def deliver(self, parts: Frame, size: int, item: Published) -> None:
         """Send one realtime item, as buffers of `size` bytes in all, at the end of this
-        turn if the socket has room and nothing waits; else it waits (and may be dropped)."""
-        if self.closing:
+        turn if the socket has room and nothing waits; else it waits (and may be dropped).
+        Of the ways a connection can be closing only `cut` is looked at here: the frame of
+        one that is closing otherwise is gathered and then dropped by `flush` (this runs
+        once per delivery, `closing` once per write)."""
+        if self.cut:
             return
         window = self.window
         # Frames are never empty, so waiting bytes are 0 exactly when nothing waits. The
@@ -153,7 +159,11 @@ class Outbound:
             self._wait(parts, size, item)
             return
         if not self._pending:
-            self._batcher.mark(self)
+            batcher = self._batcher
+            if batcher.held:  # `batcher.mark`'s case of a held batcher, inlined
+                batcher.dirty.append(self)
+            else:
+                batcher.mark(self)
         self._pending.extend(parts)
         self._pending_size += size
         self._written += size
@@ -202,7 +212,8 @@ class Outbound:
         self._pending = []
         self._pending_size = 0
         # `ws.closed` turns true before aiohttp writes its close frame, whoever closes.
-        if not self.closing:
+        # (`closing`, inlined: this runs once per write.)
+        if not (self.cut or self.ws.closed or self.transport.is_closing()):
             self.transport.writelines(pending)
             self._handed += size
 
@@ -262,7 +273,7 @@ class Outbound:
 
     # -- realtime items that wait ------------------------------------------------------
 
-    def _wait(self, parts: tuple[bytes, ...], size: int, item: Published) -> None:
+    def _wait(self, parts: Frame, size: int, item: Published) -> None:
         items = self.items
         if items.episode_started is None:
             self._episode_counts = replace(items.counts)

@@ -26,8 +26,8 @@ from aiohttp import WSMsgType, web
 from ..core.budget import PageBudget
 from ..core.delivery import DropCount
 from ..core.fanout import Broker, Published
-from ..core.frames import binary_frame_parts, encode_text_frame
-from ..core.realtime import RealtimeHub, deliver_bare
+from ..core.frames import Frame, binary_frame, encode_text_frame
+from ..core.realtime import RealtimeHub
 from ..core.session import (
     INTERNAL_ERROR,
     AwaitCommit,
@@ -166,27 +166,35 @@ class Sockets:
 
     def on_published(self, topic: str, item: Published) -> None:
         """An item reached a channel this process has members in: the hub names the
-        receivers (never the sender), and the frame is encoded once for all of them. A
-        receiver found too slow here is cut off by its sink after this write, so the hub
-        is not re-entered while it is being asked."""
+        receivers (never the sender). Each of the item's two frames (with its stamp, for
+        stamped receivers; without, for the others) is encoded once for all the receivers
+        that take it, and only if one does. A receiver found too slow here is cut off by
+        its sink after this write, so the hub is not re-entered while it is being asked."""
         receivers = self.hub.receivers(topic, item)
-        route = self.route_item
-        if not receivers and route is None:
+        stats = self.stats
+        if self.route_item is not None:
+            parts, size = binary_frame(item.payload)
+            stats.realtime_items_out += len(receivers)
+            stats.realtime_bytes_out += size * len(receivers)
+            self.route_item(topic, item, receivers, parts, size)
             return
-        parts = binary_frame_parts(item.payload)
-        size = sum(map(len, parts))
-        # Counted once per item for all its receivers (written or found too slow alike).
-        count = len(receivers)
-        self.stats.realtime_items_out += count
-        self.stats.realtime_bytes_out += size * count
-        if route is not None:
-            route(topic, item, receivers, parts, size)
-            return
+        stamped: tuple[Frame, int] | None = None
+        bare: tuple[Frame, int] | None = None
+        written = 0
+        # Counted for all its receivers (written or found too slow alike).
         for conn in receivers:
             if conn.stamped:
-                conn.sink.deliver(parts, size, item)
+                if stamped is None:
+                    stamped = binary_frame(item.payload)
+                frame = stamped
             else:
-                deliver_bare(conn, item)
+                if bare is None:
+                    bare = binary_frame(item.payload, ITEM_HEADER_BYTES)
+                frame = bare
+            written += frame[1]
+            conn.sink.deliver(frame[0], frame[1], item)
+        stats.realtime_items_out += len(receivers)
+        stats.realtime_bytes_out += written
 
     async def close(self, shells: list[SocketShell], code: int, reason: str) -> None:
         """Close sockets all at once, each within the grace: a client that does not read
@@ -321,7 +329,7 @@ class SocketShell:
                         stats.realtime_items_in += 1
                         stats.realtime_bytes_in += len(first.item.payload) - ITEM_HEADER_BYTES
                         if buffered is not None:
-                            batcher.hold()
+                            batcher.held = True  # `batcher.hold()`, inlined
                             broker.publish(first.topic, first.item)
                             if not buffered:
                                 batcher.release()
