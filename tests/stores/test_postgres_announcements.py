@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import psycopg
 from peers import eventually
 from redis_server import free_port
 from serving import ServeProcess, listening, on_port, serving
@@ -69,6 +70,32 @@ async def test_watches_are_counted_and_the_last_unwatch_stops_announcements(post
         await eventually(lambda: len(heard) == 2)
         assert heard == [("app-a", first), ("app-c", marker)]
     other.close()
+
+
+async def test_the_updates_of_one_transaction_are_announced_once(postgres_server):
+    # As a group commit writes them: the app copies' locks, then a row each; app-b's rows
+    # in between app-a's. One announcement per app copy, with its highest serial.
+    async with following(postgres_server.url) as (store, heard):
+        await store.watch("app-a")
+        await store.watch("app-b")
+        serials: dict[str, list[int]] = {"app-a": [], "app-b": []}
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            with conn.transaction():
+                for app_id in sorted(serials):
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                 (app_id,))
+                for app_id in ("app-a", "app-b", "app-a", "app-b", "app-a"):
+                    row = conn.execute("INSERT INTO updates (app_id, member_id, payload,"
+                                       " created) VALUES (%s, 'm', '1', 0) RETURNING serial",
+                                       (app_id,)).fetchone()
+                    assert row is not None
+                    serials[app_id].append(row[0])
+        alone = PostgresStore(postgres_server.url)
+        marker = alone.append_update("app-a", "m", Update("2"))
+        await eventually(lambda: ("app-a", marker) in heard)
+        assert sorted(heard) == [("app-a", serials["app-a"][-1]), ("app-a", marker),
+                                 ("app-b", serials["app-b"][-1])]
+        alone.close()
 
 
 async def test_an_app_id_any_text_gets_a_channel_of_its_own(postgres_server):

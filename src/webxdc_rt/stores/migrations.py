@@ -80,15 +80,22 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """,
     # 3: each app copy's updates announced on a channel of its own (`updates_channel`), so
     # that only the processes listening to that copy are woken, instead of every process
-    # on one channel.
+    # on one channel; and once per transaction and app copy, not once per row. The trigger
+    # is deferred to the commit, where the transaction still holds the copy's lock: the
+    # copy's highest serial is then this transaction's last, every row of the copy gives
+    # the same payload, and PostgreSQL sends a transaction's identical notifications once.
     f"""
     CREATE OR REPLACE FUNCTION announce_update() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM pg_notify('{UPDATES_CHANNEL_PREFIX}'
                           || left(encode(sha256(convert_to(NEW.app_id, 'UTF8')), 'hex'), 40),
-                          NEW.app_id || ' ' || NEW.serial);
+                          NEW.app_id || ' '
+                          || (SELECT max(serial) FROM updates WHERE app_id = NEW.app_id));
         RETURN NULL;
     END $$;
+    DROP TRIGGER updates_announced ON updates;
+    CREATE CONSTRAINT TRIGGER updates_announced AFTER INSERT ON updates
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION announce_update();
     """,
 )
 """Migration `n` is `MIGRATIONS[n - 1]`."""

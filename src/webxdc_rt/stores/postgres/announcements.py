@@ -1,6 +1,7 @@
-"""The announcements of stored updates: every insert into `updates` is announced as
-`<app copy> <serial>` on the NOTIFY channel of its app copy (`migrations.updates_channel`)
-once committed, by any process. A process LISTENs only to the channels of the app copies it
+"""The announcements of stored updates: every transaction that inserts into `updates` is
+announced as `<app copy> <serial>` (its highest serial of that copy) on the NOTIFY channel
+of each app copy it wrote to (`migrations.updates_channel`) once committed, by any
+process. A process LISTENs only to the channels of the app copies it
 has listeners of (`watch` / `unwatch`), so updates of other copies cost it nothing: its
 server backend does not forward them, and the process reads nothing back.
 
