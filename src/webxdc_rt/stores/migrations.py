@@ -84,13 +84,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     # is deferred to the commit, where the transaction still holds the copy's lock: the
     # copy's highest serial is then this transaction's last, every row of the copy gives
     # the same payload, and PostgreSQL sends a transaction's identical notifications once.
+    # (`ORDER BY ... LIMIT 1`, not max(): on a table without statistics yet, max() was
+    # planned as a scan of every row of the copy.)
     f"""
     CREATE OR REPLACE FUNCTION announce_update() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM pg_notify('{UPDATES_CHANNEL_PREFIX}'
                           || left(encode(sha256(convert_to(NEW.app_id, 'UTF8')), 'hex'), 40),
-                          NEW.app_id || ' '
-                          || (SELECT max(serial) FROM updates WHERE app_id = NEW.app_id));
+                          NEW.app_id || ' ' || (SELECT serial FROM updates
+                                                WHERE app_id = NEW.app_id
+                                                ORDER BY serial DESC LIMIT 1));
         RETURN NULL;
     END $$;
     DROP TRIGGER updates_announced ON updates;
