@@ -25,7 +25,9 @@ With a store shared by several processes (`store.shared`), updates reach this pr
 pages as read back from the store in serial order: after this process stores one, and when
 the store announces one stored elsewhere (`appended`), the feed reads the rows above the
 lowest serial its listeners of that app copy have and sends each listener those it lacks.
-So a page receives every update once, in serial order, whichever process stored it.
+So a page receives every update once, in serial order, whichever process stored it. The
+store announces only the app copies this process has listeners of (`StoreApi.watch`, taken
+before a listener's backlog is read, so that nothing committed meanwhile is missed).
 """
 
 from __future__ import annotations
