@@ -19,7 +19,8 @@ it makes removed at the end, also on Ctrl-C; it is named `wxrt-...` for `--clean
    times out or `--ramp-to` is reached, with the connect rate and RSS of each step.
 2. 1, 2 and 4 `webxdc-rt serve --broker redis://... --store postgresql://...` processes,
    each in its own namespace: redis-server's CPU per item (one sender); PostgreSQL's per
-   status update (a page per member); then, connections spread round robin, deliveries/s,
+   status update (a page per member; `--update-listeners N`: N connections listening to
+   them, spread over the processes); then, connections spread round robin, deliveries/s,
    CPU and bytes per delivery, p50/p99 latency of `--senders` sending at `--rate`.
 
 CPU is utime+stime from /proc/PID/stat (PostgreSQL's: every backend's too); the load
@@ -442,6 +443,9 @@ def run_updates(loads: list[LoadProcess], servers: list[Server], shared: Shared,
     """One page per member sends status updates at `--update-rate` each for `--duration`:
     PostgreSQL's and the hosts' CPU per update."""
     rounds = int(args.update_rate * args.duration)
+    if args.update_listeners:  # the first probes, one on each process in turn
+        on_all(loads[:1], "listen_updates", [{"first": 0, "count": args.update_listeners}])
+        time.sleep(1.0)  # their listeners started
     before = server_cpu(servers, shared)
     sent = on_all(loads[:1], "updates", [{"first": first, "count": args.members,
                                           "rounds": rounds,
@@ -450,6 +454,7 @@ def run_updates(loads: list[LoadProcess], servers: list[Server], shared: Shared,
     cpu = spent(before, server_cpu(servers, shared), idle)
     errors = on_all(loads, "report", [{"clear": True}] * len(loads))
     return {"updates": sent, "updates_per_s": sent / args.duration,
+            "update_listeners": args.update_listeners,
             "postgres_cpu_us_per_update": cpu[2] * 1e6 / max(1, sent),
             "server_cpu_us_per_update": cpu[0] * 1e6 / max(1, sent),
             "errors": {k: v for e in errors for k, v in e["errors"].items()}}
@@ -528,6 +533,9 @@ def parse_args() -> argparse.Namespace:
                         help="part 2: items/s of the Redis probe's one sender")
     parser.add_argument("--update-rate", type=float, default=5.0,
                         help="part 2: status updates/s per member page")
+    parser.add_argument("--update-listeners", type=int, default=0,
+                        help="part 2: probe connections with an update listener while the "
+                             "updates are sent (the first on process 1, the next on 2, ...)")
     parser.add_argument("--quick", action="store_true",
                         help="1,000 connections, no ramp, 1 and 2 processes, 3 s phases")
     args = parser.parse_args()

@@ -210,6 +210,13 @@ class Load:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         return {"sent": rounds * len(self.clients[first:first + count])}
 
+    async def listen_updates(self, first: int, count: int) -> dict[str, Any]:
+        """Clients `first` to `first + count` each start an update listener (live updates
+        only: the serial named is beyond any stored)."""
+        for client in self.clients[first:first + count]:
+            client.send_text({"type": "update-listen", "listen": 1, "serial": 2**53 - 1})
+        return {"listening": len(self.clients[first:first + count])}
+
     async def report(self, clear: bool) -> dict[str, Any]:
         """Every (seq, latency) received since the last clear; clients lost; errors."""
         result = {"items": self.stats.items, "lost": self.stats.lost,

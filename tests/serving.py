@@ -10,10 +10,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pg_server import PostgresServer
 from redis_server import RedisServer, free_port
+
+from webxdc_rt.client import Peer, connect
 
 APP = Path(__file__).parent / "apps" / "probe"
 MEMBERS = ["alice", "bob", "carol"]
@@ -24,6 +27,14 @@ def on_port(url: str, other: str) -> str:
     port = urlsplit(other).port
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
+
+
+async def listening(url: str) -> tuple[Peer, list[dict[str, Any]]]:
+    """A peer on the page at `url` with an update listener, and what it receives."""
+    peer = await connect(url)
+    seen: list[dict[str, Any]] = []
+    await peer.set_update_listener(seen.append)
+    return peer, seen
 
 
 FAST_UPDATES = ["--limit", "updates.interval_ms=1", "--limit", "updates.burst=1000"]

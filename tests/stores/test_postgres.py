@@ -150,7 +150,7 @@ def test_concurrent_appends_commit_in_serial_order(postgres_server):
         store.close()
 
 
-async def test_announcements_reach_every_follower(postgres_server):
+async def test_announcements_reach_the_followers_watching_the_app_copy(postgres_server):
     store = PostgresStore(postgres_server.url)
     assert store.shared  # the host must follow it
     seen: list[tuple[str, int]] = []
@@ -158,8 +158,11 @@ async def test_announcements_reach_every_follower(postgres_server):
     task = asyncio.create_task(store.follow(lambda a, s: seen.append((a, s)),
                                             lambda: resyncs.append(True)))
     await eventually(lambda: resyncs)
+    await store.watch("app-y")
     other = PostgresStore(postgres_server.url)
+    other.append_update("app-z", "m", Update("0"))  # not watched: not announced here
     serial = other.append_update("app-y", "m", Update("1"))
+    # Announcements arrive in commit order: app-z's would have come first.
     await eventually(lambda: seen == [("app-y", serial)])
     task.cancel()
     store.close()

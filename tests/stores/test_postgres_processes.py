@@ -13,21 +13,13 @@ import re
 import signal
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 from hosting import HostProcess, family
 from peers import eventually, joined
-from serving import APP, MEMBERS, ServeProcess, on_port, serving
+from serving import APP, MEMBERS, ServeProcess, listening, on_port, serving
 
-from webxdc_rt.client import Peer, connect
-
-
-async def listening(url: str) -> tuple[Peer, list[dict[str, Any]]]:
-    peer = await connect(url)
-    seen: list[dict[str, Any]] = []
-    await peer.set_update_listener(seen.append)
-    return peer, seen
+from webxdc_rt.client import connect
 
 
 async def test_processes_serve_the_same_chat_with_one_serial_order(

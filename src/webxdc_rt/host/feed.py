@@ -26,7 +26,9 @@ With a store shared by several processes (`store.shared`), updates reach this pr
 pages as read back from the store in serial order: after this process stores one, and when
 the store announces one stored elsewhere (`appended`), the feed reads the rows above the
 lowest serial its listeners of that app copy have and sends each listener those it lacks.
-So a page receives every update once, in serial order, whichever process stored it.
+So a page receives every update once, in serial order, whichever process stored it. The
+store announces only the app copies this process has listeners of (`StoreApi.watch`, taken
+before a listener's backlog is read, so that nothing committed meanwhile is missed).
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class FeedSocket:
     """The socket's current update listener (-1: none)."""
     delivered: int = 0
     """The highest serial the listener was sent (or did not need), with a shared store."""
+    watching: bool = False
+    """Whether the socket holds a `watch` of its app copy's announcements on the store."""
 
 
 UpdateRoute = Callable[[Page, Update, list[tuple[FeedSocket, bytes]]], None]
@@ -115,6 +119,11 @@ class UpdateFeed:
         """Where stored updates go instead of straight to the listeners; None: straight."""
         self.watch_messages = watch_messages
         """Told of every chat message stored; None: nobody."""
+        self.announcements = 0
+        """Announcements of updates stored by any process that the store handed on
+        (`announced`), with a shared store."""
+        self.read_back = 0
+        """Updates read back from a shared store to send them to live listeners."""
 
     def new_socket(self, page: Page, sink: FrameSink, budget: PageBudget) -> FeedSocket:
         """Track a new socket of `page`, spending from `budget` (the page's); it listens
@@ -123,6 +132,13 @@ class UpdateFeed:
 
     def forget(self, sock: FeedSocket) -> None:
         """The socket ended: stop sending it updates."""
+        self._unlisten(sock)
+        if sock.watching:
+            sock.watching = False
+            self.store.unwatch(sock.page.app.id)
+
+    def _unlisten(self, sock: FeedSocket) -> None:
+        """Send the socket no more live updates (its watch, if any, stays)."""
         listeners = self._listeners.get(sock.page.app.id)
         if listeners is not None:
             listeners.discard(sock)
@@ -173,8 +189,9 @@ class UpdateFeed:
         Raises `StorageFailed` if the store could not be read (then the socket listens to
         nothing)."""
         limits = self.limits
-        self.forget(sock)
+        self._unlisten(sock)
         sock.listen = listen
+        await self._watch(sock)
         # Kept per page for the host's lifetime, like the page's budget: a few hundred
         # bytes per page that was ever used.
         slots = self._backlog_slots.get(sock.page.label)
@@ -187,6 +204,20 @@ class UpdateFeed:
             except StoreError as exc:
                 _log_failure("reading stored updates failed: %s", exc)
                 raise StorageFailed("the host could not read the stored updates") from None
+
+    async def _watch(self, sock: FeedSocket) -> None:
+        """Have the store announce the socket's app copy from now on, before its backlog
+        is read: an update committed after that read is then announced, so none falls
+        between the backlog and the live updates. A socket holds one watch whatever its
+        listeners (the new one is taken before the old one is given back, so the app copy
+        stays listened to in between)."""
+        app_id, held = sock.page.app.id, sock.watching
+        sock.watching = True
+        try:
+            await self.store.watch(app_id)
+        finally:
+            if held:
+                self.store.unwatch(app_id)
 
     async def _replay(self, sock: FeedSocket, listen: int, after_serial: int) -> None:
         app_id = sock.page.app.id
@@ -217,6 +248,12 @@ class UpdateFeed:
         self._listeners.setdefault(app_id, set()).add(sock)
         await sock.sink.send_text(wire.encode_backlog_done(listen))
 
+    def announced(self, app_id: str, serial: int) -> None:
+        """The store announced an update of `app_id` with `serial`, stored by any process
+        (`StoreApi.follow`): counted, then as `appended`."""
+        self.announcements += 1
+        self.appended(app_id, serial)
+
     def appended(self, app_id: str, serial: int) -> None:
         """An update of `app_id` with `serial` was stored (by this process or another):
         send this process's listeners of that app copy what they lack, in serial order. A
@@ -237,6 +274,7 @@ class UpdateFeed:
                 batch = store.updates_after(app_id, start, count)
                 if not batch:  # the app copy was removed in between
                     return
+                self.read_back += len(batch)
                 newest = batch[-1].serial
                 for stored in batch:
                     update_json = delivered_json(stored.update, stored.serial, newest)

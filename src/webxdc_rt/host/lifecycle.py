@@ -112,7 +112,7 @@ class Serving:
         self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
         stack.callback(self._cancel_tasks)  # runs before the group waits for them
         if store.shared:
-            self.run_task(store.follow(self.host.feed.appended, self.host.feed.resync),
+            self.run_task(store.follow(self.host.feed.announced, self.host.feed.resync),
                           "follow the shared store")
 
     def _take_signals(self) -> None:

@@ -76,6 +76,14 @@ class HostCollector(Collector):
                        stats.slow_receivers_cut_off)
         yield _counter("status_updates_appended", "Status updates stored and sent.",
                        stats.updates_appended)
+        feed = host.feed
+        yield _counter("status_update_announcements",
+                       "Announcements of status updates stored by any process, heard from a "
+                       "shared store (only of app copies this process has listeners of).",
+                       feed.announcements)
+        yield _counter("status_updates_read_back",
+                       "Status updates read back from a shared store to send them to this "
+                       "process's listeners.", feed.read_back)
         yield _counter("chat_messages_stored", "Messages apps posted with sendToChat.",
                        stats.chat_messages_stored)
         yield _labelled("refusals", "Requests refused, by the error code sent.", "code",

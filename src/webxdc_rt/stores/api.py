@@ -245,9 +245,20 @@ class StoreApi(Protocol):
 
     async def follow(self, on_appended: Appended, on_resync: Resync) -> None:
         """Until cancelled: call `on_appended(app_id, serial)` for every update stored by
-        any process, in commit order, and `on_resync()` each time announcements may have
-        been missed (their connection was remade). A store that is not `shared` returns at
-        once: this process stored every update itself and knows of it."""
+        any process of the app copies watched (`watch`), in commit order, and
+        `on_resync()` each time announcements may have been missed (their connection was
+        remade). A store that is not `shared` returns at once: this process stored every
+        update itself and knows of it."""
+
+    async def watch(self, app_id: str) -> None:
+        """Have `follow` announce the updates of `app_id` until as many `unwatch` calls
+        (counted: the first asks for them, the last `unwatch` stops them). Returns once
+        every update committed from then on is sure to be announced, so that a backlog
+        read after it misses nothing; or at once while `follow` is not connected (it calls
+        `on_resync` once it is)."""
+
+    def unwatch(self, app_id: str) -> None:
+        """Undo one `watch` of `app_id`."""
 
     async def drain(self) -> None:
         """Let the writes already waiting be committed and their listeners told; called

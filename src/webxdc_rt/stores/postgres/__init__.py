@@ -7,12 +7,14 @@ serve the same chats). A fresh database is set up by the first host that connect
 
 Serials are given by the database (one sequence), and the updates of one app copy are
 committed in serial order: each insert holds a transaction-scoped advisory lock on its app
-copy from before it draws its serial until it commits. Every insert announces
-`<app copy> <serial>` on a NOTIFY channel once committed; `PostgresStore.follow` hands those
-announcements to the host, which reads the new rows in serial order and sends them to its
-pages, so a page on any process receives every update exactly once, in serial order.
-Likewise every change to a chat is announced with the chat's id by the transaction that
-makes it; `PostgresStore.follow_chats` hands those on, and the host reads the chat back
+copy from before it draws its serial until it commits. Every transaction announces
+`<app copy> <serial>` (its highest serial of that copy) on the NOTIFY channel of each copy it
+wrote to once committed; a process listens to the channels of the copies it has listeners
+of (`PostgresStore.watch`), and `PostgresStore.follow` hands those announcements to the
+host, which reads the new rows in serial order and sends them to its pages, so a page on
+any process receives every update exactly once, in serial order. Likewise every change to a
+chat is announced with the chat's id by the transaction that makes it;
+`PostgresStore.follow_chats` hands those on, and the host reads the chat back
 (`load_chat`), so that host processes on one database serve the same chats.
 
 `PostgresStore` (`store`) is made of parts on one connection (`connection`): the registry of

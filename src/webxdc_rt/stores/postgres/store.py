@@ -27,7 +27,7 @@ from ..api import (
 )
 from ..commits import GroupCommit
 from ..migrations import MIGRATION_LOCK
-from . import announcements
+from .announcements import Announcements, follow_chats
 from .apps import PostgresApps
 from .chats import PostgresChats, announce, insert_homes
 from .connection import Connection
@@ -59,6 +59,7 @@ class PostgresStore:
         self.latency = self._connection.latency
         """How long each write of a status update, a chat message or a change to chats
         took, commit included (one group's commit counts once)."""
+        self._announcements = Announcements(self._connection)
         self._writer = GroupWriter(self._connection)
         self.commits = GroupCommit(self._writer.commit, self.settings)
         """The writes pages send, committed in groups on an asynchronous connection."""
@@ -69,14 +70,23 @@ class PostgresStore:
         return self._connection.schema_version
 
     async def follow(self, on_appended: Appended, on_resync: Resync) -> None:
-        """Until cancelled: hand on the announcements of updates stored by any process (see
-        `announcements.follow`)."""
-        await announcements.follow(self._connection, on_appended, on_resync)
+        """Until cancelled: hand on the announcements of updates of the app copies watched,
+        stored by any process (see `Announcements.follow`)."""
+        await self._announcements.follow(on_appended, on_resync)
+
+    async def watch(self, app_id: str) -> None:
+        """Announce `app_id`'s updates to `follow` from when this returns (see
+        `StoreApi.watch`)."""
+        await self._announcements.watch(app_id)
+
+    def unwatch(self, app_id: str) -> None:
+        """Undo one `watch` of `app_id`."""
+        self._announcements.unwatch(app_id)
 
     async def follow_chats(self, on_changed: ChatChanged, on_resync: Resync) -> None:
         """Until cancelled: hand on the announcements of changes to chats made by any
         process (see `announcements.follow_chats`)."""
-        await announcements.follow_chats(self._connection, on_changed, on_resync)
+        await follow_chats(self._connection, on_changed, on_resync)
 
     async def drain(self) -> None:
         """Let the writes already waiting be committed and their listeners told."""

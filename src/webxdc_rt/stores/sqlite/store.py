@@ -82,6 +82,12 @@ class SqliteStore:
     async def follow(self, on_appended: Appended, on_resync: Resync) -> None:
         """Return at once: every update was stored by this process, which knows of it."""
 
+    async def watch(self, app_id: str) -> None:
+        """Return at once: there are no announcements to ask for."""
+
+    def unwatch(self, app_id: str) -> None:
+        """Nothing to undo."""
+
     async def drain(self) -> None:
         """Let the writes already waiting be committed and their listeners told."""
         await self.commits.close()
