@@ -54,3 +54,11 @@ def test_demo_installs_when_pyproject_changed_and_records_it(tmp_path: Path) -> 
     assert calls[0].startswith("python -m pip install") and calls[0].endswith(f"-e {ROOT}")
     assert calls[1] == "webxdc-rt demo --port 0"
     assert (venv / STAMP).read_text() == _current_stamp()
+
+
+def test_the_repository_tracks_no_symbolic_link() -> None:
+    # A link committed by mistake (a node_modules linked to another checkout) points
+    # nowhere on a fresh machine, or at itself in the checkout it named.
+    listed = subprocess.run(["git", "ls-files", "--stage"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    assert [line for line in listed if line.startswith("120000 ")] == []

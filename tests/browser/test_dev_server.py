@@ -28,6 +28,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+async def start_vite(app: Path) -> tuple[asyncio.subprocess.Process, int]:
+    """Vite serving `app` once it says it is ready, on a free port (on another, should the
+    port be taken before vite binds it: it then ends at once, `--strictPort`)."""
+    said = b""
+    for _ in range(3):
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            "node", str(VITE), str(app), "--port", str(port), "--strictPort", "--host",
+            "127.0.0.1", "--clearScreen", "false", cwd=app,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        assert process.stdout is not None
+        said = b""
+        while b"ready in" not in said:
+            line = await asyncio.wait_for(process.stdout.readline(), 60)
+            if not line:  # it ended without being ready
+                break
+            said += line
+        else:
+            return process, port
+        await process.wait()
+    raise RuntimeError(f"vite did not start: {said.decode(errors='replace')}")
+
+
 @pytest.fixture
 async def vite(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     app = tmp_path / "app"
@@ -36,15 +59,9 @@ async def vite(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
     (app / "main.js").write_text(MAIN % "one")
     # A mock of the kind webxdc templates ship: the host's bridge must be served instead.
     (app / "public" / "webxdc.js").write_text('window.webxdc = {selfName: "mock"};')
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        "node", str(VITE), str(app), "--port", str(port), "--strictPort", "--host",
-        "127.0.0.1", "--clearScreen", "false", cwd=app,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    process, port = await start_vite(app)
     assert process.stdout is not None
     try:
-        while b"ready in" not in await asyncio.wait_for(process.stdout.readline(), 60):
-            pass
         drain = asyncio.create_task(process.stdout.read())
         yield f"http://127.0.0.1:{port}", app
     finally:
