@@ -111,6 +111,35 @@ async def test_an_app_id_any_text_gets_a_channel_of_its_own(postgres_server):
     other.close()
 
 
+async def test_following_ends_when_cancelled_whatever_it_was_doing(postgres_server):
+    # A host stops by cancelling `follow` and waiting for it to end. Cancelled at each step
+    # of changing what it listens to (a watch just asked for: the wait for announcements
+    # being interrupted, the LISTEN sent, its answer read), it ends, and the watch waiting
+    # for the LISTEN's acknowledgement returns.
+    store = PostgresStore(postgres_server.url)
+    try:
+        for steps in range(40):
+            await cancel_following(store, f"app-{steps}", steps)
+    finally:
+        store.close()
+
+
+async def cancel_following(store: PostgresStore, app_id: str, steps: int) -> None:
+    """Follow `store`'s announcements, watch `app_id`, let the event loop turn `steps`
+    times, cancel the following: it ends cancelled, and the watch returns."""
+    resyncs: list[bool] = []
+    following = asyncio.create_task(store.follow(lambda a, s: None,
+                                                 lambda: resyncs.append(True)))
+    await eventually(lambda: bool(resyncs))
+    watching = asyncio.create_task(store.watch(app_id))
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    following.cancel()
+    await eventually(lambda: following.done() and watching.done())
+    assert following.cancelled()
+    await watching
+
+
 async def metric(port: int, name: str) -> float:
     """The value of one counter on a process's `/metrics`."""
     async with aiohttp.ClientSession() as session:

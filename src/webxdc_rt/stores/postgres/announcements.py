@@ -15,7 +15,6 @@ watched)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -118,16 +117,21 @@ class Announcements:
         assert self._changed is not None
         while True:
             reading = asyncio.create_task(_read(conn, on_appended))
+            # Its error is raised below when it matters; not when this task is cancelled.
+            reading.add_done_callback(_retrieved)
             changed = asyncio.create_task(self._changed.wait())
             try:
                 await asyncio.wait((reading, changed), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 reading.cancel()
                 changed.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await changed
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reading  # raises the reader's error, if it failed
+                # Waited for, not awaited: awaiting a cancelled task raises a
+                # CancelledError that cannot be told from this task's own cancellation
+                # arriving meanwhile, and ignoring it would ignore that too (the host
+                # would wait forever for this task to end).
+                await asyncio.wait((reading, changed))
+            if not reading.cancelled():
+                reading.result()  # raises the reader's error: the connection failed
             await self._listen(conn)
 
     async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -160,6 +164,12 @@ class Announcements:
         acknowledged, self._acknowledged = self._acknowledged, None
         if acknowledged is not None:
             acknowledged.set()
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Mark the error `task` ended with, if any, as seen (asyncio logs those never seen)."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _read(conn: psycopg.AsyncConnection[Any], on_appended: Appended) -> None:
