@@ -15,8 +15,11 @@ connection. Once a group is durable, the committed callbacks of its updates are 
 the event loop in serial order, each before its sender resumes, so the order in which
 listeners are told is the serial order. They are called `StoreLimits.told_per_turn` at a
 time, one turn of the event loop each: telling a group of a thousand writes at once would
-hold every socket's realtime items up for as long. An update found already stored is not
-told again (nor counted among those told): its sender is given the stored serial.
+hold every socket's realtime items up for as long. That count runs across groups: a commit
+may end without the loop taking a turn (psycopg finishes a round trip whose answer is
+already there without yielding), so the next group's tellings count on with the last ones.
+An update found already stored is not told again (nor counted among those told): its
+sender is given the stored serial.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class GroupCommit:
         """Commits made so far (with `writes`, the average group size)."""
         self.writes = 0
         """Writes committed so far."""
+        self._told_in_turn = 0
+        """Writes told since the event loop last took a turn (as far as is known: reset by
+        a callback the loop runs at its next turn)."""
 
     @property
     def waiting(self) -> int:
@@ -116,21 +122,24 @@ class GroupCommit:
             self.committing = 0
         self.groups += 1
         self.writes += len(group)
-        per_turn, told = self._limits.told_per_turn, 0
+        loop = asyncio.get_running_loop()
         for index, (waiting, written) in enumerate(zip(group, ids, strict=True)):
             if isinstance(written, AlreadyStored):
                 if not waiting.future.done():
                     waiting.future.set_result(written)  # still AlreadyStored: the
                     # sender's allowance is given back (`core.session.update_stored`)
                 continue
-            if told and not told % per_turn:
+            if self._told_in_turn >= self._limits.told_per_turn:
                 try:
                     await asyncio.sleep(0)  # what else waits for the loop goes first
                 except asyncio.CancelledError:
                     for rest in group[index:]:  # stored, but nobody is left to tell
                         rest.future.cancel()
                     raise
-            told += 1
+                self._told_in_turn = 0
+            if self._told_in_turn == 0:
+                loop.call_soon(self._turned)
+            self._told_in_turn += 1
             if self._reported is not None:
                 self._reported(waiting.write, written)
             if waiting.committed is not None:
@@ -142,6 +151,10 @@ class GroupCommit:
                     log.exception("telling of a stored update failed")
             if not waiting.future.done():
                 waiting.future.set_result(written)
+
+    def _turned(self) -> None:
+        """The event loop took a turn since the first telling of the count."""
+        self._told_in_turn = 0
 
     async def close(self) -> None:
         """Let the writes already waiting be committed (their senders are answered)."""
