@@ -5,7 +5,6 @@ has read."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -177,11 +176,14 @@ class Link:
             self._report_timer.cancel()
         self.writer.cancel()
         await self._ws.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.reader
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.writer
+        # Waited for, not awaited: awaiting the cancelled writer raises a CancelledError that
+        # cannot be told from a cancellation of close() itself arriving meanwhile, and
+        # ignoring it would ignore that too (a supervisor cancelled here would dial again).
+        await asyncio.wait((self.reader, self.writer))
         await self._session.close()
+        for task in (self.reader, self.writer):
+            if not task.cancelled():
+                task.result()  # raises what the task failed with, as awaiting it did
 
     def _on_binary(self, data: bytes) -> None:
         """One realtime item: its payload to `on_item` unless it is stale, then counted as

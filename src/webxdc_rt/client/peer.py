@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -192,11 +191,17 @@ class Peer:
             self._channel._end()
             self._channel = None
         self._closing = True
-        if self._link is not None:
-            await self._link.close()
-        self._supervisor.cancel()  # it may be waiting to dial again
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._supervisor
+        try:
+            if self._link is not None:
+                await self._link.close()
+        finally:
+            self._supervisor.cancel()  # it may be waiting to dial again
+        # Waited for, not awaited: awaiting the cancelled supervisor raises a CancelledError
+        # that cannot be told from a cancellation of close() itself arriving meanwhile, and
+        # ignoring it would ignore that too (the caller would never learn it was cancelled).
+        await asyncio.wait((self._supervisor,))
+        if not self._supervisor.cancelled():
+            self._supervisor.result()  # raises what the supervisor failed with, as before
         self._finish("closed by the program")
 
     async def __aenter__(self) -> Peer:
