@@ -197,6 +197,11 @@ class Relay:
         parts = urlsplit(url)
         return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
 
+    @property
+    def connections(self) -> int:
+        """The connections it relays now."""
+        return len(self._tasks)
+
     def hold(self) -> None:
         """Stop passing on what the host sends."""
         self._flowing.clear()

@@ -4,6 +4,8 @@ of its link, in order, and gives up only when the invite is refused or its limit
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -277,3 +279,57 @@ async def test_an_update_stored_but_not_confirmed_is_stored_once(live_host, rela
         assert [u["payload"] for u in member.updates] == ["probe", "once", "next"]
     await alice.peer.close()
     await bob.peer.close()
+
+
+async def _cancelled_after(closing: asyncio.Task[None], turns: int) -> bool:
+    """Let `closing` run for `turns` turns of the event loop (each a yield, not a wait on
+    time), then cancel it and wait until it ends; whether it had ended before the cancel."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    ended_before = closing.done()
+    closing.cancel()
+    await asyncio.wait((closing,))
+    return ended_before
+
+
+async def test_close_cancelled_while_the_peer_stops_dialling_ends_cancelled(
+        live_host, relays):
+    urls = live_host.share(["alice", "bob"])
+    relay = await relays(live_host.port)
+    # Every turn of close() is tried: cancelled after 0, 1, 2, ... turns until one ends
+    # before its cancel. Each time the peer is dialling again and the host's answer is held
+    # back, so close() cancels a dialling that takes a few turns to unwind.
+    for turns in itertools.count():
+        peer = await connect(relay.invite(urls["alice"]), reconnect=QUICK)
+        relay.hold()
+        await relay.cut()
+        await eventually(lambda: relay.connections == 1)  # dialling again, answer held
+        closing = asyncio.create_task(peer.close())
+        if await _cancelled_after(closing, turns):
+            break
+        assert closing.cancelled(), f"a close() cancelled after {turns} turns returned"
+        await peer.close()  # a second call finishes what the first began
+        assert peer.closed
+        relay.release()
+        await relay.cut()
+    assert turns > 1  # the cancel fell while close() waited for the dialling to end
+
+
+async def test_close_cancelled_while_it_closes_a_lost_link_ends_cancelled(
+        live_host, relays):
+    urls = live_host.share(["alice", "bob"])
+    relay = await relays(live_host.port)
+    # The link is cut, close() is called after 0..5 turns (while the peer notices the loss,
+    # or after), and cancelled after 0..3 turns of its own: whatever it is waiting for then
+    # (the lost link's tasks among them), it ends cancelled unless it had returned.
+    for reconnect in (None, QUICK):
+        for before_close, turns in itertools.product(range(6), range(4)):
+            peer = await connect(relay.invite(urls["alice"]), reconnect=reconnect)
+            await relay.cut()
+            for _ in range(before_close):
+                await asyncio.sleep(0)
+            closing = asyncio.create_task(peer.close())
+            if not await _cancelled_after(closing, turns):
+                assert closing.cancelled(), (reconnect, before_close, turns)
+            await peer.close()
+            assert peer.closed

@@ -151,10 +151,15 @@ class DevServerProxy:
         finally:
             for task in tasks:
                 task.cancel()
+            # Waited for, not awaited: awaiting a cancelled task raises a CancelledError
+            # that cannot be told from a cancellation of this handler arriving meanwhile,
+            # and ignoring it would ignore that too. Their errors (a side gone) end the
+            # proxying as their end does.
+            await asyncio.wait(tasks)
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionError,
-                                         RuntimeError):
-                    await task
+                if not task.cancelled():
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        task.result()
             await upstream.close()
             await ws.close()
         return ws
