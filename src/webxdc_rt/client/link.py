@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -17,7 +18,8 @@ from ..core import wire
 from .errors import InviteRefused
 from .sendqueue import PeerStats, SendQueue
 
-__all__ = ["INVITE_MARKER", "SOCKET_PATH", "Link", "LinkOptions", "Opened", "open_socket"]
+__all__ = ["INVITE_MARKER", "SOCKET_PATH", "Link", "LinkOptions", "Opened", "open_socket",
+           "wait_until_ended"]
 
 log = logging.getLogger(__name__.rpartition(".")[0])
 
@@ -86,6 +88,19 @@ async def open_socket(url: str, timeout: float) -> Opened:
         await session.close()
         raise
     return Opened(session, ws, hello, opened_ms)
+
+
+async def wait_until_ended(*tasks: asyncio.Task[Any]) -> None:
+    """Wait until every one of `tasks` ended (cancelled ones included), then raise the error
+    one of them failed with, as awaiting it would. Waited for, not awaited: awaiting a
+    cancelled task raises a CancelledError that cannot be told from a cancellation of the
+    waiting task itself arriving meanwhile, and ignoring it would ignore that too (a
+    supervisor cancelled while closing a link would dial again, a close() cancelled would
+    return as if it was not)."""
+    await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.result()
 
 
 def socket_target(url: str) -> tuple[str, str, str]:
@@ -176,14 +191,10 @@ class Link:
             self._report_timer.cancel()
         self.writer.cancel()
         await self._ws.close()
-        # Waited for, not awaited: awaiting the cancelled writer raises a CancelledError that
-        # cannot be told from a cancellation of close() itself arriving meanwhile, and
-        # ignoring it would ignore that too (a supervisor cancelled here would dial again).
-        await asyncio.wait((self.reader, self.writer))
-        await self._session.close()
-        for task in (self.reader, self.writer):
-            if not task.cancelled():
-                task.result()  # raises what the task failed with, as awaiting it did
+        try:
+            await wait_until_ended(self.reader, self.writer)
+        finally:
+            await self._session.close()
 
     def _on_binary(self, data: bytes) -> None:
         """One realtime item: its payload to `on_item` unless it is stale, then counted as

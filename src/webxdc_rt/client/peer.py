@@ -21,6 +21,7 @@ from .link import (
     LinkOptions,
     Opened,
     open_socket,
+    wait_until_ended,
 )
 from .listening import UpdateListener, UpdateListening
 from .outbox import UnstoredUpdates
@@ -191,17 +192,10 @@ class Peer:
             self._channel._end()
             self._channel = None
         self._closing = True
-        try:
-            if self._link is not None:
-                await self._link.close()
-        finally:
-            self._supervisor.cancel()  # it may be waiting to dial again
-        # Waited for, not awaited: awaiting the cancelled supervisor raises a CancelledError
-        # that cannot be told from a cancellation of close() itself arriving meanwhile, and
-        # ignoring it would ignore that too (the caller would never learn it was cancelled).
-        await asyncio.wait((self._supervisor,))
-        if not self._supervisor.cancelled():
-            self._supervisor.result()  # raises what the supervisor failed with, as before
+        self._supervisor.cancel()  # it may be dialling again, or closing a lost link
+        if self._link is not None:
+            await self._link.close()
+        await wait_until_ended(self._supervisor)
         self._finish("closed by the program")
 
     async def __aenter__(self) -> Peer:
