@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import secrets
 
-from ...core.updates import Update
 from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from ..api import (
     Appended,
     AppUsage,
     ChatChanged,
-    ChatMessage,
-    Committed,
-    MessageSummary,
-    MessageWrite,
-    Notification,
     Resync,
     StoredApp,
-    StoredUpdate,
     StoreLimits,
-    UpdateWrite,
 )
 from ..commits import GroupCommit
+from ..composed import ComposedStore
 from ..migrations import MIGRATION_LOCK
 from .announcements import Announcements, follow_chats
 from .apps import PostgresApps
@@ -38,13 +31,15 @@ from .writes import GroupWriter
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore:
+class PostgresStore(ComposedStore):
     """The host's state in a PostgreSQL database shared with other host processes (see
     `StoreApi` for what each method does). Raises `StoreError` for what PostgreSQL
     refuses, and `StoreUnavailable` at once while it is unreachable."""
 
     shared = True
     """Other processes append updates too (see `StoreApi.shared`)."""
+    _updates: PostgresUpdates
+    _messages: PostgresMessages
 
     def __init__(self, url: str, settings: StoreLimits | None = None) -> None:
         """Connect to the database at `url` and bring its schema up to date. Raises
@@ -220,69 +215,8 @@ class PostgresStore:
 
     # -- status updates ----------------------------------------------------------------
 
-    def append_update(self, app_id: str, member_id: str, update: Update) -> int:
-        """Store an update (committed before this returns, in serial order per app copy
-        across processes); return its serial."""
-        return self._updates.append(app_id, member_id, update)
-
-    async def commit_update(self, app_id: str, member_id: str, update: Update,
-                            committed: Committed, update_id: str | None = None) -> int:
-        """Store an update with the others of its group, once per `update_id`;
-        `committed(serial)` once durable (see `StoreApi.commit_update`). An update sent
-        without a name is given one here, so that a commit whose answer was lost can be
-        made again without storing it twice (`writes`); it starts with `~`, which a
-        member's names never hold, so no member can take it first."""
-        if update_id is None:
-            update_id = "~" + secrets.token_urlsafe(12)
-        return await self.commits.submit(UpdateWrite(app_id, member_id, update, update_id),
-                                         committed)
-
-    async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
-                                  text: str | None, file_name: str | None,
-                                  file_data: bytes | None) -> int:
-        """Record a chat message with the writes of its group; return its id."""
-        return await self.commits.submit(
-            MessageWrite(chat_id, app_id, member, text, file_name, file_data))
-
-    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
-        return self._updates.after(app_id, serial, limit)
-
-    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
-                      max_rows: int = 1000) -> int:
-        """How many of the updates after `serial` to load at once."""
-        return self._updates.backlog_chunk(app_id, serial, max_bytes, max_rows)
-
-    def max_serial(self, app_id: str) -> int:
-        """The highest serial of an app copy's updates (0 when it has none)."""
-        return self._updates.max_serial(app_id)
-
-    def notifications(self, member_id: str, addresses: dict[str, str],
-                      limit: int) -> list[Notification]:
-        """The latest updates that notify one member, oldest first."""
-        return self._updates.notifications(member_id, addresses, limit)
-
-    # -- chat messages -----------------------------------------------------------------
-
-    def add_chat_message(self, chat_id: str, app_id: str, member: str, text: str | None,
-                         file_name: str | None, file_data: bytes | None) -> int:
-        """Record a message an app posted to its chat; return its id."""
-        return self._messages.add(chat_id, app_id, member, text, file_name, file_data)
-
-    def message_summaries(self, chat_id: str, limit: int,
-                          max_text_bytes: int) -> list[MessageSummary]:
-        """The latest messages posted to a chat without their files' bytes."""
-        return self._messages.summaries(chat_id, limit, max_text_bytes)
-
-    def message_file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
-        """The name and bytes of a chat message's file, if it has one."""
-        return self._messages.file(chat_id, message_id)
-
-    def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
-                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
-        """The most recent messages posted to a chat, and whether older ones remain."""
-        return self._messages.recent(chat_id, limit, before, max_bytes)
-
-    def chat_bytes(self, app_id: str, member: str) -> int:
-        """Bytes of text and files one member's page of one app copy posted to its chat."""
-        return self._messages.bytes_of(app_id, member)
+    def _before_update(self, app_id: str, update_id: str | None) -> str | None:
+        """An update sent without a name is given one here, so that a commit whose answer
+        was lost can be made again without storing it twice (`writes`); it starts with
+        `~`, which a member's names never hold, so no member can take it first."""
+        return "~" + secrets.token_urlsafe(12) if update_id is None else update_id
