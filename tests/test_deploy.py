@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -42,13 +43,24 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_the_documented_caddyfile_is_valid_for_debians_caddy(tmp_path, certificate):
-    caddy = _tool("caddy")
+@pytest.fixture
+def documented(tmp_path: Path, certificate: tuple[Path, Path]) -> Callable[[str, str, str], str]:
+    """Reads a file of docs/deploy/ with its certificate and key (`fullchain.pem` and
+    `privkey.pem` in the folder it names) and its log folder pointed at the test's own."""
     cert, key = certificate
-    config = (DEPLOY / "Caddyfile").read_text()
-    config = config.replace("/etc/caddy/certs/apps.example.org/fullchain.pem", str(cert))
-    config = config.replace("/etc/caddy/certs/apps.example.org/privkey.pem", str(key))
-    config = config.replace("/var/log/caddy/", f"{tmp_path}/")
+
+    def read(name: str, cert_folder: str, log_folder: str) -> str:
+        text = (DEPLOY / name).read_text()
+        text = text.replace(f"{cert_folder}/fullchain.pem", str(cert))
+        text = text.replace(f"{cert_folder}/privkey.pem", str(key))
+        return text.replace(log_folder, f"{tmp_path}/")
+
+    return read
+
+
+def test_the_documented_caddyfile_is_valid_for_debians_caddy(tmp_path, documented):
+    caddy = _tool("caddy")
+    config = documented("Caddyfile", "/etc/caddy/certs/apps.example.org", "/var/log/caddy/")
     (tmp_path / "Caddyfile").write_text(config)
     env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
@@ -60,13 +72,10 @@ def test_the_documented_caddyfile_is_valid_for_debians_caddy(tmp_path, certifica
     assert "dns" not in config.split("tls", 1)[1].split("\n", 1)[0]  # no DNS module needed
 
 
-def test_the_documented_nginx_site_passes_nginx_t(tmp_path, certificate):
+def test_the_documented_nginx_site_passes_nginx_t(tmp_path, documented):
     nginx = _tool("nginx")
-    cert, key = certificate
-    site = (DEPLOY / "nginx.conf").read_text()
-    site = site.replace("/etc/letsencrypt/live/apps.example.org/fullchain.pem", str(cert))
-    site = site.replace("/etc/letsencrypt/live/apps.example.org/privkey.pem", str(key))
-    site = site.replace("/var/log/nginx/", f"{tmp_path}/")
+    site = documented("nginx.conf", "/etc/letsencrypt/live/apps.example.org",
+                      "/var/log/nginx/")
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "logs").mkdir()
     (tmp_path / "main.conf").write_text(
@@ -107,15 +116,10 @@ def test_the_guide_shows_the_caddyfile_that_is_validated():
 
 
 async def test_caddy_proxies_pages_and_sockets_over_https_and_logs_no_token(
-        tmp_path, certificate):
+        tmp_path, documented):
     caddy = _tool("caddy")
-    cert, key = certificate
     https, http = free_port(), free_port()
-    config = (DEPLOY / "Caddyfile").read_text()
-    for old, new in (("/etc/caddy/certs/apps.example.org/fullchain.pem", str(cert)),
-                     ("/etc/caddy/certs/apps.example.org/privkey.pem", str(key)),
-                     ("/var/log/caddy/", f"{tmp_path}/")):
-        config = config.replace(old, new)
+    config = documented("Caddyfile", "/etc/caddy/certs/apps.example.org", "/var/log/caddy/")
     host = await HostProcess(tmp_path / "d").start(
         "--domain", "apps.example.org", "--scheme", "https", "--public-port", str(https))
     # The test's own ports instead of 80 and 443, and no admin endpoint.

@@ -7,7 +7,9 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -66,6 +68,31 @@ async def stop_all(*hosts: HostProcess) -> None:
         assert "Traceback" not in host.stderr, host.stderr
 
 
+@dataclass
+class Team:
+    """Two processes A and B; chat `team` of alice and bob made on A with the probe app
+    shared into it; Bob's links as A showed them, and Bob joined on B."""
+
+    a: HostProcess
+    b: HostProcess
+    bob_links: dict[str, Any]
+    bob_on_b: Member
+
+
+@pytest.fixture
+async def team(tmp_path, postgres_server, redis_server) -> AsyncIterator[Team]:
+    """A `Team`; both processes must stop cleanly after the test."""
+    a, b = await two_hosts(tmp_path, postgres_server, redis_server)
+    try:
+        await a.cli("chat", "create", "team", "--members", "alice,bob")
+        await a.cli("app", "share", "team", str(PROBE_APP))
+        bob_links = (await a.cli("link", "show", "team", "bob", "--json")).json()
+        bob_on_b = await served(at(bob_links["apps"][0]["url"], b.port))
+        yield Team(a, b, bob_links, bob_on_b)
+    finally:
+        await stop_all(a, b)
+
+
 async def test_a_chat_made_and_an_app_shared_on_one_process_is_served_by_the_other(
         tmp_path, postgres_server, redis_server):
     a, b = await two_hosts(tmp_path, postgres_server, redis_server)
@@ -94,33 +121,25 @@ async def test_a_chat_made_and_an_app_shared_on_one_process_is_served_by_the_oth
         await stop_all(a, b)
 
 
-async def test_a_link_revoked_on_one_process_closes_the_socket_on_the_other(
-        tmp_path, postgres_server, redis_server, capsys):
-    a, b = await two_hosts(tmp_path, postgres_server, redis_server)
-    try:
-        await a.cli("chat", "create", "team", "--members", "alice,bob")
-        await a.cli("app", "share", "team", str(PROBE_APP))
-        old = (await a.cli("link", "show", "team", "bob", "--json")).json()
-        bob_on_b = await served(at(old["apps"][0]["url"], b.port))
-        given = time.monotonic()
-        status, body = await a.admin("POST", "/v1/link/revoke",
-                                     json={"chat": "team", "member": "bob"})
-        returned = time.monotonic()
-        assert status == 200, body
-        await eventually(lambda: bob_on_b.peer.closed, timeout=5.0)  # polled every 5 ms
-        closed = time.monotonic()
-        with capsys.disabled():
-            print(f"\n  revoked on A through its admin socket in "
-                  f"{(returned - given) * 1000:.1f} ms; the socket on B was closed "
-                  f"{(closed - returned) * 1000:.1f} ms after that returned")
-        await bob_on_b.peer.close()
-        with pytest.raises(InviteRefused):
-            await connect(at(old["apps"][0]["url"], b.port))
-        new = json.loads(body)
-        fresh = await served(at(new["apps"][0]["url"], b.port))
-        await fresh.peer.close()
-    finally:
-        await stop_all(a, b)
+async def test_a_link_revoked_on_one_process_closes_the_socket_on_the_other(team, capsys):
+    a, b, old, bob_on_b = team.a, team.b, team.bob_links, team.bob_on_b
+    given = time.monotonic()
+    status, body = await a.admin("POST", "/v1/link/revoke",
+                                 json={"chat": "team", "member": "bob"})
+    returned = time.monotonic()
+    assert status == 200, body
+    await eventually(lambda: bob_on_b.peer.closed, timeout=5.0)  # polled every 5 ms
+    closed = time.monotonic()
+    with capsys.disabled():
+        print(f"\n  revoked on A through its admin socket in "
+              f"{(returned - given) * 1000:.1f} ms; the socket on B was closed "
+              f"{(closed - returned) * 1000:.1f} ms after that returned")
+    await bob_on_b.peer.close()
+    with pytest.raises(InviteRefused):
+        await connect(at(old["apps"][0]["url"], b.port))
+    new = json.loads(body)
+    fresh = await served(at(new["apps"][0]["url"], b.port))
+    await fresh.peer.close()
 
 
 async def test_a_member_removed_on_one_process_is_refused_and_closed_on_the_other(
@@ -183,30 +202,23 @@ async def test_home_pages_show_the_same_chat_on_every_process(
 
 
 async def test_a_process_that_missed_announcements_reads_every_chat_again(
-        tmp_path, postgres_server, redis_server):
-    a, b = await two_hosts(tmp_path, postgres_server, redis_server)
+        team, postgres_server):
+    a, b, old, bob_on_b = team.a, team.b, team.bob_links, team.bob_on_b
     admin_url = postgres_server.url.rsplit("/", 1)[0] + "/postgres"
-    try:
-        await a.cli("chat", "create", "team", "--members", "alice,bob")
-        await a.cli("app", "share", "team", str(PROBE_APP))
-        old = (await a.cli("link", "show", "team", "bob", "--json")).json()
-        bob_on_b = await served(at(old["apps"][0]["url"], b.port))
-        with psycopg.connect(admin_url, autocommit=True) as db:
-            # Connections already made stay; the announcements' ones, cut, cannot come back.
-            db.execute("ALTER DATABASE webxdc WITH ALLOW_CONNECTIONS false")
-            db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                       " WHERE query LIKE 'LISTEN webxdc_rt_chats%'")
-            revoked = await a.cli("link", "revoke", "team", "bob")
-            assert revoked.status == 0, revoked.stderr
-            assert not bob_on_b.peer.closed  # B missed the announcement...
-            db.execute("ALTER DATABASE webxdc WITH ALLOW_CONNECTIONS true")
-        # ...and reads every chat again once its announcements' connection is back.
-        await eventually(lambda: bob_on_b.peer.closed, timeout=30.0)
-        await bob_on_b.peer.close()
-        with pytest.raises(InviteRefused):
-            await connect(at(old["apps"][0]["url"], b.port))
-    finally:
-        await stop_all(a, b)
+    with psycopg.connect(admin_url, autocommit=True) as db:
+        # Connections already made stay; the announcements' ones, cut, cannot come back.
+        db.execute("ALTER DATABASE webxdc WITH ALLOW_CONNECTIONS false")
+        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                   " WHERE query LIKE 'LISTEN webxdc_rt_chats%'")
+        revoked = await a.cli("link", "revoke", "team", "bob")
+        assert revoked.status == 0, revoked.stderr
+        assert not bob_on_b.peer.closed  # B missed the announcement...
+        db.execute("ALTER DATABASE webxdc WITH ALLOW_CONNECTIONS true")
+    # ...and reads every chat again once its announcements' connection is back.
+    await eventually(lambda: bob_on_b.peer.closed, timeout=30.0)
+    await bob_on_b.peer.close()
+    with pytest.raises(InviteRefused):
+        await connect(at(old["apps"][0]["url"], b.port))
 
 
 async def test_host_workers_serve_one_port_and_a_command_reaches_every_worker(
