@@ -243,7 +243,7 @@ async def test_host_workers_serve_one_port_and_a_command_reaches_every_worker(
         for peer in peers:
             await peer.peer.close()
     finally:
-        assert await host.stop() == 0
+        assert await host.stop() == 0, host.stderr
     assert "Traceback" not in host.stderr, host.stderr
 
 
