@@ -23,6 +23,7 @@ from ..api import (
     StoredApp,
     StoredUpdate,
     StoreLimits,
+    UpdateChunk,
     UpdateWrite,
 )
 from ..commits import GroupCommit
@@ -32,6 +33,7 @@ from .apps import PostgresApps
 from .chats import PostgresChats, announce, insert_homes
 from .connection import Connection
 from .messages import PostgresMessages
+from .reads import UpdateReader
 from .updates import PostgresUpdates
 from .writes import GroupWriter
 
@@ -61,6 +63,7 @@ class PostgresStore:
         took, commit included (one group's commit counts once)."""
         self._announcements = Announcements(self._connection)
         self._writer = GroupWriter(self._connection)
+        self._reader = UpdateReader(self._connection)
         self.commits = GroupCommit(self._writer.commit, self.settings)
         """The writes pages send, committed in groups on an asynchronous connection."""
 
@@ -95,6 +98,7 @@ class PostgresStore:
     def close(self) -> None:
         """Close the connections and stop reconnecting."""
         self._writer.close()
+        self._reader.close()
         self._connection.close()
 
     # -- registry ------------------------------------------------------------------------
@@ -247,6 +251,11 @@ class PostgresStore:
     def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
         """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
         return self._updates.after(app_id, serial, limit)
+
+    async def read_updates(self, app_id: str, serial: int, max_bytes: int) -> UpdateChunk:
+        """A bounded chunk of the updates after `serial`, read on the reader's asynchronous
+        connection (see `StoreApi.read_updates`)."""
+        return await self._reader.read(app_id, serial, max_bytes)
 
     def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
                       max_rows: int = 1000) -> int:
