@@ -67,7 +67,7 @@ from ..model.chats import Page
 from ..stores.api import StoreApi, StoredUpdate, StoreError, StoreOverloaded, StoreUnavailable
 
 __all__ = ["UpdateFeed", "FeedSocket", "StorageFailed", "StorageBusy", "UpdateRoute",
-           "MessageWatcher"]
+           "MessageWatcher", "storage_failed"]
 
 log = logging.getLogger(__name__)
 
@@ -173,26 +173,24 @@ class UpdateFeed:
 
     # -- updates -----------------------------------------------------------------------
 
-    async def store_update(self, sock: FeedSocket, update: Update,
-                           update_id: str | None = None) -> int:
+    def hand_over_update(self, sock: FeedSocket, update: Update,
+                         update_id: str | None = None) -> asyncio.Future[int]:
         """Store a valid update from `sock`, then send it to every listener of the app
-        copy, the sender's own included; return its serial once it is stored and sent.
-        One whose `update_id` the page's member stored already in this app copy is
-        neither stored nor sent again: the serial it has is returned, as
-        `stores.api.AlreadyStored`. Raises
-        `StorageFailed` if it could not be kept (then nobody was sent it), `StorageBusy`
-        if too many writes wait for the store."""
+        copy, the sender's own included: the future of its serial, done once it is stored
+        and sent. One whose `update_id` the page's member stored already in this app copy
+        is neither stored nor sent again: the serial it has is given, as
+        `stores.api.AlreadyStored`. The future fails with `StorageBusy` if too many writes
+        wait for the store, with `StoreError` if it could not be kept (then nobody was sent
+        it; `storage_failed` says what to tell the page)."""
         page = sock.page
         try:
-            return await self.store.commit_update(
+            return self.store.hand_over_update(
                 page.app.id, page.member.id, update,
                 lambda serial: self._committed(page, update, serial), update_id)
         except StoreOverloaded as exc:
-            raise StorageBusy(f"{exc}; the update was not sent") from None
-        except StoreError as exc:
-            _log_failure("storing an update failed: %s", exc)
-            raise StorageFailed("the host could not store this update; it was not sent") \
-                from None
+            refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            refused.set_exception(StorageBusy(f"{exc}; the update was not sent"))
+            return refused
 
     def _committed(self, page: Page, update: Update, serial: int) -> None:
         """The update `serial` from `page` is durable: send it to the listeners (called in
@@ -399,6 +397,12 @@ class UpdateFeed:
             "file_base64": (None if message.file_data is None
                             else base64.b64encode(message.file_data).decode()),
         } for message in messages], more
+
+
+def storage_failed(exc: StoreError) -> StorageFailed:
+    """What a page is told of its update that the store could not keep (`exc`, logged)."""
+    _log_failure("storing an update failed: %s", exc)
+    return StorageFailed("the host could not store this update; it was not sent")
 
 
 def _log_failure(message: str, exc: Exception) -> None:

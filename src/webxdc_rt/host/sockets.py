@@ -53,9 +53,9 @@ from ..core.shares import ShareSource, shared_page_budget, shares_of
 from ..core.stats import HostStats
 from ..core.wire import ITEM_HEADER_BYTES
 from ..model.chats import Page
-from ..stores.api import AlreadyStored
+from ..stores.api import AlreadyStored, StoreError
 from . import http_guard
-from .feed import FeedSocket, StorageFailed, UpdateFeed
+from .feed import FeedSocket, StorageFailed, UpdateFeed, storage_failed
 from .hooks import ItemRoute
 from .http_guard import GuardedRequestHandler
 from .liveness import PING_FRAME, Heartbeat
@@ -278,7 +278,7 @@ class SocketShell:
         self.handler = handler
         """The task reading it, cancelled at shutdown if it is pausing a paced page."""
         self.heartbeat = heartbeat
-        self.commits: collections.deque[tuple[StoreUpdate, asyncio.Task[int]]] = \
+        self.commits: collections.deque[tuple[StoreUpdate, asyncio.Future[int]]] = \
             collections.deque()
         """The updates handed to the store whose outcome the session was not told yet, in
         the order they came."""
@@ -434,23 +434,23 @@ class SocketShell:
             raise TypeError(f"{type(effect).__name__} cannot be carried out without waiting")
 
     def _hand_over(self, effect: StoreUpdate) -> None:
-        """Hand an update to the store and read on. The task is started now and so joins
-        the store's queue after the updates handed over before it."""
-        task = asyncio.ensure_future(self.sockets.feed.store_update(
-            self.feed_socket, effect.update, effect.id))
-        self.commits.append((effect, task))
-        task.add_done_callback(self._commit_ended)
+        """Hand an update to the store and read on: it joins the store's queue now, after
+        the updates handed over before it."""
+        stored = self.sockets.feed.hand_over_update(self.feed_socket, effect.update,
+                                                    effect.id)
+        self.commits.append((effect, stored))
+        stored.add_done_callback(self._commit_ended)
 
-    def _commit_ended(self, _task: asyncio.Task[int]) -> None:
+    def _commit_ended(self, _stored: asyncio.Future[int]) -> None:
         """Tell the session what came of the updates whose commit ended, oldest first (a
         later one never goes before an earlier one still in flight), and write its answers
         after what was written before; then wake the reading if it waits for room."""
         commits, session = self.commits, self.session
         while commits and commits[0][1].done():
-            effect, task = commits.popleft()
-            error = _commit_error(task)
+            effect, stored = commits.popleft()
+            error = _commit_error(stored)
             if error is None:
-                serial = task.result()
+                serial = stored.result()
                 before = isinstance(serial, AlreadyStored)
                 if not before:
                     self.sockets.stats.updates_appended += 1
@@ -492,14 +492,17 @@ class SocketShell:
             return session.storage_failed(effect, exc)
 
 
-def _commit_error(task: asyncio.Task[int]) -> StorageFailed | None:
-    """Why the commit `task` ran did not keep its update; None if it did."""
-    if task.cancelled():  # the host stopped before the store committed it
+def _commit_error(stored: asyncio.Future[int]) -> StorageFailed | None:
+    """Why the commit of an update (`stored`, its future) did not keep it; None if it
+    did."""
+    if stored.cancelled():  # the host stopped before the store committed it
         return StorageFailed("the host stopped before this update was stored; it was not "
                              "sent")
-    error = task.exception()
+    error = stored.exception()
     if error is None or isinstance(error, StorageFailed):
         return error
+    if isinstance(error, StoreError):
+        return storage_failed(error)
     log.error("storing an update failed: %s", http_guard.describe_exception(error))
     return StorageFailed("the host could not store this update; it was not sent")
 

@@ -14,6 +14,7 @@ connection. Everything else is synchronous: management's reads and rare writes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -354,6 +355,13 @@ class StoreApi(Protocol):
         Raises `StoreError` when its group's commit failed (nothing of the group was kept,
         `committed` is not called), `StoreOverloaded` at once when `max_waiting_writes`
         wait already."""
+
+    def hand_over_update(self, app_id: str, member_id: str, update: Update,
+                         committed: Committed,
+                         update_id: str | None = None) -> asyncio.Future[int]:
+        """`commit_update` without a coroutine: the future of the serial (what a host does
+        for every update a page sends costs a future, not a task). Raises
+        `StoreOverloaded` at once."""
 
     async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
                                   text: str | None, file_name: str | None,

@@ -6,6 +6,7 @@ chat messages (`messages`); the announcements of updates stored by any process a
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from ...core.updates import Update
@@ -232,14 +233,20 @@ class PostgresStore:
     async def commit_update(self, app_id: str, member_id: str, update: Update,
                             committed: Committed, update_id: str | None = None) -> int:
         """Store an update with the others of its group, once per `update_id`;
-        `committed(serial)` once durable (see `StoreApi.commit_update`). An update sent
-        without a name is given one here, so that a commit whose answer was lost can be
-        made again without storing it twice (`writes`); it starts with `~`, which a
-        member's names never hold, so no member can take it first."""
+        `committed(serial)` once durable (see `StoreApi.commit_update`)."""
+        return await self.hand_over_update(app_id, member_id, update, committed, update_id)
+
+    def hand_over_update(self, app_id: str, member_id: str, update: Update,
+                         committed: Committed,
+                         update_id: str | None = None) -> asyncio.Future[int]:
+        """`commit_update`'s future of the serial (see `StoreApi.hand_over_update`). An
+        update sent without a name is given one here, so that a commit whose answer was
+        lost can be made again without storing it twice (`writes`); it starts with `~`,
+        which a member's names never hold, so no member can take it first."""
         if update_id is None:
             update_id = "~" + secrets.token_urlsafe(12)
-        return await self.commits.submit(UpdateWrite(app_id, member_id, update, update_id),
-                                         committed)
+        return self.commits.enqueue(UpdateWrite(app_id, member_id, update, update_id),
+                                    committed)
 
     async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
                                   text: str | None, file_name: str | None,

@@ -205,11 +205,17 @@ class SqliteStore:
                             committed: Committed, update_id: str | None = None) -> int:
         """Store an update with the others of its group, once per `update_id`;
         `committed(serial)` once durable (see `StoreApi.commit_update`)."""
+        return await self.hand_over_update(app_id, member_id, update, committed, update_id)
+
+    def hand_over_update(self, app_id: str, member_id: str, update: Update,
+                         committed: Committed,
+                         update_id: str | None = None) -> asyncio.Future[int]:
+        """`commit_update`'s future of the serial (see `StoreApi.hand_over_update`)."""
         # The highest serial is known before a write of the copy is handed over, so it is
         # never read from the file while one is committed and not yet reported.
         self._updates.max_serial(app_id)
-        return await self.commits.submit(UpdateWrite(app_id, member_id, update, update_id),
-                                         committed)
+        return self.commits.enqueue(UpdateWrite(app_id, member_id, update, update_id),
+                                    committed)
 
     async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
                                   text: str | None, file_name: str | None,
