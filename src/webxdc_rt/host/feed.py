@@ -187,9 +187,10 @@ class UpdateFeed:
             return self.store.hand_over_update(
                 page.app.id, page.member.id, update,
                 lambda serial: self._committed(page, update, serial), update_id)
-        except StoreOverloaded as exc:
+        except StoreError as exc:  # refused at once: the same future, failed now
             refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            refused.set_exception(StorageBusy(f"{exc}; the update was not sent"))
+            refused.set_exception(StorageBusy(f"{exc}; the update was not sent")
+                                  if isinstance(exc, StoreOverloaded) else exc)
             return refused
 
     def _committed(self, page: Page, update: Update, serial: int) -> None:
@@ -259,19 +260,21 @@ class UpdateFeed:
                 wait = budget.backlog.charge(len(text), self._clock())
                 if wait > 0:
                     await asyncio.sleep(wait)
-            if chunk.updates:
+            found, newest = bool(chunk.updates), chunk.newest
+            del chunk  # one chunk in memory at a time, not two while the next is read
+            if found:
                 continue
             if store.shared:
                 # Nothing is lost between this read and the registration: the read-back
                 # started below reads whatever was committed meanwhile (a serial the page
                 # named beyond the last one stored skips nothing).
-                sock.delivered = min(last, chunk.newest)
+                sock.delivered = min(last, newest)
                 break
             # The read showed every update told before it was asked for (`newest`), and
             # the updates told while it ran went to the listeners of then: if none was
             # (the highest serial is still `newest`), registering now, with no await, makes
             # every later update reach this listener once; else read on.
-            if store.max_serial(app_id) <= chunk.newest:
+            if store.max_serial(app_id) <= newest:
                 break
         self._listeners.setdefault(app_id, set()).add(sock)
         if store.shared:
@@ -319,9 +322,11 @@ class UpdateFeed:
                     return
                 asked = self._asked[app_id]
                 chunk = await self.store.read_updates(app_id, start, max_bytes)
-                if chunk.updates:
-                    self._send_read_back(app_id, chunk.updates)
-                elif self._asked[app_id] == asked:
+                found = bool(chunk.updates)
+                if found:
+                    self._send_read_back(app_id, start, chunk.updates)
+                del chunk  # one chunk in memory at a time, not two while the next is read
+                if not found and self._asked[app_id] == asked:
                     return
         except StoreError as exc:
             _log_failure(f"reading new updates of app copy {app_id} failed: %s", exc)
@@ -331,9 +336,13 @@ class UpdateFeed:
             del self._wanted[app_id]
             del self._asked[app_id]
 
-    def _send_read_back(self, app_id: str, batch: list[StoredUpdate]) -> None:
-        """Send each listener of the app copy the updates of `batch` it lacks."""
-        listeners = tuple(self._listeners.get(app_id, ()))
+    def _send_read_back(self, app_id: str, start: int, batch: list[StoredUpdate]) -> None:
+        """Send each listener of the app copy the updates of `batch` (every one stored
+        after `start`, in order) that it lacks. A listener registered while the batch was
+        read, with less than `start`, is sent none: it would lack those in between; the
+        next read starts from what it has."""
+        listeners = [listener for listener in self._listeners.get(app_id, ())
+                     if listener.delivered >= start]
         self.read_back += len(batch)
         newest = batch[-1].serial
         for stored in batch:
