@@ -34,7 +34,7 @@ class Recorder:
 
     @property
     def payloads(self) -> list[bytes]:
-        return [item.payload[wire.ITEM_HEADER_BYTES:] for item in self.items]
+        return [bytes(item.payload) for item in self.items]
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def warnings(caplog) -> list[str]:
 
 
 def item(broker: RedisBroker, payload: bytes, sender: int = 1) -> Published:
-    return Published(broker.node_id, sender, wire.encode_stamp(1.0) + payload)
+    return Published(broker.node_id, sender, wire.encode_stamp(1.0), payload)
 
 
 async def subscribed(broker: RedisBroker, recorder: Recorder) -> Recorder:
@@ -169,7 +169,7 @@ async def test_messages_that_are_not_items_are_dropped_counted_and_reported_once
     one, two = await brokers(), await brokers(max_payload_bytes=100)
     there = await subscribed(two, Recorder())
     junk = [b"", b"\x01", b"hello", bytes([1, 3]) + b"a:c" + b"\0" * 8,
-            encode_header(origin_prefix("abc"), 1) + b"x" * (wire.ITEM_HEADER_BYTES + 101)]
+            encode_header(origin_prefix("abc"), 1, b"x" * wire.ITEM_HEADER_BYTES) + b"x" * 101]
     for message in junk:
         assert redis_server.command("SPUBLISH", CHANNEL, message) == 1
     one.publish(TOPIC, item(one, b"still delivered"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from webxdc_rt.core import wire
 from webxdc_rt.core.delivery import DropCount
 from webxdc_rt.core.fanout import Published
 from webxdc_rt.core.limits import DeliveryLimits
@@ -77,7 +78,7 @@ def outbound(limit: int = 1000, unsent: int = 0, delivery: DeliveryLimits | None
 
 
 def item(sender: int, payload: bytes) -> Published:
-    return Published("here", sender, payload)
+    return Published("here", sender, wire.encode_stamp(0.0), payload)
 
 
 async def test_frames_of_one_turn_go_out_in_one_call():

@@ -135,6 +135,7 @@ _REFUSAL_TEXT = {  # what the hub says of the same mistakes
 
 _JOINED = State.JOINED  # a module global is found faster than an enum member
 _new_tuple = tuple.__new__
+_pack_stamp = wire.pack_stamp
 
 
 # -- effects ---------------------------------------------------------------------------
@@ -315,12 +316,14 @@ class Session:
 
     def receive_item(self, payload: bytes, now: float) -> tuple[Effect, ...]:
         """A binary frame: one realtime item for the channel, its stamp first if the
-        connection's join said so; stamped here if not."""
+        connection's join said so; stamped here (the stamp beside it) if not."""
         if self.state is _JOINED:  # the hot path, as TRANSITIONS allows it
-            if not self.conn.stamped:
-                payload = wire.encode_stamp(now * 1000.0 + self._host_ms_offset) + payload
+            # The host's stamp goes beside the payload, which is never copied to put it
+            # in front.
+            stamp = None if self.conn.stamped else _pack_stamp(now * 1000.0
+                                                                + self._host_ms_offset)
             try:
-                item, wait = self.hub.send(self.conn, payload, now)
+                item, wait = self.hub.send(self.conn, payload, now, stamp)
             except Refusal as exc:
                 return self._refused(exc)
             # tuple.__new__ builds the named tuple without its Python-level __new__: this
