@@ -53,7 +53,7 @@ class WriteBatcher:
     steady sender's items thus go out in the turn that read them, with no callback for
     the next turn (and no second `epoll_wait` for each item)."""
 
-    __slots__ = ("_loop", "dirty", "_scheduled", "held")
+    __slots__ = ("_loop", "dirty", "_scheduled", "held", "direct")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -62,6 +62,10 @@ class WriteBatcher:
         self._scheduled = False
         self.held = False
         """Whether a reader is handing over what one read brought in (`hold`)."""
+        self.direct = False
+        """Whether what is handed over now is the last of its read (set with `held`): a
+        connection with nothing gathered is written to at once, as the `release` that
+        follows would, without gathering it first."""
 
     def mark(self, outbound: Outbound) -> None:
         """`outbound` gathered its first frame of this turn (while held, `Outbound.deliver`
@@ -143,7 +147,8 @@ class Outbound:
 
     def deliver(self, parts: Frame, size: int, item: Published) -> None:
         """Send one realtime item, as buffers of `size` bytes in all, at the end of this
-        turn if the socket has room and nothing waits; else it waits (and may be dropped).
+        turn (or of the read it came in: at once if it is the last, `WriteBatcher.direct`)
+        if the socket has room and nothing waits; else it waits (and may be dropped).
         Of the ways a connection can be closing only `cut` is looked at here: the frame of
         one that is closing otherwise is gathered and then dropped by `flush` (this runs
         once per delivery, `closing` once per write)."""
@@ -158,15 +163,20 @@ class Outbound:
                 or (window.reporting and self._written - window.read >= window.limit)):
             self._wait(parts, size, item)
             return
+        self._written += size
         if not self._pending:
             batcher = self._batcher
+            if batcher.direct:  # what `flush` would write at the `release` right after
+                if not (self.ws.closed or self.transport.is_closing()):
+                    self.transport.writelines(parts)
+                    self._handed += size
+                return
             if batcher.held:  # `batcher.mark`'s case of a held batcher, inlined
                 batcher.dirty.append(self)
             else:
                 batcher.mark(self)
         self._pending.extend(parts)
         self._pending_size += size
-        self._written += size
 
     def write(self, parts: tuple[bytes, ...], size: int) -> None:
         """Send one frame that must not be dropped, as buffers of `size` bytes in all, at

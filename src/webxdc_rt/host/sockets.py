@@ -337,11 +337,16 @@ class SocketShell:
                         # `_now`'s case of a Publish, inlined: this runs once per item.
                         stats.realtime_items_in += 1
                         stats.realtime_bytes_in += len(first.item.payload)
-                        if buffered is not None:
+                        if buffered:  # more of this read follows: gathered
                             batcher.held = True  # `batcher.hold()`, inlined
                             broker.publish(first.topic, first.item)
-                            if not buffered:
-                                batcher.release()
+                        elif buffered is not None:  # the last of the read
+                            batcher.held = batcher.direct = True
+                            try:
+                                broker.publish(first.topic, first.item)
+                            finally:
+                                batcher.direct = False
+                            batcher.release()
                         else:
                             broker.publish(first.topic, first.item)
                         continue
