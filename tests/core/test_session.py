@@ -230,6 +230,42 @@ def test_a_page_over_its_send_budget_is_paced_and_told_once_per_episode():
     assert [type(e) for e in session.receive_item(b"5", 10.0)] == [Publish]  # episode over
 
 
+def test_the_read_paths_item_or_effects_decides_as_receive_item_does():
+    """The same sequence (before the join, within and over the budget, refused sizes,
+    after a leave, past the refusal cap) through `receive_item` and through
+    `item_or_effects`, whose lone item stands for `(Publish(topic, item),)`."""
+    limits = RealtimeLimits(send_items_per_s=10, send_items_burst=3, max_payload_bytes=64)
+    general, quick = (new_session(realtime=limits, max_errors=6) for _ in range(2))
+
+    def through_quick(payload: bytes, now: float):
+        taken = quick.item_or_effects(payload, now)
+        if isinstance(taken, Published):
+            return (Publish(quick.conn.topic, taken),)
+        return taken
+
+    steps = [("item", b"early", 0.0), ("text", JOIN, 0.0), ("item", b"1", 0.0),
+             ("item", bytes(64), 0.0), ("item", b"3", 0.0), ("item", b"4", 0.0),
+             ("item", b"5", 0.01), ("item", bytes(65), 0.02), ("item", b"6", 5.0),
+             ("item", b"7", 5.0), ("text", LEAVE, 5.0), ("item", b"8", 5.0),
+             ("text", STAMPED_JOIN, 5.0), ("item", bytes(7), 5.0),
+             ("item", wire.encode_stamp(1.0) + b"9", 5.0), ("item", bytes(7), 5.0),
+             ("item", bytes(7), 5.0), ("item", b"after the cap", 5.0)]
+    for kind, data, now in steps:
+        if kind == "text":
+            assert general.receive_text(data, now) == quick.receive_text(data, now)
+        else:
+            expected = general.receive_item(data, now)
+            got = through_quick(data, now)
+            # Items of the two sessions differ in their sender only (another connection).
+            assert [e._replace(item=e.item._replace(sender=0)) if isinstance(e, Publish)
+                    else e for e in got] == [
+                e._replace(item=e.item._replace(sender=0)) if isinstance(e, Publish) else e
+                for e in expected], (data, now)
+        assert general.state is quick.state
+    assert general.rules.counts == quick.rules.counts
+    assert general.state is State.LEAVING
+
+
 def test_control_messages_are_paced_per_page_after_they_took_effect():
     first = new_session(control_per_s=1.0, control_burst=2)
     second = new_session(hub=first.hub, budget=first.budget)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from . import realtime, wire
 from .budget import PageBudget, TokenBucket
@@ -317,6 +317,16 @@ class Session:
     def receive_item(self, payload: bytes, now: float) -> tuple[Effect, ...]:
         """A binary frame: one realtime item for the channel, its stamp first if the
         connection's join said so; stamped here (the stamp beside it) if not."""
+        taken = self.item_or_effects(payload, now)
+        if type(taken) is Published:
+            return (_new_tuple(Publish, (self.conn.topic, taken)),)
+        return cast(tuple[Effect, ...], taken)
+
+    def item_or_effects(self, payload: bytes, now: float) -> Published | tuple[Effect, ...]:
+        """`receive_item` for the host's read path, which runs once per item: the item
+        alone when publishing it to the connection's channel is all there is to do (the
+        common case), else the effects `receive_item` returns. `receive_item` is this,
+        with the item as `(Publish(conn.topic, item),)`."""
         if self.state is _JOINED:  # the hot path, as TRANSITIONS allows it
             # The host's stamp goes beside the payload, which is never copied to put it
             # in front.
@@ -326,16 +336,14 @@ class Session:
                 item, wait = self.hub.send(self.conn, payload, now, stamp)
             except Refusal as exc:
                 return self._refused(exc)
-            # tuple.__new__ builds the named tuple without its Python-level __new__: this
-            # runs once per realtime item.
+            if wait <= 0 and not self._paced:
+                return item
             publish = _new_tuple(Publish, (self.conn.topic, item))
             if wait > 0:
                 budget = self.conn.budget
                 if isinstance(budget, SharedSendBudget) and budget.holding:
                     return (publish, Hold(wait, budget))  # not over: not told it is slowed
-            if wait > 0 or self._paced:
-                return (publish, *self._pace("items", wait, _items_text(self.hub.limits)))
-            return (publish,)
+            return (publish, *self._pace("items", wait, _items_text(self.hub.limits)))
         try:
             self._event(Event.ITEM)  # refused while open; ignored while going away
         except Refusal as exc:

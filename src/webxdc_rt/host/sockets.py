@@ -19,7 +19,7 @@ import contextlib
 import logging
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import WSMsgType, web
 
@@ -322,34 +322,34 @@ class SocketShell:
         (aiohttp parses them all at once): their frames are gathered and written once the
         read's messages are used up (`WriteBatcher.hold`), so a burst costs each receiver
         one write and a lone item is written in the turn that read it."""
-        session, ws = self.session, self.ws
+        session, ws, topic = self.session, self.ws, self.session.conn.topic
         broker, stats = self.sockets.broker, self.sockets.stats
-        batcher = self.sockets.batcher
+        batcher, binary, monotonic = self.sockets.batcher, WSMsgType.BINARY, time.monotonic
         buffered = _message_buffer(ws)
         receive = ws.receive  # not `async for`: its `__anext__` is one more coroutine an item
         try:
             while True:
                 msg = await receive()
-                if msg.type is WSMsgType.BINARY:
-                    effects = session.receive_item(msg.data, time.monotonic())
-                    first = effects[0] if effects else None
-                    if len(effects) == 1 and type(first) is Publish:
-                        # `_now`'s case of a Publish, inlined: this runs once per item.
+                if msg.type is binary:
+                    taken = session.item_or_effects(msg.data, monotonic())
+                    if type(taken) is Published:
+                        # `_now`'s case of a lone Publish, inlined: this runs once per item.
                         stats.realtime_items_in += 1
-                        stats.realtime_bytes_in += len(first.item.payload)
+                        stats.realtime_bytes_in += len(taken.payload)
                         if buffered:  # more of this read follows: gathered
                             batcher.held = True  # `batcher.hold()`, inlined
-                            broker.publish(first.topic, first.item)
+                            broker.publish(topic, taken)
                         elif buffered is not None:  # the last of the read
                             batcher.held = batcher.direct = True
                             try:
-                                broker.publish(first.topic, first.item)
+                                broker.publish(topic, taken)
                             finally:
                                 batcher.direct = False
                             batcher.release()
                         else:
-                            broker.publish(first.topic, first.item)
+                            broker.publish(topic, taken)
                         continue
+                    effects = cast(tuple[Effect, ...], taken)
                 elif msg.type is WSMsgType.TEXT:
                     now = time.monotonic()
                     effects = session.receive_text(msg.data, now)
