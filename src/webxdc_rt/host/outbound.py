@@ -302,19 +302,27 @@ class Outbound:
                     await self._reported.wait()
                     continue
                 await self._writer.drain()
+                if self.closing:
+                    break
                 now = time.monotonic()
+                # Nothing below writes, waits or closes until `flush`: what is looked at
+                # once here holds for the whole loop, which runs once per item moved.
+                pending, size, written = self._pending, self._pending_size, self._written
+                room = self._room - transport.get_write_buffer_size()
                 # `<=`: while the writer is not paused (not over the room) at least one
-                # item moves, so this loop never spins without waiting.
-                while (not self.closing and not window.full(self._written)
-                       and transport.get_write_buffer_size() + self._pending_size
-                       <= self._room):
+                # item moves, so this loop never spins without waiting. `window.full` and
+                # `window.delay` inlined.
+                while size <= room and not (window.reporting
+                                            and written - window.read >= window.limit):
                     # Dropped unless it can reach the receiver in time, by its rate.
-                    taken = items.take(now + window.delay(self._written))
+                    taken = items.take(now + window.delay(written) if window.reporting
+                                       else now)
                     if taken is None:
                         break
-                    self._pending.extend(taken[0])
-                    self._pending_size += taken[1]
-                    self._written += taken[1]
+                    pending.extend(taken[0])
+                    size += taken[1]
+                    written += taken[1]
+                self._pending_size, self._written = size, written
                 self.flush()
         except ConnectionError:
             pass
