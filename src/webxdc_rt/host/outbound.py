@@ -27,7 +27,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractStreamWriter
@@ -154,12 +153,11 @@ class Outbound:
         once per delivery, `closing` once per write)."""
         if self.cut:
             return
-        window = self.window
+        window, transport = self.window, self.transport
         # Frames are never empty, so waiting bytes are 0 exactly when nothing waits. The
         # window test is `window.full(self._written)` inlined: this runs once per delivery.
         if (self.items.waiting_bytes
-                or self.transport.get_write_buffer_size() + self._pending_size + size
-                > self._room
+                or transport.get_write_buffer_size() + self._pending_size + size > self._room
                 or (window.reporting and self._written - window.read >= window.limit)):
             self._wait(parts, size, item)
             return
@@ -167,8 +165,8 @@ class Outbound:
         if not self._pending:
             batcher = self._batcher
             if batcher.direct:  # what `flush` would write at the `release` right after
-                if not (self.ws.closed or self.transport.is_closing()):
-                    self.transport.writelines(parts)
+                if not (self.ws.closed or transport.is_closing()):
+                    transport.writelines(parts)
                     self._handed += size
                 return
             if batcher.held:  # `batcher.mark`'s case of a held batcher, inlined
@@ -286,7 +284,7 @@ class Outbound:
     def _wait(self, parts: Frame, size: int, item: Published) -> None:
         items = self.items
         if items.episode_started is None:
-            self._episode_counts = replace(items.counts)
+            self._episode_counts = items.counts.copy()
         items.offer((item.origin, item.sender), parts, size, time.monotonic())
         if self._pump is None:
             self._pump = asyncio.create_task(self._move_waiting())

@@ -178,21 +178,21 @@ class Sockets:
             stats.realtime_bytes_out += size * len(receivers)
             self.route_item(topic, item, receivers, parts, size)
             return
-        stamped: tuple[Frame, int] | None = None
-        bare: tuple[Frame, int] | None = None
-        written = 0
+        stamped: Frame | None = None
+        bare: Frame | None = None
+        stamped_size = bare_size = written = 0
         # Counted for all its receivers (written or found too slow alike).
         for conn in receivers:
             if conn.stamped:
                 if stamped is None:
-                    stamped = binary_frame(item.payload, item.stamp)
-                frame = stamped
+                    stamped, stamped_size = binary_frame(item.payload, item.stamp)
+                written += stamped_size
+                conn.sink.deliver(stamped, stamped_size, item)
             else:
                 if bare is None:
-                    bare = binary_frame(item.payload)
-                frame = bare
-            written += frame[1]
-            conn.sink.deliver(frame[0], frame[1], item)
+                    bare, bare_size = binary_frame(item.payload)
+                written += bare_size
+                conn.sink.deliver(bare, bare_size, item)
         stats.realtime_items_out += len(receivers)
         stats.realtime_bytes_out += written
 
