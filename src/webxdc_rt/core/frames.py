@@ -41,6 +41,7 @@ def encode_binary_frame(payload: bytes) -> bytes:
 
 
 _pack_medium_header = struct.Struct("!BBH").pack
+_pack_large_header = struct.Struct("!BBQ").pack
 _SMALL_BINARY_HEADERS = tuple(bytes((_FIN | _OPCODE_BINARY, size)) for size in range(126))
 """The headers of binary frames under 126 bytes, made once: most realtime items are small,
 and each costs this module one call instead of three."""
@@ -56,7 +57,10 @@ def binary_frame(payload: bytes | memoryview, prefix: bytes = b"") -> tuple[Fram
     if size <= COPY_LIMIT:  # COPY_LIMIT < 65536: a 16-bit length
         return (_pack_medium_header(_FIN | _OPCODE_BINARY, 126, size) + prefix + payload,
                 ), size + 4
-    header = _header(_OPCODE_BINARY, size)
+    if size < 65536:
+        header = _pack_medium_header(_FIN | _OPCODE_BINARY, 126, size)
+    else:
+        header = _pack_large_header(_FIN | _OPCODE_BINARY, 127, size)
     return (header + prefix, payload), len(header) + size
 
 
