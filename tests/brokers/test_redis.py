@@ -120,6 +120,21 @@ def test_messages_never_show_the_password():
 
 # -- items between processes --------------------------------------------------------------
 
+async def test_the_stamp_and_payload_cross_as_they_were_published(brokers):
+    """The stamp travels beside the payload in the process and in front of it on Redis:
+    what arrives has both as they were, at any size (a large payload as a view)."""
+    one, two = await brokers(), await brokers()
+    there = await subscribed(two, Recorder())
+    payloads = [b"", b"small", bytes(range(256)) * 32 + b"!", bytes(128_000)]
+    for number, payload in enumerate(payloads):
+        one.publish(TOPIC, Published(one.node_id, 1, wire.encode_stamp(float(number)),
+                                     memoryview(payload) if len(payload) > 8192 else payload))
+    await eventually(lambda: len(there.items) == len(payloads))
+    assert [i.stamp for i in there.items] == [wire.encode_stamp(float(n))
+                                              for n in range(len(payloads))]
+    assert there.payloads == payloads
+
+
 async def test_items_cross_in_order_once_and_never_back_to_their_process(brokers, redis_server):
     one, two = await brokers(), await brokers()
     here, there = await subscribed(one, Recorder()), await subscribed(two, Recorder())
