@@ -36,7 +36,9 @@ def run_items(src: str, url: str, items: int, size: int) -> None:
     from webxdc_rt.core.fanout import Published
 
     topic = "rt/chat-1/app-1"
-    payload = wire.encode_stamp(1.0) + b"p" * size
+    # The stamp beside the payload, or (in versions before it was) in front of it.
+    stamp, body = wire.encode_stamp(1.0), b"p" * size
+    parts = (stamp, body) if "stamp" in Published._fields else (stamp + body,)
 
     async def run() -> None:
         address = parse_redis_url(url)
@@ -45,6 +47,7 @@ def run_items(src: str, url: str, items: int, size: int) -> None:
         else:
             Broker = RedisBroker  # noqa: N806 (a class, as in the branch above)
         one, two = Broker(address, BrokerLimits()), Broker(address, BrokerLimits())
+        item = Published(one.node_id, 1, *parts)
         await one.start()
         await two.start()
         done = asyncio.get_running_loop().create_future()
@@ -60,7 +63,7 @@ def run_items(src: str, url: str, items: int, size: int) -> None:
         await two.ready(topic)
         for start in range(0, items, 100):  # as pages send: bursts, one loop turn each
             for _ in range(min(100, items - start)):
-                one.publish(topic, Published(one.node_id, 1, payload))
+                one.publish(topic, item)
             await asyncio.sleep(0)
         if items:
             await asyncio.wait_for(done, 120)

@@ -8,8 +8,9 @@ the host makes them.
         [--data-dir DIR] [--seconds 2]
 
 For each store it measures `append_update` of a 100-byte update, the read a process makes
-when another one announces an update (`backlog_chunk` + `updates_after` of one row), and the
-backlog read of 1,000 rows; it prints calls per second and per-call latency (p50, p99).
+when another one announces an update (`read_updates` of one row, off the event loop as the
+host makes it), and a backlog chunk of 1,000 rows (`read_updates`); it prints calls per
+second and per-call latency (p50, p99).
 Then it measures what PostgreSQL takes from several processes at once: 1 and 4 processes
 appending 800 updates each, to one app copy each and all to one app copy (whose appends the
 per-copy lock serialises). The PostgreSQL database gets the host's schema if it has none; the
@@ -18,7 +19,7 @@ rows written are deleted.
     .venv/bin/python bench/store_backends.py --case burst [--store postgresql://...] \
         [--pages 16] [--seconds 5] [--limit updates.max_in_flight_per_socket=1 ...]
     .venv/bin/python bench/store_backends.py --case mixed [--store postgresql://...] \
-        [--pages 4] [--seconds 5]
+        [--pages 4] [--seconds 5] [--pace-ms 100]
 
 The host cases run one `webxdc-rt serve` process (SQLite in a temporary data directory, or
 `--store`), with the per-page limits on updates and on text frames raised (`--limit
@@ -33,7 +34,10 @@ the CPU time of its event loop's busy turns is printed too (what a realtime item
 during one waits for, whatever else runs on the machine). `mixed`: two more pages exchange
 realtime items at 500/s in all (250/s each, 64 bytes) while `--pages` pages flood updates,
 then again with no updates: the items' latency from send to receipt (p50, p99) in both, and
-the update rate.
+the update rate. With `--pace-ms MS` (burst and mixed), the host keeps its default per-page
+update limits (one update per 100 ms after a burst of 50) and each flooding page sends one
+update every MS ms instead of as fast as the host takes them: a flood at the pace a host
+allows by default.
 """
 
 from __future__ import annotations
@@ -85,13 +89,16 @@ def run(name: str, store: StoreApi, seconds: float) -> None:
              measure(lambda: store.append_update(app_id, "m", update), seconds))]
     last = store.max_serial(app_id)
 
-    def announced() -> None:
-        count = store.backlog_chunk(app_id, last - 1, 1 << 20)
-        store.updates_after(app_id, last - 1, count)
+    loop = asyncio.new_event_loop()
 
-    rows.append((name, "read one announced update", measure(announced, seconds)))
-    rows.append((name, "backlog read, 1,000 rows",
-                 measure(lambda: store.updates_after(app_id, 0, 1000), seconds / 2)))
+    def read(after: int) -> None:
+        loop.run_until_complete(store.read_updates(app_id, after, 1 << 20))
+
+    rows.append((name, "read one announced update", measure(lambda: read(last - 1), seconds)))
+    for _ in range(1000 - len(store.updates_after(app_id, 0, 1000))):
+        store.append_update(app_id, "m", update)
+    rows.append((name, "backlog read, 1,000 rows", measure(lambda: read(0), seconds / 2)))
+    loop.close()
     for store_name, what, (rate, p50, p99) in rows:
         print(f"{store_name:10} {what:28} {rate:9.0f}/s  p50 {p50:6.3f} ms  p99 {p99:6.3f} ms")
     store.remove_app(app_id)
@@ -161,17 +168,18 @@ def run_parallel(url: str) -> None:
 
 
 def serve(store: str | None, members: list[str], folder: str, limits: list[str],
-          turns: bool) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """A `webxdc-rt serve` process with raised update limits (its loop's turns measured if
-    `turns`: see `host_turns`); its invite links."""
+          turns: bool, paced: bool = False) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """A `webxdc-rt serve` process with raised update limits, or the default ones if
+    `paced` (its loop's turns measured if `turns`: see `host_turns`); its invite links."""
+    raised = [] if paced else ["--limit", "updates.interval_ms=1",
+                               "--limit", "updates.burst=1000000"]
     command = ([str(Path(__file__).parent / "loop_turns.py")] if turns
                else ["-m", "webxdc_rt"])
     process = subprocess.Popen(
         [sys.executable, *command, "serve", str(example_path()), "--members",
          ",".join(members), "--port", "0", "--json", "--data-dir", folder,
          *([] if store is None else ["--store", store]),
-         "--chat", f"bench {uuid.uuid4().hex[:8]}", "--limit", "updates.interval_ms=1",
-         "--limit", "updates.burst=1000000", "--limit", "control_per_s=1000000",
+         "--chat", f"bench {uuid.uuid4().hex[:8]}", *raised, "--limit", "control_per_s=1000000",
          "--limit", "control_burst=1000000",
          *(arg for limit in limits for arg in ("--limit", limit))],
         stdout=subprocess.PIPE, stderr=(Path(folder) / "stderr").open("w"), text=True)
@@ -185,10 +193,11 @@ UNANSWERED_PER_PAGE = 64
 the host's window full, and a bound on what is left to deliver once the measure ends."""
 
 
-async def flood(urls: dict[str, str], senders: list[str], seconds: float) -> tuple[float, int]:
-    """`senders` send updates as fast as the host takes them for `seconds` (after 1 s of
-    warming up); the updates per second a listening page received, and errors the senders
-    were sent."""
+async def flood(urls: dict[str, str], senders: list[str], seconds: float,
+                pace_ms: float = 0) -> tuple[float, int]:
+    """`senders` send updates as fast as the host takes them (or one every `pace_ms`) for
+    `seconds` (after 1 s of warming up); the updates per second a listening page
+    received, and errors the senders were sent."""
     observer = await connect(urls["observer"])
     received = sent_total = 0
     progress = asyncio.Event()
@@ -204,6 +213,15 @@ async def flood(urls: dict[str, str], senders: list[str], seconds: float) -> tup
 
     ahead = UNANSWERED_PER_PAGE * len(senders)
 
+    async def paced(peer: object, offset: float) -> None:
+        due = time.perf_counter() + offset
+        sent = 0
+        while not stopped:
+            peer.send_update({"payload": sent})  # type: ignore[attr-defined]
+            sent += 1
+            due += pace_ms / 1000
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+
     async def send(peer: object) -> None:
         nonlocal sent_total
         sent = 0
@@ -217,7 +235,9 @@ async def flood(urls: dict[str, str], senders: list[str], seconds: float) -> tup
             sent_total += 32
             await peer.drain()  # type: ignore[attr-defined]
 
-    tasks = [asyncio.ensure_future(send(peer)) for peer in peers]
+    tasks = [asyncio.ensure_future(
+        paced(peer, n * pace_ms / 1000 / len(peers)) if pace_ms else send(peer))
+        for n, peer in enumerate(peers)]
     await asyncio.sleep(1.0)
     start_count, started = received, time.perf_counter()
     await asyncio.sleep(seconds)
@@ -231,10 +251,10 @@ async def flood(urls: dict[str, str], senders: list[str], seconds: float) -> tup
     return rate, errors
 
 
-def flood_process(urls: dict[str, str], senders: list[str], seconds: float,
+def flood_process(urls: dict[str, str], senders: list[str], seconds: float, pace_ms: float,
                   results: multiprocessing.Queue[tuple[float, int]]) -> None:
     """`flood` in a process of its own (the realtime pages are measured apart)."""
-    results.put(asyncio.run(flood(urls, senders, seconds)))
+    results.put(asyncio.run(flood(urls, senders, seconds, pace_ms)))
 
 
 async def realtime_latency(urls: dict[str, str], seconds: float) -> list[float]:
@@ -290,27 +310,29 @@ def host_turns(process: subprocess.Popen[str], folder: str) -> str:
 
 
 def host_case(case: str, store: str | None, pages: int, seconds: float,
-              limits: list[str], turns: bool) -> None:
+              limits: list[str], turns: bool, pace_ms: float = 0) -> None:
     """Run the `burst` or `mixed` case against a fresh host and print its figures."""
     senders = [f"sender{n}" for n in range(pages)]
     name = "postgresql" if store else "sqlite"
     with tempfile.TemporaryDirectory() as folder:
         process, urls = serve(store, [*senders, "observer", "rt0", "rt1"], folder, limits,
-                              turns)
+                              turns, bool(pace_ms))
+        paced = f" paced one per {pace_ms:g} ms" if pace_ms else ""
         try:
             if case == "burst":
                 cpu, started = cpu_seconds(process.pid), time.perf_counter()
-                rate, errors = asyncio.run(flood(urls, senders, seconds))
+                rate, errors = asyncio.run(flood(urls, senders, seconds, pace_ms))
                 share = (cpu_seconds(process.pid) - cpu) / (time.perf_counter() - started)
-                print(f"{name:10} burst: {pages} pages flooding  {rate:9.0f} durable "
+                print(f"{name:10} burst: {pages} pages flooding{paced} {rate:9.0f} durable "
                       f"updates/s  ({errors} refused; the host used {share:.0%} of a core, "
                       f"{share / rate * 1e6:.0f} µs per update) {' '.join(limits)}")
                 return
-            print(f"{name:10} mixed: {' '.join(limits)}")
+            print(f"{name:10} mixed:{paced} {' '.join(limits)}")
             quiet = asyncio.run(realtime_latency(urls, seconds))
             results: multiprocessing.Queue[tuple[float, int]] = multiprocessing.Queue()
             flooder = multiprocessing.Process(target=flood_process,
-                                              args=(urls, senders, seconds + 1, results))
+                                              args=(urls, senders, seconds + 1, pace_ms,
+                                                    results))
             flooder.start()
             time.sleep(1.0)
             busy = asyncio.run(realtime_latency(urls, seconds))
@@ -343,9 +365,13 @@ def main() -> None:
                         help="a limit for the host of the burst and mixed cases")
     parser.add_argument("--turns", action="store_true", help="measure the host's event "
                         "loop turns (burst and mixed cases)")
+    parser.add_argument("--pace-ms", type=float, default=0, help="each flooding page sends "
+                        "one update every this many ms, to a host with its default update "
+                        "limits (burst and mixed cases; 0: as fast as the host takes them)")
     args = parser.parse_args()
     if args.case != "calls":
-        host_case(args.case, args.store, args.pages, args.seconds, args.limit, args.turns)
+        host_case(args.case, args.store, args.pages, args.seconds, args.limit, args.turns,
+                  args.pace_ms)
         return
     if args.store is None:
         parser.error("the calls case needs --store")

@@ -23,14 +23,14 @@ STAMP = wire.encode_stamp(1234.5)
 
 def encoded(origin: str, sender: int, payload: bytes) -> bytes:
     """An item as a process publishes it: header, then the stamp and payload it got."""
-    return encode_header(origin_prefix(origin), sender) + STAMP + payload
+    return encode_header(origin_prefix(origin), sender, STAMP) + payload
 
 
 @pytest.mark.parametrize("payload", [b"", b"x", bytes(range(256)), b"\0" * LIMIT])
 def test_an_item_crosses_unchanged(payload):
     origin = new_node_id()
     data = encoded(origin, 2**64 - 1, payload)
-    assert decode_item(data, LIMIT) == Published(origin, 2**64 - 1, STAMP + payload)
+    assert decode_item(data, LIMIT) == Published(origin, 2**64 - 1, STAMP, payload)
 
 
 def test_the_header_is_compact_binary():
@@ -38,7 +38,7 @@ def test_the_header_is_compact_binary():
     assert data == (bytes([FORMAT, 6]) + b"abc123" + (7).to_bytes(8, "big") + STAMP
                     + b"payload")
     # A node id of the host: 16 hex digits, so 26 bytes of header.
-    assert len(encode_header(origin_prefix(new_node_id()), 1)) == 26
+    assert len(encode_header(origin_prefix(new_node_id()), 1, STAMP)) == 26 + len(STAMP)
 
 
 def test_an_items_own_prefix_tells_its_process():
@@ -79,12 +79,13 @@ def test_a_payload_over_the_limit_is_refused():
 def test_any_bytes_decode_to_an_item_or_none(data):
     item = decode_item(data, 100)
     if item is not None:
-        assert encode_header(origin_prefix(item.origin), item.sender) + item.payload == data
-        assert wire.ITEM_HEADER_BYTES <= len(item.payload) <= wire.ITEM_HEADER_BYTES + 100
+        assert encode_header(origin_prefix(item.origin), item.sender, item.stamp) \
+            + item.payload == data
+        assert len(item.stamp) == wire.ITEM_HEADER_BYTES and len(item.payload) <= 100
 
 
 @given(st.text(alphabet="abcdef0123456789XYZ", min_size=1, max_size=MAX_ORIGIN_BYTES),
        st.integers(min_value=0, max_value=2**64 - 1), st.binary(max_size=200))
 def test_every_item_round_trips(origin, sender, payload):
-    assert decode_item(encoded(origin, sender, payload), LIMIT) == (origin, sender,
-                                                                    STAMP + payload)
+    assert decode_item(encoded(origin, sender, payload), LIMIT) == (origin, sender, STAMP,
+                                                                    payload)

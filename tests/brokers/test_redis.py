@@ -34,7 +34,7 @@ class Recorder:
 
     @property
     def payloads(self) -> list[bytes]:
-        return [item.payload[wire.ITEM_HEADER_BYTES:] for item in self.items]
+        return [bytes(item.payload) for item in self.items]
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def warnings(caplog) -> list[str]:
 
 
 def item(broker: RedisBroker, payload: bytes, sender: int = 1) -> Published:
-    return Published(broker.node_id, sender, wire.encode_stamp(1.0) + payload)
+    return Published(broker.node_id, sender, wire.encode_stamp(1.0), payload)
 
 
 async def subscribed(broker: RedisBroker, recorder: Recorder) -> Recorder:
@@ -120,6 +120,21 @@ def test_messages_never_show_the_password():
 
 # -- items between processes --------------------------------------------------------------
 
+async def test_the_stamp_and_payload_cross_as_they_were_published(brokers):
+    """The stamp travels beside the payload in the process and in front of it on Redis:
+    what arrives has both as they were, at any size (a large payload as a view)."""
+    one, two = await brokers(), await brokers()
+    there = await subscribed(two, Recorder())
+    payloads = [b"", b"small", bytes(range(256)) * 32 + b"!", bytes(128_000)]
+    for number, payload in enumerate(payloads):
+        one.publish(TOPIC, Published(one.node_id, 1, wire.encode_stamp(float(number)),
+                                     memoryview(payload) if len(payload) > 8192 else payload))
+    await eventually(lambda: len(there.items) == len(payloads))
+    assert [i.stamp for i in there.items] == [wire.encode_stamp(float(n))
+                                              for n in range(len(payloads))]
+    assert there.payloads == payloads
+
+
 async def test_items_cross_in_order_once_and_never_back_to_their_process(brokers, redis_server):
     one, two = await brokers(), await brokers()
     here, there = await subscribed(one, Recorder()), await subscribed(two, Recorder())
@@ -169,7 +184,7 @@ async def test_messages_that_are_not_items_are_dropped_counted_and_reported_once
     one, two = await brokers(), await brokers(max_payload_bytes=100)
     there = await subscribed(two, Recorder())
     junk = [b"", b"\x01", b"hello", bytes([1, 3]) + b"a:c" + b"\0" * 8,
-            encode_header(origin_prefix("abc"), 1) + b"x" * (wire.ITEM_HEADER_BYTES + 101)]
+            encode_header(origin_prefix("abc"), 1, b"x" * wire.ITEM_HEADER_BYTES) + b"x" * 101]
     for message in junk:
         assert redis_server.command("SPUBLISH", CHANNEL, message) == 1
     one.publish(TOPIC, item(one, b"still delivered"))

@@ -62,11 +62,11 @@ def brokers(started):
 
 
 def item(broker: RedisClusterBroker, number: int) -> Published:
-    return Published(broker.node_id, 1, wire.encode_stamp(1.0) + b"%d" % number)
+    return Published(broker.node_id, 1, wire.encode_stamp(1.0), b"%d" % number)
 
 
 def numbers(items: list[Published]) -> list[int]:
-    return [int(item.payload[wire.ITEM_HEADER_BYTES:]) for item in items]
+    return [int(item.payload) for item in items]
 
 
 async def cross_every_topic(cluster: RedisCluster, one: RedisClusterBroker,

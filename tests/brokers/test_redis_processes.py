@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from peers import Member, eventually, joined
 from redis_server import RedisServer, free_port
@@ -124,6 +125,37 @@ async def test_realtime_rows_across_processes(shared, tmp_path):
     finally:
         outsider_host.stop()
         other_copy_host.stop()
+
+
+async def unstamped(session: aiohttp.ClientSession, url: str
+                    ) -> aiohttp.ClientWebSocketResponse:
+    """A socket that joins without stamps, as a client that ignores the bridge may."""
+    parts = urlsplit(url)
+    ws = await session.ws_connect(
+        f"ws://127.0.0.1:{parts.port}/.webxdc-rt/socket", max_msg_size=0,
+        headers={"Host": parts.netloc, "Authorization": f"Bearer {parts.path.rsplit('/', 1)[1]}"})
+    await ws.send_str('{"type":"join","epoch":1}')
+    while (await ws.receive_json(timeout=10))["type"] != "joined":
+        pass
+    return ws
+
+
+async def test_the_largest_item_of_a_page_that_does_not_stamp_crosses_whole(shared):
+    """The host stamps it beside the payload: a receiver in another process that does not
+    stamp gets the payload exactly, and a stamped one (the Python peer) gets it too."""
+    _, (one, two, three) = shared
+    carol = await joined(three.url("carol"))
+    payload = bytes(range(256)) * 500  # 128,000 bytes
+    async with aiohttp.ClientSession() as session:
+        sender, receiver = (await unstamped(session, one.url("alice")),
+                            await unstamped(session, two.url("bob")))
+        await sender.send_bytes(payload)
+        msg = await receiver.receive(timeout=10)
+        assert msg.type is aiohttp.WSMsgType.BINARY and msg.data == payload
+        await carol.got(payload)
+        await sender.close()
+        await receiver.close()
+    await close_all(carol)
 
 
 async def test_ten_thousand_items_from_one_sender_arrive_in_order(shared):

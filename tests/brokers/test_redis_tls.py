@@ -59,11 +59,12 @@ async def test_items_cross_over_tls_with_the_servers_ca(brokers, tls_redis, ca, 
         url(tls_redis, ca.cert, client))
     assert one.connected and two.connected
     received: list[bytes] = []
-    two.subscribe(TOPIC, lambda topic, item: received.append(item.payload))
+    two.subscribe(TOPIC, lambda topic, item: received.append(item.stamp + item.payload))
     await two.ready(TOPIC)
     sent = [wire.encode_stamp(1.0) + b"%d" % i for i in range(100)]
     for payload in sent:
-        one.publish(TOPIC, Published(one.node_id, 1, payload))
+        one.publish(TOPIC, Published(one.node_id, 1, payload[:wire.ITEM_HEADER_BYTES],
+                                     payload[wire.ITEM_HEADER_BYTES:]))
     await eventually(lambda: len(received) == len(sent))
     assert received == sent
 

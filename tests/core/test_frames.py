@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from webxdc_rt.core.frames import binary_frame, encode_binary_frame, encode_text_frame
+from webxdc_rt.core.frames import (
+    binary_frame,
+    encode_binary_frame,
+    encode_text_frame,
+    payload_part,
+)
 
 
 def test_binary_frame_encoding_matches_rfc6455():
@@ -20,12 +25,21 @@ def test_large_frames_are_written_as_header_and_payload():
     assert size == len(encode_binary_frame(large))
 
 
-def test_a_frame_can_leave_out_the_payloads_first_bytes_without_copying_them():
-    for size in (0, 125, 126, 8192, 8193, 65536):
-        stamped = b"stamp..." + bytes(range(256)) * (size // 256) + bytes(size % 256)
-        parts, total = binary_frame(stamped, 8)
-        assert b"".join(parts) == encode_binary_frame(stamped[8:])
-        assert total == len(encode_binary_frame(stamped[8:]))
-    (_, payload), _ = binary_frame(stamped, 8)
-    assert isinstance(payload, memoryview) and payload.obj is stamped
+def test_a_frame_puts_a_prefix_before_the_payload_without_copying_a_large_payload():
+    for size in (0, 117, 118, 125, 8184, 8185, 8192, 8193, 65536):
+        payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        parts, total = binary_frame(payload, b"stamp...")
+        assert b"".join(parts) == encode_binary_frame(b"stamp..." + payload)
+        assert total == len(encode_binary_frame(b"stamp..." + payload))
+    assert parts[-1] is payload
+    view = memoryview(payload)[8:]
+    (_, written), _ = binary_frame(view)
+    assert written is view
     assert encode_text_frame("é")[:2] == b"\x81\x02"
+
+
+def test_a_payload_part_is_a_copy_when_small_and_a_view_when_large():
+    small, large = bytes(8 + 8192), bytes(8 + 8193)
+    assert type(payload_part(small, 8)) is bytes and payload_part(small, 8) == bytes(8192)
+    view = payload_part(large, 8)
+    assert isinstance(view, memoryview) and view.obj is large and view == bytes(8193)

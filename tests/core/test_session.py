@@ -142,7 +142,7 @@ def test_items_are_published_as_they_arrived_and_never_echoed():
     bob.receive_text(JOIN, 0.0)
     stamped = wire.encode_stamp(5.0) + b"\x00raw"
     (publish,) = alice.receive_item(stamped, 0.0)
-    assert publish == Publish(TOPIC, Published("here", alice.conn.id, stamped))
+    assert publish == Publish(TOPIC, Published("here", alice.conn.id, stamped[:8], b"\x00raw"))
     assert alice.hub.receivers(TOPIC, publish.item) == (bob.conn,)
 
 
@@ -152,8 +152,24 @@ def test_the_items_of_a_connection_that_does_not_stamp_them_are_stamped_by_the_h
     alice.greet("addr", "alice", HELLO_LIMITS, host_ms=1_000_000.0, now=10.0)
     alice.receive_text(JOIN, 10.0)
     (publish,) = alice.receive_item(b"raw", 12.5)
-    assert publish.item.payload == wire.encode_stamp(1_002_500.0) + b"raw"
+    assert publish.item.stamp == wire.encode_stamp(1_002_500.0)
+    assert publish.item.payload == b"raw"
     assert not alice.conn.stamped
+
+
+def test_a_payload_is_published_without_a_copy_whether_or_not_its_sender_stamps_it():
+    """The stamp travels beside the payload: a 128,000-byte item is never copied to put the
+    host's stamp in front of it, nor to take the sender's own off."""
+    bare, stamped = new_session(), new_session()
+    bare.receive_text(JOIN, 0.0)
+    stamped.receive_text(STAMPED_JOIN, 0.0)
+    payload = bytes(128_000)
+    assert bare.receive_item(payload, 0.0)[0].item.payload is payload
+    data = wire.encode_stamp(5.0) + payload
+    item = stamped.receive_item(data, 0.0)[0].item
+    assert item.stamp == wire.encode_stamp(5.0)
+    assert isinstance(item.payload, memoryview) and item.payload.obj is data
+    assert item.payload == payload
 
 
 def test_a_stamped_join_makes_the_connection_stamped_and_its_items_need_a_whole_stamp():
@@ -162,7 +178,8 @@ def test_a_stamped_join_makes_the_connection_stamped_and_its_items_need_a_whole_
     assert session.conn.stamped
     assert sent(session.receive_item(bytes(7), 0.0))[0]["code"] == "item-too-short"
     stamped_limit = bytes(wire.ITEM_HEADER_BYTES + 128_000)  # the limit is on the payload
-    assert session.receive_item(stamped_limit, 0.0)[0].item.payload == stamped_limit
+    item = session.receive_item(stamped_limit, 0.0)[0].item
+    assert item.stamp + item.payload == stamped_limit
     too_large = bytes(wire.ITEM_HEADER_BYTES + 128_001)
     assert sent(session.receive_item(too_large, 0.0))[0]["code"] == "payload-too-large"
 
@@ -186,8 +203,7 @@ def test_an_item_too_large_is_refused():
     session = new_session()
     session.receive_text(JOIN, 0.0)
     assert sent(session.receive_item(bytes(128_001), 0.0))[0]["code"] == "payload-too-large"
-    payload = session.receive_item(bytes(128_000), 0.0)[0].item.payload
-    assert payload[wire.ITEM_HEADER_BYTES:] == bytes(128_000)
+    assert session.receive_item(bytes(128_000), 0.0)[0].item.payload == bytes(128_000)
 
 
 def test_too_many_refusals_close_the_connection():
@@ -212,6 +228,42 @@ def test_a_page_over_its_send_budget_is_paced_and_told_once_per_episode():
     assert effects[2].seconds == pytest.approx(0.1)
     assert [type(e) for e in session.receive_item(b"4", 0.0)] == [Publish, Pause]
     assert [type(e) for e in session.receive_item(b"5", 10.0)] == [Publish]  # episode over
+
+
+def test_the_read_paths_item_or_effects_decides_as_receive_item_does():
+    """The same sequence (before the join, within and over the budget, refused sizes,
+    after a leave, past the refusal cap) through `receive_item` and through
+    `item_or_effects`, whose lone item stands for `(Publish(topic, item),)`."""
+    limits = RealtimeLimits(send_items_per_s=10, send_items_burst=3, max_payload_bytes=64)
+    general, quick = (new_session(realtime=limits, max_errors=6) for _ in range(2))
+
+    def through_quick(payload: bytes, now: float):
+        taken = quick.item_or_effects(payload, now)
+        if isinstance(taken, Published):
+            return (Publish(quick.conn.topic, taken),)
+        return taken
+
+    steps = [("item", b"early", 0.0), ("text", JOIN, 0.0), ("item", b"1", 0.0),
+             ("item", bytes(64), 0.0), ("item", b"3", 0.0), ("item", b"4", 0.0),
+             ("item", b"5", 0.01), ("item", bytes(65), 0.02), ("item", b"6", 5.0),
+             ("item", b"7", 5.0), ("text", LEAVE, 5.0), ("item", b"8", 5.0),
+             ("text", STAMPED_JOIN, 5.0), ("item", bytes(7), 5.0),
+             ("item", wire.encode_stamp(1.0) + b"9", 5.0), ("item", bytes(7), 5.0),
+             ("item", bytes(7), 5.0), ("item", b"after the cap", 5.0)]
+    for kind, data, now in steps:
+        if kind == "text":
+            assert general.receive_text(data, now) == quick.receive_text(data, now)
+        else:
+            expected = general.receive_item(data, now)
+            got = through_quick(data, now)
+            # Items of the two sessions differ in their sender only (another connection).
+            assert [e._replace(item=e.item._replace(sender=0)) if isinstance(e, Publish)
+                    else e for e in got] == [
+                e._replace(item=e.item._replace(sender=0)) if isinstance(e, Publish) else e
+                for e in expected], (data, now)
+        assert general.state is quick.state
+    assert general.rules.counts == quick.rules.counts
+    assert general.state is State.LEAVING
 
 
 def test_control_messages_are_paced_per_page_after_they_took_effect():

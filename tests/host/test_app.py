@@ -7,7 +7,6 @@ import aiohttp
 from live import LiveHost
 from peers import joined, next_control, raw_socket
 
-from webxdc_rt.core import wire
 from webxdc_rt.core.fanout import Published
 from webxdc_rt.core.messages import ChatMessageDraft
 from webxdc_rt.core.realtime import Connection, deliver_bare
@@ -21,7 +20,7 @@ async def test_hooks_given_at_construction_route_items_and_watch_messages():
 
     def route_item(topic: str, item: Published, receivers: tuple[Connection, ...],
                    parts: tuple[bytes, ...], size: int) -> None:
-        routed.append((topic, item.payload[wire.ITEM_HEADER_BYTES:], len(receivers)))
+        routed.append((topic, item.payload, len(receivers)))
         for conn in receivers:  # handed over at once, as the host would
             if conn.stamped:
                 conn.sink.deliver(parts, size, item)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from webxdc_rt.brokers.memory import InMemoryBroker
 from webxdc_rt.core import wire
 from webxdc_rt.core.fanout import Published
@@ -29,8 +31,10 @@ class Sink:
         self.frames.append((parts, size))
 
 
-def fan_out(payload_size: int, stamped: list[bool]) -> tuple[list[Sink], bytes, HostStats]:
-    """One item of `payload_size` bytes from a sender to receivers joined stamped or not."""
+def fan_out(payload_size: int, stamped: list[bool], sender_stamps: bool = True
+            ) -> tuple[list[Sink], bytes, HostStats]:
+    """One item of `payload_size` bytes from a sender (that stamps its items, or whose
+    items the host stamps) to receivers joined stamped or not."""
     hub, stats = RealtimeHub(), HostStats()
     sockets = Sockets(HostSettings(), hub, InMemoryBroker(hub.node_id), None,  # type: ignore[arg-type]
                       stats)
@@ -40,14 +44,20 @@ def fan_out(payload_size: int, stamped: list[bool]) -> tuple[list[Sink], bytes, 
         conn.stamped = is_stamped
         hub.join(conn)
     item_bytes = wire.encode_stamp(1.0) + bytes(range(256)) * (payload_size // 256)
-    item, _ = hub.send(conns[0], item_bytes, 0.0)
+    if sender_stamps:
+        item, _ = hub.send(conns[0], item_bytes, 0.0)
+    else:
+        item, _ = hub.send(conns[0], item_bytes[wire.ITEM_HEADER_BYTES:], 0.0,
+                           item_bytes[:wire.ITEM_HEADER_BYTES])
     sockets.on_published("topic", item)
     return sinks[1:], item_bytes, stats
 
 
-def test_receivers_without_stamps_share_one_frame_of_the_payload_alone():
+@pytest.mark.parametrize("sender_stamps", [True, False])
+def test_receivers_without_stamps_share_one_frame_of_the_payload_alone(sender_stamps):
     for size in (0, 4096, 128_000):
-        sinks, item_bytes, stats = fan_out(size, [False, True, False, False, True])
+        sinks, item_bytes, stats = fan_out(size, [False, True, False, False, True],
+                                           sender_stamps)
         bare = [sinks[i].frames for i in (0, 2, 3)]
         stamped = [sinks[i].frames for i in (1, 4)]
         assert all(len(frames) == 1 for frames in bare + stamped)
@@ -61,3 +71,23 @@ def test_receivers_without_stamps_share_one_frame_of_the_payload_alone():
         assert frame_size == len(b"".join(parts))
         assert stats.realtime_items_out == 5
         assert stats.realtime_bytes_out == sum(s.frames[0][1] for s in sinks)
+
+
+def test_a_large_payload_is_written_to_every_receiver_without_a_copy():
+    """The stamp is a piece of its own in the stamped frame: the payload the host stamped
+    is written as it was read, to stamped and bare receivers alike."""
+    hub = RealtimeHub()
+    sockets = Sockets(HostSettings(), hub, InMemoryBroker(hub.node_id), None,  # type: ignore[arg-type]
+                      HostStats())
+    sinks = [Sink() for _ in range(3)]
+    conns = [hub.open("topic", sink, 0.0) for sink in sinks]
+    for conn, is_stamped in zip(conns, [False, True, False], strict=True):
+        conn.stamped = is_stamped
+        hub.join(conn)
+    payload = bytes(128_000)
+    item, _ = hub.send(conns[0], payload, 0.0, wire.encode_stamp(1.0))
+    sockets.on_published("topic", item)
+    (stamped_parts, _), = sinks[1].frames
+    (bare_parts, _), = sinks[2].frames
+    assert stamped_parts[-1] is payload and bare_parts[-1] is payload
+    assert stamped_parts[0].endswith(wire.encode_stamp(1.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from webxdc_rt.core import wire
 from webxdc_rt.core.delivery import DropCount
 from webxdc_rt.core.fanout import Published
 from webxdc_rt.core.limits import DeliveryLimits
@@ -66,18 +67,19 @@ class GatedWriter:
 
 
 def outbound(limit: int = 1000, unsent: int = 0, delivery: DeliveryLimits | None = None,
-             shared: tuple[DropCount, ...] = ()
+             shared: tuple[DropCount, ...] = (), batcher: WriteBatcher | None = None
              ) -> tuple[Outbound, RecordingTransport, GatedWriter]:
     transport = RecordingTransport(unsent)
     writer = GatedWriter()
     sink = Outbound(RecordingSocket(transport), transport, limit, 0.1,  # type: ignore[arg-type]
-                    WriteBatcher(asyncio.get_running_loop()), writer,  # type: ignore[arg-type]
+                    batcher or WriteBatcher(asyncio.get_running_loop()),
+                    writer,  # type: ignore[arg-type]
                     delivery or DeliveryLimits(socket_buffer_bytes=100), "test", shared)
     return sink, transport, writer
 
 
 def item(sender: int, payload: bytes) -> Published:
-    return Published("here", sender, payload)
+    return Published("here", sender, wire.encode_stamp(0.0), payload)
 
 
 async def test_frames_of_one_turn_go_out_in_one_call():
@@ -129,6 +131,28 @@ async def test_frames_gathered_when_someone_else_closes_are_not_written():
     await sink.ws.close(code=1009, message=b"")  # e.g. aiohttp closing on an oversize frame
     await asyncio.sleep(0)
     assert transport.calls == [[b"close"]]
+
+
+async def test_the_last_item_of_a_read_is_written_at_once_behind_what_was_gathered():
+    """While the last item of a read is handed over (`direct`), a connection with nothing
+    gathered is written to at once; one with frames gathered from the same read gets the
+    item behind them, written together on release; a closed one gets nothing."""
+    batcher = WriteBatcher(asyncio.get_running_loop())
+    (idle, idle_transport, _), (busy, busy_transport, _), (gone, gone_transport, _) = [
+        outbound(batcher=batcher) for _ in range(3)]
+    batcher.hold()
+    busy.deliver((b"first",), 5, item(1, b"first"))
+    batcher.direct = True
+    await gone.ws.close(code=1000, message=b"")
+    for sink in (idle, busy, gone):
+        sink.deliver((b"last",), 4, item(1, b"last"))
+    batcher.direct = False
+    assert idle_transport.calls == [[b"last"]] and busy_transport.calls == []
+    batcher.release()
+    assert busy_transport.calls == [[b"first", b"last"]]
+    assert gone_transport.calls == [[b"close"]]
+    await asyncio.sleep(0)
+    assert idle_transport.calls == [[b"last"]]
 
 
 async def test_the_transport_pauses_its_writer_above_the_socket_room():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 
 from ..core.fanout import Published
+from ..core.frames import payload_part
 from ..core.wire import ITEM_HEADER_BYTES
 
 __all__ = ["FORMAT", "MAX_ORIGIN_BYTES", "origin_prefix", "encode_header", "decode_item"]
@@ -46,10 +47,10 @@ def origin_prefix(origin: str) -> bytes:
     return bytes((FORMAT, len(raw))) + raw
 
 
-def encode_header(prefix: bytes, sender: int) -> bytes:
+def encode_header(prefix: bytes, sender: int, stamp: bytes) -> bytes:
     """The header of an item from connection `sender` of the process whose
-    `origin_prefix` is `prefix`; the payload follows it unchanged."""
-    return prefix + _SENDER.pack(sender)
+    `origin_prefix` is `prefix`, up to its `stamp`; the payload follows it unchanged."""
+    return prefix + _SENDER.pack(sender) + stamp
 
 
 def decode_item(data: bytes, max_payload_bytes: int) -> Published | None:
@@ -69,4 +70,7 @@ def decode_item(data: bytes, max_payload_bytes: int) -> Published | None:
                                                                     + ITEM_HEADER_BYTES):
         return None
     sender = _SENDER.unpack_from(data, end)[0]
-    return _new_tuple(Published, (origin.decode("ascii"), sender, data[end + _SENDER.size:]))
+    stamp_at = end + _SENDER.size
+    return _new_tuple(Published, (origin.decode("ascii"), sender,
+                                  data[stamp_at:stamp_at + ITEM_HEADER_BYTES],
+                                  payload_part(data, stamp_at + ITEM_HEADER_BYTES)))

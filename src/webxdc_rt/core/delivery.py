@@ -47,6 +47,11 @@ class DropCount:
     crowded: int = 0
     """Items pushed out by `max_waiting_bytes`."""
 
+    def copy(self) -> DropCount:
+        """These counts as they are now (cheaper than `dataclasses.replace`: a receiver
+        that falls behind takes one at the start of every overload episode)."""
+        return DropCount(self.items, self.bytes, self.stale, self.crowded)
+
     def add(self, size: int, stale: bool) -> None:
         """Count one dropped item of `size` bytes."""
         self.items += 1

@@ -26,13 +26,18 @@ class Published(NamedTuple):
 
     `origin` names the host process of the sender and `sender` the sender's connection in
     that process, so that the sender alone can be left out of the delivery (no echo).
-    `payload` starts with the item's stamp (`wire.items`), as stamped receivers get it.
-    A named tuple: one is made per item, and a tuple is the cheapest immutable record.
+    `stamp` is the item's stamp (`wire.items`, `ITEM_HEADER_BYTES` long), carried beside
+    `payload` (the app's bytes) rather than in front of it: the host stamps the items of a
+    sender that does not, and a large payload is never copied to put the stamp before it;
+    stamped receivers are sent the two one after the other. A large `payload` may be a view
+    of the frame it was read from (`frames.COPY_LIMIT`). A named tuple: one is made per
+    item, and a tuple is the cheapest immutable record.
     """
 
     origin: str
     sender: int
-    payload: bytes
+    stamp: bytes
+    payload: bytes | memoryview
 
 
 Handler = Callable[[str, Published], None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 __all__ = ["Frame", "encode_binary_frame", "encode_text_frame", "binary_frame",
-           "text_frame_size", "COPY_LIMIT"]
+           "payload_part", "text_frame_size", "COPY_LIMIT"]
 
 Frame = tuple[bytes | memoryview, ...]
 """One encoded WebSocket frame, as buffers to write in order: a large payload is a view
@@ -41,24 +41,33 @@ def encode_binary_frame(payload: bytes) -> bytes:
 
 
 _pack_medium_header = struct.Struct("!BBH").pack
+_pack_large_header = struct.Struct("!BBQ").pack
 _SMALL_BINARY_HEADERS = tuple(bytes((_FIN | _OPCODE_BINARY, size)) for size in range(126))
 """The headers of binary frames under 126 bytes, made once: most realtime items are small,
 and each costs this module one call instead of three."""
 
 
-def binary_frame(payload: bytes, skip: int = 0) -> tuple[Frame, int]:
-    """One binary frame carrying `payload` after its first `skip` bytes, as buffers to
-    write in order (see `COPY_LIMIT`), and its size in bytes: what a fan-out hands every
-    receiver, computed once per item. A large payload is written from a view of `payload`:
-    the bytes are not copied."""
-    size = len(payload) - skip
+def binary_frame(payload: bytes | memoryview, prefix: bytes = b"") -> tuple[Frame, int]:
+    """One binary frame carrying `prefix` then `payload`, as buffers to write in order (see
+    `COPY_LIMIT`), and its size in bytes: what a fan-out hands every receiver, computed
+    once per item. A large payload is written as it is (bytes or a view): never copied."""
+    size = len(prefix) + len(payload)
     if size < 126:
-        return (_SMALL_BINARY_HEADERS[size] + payload[skip:],), size + 2
+        return (_SMALL_BINARY_HEADERS[size] + prefix + payload,), size + 2
     if size <= COPY_LIMIT:  # COPY_LIMIT < 65536: a 16-bit length
-        return (_pack_medium_header(_FIN | _OPCODE_BINARY, 126, size) + payload[skip:],
+        return (_pack_medium_header(_FIN | _OPCODE_BINARY, 126, size) + prefix + payload,
                 ), size + 4
-    header = _header(_OPCODE_BINARY, size)
-    return (header, memoryview(payload)[skip:] if skip else payload), len(header) + size
+    if size < 65536:
+        header = _pack_medium_header(_FIN | _OPCODE_BINARY, 126, size)
+    else:
+        header = _pack_large_header(_FIN | _OPCODE_BINARY, 127, size)
+    return (header + prefix, payload), len(header) + size
+
+
+def payload_part(data: bytes, skip: int) -> bytes | memoryview:
+    """`data` after its first `skip` bytes: a copy when it is small (cheaper to make and
+    to write than a view), a view of `data` when it is larger than `COPY_LIMIT`."""
+    return data[skip:] if len(data) - skip <= COPY_LIMIT else memoryview(data)[skip:]
 
 
 def encode_text_frame(text: str) -> bytes:

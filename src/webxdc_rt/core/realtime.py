@@ -21,7 +21,7 @@ from typing import Protocol
 from .budget import SendBudget
 from .errors import Refusal
 from .fanout import Published
-from .frames import Frame, binary_frame
+from .frames import Frame, binary_frame, payload_part
 from .limits import RealtimeLimits
 from .wire import ITEM_HEADER_BYTES
 
@@ -162,17 +162,20 @@ class RealtimeHub:
             raise NotJoined(NOT_JOINED)
         return self._remove_from_channel(conn)
 
-    def send(self, conn: Connection, stamped: bytes, now: float) -> tuple[Published, float]:
-        """Check one item from `conn`, its stamp (`wire.items`) then its payload, and
-        charge its page's budget: the item to publish to the channel, and how many seconds
-        the caller must wait before reading the connection's next item (0.0 when within
-        budget). Raises `NotJoined`, `ItemTooShort` or `PayloadTooLarge` (on the payload,
-        not the stamp) when the item breaks a rule (R7, R8, R15)."""
+    def send(self, conn: Connection, data: bytes, now: float,
+             stamp: bytes | None = None) -> tuple[Published, float]:
+        """Check one item from `conn` and charge its page's budget: the item to publish to
+        the channel, and how many seconds the caller must wait before reading the
+        connection's next item (0.0 when within budget). The item is `stamp` and the
+        payload `data`, or, with no `stamp`, `data` is its stamp (`wire.items`) then its
+        payload, as a stamped connection sends it. Raises `NotJoined`, `ItemTooShort` or
+        `PayloadTooLarge` (on the payload, not the stamp) when the item breaks a rule (R7,
+        R8, R15)."""
         if not conn.joined:
             raise NotJoined(NOT_JOINED_TO_SEND)
-        size = len(stamped) - ITEM_HEADER_BYTES
+        size = len(data) if stamp is not None else len(data) - ITEM_HEADER_BYTES
         if size < 0:
-            raise ItemTooShort(f"realtime item of {len(stamped)} bytes refused: this "
+            raise ItemTooShort(f"realtime item of {len(data)} bytes refused: this "
                                f"connection's items start with a {ITEM_HEADER_BYTES}-byte "
                                "stamp")
         if size > self.limits.max_payload_bytes:
@@ -182,7 +185,11 @@ class RealtimeHub:
             )
         # tuple.__new__ builds the named tuple without its Python-level __new__: this runs
         # once per realtime item.
-        item = _new_tuple(Published, (self.node_id, conn.id, stamped))
+        if stamp is None:
+            item = _new_tuple(Published, (self.node_id, conn.id, data[:ITEM_HEADER_BYTES],
+                                          payload_part(data, ITEM_HEADER_BYTES)))
+        else:
+            item = _new_tuple(Published, (self.node_id, conn.id, stamp, data))
         return item, conn.budget.charge(size, now)
 
     def receivers(self, topic: str, item: Published) -> tuple[Connection, ...]:
@@ -227,6 +234,6 @@ class RealtimeHub:
 
 def deliver_bare(conn: Connection, item: Published) -> None:
     """Hand `item` to a receiver whose join did not ask for stamps: its payload alone, in a
-    frame of its own (a copy; stamped receivers share the one frame of the item)."""
-    parts, size = binary_frame(item.payload, ITEM_HEADER_BYTES)
+    frame of its own (stamped receivers share the one frame of the item and its stamp)."""
+    parts, size = binary_frame(item.payload)
     conn.sink.deliver(parts, size, item)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from . import realtime, wire
 from .budget import PageBudget, TokenBucket
@@ -134,7 +134,7 @@ _REFUSAL_TEXT = {  # what the hub says of the same mistakes
 
 
 _JOINED = State.JOINED  # a module global is found faster than an enum member
-_new_tuple = tuple.__new__
+_new_tuple, _pack_stamp = tuple.__new__, wire.pack_stamp
 
 
 # -- effects ---------------------------------------------------------------------------
@@ -315,24 +315,30 @@ class Session:
 
     def receive_item(self, payload: bytes, now: float) -> tuple[Effect, ...]:
         """A binary frame: one realtime item for the channel, its stamp first if the
-        connection's join said so; stamped here if not."""
+        connection's join said so; stamped here (the stamp beside it) if not."""
+        taken = self.item_or_effects(payload, now)
+        return ((Publish(self.conn.topic, taken),) if type(taken) is Published
+                else cast(tuple[Effect, ...], taken))
+
+    def item_or_effects(self, payload: bytes, now: float) -> Published | tuple[Effect, ...]:
+        """`receive_item` for the host's read path (once per item): the item alone when
+        publishing it is all there is to do, else the effects `receive_item` returns;
+        `receive_item` is this, with the item as `(Publish(conn.topic, item),)`."""
         if self.state is _JOINED:  # the hot path, as TRANSITIONS allows it
-            if not self.conn.stamped:
-                payload = wire.encode_stamp(now * 1000.0 + self._host_ms_offset) + payload
+            # The host's stamp goes beside the payload: the payload is never copied.
+            offset = self._host_ms_offset
+            stamp = None if self.conn.stamped else _pack_stamp(now * 1000.0 + offset)
             try:
-                item, wait = self.hub.send(self.conn, payload, now)
+                item, wait = self.hub.send(self.conn, payload, now, stamp)
             except Refusal as exc:
                 return self._refused(exc)
-            # tuple.__new__ builds the named tuple without its Python-level __new__: this
-            # runs once per realtime item.
+            if wait <= 0 and not self._paced:
+                return item
             publish = _new_tuple(Publish, (self.conn.topic, item))
-            if wait > 0:
-                budget = self.conn.budget
-                if isinstance(budget, SharedSendBudget) and budget.holding:
-                    return (publish, Hold(wait, budget))  # not over: not told it is slowed
-            if wait > 0 or self._paced:
-                return (publish, *self._pace("items", wait, _items_text(self.hub.limits)))
-            return (publish,)
+            budget = self.conn.budget
+            if wait > 0 and isinstance(budget, SharedSendBudget) and budget.holding:
+                return (publish, Hold(wait, budget))  # not over: not told it is slowed
+            return (publish, *self._pace("items", wait, _items_text(self.hub.limits)))
         try:
             self._event(Event.ITEM)  # refused while open; ignored while going away
         except Refusal as exc:

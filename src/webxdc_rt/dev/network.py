@@ -23,7 +23,6 @@ from ..core.fanout import Published
 from ..core.frames import Frame
 from ..core.realtime import Connection, deliver_bare
 from ..core.updates import Update
-from ..core.wire import ITEM_HEADER_BYTES
 from ..host.feed import FeedSocket
 from ..model.chats import Page
 from .faults import FaultLimits, FaultPlan
@@ -125,7 +124,7 @@ class Network:
         if route is None or route.receivers is not receivers:
             route = self._routes[item.sender] = self._new_route(item.sender, receivers)
         sender, labels, receiver_names = route.sender, route.labels, route.names
-        payload = item.payload[ITEM_HEADER_BYTES:]
+        payload = item.payload
         payload_size = len(payload)
         traffic.item(route.sender_name, receiver_names, payload, payload_size, now)
         if not plan.active:
@@ -200,7 +199,7 @@ class Network:
             else:
                 deliver_bare(conn, item)
             self.traffic.delivered(self.names.get(label, label),
-                                   len(item.payload) - ITEM_HEADER_BYTES)
+                                   len(item.payload))
         self._arm_item_timer()
 
     # -- status updates ------------------------------------------------------------------

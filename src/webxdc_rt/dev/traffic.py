@@ -33,9 +33,9 @@ class TrafficLimits:
         require_positive(self)
 
 
-def preview(data: bytes, limit: int) -> dict[str, str]:
+def preview(data: bytes | memoryview, limit: int) -> dict[str, str]:
     """The first `limit` bytes of `data` as text when they are printable UTF-8, else hex."""
-    head = data[:limit]
+    head = bytes(data[:limit])
     # A multi-byte character cut at the limit still leaves text: up to 3 bytes are trimmed.
     for cut in range(4 if len(data) > limit else 1):
         try:
@@ -97,7 +97,7 @@ class TrafficLog:
         fields["t"] = now
         self.events.append(fields)
 
-    def item(self, sender: str, receivers: list[str], payload: bytes, size: int,
+    def item(self, sender: str, receivers: list[str], payload: bytes | memoryview, size: int,
              now: float) -> None:
         """A realtime item left `sender` for `receivers`: counted, described if the
         sampling rate allows."""

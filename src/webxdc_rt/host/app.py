@@ -195,4 +195,5 @@ class Host:
         await self.sockets.close(shells, WSCloseCode.GOING_AWAY, "host shutting down")
         # A handler may be pausing a paced page; its socket is gone, so is its work.
         for shell in list(self.sockets.shells.values()):
-            shell.handler.cancel()
+            if shell.handler is not None:
+                shell.handler.cancel()

@@ -12,10 +12,23 @@ sent that is not stored, and every listener sees one order, the serial order. A 
 more writes waiting than `store.max_waiting_writes` refuses at once (`storage-busy`).
 
 Each socket may run one update listener at a time (the page's `setUpdateListener`). Starting
-one streams the backlog after the requested serial in chunks, then registers the listener
-for live updates with no await between the last (empty) backlog query and the registration,
-so no update is skipped or sent twice. Every frame names its listener, so a page that
-replaces its listener can tell old frames from new ones.
+one streams the backlog after the requested serial in chunks, read off the event loop
+(`StoreApi.read_updates`), then registers the listener for live updates, so that no update
+is skipped or sent twice although the reads await:
+- with a store that is not shared, a read shows exactly the updates up to the highest serial
+  told to the listeners when it was asked for (`UpdateChunk.newest`), and an update is told
+  to the listeners registered at the moment it becomes readable, in the same step. So once a
+  read finds nothing new, the listener is registered with no await only if no update was
+  told while that read ran (the store's highest serial is still `newest`); if one was, the
+  backlog reads on. Updates become readable a group at a time, one group per commit (an
+  fsync, milliseconds), and a read of the few rows told meanwhile takes far less, so this
+  ends at the first or second empty read even under a flood of updates.
+- with a shared store, the listener is registered after the first empty read as having
+  what it was sent (`delivered`), and a read-back of its app copy starts at once: it reads
+  whatever was committed since, and every listener is sent only the updates above what it
+  has.
+Every frame names its listener, so a page that replaces its listener can tell old frames
+from new ones.
 
 Memory stays bounded whoever asks: a backlog is loaded in chunks of at most
 `backlog_chunk_bytes` and written with backpressure (the next update is written only once
@@ -26,9 +39,12 @@ With a store shared by several processes (`store.shared`), updates reach this pr
 pages as read back from the store in serial order: after this process stores one, and when
 the store announces one stored elsewhere (`appended`), the feed reads the rows above the
 lowest serial its listeners of that app copy have and sends each listener those it lacks.
-So a page receives every update once, in serial order, whichever process stored it. The
-store announces only the app copies this process has listeners of (`StoreApi.watch`, taken
-before a listener's backlog is read, so that nothing committed meanwhile is missed).
+One read-back runs per app copy at a time, off the event loop; what is appended while it
+reads only makes it read on, so a flood of updates costs a read per chunk, not one per
+update. So a page receives every update once, in serial order, whichever process stored
+it. The store announces only the app copies this process has listeners of
+(`StoreApi.watch`, taken before a listener's backlog is read, so that nothing committed
+meanwhile is missed).
 """
 
 from __future__ import annotations
@@ -48,12 +64,15 @@ from ..core.limits import ChatLimits, UpdateLimits
 from ..core.messages import ChatMessageDraft
 from ..core.updates import Update, delivered_json
 from ..model.chats import Page
-from ..stores.api import StoreApi, StoreError, StoreOverloaded, StoreUnavailable
+from ..stores.api import StoreApi, StoredUpdate, StoreError, StoreOverloaded, StoreUnavailable
 
 __all__ = ["UpdateFeed", "FeedSocket", "StorageFailed", "StorageBusy", "UpdateRoute",
-           "MessageWatcher"]
+           "MessageWatcher", "storage_failed"]
 
 log = logging.getLogger(__name__)
+
+_EVERY_SERIAL = 2**63 - 1
+"""Read back until a read finds nothing new."""
 
 
 class StorageFailed(Refusal):
@@ -124,6 +143,13 @@ class UpdateFeed:
         (`announced`), with a shared store."""
         self.read_back = 0
         """Updates read back from a shared store to send them to live listeners."""
+        self._reading: dict[str, asyncio.Task[None]] = {}
+        """The read-back running for each app copy, with a shared store."""
+        self._wanted: dict[str, int] = {}
+        """The serial each running read-back reads on to at least."""
+        self._asked: dict[str, int] = {}
+        """How often each running read-back was asked to read on (a read that found nothing
+        ends it only if it was not asked again while the read ran)."""
 
     def new_socket(self, page: Page, sink: FrameSink, budget: PageBudget) -> FeedSocket:
         """Track a new socket of `page`, spending from `budget` (the page's); it listens
@@ -147,26 +173,25 @@ class UpdateFeed:
 
     # -- updates -----------------------------------------------------------------------
 
-    async def store_update(self, sock: FeedSocket, update: Update,
-                           update_id: str | None = None) -> int:
+    def hand_over_update(self, sock: FeedSocket, update: Update,
+                         update_id: str | None = None) -> asyncio.Future[int]:
         """Store a valid update from `sock`, then send it to every listener of the app
-        copy, the sender's own included; return its serial once it is stored and sent.
-        One whose `update_id` the page's member stored already in this app copy is
-        neither stored nor sent again: the serial it has is returned, as
-        `stores.api.AlreadyStored`. Raises
-        `StorageFailed` if it could not be kept (then nobody was sent it), `StorageBusy`
-        if too many writes wait for the store."""
+        copy, the sender's own included: the future of its serial, done once it is stored
+        and sent. One whose `update_id` the page's member stored already in this app copy
+        is neither stored nor sent again: the serial it has is given, as
+        `stores.api.AlreadyStored`. The future fails with `StorageBusy` if too many writes
+        wait for the store, with `StoreError` if it could not be kept (then nobody was sent
+        it; `storage_failed` says what to tell the page)."""
         page = sock.page
         try:
-            return await self.store.commit_update(
+            return self.store.hand_over_update(
                 page.app.id, page.member.id, update,
                 lambda serial: self._committed(page, update, serial), update_id)
-        except StoreOverloaded as exc:
-            raise StorageBusy(f"{exc}; the update was not sent") from None
-        except StoreError as exc:
-            _log_failure("storing an update failed: %s", exc)
-            raise StorageFailed("the host could not store this update; it was not sent") \
-                from None
+        except StoreError as exc:  # refused at once: the same future, failed now
+            refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            refused.set_exception(StorageBusy(f"{exc}; the update was not sent")
+                                  if isinstance(exc, StoreOverloaded) else exc)
+            return refused
 
     def _committed(self, page: Page, update: Update, serial: int) -> None:
         """The update `serial` from `page` is durable: send it to the listeners (called in
@@ -224,14 +249,10 @@ class UpdateFeed:
         store, limits, budget = self.store, self.limits, sock.budget
         last = after_serial
         while True:
-            count = store.backlog_chunk(app_id, last, limits.backlog_chunk_bytes)
-            if not count:
-                break
-            backlog = store.updates_after(app_id, last, count)
-            max_serial = store.max_serial(app_id)
-            for stored in backlog:
+            chunk = await store.read_updates(app_id, last, limits.backlog_chunk_bytes)
+            for stored in chunk.updates:
                 text = wire.encode_update(
-                    listen, delivered_json(stored.update, stored.serial, max_serial))
+                    listen, delivered_json(stored.update, stored.serial, chunk.newest))
                 # Awaiting the write is the backpressure: a socket that does not read
                 # holds up its own backlog, never the host's memory.
                 await sock.sink.send_text(text)
@@ -239,13 +260,25 @@ class UpdateFeed:
                 wait = budget.backlog.charge(len(text), self._clock())
                 if wait > 0:
                     await asyncio.sleep(wait)
-            del backlog
-        if store.shared:
-            # Read with no await since the last (empty) chunk: the listener now lacks
-            # exactly the updates above this, whoever stores them (a serial the page named
-            # beyond the last one stored skips nothing).
-            sock.delivered = min(last, store.max_serial(app_id))
+            found, newest = bool(chunk.updates), chunk.newest
+            del chunk  # one chunk in memory at a time, not two while the next is read
+            if found:
+                continue
+            if store.shared:
+                # Nothing is lost between this read and the registration: the read-back
+                # started below reads whatever was committed meanwhile (a serial the page
+                # named beyond the last one stored skips nothing).
+                sock.delivered = min(last, newest)
+                break
+            # The read showed every update told before it was asked for (`newest`), and
+            # the updates told while it ran went to the listeners of then: if none was
+            # (the highest serial is still `newest`), registering now, with no await, makes
+            # every later update reach this listener once; else read on.
+            if store.max_serial(app_id) <= newest:
+                break
         self._listeners.setdefault(app_id, set()).add(sock)
+        if store.shared:
+            self._read_back(app_id, _EVERY_SERIAL)
         await sock.sink.send_text(wire.encode_backlog_done(listen))
 
     def announced(self, app_id: str, serial: int) -> None:
@@ -256,43 +289,75 @@ class UpdateFeed:
 
     def appended(self, app_id: str, serial: int) -> None:
         """An update of `app_id` with `serial` was stored (by this process or another):
-        send this process's listeners of that app copy what they lack, in serial order. A
-        failure to read is logged; what was missed is sent with the next update or
-        `resync`."""
+        send this process's listeners of that app copy what they lack, in serial order,
+        as read back off the event loop (one read-back at a time per app copy, which reads
+        on until every listener has `serial`). A failure to read is logged; what was
+        missed is sent with the next update or `resync`."""
         listeners = self._listeners.get(app_id)
-        if not listeners:
-            return
-        start = min(listener.delivered for listener in listeners)
-        if start >= serial:
-            return
-        store, max_bytes = self.store, self.limits.backlog_chunk_bytes
+        if listeners and min(listener.delivered for listener in listeners) < serial:
+            self._read_back(app_id, serial)
+
+    def _read_back(self, app_id: str, serial: int) -> None:
+        """Have the app copy's read-back read on to `serial` at least (started if none
+        runs)."""
+        wanted = self._wanted.get(app_id)
+        self._wanted[app_id] = serial if wanted is None else max(wanted, serial)
+        self._asked[app_id] = self._asked.get(app_id, 0) + 1
+        if app_id not in self._reading:
+            self._reading[app_id] = asyncio.get_running_loop().create_task(
+                self._reading_back(app_id), name=f"webxdc-rt read-back {app_id}")
+
+    async def _reading_back(self, app_id: str) -> None:
+        """Read the app copy's updates above the lowest serial its listeners have and send
+        each listener those it lacks, chunk after chunk, until every listener has the
+        serial asked for, or a read finds nothing new and nothing was asked meanwhile."""
+        max_bytes = self.limits.backlog_chunk_bytes
         try:
             while True:
-                count = store.backlog_chunk(app_id, start, max_bytes)
-                if not count:
+                listeners = self._listeners.get(app_id)
+                if not listeners:
                     return
-                batch = store.updates_after(app_id, start, count)
-                if not batch:  # the app copy was removed in between
+                start = min(listener.delivered for listener in listeners)
+                if start >= self._wanted[app_id]:
                     return
-                self.read_back += len(batch)
-                newest = batch[-1].serial
-                for stored in batch:
-                    update_json = delivered_json(stored.update, stored.serial, newest)
-                    for listener in tuple(listeners):
-                        if listener.delivered < stored.serial:
-                            frame = encode_text_frame(
-                                wire.encode_update(listener.listen, update_json))
-                            listener.sink.write((frame,), len(frame))
-                            listener.delivered = stored.serial
-                start = newest
+                asked = self._asked[app_id]
+                chunk = await self.store.read_updates(app_id, start, max_bytes)
+                found = bool(chunk.updates)
+                if found:
+                    self._send_read_back(app_id, start, chunk.updates)
+                del chunk  # one chunk in memory at a time, not two while the next is read
+                if not found and self._asked[app_id] == asked:
+                    return
         except StoreError as exc:
             _log_failure(f"reading new updates of app copy {app_id} failed: %s", exc)
+        finally:
+            # No await since the last check: an update appended after it starts anew.
+            del self._reading[app_id]
+            del self._wanted[app_id]
+            del self._asked[app_id]
+
+    def _send_read_back(self, app_id: str, start: int, batch: list[StoredUpdate]) -> None:
+        """Send each listener of the app copy the updates of `batch` (every one stored
+        after `start`, in order) that it lacks. A listener registered while the batch was
+        read, with less than `start`, is sent none: it would lack those in between; the
+        next read starts from what it has."""
+        listeners = [listener for listener in self._listeners.get(app_id, ())
+                     if listener.delivered >= start]
+        self.read_back += len(batch)
+        newest = batch[-1].serial
+        for stored in batch:
+            update_json = delivered_json(stored.update, stored.serial, newest)
+            for listener in listeners:
+                if listener.delivered < stored.serial:
+                    frame = encode_text_frame(wire.encode_update(listener.listen, update_json))
+                    listener.sink.write((frame,), len(frame))
+                    listener.delivered = stored.serial
 
     def resync(self) -> None:
         """Announcements of stored updates may have been missed (the store's announcement
         channel was reconnected): send every listener what it lacks."""
         for app_id in tuple(self._listeners):
-            self.appended(app_id, 2**63 - 1)
+            self._read_back(app_id, _EVERY_SERIAL)
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -341,6 +406,12 @@ class UpdateFeed:
             "file_base64": (None if message.file_data is None
                             else base64.b64encode(message.file_data).decode()),
         } for message in messages], more
+
+
+def storage_failed(exc: StoreError) -> StorageFailed:
+    """What a page is told of its update that the store could not keep (`exc`, logged)."""
+    _log_failure("storing an update failed: %s", exc)
+    return StorageFailed("the host could not store this update; it was not sent")
 
 
 def _log_failure(message: str, exc: Exception) -> None:

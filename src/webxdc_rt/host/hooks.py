@@ -20,9 +20,9 @@ __all__ = ["HostHooks", "ItemRoute", "UpdateRoute", "MessageWatcher", "AppProxy"
 ItemRoute = Callable[[str, Published, tuple[Connection, ...], Frame, int], None]
 """Takes a realtime item (topic, item, its receivers, its encoded frame and the frame's size)
 and hands it to the receivers' sinks itself, now, later or not at all: how the simulator
-applies a network's faults and watches the traffic. The item's payload and frame start with
-its stamp (`wire.items`), for the receivers whose `stamped` is set; the others are handed
-it with `core.realtime.deliver_bare`."""
+applies a network's faults and watches the traffic. The frame carries the item's stamp
+(`wire.items`) then its payload, for the receivers whose `stamped` is set; the others are
+handed the item with `core.realtime.deliver_bare`."""
 
 AppProxy = Callable[[web.Request], Awaitable[tuple[int, bytes, str] | web.StreamResponse]]
 """Answers a page's request for an app file with a status, a body and its content type (the

@@ -27,7 +27,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from aiohttp import WSCloseCode, web
 from aiohttp.abc import AbstractStreamWriter
@@ -53,7 +52,7 @@ class WriteBatcher:
     steady sender's items thus go out in the turn that read them, with no callback for
     the next turn (and no second `epoll_wait` for each item)."""
 
-    __slots__ = ("_loop", "dirty", "_scheduled", "held")
+    __slots__ = ("_loop", "dirty", "_scheduled", "held", "direct")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -62,6 +61,10 @@ class WriteBatcher:
         self._scheduled = False
         self.held = False
         """Whether a reader is handing over what one read brought in (`hold`)."""
+        self.direct = False
+        """Whether what is handed over now is the last of its read (set with `held`): a
+        connection with nothing gathered is written to at once, as the `release` that
+        follows would, without gathering it first."""
 
     def mark(self, outbound: Outbound) -> None:
         """`outbound` gathered its first frame of this turn (while held, `Outbound.deliver`
@@ -143,30 +146,35 @@ class Outbound:
 
     def deliver(self, parts: Frame, size: int, item: Published) -> None:
         """Send one realtime item, as buffers of `size` bytes in all, at the end of this
-        turn if the socket has room and nothing waits; else it waits (and may be dropped).
+        turn (or of the read it came in: at once if it is the last, `WriteBatcher.direct`)
+        if the socket has room and nothing waits; else it waits (and may be dropped).
         Of the ways a connection can be closing only `cut` is looked at here: the frame of
         one that is closing otherwise is gathered and then dropped by `flush` (this runs
         once per delivery, `closing` once per write)."""
         if self.cut:
             return
-        window = self.window
+        window, transport = self.window, self.transport
         # Frames are never empty, so waiting bytes are 0 exactly when nothing waits. The
         # window test is `window.full(self._written)` inlined: this runs once per delivery.
         if (self.items.waiting_bytes
-                or self.transport.get_write_buffer_size() + self._pending_size + size
-                > self._room
+                or transport.get_write_buffer_size() + self._pending_size + size > self._room
                 or (window.reporting and self._written - window.read >= window.limit)):
             self._wait(parts, size, item)
             return
+        self._written += size
         if not self._pending:
             batcher = self._batcher
+            if batcher.direct:  # what `flush` would write at the `release` right after
+                if not (self.ws.closed or transport.is_closing()):
+                    transport.writelines(parts)
+                    self._handed += size
+                return
             if batcher.held:  # `batcher.mark`'s case of a held batcher, inlined
                 batcher.dirty.append(self)
             else:
                 batcher.mark(self)
         self._pending.extend(parts)
         self._pending_size += size
-        self._written += size
 
     def write(self, parts: tuple[bytes, ...], size: int) -> None:
         """Send one frame that must not be dropped, as buffers of `size` bytes in all, at
@@ -276,7 +284,7 @@ class Outbound:
     def _wait(self, parts: Frame, size: int, item: Published) -> None:
         items = self.items
         if items.episode_started is None:
-            self._episode_counts = replace(items.counts)
+            self._episode_counts = items.counts.copy()
         items.offer((item.origin, item.sender), parts, size, time.monotonic())
         if self._pump is None:
             self._pump = asyncio.create_task(self._move_waiting())
@@ -292,19 +300,27 @@ class Outbound:
                     await self._reported.wait()
                     continue
                 await self._writer.drain()
+                if self.closing:
+                    break
                 now = time.monotonic()
+                # Nothing below writes, waits or closes until `flush`: what is looked at
+                # once here holds for the whole loop, which runs once per item moved.
+                pending, size, written = self._pending, self._pending_size, self._written
+                room = self._room - transport.get_write_buffer_size()
                 # `<=`: while the writer is not paused (not over the room) at least one
-                # item moves, so this loop never spins without waiting.
-                while (not self.closing and not window.full(self._written)
-                       and transport.get_write_buffer_size() + self._pending_size
-                       <= self._room):
+                # item moves, so this loop never spins without waiting. `window.full` and
+                # `window.delay` inlined.
+                while size <= room and not (window.reporting
+                                            and written - window.read >= window.limit):
                     # Dropped unless it can reach the receiver in time, by its rate.
-                    taken = items.take(now + window.delay(self._written))
+                    taken = items.take(now + window.delay(written) if window.reporting
+                                       else now)
                     if taken is None:
                         break
-                    self._pending.extend(taken[0])
-                    self._pending_size += taken[1]
-                    self._written += taken[1]
+                    pending.extend(taken[0])
+                    size += taken[1]
+                    written += taken[1]
+                self._pending_size, self._written = size, written
                 self.flush()
         except ConnectionError:
             pass

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import WSMsgType, web
 
@@ -51,11 +51,10 @@ from ..core.session import (
 )
 from ..core.shares import ShareSource, shared_page_budget, shares_of
 from ..core.stats import HostStats
-from ..core.wire import ITEM_HEADER_BYTES
 from ..model.chats import Page
-from ..stores.api import AlreadyStored
+from ..stores.api import AlreadyStored, StoreError
 from . import http_guard
-from .feed import FeedSocket, StorageFailed, UpdateFeed
+from .feed import FeedSocket, StorageFailed, UpdateFeed, storage_failed
 from .hooks import ItemRoute
 from .http_guard import GuardedRequestHandler
 from .liveness import PING_FRAME, Heartbeat
@@ -130,7 +129,8 @@ class Sockets:
         shell = self._open(request, ws, page, budget)
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
         try:
-            await shell.run()
+            # Cancelling this handler cancels the reading task it awaits.
+            await shell.start()
         finally:
             del self.shells[shell.sink]
             self._per_page[page.label] -= 1
@@ -173,26 +173,26 @@ class Sockets:
         receivers = self.hub.receivers(topic, item)
         stats = self.stats
         if self.route_item is not None:
-            parts, size = binary_frame(item.payload)
+            parts, size = binary_frame(item.payload, item.stamp)
             stats.realtime_items_out += len(receivers)
             stats.realtime_bytes_out += size * len(receivers)
             self.route_item(topic, item, receivers, parts, size)
             return
-        stamped: tuple[Frame, int] | None = None
-        bare: tuple[Frame, int] | None = None
-        written = 0
+        stamped: Frame | None = None
+        bare: Frame | None = None
+        stamped_size = bare_size = written = 0
         # Counted for all its receivers (written or found too slow alike).
         for conn in receivers:
             if conn.stamped:
                 if stamped is None:
-                    stamped = binary_frame(item.payload)
-                frame = stamped
+                    stamped, stamped_size = binary_frame(item.payload, item.stamp)
+                written += stamped_size
+                conn.sink.deliver(stamped, stamped_size, item)
             else:
                 if bare is None:
-                    bare = binary_frame(item.payload, ITEM_HEADER_BYTES)
-                frame = bare
-            written += frame[1]
-            conn.sink.deliver(frame[0], frame[1], item)
+                    bare, bare_size = binary_frame(item.payload)
+                written += bare_size
+                conn.sink.deliver(bare, bare_size, item)
         stats.realtime_items_out += len(receivers)
         stats.realtime_bytes_out += written
 
@@ -227,8 +227,6 @@ class Sockets:
                         (self._drops_of(page.app.topic), self.stats.drops))
         conn = self.hub.open(page.app.topic, sink, time.monotonic(), budget.realtime)
         session = Session(self.hub, conn, budget, self.session_rules)
-        handler = asyncio.current_task()
-        assert handler is not None  # a request is always handled in a task
         protocol = request.protocol
         reads = (lambda: protocol.reads) if isinstance(protocol, GuardedRequestHandler) \
             else (lambda: 0)
@@ -236,7 +234,7 @@ class Sockets:
                               lambda: sink.write((PING_FRAME,), len(PING_FRAME)),
                               transport.abort)
         shell = SocketShell(self, ws, page, session, sink,
-                            self.feed.new_socket(page, sink, budget), handler, heartbeat)
+                            self.feed.new_socket(page, sink, budget), heartbeat)
         sink.on_cut = shell.cut_off
         self.shells[sink] = shell
         return shell
@@ -268,22 +266,31 @@ class SocketShell:
 
     def __init__(self, sockets: Sockets, ws: web.WebSocketResponse, page: Page,
                  session: Session, sink: Outbound, feed_socket: FeedSocket,
-                 handler: asyncio.Task[Any], heartbeat: Heartbeat) -> None:
+                 heartbeat: Heartbeat) -> None:
         self.sockets = sockets
         self.ws = ws
         self.page = page
         self.session = session
         self.sink = sink
         self.feed_socket = feed_socket
-        self.handler = handler
-        """The task reading it, cancelled at shutdown if it is pausing a paced page."""
+        self.handler: asyncio.Task[None] | None = None
+        """The task reading it (`start`), cancelled at shutdown if it is pausing a paced
+        page."""
         self.heartbeat = heartbeat
-        self.commits: collections.deque[tuple[StoreUpdate, asyncio.Task[int]]] = \
+        self.commits: collections.deque[tuple[StoreUpdate, asyncio.Future[int]]] = \
             collections.deque()
         """The updates handed to the store whose outcome the session was not told yet, in
         the order they came."""
         self.window: asyncio.Future[None] | None = None
         """Resolved when an update in flight ended, while the reading waits (`AwaitCommit`)."""
+
+    def start(self) -> asyncio.Task[None]:
+        """`run` the socket in a task of its own. Every turn of the loop that reads an item
+        resumes the reading task's chain of coroutines, and suspends it again: started
+        from the request's handler it would be under aiohttp's handler and the host's
+        middlewares, each resumed and suspended for every item."""
+        self.handler = asyncio.get_running_loop().create_task(self.run())
+        return self.handler
 
     async def run(self) -> None:
         """Greet the page, then read until either side closes; contain a bug in the host
@@ -315,27 +322,34 @@ class SocketShell:
         (aiohttp parses them all at once): their frames are gathered and written once the
         read's messages are used up (`WriteBatcher.hold`), so a burst costs each receiver
         one write and a lone item is written in the turn that read it."""
-        session, ws = self.session, self.ws
+        session, ws, topic = self.session, self.ws, self.session.conn.topic
         broker, stats = self.sockets.broker, self.sockets.stats
-        batcher = self.sockets.batcher
+        batcher, binary, monotonic = self.sockets.batcher, WSMsgType.BINARY, time.monotonic
         buffered = _message_buffer(ws)
+        receive = ws.receive  # not `async for`: its `__anext__` is one more coroutine an item
         try:
-            async for msg in ws:
-                if msg.type is WSMsgType.BINARY:
-                    effects = session.receive_item(msg.data, time.monotonic())
-                    first = effects[0] if effects else None
-                    if len(effects) == 1 and type(first) is Publish:
-                        # `_now`'s case of a Publish, inlined: this runs once per item.
+            while True:
+                msg = await receive()
+                if msg.type is binary:
+                    taken = session.item_or_effects(msg.data, monotonic())
+                    if type(taken) is Published:
+                        # `_now`'s case of a lone Publish, inlined: this runs once per item.
                         stats.realtime_items_in += 1
-                        stats.realtime_bytes_in += len(first.item.payload) - ITEM_HEADER_BYTES
-                        if buffered is not None:
+                        stats.realtime_bytes_in += len(taken.payload)
+                        if buffered:  # more of this read follows: gathered
                             batcher.held = True  # `batcher.hold()`, inlined
-                            broker.publish(first.topic, first.item)
-                            if not buffered:
-                                batcher.release()
+                            broker.publish(topic, taken)
+                        elif buffered is not None:  # the last of the read
+                            batcher.held = batcher.direct = True
+                            try:
+                                broker.publish(topic, taken)
+                            finally:
+                                batcher.direct = False
+                            batcher.release()
                         else:
-                            broker.publish(first.topic, first.item)
+                            broker.publish(topic, taken)
                         continue
+                    effects = cast(tuple[Effect, ...], taken)
                 elif msg.type is WSMsgType.TEXT:
                     now = time.monotonic()
                     effects = session.receive_text(msg.data, now)
@@ -347,8 +361,8 @@ class SocketShell:
                         if not buffered:
                             batcher.release()
                         continue
-                else:  # ERROR: a broken or oversize frame; aiohttp closes the socket
-                    return
+                else:  # closed, closing, or an error (a broken or oversize frame: aiohttp
+                    return  # closes the socket)
                 batcher.release()  # what was gathered goes before what this may write
                 if not await self.carry_out(effects):
                     return
@@ -416,7 +430,7 @@ class SocketShell:
         if isinstance(effect, Publish):
             sockets.stats.realtime_items_in += 1
             # The payload, as the limits count it: not its stamp.
-            sockets.stats.realtime_bytes_in += len(effect.item.payload) - ITEM_HEADER_BYTES
+            sockets.stats.realtime_bytes_in += len(effect.item.payload)
             sockets.broker.publish(effect.topic, effect.item)
         # A (un)subscription is checked against the hub when it is carried out: effects
         # after an await may run late, after another connection joined or left.
@@ -434,23 +448,23 @@ class SocketShell:
             raise TypeError(f"{type(effect).__name__} cannot be carried out without waiting")
 
     def _hand_over(self, effect: StoreUpdate) -> None:
-        """Hand an update to the store and read on. The task is started now and so joins
-        the store's queue after the updates handed over before it."""
-        task = asyncio.ensure_future(self.sockets.feed.store_update(
-            self.feed_socket, effect.update, effect.id))
-        self.commits.append((effect, task))
-        task.add_done_callback(self._commit_ended)
+        """Hand an update to the store and read on: it joins the store's queue now, after
+        the updates handed over before it."""
+        stored = self.sockets.feed.hand_over_update(self.feed_socket, effect.update,
+                                                    effect.id)
+        self.commits.append((effect, stored))
+        stored.add_done_callback(self._commit_ended)
 
-    def _commit_ended(self, _task: asyncio.Task[int]) -> None:
+    def _commit_ended(self, _stored: asyncio.Future[int]) -> None:
         """Tell the session what came of the updates whose commit ended, oldest first (a
         later one never goes before an earlier one still in flight), and write its answers
         after what was written before; then wake the reading if it waits for room."""
         commits, session = self.commits, self.session
         while commits and commits[0][1].done():
-            effect, task = commits.popleft()
-            error = _commit_error(task)
+            effect, stored = commits.popleft()
+            error = _commit_error(stored)
             if error is None:
-                serial = task.result()
+                serial = stored.result()
                 before = isinstance(serial, AlreadyStored)
                 if not before:
                     self.sockets.stats.updates_appended += 1
@@ -492,14 +506,17 @@ class SocketShell:
             return session.storage_failed(effect, exc)
 
 
-def _commit_error(task: asyncio.Task[int]) -> StorageFailed | None:
-    """Why the commit `task` ran did not keep its update; None if it did."""
-    if task.cancelled():  # the host stopped before the store committed it
+def _commit_error(stored: asyncio.Future[int]) -> StorageFailed | None:
+    """Why the commit of an update (`stored`, its future) did not keep it; None if it
+    did."""
+    if stored.cancelled():  # the host stopped before the store committed it
         return StorageFailed("the host stopped before this update was stored; it was not "
                              "sent")
-    error = task.exception()
+    error = stored.exception()
     if error is None or isinstance(error, StorageFailed):
         return error
+    if isinstance(error, StoreError):
+        return storage_failed(error)
     log.error("storing an update failed: %s", http_guard.describe_exception(error))
     return StorageFailed("the host could not store this update; it was not sent")
 

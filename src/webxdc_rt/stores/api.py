@@ -6,12 +6,15 @@ database driver said) and what both implementations compute alike.
 What pages send (status updates, chat messages) is committed off the event loop, with group
 commit (`commit_update`, `commit_chat_message`, through `commits.GroupCommit`): writes that
 arrive while a commit is in flight go into the next one, so one fsync makes many durable,
-and the loop never waits for a disk or a server. Everything else is synchronous: reads,
-which are bounded and cheap, and management's rare writes.
+and the loop never waits for a disk or a server. The reads a live host makes of updates
+(backlogs, and read-backs of a shared store) are asynchronous too (`read_updates`): SQLite
+reads on a thread of its own with a connection of its own, PostgreSQL on an asynchronous
+connection. Everything else is synchronous: management's reads and rare writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,7 +28,8 @@ from ..model.sharing import AppUsage
 
 __all__ = ["StoreApi", "StoreError", "StoreErrorCode", "StoreUnavailable", "StoreOverloaded",
            "StoreLimits", "UpdateWrite", "MessageWrite", "Write", "AlreadyStored", "Committed",
-           "StoredUpdate", "ChatMessage", "MessageSummary", "Notification", "StoredApp", "AppUsage",
+           "StoredUpdate", "UpdateChunk", "ChatMessage", "MessageSummary", "Notification",
+           "StoredApp", "AppUsage",
            "APP_USAGE_SQL", "app_usage_parameters",
            "Appended", "Resync", "ChatChanged", "SharedChats", "leading_within", "encode_members",
            "decode_members"]
@@ -40,6 +44,17 @@ class StoredUpdate:
 
     serial: int
     update: Update
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateChunk:
+    """One bounded read of an app copy's updates (`StoreApi.read_updates`)."""
+
+    updates: list[StoredUpdate]
+    """The updates read, in serial order."""
+    newest: int
+    """The highest serial of the app copy that the read could show (0: none): every update
+    up to it above the serial asked for is in `updates` or comes in a later chunk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +356,13 @@ class StoreApi(Protocol):
         `committed` is not called), `StoreOverloaded` at once when `max_waiting_writes`
         wait already."""
 
+    def hand_over_update(self, app_id: str, member_id: str, update: Update,
+                         committed: Committed,
+                         update_id: str | None = None) -> asyncio.Future[int]:
+        """`commit_update` without a coroutine: the future of the serial (what a host does
+        for every update a page sends costs a future, not a task). Raises
+        `StoreOverloaded` at once."""
+
     async def commit_chat_message(self, chat_id: str, app_id: str, member: str,
                                   text: str | None, file_name: str | None,
                                   file_data: bytes | None) -> int:
@@ -349,6 +371,13 @@ class StoreApi(Protocol):
 
     def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
         """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
+
+    async def read_updates(self, app_id: str, serial: int, max_bytes: int) -> UpdateChunk:
+        """The updates of an app copy after `serial`, in order, as many as hold at most
+        `max_bytes` of text together (always at least one, and at most 1000), read off the
+        event loop; with the highest serial the read could show. A store that is not
+        `shared` shows every update up to the highest serial whose `committed` callback was
+        called when the read was asked for, and none above it."""
 
     def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
                       max_rows: int = 1000) -> int:

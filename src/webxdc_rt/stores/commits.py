@@ -78,6 +78,12 @@ class GroupCommit:
     async def submit(self, write: Write, committed: Committed | None = None) -> int:
         """Commit `write` with the next group; once durable, call `committed(id)` and return
         the id. `StoreOverloaded` at once when `max_waiting_writes` wait already."""
+        return await self.enqueue(write, committed)
+
+    def enqueue(self, write: Write, committed: Committed | None = None) -> asyncio.Future[int]:
+        """`submit` without a coroutine of its own (a host hands over an update per future,
+        not per task): the future of the id. Raises `StoreOverloaded` at once when
+        `max_waiting_writes` wait already."""
         limit = self._limits.max_waiting_writes
         if len(self._queue) >= limit:
             raise StoreOverloaded(
@@ -88,7 +94,7 @@ class GroupCommit:
         self._queue.append(waiting)
         if self._task is None:
             self._task = loop.create_task(self._run(), name="webxdc-rt group commit")
-        return await waiting.future
+        return waiting.future
 
     async def _run(self) -> None:
         """Commit what waits, group after group, until nothing does."""

@@ -5,6 +5,7 @@ registry, and what is done before an update is handed over (`_before_update`).""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from ..core.updates import Update
@@ -89,9 +90,15 @@ class ComposedStore:
                             committed: Committed, update_id: str | None = None) -> int:
         """Store an update with the others of its group, once per `update_id`;
         `committed(serial)` once durable (see `StoreApi.commit_update`)."""
+        return await self.hand_over_update(app_id, member_id, update, committed, update_id)
+
+    def hand_over_update(self, app_id: str, member_id: str, update: Update,
+                         committed: Committed,
+                         update_id: str | None = None) -> asyncio.Future[int]:
+        """`commit_update`'s future of the serial (see `StoreApi.hand_over_update`)."""
         update_id = self._before_update(app_id, update_id)
-        return await self.commits.submit(UpdateWrite(app_id, member_id, update, update_id),
-                                         committed)
+        return self.commits.enqueue(UpdateWrite(app_id, member_id, update, update_id),
+                                    committed)
 
     def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
         """Up to `limit` updates of an app copy with a serial above `serial`, in order."""

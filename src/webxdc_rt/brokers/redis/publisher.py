@@ -40,7 +40,7 @@ class Publisher:
         self._counts = counts
         self._reports = reports
         self._prefixes: dict[str, bytes] = {}
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_bytes = 0
         self._pending_items = 0
         self._flush_handle: asyncio.Handle | None = None
@@ -54,7 +54,7 @@ class Publisher:
             self._counts.dropped += 1
             return
         payload = item.payload
-        header = encode_header(self._own_prefix, item.sender)
+        header = encode_header(self._own_prefix, item.sender, item.stamp)
         size = len(header) + len(payload)
         if (self._pending_bytes + link.transport.get_write_buffer_size() + size
                 > self._limits.max_queued_bytes):

@@ -110,7 +110,14 @@ from .host import (
     encode_update,
     encode_update_stored,
 )
-from .items import ITEM_HEADER_BYTES, ItemClock, encode_stamp, read_stamp, stamped_age_ms
+from .items import (
+    ITEM_HEADER_BYTES,
+    ItemClock,
+    encode_stamp,
+    pack_stamp,
+    read_stamp,
+    stamped_age_ms,
+)
 from .text import (
     BAD_NUMBER_RULE,
     BAD_TEXT_RULE,
@@ -128,6 +135,7 @@ __all__ = [
     "ITEM_HEADER_BYTES",
     "ItemClock",
     "encode_stamp",
+    "pack_stamp",
     "read_stamp",
     "stamped_age_ms",
     "MAX_CONTROL_BYTES",

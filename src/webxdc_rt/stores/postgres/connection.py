@@ -17,7 +17,7 @@ from ...core.stats import LatencyHistogram
 from ..api import StoreError, StoreErrorCode, StoreLimits, StoreUnavailable
 from ..migrations import MIGRATION_LOCK, MIGRATIONS
 
-__all__ = ["Connection", "Cursor", "reason"]
+__all__ = ["Connection", "Cursor", "Lost", "AsyncUser", "reason"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,46 @@ def reason(exc: BaseException) -> str:
     """psycopg's message, first line only."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+class Lost(Exception):
+    """An asynchronous connection was found lost while it was used."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class AsyncUser:
+    """A part of the store with an asynchronous connection of its own (the writer's, the
+    reader's), made when first needed and made again after it was lost."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._db: psycopg.AsyncConnection[Any] | None = None
+
+    def close(self) -> None:
+        """Close the connection (a new one is made when next needed)."""
+        db, self._db = self._db, None
+        if db is not None and not db.closed:
+            # Closing needs no round trip: done at once, from wherever the store is closed.
+            db.pgconn.finish()
+
+    async def _open(self) -> psycopg.AsyncConnection[Any]:
+        db = self._db
+        if db is None or db.closed or db.broken:
+            self.close()
+            db = self._db = await self._connection.connect_async()
+        return db
+
+    def _failed(self, db: psycopg.AsyncConnection[Any], exc: psycopg.Error) -> Exception:
+        """What to raise for `exc` from `db`: `Lost` (and the connection closed) when the
+        connection is lost, else the `StoreError`."""
+        broken = db.closed or db.broken
+        if broken or isinstance(exc, psycopg.OperationalError):
+            self.close()
+            return Lost(exc)
+        return self._connection.failed(exc, broken)
 
 
 class Connection:
@@ -97,6 +137,14 @@ class Connection:
             raise self.failed(exc, db.closed or db.broken) from None
         if write:
             self.latency.observe(time.perf_counter() - started)
+
+    async def connect_async(self) -> psycopg.AsyncConnection[Any]:
+        """A new asynchronous connection to the store's server, with the same parameters;
+        `StoreError` (and reconnecting) when it cannot be made."""
+        try:
+            return await psycopg.AsyncConnection.connect(self.url, **self.params())
+        except psycopg.Error as exc:
+            raise self.failed(exc, True) from None
 
     def failed(self, exc: psycopg.Error, broken: bool) -> StoreError:
         """What a statement's failure is as a `StoreError`; a lost connection (`broken`, or

@@ -16,6 +16,7 @@ from ..api import (
     Resync,
     StoredApp,
     StoreLimits,
+    UpdateChunk,
 )
 from ..commits import GroupCommit
 from ..composed import ComposedStore
@@ -25,6 +26,7 @@ from .apps import PostgresApps
 from .chats import PostgresChats, announce, insert_homes
 from .connection import Connection
 from .messages import PostgresMessages
+from .reads import UpdateReader
 from .updates import PostgresUpdates
 from .writes import GroupWriter
 
@@ -56,6 +58,7 @@ class PostgresStore(ComposedStore):
         took, commit included (one group's commit counts once)."""
         self._announcements = Announcements(self._connection)
         self._writer = GroupWriter(self._connection)
+        self._reader = UpdateReader(self._connection)
         self.commits = GroupCommit(self._writer.commit, self.settings)
         """The writes pages send, committed in groups on an asynchronous connection."""
 
@@ -90,6 +93,7 @@ class PostgresStore(ComposedStore):
     def close(self) -> None:
         """Close the connections and stop reconnecting."""
         self._writer.close()
+        self._reader.close()
         self._connection.close()
 
     # -- registry ------------------------------------------------------------------------
@@ -220,3 +224,8 @@ class PostgresStore(ComposedStore):
         was lost can be made again without storing it twice (`writes`); it starts with
         `~`, which a member's names never hold, so no member can take it first."""
         return "~" + secrets.token_urlsafe(12) if update_id is None else update_id
+
+    async def read_updates(self, app_id: str, serial: int, max_bytes: int) -> UpdateChunk:
+        """A bounded chunk of the updates after `serial`, read on the reader's asynchronous
+        connection (see `StoreApi.read_updates`)."""
+        return await self._reader.read(app_id, serial, max_bytes)

@@ -12,9 +12,9 @@ from ..api import Notification, StoredUpdate
 from .columns import text, utf8
 from .connection import Connection
 
-__all__ = ["PostgresUpdates"]
+__all__ = ["PostgresUpdates", "UPDATE_BYTES"]
 
-_UPDATE_BYTES: Final = ("octet_length(payload) + coalesce(octet_length(info), 0)"
+UPDATE_BYTES: Final = ("octet_length(payload) + coalesce(octet_length(info), 0)"
                         " + coalesce(octet_length(href), 0)"
                         " + coalesce(octet_length(document), 0)"
                         " + coalesce(octet_length(summary), 0)"
@@ -64,7 +64,7 @@ class PostgresUpdates:
         with self._connection.cursor() as cur:
             row = cur.execute(
                 f"SELECT count(*) FILTER (WHERE running <= %s), count(*) FROM"
-                f" (SELECT sum({_UPDATE_BYTES}) OVER (ORDER BY serial) AS running"
+                f" (SELECT sum({UPDATE_BYTES}) OVER (ORDER BY serial) AS running"
                 " FROM updates WHERE app_id = %s AND serial > %s ORDER BY serial LIMIT %s) s",
                 (max_bytes, app_id, serial, max_rows)).fetchone()
         assert row is not None

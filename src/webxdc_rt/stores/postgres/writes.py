@@ -33,7 +33,7 @@ import psycopg
 
 from ..api import AlreadyStored, MessageWrite, StoreError, UpdateWrite, Write
 from .columns import utf8
-from .connection import Connection
+from .connection import AsyncUser, Lost
 
 __all__ = ["GroupWriter"]
 
@@ -71,12 +71,8 @@ _INSERT_MESSAGE = ("INSERT INTO chat_messages (chat_id, app_id, member, text, fi
                    " file_data, created) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id")
 
 
-class GroupWriter:
+class GroupWriter(AsyncUser):
     """Commits groups of writes on an asynchronous connection, made when first needed."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._db: psycopg.AsyncConnection[Any] | None = None
 
     async def commit(self, writes: list[Write]) -> list[int]:
         """Commit `writes` in one transaction; the serial or id of each, in order
@@ -85,20 +81,20 @@ class GroupWriter:
         started = time.perf_counter()
         try:
             ids = await self._commit_once(writes)
-        except _Lost as lost:
+        except Lost as lost:
             if not _can_retry(writes):
                 raise self._connection.failed(lost.error, True) from None
             log.info("the connection was lost while committing %d updates; committing them "
                      "again on a new connection (those kept are found by name)", len(writes))
             try:
                 ids = await self._commit_once(writes)
-            except _Lost as again:
+            except Lost as again:
                 raise self._connection.failed(again.error, True) from None
         self._connection.latency.observe(time.perf_counter() - started)
         return ids
 
     async def _commit_once(self, writes: list[Write]) -> list[int]:
-        """One attempt at `commit` on the writer's connection (made if needed); `_Lost`
+        """One attempt at `commit` on the writer's connection (made if needed); `Lost`
         if the connection was lost, with the group's fate unknown."""
         db = await self._open()
         apps = sorted({w.app_id for w in writes if isinstance(w, UpdateWrite)})
@@ -126,38 +122,7 @@ class GroupWriter:
                     ids.append(int(row[0]))
             return ids
         except psycopg.Error as exc:
-            broken = db.closed or db.broken
-            if broken or isinstance(exc, psycopg.OperationalError):
-                self.close()
-                raise _Lost(exc) from None
-            raise self._connection.failed(exc, broken) from None
-
-    def close(self) -> None:
-        """Close the connection (a new one is made for the next group)."""
-        db, self._db = self._db, None
-        if db is not None and not db.closed:
-            # Closing needs no round trip: done at once, from wherever the store is closed.
-            db.pgconn.finish()
-
-    async def _open(self) -> psycopg.AsyncConnection[Any]:
-        db = self._db
-        if db is None or db.closed or db.broken:
-            self.close()
-            try:
-                db = await psycopg.AsyncConnection.connect(self._connection.url,
-                                                           **self._connection.params())
-            except psycopg.Error as exc:
-                raise self._connection.failed(exc, True) from None
-            self._db = db
-        return db
-
-
-class _Lost(Exception):
-    """The connection was lost during a commit: whether it was kept is unknown."""
-
-    def __init__(self, error: psycopg.Error) -> None:
-        super().__init__(str(error))
-        self.error = error
+            raise self._failed(db, exc) from None
 
 
 def _can_retry(writes: list[Write]) -> bool:

@@ -18,14 +18,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ...core.stats import LatencyHistogram
 from ..api import StoreError, StoreErrorCode
 from .files import create_private
 
-__all__ = ["DB_FILE_NAME", "SCHEMA_VERSION", "Synchronous", "Database", "store_error",
-           "check_schema_version"]
+__all__ = ["DB_FILE_NAME", "SCHEMA_VERSION", "Synchronous", "Database", "ReadConnection",
+           "Rows", "store_error", "check_schema_version"]
 
 DB_FILE_NAME = "webxdc-rt.sqlite3"
 
@@ -204,6 +204,42 @@ class Database:
                 self._db.executescript(script)
         except sqlite3.Error as exc:
             raise store_error(exc) from exc
+
+
+class Rows(Protocol):
+    """What reads need of a connection: the rows of a query."""
+
+    def rows(self, sql: str, parameters: Any = ()) -> list[Any]:
+        """Every row a query returns."""
+
+
+class ReadConnection:
+    """A second connection to a store's file, for reading on a thread of its own: in WAL
+    mode its reads run beside the writer's commits, never waiting for one, and each sees
+    the commits that ended before it began. Opened on first use, on the thread that uses
+    it; used by that thread only."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+
+    def rows(self, sql: str, parameters: Any = ()) -> list[Any]:
+        """Every row a query returns (in a read transaction of its own)."""
+        try:
+            db = self._db
+            if db is None:
+                db = self._db = sqlite3.connect(self._path, isolation_level=None,
+                                                check_same_thread=False)
+                db.execute("PRAGMA query_only=ON")
+            return db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(exc) from exc
+
+    def close(self) -> None:
+        """Close the connection, if it was opened (from any thread, once reads ended)."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
 
 class Transaction:

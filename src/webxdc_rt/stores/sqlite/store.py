@@ -2,7 +2,9 @@
 connection: the registry of chats and pages (`chats`), app copies with their containers
 (`apps`), status updates (`updates`) and chat messages (`messages`). It runs the changes
 that span parts in one transaction. What pages send is committed by its writer thread, in
-groups (`commits.GroupCommit`)."""
+groups (`commits.GroupCommit`); a live host's reads of updates run on its reader thread,
+with a connection of its own (`database.ReadConnection`; the one connection, under its
+lock, for a database in memory, which a second connection would not see)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ..api import (
     Resync,
     StoredApp,
     StoreLimits,
+    UpdateChunk,
     UpdateWrite,
     Write,
 )
@@ -24,7 +27,7 @@ from ..commits import GroupCommit
 from ..composed import ComposedStore
 from .apps import SqliteApps
 from .chats import SqliteChats
-from .database import DB_FILE_NAME, Database, Synchronous
+from .database import DB_FILE_NAME, Database, ReadConnection, Rows, Synchronous
 from .files import make_private_dir
 from .messages import SqliteMessages
 from .repair import Repair
@@ -62,6 +65,9 @@ class SqliteStore(ComposedStore):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="webxdc-rt-sqlite-writer")
         self.commits = GroupCommit(self._commit, limits or StoreLimits(), self._reported)
         """The writes pages send, committed in groups by the writer thread."""
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="webxdc-rt-sqlite-reader")
+        self._reading: ReadConnection | None = (
+            None if self.path == ":memory:" else ReadConnection(self.path))
 
     @classmethod
     def in_directory(cls, data_dir: str | Path, *, synchronous: Synchronous = "FULL",
@@ -91,6 +97,9 @@ class SqliteStore(ComposedStore):
     def close(self) -> None:
         """Close the database once the commit in flight, if any, has ended."""
         self._writer.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
+        if self._reading is not None:
+            self._reading.close()
         self._db.close()
 
     # -- registry ----------------------------------------------------------------------
@@ -206,3 +215,11 @@ class SqliteStore(ComposedStore):
     def _reported(self, write: Write, written: int) -> None:
         if isinstance(write, UpdateWrite):
             self._updates.reported(write.app_id, written)
+
+    async def read_updates(self, app_id: str, serial: int, max_bytes: int) -> UpdateChunk:
+        """A bounded chunk of the updates after `serial`, read on the reader thread, up to
+        the highest serial reported now (see `StoreApi.read_updates`)."""
+        reading: Rows = self._db if self._reading is None else self._reading
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader, self._updates.chunk, reading, app_id, serial,
+            self._updates.max_serial(app_id), max_bytes)

@@ -7,8 +7,8 @@ import json
 import time
 
 from ...core.updates import Update
-from ..api import AlreadyStored, Notification, StoredUpdate, leading_within
-from .database import Database
+from ..api import AlreadyStored, Notification, StoredUpdate, UpdateChunk, leading_within
+from .database import Database, Rows
 from .repair import Repair
 
 __all__ = ["SqliteUpdates"]
@@ -68,11 +68,28 @@ class SqliteUpdates:
         """Up to `limit` updates of an app copy with a serial above `serial`, in order,
         repaired where the stored row is not strict JSON text (see `repair`). A payload is
         checked the first time this process reads its row."""
-        rows = self._db.rows(
+        return self.read(self._db, app_id, serial, self.max_serial(app_id), limit)
+
+    def chunk(self, db: Rows, app_id: str, serial: int, newest: int, max_bytes: int,
+              max_rows: int = 1000) -> UpdateChunk:
+        """On `db` (the reader's connection, on the reader's thread): the updates after
+        `serial` up to `newest` (the highest serial reported when the read was asked for)
+        that hold at most `max_bytes` of text together (always at least one)."""
+        count = self._fitting(db, app_id, serial, newest, max_bytes, max_rows)
+        updates = self.read(db, app_id, serial, newest, count) if count else []
+        return UpdateChunk(updates, newest)
+
+    def read(self, db: Rows, app_id: str, serial: int, newest: int,
+             limit: int) -> list[StoredUpdate]:
+        """On `db`: up to `limit` updates after `serial` up to `newest`, repaired where
+        needed (see `after`). The checks' bookkeeping is shared by the loop's reads and the
+        reader thread's: each change to it is one step (dict and set operations), and a
+        row checked twice is only checked twice."""
+        rows = db.rows(
             "SELECT serial, CAST(payload AS BLOB), CAST(info AS BLOB), CAST(href AS BLOB),"
             " CAST(document AS BLOB), CAST(summary AS BLOB), CAST(notify AS BLOB) FROM updates"
             " WHERE app_id = ? AND serial > ? AND serial <= ? ORDER BY serial LIMIT ?",
-            (app_id, serial, self.max_serial(app_id), limit))
+            (app_id, serial, newest, limit))
         checked_to = self._checked_to.get(app_id, 0)
         text = self._repair.text
         updates = []
@@ -96,14 +113,20 @@ class SqliteUpdates:
     def backlog_chunk(self, app_id: str, serial: int, max_bytes: int, max_rows: int) -> int:
         """How many of the updates after `serial` hold at most `max_bytes` of text together
         (always at least one)."""
-        rows = self._db.rows(
+        return self._fitting(self._db, app_id, serial, self.max_serial(app_id), max_bytes,
+                             max_rows)
+
+    @staticmethod
+    def _fitting(db: Rows, app_id: str, serial: int, newest: int, max_bytes: int,
+                 max_rows: int) -> int:
+        rows = db.rows(
             "SELECT length(CAST(payload AS BLOB)) + coalesce(length(CAST(info AS BLOB)), 0)"
             " + coalesce(length(CAST(href AS BLOB)), 0)"
             " + coalesce(length(CAST(document AS BLOB)), 0)"
             " + coalesce(length(CAST(summary AS BLOB)), 0)"
             " + coalesce(length(CAST(notify AS BLOB)), 0)"
             " FROM updates WHERE app_id = ? AND serial > ? AND serial <= ? ORDER BY serial"
-            " LIMIT ?", (app_id, serial, self.max_serial(app_id), max_rows))
+            " LIMIT ?", (app_id, serial, newest, max_rows))
         return leading_within((size for (size,) in rows), max_bytes)
 
     def max_serial(self, app_id: str) -> int:
