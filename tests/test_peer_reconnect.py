@@ -26,6 +26,8 @@ from webxdc_rt.client import (
     connect,
 )
 from webxdc_rt.core.errors import Refusal
+from webxdc_rt.core.limits import UpdateLimits
+from webxdc_rt.host.app import HostSettings
 
 QUICK = Reconnect(first_delay_s=0.01, max_delay_s=0.2)
 """Backoff short enough that a test waits little for the peer to come back."""
@@ -333,3 +335,17 @@ async def test_close_cancelled_while_it_closes_a_lost_link_ends_cancelled(
                 assert closing.cancelled(), (reconnect, before_close, turns)
             await peer.close()
             assert peer.closed
+
+
+async def test_an_update_the_host_refused_is_not_kept_to_be_sent_again(hosts):
+    live = await hosts(HostSettings(updates=UpdateLimits(interval_ms=600_000, burst=1)))
+    urls = live.share(["alice"])
+    alice = await Watched.connect(urls["alice"])
+    alice.peer.send_update({"payload": "stored"})
+    # Over the allowance: refused at once, while the first is still being stored, so the
+    # refusal comes before the first one's answer.
+    alice.peer.send_update({"payload": "refused"})
+    await eventually(lambda: [error.code for error in alice.peer.errors] == ["update-rate"])
+    await eventually(lambda: alice.serials() == [1])
+    await eventually(lambda: alice.peer.unstored_updates == 0)
+    await alice.peer.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from links import hold_link_down, let_link_up
 
+from webxdc_rt.core.limits import UpdateLimits
 from webxdc_rt.host.app import HostSettings
 
 # Also records the payload of every update-send the page writes to a socket, and the id
@@ -97,3 +98,23 @@ async def test_updates_waiting_to_be_stored_are_bounded(hosts, open_page):
     await alice.evaluate("() => window.webxdc.sendUpdate({ payload: 4 })")
     await bob.wait_for_function("seen.length >= 3")
     assert await bob.evaluate("seen") == [1, 2, 4]
+
+
+async def test_an_update_the_host_refused_is_not_sent_again_on_the_next_link(hosts, open_page):
+    live_host = await hosts(HostSettings(updates=UpdateLimits(interval_ms=600_000, burst=1)))
+    urls = live_host.share(["alice"])
+    alice = await open_page(urls["alice"])
+    await alice.evaluate(LISTEN)
+    # The second is over the allowance: refused at once, while the first is still being
+    # stored, so the refusal comes before the first one's answer.
+    await alice.evaluate("""() => {
+      window.webxdc.sendUpdate({ payload: 1 });
+      window.webxdc.sendUpdate({ payload: 2 });
+    }""")
+    await alice.wait_for_function("seen.length === 1")  # the answers to both came before
+    await live_host.host.disconnect(live_host.last_pages[0].label)
+    await alice.wait_for_function("window.__sockets.length === 2")
+    # Updates not answered yet are sent first on a new link, before this one.
+    await alice.evaluate("() => window.webxdc.sendUpdate({ payload: 3 })")
+    await alice.wait_for_function("written.includes(3)")
+    assert await alice.evaluate("written") == [1, 2, 3]

@@ -477,3 +477,21 @@ def test_a_connection_closed_for_its_refusals_leaves_its_channel_before_anything
     effects = session.receive_text(JOIN, 0.0)  # refused: already joined, and the cap is 1
     assert [type(e) for e in effects] == [Unsubscribe, Send, Close]
     assert session.hub.joined_count(TOPIC) == 0
+
+
+NAMED = '{"type":"update-send","update":{"payload":1},"id":"u-7"}'
+
+
+def test_a_refusal_of_a_named_update_names_it_and_one_of_an_unnamed_one_does_not():
+    # A refusal may come before the answers to updates sent earlier (still in their
+    # commit): its sender tells which one it answers by the id alone.
+    session = new_session(updates=UpdateLimits(burst=1, interval_ms=60_000))
+    (first,) = session.receive_text(NAMED, 0.0)
+    assert sent(session.receive_text(NAMED, 0.0)) == [{
+        "type": "error", "code": "update-rate", "id": "u-7",
+        "message": "updates sent faster than one per 60000 ms (after a burst of 1): this "
+                   "one was refused"}]
+    assert "id" not in sent(session.receive_text(UPDATE, 0.0))[0]
+    assert sent(session.storage_failed(first, STORE_DOWN)) == [{
+        "type": "error", "code": "storage-failed", "message": "the store is down",
+        "id": "u-7"}]

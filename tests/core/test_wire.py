@@ -112,6 +112,7 @@ HOST_MESSAGES = [
     wire.ChatMessages(8, [{"id": 1, "member": "bob", "text": "hi", "file_name": None,
                            "file_base64": None}], True),
     wire.ErrorMessage("not-joined", "why"),
+    wire.ErrorMessage("update-rate", "too fast", "a-Z_9"),
     wire.UnknownHostMessage("news", {"type": "news", "x": [1]}),
 ]
 
@@ -142,6 +143,8 @@ def test_the_host_writes_what_the_bridge_reads():
         "type": "reply", "id": 4, "ok": False, "code": "c", "message": "m"}
     assert json.loads(wire.encode_error("c", "m")) == {"type": "error", "code": "c",
                                                        "message": "m"}
+    assert json.loads(wire.encode_error("c", "m", "u1")) == {"type": "error", "code": "c",
+                                                             "message": "m", "id": "u1"}
     assert json.loads(wire.encode_hello("a", "n", LIMITS)) == {
         "type": "hello", "self_addr": "a", "self_name": "n",
         "limits": {"max_payload_bytes": 128_000, "send_items_per_s": 2000.0,

@@ -84,6 +84,12 @@ class UnstoredUpdates:
                         "peer.errors)", len(refused))
         self.drop(update_id)
 
+    def refused(self, update_id: str) -> None:
+        """The host refused the update (an `error` naming it said why): it is forgotten,
+        since sending it again would be refused again. Such an answer may come before
+        those to updates sent earlier, which are still being stored."""
+        self.drop(update_id)
+
     def link_lost(self) -> None:
         """The link is gone: a host that never confirmed an id would store a resend
         twice, so what was written to it is forgotten, not sent again."""

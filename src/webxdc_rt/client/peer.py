@@ -269,9 +269,11 @@ class Peer:
                     self._unstored.stored(update_id)
             case wire.ChatMessages():
                 self._answers.answer(message)
-            case wire.ErrorMessage(code=code, message=text):
+            case wire.ErrorMessage(code=code, message=text, id=update_id):
                 self.errors.append(message)
                 log.warning("error from the host: %s (%s)", text, code)
+                if update_id is not None and self._unstored is not None:
+                    self._unstored.refused(update_id)
             case wire.UnknownHostMessage(type=kind):
                 log.debug("ignoring a host message of a type this version does not know: %r",
                           kind)

@@ -354,7 +354,7 @@ class Session:
         try:
             return self._on_message(message, now, may_hold=False)
         except Refusal as exc:
-            return self._refused(exc)
+            return self._refused(exc, wire.update_id_of(message))
 
     def held(self, share: SharedSendBudget, now: float) -> tuple[Effect, ...]:
         """A `Hold` is over (the pool answered, or it ran out): the page is paced, and told
@@ -370,7 +370,7 @@ class Session:
             message = wire.decode_client_message(text)
             effects = self._on_message(message, now)
         except Refusal as exc:
-            effects = self._refused(exc)
+            effects = self._refused(exc, wire.update_id_of(message))
         # Charged whichever of the page's connections sent it, after it was carried out
         # (so that `joined` is written before anything else is), then paced. Reports of
         # what was read have their own budget: a fast reader sends many.
@@ -445,10 +445,10 @@ class Session:
             return (Send(wire.encode_reply(effect.request_id, refusal)),)
         if isinstance(effect, ListMessages):
             return (Send(wire.encode_reply(effect.request_id, refusal)),)
-        notice = Send(wire.encode_error(*refusal))
         if isinstance(effect, StoreUpdate):
             self.updates_in_flight -= 1
-            return (notice,)
+            return (Send(wire.encode_error(*refusal, effect.id)),)
+        notice = Send(wire.encode_error(*refusal))
         # A replay that failed: the page would wait for its backlog forever. It is told why
         # and disconnected (out of its channel first), and reconnects to listen again.
         closing = self.close(INTERNAL_ERROR, "storage unavailable")
@@ -536,10 +536,10 @@ class Session:
         self.rules.counts.refused[code] += 1
         return Send(wire.encode_reply(request_id, (code, text)))
 
-    def _refused(self, exc: Refusal) -> tuple[Effect, ...]:
+    def _refused(self, exc: Refusal, update_id: str | None = None) -> tuple[Effect, ...]:
         self.rules.counts.refused[exc.code] += 1
         self._errors += 1
-        error = Send(wire.encode_error(exc.code, str(exc)))
+        error = Send(wire.encode_error(exc.code, str(exc), update_id))
         if self._errors < self.rules.max_protocol_errors:
             return (error,)
         # Out of the channel first, before anything that may wait: then the error, then

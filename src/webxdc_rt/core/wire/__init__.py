@@ -42,8 +42,10 @@ Host to client:
     {"type": "reply", "id": N, "ok": true}  or  {..., "ok": false, "code": ..., "message": ...}
     {"type": "chat-messages", "id": N, "messages": [...], "more": bool}
                                     oldest first; `more`: older ones remain
-    {"type": "error", "code": ..., "message": ...}   a request was refused (nothing else
-                                    lost), or sending is slowed (`rate-limited`)
+    {"type": "error", "code": ..., "message": ..., "id": "..."}   a request was refused
+                                    (nothing else lost), or sending is slowed
+                                    (`rate-limited`); `id`, only for a refused update
+                                    that was sent with one: that update's
 
 Each message has a frozen dataclass on both sides (`Join`, ..., `ChatMessagesRequest` from
 the client, in `client`; `Hello`, `Joined`, `Update`, `UpdateBacklogDone`,
@@ -85,6 +87,7 @@ from .client import (
     encode_update_listen,
     encode_update_send,
     frame_bytes,
+    update_id_of,
 )
 from .host import (
     ChatMessages,
@@ -158,6 +161,7 @@ __all__ = [
     "ChatMessagesRequest",
     "ClientMessage",
     "frame_bytes",
+    "update_id_of",
     "decode_client_message",
     "encode_client_message",
     "encode_join",

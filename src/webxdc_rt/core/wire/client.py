@@ -92,6 +92,12 @@ ClientMessage = (Join | Leave | Received | UpdateSend | UpdateListen | SendToCha
                  | ChatMessagesRequest)
 
 
+def update_id_of(message: ClientMessage | None) -> str | None:
+    """The id of `message` if it is a named `update-send`: an `error` refusing it names it,
+    so that its sender can tell which of its updates was refused."""
+    return message.id if isinstance(message, UpdateSend) else None
+
+
 def frame_bytes(payload_size: int) -> int:
     """What one realtime item of `payload_size` bytes counts for in `received`: its payload
     and its frame header as the host sends it (2, 4 or 10 bytes, RFC 6455)."""

@@ -22,6 +22,7 @@ from .text import (
     decode_json,
     dump,
     read_counter,
+    read_optional_string,
     read_string,
 )
 
@@ -132,6 +133,8 @@ class ErrorMessage:
 
     code: str
     message: str
+    id: str | None = None
+    """The `id` of the `update-send` this refuses (for an update its sender named)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +246,8 @@ _DECODERS: Final[dict[str, Callable[[dict[str, Any]], HostMessage]]] = {
     "reply": _decode_reply,
     "chat-messages": _decode_chat_messages,
     "error": lambda obj: ErrorMessage(read_string(obj, "code", "error"),
-                                      read_string(obj, "message", "error")),
+                                      read_string(obj, "message", "error"),
+                                      read_optional_string(obj, "id", "error")),
 }
 """How each type of host message is checked and typed; other types are unknown."""
 
@@ -292,10 +296,13 @@ def encode_joined(epoch: int) -> str:
     return dump({"type": "joined", "epoch": epoch})
 
 
-def encode_error(code: str, message: str) -> str:
+def encode_error(code: str, message: str, update_id: str | None = None) -> str:
     """Tell a client that one of its requests was refused, or that it is being slowed, and
-    why."""
-    return dump({"type": "error", "code": code, "message": message})
+    why; `update_id`: the id of the named update it refuses (an update's refusal may come
+    before the answers to updates sent earlier, still being stored)."""
+    if update_id is None:
+        return dump({"type": "error", "code": code, "message": message})
+    return dump({"type": "error", "code": code, "message": message, "id": update_id})
 
 
 def encode_update(listen: int, update_json: str) -> str:
@@ -346,7 +353,7 @@ _ENCODERS: Final[dict[type[Any], Callable[[Any], str]]] = {
         message.id, None if message.ok else (message.code, message.message)),
     ChatMessages: lambda message: encode_chat_messages(message.id, message.messages,
                                                        message.more),
-    ErrorMessage: lambda message: encode_error(message.code, message.message),
+    ErrorMessage: lambda message: encode_error(message.code, message.message, message.id),
     UnknownHostMessage: lambda message: dump(message.fields),
 }
 """How each type of host message is written: by the encoder of its fields."""

@@ -61,6 +61,9 @@
         return typeof message.ok === "boolean" ? null : "reply: 'ok' is not a boolean";
       case "error":
         if (typeof message.code !== "string") return "error: 'code' is not a string";
+        if (message.id !== undefined && typeof message.id !== "string") {
+          return "error: 'id' is not a string";
+        }
         return typeof message.message === "string" ? null : "error: 'message' is not a string";
       default:
         return null;
@@ -328,7 +331,7 @@
         case "update-stored": onUpdateStored(message.id); break;
         case "reply": onReply(message); break;
         case "error":
-          if (UPDATE_REFUSALS.has(message.code)) onUpdateRefused();
+          if (typeof message.id === "string") onUpdateRefused(message.id);
           reportHostError(message.code, message.message);
           break;
       }
@@ -428,15 +431,12 @@
   };
 
   // Status updates sent and not yet answered, oldest first: each is kept until the host
-  // says it stored it (`update-stored`) or refused it, and sent again on every new link,
-  // so an update whose answer the link lost is stored once. The host answers one socket's
-  // updates in the order sent, so an answer to one answers every one sent before it.
+  // says it stored it (`update-stored`) or refused it (an `error` naming its id), and sent
+  // again on every new link, so an update whose answer the link lost is stored once. The
+  // host stores one socket's updates in the order sent, so that an update is stored
+  // answers every one sent before it; a refusal may come before the answers to updates
+  // sent earlier (still being stored), and answers its own update alone.
   const unacked = { entries: [], bytes: 0 };   // {id, text}
-  // The codes of the host's refusals of an update (`error`), as opposed to those of
-  // realtime items: such an error answers the oldest update on the link.
-  const UPDATE_REFUSALS = new Set(["bad-update", "update-too-large", "update-rate",
-                                   "bad-text", "bad-number", "nesting-too-deep",
-                                   "storage-failed", "storage-busy"]);
 
   // 22 characters of base64url: 128 random bits, which no two updates of a member share.
   // `crypto.getRandomValues`, unlike `crypto.randomUUID`, works on an http:// origin.
@@ -455,8 +455,11 @@
     if (index >= 0) forgetUpdates(index + 1);
   }
 
-  function onUpdateRefused() {
-    if (link.up) forgetUpdates(1);
+  function onUpdateRefused(id) {
+    const index = unacked.entries.findIndex((entry) => entry.id === id);
+    if (index < 0) return;
+    unacked.bytes -= unacked.entries[index].text.length;
+    unacked.entries.splice(index, 1);
   }
 
   // -- requests answered by the host: sendToChat -----------------------------------------
