@@ -18,6 +18,8 @@ class RecordingTransport:
     def __init__(self, unsent: int = 0) -> None:
         self.calls: list[list[bytes]] = []
         self.unsent = unsent
+        self.keeps = False
+        """Whether what is written stays unsent (the kernel takes none of it), or is taken."""
         self.aborted = False
         self.high_water: int | None = None
 
@@ -32,6 +34,8 @@ class RecordingTransport:
 
     def writelines(self, parts) -> None:
         self.calls.append(list(parts))
+        if self.keeps:
+            self.unsent += sum(map(len, self.calls[-1]))
 
     def abort(self) -> None:
         self.aborted = True
@@ -167,6 +171,39 @@ async def test_realtime_items_go_out_with_the_turn_while_the_socket_has_room():
     sink.deliver((b"b" * 40,), 40, item(1, b"b"))
     await asyncio.sleep(0)
     assert transport.calls == [[b"a" * 40, b"u", b"b" * 40]]
+
+
+async def test_gathered_frames_are_written_when_the_next_item_would_not_fit_beside_them():
+    """Items of one read that would fill the socket's room together: what was gathered is
+    written at once, and the next item, which fits once the socket took it, does not
+    wait."""
+    batcher = WriteBatcher(asyncio.get_running_loop())
+    sink, transport, _ = outbound(batcher=batcher)
+    batcher.hold()
+    sink.deliver((b"1" * 60,), 60, item(1, b"1"))
+    sink.deliver((b"2" * 60,), 60, item(1, b"2"))    # 60 gathered + 60 > 100
+    assert transport.calls == [[b"1" * 60]]
+    assert not sink.items
+    batcher.release()
+    assert transport.calls == [[b"1" * 60], [b"2" * 60]]
+
+
+async def test_an_item_waits_when_the_socket_keeps_what_was_gathered():
+    batcher = WriteBatcher(asyncio.get_running_loop())
+    sink, transport, writer = outbound(batcher=batcher)
+    transport.keeps = True
+    writer.gate.clear()                              # the socket takes nothing for now
+    batcher.hold()
+    sink.deliver((b"1" * 60,), 60, item(1, b"1"))
+    sink.deliver((b"2" * 60,), 60, item(1, b"2"))    # still 60 unsent + 60 > 100: waits
+    batcher.release()
+    assert transport.calls == [[b"1" * 60]]
+    assert len(sink.items) == 1
+    transport.unsent = 0
+    writer.gate.set()
+    await eventually_written(transport, 2)
+    assert transport.calls[1] == [b"2" * 60]
+    assert sink.items.counts.items == 0
 
 
 async def test_items_wait_while_the_socket_is_full_and_follow_when_it_drains():

@@ -18,7 +18,10 @@ Gathering matters under load: aiohttp hands over every message that one read bro
 without yielding, so a sender's burst of K items costs each receiver one system call
 instead of K. At low rates each turn carries one item and nothing is delayed beyond the
 turn. Control frames (`send_text`) flush what was gathered first, so the order on the wire
-is the order of the calls.
+is the order of the calls. So does a realtime item that would not fit the socket's room
+beside what was gathered: the kernel takes at once what it can of that, and the item waits
+only if there is still no room (a burst of large items otherwise waits, and is moved a turn
+later by the pump, though the kernel had room for it all along).
 """
 
 from __future__ import annotations
@@ -157,8 +160,9 @@ class Outbound:
         # Frames are never empty, so waiting bytes are 0 exactly when nothing waits. The
         # window test is `window.full(self._written)` inlined: this runs once per delivery.
         if (self.items.waiting_bytes
-                or transport.get_write_buffer_size() + self._pending_size + size > self._room
-                or (window.reporting and self._written - window.read >= window.limit)):
+                or (window.reporting and self._written - window.read >= window.limit)
+                or (transport.get_write_buffer_size() + self._pending_size + size > self._room
+                    and not self._fits_once_written(size))):
             self._wait(parts, size, item)
             return
         self._written += size
@@ -175,6 +179,16 @@ class Outbound:
                 batcher.mark(self)
         self._pending.extend(parts)
         self._pending_size += size
+
+    def _fits_once_written(self, size: int) -> bool:
+        """Whether `size` more bytes fit the socket's room once what is gathered is written
+        now: the kernel takes what it can of it at once, and what it takes no longer counts
+        against the room. (A burst of large items would otherwise wait behind what one read
+        gathered, and be moved by the pump a turn later, when the kernel has taken it.)"""
+        if not self._pending:
+            return False
+        self.flush()
+        return self.transport.get_write_buffer_size() + size <= self._room
 
     def write(self, parts: tuple[bytes, ...], size: int) -> None:
         """Send one frame that must not be dropped, as buffers of `size` bytes in all, at
