@@ -82,8 +82,7 @@ class Peer:
 
     @property
     def unstored_updates(self) -> int:
-        """Status updates sent that the host has not confirmed stored yet (0 without
-        `reconnect`, which is what keeps them)."""
+        """Status updates sent and not confirmed stored yet (kept with `reconnect` only)."""
         return 0 if self._unstored is None else len(self._unstored)
 
     def join_realtime_channel(self) -> RealtimeChannel:
