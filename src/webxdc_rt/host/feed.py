@@ -361,11 +361,11 @@ class UpdateFeed:
 
     # -- chat messages -----------------------------------------------------------------
 
-    def chat_stored_bytes(self, page: Page) -> int:
-        """Bytes of chat messages `page` has stored so far (for its quota); `StorageFailed`
-        if the store could not be read."""
+    async def chat_stored_bytes(self, page: Page) -> int:
+        """Bytes of chat messages `page` has stored so far (for its quota), read off the
+        event loop; `StorageFailed` if the store could not be read."""
         try:
-            return self.store.chat_bytes(page.app.id, page.member.name)
+            return await self.store.read_chat_bytes(page.app.id, page.member.name)
         except StoreError as exc:
             _log_failure("reading a page's chat messages failed: %s", exc)
             raise StorageFailed("the host could not read its store") from None
@@ -387,16 +387,16 @@ class UpdateFeed:
         if self.watch_messages is not None:
             self.watch_messages(page, message)
 
-    def chat_messages(self, sock: FeedSocket,
-                      before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+    async def chat_messages(self, sock: FeedSocket,
+                            before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
         """The latest messages apps posted to the socket's chat (older than the message id
-        `before`, if given), oldest first and bounded in count and bytes; and whether older
-        ones remain. `StorageFailed` if the store could not be read."""
+        `before`, if given), oldest first and bounded in count and bytes, read off the
+        event loop; and whether older ones remain. `StorageFailed` if the store could not
+        be read."""
         limits = self.chat_limits
         try:
-            messages, more = self.store.chat_messages(sock.page.app.chat_id,
-                                                      limits.max_listed, before,
-                                                      limits.max_listed_bytes)
+            messages, more = await self.store.read_chat_messages(
+                sock.page.app.chat_id, limits.max_listed, before, limits.max_listed_bytes)
         except StoreError as exc:
             _log_failure("reading chat messages failed: %s", exc)
             raise StorageFailed("the host could not read the chat messages") from None

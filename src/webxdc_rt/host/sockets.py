@@ -118,7 +118,7 @@ class Sockets:
         budget = self.budget(page)
         if budget.chat_stored_bytes is None:  # counted once per page, kept up by sessions
             try:
-                budget.chat_stored_bytes = self.feed.chat_stored_bytes(page)
+                budget.chat_stored_bytes = await self.feed.chat_stored_bytes(page)
             except StorageFailed as exc:
                 return text_response(503, f"{exc} Try again later.")
         settings = self.settings
@@ -500,7 +500,7 @@ class SocketShell:
                 await feed.store_message(sock, effect.message)
                 stats.chat_messages_stored += 1
                 return session.message_stored(effect)
-            messages, more = feed.chat_messages(sock, effect.before)
+            messages, more = await feed.chat_messages(sock, effect.before)
             return session.messages_listed(effect, messages, more)
         except StorageFailed as exc:
             return session.storage_failed(effect, exc)

@@ -117,6 +117,10 @@ class PostgresStore:
         a registry of its own (empty when it is not stored), read in one snapshot."""
         return self._chats.load_registry(chat_id)
 
+    async def read_chat(self, chat_id: str) -> Registry:
+        """`load_chat`, read on the reader's asynchronous connection."""
+        return await self._chats.read_chat(self._reader, chat_id)
+
     def save_chat(self, chat: Chat) -> None:
         """Store a chat and its members."""
         with self._connection.cursor(write=True, transaction=True) as cur:
@@ -278,6 +282,12 @@ class PostgresStore:
         """The latest updates that notify one member, oldest first."""
         return self._updates.notifications(member_id, addresses, limit)
 
+    async def read_notifications(self, member_id: str, addresses: dict[str, str],
+                                 limit: int) -> list[Notification]:
+        """`notifications`, read on the reader's asynchronous connection."""
+        return await self._updates.read_notifications(self._reader, member_id, addresses,
+                                                      limit)
+
     # -- chat messages -----------------------------------------------------------------
 
     def add_chat_message(self, chat_id: str, app_id: str, member: str, text: str | None,
@@ -299,6 +309,17 @@ class PostgresStore:
         """The most recent messages posted to a chat, and whether older ones remain."""
         return self._messages.recent(chat_id, limit, before, max_bytes)
 
+    async def read_chat_messages(self, chat_id: str, limit: int = 1000,
+                                 before: int | None = None, max_bytes: int | None = None
+                                 ) -> tuple[list[ChatMessage], bool]:
+        """`chat_messages`, read on the reader's asynchronous connection."""
+        return await self._messages.read_recent(self._reader, chat_id, limit, before,
+                                                max_bytes)
+
     def chat_bytes(self, app_id: str, member: str) -> int:
         """Bytes of text and files one member's page of one app copy posted to its chat."""
         return self._messages.bytes_of(app_id, member)
+
+    async def read_chat_bytes(self, app_id: str, member: str) -> int:
+        """`chat_bytes`, read on the reader's asynchronous connection."""
+        return await self._messages.read_bytes_of(self._reader, app_id, member)

@@ -9,8 +9,10 @@ lock, for a database in memory, which a second connection would not see)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ...core.updates import Update
 from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
@@ -40,6 +42,8 @@ from .repair import Repair
 from .updates import SqliteUpdates
 
 __all__ = ["SqliteStore"]
+
+T = TypeVar("T")
 
 
 class SqliteStore:
@@ -249,10 +253,16 @@ class SqliteStore:
     async def read_updates(self, app_id: str, serial: int, max_bytes: int) -> UpdateChunk:
         """A bounded chunk of the updates after `serial`, read on the reader thread, up to
         the highest serial reported now (see `StoreApi.read_updates`)."""
-        reading: Rows = self._db if self._reading is None else self._reading
-        return await asyncio.get_running_loop().run_in_executor(
-            self._reader, self._updates.chunk, reading, app_id, serial,
-            self._updates.max_serial(app_id), max_bytes)
+        return await self._read(self._updates.chunk, self._reading_rows(), app_id, serial,
+                                self._updates.max_serial(app_id), max_bytes)
+
+    def _reading_rows(self) -> Rows:
+        """The connection reads off the event loop use (on the reader thread)."""
+        return self._db if self._reading is None else self._reading
+
+    async def _read(self, read: Callable[..., T], *args: Any) -> T:
+        """`read(*args)` on the reader thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, read, *args)
 
     def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
                       max_rows: int = 1000) -> int:
@@ -267,6 +277,12 @@ class SqliteStore:
                       limit: int) -> list[Notification]:
         """The latest updates that notify one member, oldest first."""
         return self._updates.notifications(member_id, addresses, limit)
+
+    async def read_notifications(self, member_id: str, addresses: dict[str, str],
+                                 limit: int) -> list[Notification]:
+        """`notifications`, read on the reader thread."""
+        return await self._read(self._updates.notifications, member_id, addresses, limit,
+                                self._reading_rows())
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -289,6 +305,17 @@ class SqliteStore:
         """The most recent messages posted to a chat, and whether older ones remain."""
         return self._messages.recent(chat_id, limit, before, max_bytes)
 
+    async def read_chat_messages(self, chat_id: str, limit: int = 1000,
+                                 before: int | None = None, max_bytes: int | None = None
+                                 ) -> tuple[list[ChatMessage], bool]:
+        """`chat_messages`, read on the reader thread."""
+        return await self._read(self._messages.recent, chat_id, limit, before, max_bytes,
+                                self._reading_rows())
+
     def chat_bytes(self, app_id: str, member: str) -> int:
         """Bytes of text and files one member's page of one app copy posted to its chat."""
         return self._messages.bytes_of(app_id, member)
+
+    async def read_chat_bytes(self, app_id: str, member: str) -> int:
+        """`chat_bytes`, read on the reader thread."""
+        return await self._read(self._messages.bytes_of, app_id, member, self._reading_rows())

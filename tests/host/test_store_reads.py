@@ -1,0 +1,62 @@
+"""The store's reads a live host makes while it serves pages (a page's chat bytes at its
+first socket, the chat messages a page lists) run off the event loop: while PostgreSQL keeps
+one waiting, every other socket of the process is served as before, and the page is
+answered once the server answers. Over real sockets, with a PostgreSQL of the test's own."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+from peers import eventually
+
+from webxdc_rt.client import connect
+from webxdc_rt.stores.postgres import PostgresStore
+
+
+def reads_waiting(watcher: psycopg.Connection, table: str) -> int:
+    """How many statements wait for a lock on `table` (the server's own view)."""
+    row = watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted"
+                          " AND relation = %s::regclass", (table,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_realtime_items_flow_while_chat_reads_wait_for_postgresql(
+        hosts, postgres_server):
+    url = postgres_server.url
+    live = await hosts(None, PostgresStore(url))
+    urls = live.share(["alice", "bob", "carol"])
+    page = live.last_pages[0]
+    live.store.add_chat_message(page.app.chat_id, page.app.id, "alice", "hello", None, None)
+    alice, bob = await connect(urls["alice"]), await connect(urls["bob"])
+    sending = alice.join_realtime_channel()
+    inbox: list[bytes] = []
+    bob.join_realtime_channel().set_listener(inbox.append)
+    await live.until_joined(2)
+    watcher = psycopg.connect(url, autocommit=True)
+    locker = psycopg.connect(url)  # in a transaction until it rolls back
+    locker.execute("LOCK TABLE chat_messages IN ACCESS EXCLUSIVE MODE")
+    try:
+        listing = asyncio.ensure_future(bob.chat_messages())
+        # carol's page opens its first socket: its stored chat bytes are read
+        joining = asyncio.ensure_future(connect(urls["carol"]))
+        # One waits on the server; the other waits its turn on the store's reader.
+        await eventually(lambda: reads_waiting(watcher, "chat_messages") == 1)
+        for n in range(20):
+            sending.send(bytes([n]))
+        await eventually(lambda: len(inbox) == 20)
+        assert inbox == [bytes([n]) for n in range(20)]
+        assert not listing.done() and not joining.done()
+    finally:
+        locker.rollback()
+        locker.close()
+    assert [m["text"] for m in await listing] == ["hello"]
+    carol = await joining
+    carol.join_realtime_channel()
+    await live.until_joined(3)
+    sending.send(b"after")
+    await eventually(lambda: inbox[-1:] == [b"after"])
+    watcher.close()
+    for peer in (alice, bob, carol):
+        await peer.close()
