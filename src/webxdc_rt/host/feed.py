@@ -42,7 +42,11 @@ lowest serial its listeners of that app copy have and sends each listener those 
 One read-back runs per app copy at a time, off the event loop; what is appended while it
 reads only makes it read on, so a flood of updates costs a read per chunk, not one per
 update. So a page receives every update once, in serial order, whichever process stored
-it. The store announces only the app copies this process has listeners of
+it. What a page is told of the updates it sent (stored, or a failure) comes in the order it
+sent them either way; but where a store that is not shared sends the listeners each update
+as its commit ends, after the failures of the commits before it were told, a shared store's
+updates are read back beside those answers: the two come each in its own order, not in
+one order with each other. The store announces only the app copies this process has listeners of
 (`StoreApi.watch`, taken before a listener's backlog is read, so that nothing committed
 meanwhile is missed).
 """
