@@ -8,10 +8,40 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
-from peers import eventually
+import pytest
+from peers import eventually, next_control, raw_socket
 
 from webxdc_rt.client import connect
+from webxdc_rt.core.limits import ChatLimits
+from webxdc_rt.host.app import HostSettings
 from webxdc_rt.stores.postgres import PostgresStore
+from webxdc_rt.stores.sqlite import SqliteStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """A store in a file of the test's own (its reads on a connection of their own), or
+    on a PostgreSQL of the test's own."""
+    if request.param == "sqlite":
+        return SqliteStore.in_directory(tmp_path)
+    return PostgresStore(request.getfixturevalue("postgres_server").url)
+
+
+async def test_a_page_is_counted_and_listed_the_chat_messages_stored_before_it_opened(
+        hosts, store):
+    live = await hosts(HostSettings(chat=ChatLimits(max_stored_bytes=1000)), store)
+    live.share(["alice", "bob"])
+    alice, bob = live.last_pages
+    store.add_chat_message(alice.app.chat_id, alice.app.id, "alice", "a" * 600, None, None)
+    session, ws = await raw_socket(live.port, alice)
+    await ws.send_json({"type": "send-to-chat", "id": 1, "text": "b" * 600})
+    while (reply := await next_control(ws))["type"] != "reply":
+        pass
+    assert (reply["ok"], reply["code"]) == (False, "chat-quota")  # 600 stored before
+    peer = await connect(live.url(bob))
+    assert [m["text"] for m in await peer.chat_messages()] == ["a" * 600]
+    await peer.close()
+    await session.close()
 
 
 def reads_waiting(watcher: psycopg.Connection, table: str) -> int:

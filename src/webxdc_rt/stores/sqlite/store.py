@@ -2,8 +2,9 @@
 connection: the registry of chats and pages (`chats`), app copies with their containers
 (`apps`), status updates (`updates`) and chat messages (`messages`). It runs the changes
 that span parts in one transaction. What pages send is committed by its writer thread, in
-groups (`commits.GroupCommit`); a live host's reads of updates run on its reader thread,
-with a connection of its own (`database.ReadConnection`; the one connection, under its
+groups (`commits.GroupCommit`); the reads a live host makes while it serves pages
+(updates, chat bytes, chat messages, notifications) run on its reader thread, with a
+connection of its own (`database.ReadConnection`; the one connection, under its
 lock, for a database in memory, which a second connection would not see)."""
 
 from __future__ import annotations
