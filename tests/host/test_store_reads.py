@@ -1,7 +1,8 @@
 """The store's reads a live host makes while it serves pages (a page's chat bytes at its
 first socket, the chat messages a page lists) run off the event loop: while PostgreSQL keeps
 one waiting, every other socket of the process is served as before, and the page is
-answered once the server answers. Over real sockets, with a PostgreSQL of the test's own."""
+answered once the server answers; and those reads return what the synchronous ones do. Over
+real sockets, with a SQLite file and a PostgreSQL of the test's own."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from peers import eventually, next_control, raw_socket
 
 from webxdc_rt.client import connect
 from webxdc_rt.core.limits import ChatLimits
+from webxdc_rt.core.updates import Update
 from webxdc_rt.host.app import HostSettings
 from webxdc_rt.stores.postgres import PostgresStore
 from webxdc_rt.stores.sqlite import SqliteStore
@@ -90,3 +92,29 @@ async def test_realtime_items_flow_while_chat_reads_wait_for_postgresql(
     watcher.close()
     for peer in (alice, bob, carol):
         await peer.close()
+
+
+async def test_the_reads_off_the_event_loop_return_what_the_store_holds(store):
+    pages = store.share(store.load_registry(), "chat", ["alice", "bob"], "Poll", "/poll.xdc")
+    app_id, chat_id = pages[0].app.id, pages[0].app.chat_id
+    bob_addr = pages[1].self_addr
+    serial = store.append_update(app_id, "m1", Update('"x"', notify={bob_addr: "hey"}))
+    store.append_update(app_id, "m2", Update('"y"', notify={"*": "all"}))
+    ids = [store.add_chat_message(chat_id, app_id, "alice", f"m{n}", None, b"1234")
+           for n in range(3)]
+    notes = await store.read_notifications(pages[1].member.id, {app_id: bob_addr}, 10)
+    assert [(n.serial, n.text) for n in notes] == [(serial, "hey")]
+    assert await store.read_notifications(pages[1].member.id, {}, 10) == []
+    assert await store.read_chat_bytes(app_id, "alice") == 3 * (2 + 4)
+    assert await store.read_chat_bytes(app_id, "bob") == 0
+    messages, more = await store.read_chat_messages(chat_id, 2, None, None)
+    assert ([m.id for m in messages], more) == (ids[1:], True)
+    messages, more = await store.read_chat_messages(chat_id, 10, ids[1], 6)
+    assert ([m.id for m in messages], more) == (ids[:1], False)
+    if store.shared:
+        stored = await store.read_chat(chat_id)
+        assert set(stored.chats) == {chat_id}
+        assert [page.label for page in stored.pages_of(stored.apps[app_id])] == [
+            page.label for page in pages]
+        assert not (await store.read_chat("chat-none")).chats
+    store.close()
