@@ -66,6 +66,8 @@ async def test_realtime_items_flow_while_chat_reads_wait_for_postgresql(
     inbox: list[bytes] = []
     bob.join_realtime_channel().set_listener(inbox.append)
     await live.until_joined(2)
+    updates: list[dict] = []
+    await bob.set_update_listener(updates.append)
     watcher = psycopg.connect(url, autocommit=True)
     locker = psycopg.connect(url)  # in a transaction until it rolls back
     locker.execute("LOCK TABLE chat_messages IN ACCESS EXCLUSIVE MODE")
@@ -77,8 +79,10 @@ async def test_realtime_items_flow_while_chat_reads_wait_for_postgresql(
         await eventually(lambda: reads_waiting(watcher, "chat_messages") == 1)
         for n in range(20):
             sending.send(bytes([n]))
-        await eventually(lambda: len(inbox) == 20)
+        alice.send_update({"payload": "live"})  # stored, read back and sent meanwhile too
+        await eventually(lambda: len(inbox) == 20 and len(updates) == 1)
         assert inbox == [bytes([n]) for n in range(20)]
+        assert updates[0]["payload"] == "live"
         assert not listing.done() and not joining.done()
     finally:
         locker.rollback()

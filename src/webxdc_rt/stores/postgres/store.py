@@ -65,6 +65,10 @@ class PostgresStore:
         self._announcements = Announcements(self._connection)
         self._writer = GroupWriter(self._connection)
         self._reader = UpdateReader(self._connection)
+        # The other reads made while pages are served have a connection of their own: a
+        # page listing megabytes of chat files, or a read a lock holds up, does not hold
+        # up the updates read back for every listener.
+        self._side_reader = UpdateReader(self._connection)
         self.commits = GroupCommit(self._writer.commit, self.settings)
         """The writes pages send, committed in groups on an asynchronous connection."""
 
@@ -100,6 +104,7 @@ class PostgresStore:
         """Close the connections and stop reconnecting."""
         self._writer.close()
         self._reader.close()
+        self._side_reader.close()
         self._connection.close()
 
     # -- registry ------------------------------------------------------------------------
@@ -119,7 +124,7 @@ class PostgresStore:
 
     async def read_chat(self, chat_id: str) -> Registry:
         """`load_chat`, read on the reader's asynchronous connection."""
-        return await self._chats.read_chat(self._reader, chat_id)
+        return await self._chats.read_chat(self._side_reader, chat_id)
 
     def save_chat(self, chat: Chat) -> None:
         """Store a chat and its members."""
@@ -285,7 +290,7 @@ class PostgresStore:
     async def read_notifications(self, member_id: str, addresses: dict[str, str],
                                  limit: int) -> list[Notification]:
         """`notifications`, read on the reader's asynchronous connection."""
-        return await self._updates.read_notifications(self._reader, member_id, addresses,
+        return await self._updates.read_notifications(self._side_reader, member_id, addresses,
                                                       limit)
 
     # -- chat messages -----------------------------------------------------------------
@@ -313,7 +318,7 @@ class PostgresStore:
                                  before: int | None = None, max_bytes: int | None = None
                                  ) -> tuple[list[ChatMessage], bool]:
         """`chat_messages`, read on the reader's asynchronous connection."""
-        return await self._messages.read_recent(self._reader, chat_id, limit, before,
+        return await self._messages.read_recent(self._side_reader, chat_id, limit, before,
                                                 max_bytes)
 
     def chat_bytes(self, app_id: str, member: str) -> int:
@@ -322,4 +327,4 @@ class PostgresStore:
 
     async def read_chat_bytes(self, app_id: str, member: str) -> int:
         """`chat_bytes`, read on the reader's asynchronous connection."""
-        return await self._messages.read_bytes_of(self._reader, app_id, member)
+        return await self._messages.read_bytes_of(self._side_reader, app_id, member)
