@@ -118,9 +118,13 @@ class Sockets:
         budget = self.budget(page)
         if budget.chat_stored_bytes is None:  # counted once per page, kept up by sessions
             try:
-                budget.chat_stored_bytes = await self.feed.chat_stored_bytes(page)
+                stored = await self.feed.chat_stored_bytes(page)
             except StorageFailed as exc:
                 return text_response(503, f"{exc} Try again later.")
+            # Another socket of the page may have counted them while this read ran, and
+            # its session counts on from there: a second count would forget what it added.
+            if budget.chat_stored_bytes is None:
+                budget.chat_stored_bytes = stored
         settings = self.settings
         # No aiohttp heartbeat: it reschedules a timer on every read (see `liveness`).
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes)
