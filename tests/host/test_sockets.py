@@ -373,7 +373,8 @@ async def test_storage_failures_are_answered_and_only_a_failed_replay_disconnect
     def down(*args, **kwargs):
         raise StoreUnavailable("the database is unreachable")
 
-    for name in ("hand_over_update", "commit_chat_message", "chat_messages", "read_updates"):
+    for name in ("hand_over_update", "commit_chat_message", "read_chat_messages",
+                 "read_updates"):
         monkeypatch.setattr(live_host.host.store, name, down)
     await ws.send_json({"type": "update-send", "update": {"payload": 1}})
     assert await next_control(ws) == {"type": "error", "code": "storage-failed", "message":

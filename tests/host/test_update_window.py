@@ -98,16 +98,20 @@ async def test_a_page_sending_many_updates_gets_each_once_in_order_sharing_commi
         await peer.close()
 
 
-async def read_updates_and_errors(ws: Any, count: int) -> list[tuple[str, Any]]:
-    """The next `count` updates and errors the host sent a raw socket, in order."""
-    got: list[tuple[str, Any]] = []
-    while len(got) < count:
+async def read_told(ws: Any, updates: int, answers: int) -> list[tuple[str, Any]]:
+    """What the host told a raw socket, in order, until it sent `updates` updates (their
+    payloads) and `answers` answers to updates (the id stored, or the error's code)."""
+    told: list[tuple[str, Any]] = []
+    while (sum(kind == "update" for kind, _ in told) < updates
+           or sum(kind != "update" for kind, _ in told) < answers):
         message = await next_control(ws)
         if message["type"] == "update":
-            got.append(("update", message["update"]["payload"]))
+            told.append(("update", message["update"]["payload"]))
+        elif message["type"] == "update-stored":
+            told.append(("stored", message["id"]))
         elif message["type"] == "error":
-            got.append(("error", message["code"]))
-    return got
+            told.append(("error", message["code"]))
+    return told
 
 
 async def test_a_commit_failing_mid_window_is_told_in_its_place_and_nothing_after_is_lost(
@@ -122,20 +126,35 @@ async def test_a_commit_failing_mid_window_is_told_in_its_place_and_nothing_afte
     await ws.send_json({"type": "update-listen", "listen": 1, "serial": 0})
     while (await next_control(ws))["type"] != "update-backlog-done":
         pass
+
+    async def send(payload: str) -> None:
+        await ws.send_json({"type": "update-send", "update": {"payload": payload},
+                            "id": payload})
+
     commits = under_test.store.commits
-    await ws.send_json({"type": "update-send", "update": {"payload": "x0"}})
+    await send("x0")
     await eventually(lambda: len(seen) == 1)
     under_test.refuse_fail()
     under_test.hold(app_id)  # the next commit waits for the lock: a group of its own
-    await ws.send_json({"type": "update-send", "update": {"payload": "fail"}})
+    await send("fail")
     await eventually(lambda: commits.committing == 1)
     for n in range(1, 5):
-        await ws.send_json({"type": "update-send", "update": {"payload": f"x{n}"}})
+        await send(f"x{n}")
     await eventually(lambda: commits.waiting == 4)  # sent while the failing one was in flight
     under_test.release(app_id)
-    assert await read_updates_and_errors(ws, 6) == [
-        ("update", "x0"), ("error", "storage-failed"), ("update", "x1"), ("update", "x2"),
-        ("update", "x3"), ("update", "x4")]
+    told = await read_told(ws, updates=5, answers=6)
+    # The answers come in the order the updates were sent, the failure in its place; the
+    # listener gets every update kept, once, in serial order.
+    assert [entry for entry in told if entry[0] != "update"] == [
+        ("stored", "x0"), ("error", "storage-failed"), ("stored", "x1"), ("stored", "x2"),
+        ("stored", "x3"), ("stored", "x4")]
+    assert [payload for kind, payload in told if kind == "update"] == [
+        "x0", "x1", "x2", "x3", "x4"]
+    if not under_test.store.shared:
+        # Not shared: a listener is sent each update when it is committed, so after the
+        # sender was told of the failure before it. A shared store's updates reach the
+        # listeners as read back, beside the answers (see `host.feed`).
+        assert told.index(("error", "storage-failed")) < told.index(("update", "x1"))
     await eventually(lambda: len(seen) == 5)
     assert [u["payload"] for u in seen] == ["x0", "x1", "x2", "x3", "x4"]
     assert [u["serial"] for u in seen] == sorted({u["serial"] for u in seen})

@@ -38,6 +38,9 @@ class Announcing:
             stored.add_chat(fresh.chats[chat_id])
         return stored
 
+    async def read_chat(self, chat_id: str) -> Registry:
+        return self.load_chat(chat_id)
+
 
 async def follow(announced_count: int, most_pending: int) -> tuple[Manager, Announcing]:
     """A host on an empty store whose follower hears `announced_count` chats created

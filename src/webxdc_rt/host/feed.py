@@ -42,7 +42,11 @@ lowest serial its listeners of that app copy have and sends each listener those 
 One read-back runs per app copy at a time, off the event loop; what is appended while it
 reads only makes it read on, so a flood of updates costs a read per chunk, not one per
 update. So a page receives every update once, in serial order, whichever process stored
-it. The store announces only the app copies this process has listeners of
+it. What a page is told of the updates it sent (stored, or a failure) comes in the order it
+sent them either way; but where a store that is not shared sends the listeners each update
+as its commit ends, after the failures of the commits before it were told, a shared store's
+updates are read back beside those answers: the two come each in its own order, not in
+one order with each other. The store announces only the app copies this process has listeners of
 (`StoreApi.watch`, taken before a listener's backlog is read, so that nothing committed
 meanwhile is missed).
 """
@@ -361,11 +365,11 @@ class UpdateFeed:
 
     # -- chat messages -----------------------------------------------------------------
 
-    def chat_stored_bytes(self, page: Page) -> int:
-        """Bytes of chat messages `page` has stored so far (for its quota); `StorageFailed`
-        if the store could not be read."""
+    async def chat_stored_bytes(self, page: Page) -> int:
+        """Bytes of chat messages `page` has stored so far (for its quota), read off the
+        event loop; `StorageFailed` if the store could not be read."""
         try:
-            return self.store.chat_bytes(page.app.id, page.member.name)
+            return await self.store.read_chat_bytes(page.app.id, page.member.name)
         except StoreError as exc:
             _log_failure("reading a page's chat messages failed: %s", exc)
             raise StorageFailed("the host could not read its store") from None
@@ -387,16 +391,16 @@ class UpdateFeed:
         if self.watch_messages is not None:
             self.watch_messages(page, message)
 
-    def chat_messages(self, sock: FeedSocket,
-                      before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+    async def chat_messages(self, sock: FeedSocket,
+                            before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
         """The latest messages apps posted to the socket's chat (older than the message id
-        `before`, if given), oldest first and bounded in count and bytes; and whether older
-        ones remain. `StorageFailed` if the store could not be read."""
+        `before`, if given), oldest first and bounded in count and bytes, read off the
+        event loop; and whether older ones remain. `StorageFailed` if the store could not
+        be read."""
         limits = self.chat_limits
         try:
-            messages, more = self.store.chat_messages(sock.page.app.chat_id,
-                                                      limits.max_listed, before,
-                                                      limits.max_listed_bytes)
+            messages, more = await self.store.read_chat_messages(
+                sock.page.app.chat_id, limits.max_listed, before, limits.max_listed_bytes)
         except StoreError as exc:
             _log_failure("reading chat messages failed: %s", exc)
             raise StorageFailed("the host could not read the chat messages") from None

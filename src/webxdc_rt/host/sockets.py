@@ -118,9 +118,13 @@ class Sockets:
         budget = self.budget(page)
         if budget.chat_stored_bytes is None:  # counted once per page, kept up by sessions
             try:
-                budget.chat_stored_bytes = self.feed.chat_stored_bytes(page)
+                stored = await self.feed.chat_stored_bytes(page)
             except StorageFailed as exc:
                 return text_response(503, f"{exc} Try again later.")
+            # Another socket of the page may have counted them while this read ran, and
+            # its session counts on from there: a second count would forget what it added.
+            if budget.chat_stored_bytes is None:
+                budget.chat_stored_bytes = stored
         settings = self.settings
         # No aiohttp heartbeat: it reschedules a timer on every read (see `liveness`).
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes)
@@ -500,7 +504,7 @@ class SocketShell:
                 await feed.store_message(sock, effect.message)
                 stats.chat_messages_stored += 1
                 return session.message_stored(effect)
-            messages, more = feed.chat_messages(sock, effect.before)
+            messages, more = await feed.chat_messages(sock, effect.before)
             return session.messages_listed(effect, messages, more)
         except StorageFailed as exc:
             return session.storage_failed(effect, exc)

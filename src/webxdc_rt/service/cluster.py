@@ -88,14 +88,18 @@ class ChatFollower:
         manager = self.manager
         registry = manager.registry
         had_apps = set(registry.apps)
-        # Read and taken over with nothing awaited in between: a command this process runs
-        # meanwhile sees either the chats as they were or as they are stored.
         if chat_ids is None:
+            # Read and taken over with nothing awaited in between: a command this process
+            # runs meanwhile sees either the chats as they were or as they are stored.
             everything = manager.store.load_registry()
             stored = {chat_id: everything for chat_id in set(everything.chats) | set(
                 registry.chats)}
         else:
-            stored = {chat_id: self.store.load_chat(chat_id) for chat_id in chat_ids}
+            # Read off the event loop, one chat at a time: a slow server holds up this
+            # read-back, not every socket. A command this process runs while a chat is read
+            # may be taken over by an older snapshot; its commit is announced after it, so
+            # the next read-back (at once) takes the chat over as stored.
+            stored = {chat_id: await self.store.read_chat(chat_id) for chat_id in chat_ids}
         stale: list[str] = []
         for chat_id, holding in stored.items():
             stale += registry.adopt_chat(holding, chat_id)

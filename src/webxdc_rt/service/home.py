@@ -80,7 +80,7 @@ class HomeSite:
             return web.Response(body=body, content_type=content_type,
                                 headers={"Cache-Control": "no-cache"})
         if path == STATE_PATH:
-            return web.json_response(self._state(home, chat),
+            return web.json_response(await self._state(home, chat),
                                      headers={"Cache-Control": "no-store"})
         if path.startswith(_ICON_PREFIX):
             return self._icon(chat, path[len(_ICON_PREFIX):])
@@ -92,7 +92,7 @@ class HomeSite:
 
     # -- what the page shows -------------------------------------------------------------
 
-    def _state(self, home: HomePage, chat: Chat) -> dict[str, Any]:
+    async def _state(self, home: HomePage, chat: Chat) -> dict[str, Any]:
         manager = self.manager
         registry, settings = manager.registry, manager.host.settings
         members = {member.id: member.name for member in chat.members}
@@ -110,7 +110,7 @@ class HomeSite:
                          "url": manager.host.invite_url(page, manager.port)})
         messages = manager.store.message_summaries(chat.id, settings.chat.max_listed,
                                                    settings.chat.max_listed_bytes)
-        notifications = manager.store.notifications(
+        notifications = await manager.store.read_notifications(
             home.member.id, addresses, settings.home.max_listed_notifications)
         return {
             "chat": chat.name, "member": home.member.name,

@@ -6,10 +6,14 @@ database driver said) and what both implementations compute alike.
 What pages send (status updates, chat messages) is committed off the event loop, with group
 commit (`commit_update`, `commit_chat_message`, through `commits.GroupCommit`): writes that
 arrive while a commit is in flight go into the next one, so one fsync makes many durable,
-and the loop never waits for a disk or a server. The reads a live host makes of updates
-(backlogs, and read-backs of a shared store) are asynchronous too (`read_updates`): SQLite
-reads on a thread of its own with a connection of its own, PostgreSQL on an asynchronous
-connection. Everything else is synchronous: management's reads and rare writes.
+and the loop never waits for a disk or a server. The reads a live host makes while it serves
+pages are asynchronous too: updates (backlogs, and read-backs of a shared store:
+`read_updates`), a page's chat bytes (`read_chat_bytes`), chat messages
+(`read_chat_messages`), notifications (`read_notifications`) and a shared chat read back
+(`SharedChats.read_chat`). SQLite reads on a thread of its own with a connection of its own,
+PostgreSQL on an asynchronous connection, so a slow disk or server holds up those reads, not
+every socket of the process. Everything else is synchronous: management's reads and rare
+writes.
 """
 
 from __future__ import annotations
@@ -243,6 +247,9 @@ class SharedChats(Protocol):
         """A registry holding the chat `chat_id` as stored now, with its app copies, pages
         and home pages, read in one snapshot; empty when no such chat is stored."""
 
+    async def read_chat(self, chat_id: str) -> Registry:
+        """`load_chat`, read off the event loop."""
+
 
 class StoreApi(Protocol):
     """Chats, pages, status updates and chat messages, kept durably. Every method raises
@@ -407,14 +414,26 @@ class StoreApi(Protocol):
         of the app copies in `addresses` (app copy id to the member's `selfAddr` there)
         whose `notify` names that address or "*", sent by someone else."""
 
+    async def read_notifications(self, member_id: str, addresses: dict[str, str],
+                                 limit: int) -> list[Notification]:
+        """`notifications`, read off the event loop."""
+
     def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
                       max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
         """The most recent messages posted to a chat (before the message id `before`, if
         given), oldest first, at most `limit` of them holding at most `max_bytes` of text
         and files (always at least one); and whether older ones remain."""
 
+    async def read_chat_messages(self, chat_id: str, limit: int = 1000,
+                                 before: int | None = None, max_bytes: int | None = None
+                                 ) -> tuple[list[ChatMessage], bool]:
+        """`chat_messages`, read off the event loop."""
+
     def chat_bytes(self, app_id: str, member: str) -> int:
         """Bytes of text and files one member's page of one app copy posted to its chat."""
+
+    async def read_chat_bytes(self, app_id: str, member: str) -> int:
+        """`chat_bytes`, read off the event loop."""
 
 
 # -- shared by the implementations -----------------------------------------------------

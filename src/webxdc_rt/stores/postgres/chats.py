@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 import psycopg
 
 from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
-from ..api import decode_members, encode_members
+from ..api import StoreError, decode_members, encode_members
 from ..migrations import CHATS_CHANNEL
 from .columns import text
-from .connection import Connection, Cursor
+from .connection import AsyncRows, Connection, Cursor
 
 __all__ = ["PostgresChats", "insert_pages", "insert_homes", "announce"]
 
@@ -41,33 +42,23 @@ class PostgresChats:
         # One snapshot for every table, so that a chat made meanwhile by another process
         # is either all there or not at all (inside `share`, the lock already makes it so).
         consistent = db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        where, apps_where, args = ("", "", ()) if chat_id is None else (
-            " WHERE id = %s", " WHERE chat_id = %s", (chat_id,))
         with self._connection.cursor(transaction=consistent) as cur:
             if consistent:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            for found_id, name, members in cur.execute(
-                    f"SELECT id, name, members FROM chats{where}", args):
-                registry.add_chat(Chat(found_id, text(name) or "",
-                                       decode_members(json.loads(members))))
-            for app_id, app_chat, name, key, sender in cur.execute(
-                    f"SELECT id, chat_id, name, key, sender FROM apps{apps_where}"
-                    " ORDER BY added", args):
-                registry.add_app(SharedApp(app_id, app_chat, text(name) or "", key, sender))
-            pages_where = "" if chat_id is None else \
-                f" WHERE app_id IN (SELECT id FROM apps{apps_where})"
-            for label, token, app_id, member_id in cur.execute(
-                    f"SELECT label, token, app_id, member_id FROM pages{pages_where}"
-                    " ORDER BY added", args):
-                registry.add_page(label, token, app_id, member_id)
-            for label, token, home_chat, member_id in cur.execute(
-                    f"SELECT label, token, chat_id, member_id FROM homes{apps_where}", args):
-                chat = registry.chats.get(home_chat)
-                member = (next((m for m in chat.members if m.id == member_id), None)
-                          if chat else None)
-                if member is not None:
-                    registry.add_homes([HomePage(label, token, home_chat, member)])
-        return registry
+            found = [cur.execute(query, args).fetchall()
+                     for query, args in _registry_queries(chat_id)]
+        return _filled(registry, *found)
+
+    @staticmethod
+    async def read_chat(reader: AsyncRows, chat_id: str) -> Registry:
+        """`load_registry(chat_id)`, read in one snapshot on `reader`'s asynchronous
+        connection. `StoreError` if the store holds no secret yet (a host made it)."""
+        secret, *found = await reader.snapshot(
+            [("SELECT value FROM meta WHERE key = 'secret'", ()),
+             *_registry_queries(chat_id)])
+        if not secret:
+            raise StoreError("PostgreSQL: the store has no secret yet", "failed")
+        return _filled(Registry(bytes(secret[0][0])), *found)
 
     @staticmethod
     def save_chat(cur: Cursor, chat: Chat) -> None:
@@ -127,3 +118,40 @@ def announce(cur: Cursor, chat_ids: Iterable[str]) -> None:
     listening process once the caller's transaction commits (and never if it rolls back)."""
     for chat_id in sorted(set(chat_ids)):
         cur.execute("SELECT pg_notify(%s, %s)", (CHATS_CHANNEL, chat_id))
+
+
+Rows = list[tuple[Any, ...]]
+
+
+def _registry_queries(chat_id: str | None) -> list[tuple[str, tuple[object, ...]]]:
+    """The statements that read every chat (or the chat `chat_id`): its chats, app copies,
+    pages and home pages, in the order `_filled` takes their rows."""
+    where, apps_where, args = ("", "", ()) if chat_id is None else (
+        " WHERE id = %s", " WHERE chat_id = %s", (chat_id,))
+    pages_where = "" if chat_id is None else \
+        f" WHERE app_id IN (SELECT id FROM apps{apps_where})"
+    return [(f"SELECT id, name, members FROM chats{where}", args),
+            (f"SELECT id, chat_id, name, key, sender FROM apps{apps_where} ORDER BY added",
+             args),
+            (f"SELECT label, token, app_id, member_id FROM pages{pages_where} ORDER BY added",
+             args),
+            (f"SELECT label, token, chat_id, member_id FROM homes{apps_where}", args)]
+
+
+def _filled(registry: Registry, chats: Rows, apps: Rows, pages: Rows,
+            homes: Rows) -> Registry:
+    """`registry` with the rows `_registry_queries` read added."""
+    for found_id, name, members in chats:
+        registry.add_chat(Chat(found_id, text(name) or "",
+                               decode_members(json.loads(members))))
+    for app_id, app_chat, name, key, sender in apps:
+        registry.add_app(SharedApp(app_id, app_chat, text(name) or "", key, sender))
+    for label, token, app_id, member_id in pages:
+        registry.add_page(label, token, app_id, member_id)
+    for label, token, home_chat, member_id in homes:
+        chat = registry.chats.get(home_chat)
+        member = (next((m for m in chat.members if m.id == member_id), None)
+                  if chat else None)
+        if member is not None:
+            registry.add_homes([HomePage(label, token, home_chat, member)])
+    return registry

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
@@ -17,7 +17,7 @@ from ...core.stats import LatencyHistogram
 from ..api import StoreError, StoreErrorCode, StoreLimits, StoreUnavailable
 from ..migrations import MIGRATION_LOCK, MIGRATIONS
 
-__all__ = ["Connection", "Cursor", "Lost", "AsyncUser", "reason"]
+__all__ = ["Connection", "Cursor", "Lost", "AsyncUser", "AsyncRows", "reason"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,17 @@ class Lost(Exception):
     def __init__(self, error: psycopg.Error) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class AsyncRows(Protocol):
+    """What reads off the event loop need of the store's reader (`reads.UpdateReader`)."""
+
+    async def rows(self, query: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        """Every row `query` returns, read on an asynchronous connection."""
+
+    async def snapshot(self, queries: list[tuple[str, tuple[object, ...]]]
+                       ) -> list[list[tuple[Any, ...]]]:
+        """The rows of each of `queries`, all read in one snapshot."""
 
 
 class AsyncUser:

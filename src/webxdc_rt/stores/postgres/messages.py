@@ -4,16 +4,22 @@ listed newest first in pages bounded in count and bytes."""
 from __future__ import annotations
 
 import time
-from typing import Final
+from typing import Any, Final
 
 from ..api import ChatMessage, MessageSummary, leading_within
 from .columns import text, utf8
-from .connection import Connection, Cursor
+from .connection import AsyncRows, Connection, Cursor
 
 __all__ = ["PostgresMessages"]
 
 _MESSAGE_BYTES: Final = "coalesce(octet_length(text), 0) + coalesce(octet_length(file_data), 0)"
 """SQL: the bytes of a chat message's text (UTF-8) and file, as quotas and pages count them."""
+_RECENT_SIZES: Final = (f"SELECT id, {_MESSAGE_BYTES} FROM chat_messages WHERE chat_id = %s"
+                        " AND id < %s ORDER BY id DESC LIMIT %s")
+_RECENT_ROWS: Final = ("SELECT id, app_id, member, text, file_name, file_data FROM chat_messages"
+                       " WHERE chat_id = %s AND id BETWEEN %s AND %s ORDER BY id")
+_BYTES_OF: Final = (f"SELECT sum({_MESSAGE_BYTES}) FROM chat_messages"
+                    " WHERE app_id = %s AND member = %s")
 
 
 class PostgresMessages:
@@ -61,32 +67,59 @@ class PostgresMessages:
         """The most recent messages posted to a chat, oldest first, bounded in count and
         bytes; and whether older ones remain."""
         with self._connection.cursor() as cur:
-            rows = cur.execute(
-                f"SELECT id, {_MESSAGE_BYTES} FROM chat_messages WHERE chat_id = %s"
-                " AND id < %s ORDER BY id DESC LIMIT %s",
-                (chat_id, 2**63 - 1 if before is None else before, limit + 1)).fetchall()
-            count = leading_within([size for _, size in rows[:limit]], max_bytes)
-            chosen = [message_id for message_id, _ in rows[:count]]
-            more = len(rows) > count
+            sizes = cur.execute(_RECENT_SIZES, _sizes_parameters(chat_id, limit, before)
+                                ).fetchall()
+            chosen, more = _choose(sizes, limit, max_bytes)
             if not chosen:
                 return [], more
-            found = cur.execute(
-                "SELECT id, app_id, member, text, file_name, file_data FROM chat_messages"
-                " WHERE chat_id = %s AND id BETWEEN %s AND %s ORDER BY id",
-                (chat_id, chosen[-1], chosen[0])).fetchall()
-        return [ChatMessage(message_id, app_id, text(member) or "", text(body),
-                            text(file_name), None if data is None else bytes(data))
-                for message_id, app_id, member, body, file_name, data in found], more
+            found = cur.execute(_RECENT_ROWS, (chat_id, chosen[-1], chosen[0])).fetchall()
+        return _messages(found), more
+
+    async def read_recent(self, reader: AsyncRows, chat_id: str, limit: int,
+                          before: int | None, max_bytes: int | None
+                          ) -> tuple[list[ChatMessage], bool]:
+        """`recent`, read on `reader`'s asynchronous connection."""
+        sizes = await reader.rows(_RECENT_SIZES, _sizes_parameters(chat_id, limit, before))
+        chosen, more = _choose(sizes, limit, max_bytes)
+        if not chosen:
+            return [], more
+        found = await reader.rows(_RECENT_ROWS, (chat_id, chosen[-1], chosen[0]))
+        return _messages(found), more
 
     def bytes_of(self, app_id: str, member: str) -> int:
         """Bytes of text and files one member's page of one app copy posted to its chat."""
         with self._connection.cursor() as cur:
-            row = cur.execute(
-                f"SELECT sum({_MESSAGE_BYTES}) FROM chat_messages"
-                " WHERE app_id = %s AND member = %s", (app_id, member.encode())).fetchone()
+            row = cur.execute(_BYTES_OF, (app_id, member.encode())).fetchone()
         return int(row[0] or 0) if row else 0
+
+    @staticmethod
+    async def read_bytes_of(reader: AsyncRows, app_id: str, member: str) -> int:
+        """`bytes_of`, read on `reader`'s asynchronous connection."""
+        rows = await reader.rows(_BYTES_OF, (app_id, member.encode()))
+        return int(rows[0][0] or 0) if rows else 0
 
     @staticmethod
     def delete_chat(cur: Cursor, chat_id: str) -> None:
         """Forget every message posted to a chat."""
         cur.execute("DELETE FROM chat_messages WHERE chat_id = %s", (chat_id,))
+
+
+def _sizes_parameters(chat_id: str, limit: int, before: int | None) -> tuple[object, ...]:
+    """The parameters of `_RECENT_SIZES`: one row more than `limit`, to tell whether older
+    messages remain."""
+    return (chat_id, 2**63 - 1 if before is None else before, limit + 1)
+
+
+def _choose(sizes: list[tuple[Any, ...]], limit: int,
+            max_bytes: int | None) -> tuple[list[int], bool]:
+    """From the (id, bytes) rows of `_RECENT_SIZES`, newest first: the ids of the messages
+    that fit in `limit` and `max_bytes`, and whether older ones remain."""
+    count = leading_within([size for _, size in sizes[:limit]], max_bytes)
+    return [message_id for message_id, _ in sizes[:count]], len(sizes) > count
+
+
+def _messages(rows: list[tuple[Any, ...]]) -> list[ChatMessage]:
+    """The chat messages of the rows of `_RECENT_ROWS`."""
+    return [ChatMessage(message_id, app_id, text(member) or "", text(body), text(file_name),
+                        None if data is None else bytes(data))
+            for message_id, app_id, member, body, file_name, data in rows]

@@ -1,8 +1,11 @@
-"""A live host's reads of updates from PostgreSQL (`StoreApi.read_updates`), on an
-asynchronous connection of their own, so the event loop never waits for the server: one
-statement, one round trip per chunk, which sizes the chunk, reads its rows and the app
-copy's highest serial in one snapshot. Reads asked for at once take turns on the
-connection (psycopg's own lock); a connection lost is made again for the next read.
+"""A live host's reads from PostgreSQL, on an asynchronous connection of their own, so the
+event loop never waits for the server: updates (`StoreApi.read_updates`: one statement, one
+round trip per chunk, which sizes the chunk, reads its rows and the app copy's highest serial
+in one snapshot), and the other reads made while pages are served (a page's chat bytes, chat
+messages, notifications, a chat read back: `rows`, and `snapshot` for several statements
+that must agree). Reads asked for at once take turns on the connection (psycopg's own lock);
+a connection lost is made again for the next read. The store has two readers: one for
+updates, one for the other reads, so that neither holds up the other.
 """
 
 from __future__ import annotations
@@ -39,31 +42,47 @@ class UpdateReader(AsyncUser):
     async def read(self, app_id: str, serial: int, max_bytes: int,
                    max_rows: int = 1000) -> UpdateChunk:
         """The updates after `serial` that hold at most `max_bytes` together (always at
-        least one), and the app copy's highest serial, as one snapshot shows them. A read
-        on a connection found lost (the server restarted since the last read) is made
-        once more on a new connection: reading twice does no harm."""
-        self._connection.connection()  # StoreUnavailable at once during a known outage
-        parameters = (app_id, serial, max_rows, app_id, max_bytes)
-        try:
-            rows = await self._rows(parameters)
-        except Lost:
-            try:
-                rows = await self._rows(parameters)
-            except Lost as again:
-                raise self._connection.failed(again.error, True) from None
+        least one), and the app copy's highest serial, as one snapshot shows them."""
+        rows = await self.rows(_READ_CHUNK, (app_id, serial, max_rows, app_id, max_bytes))
         newest = int(rows[0][0] or 0) if rows else 0
         return UpdateChunk([StoredUpdate(row[1], Update(
             row[2], text(row[3]), text(row[4]), text(row[5]), text(row[6]),
             None if row[7] is None else json.loads(row[7])))
             for row in rows if row[1] is not None], newest)
 
-    async def _rows(self, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
-        """The rows of `_READ_CHUNK` on the reader's connection (made if needed); `Lost`
-        if that connection was found lost."""
+    async def rows(self, query: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        """Every row `query` returns, read on the reader's connection."""
+        return (await self.snapshot([(query, parameters)]))[0]
+
+    async def snapshot(self, queries: list[tuple[str, tuple[object, ...]]]
+                       ) -> list[list[tuple[Any, ...]]]:
+        """The rows of each of `queries`, all read in one snapshot (one transaction, in
+        one round trip). Reads made on a connection found lost (the server restarted since
+        the last read) are made once more on a new connection: reading twice does no
+        harm. `StoreError` (`StoreUnavailable` at once during a known outage) if the
+        server cannot answer."""
+        self._connection.connection()  # StoreUnavailable at once during a known outage
+        try:
+            return await self._snapshot(queries)
+        except Lost:
+            try:
+                return await self._snapshot(queries)
+            except Lost as again:
+                raise self._connection.failed(again.error, True) from None
+
+    async def _snapshot(self, queries: list[tuple[str, tuple[object, ...]]]
+                        ) -> list[list[tuple[Any, ...]]]:
+        """`snapshot` on the reader's connection (made if needed); `Lost` if that
+        connection was found lost."""
         db = await self._open()
         try:
-            cursor = await db.execute(_READ_CHUNK, parameters)
-            return await cursor.fetchall()
+            if len(queries) == 1:  # one statement is one snapshot already
+                cursor = await db.execute(*queries[0])
+                return [await cursor.fetchall()]
+            async with db.pipeline(), db.transaction():
+                await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursors = [await db.execute(*query) for query in queries]
+            return [await cursor.fetchall() for cursor in cursors]
         except psycopg.Error as exc:
             raise self._failed(db, exc) from None
 

@@ -13,6 +13,8 @@ from ..api import (
     Appended,
     AppUsage,
     ChatChanged,
+    ChatMessage,
+    Notification,
     Resync,
     StoredApp,
     StoreLimits,
@@ -59,6 +61,10 @@ class PostgresStore(ComposedStore):
         self._announcements = Announcements(self._connection)
         self._writer = GroupWriter(self._connection)
         self._reader = UpdateReader(self._connection)
+        # The other reads made while pages are served have a connection of their own: a
+        # page listing megabytes of chat files, or a read a lock holds up, does not hold
+        # up the updates read back for every listener.
+        self._side_reader = UpdateReader(self._connection)
         self.commits = GroupCommit(self._writer.commit, self.settings)
         """The writes pages send, committed in groups on an asynchronous connection."""
 
@@ -94,6 +100,7 @@ class PostgresStore(ComposedStore):
         """Close the connections and stop reconnecting."""
         self._writer.close()
         self._reader.close()
+        self._side_reader.close()
         self._connection.close()
 
     # -- registry ------------------------------------------------------------------------
@@ -110,6 +117,10 @@ class PostgresStore(ComposedStore):
         """The chat `chat_id` as stored now, with its app copies, pages and home pages, in
         a registry of its own (empty when it is not stored), read in one snapshot."""
         return self._chats.load_registry(chat_id)
+
+    async def read_chat(self, chat_id: str) -> Registry:
+        """`load_chat`, read on the reader's asynchronous connection."""
+        return await self._chats.read_chat(self._side_reader, chat_id)
 
     def save_chat(self, chat: Chat) -> None:
         """Store a chat and its members."""
@@ -229,3 +240,20 @@ class PostgresStore(ComposedStore):
         """A bounded chunk of the updates after `serial`, read on the reader's asynchronous
         connection (see `StoreApi.read_updates`)."""
         return await self._reader.read(app_id, serial, max_bytes)
+
+    async def read_notifications(self, member_id: str, addresses: dict[str, str],
+                                 limit: int) -> list[Notification]:
+        """`notifications`, read on the reader's asynchronous connection."""
+        return await self._updates.read_notifications(self._side_reader, member_id, addresses,
+                                                      limit)
+
+    async def read_chat_messages(self, chat_id: str, limit: int = 1000,
+                                 before: int | None = None, max_bytes: int | None = None
+                                 ) -> tuple[list[ChatMessage], bool]:
+        """`chat_messages`, read on the reader's asynchronous connection."""
+        return await self._messages.read_recent(self._side_reader, chat_id, limit, before,
+                                                max_bytes)
+
+    async def read_chat_bytes(self, app_id: str, member: str) -> int:
+        """`chat_bytes`, read on the reader's asynchronous connection."""
+        return await self._messages.read_bytes_of(self._side_reader, app_id, member)

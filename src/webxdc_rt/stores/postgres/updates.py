@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Final
+from typing import Any, Final
 
 from ...core.updates import Update
 from ..api import Notification, StoredUpdate
 from .columns import text, utf8
-from .connection import Connection
+from .connection import AsyncRows, Connection
 
 __all__ = ["PostgresUpdates", "UPDATE_BYTES"]
 
@@ -83,19 +83,44 @@ class PostgresUpdates:
         """The latest updates that notify one member, oldest first, at most `limit`."""
         if not addresses:
             return []
-        apps = list(addresses)
-        paths = [addresses[app_id] for app_id in apps]
         with self._connection.cursor() as cur:
-            rows = cur.execute(
-                "SELECT serial, u.app_id, member_id, notify, created FROM updates u"
-                " JOIN unnest(%s::text[], %s::text[]) AS a(app_id, addr) ON u.app_id = a.app_id"
-                " WHERE notify_keys IS NOT NULL AND member_id != %s"
-                " AND notify_keys && ARRAY['*', a.addr] ORDER BY serial DESC LIMIT %s",
-                (apps, paths, member_id, limit)).fetchall()
-        found = []
-        for serial, app_id, sender, notify_text, created in reversed(rows):
-            notify = json.loads(notify_text)
-            said = notify.get(addresses[app_id], notify.get("*"))
-            if isinstance(said, str):
-                found.append(Notification(serial, app_id, sender, said, float(created)))
-        return found
+            rows = cur.execute(_NOTIFICATIONS, _notifications_parameters(
+                member_id, addresses, limit)).fetchall()
+        return _notifications(rows, addresses)
+
+    @staticmethod
+    async def read_notifications(reader: AsyncRows, member_id: str,
+                                 addresses: dict[str, str], limit: int) -> list[Notification]:
+        """`notifications`, read on `reader`'s asynchronous connection."""
+        if not addresses:
+            return []
+        rows = await reader.rows(_NOTIFICATIONS, _notifications_parameters(
+            member_id, addresses, limit))
+        return _notifications(rows, addresses)
+
+
+_NOTIFICATIONS = (
+    "SELECT serial, u.app_id, member_id, notify, created FROM updates u"
+    " JOIN unnest(%s::text[], %s::text[]) AS a(app_id, addr) ON u.app_id = a.app_id"
+    " WHERE notify_keys IS NOT NULL AND member_id != %s"
+    " AND notify_keys && ARRAY['*', a.addr] ORDER BY serial DESC LIMIT %s")
+
+
+def _notifications_parameters(member_id: str, addresses: dict[str, str],
+                              limit: int) -> tuple[object, ...]:
+    """The parameters of `_NOTIFICATIONS` (app copies and addresses as two arrays)."""
+    apps = list(addresses)
+    return (apps, [addresses[app_id] for app_id in apps], member_id, limit)
+
+
+def _notifications(rows: list[tuple[Any, ...]],
+                   addresses: dict[str, str]) -> list[Notification]:
+    """The notifications of the rows of `_NOTIFICATIONS` (newest first), oldest first:
+    those whose text for the member's address, or for everyone, is a string."""
+    found = []
+    for serial, app_id, sender, notify_text, created in reversed(rows):
+        notify = json.loads(notify_text)
+        said = notify.get(addresses[app_id], notify.get("*"))
+        if isinstance(said, str):
+            found.append(Notification(serial, app_id, sender, said, float(created)))
+    return found

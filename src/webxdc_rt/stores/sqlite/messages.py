@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from ..api import ChatMessage, MessageSummary, leading_within
-from .database import Database
+from .database import Database, Rows
 from .repair import Repair
 
 __all__ = ["SqliteMessages"]
@@ -64,11 +64,13 @@ class SqliteMessages:
             return None
         return self._repair.text(row[0], _WHERE) or "file", bytes(row[1])
 
-    def recent(self, chat_id: str, limit: int, before: int | None,
-               max_bytes: int | None) -> tuple[list[ChatMessage], bool]:
+    def recent(self, chat_id: str, limit: int, before: int | None, max_bytes: int | None,
+               db: Rows | None = None) -> tuple[list[ChatMessage], bool]:
         """The most recent messages posted to a chat, oldest first, bounded in count and
-        bytes; and whether older ones remain."""
-        rows = self._db.rows(
+        bytes; and whether older ones remain. Read on `db` (the reader's connection, on
+        the reader's thread), or the store's connection."""
+        db = self._db if db is None else db
+        rows = db.rows(
             f"SELECT id, {_MESSAGE_BYTES} FROM chat_messages"
             " WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (chat_id, 2**63 - 1 if before is None else before, limit + 1))
@@ -77,7 +79,7 @@ class SqliteMessages:
         more = len(rows) > count
         if not chosen:
             return [], more
-        rows = self._db.rows(
+        rows = db.rows(
             "SELECT id, app_id, CAST(member AS BLOB), CAST(text AS BLOB),"
             " CAST(file_name AS BLOB), file_data FROM chat_messages"
             " WHERE chat_id = ? AND id BETWEEN ? AND ? ORDER BY id",
@@ -87,9 +89,10 @@ class SqliteMessages:
                             text(file_name, _WHERE), None if data is None else bytes(data))
                 for message_id, app_id, member, body, file_name, data in rows], more
 
-    def bytes_of(self, app_id: str, member: str) -> int:
-        """Bytes of text and files one member's page of one app copy posted to its chat."""
-        row = self._db.row(
+    def bytes_of(self, app_id: str, member: str, db: Rows | None = None) -> int:
+        """Bytes of text and files one member's page of one app copy posted to its chat,
+        read on `db` (as `recent`)."""
+        [row] = (self._db if db is None else db).rows(
             f"SELECT sum({_MESSAGE_BYTES}) FROM chat_messages WHERE app_id = ? AND member = ?",
             (app_id, member))
         return int(row[0] or 0)

@@ -2,20 +2,25 @@
 connection: the registry of chats and pages (`chats`), app copies with their containers
 (`apps`), status updates (`updates`) and chat messages (`messages`). It runs the changes
 that span parts in one transaction. What pages send is committed by its writer thread, in
-groups (`commits.GroupCommit`); a live host's reads of updates run on its reader thread,
-with a connection of its own (`database.ReadConnection`; the one connection, under its
+groups (`commits.GroupCommit`); the reads a live host makes while it serves pages
+(updates, chat bytes, chat messages, notifications) run on its reader thread, with a
+connection of its own (`database.ReadConnection`; the one connection, under its
 lock, for a database in memory, which a second connection would not see)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ...model.chats import Chat, HomePage, Member, Page, Registry, SharedApp
 from ..api import (
     Appended,
     AppUsage,
+    ChatMessage,
+    Notification,
     Resync,
     StoredApp,
     StoreLimits,
@@ -34,6 +39,8 @@ from .repair import Repair
 from .updates import SqliteUpdates
 
 __all__ = ["SqliteStore"]
+
+T = TypeVar("T")
 
 
 class SqliteStore(ComposedStore):
@@ -219,7 +226,30 @@ class SqliteStore(ComposedStore):
     async def read_updates(self, app_id: str, serial: int, max_bytes: int) -> UpdateChunk:
         """A bounded chunk of the updates after `serial`, read on the reader thread, up to
         the highest serial reported now (see `StoreApi.read_updates`)."""
-        reading: Rows = self._db if self._reading is None else self._reading
-        return await asyncio.get_running_loop().run_in_executor(
-            self._reader, self._updates.chunk, reading, app_id, serial,
-            self._updates.max_serial(app_id), max_bytes)
+        return await self._read(self._updates.chunk, self._reading_rows(), app_id, serial,
+                                self._updates.max_serial(app_id), max_bytes)
+
+    def _reading_rows(self) -> Rows:
+        """The connection reads off the event loop use (on the reader thread)."""
+        return self._db if self._reading is None else self._reading
+
+    async def _read(self, read: Callable[..., T], *args: Any) -> T:
+        """`read(*args)` on the reader thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, read, *args)
+
+    async def read_notifications(self, member_id: str, addresses: dict[str, str],
+                                 limit: int) -> list[Notification]:
+        """`notifications`, read on the reader thread."""
+        return await self._read(self._updates.notifications, member_id, addresses, limit,
+                                self._reading_rows())
+
+    async def read_chat_messages(self, chat_id: str, limit: int = 1000,
+                                 before: int | None = None, max_bytes: int | None = None
+                                 ) -> tuple[list[ChatMessage], bool]:
+        """`chat_messages`, read on the reader thread."""
+        return await self._read(self._messages.recent, chat_id, limit, before, max_bytes,
+                                self._reading_rows())
+
+    async def read_chat_bytes(self, app_id: str, member: str) -> int:
+        """`chat_bytes`, read on the reader thread."""
+        return await self._read(self._messages.bytes_of, app_id, member, self._reading_rows())

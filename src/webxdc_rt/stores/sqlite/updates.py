@@ -138,16 +138,17 @@ class SqliteUpdates:
             cached = self._max_serial[app_id] = int(row[0] or 0)
         return cached
 
-    def notifications(self, member_id: str, addresses: dict[str, str],
-                      limit: int) -> list[Notification]:
+    def notifications(self, member_id: str, addresses: dict[str, str], limit: int,
+                      db: Rows | None = None) -> list[Notification]:
         """The latest updates that notify one member, oldest first (see
-        `StoreApi.notifications`)."""
+        `StoreApi.notifications`), read on `db` (the reader's connection, on the reader's
+        thread), or the store's connection."""
         if not addresses:
             return []
         pairs = ",".join("(?, ?)" for _ in addresses)
         # A damaged `notify` (not JSON) is passed over, never an error: json_type would
         # raise on it, so it is only asked of valid JSON.
-        rows = self._db.rows(
+        rows = (self._db if db is None else db).rows(
             f"WITH addressed(app_id, path) AS (VALUES {pairs})"
             " SELECT serial, updates.app_id, member_id, CAST(notify AS BLOB), created"
             " FROM updates JOIN addressed ON updates.app_id = addressed.app_id"
