@@ -47,7 +47,7 @@ class Lost(Exception):
 
 
 class AsyncRows(Protocol):
-    """What reads off the event loop need of the store's reader (`reads.UpdateReader`)."""
+    """What reads off the event loop need of the store's reader (`reads.Reader`)."""
 
     async def rows(self, query: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
         """Every row `query` returns, read on an asynchronous connection."""

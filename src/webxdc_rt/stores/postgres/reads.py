@@ -21,7 +21,7 @@ from .columns import text
 from .connection import AsyncUser, Lost
 from .updates import UPDATE_BYTES
 
-__all__ = ["UpdateReader"]
+__all__ = ["Reader"]
 
 # The rows after the serial asked for, with the running total of their bytes, as many as
 # fit (the first always does); joined to the app copy's highest serial, so that an empty
@@ -36,8 +36,9 @@ _READ_CHUNK = (
     " LEFT JOIN s ON s.running <= %s OR s.n = 1 ORDER BY s.serial")
 
 
-class UpdateReader(AsyncUser):
-    """Reads chunks of updates on an asynchronous connection, made when first needed."""
+class Reader(AsyncUser):
+    """Reads on an asynchronous connection, made when first needed: chunks of updates
+    (`read`), and any other statements (`rows`, `snapshot`)."""
 
     async def read(self, app_id: str, serial: int, max_bytes: int,
                    max_rows: int = 1000) -> UpdateChunk:

@@ -28,7 +28,7 @@ from .apps import PostgresApps
 from .chats import PostgresChats, announce, insert_homes
 from .connection import Connection
 from .messages import PostgresMessages
-from .reads import UpdateReader
+from .reads import Reader
 from .updates import PostgresUpdates
 from .writes import GroupWriter
 
@@ -60,11 +60,11 @@ class PostgresStore(ComposedStore):
         took, commit included (one group's commit counts once)."""
         self._announcements = Announcements(self._connection)
         self._writer = GroupWriter(self._connection)
-        self._reader = UpdateReader(self._connection)
+        self._reader = Reader(self._connection)
         # The other reads made while pages are served have a connection of their own: a
         # page listing megabytes of chat files, or a read a lock holds up, does not hold
         # up the updates read back for every listener.
-        self._side_reader = UpdateReader(self._connection)
+        self._side_reader = Reader(self._connection)
         self.commits = GroupCommit(self._writer.commit, self.settings)
         """The writes pages send, committed in groups on an asynchronous connection."""
 
