@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from redis_server import free_port
+from ports import free_port
 
 
 def _bin(name: str) -> str:

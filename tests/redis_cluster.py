@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from redis_server import RedisServer, free_port
+from ports import free_port
+from redis_server import RedisServer
 
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 NODE_TIMEOUT_MS = 1000

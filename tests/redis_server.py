@@ -13,15 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import hiredis
+from ports import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class RedisServer:
@@ -56,18 +50,19 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed; scripts/test installs it "
                                "(Debian package redis-server)")
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, *self._listen(), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no",
-             "--loglevel", "warning", "--protected-mode", "no", *self.options],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.folder / "redis.log", "ab") as log:  # kept across restarts
+            self.process = subprocess.Popen(
+                [REDIS_SERVER, *self._listen(), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no",
+                 "--loglevel", "warning", "--protected-mode", "no", *self.options],
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while not self.ping():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
+                said = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{said}")
             time.sleep(0.01)
         return self
-
     def stop(self) -> None:
         """Stop it (SIGTERM, as a restart does) and wait until it is gone."""
         if self.process is not None and self.process.poll() is None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from redis_server import free_port
+from ports import free_port
 
 APP = Path(__file__).parent / "apps" / "probe"
 MEMBERS = ["alice", "bob", "carol", "dave"]

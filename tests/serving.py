@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pg_server import PostgresServer
-from redis_server import RedisServer, free_port
+from ports import free_port
+from redis_server import RedisServer
 
 from webxdc_rt.client import Peer, connect
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from hosting import PROBE_APP, HostProcess
 from peers import eventually
-from redis_server import free_port
+from ports import free_port
 
 from webxdc_rt.client import SOCKET_PATH
 

@@ -9,7 +9,8 @@ import signal
 
 import pytest
 from peers import eventually
-from redis_server import RedisServer, free_port
+from ports import free_port
+from redis_server import RedisServer
 
 from webxdc_rt.brokers.items import encode_header, origin_prefix
 from webxdc_rt.brokers.limits import BrokerLimits

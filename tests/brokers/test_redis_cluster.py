@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 from certificates import issue, make_ca
 from peers import eventually, joined
+from ports import free_port
 from redis_cluster import RedisCluster
-from redis_server import free_port
 from test_redis_processes import running_hosts
 
 from webxdc_rt.brokers.limits import BrokerLimits
@@ -190,8 +190,9 @@ async def test_items_keep_crossing_after_a_primary_dies_and_its_replica_takes_ov
     got = await disturbed_stream(brokers, own_cluster, topic, lambda: asyncio.to_thread(
         own_cluster.kill, dead))
     assert got == sorted(set(got))
-    promoted = own_cluster.owner(slot)
-    assert promoted is not dead and promoted.shard_subscribers(channel(topic)) == 1
+    # the node asked may learn of the promotion after the broker did
+    await eventually(lambda: own_cluster.owner(slot) is not dead, timeout=30)
+    assert own_cluster.owner(slot).shard_subscribers(channel(topic)) == 1
 
 
 async def test_pages_on_two_host_processes_reach_each_other_through_the_cluster(
@@ -287,12 +288,16 @@ async def test_a_pages_pool_is_asked_on_the_replica_that_took_over(brokers, own_
     await asyncio.to_thread(own_cluster.kill, dead)
     await take_one(broker, share)  # answered by the process's own pool meanwhile
 
-    def said(fragment: str) -> bool:
-        return any(fragment in record.getMessage() for record in caplog.records)
+    def said(*fragments: str) -> bool:
+        return any(all(fragment in record.getMessage() for fragment in fragments)
+                   for record in caplog.records)
 
     assert said("budgets: no answer from")
-    await eventually(lambda: said("reachable again"), timeout=30)
-    promoted = own_cluster.owner(own_cluster.slot(key))
+    await eventually(lambda: said("budgets: ", "reachable again"), timeout=30)
+    # the node asked may learn of the promotion after the broker did
+    slot = own_cluster.slot(key)
+    await eventually(lambda: own_cluster.owner(slot) is not dead, timeout=30)
+    promoted = own_cluster.owner(slot)
     before = float(promoted.command("HGET", key, "items:b"))
     await take_one(broker, share)
     assert promoted is not dead

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from peers import Member, eventually, joined
-from redis_server import RedisServer, free_port
+from ports import free_port
+from redis_server import RedisServer
 from serve_processes import ServeProcess as HostProcess
 from serving import on_port
 

@@ -5,12 +5,12 @@ module applied in a peer's frame by Vite's hot module replacement, without a rel
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser
+from ports import free_port
 
 from webxdc_rt.dev.simulator import Simulator
 
@@ -20,12 +20,6 @@ INDEX = """<!doctype html><html><head><meta charset="utf-8"><script src="/webxdc
 MAIN = """document.getElementById("out").textContent = "%s " + window.webxdc.selfName;
 if (import.meta.hot) import.meta.hot.accept();
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def start_vite(app: Path) -> tuple[asyncio.subprocess.Process, int]:

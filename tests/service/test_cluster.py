@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,10 +15,9 @@ import psycopg
 import pytest
 from hosting import PROBE_APP, Done, HostProcess, make_xdc, origin_of, web_session
 from peers import Member, eventually, joined
+from ports import free_ports
 
 from webxdc_rt.client import InviteRefused, connect
-
-EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -226,7 +222,7 @@ async def test_a_process_that_missed_announcements_reads_every_chat_again(
 
 async def test_host_workers_serve_one_port_and_a_command_reaches_every_worker(
         tmp_path, postgres_server, redis_server):
-    metrics = _two_free_ports()
+    metrics = free_ports(2)
     host = await HostProcess(tmp_path / "w").start(
         "--store", postgres_server.url, "--broker", redis_server.url, "--workers", "2",
         "--metrics", str(metrics))
@@ -248,23 +244,6 @@ async def test_host_workers_serve_one_port_and_a_command_reaches_every_worker(
     finally:
         assert await host.stop() == 0, host.stderr
     assert "Traceback" not in host.stderr, host.stderr
-
-
-def _two_free_ports() -> int:
-    """A port of 127.0.0.1 that nothing listens on right now, nor on the next one, both
-    below the kernel's range of ephemeral ports: a port of that range is taken at any time
-    by some outgoing connection (to Redis, to PostgreSQL), and a worker whose metrics port
-    is taken ends with a usage error."""
-    first_ephemeral = int(EPHEMERAL_PORTS.read_text().split()[0])
-    for port in random.sample(range(10_000, first_ephemeral - 1), 1000):
-        with socket.socket() as first, socket.socket() as second:
-            try:
-                first.bind(("127.0.0.1", port))
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise AssertionError("no two free ports next to each other below the ephemeral range")
 
 
 async def _connections(port: int, wait: bool = False) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 from hosting import HostProcess
 from peers import eventually
-from redis_server import free_port
+from ports import free_port
 from serving import ServeProcess
 
 PROBE = Path(__file__).parent.parent / "apps" / "probe"

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import psycopg
 from peers import eventually
-from redis_server import free_port
+from ports import free_port
 from serving import ServeProcess, listening, on_port, serving
 
 from webxdc_rt.client import Peer
