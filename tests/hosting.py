@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import signal
+import socket
 import struct
 import sys
 import zipfile
@@ -19,7 +20,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from peers import joined
+from peers import eventually, joined
+from ports import free_ports
 
 from webxdc_rt.client import InviteRefused, connect
 
@@ -105,6 +107,12 @@ class HostProcess:
         assert Path(ready["admin_socket"]) == self.admin_socket
         return self
 
+    @property
+    def pid(self) -> int:
+        """Its process id (with `--workers`, the supervisor's)."""
+        assert self._proc is not None
+        return self._proc.pid
+
     async def stop(self) -> int:
         """Stop it with SIGTERM; its exit status (its stderr is kept in `stderr`)."""
         assert self._proc is not None
@@ -113,6 +121,9 @@ class HostProcess:
         status = await asyncio.wait_for(self._proc.wait(), 30)
         assert self._proc.stderr is not None
         self.stderr = (await self._proc.stderr.read()).decode()
+        # Read to its end too, so that the pipe is closed before the test's loop is.
+        assert self._proc.stdout is not None
+        await self._proc.stdout.read()
         return status
 
     async def cli(self, *args: str) -> Done:
@@ -136,6 +147,27 @@ class HostProcess:
         status, body = await self.admin("GET", "/metrics")
         assert status == 200
         return body.decode()
+
+
+async def two_workers(data_dir: Path, store: str, broker: str) -> tuple[HostProcess, int]:
+    """`webxdc-rt host --workers 2` over `store` and `broker`, once both workers serve;
+    with the first of its two metrics ports (worker i answers on that port + i)."""
+    metrics = free_ports(2)
+    host = await HostProcess(data_dir).start("--store", store, "--broker", broker,
+                                             "--workers", "2", "--metrics", str(metrics))
+    try:
+        for port in (metrics, metrics + 1):
+            await eventually(lambda port=port: answers(port), timeout=60)
+    except BaseException:
+        await host.stop()
+        raise
+    return host, metrics
+
+
+def answers(port: int) -> bool:
+    """Whether something listens on `port` of 127.0.0.1."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 class LoopbackResolver(AbstractResolver):

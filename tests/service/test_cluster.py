@@ -13,9 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from hosting import PROBE_APP, Done, HostProcess, make_xdc, origin_of, web_session
+from hosting import PROBE_APP, Done, HostProcess, make_xdc, origin_of, two_workers, web_session
 from peers import Member, eventually, joined
-from ports import free_ports
 
 from webxdc_rt.client import InviteRefused, connect
 
@@ -222,13 +221,8 @@ async def test_a_process_that_missed_announcements_reads_every_chat_again(
 
 async def test_host_workers_serve_one_port_and_a_command_reaches_every_worker(
         tmp_path, postgres_server, redis_server):
-    metrics = free_ports(2)
-    host = await HostProcess(tmp_path / "w").start(
-        "--store", postgres_server.url, "--broker", redis_server.url, "--workers", "2",
-        "--metrics", str(metrics))
+    host, metrics = await two_workers(tmp_path / "w", postgres_server.url, redis_server.url)
     try:
-        for index in (0, 1):  # worker i answers on the metrics port + i once it serves
-            await _connections(metrics + index, wait=True)
         await host.cli("chat", "create", "team", "--members", "alice,bob")
         await host.cli("app", "share", "team", str(PROBE_APP))
         links = (await host.cli("link", "show", "team", "alice", "--json")).json()
@@ -246,18 +240,9 @@ async def test_host_workers_serve_one_port_and_a_command_reaches_every_worker(
     assert "Traceback" not in host.stderr, host.stderr
 
 
-async def _connections(port: int, wait: bool = False) -> int:
-    """The WebSocket connections open in the worker whose metrics listen on `port`; with
-    `wait`, once it listens."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            break
-        except OSError:
-            if not wait or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
+async def _connections(port: int) -> int:
+    """The WebSocket connections open in the worker whose metrics listen on `port`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
     body = (await reader.read()).decode()
     writer.close()

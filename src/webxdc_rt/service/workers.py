@@ -2,12 +2,16 @@
 
 The parent binds the port once (SO_REUSEPORT, so that the kernel spreads connections over
 the workers), forks the workers, passes stop signals on and replaces a worker that dies.
-Every worker runs the same `serve` start-up path; the first one prints the links.
+Every worker runs the same `serve` start-up path; the first one prints the links. On Linux
+each worker asks the kernel for SIGTERM when the parent dies, so that a parent killed
+outright (SIGKILL, the OOM killer) takes its workers with it instead of leaving them on the
+port.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import math
 import os
@@ -28,6 +32,10 @@ WORKER_RESPAWN_INTERVAL_S = 1.0
 """Least time between two replacements of workers that died, so that a worker that dies at
 once again and again costs one fork a second, not a busy loop."""
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option, from <linux/prctl.h>: the signal this process gets when the thread that
+forked it ends."""
+
 Worker = Callable[[int, bool, int], None]
 """Serve as worker `index` on `port` (bound by the parent), printing the links when told;
 returns once stopped, raises UsageError for what the user can fix."""
@@ -42,6 +50,7 @@ def run_workers(workers: int, host: str, port: int, worker: Worker) -> int:
     probe = _hold_port(host, port)
     try:
         port = probe.getsockname()[1]
+        _say_if_workers_may_outlive_this_process()
         children = {_fork(worker, index, index == 0, port, probe): index
                     for index in range(workers)}
         return _supervise(children, worker, port, probe)
@@ -104,6 +113,10 @@ def _fork(worker: Worker, index: int, links: bool, port: int, probe: socket.sock
     into the parent's code: it exits with 0, 2 for a usage error, or 1."""
     sys.stdout.flush()
     sys.stderr.flush()
+    # Always on the main thread (the only one allowed signal handlers, see _supervise),
+    # which lives as long as this process: the kernel's parent-death signal follows the
+    # thread that forked, not the process.
+    supervisor = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -113,7 +126,8 @@ def _fork(worker: Worker, index: int, links: bool, port: int, probe: socket.sock
         signal.signal(signum, signal.SIG_DFL)
     status = 0
     try:
-        worker(index, links, port)
+        if _stop_with(supervisor):
+            worker(index, links, port)
     except UsageError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr, flush=True)
         status = 2
@@ -124,6 +138,40 @@ def _fork(worker: Worker, index: int, links: bool, port: int, probe: socket.sock
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+
+def _prctl() -> Callable[..., int] | None:
+    """The C library's prctl(2), where there is one (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+def _say_if_workers_may_outlive_this_process() -> None:
+    if _prctl() is None:
+        log.warning("this system has no prctl(PR_SET_PDEATHSIG): if this process is killed "
+                    "outright (SIGKILL), its workers keep serving until stopped one by one")
+
+
+def _stop_with(supervisor: int) -> bool:
+    """In a worker just forked: have the kernel send SIGTERM (the graceful stop) when the
+    supervisor dies. False if it died already, before the kernel was asked: the worker
+    then does not start."""
+    prctl = _prctl()
+    if prctl is None:
+        return True
+    if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("cannot have this worker stopped when its supervisor dies: prctl: %s",
+                    os.strerror(ctypes.get_errno()))
+        return True
+    if os.getppid() != supervisor:
+        log.warning("the supervisor (pid %d) is gone; not starting", supervisor)
+        return False
+    return True
 
 
 def _name_in_log_lines(index: int) -> None:
