@@ -169,7 +169,8 @@ def _add_broker_option(parser: argparse.ArgumentParser) -> None:
 def _add_workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="serve from N processes on one port (SO_REUSEPORT), using every "
-                             "core; above 1 needs --broker and --store (default: 1)")
+                             "core; above 1 needs --broker and --store; on Linux the workers "
+                             "stop when this process dies, even by SIGKILL (default: 1)")
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
