@@ -159,17 +159,17 @@ def _say_if_workers_may_outlive_this_process() -> None:
 
 def _stop_with(supervisor: int) -> bool:
     """In a worker just forked: have the kernel send SIGTERM (the graceful stop) when the
-    supervisor dies. False if it died already, before the kernel was asked: the worker
-    then does not start."""
+    parent, `supervisor`, dies. False if it died already, before the kernel was asked: the
+    worker then does not start."""
     prctl = _prctl()
     if prctl is None:
         return True
     if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        log.warning("cannot have this worker stopped when its supervisor dies: prctl: %s",
+        log.warning("cannot have this worker stopped when its parent dies: prctl: %s",
                     os.strerror(ctypes.get_errno()))
         return True
     if os.getppid() != supervisor:
-        log.warning("the supervisor (pid %d) is gone; not starting", supervisor)
+        log.warning("the parent process (pid %d) is gone; not starting", supervisor)
         return False
     return True
 
