@@ -41,9 +41,9 @@ async def test_workers_stop_when_their_supervisor_is_killed(
             assert codes == [aiohttp.WSCloseCode.GOING_AWAY] * len(pages)
         assert _free(host.port) and _free(metrics) and _free(metrics + 1)
     finally:
-        for pid in workers:  # orphans must not outlive a failed test either
+        for worker in filter(_alive, workers):  # nor do they outlive a failed test
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(worker[0], signal.SIGKILL)
         await host.stop()
     for index in (0, 1):
         assert f"worker {index}: stopping" in host.stderr, host.stderr
@@ -51,25 +51,33 @@ async def test_workers_stop_when_their_supervisor_is_killed(
     assert not host.admin_socket.exists()  # worker 0 removed it on its way out
 
 
-def _children(parent: int) -> list[int]:
-    """The processes whose parent is `parent` now."""
+def _children(parent: int) -> list[tuple[int, str]]:
+    """The processes whose parent is `parent` now, each as its pid and start time (which
+    tells it from a later process given the same pid)."""
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
-            # "pid (name) state ppid ...": the name may hold spaces and parentheses.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(stat.read_text())
             if int(fields[1]) == parent:
-                children.append(int(stat.parent.name))
+                children.append((int(stat.parent.name), fields[19]))
     return children
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, ended and not yet reaped, does not)."""
+def _alive(process: tuple[int, str]) -> bool:
+    """Whether `process` (pid, start time) runs; a zombie, ended and not yet reaped, does
+    not."""
+    pid, started = process
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        fields = _stat_fields(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return False
-    return state != "Z"
+    return fields[19] == started and fields[0] != "Z"
+
+
+def _stat_fields(stat: str) -> list[str]:
+    """The fields of /proc/PID/stat from the third on (state, ppid, ...): the second, the
+    name in parentheses, may hold spaces and parentheses itself."""
+    return stat.rsplit(")", 1)[1].split()
 
 
 def _free(port: int) -> bool:
