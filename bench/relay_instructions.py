@@ -5,7 +5,7 @@ relay side by side, counted by callgrind over real sockets.
     python bench/relay_instructions.py [--hosts webxdc-rt,bare-uvloop] [--items N]
                                        [--peers 4,16] [--sizes 100,4000,128000]
                                        [--modes steady,burst,receipts]
-                                       [--stamped] [--top N]
+                                       [--stamped] [--top N] [--repeat N]
 
 `bench/hot_path.py` counts the host's own code per item with a fake transport; this one
 counts everything the server process does (aiohttp reading and parsing the frame, the
@@ -30,6 +30,11 @@ the same bytes). With `--top N`, the N functions of the server process with the 
 instructions (inclusive, from `callgrind_annotate`) are printed after each count: where
 the instructions go.
 
+Each count is the median of `--repeat` runs (3 by default), and the spread of the runs
+(highest less lowest, over the median) is printed beside it: how reads split between turns
+and whether the kernel has room in a socket's buffer move a count by a percent or two, so a
+ratio that differs from 1.00 by less than the spread is parity, not a gain.
+
 Instruction counts do not depend on what else runs on the machine, unlike CPU time on a
 shared VM; system calls are counted as the user-space instructions around them only.
 """
@@ -42,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -183,21 +189,34 @@ def main() -> None:
                         help="webxdc-rt's peers join stamped and send stamped items")
     parser.add_argument("--top", type=int, default=0,
                         help="print the N functions with the most instructions")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per count; the median is reported, with the spread")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("bench/relay_instructions.py needs valgrind (Debian package valgrind)")
     hosts = args.hosts.split(",")
     print(f"{'mode':<9} {'size':>7} {'peers':>5} "
-          + " ".join(f"{h:>12}" for h in hosts) + "  instructions per delivery", flush=True)
+          + " ".join(f"{h:>19}" for h in hosts)
+          + f"  instructions per delivery (median of {args.repeat}, spread)", flush=True)
     for mode in args.modes.split(","):
         for size in map(int, args.sizes.split(",")):
             for peers in map(int, args.peers.split(",")):
-                counts = [measure(h, peers, size, args.items, mode, args.stamped, args.top)
-                          if mode != "receipts" or h == "webxdc-rt" else None for h in hosts]
-                cells = " ".join(f"{'-' if c is None else f'{c:,.0f}':>12}" for c in counts)
+                runs = [[measure(h, peers, size, args.items, mode, args.stamped, args.top)
+                         for _ in range(args.repeat)]
+                        if mode != "receipts" or h == "webxdc-rt" else None for h in hosts]
+                counts = [None if r is None else statistics.median(r) for r in runs]
+                cells = " ".join(f"{_cell(r):>19}" for r in runs)
                 ratio = (f"  ratio {counts[0] / counts[1]:.2f}"
                          if len(counts) > 1 and None not in counts[:2] else "")
                 print(f"{mode:<9} {size:>7} {peers:>5} {cells}{ratio}", flush=True)
+
+
+def _cell(runs: list[float] | None) -> str:
+    """A count's median and the spread of its runs, e.g. `18,627 (1.4%)`."""
+    if runs is None:
+        return "-"
+    median = statistics.median(runs)
+    return f"{median:,.0f} ({(max(runs) - min(runs)) / median:.1%})"
 
 
 if __name__ == "__main__":

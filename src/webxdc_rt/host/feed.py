@@ -117,6 +117,19 @@ class FeedSocket:
     """Whether the socket holds a `watch` of its app copy's announcements on the store."""
 
 
+@dataclass(slots=True, eq=False)
+class _ReadBack:
+    """The read-back running for one app copy, with a shared store."""
+
+    wanted: int
+    """The serial it reads on to at least."""
+    asked: int = 1
+    """How often it was asked to read on: a read that found nothing ends it only if it was
+    not asked again while the read ran."""
+    task: asyncio.Task[None] | None = None
+    """The task reading (held here, since the event loop keeps only a weak reference)."""
+
+
 UpdateRoute = Callable[[Page, Update, list[tuple[FeedSocket, bytes]]], None]
 """Takes a stored update (its sender's page, the update, and each listener with the frame
 for it) and writes the frames to the listeners' sinks itself, now or later: how the simulator
@@ -147,13 +160,8 @@ class UpdateFeed:
         (`announced`), with a shared store."""
         self.read_back = 0
         """Updates read back from a shared store to send them to live listeners."""
-        self._reading: dict[str, asyncio.Task[None]] = {}
+        self._read_backs: dict[str, _ReadBack] = {}
         """The read-back running for each app copy, with a shared store."""
-        self._wanted: dict[str, int] = {}
-        """The serial each running read-back reads on to at least."""
-        self._asked: dict[str, int] = {}
-        """How often each running read-back was asked to read on (a read that found nothing
-        ends it only if it was not asked again while the read ran)."""
 
     def new_socket(self, page: Page, sink: FrameSink, budget: PageBudget) -> FeedSocket:
         """Track a new socket of `page`, spending from `budget` (the page's); it listens
@@ -304,14 +312,16 @@ class UpdateFeed:
     def _read_back(self, app_id: str, serial: int) -> None:
         """Have the app copy's read-back read on to `serial` at least (started if none
         runs)."""
-        wanted = self._wanted.get(app_id)
-        self._wanted[app_id] = serial if wanted is None else max(wanted, serial)
-        self._asked[app_id] = self._asked.get(app_id, 0) + 1
-        if app_id not in self._reading:
-            self._reading[app_id] = asyncio.get_running_loop().create_task(
-                self._reading_back(app_id), name=f"webxdc-rt read-back {app_id}")
+        running = self._read_backs.get(app_id)
+        if running is not None:
+            running.wanted = max(running.wanted, serial)
+            running.asked += 1
+            return
+        running = self._read_backs[app_id] = _ReadBack(serial)
+        running.task = asyncio.get_running_loop().create_task(
+            self._reading_back(app_id, running), name=f"webxdc-rt read-back {app_id}")
 
-    async def _reading_back(self, app_id: str) -> None:
+    async def _reading_back(self, app_id: str, running: _ReadBack) -> None:
         """Read the app copy's updates above the lowest serial its listeners have and send
         each listener those it lacks, chunk after chunk, until every listener has the
         serial asked for, or a read finds nothing new and nothing was asked meanwhile."""
@@ -322,23 +332,21 @@ class UpdateFeed:
                 if not listeners:
                     return
                 start = min(listener.delivered for listener in listeners)
-                if start >= self._wanted[app_id]:
+                if start >= running.wanted:
                     return
-                asked = self._asked[app_id]
+                asked = running.asked
                 chunk = await self.store.read_updates(app_id, start, max_bytes)
                 found = bool(chunk.updates)
                 if found:
                     self._send_read_back(app_id, start, chunk.updates)
                 del chunk  # one chunk in memory at a time, not two while the next is read
-                if not found and self._asked[app_id] == asked:
+                if not found and running.asked == asked:
                     return
         except StoreError as exc:
             _log_failure(f"reading new updates of app copy {app_id} failed: %s", exc)
         finally:
             # No await since the last check: an update appended after it starts anew.
-            del self._reading[app_id]
-            del self._wanted[app_id]
-            del self._asked[app_id]
+            del self._read_backs[app_id]
 
     def _send_read_back(self, app_id: str, start: int, batch: list[StoredUpdate]) -> None:
         """Send each listener of the app copy the updates of `batch` (every one stored
