@@ -106,7 +106,7 @@ async def test_concurrent_updates_share_commits_in_one_serial_order_and_survive(
     stored = reopened.updates_after(APP, 0, 1000)
     assert {s.serial: s.update.payload_json for s in stored} == {
         serial: str(n) for n, serial in enumerate(serials)}
-    messages, _ = reopened.chat_messages("chat")
+    messages, _ = await reopened.read_chat_messages("chat")
     assert [(m.id, m.text) for m in messages] == [(message, "hi")]
 
 
@@ -141,7 +141,7 @@ async def test_a_failed_commit_refuses_every_write_of_its_group_and_tells_nothin
     after = await commit_until_it_works(store, '"after"')
     assert [(s.serial, s.update.payload_json) for s in store.updates_after(APP, 0, 100)
             ][1:] == [(after, '"after"')]
-    assert [m.text for m in store.chat_messages("chat")[0]] == []
+    assert [m.text for m in (await store.read_chat_messages("chat"))[0]] == []
 
 
 async def test_writes_beyond_the_waiting_limit_are_refused_at_once(backend, stores):

@@ -53,7 +53,7 @@ def test_processes_sharing_at_once_agree_on_one_chat(postgres_server):
         store.close()
 
 
-def test_updates_messages_and_notifications_round_trip(postgres_server):
+async def test_updates_messages_and_notifications_round_trip(postgres_server):
     store = PostgresStore(postgres_server.url)
     other = PostgresStore(postgres_server.url)
     pages = store.share(store.load_registry(), "chat", ["alice", "bob"], "Poll", "/poll.xdc")
@@ -70,20 +70,26 @@ def test_updates_messages_and_notifications_round_trip(postgres_server):
                                    notify={bob_addr: "hey"})
     assert got[1].update.document == "d\0c"
     assert store.max_serial(app_id) == other.max_serial(app_id) == second
-    assert store.backlog_chunk(app_id, 0, 1) == 1  # always at least one
-    assert store.backlog_chunk(app_id, 0, 10**6) == 2
-    assert store.backlog_chunk(app_id, second, 10**6) == 0
-    notes = other.notifications("m2", {app_id: bob_addr}, 10)
+    assert await other.read_max_serial(app_id) == second
+    chunk = await store.read_updates(app_id, 0, 1)  # always at least one
+    assert ([u.serial for u in chunk.updates], chunk.newest) == ([first], second)
+    chunk = await store.read_updates(app_id, 0, 10**6)
+    assert [u.update for u in chunk.updates] == [u.update for u in got]
+    chunk = await store.read_updates(app_id, second, 10**6)
+    assert (chunk.updates, chunk.newest) == ([], second)
+    notes = await other.read_notifications("m2", {app_id: bob_addr}, 10)
     assert [(n.serial, n.text) for n in notes] == [(first, "hey")]
-    assert other.notifications("m1", {app_id: bob_addr}, 10) == []  # own updates
+    assert await other.read_notifications("m1", {app_id: bob_addr}, 10) == []  # own updates
 
     message_id = store.add_chat_message(chat_id, app_id, "alice", "hi\0", "f.txt", b"data")
-    messages, more = other.chat_messages(chat_id)
+    messages, more = await other.read_chat_messages(chat_id)
     assert not more and [(m.id, m.text, m.file_data) for m in messages] == \
         [(message_id, "hi\0", b"data")]
-    assert other.chat_bytes(app_id, "alice") == len("hi\0") + 4
-    assert other.message_file(chat_id, message_id) == ("f.txt", b"data")
-    assert [s.file_size for s in other.message_summaries(chat_id, 10, 1000)] == [4]
+    assert await other.read_chat_bytes(app_id, "alice") == len("hi\0") + 4
+    assert await other.read_message_file(chat_id, message_id) == ("f.txt", b"data")
+    assert await other.read_message_file(chat_id, message_id + 1) is None
+    summaries = await other.read_message_summaries(chat_id, 10, 1000)
+    assert [(s.text, s.file_name, s.file_size) for s in summaries] == [("hi\0", "f.txt", 4)]
     other.remove_app(app_id)
     assert store.updates_after(app_id, 0, 10) == []
     store.close()
@@ -107,9 +113,9 @@ async def test_a_group_of_updates_and_messages_commits_in_the_order_asked(postgr
     assert serials == sorted(serials) == told  # serials rise in the order asked
     assert store.commits.groups <= 2  # the first alone, the rest waited for it together
     assert [u.update for u in store.updates_after(app_id, 0, 10)] == sent
-    notes = store.notifications("m2", {app_id: bob_addr}, 10)
+    notes = await store.read_notifications("m2", {app_id: bob_addr}, 10)
     assert [(n.serial, n.text) for n in notes] == [(serials[n], f"hey {n}") for n in (1, 3, 5)]
-    assert [m.id for m in store.chat_messages(chat_id)[0]] == [ids[3]]
+    assert [m.id for m in (await store.read_chat_messages(chat_id))[0]] == [ids[3]]
     store.close()
 
 
