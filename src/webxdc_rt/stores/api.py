@@ -387,9 +387,6 @@ class StoreApi(Protocol):
         """Record a message an app posted to its chat, committed as `commit_update` commits
         updates (in the same groups); return its id."""
 
-    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
-
     async def read_updates(self, app_id: str, serial: int, max_bytes: int) -> UpdateChunk:
         """The updates of an app copy after `serial`, in order, as many as hold at most
         `max_bytes` of text together (always at least one, and at most 1000), read off the

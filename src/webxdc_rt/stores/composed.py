@@ -13,7 +13,6 @@ from ..core.updates import Update
 from .api import (
     Committed,
     MessageWrite,
-    StoredUpdate,
     UpdateWrite,
 )
 from .commits import GroupCommit
@@ -26,9 +25,6 @@ class UpdateRows(Protocol):
 
     def append(self, app_id: str, member_id: str, update: Update, /) -> int:
         """Store an update at once; its serial."""
-
-    def after(self, app_id: str, serial: int, limit: int, /) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy after `serial`, in order."""
 
     def max_serial(self, app_id: str, /) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""
@@ -75,10 +71,6 @@ class ComposedStore:
         update_id = self._before_update(app_id, update_id)
         return self.commits.enqueue(UpdateWrite(app_id, member_id, update, update_id),
                                     committed)
-
-    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
-        return self._updates.after(app_id, serial, limit)
 
     def max_serial(self, app_id: str) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""

@@ -8,8 +8,8 @@ import time
 from typing import Any, Final
 
 from ...core.updates import Update
-from ..api import Notification, StoredUpdate
-from .columns import text, utf8
+from ..api import Notification
+from .columns import utf8
 from .connection import AsyncRows, Connection
 
 __all__ = ["PostgresUpdates", "UPDATE_BYTES"]
@@ -46,17 +46,6 @@ class PostgresUpdates:
                  time.time())).fetchone()
         assert row is not None
         return int(row[0])
-
-    def after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
-        with self._connection.cursor() as cur:
-            rows = cur.execute(
-                "SELECT serial, payload, info, href, document, summary, notify FROM updates"
-                " WHERE app_id = %s AND serial > %s ORDER BY serial LIMIT %s",
-                (app_id, serial, limit)).fetchall()
-        return [StoredUpdate(row[0], Update(
-            row[1], text(row[2]), text(row[3]), text(row[4]), text(row[5]),
-            None if row[6] is None else json.loads(row[6]))) for row in rows]
 
     def max_serial(self, app_id: str) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""

@@ -67,12 +67,6 @@ class SqliteUpdates:
         reads show it from now on."""
         self._max_serial[app_id] = max(serial, self._max_serial.get(app_id, 0))
 
-    def after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order,
-        repaired where the stored row is not strict JSON text (see `repair`). A payload is
-        checked the first time this process reads its row."""
-        return self.read(self._db, app_id, serial, self.max_serial(app_id), limit)
-
     def chunk(self, db: Rows, app_id: str, serial: int, newest: int, max_bytes: int,
               max_rows: int = 1000) -> UpdateChunk:
         """On `db` (the reader's connection, on the reader's thread): the updates after
@@ -84,10 +78,11 @@ class SqliteUpdates:
 
     def read(self, db: Rows, app_id: str, serial: int, newest: int,
              limit: int) -> list[StoredUpdate]:
-        """On `db`: up to `limit` updates after `serial` up to `newest`, repaired where
-        needed (see `after`). The checks' bookkeeping is shared by the loop's reads and the
-        reader thread's: each change to it is one step (dict and set operations), and a
-        row checked twice is only checked twice."""
+        """On `db`: up to `limit` updates after `serial` up to `newest`, repaired where the
+        stored row is not strict JSON text (see `repair`; a payload is checked the first
+        time this process reads its row). The checks' bookkeeping is kept by the reader
+        thread and dropped by the loop (`forget`): each change to it is one step (dict and
+        set operations), and a row checked twice is only checked twice."""
         rows = db.rows(
             "SELECT serial, CAST(payload AS BLOB), CAST(info AS BLOB), CAST(href AS BLOB),"
             " CAST(document AS BLOB), CAST(summary AS BLOB), CAST(notify AS BLOB) FROM updates"
