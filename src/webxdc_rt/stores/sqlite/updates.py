@@ -25,9 +25,7 @@ class SqliteUpdates:
         on this process knows each one, and `max_serial` never reads the file."""
         self._db = db
         self._repair = repair
-        self._max_serial: dict[str, int] = {
-            app_id: int(serial) for app_id, serial in db.rows(
-                "SELECT app_id, max(serial) FROM updates GROUP BY app_id")}
+        self._max_serial = _highest_serials(db)
         self._checked_to: dict[str, int] = {}
         """Per app copy, the serial up to which every stored payload was checked."""
         self._flawed: set[int] = set()
@@ -160,3 +158,16 @@ class SqliteUpdates:
         for app_id in app_ids:
             self._max_serial.pop(app_id, None)
             self._checked_to.pop(app_id, None)
+
+
+def _highest_serials(db: Rows) -> dict[str, int]:
+    """The highest serial of each app copy with updates, found through the index by app
+    copy (two look-ups per app copy), not by a scan of every update: a large file opens as
+    fast as one with few updates."""
+    found: dict[str, int] = {}
+    [(app_id,)] = db.rows("SELECT min(app_id) FROM updates")
+    while app_id is not None:
+        [(serial,)] = db.rows("SELECT max(serial) FROM updates WHERE app_id = ?", (app_id,))
+        found[app_id] = int(serial)
+        [(app_id,)] = db.rows("SELECT min(app_id) FROM updates WHERE app_id > ?", (app_id,))
+    return found
