@@ -95,7 +95,8 @@ def run(name: str, store: StoreApi, seconds: float) -> None:
         loop.run_until_complete(store.read_updates(app_id, after, 1 << 20))
 
     rows.append((name, "read one announced update", measure(lambda: read(last - 1), seconds)))
-    for _ in range(1000 - len(store.updates_after(app_id, 0, 1000))):
+    stored = loop.run_until_complete(store.read_updates(app_id, 0, 1 << 30)).updates
+    for _ in range(1000 - len(stored)):  # a chunk holds 1,000 updates at most
         store.append_update(app_id, "m", update)
     rows.append((name, "backlog read, 1,000 rows", measure(lambda: read(0), seconds / 2)))
     loop.close()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,15 +24,33 @@ from wsproto.events import (
 
 from webxdc_rt.client import SOCKET_PATH, Peer, RealtimeChannel, connect
 from webxdc_rt.model.chats import Page
+from webxdc_rt.stores.api import StoreApi, StoredUpdate
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until `predicate()` holds; fail the test if it does not within `timeout`."""
+async def eventually(predicate: Callable[[], bool | Awaitable[bool]],
+                     timeout: float = 10.0) -> None:
+    """Wait until `predicate()` (awaited, if it gives an awaitable) holds; fail the test if
+    it does not within `timeout`."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
+    while not await _holds(predicate):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
+
+
+async def _holds(predicate: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = predicate()
+    return await result if inspect.isawaitable(result) else result
+
+
+async def stored_updates(store: StoreApi, app_id: str, after: int = 0) -> list[StoredUpdate]:
+    """Every update of an app copy stored after the serial `after`, in order, read as a
+    host reads them (chunk by chunk, off the event loop)."""
+    found: list[StoredUpdate] = []
+    while chunk := (await store.read_updates(app_id, after, 1 << 20)).updates:
+        found += chunk
+        after = chunk[-1].serial
+    return found
 
 
 class Member:

@@ -5,6 +5,7 @@ seen once by every page."""
 from __future__ import annotations
 
 from links import hold_link_down, let_link_up
+from peers import stored_updates
 
 from webxdc_rt.core.limits import UpdateLimits
 from webxdc_rt.host.app import HostSettings
@@ -72,7 +73,7 @@ async def test_an_update_the_link_lost_is_sent_again_and_stored_once(live_host, 
     # (the first one's lost bytes never reached a socket).
     assert await alice.evaluate("written") == [
         "bytes lost", "answer lost", "answer lost", "after"]
-    stored = live_host.store.updates_after(live_host.last_pages[0].app.id, 0, 10)
+    stored = await stored_updates(live_host.store, live_host.last_pages[0].app.id)
     assert [u.update.payload_json for u in stored] == [
         '"bytes lost"', '"answer lost"', '"after"']
 

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from peers import eventually
+from peers import eventually, stored_updates
 
 from webxdc_rt.client import connect
 from webxdc_rt.stores.sqlite import SqliteStore
@@ -110,7 +110,11 @@ async def test_a_late_listener_gets_the_backlog_before_its_promise_resolves(
     await alice.evaluate("""() => { for (let i = 1; i <= 30; i++)
         webxdc.sendUpdate({payload: i}, ""); }""")
     app_id = live_host.last_pages[0].app.id
-    await eventually(lambda: len(live_host.store.updates_after(app_id, 0, 100)) == 30)
+
+    async def all_stored() -> bool:
+        return len(await stored_updates(live_host.store, app_id)) == 30
+
+    await eventually(all_stored)
     bob = await open_page(urls["bob"])
     assert await bob.evaluate(LISTEN, 0) == 30  # all delivered when the promise resolved
     updates = await bob.evaluate("updates")

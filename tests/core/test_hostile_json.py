@@ -11,7 +11,7 @@ import json
 
 import aiohttp
 import pytest
-from peers import eventually, joined, next_control, raw_socket
+from peers import eventually, joined, next_control, raw_socket, stored_updates
 
 from webxdc_rt.client import connect
 from webxdc_rt.core import wire
@@ -109,7 +109,7 @@ async def test_lone_surrogates_are_refused_at_the_wire_and_listeners_keep_receiv
     assert payloads == ["after", "fine 😀"]
     # Nothing was stored but the honest updates; the chat holds no message.
     app_id = live_host.last_pages[0].app.id
-    assert len(live_host.store.updates_after(app_id, 0, 100)) == 2
+    assert len(await stored_updates(live_host.store, app_id)) == 2
     assert await honest.alice.peer.chat_messages() == []
     # A late listener replays the backlog whole.
     late = await connect(urls["alice"])
@@ -130,7 +130,7 @@ async def test_non_finite_numbers_are_refused(live_host):
         assert "finite" in answer["message"]
     await honest.still_receive("after")
     assert not ws.closed
-    assert len(live_host.store.updates_after(live_host.last_pages[0].app.id, 0, 100)) == 1
+    assert len(await stored_updates(live_host.store, live_host.last_pages[0].app.id)) == 1
     await session.close()
     await honest.close()
 

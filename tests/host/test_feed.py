@@ -8,7 +8,7 @@ import json
 import sqlite3
 
 import aiohttp
-from peers import eventually, next_control, raw_socket, stalled_listener
+from peers import eventually, next_control, raw_socket, stalled_listener, stored_updates
 
 from webxdc_rt.client import connect
 from webxdc_rt.core.limits import ChatLimits, UpdateLimits
@@ -160,7 +160,7 @@ async def test_updates_sent_at_once_by_many_pages_reach_every_listener_in_one_or
     store.close()
     reopened = SqliteStore(path)
     assert [(s.serial, tuple(json.loads(s.update.payload_json)))
-            for s in reopened.updates_after(app_id, 0, 1000)] == orders[0]
+            for s in await stored_updates(reopened, app_id)] == orders[0]
     reopened.close()
 
 
@@ -189,7 +189,7 @@ async def test_a_failed_commit_is_told_to_its_senders_and_a_full_queue_refuses(
     other.close()
     await eventually(lambda: len(seen) == 1)
     assert seen[0]["payload"] == "b" and not b.errors
-    assert [s.update.payload_json for s in store.updates_after(
-        live.last_pages[0].app.id, 0, 10)] == ['"b"']
+    assert [s.update.payload_json for s in await stored_updates(
+        store, live.last_pages[0].app.id)] == ['"b"']
     for peer in (a, b, c, listener):
         await peer.close()

@@ -13,7 +13,7 @@ from contextlib import suppress
 import aiohttp
 import psycopg
 import pytest
-from peers import eventually, next_control, raw_socket
+from peers import eventually, next_control, raw_socket, stored_updates
 
 from webxdc_rt.client import connect
 from webxdc_rt.core.limits import UpdateLimits
@@ -128,7 +128,7 @@ async def test_ids_are_per_member_and_an_update_without_one_is_not_answered(host
     await send_update(alice[1], "named", "next")
     [named] = await answers_until_stored(alice[1], "next")
     assert named["serial"] == bobs["serial"] + 2  # the one without an id came between
-    stored = live.store.updates_after(alice_page.app.id, 0, 10)
+    stored = await stored_updates(live.store, alice_page.app.id)
     assert [u.update.payload_json for u in stored] == [
         '"alice\'s"', '"bob\'s"', '"no id"', '"named"']
     for session, ws in (alice, bob):
@@ -148,7 +148,7 @@ async def test_a_bad_id_is_refused_naming_the_field_and_nothing_else_is_lost(hos
     assert "'id' must be 1 to 64 characters" in refusal["message"]
     await send_update(ws, 2, "x" * 64)
     [stored] = await answers_until_stored(ws, "x" * 64)
-    assert [u.serial for u in live.store.updates_after(live.last_pages[0].app.id, 0, 10)
+    assert [u.serial for u in await stored_updates(live.store, live.last_pages[0].app.id)
             ] == [stored["serial"]]
     await ws.close()
     await session.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from peers import eventually, next_control, raw_socket
+from peers import eventually, next_control, raw_socket, stored_updates
 
 from webxdc_rt.client import connect
 from webxdc_rt.core.limits import UpdateLimits
@@ -158,7 +158,7 @@ async def test_a_commit_failing_mid_window_is_told_in_its_place_and_nothing_afte
     await eventually(lambda: len(seen) == 5)
     assert [u["payload"] for u in seen] == ["x0", "x1", "x2", "x3", "x4"]
     assert [u["serial"] for u in seen] == sorted({u["serial"] for u in seen})
-    assert [s.update.payload_json for s in under_test.store.updates_after(app_id, 0, 10)] == [
+    assert [s.update.payload_json for s in await stored_updates(under_test.store, app_id)] == [
         '"x0"', '"x1"', '"x2"', '"x3"', '"x4"']
     await ws.close()
     await session.close()
@@ -204,7 +204,7 @@ async def test_named_updates_in_one_group_are_answered_in_the_order_sent_and_kep
             answers.append((message["id"], message["serial"]))
     serial = dict(updates)
     assert [payload for payload, _ in updates] == ["n1", "n2", "n3"]  # each told once
-    stored = under_test.store.updates_after(app_id, 0, 10)
+    stored = await stored_updates(under_test.store, app_id)
     assert [s.update.payload_json for s in stored] == ['"n0"', '"n1"', '"n2"', '"n3"']
     assert answers == [("i1", serial["n1"]), ("i2", serial["n2"]), ("i0", stored[0].serial),
                        ("i2", serial["n2"]), ("i3", serial["n3"])]

@@ -41,6 +41,9 @@ class Announcing:
     async def read_chat(self, chat_id: str) -> Registry:
         return self.load_chat(chat_id)
 
+    async def read_registry(self) -> Registry:
+        return self.store.load_registry()
+
 
 async def follow(announced_count: int, most_pending: int) -> tuple[Manager, Announcing]:
     """A host on an empty store whose follower hears `announced_count` chats created

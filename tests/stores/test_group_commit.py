@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
-from peers import eventually
+from peers import eventually, stored_updates
 
 from webxdc_rt.core.updates import Update
 from webxdc_rt.stores.api import (
@@ -103,10 +103,10 @@ async def test_concurrent_updates_share_commits_in_one_serial_order_and_survive(
     message = await store.commit_chat_message("chat", APP, "alice", "hi", None, None)
     store.close()
     reopened = stores()
-    stored = reopened.updates_after(APP, 0, 1000)
+    stored = await stored_updates(reopened, APP)
     assert {s.serial: s.update.payload_json for s in stored} == {
         serial: str(n) for n, serial in enumerate(serials)}
-    messages, _ = reopened.chat_messages("chat")
+    messages, _ = await reopened.read_chat_messages("chat")
     assert [(m.id, m.text) for m in messages] == [(message, "hi")]
 
 
@@ -139,9 +139,9 @@ async def test_a_failed_commit_refuses_every_write_of_its_group_and_tells_nothin
     assert told == []
     backend.recover()
     after = await commit_until_it_works(store, '"after"')
-    assert [(s.serial, s.update.payload_json) for s in store.updates_after(APP, 0, 100)
+    assert [(s.serial, s.update.payload_json) for s in await stored_updates(store, APP)
             ][1:] == [(after, '"after"')]
-    assert [m.text for m in store.chat_messages("chat")[0]] == []
+    assert [m.text for m in (await store.read_chat_messages("chat"))[0]] == []
 
 
 async def test_writes_beyond_the_waiting_limit_are_refused_at_once(backend, stores):
@@ -161,7 +161,7 @@ async def test_writes_beyond_the_waiting_limit_are_refused_at_once(backend, stor
             await store.commit_chat_message("chat", APP, "alice", "x", None, None)
     serials = await asyncio.gather(*writes)
     assert told == serials == sorted(serials)
-    assert [s.update.payload_json for s in store.updates_after(APP, 0, 100)] == [
+    assert [s.update.payload_json for s in await stored_updates(store, APP)] == [
         "0", "1", "2", "3"]
 
 
@@ -186,7 +186,7 @@ async def test_an_update_id_is_stored_once_per_app_copy_and_member(backend, stor
     unnamed, named, twice_in_group, resent_in_group = await asyncio.gather(held, *group)
     assert twice_in_group == named and resent_in_group == first
     assert told == [first, bobs, other_copy, unnamed, named]
-    assert [s.update.payload_json for s in store.updates_after(APP, 0, 100)] == [
+    assert [s.update.payload_json for s in await stored_updates(store, APP)] == [
         '"a"', '"b"', "0", "1"]
     store.close()
     reopened = stores()
@@ -257,7 +257,7 @@ async def test_updates_of_a_group_stored_already_are_not_told_nor_counted_as_tol
     await eventually(lambda: log.entries[-1] == "turn")
     assert a == earlier and b_again == b and b < c < d
     assert log.told() == [held, b, c, d] and log.most_in_one_turn() == 2
-    assert [s.update.payload_json for s in store.updates_after(APP, 0, 100)] == [
+    assert [s.update.payload_json for s in await stored_updates(store, APP)] == [
         '"a"', "0", '"b"', '"c"', '"d"']
 
 

@@ -11,7 +11,7 @@ import threading
 import psycopg
 import pytest
 from hosting import names_are_kept_as_checked
-from peers import eventually
+from peers import eventually, stored_updates
 
 from webxdc_rt.core.updates import Update
 from webxdc_rt.stores.api import StoreError, StoreLimits, StoreUnavailable
@@ -53,7 +53,7 @@ def test_processes_sharing_at_once_agree_on_one_chat(postgres_server):
         store.close()
 
 
-def test_updates_messages_and_notifications_round_trip(postgres_server):
+async def test_updates_messages_and_notifications_round_trip(postgres_server):
     store = PostgresStore(postgres_server.url)
     other = PostgresStore(postgres_server.url)
     pages = store.share(store.load_registry(), "chat", ["alice", "bob"], "Poll", "/poll.xdc")
@@ -64,28 +64,34 @@ def test_updates_messages_and_notifications_round_trip(postgres_server):
                                                       summary="s", notify={bob_addr: "hey"}))
     second = other.append_update(app_id, "m2", Update("2", document="d\0c"))
     assert first < second
-    got = other.updates_after(app_id, 0, 10)
+    got = await stored_updates(other, app_id)
     assert [u.serial for u in got] == [first, second]
     assert got[0].update == Update('{"a":"\\u0000"}', info="i\0nfo", summary="s",
                                    notify={bob_addr: "hey"})
     assert got[1].update.document == "d\0c"
     assert store.max_serial(app_id) == other.max_serial(app_id) == second
-    assert store.backlog_chunk(app_id, 0, 1) == 1  # always at least one
-    assert store.backlog_chunk(app_id, 0, 10**6) == 2
-    assert store.backlog_chunk(app_id, second, 10**6) == 0
-    notes = other.notifications("m2", {app_id: bob_addr}, 10)
+    assert await other.read_max_serial(app_id) == second
+    chunk = await store.read_updates(app_id, 0, 1)  # always at least one
+    assert ([u.serial for u in chunk.updates], chunk.newest) == ([first], second)
+    chunk = await store.read_updates(app_id, 0, 10**6)
+    assert [u.update for u in chunk.updates] == [u.update for u in got]
+    chunk = await store.read_updates(app_id, second, 10**6)
+    assert (chunk.updates, chunk.newest) == ([], second)
+    notes = await other.read_notifications("m2", {app_id: bob_addr}, 10)
     assert [(n.serial, n.text) for n in notes] == [(first, "hey")]
-    assert other.notifications("m1", {app_id: bob_addr}, 10) == []  # own updates
+    assert await other.read_notifications("m1", {app_id: bob_addr}, 10) == []  # own updates
 
     message_id = store.add_chat_message(chat_id, app_id, "alice", "hi\0", "f.txt", b"data")
-    messages, more = other.chat_messages(chat_id)
+    messages, more = await other.read_chat_messages(chat_id)
     assert not more and [(m.id, m.text, m.file_data) for m in messages] == \
         [(message_id, "hi\0", b"data")]
-    assert other.chat_bytes(app_id, "alice") == len("hi\0") + 4
-    assert other.message_file(chat_id, message_id) == ("f.txt", b"data")
-    assert [s.file_size for s in other.message_summaries(chat_id, 10, 1000)] == [4]
+    assert await other.read_chat_bytes(app_id, "alice") == len("hi\0") + 4
+    assert await other.read_message_file(chat_id, message_id) == ("f.txt", b"data")
+    assert await other.read_message_file(chat_id, message_id + 1) is None
+    summaries = await other.read_message_summaries(chat_id, 10, 1000)
+    assert [(s.text, s.file_name, s.file_size) for s in summaries] == [("hi\0", "f.txt", 4)]
     other.remove_app(app_id)
-    assert store.updates_after(app_id, 0, 10) == []
+    assert await stored_updates(store, app_id) == []
     store.close()
     other.close()
 
@@ -106,10 +112,10 @@ async def test_a_group_of_updates_and_messages_commits_in_the_order_asked(postgr
     serials = [*ids[:3], *ids[4:]]
     assert serials == sorted(serials) == told  # serials rise in the order asked
     assert store.commits.groups <= 2  # the first alone, the rest waited for it together
-    assert [u.update for u in store.updates_after(app_id, 0, 10)] == sent
-    notes = store.notifications("m2", {app_id: bob_addr}, 10)
+    assert [u.update for u in await stored_updates(store, app_id)] == sent
+    notes = await store.read_notifications("m2", {app_id: bob_addr}, 10)
     assert [(n.serial, n.text) for n in notes] == [(serials[n], f"hey {n}") for n in (1, 3, 5)]
-    assert [m.id for m in store.chat_messages(chat_id)[0]] == [ids[3]]
+    assert [m.id for m in (await store.read_chat_messages(chat_id))[0]] == [ids[3]]
     store.close()
 
 
@@ -126,12 +132,15 @@ def test_concurrent_appends_commit_in_serial_order(postgres_server):
             store.append_update(app_id, "m", Update("1"))
 
     def read() -> None:
+        asyncio.run(read_back())
+
+    async def read_back() -> None:
         reader = PostgresStore(postgres_server.url)
         seen: list[int] = []
         while not done.is_set() or len(seen) < 600:
-            rows = reader.updates_after(app_id, seen[-1] if seen else 0, 1000)
-            seen.extend(row.serial for row in rows)
-        everything = [u.serial for u in reader.updates_after(app_id, 0, 1000)]
+            chunk = await reader.read_updates(app_id, seen[-1] if seen else 0, 1 << 20)
+            seen.extend(row.serial for row in chunk.updates)
+        everything = [u.serial for u in await stored_updates(reader, app_id)]
         if seen != everything:
             gaps.append((len(seen), everything))
         reader.close()
@@ -187,7 +196,7 @@ async def test_an_outage_is_a_clear_error_and_heals_by_itself(postgres_server, c
             return False
 
     await eventually(works, timeout=30)
-    assert [u.update.payload_json for u in store.updates_after("app", 0, 10)][0] == "1"
+    assert [u.update.payload_json for u in await stored_updates(store, "app")][0] == "1"
     said = [record.getMessage() for record in caplog.records]
     assert sum("PostgreSQL unreachable" in line for line in said) == 1
     assert any("reachable again" in line for line in said)
@@ -225,7 +234,7 @@ async def test_a_database_of_the_first_migration_keeps_its_updates_and_takes_ids
     named = await store.commit_update("app", "m", Update("2"), lambda serial: None, "n1")
     assert await store.commit_update("app", "m", Update("2"), lambda serial: None,
                                      "n1") == named
-    assert [(u.serial, u.update.payload_json) for u in store.updates_after("app", 0, 10)] == [
+    assert [(u.serial, u.update.payload_json) for u in await stored_updates(store, "app")] == [
         (1, "1"), (named, "2")]
     store.close()
     with psycopg.connect(postgres_server.url) as conn:

@@ -7,7 +7,7 @@ import logging
 import sqlite3
 
 import pytest
-from peers import eventually
+from peers import eventually, stored_updates
 
 from webxdc_rt.client import connect
 from webxdc_rt.core import wire
@@ -16,7 +16,7 @@ from webxdc_rt.stores.api import StoreError
 from webxdc_rt.stores.sqlite import DB_FILE_NAME, SqliteStore
 
 
-def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
+async def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
     store = SqliteStore.in_directory(tmp_path)
     registry = store.load_registry()
     pages = store.share(registry, "chat", ["alice", "bob"], "Poll", "/apps/poll.xdc")
@@ -32,10 +32,10 @@ def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
     again = reopened.share(registry, "chat", ["alice", "bob"], "Poll", "/apps/poll.xdc")
     assert [(p.label, p.token, p.self_addr) for p in again] == \
         [(p.label, p.token, p.self_addr) for p in pages]
-    assert [u.serial for u in reopened.updates_after(app_id, 0, 10)] == [first, second]
-    assert reopened.updates_after(app_id, first, 10)[0].update.notify == {"*": "n"}
+    assert [u.serial for u in await stored_updates(reopened, app_id)] == [first, second]
+    assert (await stored_updates(reopened, app_id, first))[0].update.notify == {"*": "n"}
     assert reopened.max_serial(app_id) == second
-    message = reopened.chat_messages(pages[0].app.chat_id)[0][0]
+    message = (await reopened.read_chat_messages(pages[0].app.chat_id))[0][0]
     assert (message.member, message.text, message.file_data) == ("alice", "hi", b"data")
     # Another member list is another chat; another app key another copy.
     other_chat = reopened.share(registry, "chat", ["alice"], "Poll", "/apps/poll.xdc")
@@ -44,11 +44,11 @@ def test_chats_apps_pages_and_updates_survive_a_reopen(tmp_path):
     reopened.close()
 
 
-def test_serials_are_per_host_increasing_with_gaps_per_app():
+async def test_serials_are_per_host_increasing_with_gaps_per_app():
     store = SqliteStore()
     serials = [store.append_update(app, "m", Update("1")) for app in ("a", "b", "a")]
     assert serials == [1, 2, 3]
-    assert [u.serial for u in store.updates_after("a", 0, 10)] == [1, 3]
+    assert [u.serial for u in await stored_updates(store, "a")] == [1, 3]
     assert store.max_serial("b") == 2 and store.max_serial("none") == 0
 
 
@@ -72,7 +72,7 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     assert refused.value.code == "damaged"
 
 
-def test_what_sqlite_refuses_is_a_store_error_with_its_kind(tmp_path):
+async def test_what_sqlite_refuses_is_a_store_error_with_its_kind(tmp_path):
     store = SqliteStore.in_directory(tmp_path)
     pages = store.share(store.load_registry(), "chat", ["alice"], "app", "key")
     store._db.execute("PRAGMA query_only = ON")
@@ -83,10 +83,10 @@ def test_what_sqlite_refuses_is_a_store_error_with_its_kind(tmp_path):
         store.remove_app(pages[0].app.id)  # rolled back, the same error
     assert refused.value.code == "read-only"
     store._db.execute("PRAGMA query_only = OFF")
-    assert store.updates_after(pages[0].app.id, 0, 10) == []
+    assert await stored_updates(store, pages[0].app.id) == []
     store.close()
     with pytest.raises(StoreError, match="closed") as refused:
-        store.max_serial("another")
+        store.load_registry()
     assert refused.value.code == "failed"
 
 
@@ -145,13 +145,13 @@ def legacy_store(tmp_path):
     return pages
 
 
-def test_legacy_rows_are_repaired_as_they_are_read(tmp_path, caplog):
+async def test_legacy_rows_are_repaired_as_they_are_read(tmp_path, caplog):
     pages = legacy_store(tmp_path)
     app_id = pages[0].app.id
     store = SqliteStore.in_directory(tmp_path)
     with caplog.at_level(logging.WARNING, logger="webxdc_rt.stores.sqlite"):
         for _ in range(2):  # the second read repairs again, from its memory of bad rows
-            stored = store.updates_after(app_id, 0, 100)
+            stored = await stored_updates(store, app_id)
             assert len(stored) == 1 + len(LEGACY_ROWS) + 1
             delivered = []
             for row in stored:
@@ -168,7 +168,7 @@ def test_legacy_rows_are_repaired_as_they_are_read(tmp_path, caplog):
             assert (last["payload"], last["info"], last["summary"]) == (
                 "\ufffd" * 3, "a\ufffd", "\ufffd" * 3)
     assert len([r for r in caplog.records if r.name.startswith("webxdc_rt.stores.sqlite")]) == 1
-    message = store.chat_messages(pages[0].app.chat_id)[0][0]
+    message = (await store.read_chat_messages(pages[0].app.chat_id))[0][0]
     assert (message.text, message.file_name) == ("h\ufffd\ufffd\ufffd", "\ufffd.txt")
     store.close()
 
@@ -242,7 +242,7 @@ async def test_a_database_of_the_previous_schema_keeps_its_updates_and_takes_ids
     told: list[int] = []
     named = await store.commit_update("app", "m", Update("2"), told.append, "n1")
     assert await store.commit_update("app", "m", Update("2"), told.append, "n1") == named
-    assert [(u.serial, u.update.payload_json) for u in store.updates_after("app", 0, 10)] == [
+    assert [(u.serial, u.update.payload_json) for u in await stored_updates(store, "app")] == [
         (1, "1"), (named, "2")]
     assert told == [named]
     store.close()

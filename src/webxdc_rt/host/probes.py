@@ -3,12 +3,13 @@ scraper and a service manager, apart from the public one and from the admin sock
 
 It answers three GETs and nothing else: `/metrics` (the Prometheus text format, the same
 metrics as the admin socket's), `/healthz` (200 while the event loop answers) and `/readyz`
-(200 when the store answers a read and the broker, if any, has both its Redis connections
-up; else 503 naming what is not). It holds no management route, so the admin API cannot be
-reached through it however it is exposed. With `serve --workers N`, worker i listens on
-PORT + i: each worker is a process with its own loop, store connection and Redis links, so
-a scraper sees each one's health and a stuck worker stays visible, where a sum made by the
-parent would hide it behind the others and need a channel between the processes.
+(200 when the store answers a read, made off the event loop, and the broker, if any, has
+both its Redis connections up; else 503 naming what is not). It holds no management route,
+so the admin API cannot be reached through it however it is exposed. With `serve --workers
+N`, worker i listens on PORT + i: each worker is a process with its own loop, store
+connection and Redis links, so a scraper sees each one's health and a stuck worker stays
+visible, where a sum made by the parent would hide it behind the others and need a channel
+between the processes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from .app import Host
 __all__ = ["ProbeAddress", "Reachable", "Probes", "parse_probe_address", "start_probes"]
 
 _READY_PROBE_APP = ""
-"""An app copy id that no copy has: reading its highest serial is a cheap real read."""
+"""An app copy id that no copy has: reading its highest serial is a cheap real read of a
+shared store (SQLite's, kept in memory by this process, reads nothing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +90,11 @@ class Probes:
         app.router.add_get("/readyz", self._readyz, allow_head=False)
         return app
 
-    def problems(self) -> list[str]:
+    async def problems(self) -> list[str]:
         """What keeps this process from serving fully now (empty when ready)."""
         found = []
         try:
-            self.host.store.max_serial(_READY_PROBE_APP)
+            await self.host.store.read_max_serial(_READY_PROBE_APP)
         except StoreError as exc:
             found.append(f"store: {exc}")
         if self.broker is not None and not self.broker.connected:
@@ -107,7 +109,7 @@ class Probes:
         return web.Response(text="ok\n")
 
     async def _readyz(self, request: web.Request) -> web.StreamResponse:
-        problems = self.problems()
+        problems = await self.problems()
         if problems:
             return web.Response(status=503, text="".join(f"{line}\n" for line in problems))
         return web.Response(text="ready\n")

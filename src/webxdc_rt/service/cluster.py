@@ -22,7 +22,7 @@ import logging
 
 from ..model.chats import Registry
 from ..stores.api import SharedChats, StoreError
-from .manage import Manager, stored_sources
+from .manage import Manager, read_stored_sources
 
 __all__ = ["ChatFollower"]
 
@@ -88,17 +88,15 @@ class ChatFollower:
         manager = self.manager
         registry = manager.registry
         had_apps = set(registry.apps)
+        # Read off the event loop (every chat in one snapshot, or one chat at a time): a
+        # slow server holds up this read-back, not every socket. A command this process
+        # runs while chats are read may be taken over by an older snapshot; its commit is
+        # announced after it, so the next read-back (at once) takes the chat over as stored.
         if chat_ids is None:
-            # Read and taken over with nothing awaited in between: a command this process
-            # runs meanwhile sees either the chats as they were or as they are stored.
-            everything = manager.store.load_registry()
+            everything = await self.store.read_registry()
             stored = {chat_id: everything for chat_id in set(everything.chats) | set(
                 registry.chats)}
         else:
-            # Read off the event loop, one chat at a time: a slow server holds up this
-            # read-back, not every socket. A command this process runs while a chat is read
-            # may be taken over by an older snapshot; its commit is announced after it, so
-            # the next read-back (at once) takes the chat over as stored.
             stored = {chat_id: await self.store.read_chat(chat_id) for chat_id in chat_ids}
         stale: list[str] = []
         for chat_id, holding in stored.items():
@@ -106,7 +104,7 @@ class ChatFollower:
             if chat_id not in registry.chats:
                 with contextlib.suppress(OSError):  # a stale choice names no chat: harmless
                     manager.uploads.forget(chat_id)
-        self._serve_apps(registry, set(registry.apps) - had_apps)
+        await self._serve_apps(registry, set(registry.apps) - had_apps)
         if not stale:
             return 0
         revoked = [label for label in stale
@@ -119,15 +117,18 @@ class ChatFollower:
             *(manager.host.disconnect(label, "link revoked") for label in revoked))
         return sum(closed)
 
-    def _serve_apps(self, registry: Registry, new_apps: set[str]) -> None:
+    async def _serve_apps(self, registry: Registry, new_apps: set[str]) -> None:
         """Serve the app copies `new_apps` from the store, and stop serving those gone."""
         sources = self.manager.host.sources
         for app_id in [app_id for app_id in sources if app_id not in registry.apps]:
             del sources[app_id]
         if not new_apps:
             return
-        found, problems = stored_sources(self.manager.store, registry,
-                                         self.manager.container_limits, new_apps)
-        sources.update(found)
+        found, problems = await read_stored_sources(self.manager.store, registry,
+                                                    self.manager.container_limits, new_apps)
+        # Served only if still in the chats: a read-back while they were read may have
+        # taken an app copy away.
+        sources.update({app_id: source for app_id, source in found.items()
+                        if app_id in registry.apps})
         for problem in problems:
             log.warning("%s", problem)

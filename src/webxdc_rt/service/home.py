@@ -85,7 +85,7 @@ class HomeSite:
         if path.startswith(_ICON_PREFIX):
             return self._icon(chat, path[len(_ICON_PREFIX):])
         if path.startswith(_FILE_PREFIX):
-            return self._file(chat, path[len(_FILE_PREFIX):])
+            return await self._file(chat, path[len(_FILE_PREFIX):])
         if path == "/favicon.ico":
             return web.Response(status=204)
         return _text(404, f"Not a file of this page: {path}")
@@ -108,8 +108,8 @@ class HomeSite:
                          "shared_by": members.get(app.sender),
                          "icon": _ICON_PREFIX + app.id if source.icon else None,
                          "url": manager.host.invite_url(page, manager.port)})
-        messages = manager.store.message_summaries(chat.id, settings.chat.max_listed,
-                                                   settings.chat.max_listed_bytes)
+        messages = await manager.store.read_message_summaries(
+            chat.id, settings.chat.max_listed, settings.chat.max_listed_bytes)
         notifications = await manager.store.read_notifications(
             home.member.id, addresses, settings.home.max_listed_notifications)
         return {
@@ -143,8 +143,8 @@ class HomeSite:
         return web.Response(body=data, content_type=content_type,
                             headers={"Cache-Control": "no-cache"})
 
-    def _file(self, chat: Chat, message_id: str) -> web.StreamResponse:
-        found = (self.manager.store.message_file(chat.id, int(message_id))
+    async def _file(self, chat: Chat, message_id: str) -> web.StreamResponse:
+        found = (await self.manager.store.read_message_file(chat.id, int(message_id))
                  if message_id.isascii() and message_id.isdigit() and len(message_id) < 19
                  else None)
         if found is None:

@@ -24,10 +24,11 @@ from ..model.chats import Chat, Member, Registry, SharedApp, check_name, check_u
 from ..model.names import lookalike_of, same_name
 from ..model.sharing import quota_refusal
 from ..model.xdc import AppSource, ContainerLimits, InvalidContainer, open_app, open_xdc_bytes
-from ..stores.api import StoreApi, StoreError
+from ..stores.api import StoreApi, StoredApp, StoreError
 from .uploads import UploadPolicy
 
-__all__ = ["ManageError", "Manager", "CONTAINER_KEY_PREFIX", "open_container", "stored_sources"]
+__all__ = ["ManageError", "Manager", "CONTAINER_KEY_PREFIX", "open_container", "stored_sources",
+           "read_stored_sources"]
 
 log = logging.getLogger(__name__)
 
@@ -362,30 +363,65 @@ def stored_sources(store: StoreApi, registry: Registry, limits: ContainerLimits 
                    only: set[str] | None = None) -> tuple[dict[str, AppSource], list[str]]:
     """The app of every stored app copy by its id (one per stored container, however many
     copies share it), or of those whose id is in `only`, and a line for each copy that
-    cannot be served."""
+    cannot be served. Read as the host starts, before it serves."""
     sources: dict[str, AppSource] = {}
-    problems = []
+    problems: list[str] = []
     by_digest: dict[str, AppSource] = {}
-    for stored in store.stored_apps():
-        app = registry.apps.get(stored.app_id)
-        if app is None or (only is not None and app.id not in only):
-            continue
-        try:
-            if stored.digest is not None:
-                source = by_digest.get(stored.digest)
-                if source is None:
-                    data = store.container(stored.digest)
-                    if data is None:
-                        raise InvalidContainer("its stored container is missing")
-                    source = by_digest[stored.digest] = open_xdc_bytes(
-                        data, f"{app.name}.xdc", stored.key, limits)
-            else:
-                source = open_app(stored.key, limits)
-        except InvalidContainer as exc:
-            problems.append(f"app {app.name!r} ({app.id}) is not served: {exc}")
-            continue
-        sources[app.id] = source
+    for stored, app in _wanted(store.stored_apps(), registry, only):
+        known = by_digest.get(stored.digest or "")
+        data = store.container(stored.digest) if stored.digest and known is None else None
+        _add_source(sources, problems, by_digest, stored, app, known, data, limits)
     return sources, problems
+
+
+async def read_stored_sources(store: StoreApi, registry: Registry,
+                              limits: ContainerLimits | None, only: set[str] | None = None
+                              ) -> tuple[dict[str, AppSource], list[str]]:
+    """`stored_sources` while the host serves: the store read off the event loop, one
+    container at a time, and each app opened (unzipped, checked) on a thread."""
+    sources: dict[str, AppSource] = {}
+    problems: list[str] = []
+    by_digest: dict[str, AppSource] = {}
+    for stored, app in _wanted(await store.read_stored_apps(), registry, only):
+        known = by_digest.get(stored.digest or "")
+        data = (await store.read_container(stored.digest)
+                if stored.digest and known is None else None)
+        await asyncio.to_thread(_add_source, sources, problems, by_digest, stored, app, known,
+                                data, limits)
+    return sources, problems
+
+
+def _wanted(stored_apps: list[StoredApp], registry: Registry,
+            only: set[str] | None) -> Iterator[tuple[StoredApp, SharedApp]]:
+    """The stored app copies the registry holds (those in `only`, if given), each with its
+    app copy."""
+    for stored in stored_apps:
+        app = registry.apps.get(stored.app_id)
+        if app is not None and (only is None or app.id in only):
+            yield stored, app
+
+
+def _add_source(sources: dict[str, AppSource], problems: list[str],
+                by_digest: dict[str, AppSource], stored: StoredApp, app: SharedApp,
+                known: AppSource | None, data: bytes | None,
+                limits: ContainerLimits | None) -> None:
+    """Add the app of one stored app copy to `sources` (from `known`, the same container
+    opened already, else from `data`, its container's bytes, or else from the path it was
+    shared from), or a line to `problems` saying why it cannot be served."""
+    try:
+        if known is not None:
+            source = known
+        elif stored.digest is not None:
+            if data is None:
+                raise InvalidContainer("its stored container is missing")
+            source = by_digest[stored.digest] = open_xdc_bytes(
+                data, f"{app.name}.xdc", stored.key, limits)
+        else:
+            source = open_app(stored.key, limits)
+    except InvalidContainer as exc:
+        problems.append(f"app {app.name!r} ({app.id}) is not served: {exc}")
+        return
+    sources[app.id] = source
 
 
 def _normal(name: str) -> str:

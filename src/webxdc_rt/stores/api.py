@@ -6,14 +6,15 @@ database driver said) and what both implementations compute alike.
 What pages send (status updates, chat messages) is committed off the event loop, with group
 commit (`commit_update`, `commit_chat_message`, through `commits.GroupCommit`): writes that
 arrive while a commit is in flight go into the next one, so one fsync makes many durable,
-and the loop never waits for a disk or a server. The reads a live host makes while it serves
-pages are asynchronous too: updates (backlogs, and read-backs of a shared store:
-`read_updates`), a page's chat bytes (`read_chat_bytes`), chat messages
-(`read_chat_messages`), notifications (`read_notifications`) and a shared chat read back
-(`SharedChats.read_chat`). SQLite reads on a thread of its own with a connection of its own,
-PostgreSQL on an asynchronous connection, so a slow disk or server holds up those reads, not
-every socket of the process. Everything else is synchronous: management's reads and rare
-writes.
+and the loop never waits for a disk or a server. Every read a live host makes while it
+serves is asynchronous too (the `read_*` methods): updates (backlogs, and read-backs of a
+shared store), a page's chat bytes, chat messages, the chat page's list of messages and a
+message's file, notifications, the app copies and containers served, the highest serial, a
+shared chat or every chat read back (`SharedChats`). SQLite reads on a thread of its own
+with a connection of its own, PostgreSQL on asynchronous connections, so a slow disk or
+server holds up those reads, not every socket of the process. Everything else is
+synchronous: reads made before serving (the registry, the app copies served at start),
+management's rare writes, and the highest serial a store that is not shared keeps in memory.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ class StoredApp:
 
     app_id: str
     digest: str | None
-    """The stored `.xdc` (see `StoreApi.container`), or None for an app shared by its
-    path."""
+    """The stored `.xdc` (see `StoreApi.read_container`), or None for an app shared by
+    its path."""
     key: str
 
 
@@ -250,6 +251,10 @@ class SharedChats(Protocol):
     async def read_chat(self, chat_id: str) -> Registry:
         """`load_chat`, read off the event loop."""
 
+    async def read_registry(self) -> Registry:
+        """`StoreApi.load_registry` (every chat, in one snapshot), read off the event
+        loop."""
+
 
 class StoreApi(Protocol):
     """Chats, pages, status updates and chat messages, kept durably. Every method raises
@@ -332,10 +337,16 @@ class StoreApi(Protocol):
         """Store home pages (for chats made before home pages existed)."""
 
     def stored_apps(self) -> list[StoredApp]:
-        """Where each app copy's files come from, oldest copy first."""
+        """Where each app copy's files come from, oldest copy first (read at start)."""
+
+    async def read_stored_apps(self) -> list[StoredApp]:
+        """`stored_apps`, read off the event loop."""
 
     def container(self, digest: str) -> bytes | None:
-        """The bytes of a stored `.xdc`, if it is stored."""
+        """The bytes of a stored `.xdc`, if it is stored (read at start)."""
+
+    async def read_container(self, digest: str) -> bytes | None:
+        """`container`, read off the event loop."""
 
     def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
         """What the stored app copies of the host, of a chat and of a member (their sender)
@@ -376,9 +387,6 @@ class StoreApi(Protocol):
         """Record a message an app posted to its chat, committed as `commit_update` commits
         updates (in the same groups); return its id."""
 
-    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
-
     async def read_updates(self, app_id: str, serial: int, max_bytes: int) -> UpdateChunk:
         """The updates of an app copy after `serial`, in order, as many as hold at most
         `max_bytes` of text together (always at least one, and at most 1000), read off the
@@ -386,54 +394,47 @@ class StoreApi(Protocol):
         `shared` shows every update up to the highest serial whose `committed` callback was
         called when the read was asked for, and none above it."""
 
-    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
-                      max_rows: int = 1000) -> int:
-        """How many of the updates after `serial` to load at once so that they hold at
-        most `max_bytes` of text (always at least one): the backlog is streamed in chunks
-        of bounded memory, whatever the updates' sizes."""
-
     def max_serial(self, app_id: str) -> int:
-        """The highest serial of an app copy's updates (0 when it has none)."""
+        """The highest serial of an app copy's updates (0 when it has none). A store that
+        is not `shared` knows it in memory (the highest serial whose `committed` callback
+        was called) and reads nothing; a shared store reads it."""
+
+    async def read_max_serial(self, app_id: str) -> int:
+        """`max_serial`, read off the event loop where it is read at all."""
 
     def add_chat_message(self, chat_id: str, app_id: str, member: str, text: str | None,
                          file_name: str | None, file_data: bytes | None) -> int:
         """Record a message an app posted to its chat; return its id."""
 
-    def message_summaries(self, chat_id: str, limit: int,
-                          max_text_bytes: int) -> list[MessageSummary]:
+    async def read_message_summaries(self, chat_id: str, limit: int,
+                                     max_text_bytes: int) -> list[MessageSummary]:
         """The latest messages posted to a chat without their files' bytes, oldest first:
         at most `limit` of them holding at most `max_text_bytes` of text (always at least
-        one)."""
+        one); read off the event loop."""
 
-    def message_file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
-        """The name and bytes of a chat message's file, if it has one."""
-
-    def notifications(self, member_id: str, addresses: dict[str, str],
-                      limit: int) -> list[Notification]:
-        """The latest updates that notify one member, oldest first, at most `limit`: those
-        of the app copies in `addresses` (app copy id to the member's `selfAddr` there)
-        whose `notify` names that address or "*", sent by someone else."""
+    async def read_message_file(self, chat_id: str,
+                                message_id: int) -> tuple[str, bytes] | None:
+        """The name and bytes of a chat message's file, if it has one; read off the event
+        loop."""
 
     async def read_notifications(self, member_id: str, addresses: dict[str, str],
                                  limit: int) -> list[Notification]:
-        """`notifications`, read off the event loop."""
-
-    def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
-                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
-        """The most recent messages posted to a chat (before the message id `before`, if
-        given), oldest first, at most `limit` of them holding at most `max_bytes` of text
-        and files (always at least one); and whether older ones remain."""
+        """The latest updates that notify one member, oldest first, at most `limit`: those
+        of the app copies in `addresses` (app copy id to the member's `selfAddr` there)
+        whose `notify` names that address or "*", sent by someone else; read off the
+        event loop."""
 
     async def read_chat_messages(self, chat_id: str, limit: int = 1000,
                                  before: int | None = None, max_bytes: int | None = None
                                  ) -> tuple[list[ChatMessage], bool]:
-        """`chat_messages`, read off the event loop."""
-
-    def chat_bytes(self, app_id: str, member: str) -> int:
-        """Bytes of text and files one member's page of one app copy posted to its chat."""
+        """The most recent messages posted to a chat (before the message id `before`, if
+        given), oldest first, at most `limit` of them holding at most `max_bytes` of text
+        and files (always at least one); and whether older ones remain. Read off the event
+        loop."""
 
     async def read_chat_bytes(self, app_id: str, member: str) -> int:
-        """`chat_bytes`, read off the event loop."""
+        """Bytes of text and files one member's page of one app copy posted to its chat,
+        read off the event loop."""
 
 
 # -- shared by the implementations -----------------------------------------------------

@@ -1,7 +1,8 @@
 """What a store made of parts does the same whatever its database: it hands status updates
 and chat messages to its group commit, and reads them through its updates and messages
 parts (`ComposedStore`). Each store adds what differs: how a group is committed, the
-registry, and what is done before an update is handed over (`_before_update`)."""
+registry, the reads made off the event loop, and what is done before an update is handed
+over (`_before_update`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,8 @@ from typing import Protocol
 
 from ..core.updates import Update
 from .api import (
-    ChatMessage,
     Committed,
-    MessageSummary,
     MessageWrite,
-    Notification,
-    StoredUpdate,
     UpdateWrite,
 )
 from .commits import GroupCommit
@@ -29,19 +26,8 @@ class UpdateRows(Protocol):
     def append(self, app_id: str, member_id: str, update: Update, /) -> int:
         """Store an update at once; its serial."""
 
-    def after(self, app_id: str, serial: int, limit: int, /) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy after `serial`, in order."""
-
-    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int, max_rows: int,
-                      /) -> int:
-        """How many of the updates after `serial` to load at once."""
-
     def max_serial(self, app_id: str, /) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""
-
-    def notifications(self, member_id: str, addresses: dict[str, str], limit: int,
-                      /) -> list[Notification]:
-        """The latest updates that notify one member, oldest first."""
 
 
 class MessageRows(Protocol):
@@ -50,20 +36,6 @@ class MessageRows(Protocol):
     def add(self, chat_id: str, app_id: str, member: str, text: str | None,
             file_name: str | None, file_data: bytes | None, /) -> int:
         """Record a message at once; its id."""
-
-    def summaries(self, chat_id: str, limit: int, max_text_bytes: int,
-                  /) -> list[MessageSummary]:
-        """The latest messages of a chat without their files' bytes."""
-
-    def file(self, chat_id: str, message_id: int, /) -> tuple[str, bytes] | None:
-        """The name and bytes of a message's file, if it has one."""
-
-    def recent(self, chat_id: str, limit: int, before: int | None, max_bytes: int | None,
-               /) -> tuple[list[ChatMessage], bool]:
-        """The most recent messages of a chat, and whether older ones remain."""
-
-    def bytes_of(self, app_id: str, member: str, /) -> int:
-        """Bytes one member's page of one app copy posted to its chat."""
 
 
 class ComposedStore:
@@ -100,23 +72,9 @@ class ComposedStore:
         return self.commits.enqueue(UpdateWrite(app_id, member_id, update, update_id),
                                     committed)
 
-    def updates_after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
-        return self._updates.after(app_id, serial, limit)
-
-    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int,
-                      max_rows: int = 1000) -> int:
-        """How many of the updates after `serial` to load at once."""
-        return self._updates.backlog_chunk(app_id, serial, max_bytes, max_rows)
-
     def max_serial(self, app_id: str) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""
         return self._updates.max_serial(app_id)
-
-    def notifications(self, member_id: str, addresses: dict[str, str],
-                      limit: int) -> list[Notification]:
-        """The latest updates that notify one member, oldest first."""
-        return self._updates.notifications(member_id, addresses, limit)
 
     # -- chat messages -----------------------------------------------------------------
 
@@ -131,21 +89,3 @@ class ComposedStore:
                          file_name: str | None, file_data: bytes | None) -> int:
         """Record a message an app posted to its chat; return its id."""
         return self._messages.add(chat_id, app_id, member, text, file_name, file_data)
-
-    def message_summaries(self, chat_id: str, limit: int,
-                          max_text_bytes: int) -> list[MessageSummary]:
-        """The latest messages posted to a chat without their files' bytes."""
-        return self._messages.summaries(chat_id, limit, max_text_bytes)
-
-    def message_file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
-        """The name and bytes of a chat message's file, if it has one."""
-        return self._messages.file(chat_id, message_id)
-
-    def chat_messages(self, chat_id: str, limit: int = 1000, before: int | None = None,
-                      max_bytes: int | None = None) -> tuple[list[ChatMessage], bool]:
-        """The most recent messages posted to a chat, and whether older ones remain."""
-        return self._messages.recent(chat_id, limit, before, max_bytes)
-
-    def chat_bytes(self, app_id: str, member: str) -> int:
-        """Bytes of text and files one member's page of one app copy posted to its chat."""
-        return self._messages.bytes_of(app_id, member)

@@ -6,9 +6,12 @@ from __future__ import annotations
 from ...model.chats import Page, SharedApp
 from ..api import APP_USAGE_SQL, AppUsage, StoredApp, app_usage_parameters
 from .chats import insert_pages
-from .connection import Connection, Cursor
+from .connection import AsyncRows, Connection, Cursor
 
 __all__ = ["PostgresApps"]
+
+_STORED = "SELECT id, container, key FROM apps ORDER BY added"
+_CONTAINER = "SELECT data FROM containers WHERE digest = %s"
 
 
 class PostgresApps:
@@ -46,15 +49,26 @@ class PostgresApps:
     def stored(self) -> list[StoredApp]:
         """Where each app copy's files come from, oldest copy first."""
         with self._connection.cursor() as cur:
-            rows = cur.execute("SELECT id, container, key FROM apps ORDER BY added").fetchall()
+            rows = cur.execute(_STORED).fetchall()
         return [StoredApp(app_id, digest, key) for app_id, digest, key in rows]
+
+    @staticmethod
+    async def read_stored(reader: AsyncRows) -> list[StoredApp]:
+        """`stored`, read on `reader`'s asynchronous connection."""
+        return [StoredApp(app_id, digest, key)
+                for app_id, digest, key in await reader.rows(_STORED, ())]
 
     def container(self, digest: str) -> bytes | None:
         """The bytes of a stored `.xdc`, if it is stored."""
         with self._connection.cursor() as cur:
-            row = cur.execute("SELECT data FROM containers WHERE digest = %s",
-                              (digest,)).fetchone()
+            row = cur.execute(_CONTAINER, (digest,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    @staticmethod
+    async def read_container(reader: AsyncRows, digest: str) -> bytes | None:
+        """`container`, read on `reader`'s asynchronous connection."""
+        rows = await reader.rows(_CONTAINER, (digest,))
+        return bytes(rows[0][0]) if rows else None
 
     def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
         """What the stored app copies of the host, of a chat and of a member amount to."""

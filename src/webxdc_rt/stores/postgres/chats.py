@@ -50,7 +50,7 @@ class PostgresChats:
         return _filled(registry, *found)
 
     @staticmethod
-    async def read_chat(reader: AsyncRows, chat_id: str) -> Registry:
+    async def read_registry(reader: AsyncRows, chat_id: str | None = None) -> Registry:
         """`load_registry(chat_id)`, read in one snapshot on `reader`'s asynchronous
         connection. `StoreError` if the store holds no secret yet (a host made it)."""
         secret, *found = await reader.snapshot(

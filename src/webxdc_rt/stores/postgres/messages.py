@@ -18,6 +18,10 @@ _RECENT_SIZES: Final = (f"SELECT id, {_MESSAGE_BYTES} FROM chat_messages WHERE c
                         " AND id < %s ORDER BY id DESC LIMIT %s")
 _RECENT_ROWS: Final = ("SELECT id, app_id, member, text, file_name, file_data FROM chat_messages"
                        " WHERE chat_id = %s AND id BETWEEN %s AND %s ORDER BY id")
+_SUMMARIES: Final = ("SELECT id, app_id, member, text, file_name, octet_length(file_data),"
+                     " created FROM chat_messages WHERE chat_id = %s ORDER BY id DESC LIMIT %s")
+_FILE: Final = ("SELECT file_name, file_data FROM chat_messages WHERE chat_id = %s AND id = %s"
+                " AND file_data IS NOT NULL")
 _BYTES_OF: Final = (f"SELECT sum({_MESSAGE_BYTES}) FROM chat_messages"
                     " WHERE app_id = %s AND member = %s")
 
@@ -40,13 +44,12 @@ class PostgresMessages:
         assert row is not None
         return int(row[0])
 
-    def summaries(self, chat_id: str, limit: int, max_text_bytes: int) -> list[MessageSummary]:
-        """The latest messages posted to a chat without their files' bytes, oldest first."""
-        with self._connection.cursor() as cur:
-            rows = cur.execute(
-                "SELECT id, app_id, member, text, file_name, octet_length(file_data), created"
-                " FROM chat_messages WHERE chat_id = %s ORDER BY id DESC LIMIT %s",
-                (chat_id, limit)).fetchall()
+    @staticmethod
+    async def read_summaries(reader: AsyncRows, chat_id: str, limit: int,
+                             max_text_bytes: int) -> list[MessageSummary]:
+        """The latest messages posted to a chat without their files' bytes, oldest first,
+        read on `reader`'s asynchronous connection."""
+        rows = await reader.rows(_SUMMARIES, (chat_id, limit))
         count = leading_within([len(row[3] or b"") for row in rows], max_text_bytes)
         return [MessageSummary(message_id, app_id, text(member) or "", text(body),
                                text(file_name), None if size is None else int(size),
@@ -54,31 +57,21 @@ class PostgresMessages:
                 for message_id, app_id, member, body, file_name, size, created
                 in reversed(rows[:count])]
 
-    def file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
-        """The name and bytes of a chat message's file, if it has one."""
-        with self._connection.cursor() as cur:
-            row = cur.execute(
-                "SELECT file_name, file_data FROM chat_messages WHERE chat_id = %s AND id = %s"
-                " AND file_data IS NOT NULL", (chat_id, message_id)).fetchone()
-        return None if row is None else (text(row[0]) or "file", bytes(row[1]))
+    @staticmethod
+    async def read_file(reader: AsyncRows, chat_id: str,
+                        message_id: int) -> tuple[str, bytes] | None:
+        """The name and bytes of a chat message's file, if it has one, read on `reader`'s
+        asynchronous connection."""
+        rows = await reader.rows(_FILE, (chat_id, message_id))
+        return (text(rows[0][0]) or "file", bytes(rows[0][1])) if rows else None
 
-    def recent(self, chat_id: str, limit: int, before: int | None,
-               max_bytes: int | None) -> tuple[list[ChatMessage], bool]:
-        """The most recent messages posted to a chat, oldest first, bounded in count and
-        bytes; and whether older ones remain."""
-        with self._connection.cursor() as cur:
-            sizes = cur.execute(_RECENT_SIZES, _sizes_parameters(chat_id, limit, before)
-                                ).fetchall()
-            chosen, more = _choose(sizes, limit, max_bytes)
-            if not chosen:
-                return [], more
-            found = cur.execute(_RECENT_ROWS, (chat_id, chosen[-1], chosen[0])).fetchall()
-        return _messages(found), more
-
-    async def read_recent(self, reader: AsyncRows, chat_id: str, limit: int,
+    @staticmethod
+    async def read_recent(reader: AsyncRows, chat_id: str, limit: int,
                           before: int | None, max_bytes: int | None
                           ) -> tuple[list[ChatMessage], bool]:
-        """`recent`, read on `reader`'s asynchronous connection."""
+        """The most recent messages posted to a chat, oldest first, bounded in count and
+        bytes, and whether older ones remain; read on `reader`'s asynchronous
+        connection."""
         sizes = await reader.rows(_RECENT_SIZES, _sizes_parameters(chat_id, limit, before))
         chosen, more = _choose(sizes, limit, max_bytes)
         if not chosen:
@@ -86,15 +79,10 @@ class PostgresMessages:
         found = await reader.rows(_RECENT_ROWS, (chat_id, chosen[-1], chosen[0]))
         return _messages(found), more
 
-    def bytes_of(self, app_id: str, member: str) -> int:
-        """Bytes of text and files one member's page of one app copy posted to its chat."""
-        with self._connection.cursor() as cur:
-            row = cur.execute(_BYTES_OF, (app_id, member.encode())).fetchone()
-        return int(row[0] or 0) if row else 0
-
     @staticmethod
     async def read_bytes_of(reader: AsyncRows, app_id: str, member: str) -> int:
-        """`bytes_of`, read on `reader`'s asynchronous connection."""
+        """Bytes of text and files one member's page of one app copy posted to its chat,
+        read on `reader`'s asynchronous connection."""
         rows = await reader.rows(_BYTES_OF, (app_id, member.encode()))
         return int(rows[0][0] or 0) if rows else 0
 

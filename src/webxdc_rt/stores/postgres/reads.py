@@ -2,7 +2,8 @@
 event loop never waits for the server: updates (`StoreApi.read_updates`: one statement, one
 round trip per chunk, which sizes the chunk, reads its rows and the app copy's highest serial
 in one snapshot), and the other reads made while pages are served (a page's chat bytes, chat
-messages, notifications, a chat read back: `rows`, and `snapshot` for several statements
+messages and their list and files, notifications, the highest serial, app copies and their
+containers, a chat or every chat read back: `rows`, and `snapshot` for several statements
 that must agree). Reads asked for at once take turns on the connection (psycopg's own lock);
 a connection lost is made again for the next read. The store has two readers: one for
 updates, one for the other reads, so that neither holds up the other.

@@ -14,6 +14,7 @@ from ..api import (
     AppUsage,
     ChatChanged,
     ChatMessage,
+    MessageSummary,
     Notification,
     Resync,
     StoredApp,
@@ -120,7 +121,11 @@ class PostgresStore(ComposedStore):
 
     async def read_chat(self, chat_id: str) -> Registry:
         """`load_chat`, read on the reader's asynchronous connection."""
-        return await self._chats.read_chat(self._side_reader, chat_id)
+        return await self._chats.read_registry(self._side_reader, chat_id)
+
+    async def read_registry(self) -> Registry:
+        """`load_registry`, read in one snapshot on the reader's asynchronous connection."""
+        return await self._chats.read_registry(self._side_reader)
 
     def save_chat(self, chat: Chat) -> None:
         """Store a chat and its members."""
@@ -193,9 +198,17 @@ class PostgresStore(ComposedStore):
         """Where each app copy's files come from, oldest copy first."""
         return self._apps.stored()
 
+    async def read_stored_apps(self) -> list[StoredApp]:
+        """`stored_apps`, read on the reader's asynchronous connection."""
+        return await self._apps.read_stored(self._side_reader)
+
     def container(self, digest: str) -> bytes | None:
         """The bytes of a stored `.xdc`, if it is stored."""
         return self._apps.container(digest)
+
+    async def read_container(self, digest: str) -> bytes | None:
+        """`container`, read on the reader's asynchronous connection."""
+        return await self._apps.read_container(self._side_reader, digest)
 
     def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
         """What the stored app copies of the host, of a chat and of a member amount to."""
@@ -241,19 +254,39 @@ class PostgresStore(ComposedStore):
         connection (see `StoreApi.read_updates`)."""
         return await self._reader.read(app_id, serial, max_bytes)
 
+    async def read_max_serial(self, app_id: str) -> int:
+        """The highest serial of an app copy's updates, read on the reader's asynchronous
+        connection."""
+        return await self._updates.read_max_serial(self._side_reader, app_id)
+
     async def read_notifications(self, member_id: str, addresses: dict[str, str],
                                  limit: int) -> list[Notification]:
-        """`notifications`, read on the reader's asynchronous connection."""
+        """The latest updates that notify one member, read on the reader's asynchronous
+        connection."""
         return await self._updates.read_notifications(self._side_reader, member_id, addresses,
                                                       limit)
 
     async def read_chat_messages(self, chat_id: str, limit: int = 1000,
                                  before: int | None = None, max_bytes: int | None = None
                                  ) -> tuple[list[ChatMessage], bool]:
-        """`chat_messages`, read on the reader's asynchronous connection."""
+        """The most recent messages of a chat, read on the reader's asynchronous
+        connection."""
         return await self._messages.read_recent(self._side_reader, chat_id, limit, before,
                                                 max_bytes)
 
     async def read_chat_bytes(self, app_id: str, member: str) -> int:
-        """`chat_bytes`, read on the reader's asynchronous connection."""
+        """Bytes one member's page of one app copy posted, read on the reader's
+        asynchronous connection."""
         return await self._messages.read_bytes_of(self._side_reader, app_id, member)
+
+    async def read_message_summaries(self, chat_id: str, limit: int,
+                                     max_text_bytes: int) -> list[MessageSummary]:
+        """The latest messages of a chat without their files' bytes, read on the reader's
+        asynchronous connection."""
+        return await self._messages.read_summaries(self._side_reader, chat_id, limit,
+                                                   max_text_bytes)
+
+    async def read_message_file(self, chat_id: str,
+                                message_id: int) -> tuple[str, bytes] | None:
+        """A chat message's file, read on the reader's asynchronous connection."""
+        return await self._messages.read_file(self._side_reader, chat_id, message_id)

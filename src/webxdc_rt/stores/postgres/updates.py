@@ -8,8 +8,8 @@ import time
 from typing import Any, Final
 
 from ...core.updates import Update
-from ..api import Notification, StoredUpdate
-from .columns import text, utf8
+from ..api import Notification
+from .columns import utf8
 from .connection import AsyncRows, Connection
 
 __all__ = ["PostgresUpdates", "UPDATE_BYTES"]
@@ -47,57 +47,31 @@ class PostgresUpdates:
         assert row is not None
         return int(row[0])
 
-    def after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order."""
-        with self._connection.cursor() as cur:
-            rows = cur.execute(
-                "SELECT serial, payload, info, href, document, summary, notify FROM updates"
-                " WHERE app_id = %s AND serial > %s ORDER BY serial LIMIT %s",
-                (app_id, serial, limit)).fetchall()
-        return [StoredUpdate(row[0], Update(
-            row[1], text(row[2]), text(row[3]), text(row[4]), text(row[5]),
-            None if row[6] is None else json.loads(row[6]))) for row in rows]
-
-    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int, max_rows: int) -> int:
-        """How many of the updates after `serial` hold at most `max_bytes` together
-        (always at least one)."""
-        with self._connection.cursor() as cur:
-            row = cur.execute(
-                f"SELECT count(*) FILTER (WHERE running <= %s), count(*) FROM"
-                f" (SELECT sum({UPDATE_BYTES}) OVER (ORDER BY serial) AS running"
-                " FROM updates WHERE app_id = %s AND serial > %s ORDER BY serial LIMIT %s) s",
-                (max_bytes, app_id, serial, max_rows)).fetchone()
-        assert row is not None
-        fitting, found = int(row[0]), int(row[1])
-        return max(fitting, min(found, 1))
-
     def max_serial(self, app_id: str) -> int:
         """The highest serial of an app copy's updates (0 when it has none)."""
         with self._connection.cursor() as cur:
-            row = cur.execute("SELECT max(serial) FROM updates WHERE app_id = %s",
-                              (app_id,)).fetchone()
+            row = cur.execute(_MAX_SERIAL, (app_id,)).fetchone()
         return int(row[0] or 0) if row else 0
 
-    def notifications(self, member_id: str, addresses: dict[str, str],
-                      limit: int) -> list[Notification]:
-        """The latest updates that notify one member, oldest first, at most `limit`."""
-        if not addresses:
-            return []
-        with self._connection.cursor() as cur:
-            rows = cur.execute(_NOTIFICATIONS, _notifications_parameters(
-                member_id, addresses, limit)).fetchall()
-        return _notifications(rows, addresses)
+    @staticmethod
+    async def read_max_serial(reader: AsyncRows, app_id: str) -> int:
+        """`max_serial`, read on `reader`'s asynchronous connection."""
+        rows = await reader.rows(_MAX_SERIAL, (app_id,))
+        return int(rows[0][0] or 0) if rows else 0
 
     @staticmethod
     async def read_notifications(reader: AsyncRows, member_id: str,
                                  addresses: dict[str, str], limit: int) -> list[Notification]:
-        """`notifications`, read on `reader`'s asynchronous connection."""
+        """The latest updates that notify one member, oldest first, at most `limit` (see
+        `StoreApi.read_notifications`), read on `reader`'s asynchronous connection."""
         if not addresses:
             return []
         rows = await reader.rows(_NOTIFICATIONS, _notifications_parameters(
             member_id, addresses, limit))
         return _notifications(rows, addresses)
 
+
+_MAX_SERIAL: Final = "SELECT max(serial) FROM updates WHERE app_id = %s"
 
 _NOTIFICATIONS = (
     "SELECT serial, u.app_id, member_id, notify, created FROM updates u"

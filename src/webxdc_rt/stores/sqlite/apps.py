@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...model.chats import Page, SharedApp
 from ..api import APP_USAGE_SQL, AppUsage, StoredApp, app_usage_parameters
 from .chats import insert_pages
-from .database import Database
+from .database import Database, Rows
 
 __all__ = ["SqliteApps"]
 
@@ -47,15 +47,18 @@ class SqliteApps:
         self._db.execute("DELETE FROM containers WHERE digest NOT IN"
                          " (SELECT container FROM apps WHERE container IS NOT NULL)")
 
-    def stored(self) -> list[StoredApp]:
-        """Where each app copy's files come from, oldest copy first."""
-        return [StoredApp(app_id, digest, key) for app_id, digest, key in self._db.rows(
+    @staticmethod
+    def stored(db: Rows) -> list[StoredApp]:
+        """On `db` (the store's connection, or the reader's on the reader's thread): where
+        each app copy's files come from, oldest copy first."""
+        return [StoredApp(app_id, digest, key) for app_id, digest, key in db.rows(
             "SELECT id, container, key FROM apps ORDER BY rowid")]
 
-    def container(self, digest: str) -> bytes | None:
-        """The bytes of a stored `.xdc`, if it is stored."""
-        row = self._db.row("SELECT data FROM containers WHERE digest = ?", (digest,))
-        return None if row is None else bytes(row[0])
+    @staticmethod
+    def container(db: Rows, digest: str) -> bytes | None:
+        """On `db` (as `stored`): the bytes of a stored `.xdc`, if it is stored."""
+        rows = db.rows("SELECT data FROM containers WHERE digest = ?", (digest,))
+        return bytes(rows[0][0]) if rows else None
 
     def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
         """What the stored app copies of the host, of a chat and of a member amount to."""

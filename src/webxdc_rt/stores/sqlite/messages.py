@@ -41,9 +41,11 @@ class SqliteMessages:
             (chat_id, app_id, member, text, file_name, file_data, time.time()))
         return int(cursor.lastrowid or 0)
 
-    def summaries(self, chat_id: str, limit: int, max_text_bytes: int) -> list[MessageSummary]:
-        """The latest messages posted to a chat without their files' bytes, oldest first."""
-        rows = self._db.rows(
+    def summaries(self, db: Rows, chat_id: str, limit: int,
+                  max_text_bytes: int) -> list[MessageSummary]:
+        """On `db` (the reader's connection, on the reader's thread): the latest messages
+        posted to a chat without their files' bytes, oldest first."""
+        rows = db.rows(
             "SELECT id, app_id, CAST(member AS BLOB), CAST(text AS BLOB),"
             " CAST(file_name AS BLOB), length(file_data), created FROM chat_messages"
             " WHERE chat_id = ? ORDER BY id DESC LIMIT ?", (chat_id, limit))
@@ -55,21 +57,21 @@ class SqliteMessages:
                 for message_id, app_id, member, body, file_name, size, created
                 in reversed(rows[:count])]
 
-    def file(self, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
-        """The name and bytes of a chat message's file, if it has one."""
-        row = self._db.row(
+    def file(self, db: Rows, chat_id: str, message_id: int) -> tuple[str, bytes] | None:
+        """On `db` (as `summaries`): the name and bytes of a chat message's file, if it has
+        one."""
+        rows = db.rows(
             "SELECT CAST(file_name AS BLOB), file_data FROM chat_messages"
             " WHERE chat_id = ? AND id = ? AND file_data IS NOT NULL", (chat_id, message_id))
-        if row is None:
+        if not rows:
             return None
+        row = rows[0]
         return self._repair.text(row[0], _WHERE) or "file", bytes(row[1])
 
-    def recent(self, chat_id: str, limit: int, before: int | None, max_bytes: int | None,
-               db: Rows | None = None) -> tuple[list[ChatMessage], bool]:
-        """The most recent messages posted to a chat, oldest first, bounded in count and
-        bytes; and whether older ones remain. Read on `db` (the reader's connection, on
-        the reader's thread), or the store's connection."""
-        db = self._db if db is None else db
+    def recent(self, db: Rows, chat_id: str, limit: int, before: int | None,
+               max_bytes: int | None) -> tuple[list[ChatMessage], bool]:
+        """On `db` (as `summaries`): the most recent messages posted to a chat, oldest
+        first, bounded in count and bytes; and whether older ones remain."""
         rows = db.rows(
             f"SELECT id, {_MESSAGE_BYTES} FROM chat_messages"
             " WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
@@ -89,10 +91,10 @@ class SqliteMessages:
                             text(file_name, _WHERE), None if data is None else bytes(data))
                 for message_id, app_id, member, body, file_name, data in rows], more
 
-    def bytes_of(self, app_id: str, member: str, db: Rows | None = None) -> int:
-        """Bytes of text and files one member's page of one app copy posted to its chat,
-        read on `db` (as `recent`)."""
-        [row] = (self._db if db is None else db).rows(
+    def bytes_of(self, db: Rows, app_id: str, member: str) -> int:
+        """On `db` (as `summaries`): bytes of text and files one member's page of one app
+        copy posted to its chat."""
+        [row] = db.rows(
             f"SELECT sum({_MESSAGE_BYTES}) FROM chat_messages WHERE app_id = ? AND member = ?",
             (app_id, member))
         return int(row[0] or 0)

@@ -2,10 +2,11 @@
 connection: the registry of chats and pages (`chats`), app copies with their containers
 (`apps`), status updates (`updates`) and chat messages (`messages`). It runs the changes
 that span parts in one transaction. What pages send is committed by its writer thread, in
-groups (`commits.GroupCommit`); the reads a live host makes while it serves pages
-(updates, chat bytes, chat messages, notifications) run on its reader thread, with a
-connection of its own (`database.ReadConnection`; the one connection, under its
-lock, for a database in memory, which a second connection would not see)."""
+groups (`commits.GroupCommit`); the reads a live host makes while it serves (updates, chat
+bytes, chat messages and their list and files, notifications, app copies and containers)
+run on its reader thread, with a connection of its own (`database.ReadConnection`; the one
+connection, under its lock, for a database in memory, which a second connection would not
+see). The highest serial of each app copy is read once, as it opens, and kept in memory."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..api import (
     Appended,
     AppUsage,
     ChatMessage,
+    MessageSummary,
     Notification,
     Resync,
     StoredApp,
@@ -173,11 +175,19 @@ class SqliteStore(ComposedStore):
 
     def stored_apps(self) -> list[StoredApp]:
         """Where each app copy's files come from, oldest copy first."""
-        return self._apps.stored()
+        return self._apps.stored(self._db)
+
+    async def read_stored_apps(self) -> list[StoredApp]:
+        """`stored_apps`, read on the reader thread."""
+        return await self._read(self._apps.stored, self._reading_rows())
 
     def container(self, digest: str) -> bytes | None:
         """The bytes of a stored `.xdc`, if it is stored."""
-        return self._apps.container(digest)
+        return self._apps.container(self._db, digest)
+
+    async def read_container(self, digest: str) -> bytes | None:
+        """`container`, read on the reader thread."""
+        return await self._read(self._apps.container, self._reading_rows(), digest)
 
     def app_usage(self, chat_id: str, member_id: str) -> AppUsage:
         """What the stored app copies of the host, of a chat and of a member amount to."""
@@ -199,12 +209,6 @@ class SqliteStore(ComposedStore):
         return pages
 
     # -- status updates ----------------------------------------------------------------
-
-    def _before_update(self, app_id: str, update_id: str | None) -> str | None:
-        """The highest serial is known before a write of the copy is handed over, so it is
-        never read from the file while one is committed and not yet reported."""
-        self._updates.max_serial(app_id)
-        return update_id
 
     async def _commit(self, writes: list[Write]) -> list[int]:
         return await asyncio.get_running_loop().run_in_executor(
@@ -237,19 +241,36 @@ class SqliteStore(ComposedStore):
         """`read(*args)` on the reader thread."""
         return await asyncio.get_running_loop().run_in_executor(self._reader, read, *args)
 
+    async def read_max_serial(self, app_id: str) -> int:
+        """`max_serial`: known in memory, nothing is read."""
+        return self._updates.max_serial(app_id)
+
     async def read_notifications(self, member_id: str, addresses: dict[str, str],
                                  limit: int) -> list[Notification]:
-        """`notifications`, read on the reader thread."""
-        return await self._read(self._updates.notifications, member_id, addresses, limit,
-                                self._reading_rows())
+        """The latest updates that notify one member, read on the reader thread."""
+        return await self._read(self._updates.notifications, self._reading_rows(), member_id,
+                                addresses, limit)
 
     async def read_chat_messages(self, chat_id: str, limit: int = 1000,
                                  before: int | None = None, max_bytes: int | None = None
                                  ) -> tuple[list[ChatMessage], bool]:
-        """`chat_messages`, read on the reader thread."""
-        return await self._read(self._messages.recent, chat_id, limit, before, max_bytes,
-                                self._reading_rows())
+        """The most recent messages of a chat, read on the reader thread."""
+        return await self._read(self._messages.recent, self._reading_rows(), chat_id, limit,
+                                before, max_bytes)
 
     async def read_chat_bytes(self, app_id: str, member: str) -> int:
-        """`chat_bytes`, read on the reader thread."""
-        return await self._read(self._messages.bytes_of, app_id, member, self._reading_rows())
+        """Bytes one member's page of one app copy posted, read on the reader thread."""
+        return await self._read(self._messages.bytes_of, self._reading_rows(), app_id, member)
+
+    async def read_message_summaries(self, chat_id: str, limit: int,
+                                     max_text_bytes: int) -> list[MessageSummary]:
+        """The latest messages of a chat without their files' bytes, read on the reader
+        thread."""
+        return await self._read(self._messages.summaries, self._reading_rows(), chat_id,
+                                limit, max_text_bytes)
+
+    async def read_message_file(self, chat_id: str,
+                                message_id: int) -> tuple[str, bytes] | None:
+        """A chat message's file, read on the reader thread."""
+        return await self._read(self._messages.file, self._reading_rows(), chat_id,
+                                message_id)

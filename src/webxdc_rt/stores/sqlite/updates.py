@@ -21,9 +21,11 @@ class SqliteUpdates:
     event loop was told of it (`reported`)."""
 
     def __init__(self, db: Database, repair: Repair) -> None:
+        """Read the highest serial of every app copy (once, as the store opens): from then
+        on this process knows each one, and `max_serial` never reads the file."""
         self._db = db
         self._repair = repair
-        self._max_serial: dict[str, int] = {}
+        self._max_serial = _highest_serials(db)
         self._checked_to: dict[str, int] = {}
         """Per app copy, the serial up to which every stored payload was checked."""
         self._flawed: set[int] = set()
@@ -33,7 +35,6 @@ class SqliteUpdates:
         """Store an update (committed before this returns, its time counted); return its
         serial."""
         started = time.perf_counter()
-        self.max_serial(app_id)
         serial = self.insert(app_id, member_id, update)
         self._max_serial[app_id] = serial
         self._db.latency.observe(time.perf_counter() - started)
@@ -64,12 +65,6 @@ class SqliteUpdates:
         reads show it from now on."""
         self._max_serial[app_id] = max(serial, self._max_serial.get(app_id, 0))
 
-    def after(self, app_id: str, serial: int, limit: int) -> list[StoredUpdate]:
-        """Up to `limit` updates of an app copy with a serial above `serial`, in order,
-        repaired where the stored row is not strict JSON text (see `repair`). A payload is
-        checked the first time this process reads its row."""
-        return self.read(self._db, app_id, serial, self.max_serial(app_id), limit)
-
     def chunk(self, db: Rows, app_id: str, serial: int, newest: int, max_bytes: int,
               max_rows: int = 1000) -> UpdateChunk:
         """On `db` (the reader's connection, on the reader's thread): the updates after
@@ -81,10 +76,11 @@ class SqliteUpdates:
 
     def read(self, db: Rows, app_id: str, serial: int, newest: int,
              limit: int) -> list[StoredUpdate]:
-        """On `db`: up to `limit` updates after `serial` up to `newest`, repaired where
-        needed (see `after`). The checks' bookkeeping is shared by the loop's reads and the
-        reader thread's: each change to it is one step (dict and set operations), and a
-        row checked twice is only checked twice."""
+        """On `db`: up to `limit` updates after `serial` up to `newest`, repaired where the
+        stored row is not strict JSON text (see `repair`; a payload is checked the first
+        time this process reads its row). The checks' bookkeeping is kept by the reader
+        thread and dropped by the loop (`forget`): each change to it is one step (dict and
+        set operations), and a row checked twice is only checked twice."""
         rows = db.rows(
             "SELECT serial, CAST(payload AS BLOB), CAST(info AS BLOB), CAST(href AS BLOB),"
             " CAST(document AS BLOB), CAST(summary AS BLOB), CAST(notify AS BLOB) FROM updates"
@@ -110,12 +106,6 @@ class SqliteUpdates:
             self._checked_to[app_id] = max(checked_to, updates[-1].serial)
         return updates
 
-    def backlog_chunk(self, app_id: str, serial: int, max_bytes: int, max_rows: int) -> int:
-        """How many of the updates after `serial` hold at most `max_bytes` of text together
-        (always at least one)."""
-        return self._fitting(self._db, app_id, serial, self.max_serial(app_id), max_bytes,
-                             max_rows)
-
     @staticmethod
     def _fitting(db: Rows, app_id: str, serial: int, newest: int, max_bytes: int,
                  max_rows: int) -> int:
@@ -130,25 +120,20 @@ class SqliteUpdates:
         return leading_within((size for (size,) in rows), max_bytes)
 
     def max_serial(self, app_id: str) -> int:
-        """The highest serial of an app copy's updates reported (0 when it has none). Read
-        from the file the first time, before any write of the copy is handed over."""
-        cached = self._max_serial.get(app_id)
-        if cached is None:
-            row = self._db.row("SELECT MAX(serial) FROM updates WHERE app_id = ?", (app_id,))
-            cached = self._max_serial[app_id] = int(row[0] or 0)
-        return cached
+        """The highest serial of an app copy's updates reported (0 when it has none), from
+        memory: read as the store opened, and kept since."""
+        return self._max_serial.get(app_id, 0)
 
-    def notifications(self, member_id: str, addresses: dict[str, str], limit: int,
-                      db: Rows | None = None) -> list[Notification]:
-        """The latest updates that notify one member, oldest first (see
-        `StoreApi.notifications`), read on `db` (the reader's connection, on the reader's
-        thread), or the store's connection."""
+    def notifications(self, db: Rows, member_id: str, addresses: dict[str, str],
+                      limit: int) -> list[Notification]:
+        """On `db` (the reader's connection, on the reader's thread): the latest updates
+        that notify one member, oldest first (see `StoreApi.read_notifications`)."""
         if not addresses:
             return []
         pairs = ",".join("(?, ?)" for _ in addresses)
         # A damaged `notify` (not JSON) is passed over, never an error: json_type would
         # raise on it, so it is only asked of valid JSON.
-        rows = (self._db if db is None else db).rows(
+        rows = db.rows(
             f"WITH addressed(app_id, path) AS (VALUES {pairs})"
             " SELECT serial, updates.app_id, member_id, CAST(notify AS BLOB), created"
             " FROM updates JOIN addressed ON updates.app_id = addressed.app_id"
@@ -173,3 +158,16 @@ class SqliteUpdates:
         for app_id in app_ids:
             self._max_serial.pop(app_id, None)
             self._checked_to.pop(app_id, None)
+
+
+def _highest_serials(db: Rows) -> dict[str, int]:
+    """The highest serial of each app copy with updates, found through the index by app
+    copy (two look-ups per app copy), not by a scan of every update: a large file opens as
+    fast as one with few updates."""
+    found: dict[str, int] = {}
+    [(app_id,)] = db.rows("SELECT min(app_id) FROM updates")
+    while app_id is not None:
+        [(serial,)] = db.rows("SELECT max(serial) FROM updates WHERE app_id = ?", (app_id,))
+        found[app_id] = int(serial)
+        [(app_id,)] = db.rows("SELECT min(app_id) FROM updates WHERE app_id > ?", (app_id,))
+    return found
