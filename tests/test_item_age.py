@@ -16,7 +16,11 @@ from webxdc_rt.core import wire
 from webxdc_rt.core.limits import DeliveryLimits
 from webxdc_rt.host.settings import HostSettings
 
-BOUND_S = 0.3
+BOUND_S = 1.0
+"""The age bound of the tests that need items to go stale: an item sent when nothing holds
+the event loop must arrive within it even on a loaded machine (a second is ample)."""
+LOOSE_BOUND_S = 60.0
+"""The age bound of the tests where no honest item may go stale."""
 
 
 async def test_items_that_reach_a_blocked_receiver_past_the_bound_are_dropped_fresh_ones_not(
@@ -40,7 +44,7 @@ async def test_items_that_reach_a_blocked_receiver_past_the_bound_are_dropped_fr
 
 
 async def test_a_client_that_does_not_stamp_shares_a_channel_with_one_that_does(hosts):
-    live = await hosts(HostSettings(delivery=DeliveryLimits(max_item_age_s=BOUND_S)))
+    live = await hosts(HostSettings(delivery=DeliveryLimits(max_item_age_s=LOOSE_BOUND_S)))
     urls = live.share(["alice", "bob"])
     bob = await joined(urls["bob"])
     session, ws = await raw_socket(live.port, live.last_pages[0])
@@ -58,7 +62,7 @@ async def test_a_client_that_does_not_stamp_shares_a_channel_with_one_that_does(
 
 
 async def test_a_lying_stamp_only_costs_its_own_item(hosts):
-    live = await hosts(HostSettings(delivery=DeliveryLimits(max_item_age_s=BOUND_S)))
+    live = await hosts(HostSettings(delivery=DeliveryLimits(max_item_age_s=LOOSE_BOUND_S)))
     urls = live.share(["alice", "bob", "carol"])
     bob, carol = await joined(urls["bob"]), await joined(urls["carol"])
     session, ws = await raw_socket(live.port, live.last_pages[0])
