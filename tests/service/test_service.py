@@ -22,6 +22,7 @@ from hosting import (
     zip_bytes,
 )
 from peers import eventually, joined
+from ports import free_port
 
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.host.app import Host
@@ -218,7 +219,9 @@ async def test_the_admin_api_checks_every_request(service):
 
 
 async def test_a_restarted_host_serves_the_same_chats_links_and_uploaded_apps(tmp_path):
-    first = await HostProcess(tmp_path / "d").start("--log-format", "json")
+    # Restarted on its port: one below the ephemeral range, which no outgoing connection
+    # takes while the host is down.
+    first = await HostProcess(tmp_path / "d").start("--log-format", "json", port=free_port())
     links = await family(first, tmp_path)
     (tmp_path / "second.xdc").unlink()  # the host kept its own copy
     assert await first.stop() == 0
