@@ -24,6 +24,10 @@ from wsproto.events import (
 from webxdc_rt.client import SOCKET_PATH, Peer, RealtimeChannel, connect
 from webxdc_rt.model.chats import Page
 
+HANG_S = 30.0
+"""How long a wait for the host's next message may take before the test calls it a hang:
+far longer than this process can be held up (a garbage collection of a big test session
+on a busy machine has taken over 5 s)."""
 POLL_S = 0.005
 """How often `eventually` looks."""
 HELD_UP_COUNTS_S = 0.5
@@ -84,12 +88,13 @@ async def raw_socket(port: int, page: Page, token: str | None = None,
     except BaseException:
         await session.close()
         raise
-    hello = await ws.receive_json(timeout=5)
+    hello = await ws.receive_json(timeout=HANG_S)
     assert hello["type"] == "hello"
     return session, ws
 
 
-async def next_control(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
+async def next_control(ws: aiohttp.ClientWebSocketResponse, timeout: float = HANG_S
+                       ) -> dict:
     """The next text frame from the host, skipping binary items."""
     while True:
         msg = await ws.receive(timeout=timeout)
@@ -134,7 +139,7 @@ class BareSocket:
         self._write(TextMessage(json.dumps(message)))
         await self._writer.drain()
 
-    async def receive(self, timeout: float = 5.0) -> str | bytes | CloseConnection:
+    async def receive(self, timeout: float = HANG_S) -> str | bytes | CloseConnection:
         """The next whole message from the host (text or binary), or how the link ended."""
         async with asyncio.timeout(timeout):
             parts: list[Any] = []
@@ -149,7 +154,7 @@ class BareSocket:
                 elif isinstance(event, CloseConnection):
                     return event
 
-    async def next_control(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def next_control(self, timeout: float = HANG_S) -> dict[str, Any]:
         """The next control message from the host, skipping binary items."""
         while True:
             message = await self.receive(timeout)

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from peers import eventually, joined, next_control, raw_socket
+from peers import HANG_S, eventually, joined, next_control, raw_socket
 
 from webxdc_rt.core import wire
 from webxdc_rt.core.limits import DeliveryLimits
@@ -58,7 +58,7 @@ async def test_a_client_that_does_not_stamp_shares_a_channel_with_one_that_does(
             await ws.send_bytes(payload)
             await eventually(lambda p=payload: p in bob.inbox)
         bob.channel.send(b"to the old client")
-        assert await ws.receive_bytes(timeout=5) == b"to the old client"
+        assert await ws.receive_bytes(timeout=HANG_S) == b"to the old client"
     finally:
         await session.close()
     await bob.peer.close()
