@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from pg_server import _bin as pg_bin  # noqa: E402  (the tests' lookup of server programs)
+from ports import free_port  # noqa: E402  (servers' ports, below the ephemeral range)
 
 PREFIX = "wxrt"
 """Names of the namespaces, links and temporary folders this benchmark makes start so."""
@@ -119,13 +120,6 @@ def cleanup() -> list[str]:
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(f"folder {folder}")
     return removed
-
-
-def free_port(address: str = "127.0.0.1") -> int:
-    """A TCP port on `address` that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(address: str, port: int, process: subprocess.Popen[bytes], what: str,

@@ -26,16 +26,34 @@ from webxdc_rt.client import SOCKET_PATH, Peer, RealtimeChannel, connect
 from webxdc_rt.model.chats import Page
 from webxdc_rt.stores.api import StoreApi, StoredUpdate
 
+HANG_S = 30.0
+"""How long a wait for the host's next message may take before the test calls it a hang:
+far longer than this process can be held up (a garbage collection of a big test session
+on a busy machine has taken over 5 s)."""
+POLL_S = 0.005
+"""How often `eventually` looks."""
+HELD_UP_COUNTS_S = 0.5
+"""What one look of `eventually` (its wait and its predicate) counts at most towards its
+timeout, however long it took."""
+
 
 async def eventually(predicate: Callable[[], bool | Awaitable[bool]],
                      timeout: float = 10.0) -> None:
     """Wait until `predicate()` (awaited, if it gives an awaitable) holds; fail the test if
-    it does not within `timeout`."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    it does not within `timeout` seconds of this process running. A stretch in which the
+    whole process was held up (a long garbage collection of a big test session, a busy
+    machine) counts as one look: what arrived meanwhile has not been read yet, and gets its
+    turn of the event loop."""
+    loop = asyncio.get_running_loop()
+    waited = 0.0
+    last = loop.time()
     while not await _holds(predicate):
-        if asyncio.get_running_loop().time() > deadline:
+        now = loop.time()
+        waited += min(now - last, HELD_UP_COUNTS_S)
+        last = now
+        if waited > timeout:
             raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(POLL_S)
 
 
 async def _holds(predicate: Callable[[], bool | Awaitable[bool]]) -> bool:
@@ -89,12 +107,13 @@ async def raw_socket(port: int, page: Page, token: str | None = None,
     except BaseException:
         await session.close()
         raise
-    hello = await ws.receive_json(timeout=5)
+    hello = await ws.receive_json(timeout=HANG_S)
     assert hello["type"] == "hello"
     return session, ws
 
 
-async def next_control(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
+async def next_control(ws: aiohttp.ClientWebSocketResponse, timeout: float = HANG_S
+                       ) -> dict:
     """The next text frame from the host, skipping binary items."""
     while True:
         msg = await ws.receive(timeout=timeout)
@@ -139,7 +158,7 @@ class BareSocket:
         self._write(TextMessage(json.dumps(message)))
         await self._writer.drain()
 
-    async def receive(self, timeout: float = 5.0) -> str | bytes | CloseConnection:
+    async def receive(self, timeout: float = HANG_S) -> str | bytes | CloseConnection:
         """The next whole message from the host (text or binary), or how the link ended."""
         async with asyncio.timeout(timeout):
             parts: list[Any] = []
@@ -154,7 +173,7 @@ class BareSocket:
                 elif isinstance(event, CloseConnection):
                     return event
 
-    async def next_control(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def next_control(self, timeout: float = HANG_S) -> dict[str, Any]:
         """The next control message from the host, skipping binary items."""
         while True:
             message = await self.receive(timeout)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hosting import HostProcess, family
 from peers import Relay, eventually
+from ports import free_port
 
 from webxdc_rt.client import (
     InviteRefused,
@@ -101,7 +102,9 @@ def test_backoff_doubles_up_to_its_bound_with_jitter_off_the_top():
 
 
 async def test_a_restarted_host_finds_the_peer_joined_and_listening_again(tmp_path):
-    host = await HostProcess(tmp_path / "d").start()
+    # Restarted on its port: one below the ephemeral range, which no outgoing connection
+    # (the peers dialling it meanwhile among them) takes while the host is down.
+    host = await HostProcess(tmp_path / "d").start(port=free_port())
     links = await family(host, tmp_path)
     alice = await Watched.connect(links["alice"]["apps"][0]["url"])
     bob = await Watched.connect(links["bob"]["apps"][0]["url"])

@@ -11,6 +11,11 @@ from webxdc_rt.core.limits import DeliveryLimits, RealtimeLimits
 from webxdc_rt.host.app import HostSettings
 
 BOUND_S = 2.0
+CLOCK_SLACK_S = 0.5
+"""How far an item's age in the browser's clock may exceed the bound: the sender stamps it and
+the receiver's bridge checks it by their estimates of the host's clock, each taken when its
+link opened and off by however long the opening took to reach the page (this process's
+event loop, a busy machine)."""
 UNLIMITED = RealtimeLimits(send_items_per_s=1e6, send_items_burst=1_000_000,
                            send_bytes_per_s=1e10, send_bytes_burst=10_000_000_000)
 """Send limits that do not bind, so that only the receivers' pace decides."""
@@ -87,7 +92,8 @@ async def test_a_flood_costs_a_slow_page_neither_its_link_nor_its_updates_nor_fr
     assert honest_seen == sorted(honest_seen) and len(honest_seen) >= 54   # 90%
     flood_seen = [seq for mark, seq, _ in items if mark == "F"]
     assert flood_seen == sorted(set(flood_seen)) and len(flood_seen) < flooded
-    assert max(age for _, _, age in items) <= BOUND_S
+    # Bounded: without the bound the backlog of a receiver this slow ages by seconds.
+    assert max(age for _, _, age in items) <= BOUND_S + CLOCK_SLACK_S
     assert await slow.evaluate("updates") == list(range(0, 60, 6))
     slow_label = live.last_pages[2].label
     await eventually(lambda: sum(s.dropped.items for s in live.host.connection_stats()

@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from ports import free_port
 
 from webxdc_rt.client import InviteRefused, connect
 from webxdc_rt.testing import Simulation
@@ -230,11 +231,13 @@ async def test_held_updates_keep_their_order_behind_latency(webxdc_sim) -> None:
     assert [update["payload"] for update in bob.updates] == list(range(20))
 
 
-async def test_an_unreachable_dev_server_is_a_502_and_the_bridge_is_still_the_hosts(
-        unused_tcp_port: int) -> None:
+async def test_an_unreachable_dev_server_is_a_502_and_the_bridge_is_still_the_hosts() -> None:
     from webxdc_rt.dev.simulator import Simulator
 
-    async with Simulator(f"http://127.0.0.1:{unused_tcp_port}", 1) as simulator:
+    # Below the ephemeral range: no server of this run or another listens there by chance
+    # (ports of servers started on port 0 are drawn from that range).
+    nothing_listens = free_port()
+    async with Simulator(f"http://127.0.0.1:{nothing_listens}", 1) as simulator:
         info = simulator.peer("alice")
         page = simulator.host.registry.page(info.label)  # type: ignore[union-attr]
         headers = {"Host": f"{info.label}.sim.localhost:{simulator.port}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 from live import LiveHost
-from peers import joined, next_control, raw_socket
+from peers import HANG_S, joined, next_control, raw_socket
 
 from webxdc_rt.core.fanout import Published
 from webxdc_rt.core.messages import ChatMessageDraft
@@ -60,7 +60,7 @@ async def test_disconnect_closes_every_socket_of_a_page_and_counts_them(live_hos
                                                                   live_host.last_pages[1].label}
     assert await live_host.host.disconnect(alice_page.label, "see you") == 2
     for socket in (ws, ws2):
-        closed = await socket.receive(timeout=5)
+        closed = await socket.receive(timeout=HANG_S)
         assert closed.type is aiohttp.WSMsgType.CLOSE
         assert closed.data == aiohttp.WSCloseCode.SERVICE_RESTART and closed.extra == "see you"
     assert live_host.host.connection_counts() == (1, 1)

@@ -225,13 +225,16 @@ async def test_items_wait_while_the_socket_is_full_and_follow_when_it_drains():
 
 async def test_items_that_went_stale_while_waiting_are_dropped_and_counted():
     channel = DropCount()
+    # The new item must reach the transport within the bound even if this process is held
+    # up in between (a long garbage collection of a big test session on a busy machine).
+    bound_s = 2.0
     sink, transport, writer = outbound(
-        delivery=DeliveryLimits(socket_buffer_bytes=100, max_item_age_s=0.05),
+        delivery=DeliveryLimits(socket_buffer_bytes=100, max_item_age_s=bound_s),
         shared=(channel,))
     transport.unsent = 200
     writer.gate.clear()
     sink.deliver((b"old",), 3, item(1, b"old"))
-    await asyncio.sleep(0.1)                          # longer than the age bound
+    await asyncio.sleep(bound_s + 0.1)                # longer than the age bound
     sink.deliver((b"new",), 3, item(1, b"new"))
     transport.unsent = 0
     writer.gate.set()

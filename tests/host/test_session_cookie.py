@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
+from peers import HANG_S
 
 from webxdc_rt.host.app import Host, HostSettings
 from webxdc_rt.service.home import HomeSite
@@ -75,7 +76,7 @@ async def test_the_socket_opens_beside_a_tossed_cookie(hosts):
                     f"ws://127.0.0.1:{port}/.webxdc-rt/socket",
                     headers={"Host": f"{origin}:{port}", "Cookie": header,
                              "Origin": f"http://{origin}:{port}"}) as ws:
-                assert (await ws.receive_json(timeout=5))["type"] == "hello"
+                assert (await ws.receive_json(timeout=HANG_S))["type"] == "hello"
 
 
 async def test_only_a_tossed_cookie_is_refused_and_the_invite_link_cures_it(hosts):

@@ -9,7 +9,16 @@ import time
 
 import aiohttp
 import pytest
-from peers import BareSocket, Member, bare_socket, eventually, joined, next_control, raw_socket
+from peers import (
+    HANG_S,
+    BareSocket,
+    Member,
+    bare_socket,
+    eventually,
+    joined,
+    next_control,
+    raw_socket,
+)
 
 from webxdc_rt.client import connect
 from webxdc_rt.core.realtime import RealtimeLimits
@@ -202,9 +211,9 @@ async def test_bad_frames_get_errors_while_others_keep_talking_r19(live_host):
     await alice.got(b"pong")
     # A frame over the host's frame limit ends the offender's connection, no one else's.
     await ws.send_bytes(bytes(2 * MiB))
-    msg = await ws.receive(timeout=5)
+    msg = await ws.receive(timeout=HANG_S)
     while msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
-        msg = await ws.receive(timeout=5)
+        msg = await ws.receive(timeout=HANG_S)
     assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
     await session.close()
     alice.channel.send(b"after")
@@ -219,10 +228,10 @@ async def test_too_many_refused_requests_disconnect_r19(hosts):
     for _ in range(5):
         await ws.send_str("garbage")
     codes = []
-    msg = await ws.receive(timeout=5)
+    msg = await ws.receive(timeout=HANG_S)
     while msg.type is aiohttp.WSMsgType.TEXT:
         codes.append(msg.json()["code"])
-        msg = await ws.receive(timeout=5)
+        msg = await ws.receive(timeout=HANG_S)
     assert codes == ["malformed"] * 5
     assert msg.type is aiohttp.WSMsgType.CLOSE
     assert msg.data == aiohttp.WSCloseCode.POLICY_VIOLATION
@@ -347,7 +356,7 @@ async def test_an_internal_error_closes_only_that_socket_with_one_log_line(live_
     live_host.host.feed.chat_messages = broken
     session, ws = await raw_socket(live_host.port, live_host.last_pages[2])
     await ws.send_json({"type": "chat-messages", "id": 1})
-    msg = await ws.receive(timeout=5)
+    msg = await ws.receive(timeout=HANG_S)
     assert msg.type is aiohttp.WSMsgType.CLOSE
     assert msg.data == aiohttp.WSCloseCode.INTERNAL_ERROR
     alice.channel.send(b"still here")
@@ -389,7 +398,7 @@ async def test_storage_failures_are_answered_and_only_a_failed_replay_disconnect
     assert (reply["id"], reply["ok"], reply["code"]) == (2, False, "storage-failed")
     await ws.send_json({"type": "update-listen", "listen": 1, "serial": 0})
     assert (await next_control(ws))["code"] == "storage-failed"
-    closed = await ws.receive(timeout=5)
+    closed = await ws.receive(timeout=HANG_S)
     assert closed.type is aiohttp.WSMsgType.CLOSE
     assert closed.data == aiohttp.WSCloseCode.INTERNAL_ERROR
     assert live_host.host.stats.sessions.refused["storage-failed"] == 4

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hosting import HostProcess, assert_one_line_error, only_new_links_work, web_session
 from peers import eventually
+from ports import free_port
 
 from webxdc_rt.client import connect
 from webxdc_rt.stores.api import StoreError
@@ -73,7 +74,9 @@ async def test_a_backup_under_write_load_restores_every_acknowledged_update(tmp_
 
 
 async def test_a_restore_after_a_revocation_keeps_the_old_link_refused(tmp_path):
-    service = await HostProcess(tmp_path / "d").start()
+    # Restarted on its port: one below the ephemeral range, which no outgoing connection
+    # takes while the host is down.
+    service = await HostProcess(tmp_path / "d").start(port=free_port())
     try:
         links = await _chat(service)
         assert (await service.cli("backup", str(tmp_path / "copy"))).status == 0

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hosting import HostProcess, family
 from peers import eventually, joined
+from ports import free_port
 from serving import APP, MEMBERS, ServeProcess, listening, on_port, serving
 
 from webxdc_rt.client import connect
@@ -173,7 +174,10 @@ async def test_a_host_on_postgres_keeps_chats_and_uploaded_apps_there(
         tmp_path, postgres_server):
     # Chats built while the host runs, an uploaded app among them, are all in the database:
     # a host started on another data folder with the same --store serves them alike.
-    first = await HostProcess(tmp_path / "one").start("--store", postgres_server.url)
+    # The second is started on the first one's port: one below the ephemeral range, which
+    # no outgoing connection takes in between.
+    first = await HostProcess(tmp_path / "one").start("--store", postgres_server.url,
+                                                      port=free_port())
     links = await family(first, tmp_path)
     (tmp_path / "second.xdc").unlink()  # the uploaded copy is kept in PostgreSQL
     assert await first.stop() == 0
