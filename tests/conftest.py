@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,6 +26,14 @@ settings.register_profile("ci", derandomize=True, database=None, deadline=None,
 settings.register_profile("explore", deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Keep the garbage collector's full passes off what collection built (every test
+    item, every imported module): those live as long as the session, and scanning them on
+    every full pass stopped this process for seconds on a busy machine, longer than
+    hosts running in it wait for a reply."""
+    gc.freeze()
 
 
 @pytest.fixture
