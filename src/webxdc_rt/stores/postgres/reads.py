@@ -4,13 +4,16 @@ round trip per chunk, which sizes the chunk, reads its rows and the app copy's h
 in one snapshot), and the other reads made while pages are served (a page's chat bytes, chat
 messages and their list and files, notifications, the highest serial, app copies and their
 containers, a chat or every chat read back: `rows`, and `snapshot` for several statements
-that must agree). Reads asked for at once take turns on the connection (psycopg's own lock);
-a connection lost is made again for the next read. The store has two readers: one for
+that must agree). Reads asked for at once take turns, each whole: psycopg's own lock holds
+the connection for one statement, not for the several statements of a snapshot (a pipeline
+and a transaction spanning awaits), nor for making the connection. A connection lost is
+made again for the next read. The store has two readers: one for
 updates, one for the other reads, so that neither holds up the other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -19,7 +22,7 @@ import psycopg
 from ...core.updates import Update
 from ..api import StoredUpdate, UpdateChunk
 from .columns import text
-from .connection import AsyncUser, Lost
+from .connection import AsyncUser, Connection, Lost
 from .updates import UPDATE_BYTES
 
 __all__ = ["Reader"]
@@ -39,7 +42,12 @@ _READ_CHUNK = (
 
 class Reader(AsyncUser):
     """Reads on an asynchronous connection, made when first needed: chunks of updates
-    (`read`), and any other statements (`rows`, `snapshot`)."""
+    (`read`), and any other statements (`rows`, `snapshot`), one read at a time."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self._turn = asyncio.Lock()
+        """Held for the whole of one read (`snapshot`)."""
 
     async def read(self, app_id: str, serial: int, max_bytes: int,
                    max_rows: int = 1000) -> UpdateChunk:
@@ -64,13 +72,14 @@ class Reader(AsyncUser):
         harm. `StoreError` (`StoreUnavailable` at once during a known outage) if the
         server cannot answer."""
         self._connection.connection()  # StoreUnavailable at once during a known outage
-        try:
-            return await self._snapshot(queries)
-        except Lost:
+        async with self._turn:
             try:
                 return await self._snapshot(queries)
-            except Lost as again:
-                raise self._connection.failed(again.error, True) from None
+            except Lost:
+                try:
+                    return await self._snapshot(queries)
+                except Lost as again:
+                    raise self._connection.failed(again.error, True) from None
 
     async def _snapshot(self, queries: list[tuple[str, tuple[object, ...]]]
                         ) -> list[list[tuple[Any, ...]]]:
