@@ -24,7 +24,7 @@ class Breakage:
     leaks_between_copies: bool = False
 
 
-def _wrap(body: str) -> str:
+def bridge_patch(body: str) -> str:
     """An init script that patches the bridge's `window.webxdc` when the bridge sets it."""
     return ("(() => {\n  let bridge;\n  Object.defineProperty(window, 'webxdc', {\n"
             "    configurable: true, get: () => bridge,\n    set(W) {\n      bridge = W;\n"
@@ -33,7 +33,7 @@ def _wrap(body: str) -> str:
 
 
 BREAKAGES = [
-    Breakage("echoes", "no-echo", _wrap("""
+    Breakage("echoes", "no-echo", bridge_patch("""
   W.joinRealtimeChannel = () => {
     const ch = join();
     let listener = null;
@@ -47,14 +47,14 @@ BREAKAGES = [
       leave() { listener = null; ch.leave(); },
     };
   };""")),
-    Breakage("lets a second join replace the first", "join-twice", _wrap("""
+    Breakage("lets a second join replace the first", "join-twice", bridge_patch("""
   let current = null;
   W.joinRealtimeChannel = () => {
     if (current) current.leave();
     current = join();
     return current;
   };""")),
-    Breakage("reorders", "order", _wrap("""
+    Breakage("reorders", "order", bridge_patch("""
   W.joinRealtimeChannel = () => {
     const ch = join();
     let listener = null;
@@ -78,7 +78,7 @@ BREAKAGES = [
       leave() { listener = null; if (held) clearTimeout(held.timer); held = null; ch.leave(); },
     };
   };""")),
-    Breakage("no size check", "size", _wrap("""
+    Breakage("no size check", "size", bridge_patch("""
   W.joinRealtimeChannel = () => {
     const ch = join();
     return {
@@ -87,7 +87,7 @@ BREAKAGES = [
       leave: () => ch.leave(),
     };
   };""")),
-    Breakage("sends what is not a Uint8Array", "type-errors", _wrap("""
+    Breakage("sends what is not a Uint8Array", "type-errors", bridge_patch("""
   W.joinRealtimeChannel = () => {
     const ch = join();
     return {
@@ -102,7 +102,7 @@ BREAKAGES = [
       leave: () => ch.leave(),
     };
   };""")),
-    Breakage("queues data before a listener", "before-listener", _wrap("""
+    Breakage("queues data before a listener", "before-listener", bridge_patch("""
   W.joinRealtimeChannel = () => {
     const ch = join();
     let listener = null;
@@ -114,7 +114,7 @@ BREAKAGES = [
       leave() { listener = null; ch.leave(); },
     };
   };""")),
-    Breakage("sends the caller's array later", "mutation", _wrap("""
+    Breakage("sends the caller's array later", "mutation", bridge_patch("""
   W.joinRealtimeChannel = () => {
     const ch = join();
     let left = false;
@@ -129,7 +129,7 @@ BREAKAGES = [
       leave() { left = true; ch.leave(); },
     };
   };""")),
-    Breakage("calls listeners after leave", "leave", _wrap("""
+    Breakage("calls listeners after leave", "leave", bridge_patch("""
   const ghosts = [];
   W.joinRealtimeChannel = () => {
     const ch = join();
@@ -141,7 +141,7 @@ BREAKAGES = [
       leave() { if (listener) ghosts.push(listener); listener = null; ch.leave(); },
     };
   };""")),
-    Breakage("replays to late joiners", "late-joiner", _wrap("""
+    Breakage("replays to late joiners", "late-joiner", bridge_patch("""
   let real = null;
   let current = null;
   let missed = [];
@@ -162,7 +162,7 @@ BREAKAGES = [
       leave() { me.left = true; if (current === me) current = null; },
     };
   };""")),
-    Breakage("lets copies hear each other", "isolation", _wrap("""
+    Breakage("lets copies hear each other", "isolation", bridge_patch("""
   W.joinRealtimeChannel = () => {
     const ch = join();
     let listener = null;

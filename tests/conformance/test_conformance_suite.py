@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from broken_bridges import BREAKAGES, Breakage, serving
+from broken_bridges import BREAKAGES, Breakage, bridge_patch, serving
 from playwright.async_api import BrowserContext
 
 from webxdc_rt.conformance.hosts import Deployment
@@ -55,7 +55,7 @@ def test_the_table_of_webxdc_dev_is_recorded() -> None:
     assert clauses == [f"R{n}" for n in range(1, 19)]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)  # over the run's own limit, so that its message says where it stuck
 @pytest.mark.parametrize("breakage", BREAKAGES, ids=[b.name for b in BREAKAGES])
 async def test_a_broken_host_turns_exactly_its_row_red(breakage: Breakage) -> None:
     results = await run_hosts(["webxdc-rt"], NPM_DIR, prepare=serving(breakage))
@@ -82,7 +82,7 @@ RECORD_INFO = """(() => {
 })();"""
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)  # over the run's own limit, so that its message says where it stuck
 async def test_the_report_is_posted_to_the_chat_as_one_info_line() -> None:
     infos: list[str] = []
 
@@ -93,3 +93,45 @@ async def test_the_report_is_posted_to_the_chat_as_one_info_line() -> None:
     results = await run_hosts(["webxdc-rt"], NPM_DIR, prepare=prepare)
     assert results.unavailable == {}
     assert infos == ["Realtime conformance: 16 pass, 0 fail, 2 not testable"]
+
+
+# Pages that never act on the run's "go" updates: the coordinator waits a phase out for
+# each (60 s), so the run cannot end within the short limit given here.
+IGNORE_GO = """
+  const setUpdateListener = W.setUpdateListener;
+  W.setUpdateListener = (listener, serial) => setUpdateListener((update) => {
+    if (!(update.payload && update.payload.t === "go")) listener(update);
+  }, serial);"""
+
+
+@pytest.mark.timeout(120)
+async def test_a_run_that_does_not_end_in_time_says_where_each_page_is() -> None:
+    async def prepare(context: BrowserContext, deployment: Deployment) -> None:
+        await context.add_init_script(bridge_patch(IGNORE_GO))
+
+    results = await run_hosts(["webxdc-rt"], NPM_DIR, prepare=prepare, run_timeout_s=5)
+    assert results.reports == {}
+    why = results.unavailable["webxdc-rt"]
+    assert why.startswith("the run did not finish within 5 s; page 1: role A; ")
+    assert "waiting for local (ready): answered by none of 3 page(s)" in why
+    assert "page 2: role B" in why and "page 3: role C" in why
+    assert "the other copy's page: no run" in why
+
+
+# A host that delivers no realtime item at all: every step that waits for items gives up in
+# its own time, so the run ends with those rows red instead of hanging.
+DELIVER_NOTHING = Breakage("delivers nothing", "every-page", bridge_patch("""
+  W.joinRealtimeChannel = () => {
+    const ch = join();
+    return { setListener() {}, send: (data) => ch.send(data), leave: () => ch.leave() };
+  };"""))
+
+
+@pytest.mark.timeout(420)
+async def test_a_host_that_delivers_nothing_ends_its_run_with_rows_red() -> None:
+    results = await run_hosts(["webxdc-rt"], NPM_DIR, prepare=serving(DELIVER_NOTHING))
+    assert results.unavailable == {}
+    report = results.reports["webxdc-rt"]
+    assert statuses(report)["every-page"] == "fail"
+    assert report["figures"]["rtt_p50_ms"] is None
+    assert report["figures"]["items_per_s_1kB"] is None

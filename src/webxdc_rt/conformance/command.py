@@ -13,7 +13,7 @@ from typing import Any
 
 from .hosts import HOSTS
 from .pack import pack
-from .runner import RunnerError, run_hosts
+from .runner import RUN_TIMEOUT_S, RunnerError, run_hosts
 from .table import as_json, as_table
 
 __all__ = ["DEFAULT_HOSTS", "add_parser", "default_npm_dir", "run"]
@@ -25,6 +25,17 @@ def default_npm_dir() -> Path:
     """Where the runner installs the npm packages of other hosts: under the user's cache."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "webxdc-rt" / "npm"
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds, as `--run-timeout` takes it."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number: {text!r}")
+    return seconds
 
 
 def add_parser(commands: Any) -> None:
@@ -40,6 +51,9 @@ def add_parser(commands: Any) -> None:
                          help=f"comma-separated, of: {', '.join(HOSTS)} "
                               f"(default: {DEFAULT_HOSTS})")
     running.add_argument("--json", action="store_true", help="print one JSON object")
+    running.add_argument("--run-timeout", type=_seconds, default=RUN_TIMEOUT_S,
+                         metavar="SECONDS", help="how long one host's run may take before it "
+                         "is given up, saying where each page was (default: %(default)g)")
     running.add_argument("--npm-dir", type=Path, default=default_npm_dir(), metavar="DIR",
                          help="where npm packages of other hosts are installed "
                               "(default: %(default)s)")
@@ -57,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
               f"known: {', '.join(HOSTS)}", file=sys.stderr)
         return 2
     try:
-        results = asyncio.run(run_hosts(names, args.npm_dir))
+        results = asyncio.run(run_hosts(names, args.npm_dir, run_timeout_s=args.run_timeout))
     except RunnerError as exc:
         print(f"webxdc-rt: error: {exc}", file=sys.stderr)
         return 2

@@ -19,16 +19,18 @@ from .pack import app_files
 
 try:
     from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import TimeoutError as PlaywrightTimeoutError
     from playwright.async_api import async_playwright
 except ImportError:  # the `conformance` extra is not installed: `run` says so
     async_playwright = None  # type: ignore[assignment]
     PlaywrightError = RuntimeError  # type: ignore[assignment,misc]
+    PlaywrightTimeoutError = TimeoutError  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
 
-__all__ = ["CHROMIUM", "MISSING_PLAYWRIGHT", "Prepare", "Results", "RunnerError",
-           "run_hosts", "run_suite"]
+__all__ = ["CHROMIUM", "MISSING_PLAYWRIGHT", "RUN_TIMEOUT_S", "Prepare", "Results",
+           "RunnerError", "Unfinished", "run_hosts", "run_suite"]
 
 CHROMIUM = os.environ.get("WEBXDC_RT_CHROMIUM", "/usr/bin/chromium")
 """The Chromium the runner drives (never one Playwright downloads)."""
@@ -39,8 +41,10 @@ MISSING_PLAYWRIGHT = ("the conformance runner needs Playwright: "
                       "pip install 'webxdc-rt[conformance]'")
 READY_TIMEOUT_MS = 30_000
 """How long a page may take to load and learn its app copy's tag."""
-RUN_TIMEOUT_MS = 300_000
-"""How long one host's run may take, from Start to the report."""
+RUN_TIMEOUT_S = 300.0
+"""How long one host's run may take by default, from Start to the report (a quiet machine
+takes 15 s for this project's host; every step is bounded, so only a host that loses the
+run's own status updates, or a machine many times slower, reaches it)."""
 
 Prepare = Callable[["BrowserContext", Deployment], Awaitable[None]]
 """Called with each host's browser context before any page opens (tests use it to serve a
@@ -49,6 +53,10 @@ changed bridge)."""
 
 class RunnerError(Exception):
     """The runner cannot run here (no Playwright, no Chromium); one line saying why."""
+
+
+class Unfinished(Exception):
+    """A host's run did not post its report in time; says where each page was."""
 
 
 @dataclass
@@ -60,9 +68,11 @@ class Results:
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
-async def run_hosts(names: list[str], npm_dir: Path,
-                    prepare: Prepare | None = None) -> Results:
-    """Run the suite on each named host in turn (`KeyError` for a name not in `HOSTS`)."""
+async def run_hosts(names: list[str], npm_dir: Path, prepare: Prepare | None = None,
+                    run_timeout_s: float = RUN_TIMEOUT_S) -> Results:
+    """Run the suite on each named host in turn (`KeyError` for a name not in `HOSTS`); a
+    host whose run takes longer than `run_timeout_s` is reported `unavailable`, saying
+    where each page was."""
     adapters = [HOSTS[name](npm_dir) for name in names]
     if async_playwright is None:
         raise RunnerError(MISSING_PLAYWRIGHT)
@@ -81,28 +91,35 @@ async def run_hosts(names: list[str], npm_dir: Path,
                                                        args=CHROMIUM_ARGS)
             try:
                 for adapter in adapters:
-                    await _run_host(adapter, browser, app, work, prepare, results)
+                    await _run_host(adapter, browser, app, work, prepare, results,
+                                    run_timeout_s)
             finally:
                 await browser.close()
     return results
 
 
 async def _run_host(adapter: HostAdapter, browser: Browser, app: Path, work: Path,
-                    prepare: Prepare | None, results: Results) -> None:
+                    prepare: Prepare | None, results: Results, run_timeout_s: float) -> None:
     try:
         async with adapter.deploy(app, work) as deployment:
-            results.reports[adapter.name] = await run_suite(browser, deployment, prepare)
+            # Caught in here: out of `deploy`, a host's task group wraps what it lets through.
+            try:
+                results.reports[adapter.name] = await run_suite(browser, deployment, prepare,
+                                                                run_timeout_s)
+            except Unfinished as exc:
+                results.unavailable[adapter.name] = str(exc)
+            except PlaywrightError as exc:
+                first_line = (str(exc).strip().splitlines() or ["no message"])[0]
+                results.unavailable[adapter.name] = f"the run did not finish: {first_line}"
     except HostUnavailable as exc:
         results.unavailable[adapter.name] = str(exc)
-    except PlaywrightError as exc:
-        first_line = (str(exc).strip().splitlines() or ["no message"])[0]
-        results.unavailable[adapter.name] = f"the run did not finish: {first_line}"
 
 
-async def run_suite(browser: Browser, deployment: Deployment,
-                    prepare: Prepare | None = None) -> dict[str, Any]:
+async def run_suite(browser: Browser, deployment: Deployment, prepare: Prepare | None = None,
+                    run_timeout_s: float = RUN_TIMEOUT_S) -> dict[str, Any]:
     """One run on a serving host: the report the first page posted, with the second copy's
-    view of isolation folded into its row."""
+    view of isolation folded into its row. `Unfinished` if no report came within
+    `run_timeout_s`."""
     context = await browser.new_context()
     try:
         if prepare is not None:
@@ -119,7 +136,12 @@ async def run_suite(browser: Browser, deployment: Deployment,
         await _until(first, f"window.conformance.participants >= {len(members)}",
                      READY_TIMEOUT_MS)
         await first.click("#start")
-        await _until(first, "window.conformance.report !== null", RUN_TIMEOUT_MS)
+        try:
+            await _until(first, "window.conformance.report !== null",
+                         round(run_timeout_s * 1000))
+        except PlaywrightTimeoutError:
+            raise Unfinished(f"the run did not finish within {run_timeout_s:g} s; "
+                             + await _progress(members, other)) from None
         report: dict[str, Any] = await first.evaluate("() => window.conformance.report")
         if other is not None:
             _fold_other_copy(report, await other.evaluate(
@@ -127,6 +149,20 @@ async def run_suite(browser: Browser, deployment: Deployment,
         return report
     finally:
         await context.close()
+
+
+async def _progress(members: list[Page], other: Page | None) -> str:
+    """Where each page of a run is, in words (why it did not end in time)."""
+    pages = [(f"page {n}", page) for n, page in enumerate(members, 1)]
+    if other is not None:
+        pages.append(("the other copy's page", other))
+    where = []
+    for name, page in pages:
+        try:
+            where.append(f"{name}: {await page.evaluate('() => window.conformance.progress')}")
+        except PlaywrightError as exc:
+            where.append(f"{name}: unreadable ({type(exc).__name__})")
+    return " | ".join(where)
 
 
 async def _open(context: BrowserContext, url: str) -> Page:

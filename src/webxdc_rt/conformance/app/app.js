@@ -18,9 +18,10 @@ const state = {
   heres: new Map(),   // page -> selfAddr of the pages that answered our gather
   run: null,
   member: null,
-  waiting: null,      // the coordinator's wait for one phase: {key, pages, obs, resolve}
+  waiting: null,      // the coordinator's wait for one phase: {key, label, pages, obs, resolve}
   report: null,
   noise: null,
+  phase: null,        // the phase this page runs or ran last: {key, done}
 };
 
 const $ = (id) => document.getElementById(id);
@@ -64,13 +65,16 @@ async function runPhase(n, phase) {
   const step = STEPS[n];
   const action = step && step[phase] && step[phase][state.run.role];
   let obs = {};
+  const key = `${state.run.id}/${n}/${phase}`;
+  const current = state.phase = { key: `${step ? step.name : n} (${phase})`, done: false };
   try {
     if (action) obs = (await action(state.member)) || {};
   } catch (error) {
     obs = { error: String(error && error.message || error) };
   }
   obs.foreign = state.member.rec.foreign.length;
-  post({ t: "done", key: `${state.run.id}/${n}/${phase}`, role: state.run.role, obs });
+  current.done = true;
+  post({ t: "done", key, role: state.run.role, obs });
 }
 
 async function coordinate() {
@@ -87,8 +91,8 @@ async function coordinate() {
     observations[STEPS[n].name] = {};
     for (const phase of PHASES) {
       $("status").textContent = `Running: ${STEPS[n].name} (${phase})`;
-      const obs = await allDone(`${run}/${n}/${phase}`, pages.length, () =>
-        post({ t: "go", run, n, phase }));
+      const obs = await allDone(`${run}/${n}/${phase}`, `${STEPS[n].name} (${phase})`,
+                                pages.length, () => post({ t: "go", run, n, phase }));
       observations[STEPS[n].name][phase] = obs;
     }
   }
@@ -100,12 +104,12 @@ async function coordinate() {
        `${counts.untestable} not testable`);
 }
 
-function allDone(key, pages, send) {
+function allDone(key, label, pages, send) {
   return new Promise((resolve) => {
     const obs = {};
     const timer = setTimeout(() => finish(), PHASE_TIMEOUT_MS);
     const finish = () => { clearTimeout(timer); state.waiting = null; resolve(obs); };
-    state.waiting = { key, pages, obs, resolve: finish };
+    state.waiting = { key, label, pages, obs, resolve: finish };
     send();
   });
 }
@@ -184,6 +188,18 @@ window.conformance = {
   get ready() { return state.live && state.ownCopyUpdate && state.tags.length > 0; },
   get participants() { return state.heres.size; },
   get report() { return state.report; },
+  /** Where this page is in a run, in words: what a run that does not end is stuck on. */
+  get progress() {
+    const parts = [state.run ? `role ${state.run.role}` : "no run"];
+    if (state.phase) parts.push(`${state.phase.done ? "ran" : "running"} ${state.phase.key}`);
+    if (state.waiting) {
+      parts.push(`waiting for ${state.waiting.label}: answered by ` +
+                 `${Object.keys(state.waiting.obs).sort().join("") || "none"} of ` +
+                 `${state.waiting.pages} page(s)`);
+    }
+    if (state.member) parts.push(`${state.member.rec.items.length} item(s) recorded`);
+    return parts.join("; ");
+  },
   get noiseForeign() { return state.noise ? state.noise.rec.foreign.length : null; },
 };
 

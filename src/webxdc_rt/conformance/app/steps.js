@@ -13,6 +13,7 @@ const RATE_1K = 1500;
 const RATE_128K = 48;
 const RATE_WINDOW_BYTES = 1000000;  // what a sender has unanswered while a rate is measured
 const ACK_WAIT_MS = 2000;     // how long it waits for an answer before counting the item lost
+const STEP_BUDGET_MS = 30000; // how long a measuring sender goes on: well within a phase
 const SETTLE_MS = 800;        // how long a page waits for items that must not come
 
 /** The page's side of the run: its role, its channel and what it received. */
@@ -266,18 +267,20 @@ async function roundTrips(m) {
   m.rec.reset();
   const times = [];
   let lost = 0;
-  for (let seq = 0; seq < PINGS; seq += 1) {
+  const deadline = performance.now() + STEP_BUDGET_MS;
+  for (let seq = 0; seq < PINGS && performance.now() < deadline; seq += 1) {
     const start = performance.now();
     m.ch.send(m.item(11, seq));
     const before = m.rec.items.length;
-    await m.rec.expect(before + 1, 2000, 0);
+    await m.rec.expect(before + 1, ACK_WAIT_MS, 0);
     const pong = m.rec.items.slice(before)
       .find((i) => i.step === 11 && i.role === 1 && i.seq === seq);
     if (pong) times.push(pong.at - start);
     else lost += 1;
   }
   times.sort((a, b) => a - b);
-  return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), lost };
+  return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), lost,
+           unsent: PINGS - times.length - lost };
 }
 
 /** B's side of a rate step: records what arrives and answers each of A's items with a
@@ -300,20 +303,24 @@ function answering(step) {
 
 /** Sends `count` items of `size` bytes as fast as the receiver answers them, with at most
  * RATE_WINDOW_BYTES unanswered: a sender that outran its receiver would measure the
- * host's drops of stale items, not its throughput. An answer that does not come within
- * ACK_WAIT_MS counts the item as lost and the sender goes on. */
+ * host's drops of stale items, not its throughput. When no answer comes within
+ * ACK_WAIT_MS, every item unanswered so far counts as lost and the window starts afresh
+ * (a host that dropped a burst costs one wait, not one per item); it stops sending at
+ * STEP_BUDGET_MS, so that a host that answers nothing still ends the step. */
 async function windowedSend(m, step, count, size) {
   m.rec.reset();
   const window = Math.max(1, Math.floor(RATE_WINDOW_BYTES / size));
+  const deadline = performance.now() + STEP_BUDGET_MS;
   let refused = "none";
   let lost = 0;
-  for (let seq = 0; seq < count && refused === "none"; seq += 1) {
+  let seq = 0;
+  for (; seq < count && refused === "none" && performance.now() < deadline; seq += 1) {
     const answers = seq + 1 - window - lost;
     await m.rec.until(answers, ACK_WAIT_MS);
-    lost += Math.max(0, answers - m.rec.items.length);
+    if (m.rec.items.length < answers) lost = seq - m.rec.items.length;
     refused = errorName(() => m.ch.send(m.item(step, seq, size)));
   }
-  return { refused, lost };
+  return { refused, lost, unsent: count - seq };
 }
 
 async function rateOf(m, count) {
