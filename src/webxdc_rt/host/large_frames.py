@@ -33,7 +33,7 @@ LARGE_FRAME_BYTES = 8192
 """Frames with a payload of at least this many bytes are read here: below it the copies
 saved cost less than reading the frame in Python instead of aiohttp's compiled reader."""
 
-QUIET_FRAMES = 32
+QUIET_FRAMES = 16
 """Small frames in a row after which a connection's reads are no longer walked
 (`LargeFrames.walking`): walking their headers in Python costs about as much per frame as
 aiohttp's whole reading of a small frame, and pays only where large frames come."""
