@@ -21,10 +21,16 @@ it pays for a few frames, not for every one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiohttp import WSMessage, WSMsgType, web
-from aiohttp._websocket.helpers import websocket_mask
+
+websocket_mask: Callable[[bytes, bytearray], None] | None
+try:  # aiohttp's compiled unmasking, where this aiohttp has it where 3.11 and later do
+    from aiohttp._websocket.helpers import websocket_mask
+except ImportError:  # pragma: no cover - older aiohttp: its reader reads every frame
+    websocket_mask = None
 
 __all__ = ["LARGE_FRAME_BYTES", "MAX_PIECES", "QUIET_FRAMES", "FrameParser", "LargeFrames",
            "large_frames_for"]
@@ -211,7 +217,7 @@ class LargeFrames:
             return pos + take
         self._pieces = []
         payload = bytearray().join(pieces)  # the one copy: no zero-filling, no temporary
-        websocket_mask(self._mask, payload)
+        websocket_mask(self._mask, payload)  # type: ignore[misc]  # None: never made
         self._queue.feed_data(_new_tuple(WSMessage, (_BINARY, payload, "")), len(payload))
         return pos + take
 
@@ -245,6 +251,7 @@ def large_frames_for(ws: web.WebSocketResponse, parser: FrameParser) -> FramePar
     messages elsewhere."""
     queue = getattr(ws, "_reader", None)
     limit = getattr(ws, "_max_msg_size", None)
-    if not callable(getattr(queue, "feed_data", None)) or not isinstance(limit, int):
+    if (websocket_mask is None or not callable(getattr(queue, "feed_data", None))
+            or not isinstance(limit, int)):
         return parser
     return LargeFrames(parser, queue, limit)
