@@ -374,7 +374,10 @@ class GuardedRequestHandler(web.RequestHandler):
         ws, self.frames_of = self.frames_of, None
         if ws is not None:
             parser = large_frames_for(ws, parser)
-        super().set_parser(parser, data_received_cb)
+        if data_received_cb is None:  # aiohttp before 3.14 takes the parser alone
+            super().set_parser(parser)
+        else:
+            super().set_parser(parser, data_received_cb)
         if isinstance(parser, LargeFrames) and data_received_cb is None:
             self._frames = parser  # each read goes straight to it (`data_received`)
 
