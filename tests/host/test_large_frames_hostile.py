@@ -11,6 +11,7 @@ import logging
 import struct
 from collections.abc import Callable
 
+import aiohttp
 import pytest
 from aiohttp import web
 from peers import BareSocket, eventually, joined
@@ -86,6 +87,20 @@ async def arena(hosts):
     await bob.peer.close()
 
 
+@pytest.fixture
+def made(monkeypatch) -> list[object]:
+    """The parsers the host gives its sockets from now on (`large_frames_for`)."""
+    parsers: list[object] = []
+    real = http_guard.large_frames_for
+
+    def recorded(ws: web.WebSocketResponse, parser: object) -> object:
+        parsers.append(real(ws, parser))  # type: ignore[arg-type]
+        return parsers[-1]
+
+    monkeypatch.setattr(http_guard, "large_frames_for", recorded)
+    return parsers
+
+
 async def attacker(live) -> BareSocket:
     page = live.last_pages[0]
     sock = await BareSocket.connect(live.port, f"{page.label}.localhost:{live.port}",
@@ -131,17 +146,9 @@ async def play(live, bob, writes: list[bytes], marker: bytes) -> tuple[object, l
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 async def test_an_attack_ends_as_it_does_with_aiohttps_reader_alone(arena, monkeypatch,
-                                                                    caplog, name):
+                                                                    made, caplog, name):
     live, bob = arena
     caplog.set_level(logging.WARNING)
-    made: list[object] = []
-    real = http_guard.large_frames_for
-
-    def counted(ws: web.WebSocketResponse, parser: object) -> object:
-        made.append(real(ws, parser))  # type: ignore[arg-type]
-        return made[-1]
-
-    monkeypatch.setattr(http_guard, "large_frames_for", counted)
     fast = await play(live, bob, ATTACKS[name], b"marker one")
     assert made and all(isinstance(parser, LargeFrames) for parser in made)
     monkeypatch.setattr(http_guard, "large_frames_for", lambda ws, parser: parser)
@@ -184,4 +191,17 @@ async def test_sockets_work_on_aiohttp_whose_set_parser_takes_the_parser_alone(
     await sock._writer.drain()
     await eventually(lambda: b"small" in bob.inbox)
     assert bob.inbox[-2:] == [BIG, b"small"]
+    sock.close()
+
+
+async def test_aiohttps_reader_alone_reads_on_an_aiohttp_newer_than_checked(arena, made,
+                                                                           monkeypatch):
+    live, bob = arena
+    monkeypatch.setattr(aiohttp, "__version__", "3.15.0")
+    sock = await attacker(live)
+    sock._writer.write(frame(BIG) + frame(b"small"))
+    await sock._writer.drain()
+    await eventually(lambda: b"small" in bob.inbox)
+    assert bob.inbox[-2:] == [BIG, b"small"]
+    assert made and not any(isinstance(parser, LargeFrames) for parser in made)
     sock.close()

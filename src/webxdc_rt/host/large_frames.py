@@ -21,9 +21,11 @@ it pays for a few frames, not for every one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import aiohttp
 from aiohttp import WSMessage, WSMsgType, web
 
 websocket_mask: Callable[[bytes, bytearray], None] | None
@@ -32,8 +34,15 @@ try:  # aiohttp's compiled unmasking, where this aiohttp has it where 3.11 and l
 except ImportError:  # pragma: no cover - older aiohttp: its reader reads every frame
     websocket_mask = None
 
-__all__ = ["LARGE_FRAME_BYTES", "MAX_PIECES", "QUIET_FRAMES", "FrameParser", "LargeFrames",
-           "large_frames_for"]
+__all__ = ["LARGE_FRAME_BYTES", "MAX_PIECES", "NEWEST_CHECKED_AIOHTTP", "QUIET_FRAMES",
+           "FrameParser", "LargeFrames", "large_frames_for"]
+
+NEWEST_CHECKED_AIOHTTP = (3, 14)
+"""The newest aiohttp release series whose reader `LargeFrames` was checked against: what
+it reads of aiohttp's internals (the queue, its `_stalled_reader`, the frame limit) means
+what it relies on in 3.11 to 3.14 (3.10 has no `websocket_mask`: its reader reads every
+frame). A later series may hold bytes back some other way, which would put large frames
+ahead of what came before them: there aiohttp's reader reads every frame."""
 
 LARGE_FRAME_BYTES = 8192
 """Frames with a payload of at least this many bytes are read here: below it the copies
@@ -179,6 +188,7 @@ class LargeFrames:
             if first & _FINAL == 0:  # a fragmented message: aiohttp's reader assembles it
                 self._through = True
                 return self._inner.feed_data(data[start:] if start else data)
+            # No `_stalled_reader` (aiohttp before 3.14.4): its reader holds nothing back.
             if (first != _FINAL_BINARY or data[pos + 1] & _MASKED == 0
                     or not LARGE_FRAME_BYTES <= size < self._max_bytes
                     or getattr(self._queue, "_stalled_reader", None) is not None):
@@ -248,7 +258,10 @@ def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int] | None:
 def large_frames_for(ws: web.WebSocketResponse, parser: FrameParser) -> FrameParser:
     """The parser to give the connection of `ws`, just prepared with aiohttp's `parser`:
     `LargeFrames` in front of it, or `parser` alone where this aiohttp keeps the socket's
-    messages elsewhere."""
+    messages elsewhere or is newer than `NEWEST_CHECKED_AIOHTTP`."""
+    release = re.match(r"(\d+)\.(\d+)", aiohttp.__version__)
+    if release is None or (int(release[1]), int(release[2])) > NEWEST_CHECKED_AIOHTTP:
+        return parser
     queue = getattr(ws, "_reader", None)
     limit = getattr(ws, "_max_msg_size", None)
     if (websocket_mask is None or not callable(getattr(queue, "feed_data", None))
