@@ -223,13 +223,23 @@ class LargeFrames:
         self._missing -= take
         if self._missing:
             if len(pieces) >= MAX_PIECES:  # a trickle of small reads: keep few objects
-                self._pieces = [bytearray().join(pieces)]
+                self._fold(pieces)
             return pos + take
         self._pieces = []
         payload = bytearray().join(pieces)  # the one copy: no zero-filling, no temporary
         websocket_mask(self._mask, payload)  # type: ignore[misc]  # None: never made
         self._queue.feed_data(_new_tuple(WSMessage, (_BINARY, payload, "")), len(payload))
         return pos + take
+
+
+    def _fold(self, pieces: list[memoryview | bytearray]) -> None:
+        """Gather `pieces` into one bytearray, the first one if an earlier fold made it:
+        grown in place, what came before is not copied again on every fold (a frame
+        trickling in would cost copies of its size times the reads)."""
+        folded = pieces[0] if isinstance(pieces[0], bytearray) else bytearray(pieces[0])
+        for piece in pieces[1:]:
+            folded += piece
+        self._pieces = [folded]
 
 
 def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int] | None:
