@@ -71,6 +71,14 @@ ATTACKS: dict[str, list[bytes]] = {
                                  + frame(item(9000, 6), 0x80) + frame(item(30_000, 7))],
     "fragmented with a large first fragment": [
         frame(item(9000, 8), 0x02) + frame(item(9000, 9), 0x80) + frame(BIG)],
+    "largest length without the top bit": [head((1 << 63) - 1) + BIG],
+    "lone large continuation": [frame(BIG, 0x80)],
+    "large ping": [frame(BIG, 0x89)],
+    "large frame of a reserved opcode": [frame(BIG, 0x83)],
+    "large frame, then garbage": [frame(BIG) + b"\xff" * 20],
+    "header split after its length": [head(len(BIG))[:4], head(len(BIG))[4:] + BIG],
+    "a burst of large and small items": [b"".join(
+        frame(item(20_000 if n % 2 else 10, n)) for n in range(120))],
     "one byte per write": [bytes((byte,)) for byte in frame(item(LARGE_FRAME_BYTES, 10))],
 }
 
