@@ -47,6 +47,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ..core.describe import describe_exception
+from .large_frames import LargeFrames, large_frames_for
 
 try:
     import resource
@@ -296,7 +297,8 @@ class GuardedRequestHandler(web.RequestHandler):
     errors with fixed pages that carry the host's headers."""
 
     __slots__ = ("_guard", "_decorate", "_too_large_reply", "_preauth_bytes", "_in_head",
-                 "_head_tail", "page", "websocket", "busy", "reads")
+                 "_head_tail", "page", "websocket", "busy", "reads", "frames_of",
+                 "_frames")
 
     def __init__(self, manager: web.Server, guard: ConnectionGuard, decorate: Decorate,
                  too_large_reply: bytes, **kwargs: Any) -> None:
@@ -320,6 +322,10 @@ class GuardedRequestHandler(web.RequestHandler):
         self.reads = 0
         """Reads that brought bytes from the peer: a link that answers moves it (a
         WebSocket's heartbeat watches it instead of resetting a timer on every read)."""
+        self._frames: LargeFrames | None = None
+        self.frames_of: web.WebSocketResponse | None = None
+        """The WebSocket being prepared on this connection whose large frames are read by
+        `large_frames.LargeFrames` rather than aiohttp's reader alone (see `set_parser`)."""
 
     @property
     def idle(self) -> bool:
@@ -340,6 +346,15 @@ class GuardedRequestHandler(web.RequestHandler):
         """Count the request head an unadmitted connection sends; past the limit, answer 431
         and close instead of letting aiohttp buffer an ever larger head."""
         self.reads += 1
+        frames = self._frames
+        if frames is not None:
+            if frames.walking:  # aiohttp's `data_received` for a WebSocket, inlined
+                if data and not (self._force_close or self._close) \
+                        and frames.feed_data(data)[0]:
+                    self.close()
+                return
+            self._frames = None  # aiohttp's reader alone from now on
+            self._payload_parser = frames.inner
         if self._preauth_bytes is not None and self._in_head:
             self._preauth_bytes += self._head_bytes(data)
             if self._preauth_bytes > self._guard.max_preauth_bytes:
@@ -350,6 +365,21 @@ class GuardedRequestHandler(web.RequestHandler):
                 self.force_close()
                 return
         _base_data_received(self, data)  # super()'s, looked up once: this runs per read
+
+    def set_parser(self, parser: Any, data_received_cb: Callable[[], None] | None = None,
+                   ) -> None:
+        """Feed the upgraded connection to `parser` (aiohttp's WebSocket reader), with
+        `LargeFrames` in front of it for the WebSocket in `frames_of`: set here, before
+        aiohttp hands the parser any bytes, so that both start at a frame boundary."""
+        ws, self.frames_of = self.frames_of, None
+        if ws is not None:
+            parser = large_frames_for(ws, parser)
+        if data_received_cb is None:  # aiohttp before 3.14 takes the parser alone
+            super().set_parser(parser)
+        else:
+            super().set_parser(parser, data_received_cb)
+        if isinstance(parser, LargeFrames) and data_received_cb is None:
+            self._frames = parser  # each read goes straight to it (`data_received`)
 
     def _head_bytes(self, data: bytes) -> int:
         """How much of `data` belongs to the request head; notes where the head ends (a

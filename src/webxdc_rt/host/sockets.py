@@ -128,7 +128,14 @@ class Sockets:
         settings = self.settings
         # No aiohttp heartbeat: it reschedules a timer on every read (see `liveness`).
         ws = web.WebSocketResponse(compress=False, max_msg_size=settings.max_frame_bytes)
-        await ws.prepare(request)
+        protocol = request.protocol
+        if isinstance(protocol, GuardedRequestHandler):
+            protocol.frames_of = ws  # large items are read with one copy
+        try:
+            await ws.prepare(request)
+        finally:
+            if isinstance(protocol, GuardedRequestHandler):
+                protocol.frames_of = None  # not left for a later request if this failed
         http_guard.upgraded(request)
         shell = self._open(request, ws, page, budget)
         self._per_page[page.label] = self._per_page.get(page.label, 0) + 1
