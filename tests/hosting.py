@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import signal
 import socket
@@ -80,6 +81,10 @@ class Done:
         return json.loads(self.stdout)
 
 
+_STARTS = itertools.count(1)
+"""Numbers the host processes of a run, for their stderr logs."""
+
+
 class HostProcess:
     """`webxdc-rt host` running on a data folder, on a free port of 127.0.0.1."""
 
@@ -88,18 +93,25 @@ class HostProcess:
         self.port = 0
         self.admin_socket = data_dir / "admin.sock"
         self.stderr = ""
+        """What it wrote to stderr, once stopped."""
+        self.log = data_dir.parent / f"{data_dir.name}-host-{next(_STARTS)}.log"
+        """Where its stderr goes while it runs: a file, which never fills up as a pipe
+        that nobody reads does (and then stops the host at its next log line)."""
         self._proc: asyncio.subprocess.Process | None = None
 
     async def start(self, *extra: str, port: int = 0) -> HostProcess:
         """Start it (on `port`, or a free one) and wait until it serves (its `--json`
         line)."""
-        self._proc = await asyncio.create_subprocess_exec(
-            *COMMAND, "host", "--data-dir", str(self.data_dir), "--port", str(port), "--json",
-            *extra, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self._proc = await asyncio.create_subprocess_exec(
+                *COMMAND, "host", "--data-dir", str(self.data_dir), "--port", str(port),
+                "--json", *extra, stdout=asyncio.subprocess.PIPE, stderr=log)
         assert self._proc.stdout is not None
         line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
         if not line:
-            raise AssertionError((await self._proc.stderr.read()).decode())  # type: ignore
+            await self._proc.wait()
+            raise AssertionError(self.log.read_text())
         ready = json.loads(line)
         self.ready: dict[str, Any] = ready
         """Its `--json` line."""
@@ -114,14 +126,17 @@ class HostProcess:
         return self._proc.pid
 
     async def stop(self) -> int:
-        """Stop it with SIGTERM; its exit status (its stderr is kept in `stderr`)."""
+        """Stop it with SIGTERM; its exit status. Its stderr is kept in `stderr`, and
+        printed, so that a test that fails shows it (pytest shows what a failed test
+        printed)."""
         assert self._proc is not None
         if self._proc.returncode is None:
             self._proc.send_signal(signal.SIGTERM)
         status = await asyncio.wait_for(self._proc.wait(), 30)
-        assert self._proc.stderr is not None
-        self.stderr = (await self._proc.stderr.read()).decode()
-        # Read to its end too, so that the pipe is closed before the test's loop is.
+        self.stderr = self.log.read_text()
+        print(f"--- stderr of the host on {self.data_dir.name} (exit status {status}) ---\n"
+              f"{self.stderr}", end="")
+        # Read stdout to its end, so that the pipe is closed before the test's loop is.
         assert self._proc.stdout is not None
         await self._proc.stdout.read()
         return status

@@ -29,7 +29,11 @@ class ServeProcess:
              "--chat", chat, "--broker", broker_url, *options],
             stdout=subprocess.PIPE, stderr=self.log.open("wb"), text=True)
         assert self.process.stdout is not None
-        self.invites = [json.loads(self.process.stdout.readline()) for _ in MEMBERS]
+        lines = [self.process.stdout.readline() for _ in MEMBERS]
+        if not all(lines):
+            self.process.wait()
+            raise AssertionError(f"serve did not start: {self.log.read_text()}")
+        self.invites = [json.loads(line) for line in lines]
         self.urls = {line["member"]: line["url"] for line in self.invites}
 
     def url(self, member: str) -> str:
