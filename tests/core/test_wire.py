@@ -55,13 +55,31 @@ def test_a_stamp_is_clamped_so_that_it_can_only_make_its_item_older(stamp, age):
 
 
 def test_a_client_clock_stamps_by_the_host_clock_and_drops_what_is_over_the_bound():
-    # The hello said 5000 ms of the host's clock; the client opened at 100 ms of its own.
-    clock = wire.ItemClock(host_ms=5_000.0, opened_ms=100.0, max_age_ms=2_000.0)
+    # The hello said 5000 ms of the host's clock; the client dialled at 100 ms of its own
+    # and read the hello at 130 ms: the offset is between 4870 and 4900 ms.
+    clock = wire.ItemClock(host_ms=5_000.0, dialled_ms=100.0, heard_ms=130.0,
+                           max_age_ms=2_000.0)
     item = clock.stamp(b"data", local_ms=300.0)
-    assert item == wire.encode_stamp(5_200.0) + b"data"
-    assert clock.fresh(item, local_ms=2_300.0)        # exactly at the bound
-    assert not clock.fresh(item, local_ms=2_301.0)    # over it
+    assert item == wire.encode_stamp(5_200.0) + b"data"  # by the higher bound
+    assert clock.fresh(item, local_ms=2_330.0)        # exactly at the bound, by the lower
+    assert not clock.fresh(item, local_ms=2_331.0)    # over it
     assert not clock.fresh(item[:7], local_ms=300.0)  # no whole stamp
+
+
+@pytest.mark.parametrize("true_offset", [4_870.0, 4_885.0, 4_900.0])
+def test_whatever_the_true_offset_within_the_bounds_no_item_within_the_bound_is_dropped(
+        true_offset):
+    # Two clients whose hellos gave the bounds: an item sent by one and received by the
+    # other within the bound, by the host's true clock, is fresh at the receiver.
+    sender = wire.ItemClock(host_ms=5_000.0, dialled_ms=100.0, heard_ms=130.0,
+                            max_age_ms=2_000.0)
+    receiver = wire.ItemClock(host_ms=5_000.0, dialled_ms=100.0, heard_ms=130.0,
+                              max_age_ms=2_000.0)
+    sent_local = 1_000.0
+    item = sender.stamp(b"x", sent_local)
+    host_sent = sent_local + true_offset
+    received_local = host_sent + 2_000.0 - true_offset  # exactly the bound later
+    assert receiver.fresh(item, received_local)
 
 
 @pytest.mark.parametrize("text, code, fragment", [

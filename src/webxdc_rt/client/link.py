@@ -58,8 +58,10 @@ class Opened:
     session: aiohttp.ClientSession
     ws: aiohttp.ClientWebSocketResponse
     hello: wire.Hello
-    opened_ms: float
-    """When the host answered the upgrade, by `time.monotonic()`, in milliseconds."""
+    dialled_ms: float
+    """When the client began to open the socket, by `time.monotonic()`, in milliseconds."""
+    heard_ms: float
+    """When it had read the hello, likewise (the hello's time was read in between)."""
 
 
 async def open_socket(url: str, timeout: float) -> Opened:
@@ -69,13 +71,13 @@ async def open_socket(url: str, timeout: float) -> Opened:
     ws_url, host_header, token = socket_target(url)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=timeout))
     try:
+        # The hello's time is read between these two moments (`wire.ItemClock`).
+        dialled_ms = time.monotonic() * 1000
         ws = await session.ws_connect(
             ws_url, headers={"Host": host_header, "Authorization": f"Bearer {token}"},
             max_msg_size=0, autoping=True, heartbeat=30.0, compress=0)
-        # The host writes its hello right after its answer to the upgrade: its clock then
-        # is ours now, less the answer's way here (what opening took is not counted).
-        opened_ms = time.monotonic() * 1000
         hello = await _receive_hello(ws, timeout)
+        heard_ms = time.monotonic() * 1000
     except aiohttp.WSServerHandshakeError as exc:
         await session.close()
         if exc.status in REFUSING_STATUSES:
@@ -87,7 +89,7 @@ async def open_socket(url: str, timeout: float) -> Opened:
     except BaseException:
         await session.close()
         raise
-    return Opened(session, ws, hello, opened_ms)
+    return Opened(session, ws, hello, dialled_ms, heard_ms)
 
 
 async def wait_until_ended(*tasks: asyncio.Task[Any]) -> None:
@@ -152,7 +154,7 @@ class Link:
         age = limits.max_item_age_ms
         time_ms = opened.hello.time_ms
         self.clock = (None if time_ms is None or not age
-                      else wire.ItemClock(time_ms, opened.opened_ms, age))
+                      else wire.ItemClock(time_ms, opened.dialled_ms, opened.heard_ms, age))
         """Stamps this link's items and checks theirs, if the host stamps items."""
         self._closing = False
         self.reader = asyncio.create_task(self._read_loop())

@@ -2,10 +2,14 @@
 `join` (`stamped: true`): 8 bytes, the sender's estimate of the host's clock when it sent
 the item, in milliseconds since the Unix epoch as a big-endian IEEE 754 double, then the
 payload unchanged. The host's clock is the common reference because a sender's clock and a
-receiver's differ: the `hello` carries the host's time (`time_ms`), written right after the
-host's answer to the upgrade, and a client takes its offset to the host's clock as that time
-minus its own clock when that answer arrived: an estimate that lags the host by the answer's
-one-way trip and does not count how long opening the connection took.
+receiver's differ: the `hello` carries the host's time (`time_ms`), read after the client
+dialled and before the client read the hello, so the client's offset to the host's clock
+lies between that time less its own clock at each of those two moments. A client stamps by
+the higher bound and ages by the lower one (`ItemClock`): its estimates can only make items
+look younger than they are, by at most how long the connection took to open, never older.
+(One estimate in between, such as the moment the socket opened, is exact only for a client
+that was idle then: a busy one would stamp its items too early by as long as it was busy,
+and have every one dropped once that is over the age bound.)
 
 A stamp is the sender's claim: a stamp in the future counts as now, and one that is not a
 number counts as now too, so a lying stamp can only get its own item dropped sooner.
@@ -48,20 +52,26 @@ def stamped_age_ms(stamp: float, host_now_ms: float) -> float:
 class ItemClock:
     """A client's estimate of the host's clock, to stamp the items it sends and to tell
     whether one it receives is within the age bound. Local times are the client's own
-    monotonic clock in ms; `offset_ms`: the host's clock less it."""
+    monotonic clock in ms. The host's clock less it lies between `receive_offset_ms` and
+    `send_offset_ms`: items are stamped by the higher bound and aged by the lower one, so
+    that neither estimate drops an item that is within the bound."""
 
-    __slots__ = ("offset_ms", "max_age_ms")
+    __slots__ = ("send_offset_ms", "receive_offset_ms", "max_age_ms")
 
-    def __init__(self, host_ms: float, opened_ms: float, max_age_ms: float) -> None:
-        self.offset_ms = host_ms - opened_ms
+    def __init__(self, host_ms: float, dialled_ms: float, heard_ms: float,
+                 max_age_ms: float) -> None:
+        """`host_ms`: the hello's time; `dialled_ms`, `heard_ms`: the client's clock when
+        it began to open the connection and when it read the hello."""
+        self.send_offset_ms = host_ms - dialled_ms
+        self.receive_offset_ms = host_ms - heard_ms
         self.max_age_ms = max_age_ms
 
     def stamp(self, payload: bytes, local_ms: float) -> bytes:
         """`payload` with the stamp of an item sent at `local_ms` before it."""
-        return _STAMP.pack(local_ms + self.offset_ms) + payload
+        return _STAMP.pack(local_ms + self.send_offset_ms) + payload
 
     def fresh(self, data: bytes, local_ms: float) -> bool:
         """Whether the stamped item `data`, received at `local_ms`, is within the age
         bound (False too when it is shorter than its stamp)."""
         return len(data) >= ITEM_HEADER_BYTES and stamped_age_ms(
-            read_stamp(data), local_ms + self.offset_ms) <= self.max_age_ms
+            read_stamp(data), local_ms + self.receive_offset_ms) <= self.max_age_ms

@@ -130,7 +130,11 @@
       this.sentBytes = 0;         // bytes handed to the open socket, to tell how fast it drains
       this.drainSample = null;    // {at, drained, backlogged} of the last measurement
       this.drainRate = null;      // bytes/ms the socket was seen to drain while backlogged
-      this.hostOffsetMs = 0;      // the host's clock less performance.now(), from the hello
+      // The host's clock less performance.now(), from the hello, as two bounds (see
+      // `connect`): the highest it can be, to stamp what this page sends, and the lowest,
+      // to age what it receives. Both err towards keeping items, never towards dropping.
+      this.sendOffsetMs = 0;
+      this.receiveOffsetMs = 0;
       this.maxItemAgeMs = Infinity;
       this.staleItems = 0;        // items dropped on arrival: older than the age bound
       this.staleReportedAt = -Infinity;
@@ -139,16 +143,19 @@
 
     connect() {
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      // The host's clock in its hello was read after this page dialled and before the
+      // page handled the hello, so the offset lies between the two bounds taken from
+      // those moments. Taking the moment the socket opened instead would be exact only on
+      // an idle page: one busy while its socket opened (still loading, on a slow phone)
+      // would learn of the opening late, stamp every item it sends that much too early,
+      // and have every item dropped by its receivers once that is over the age bound.
+      const dialledAt = performance.now();
       const ws = new WebSocket(scheme + location.host + CONFIG.socketPath);
       ws.binaryType = "arraybuffer";
-      // The host writes its hello right after its answer to the upgrade: its clock then is
-      // this page's when the socket opened, less the answer's way here. What opening took
-      // (DNS, TCP, TLS, a busy machine) is not counted, or every item would look older.
-      let openedAt = performance.now();
-      ws.onopen = () => { openedAt = performance.now(); };
       // The link is up once the host's hello tells its clock: items are stamped by it.
       const up = (hello) => {
-        this.hostOffsetMs = hello.time_ms - openedAt;
+        this.sendOffsetMs = hello.time_ms - dialledAt;
+        this.receiveOffsetMs = hello.time_ms - performance.now();
         this.maxItemAgeMs = hello.limits.max_item_age_ms;
         this.ws = ws;
         this.retryMs = RETRY_MIN_MS;
@@ -198,7 +205,7 @@
     // Whether an item from the host is within the age bound by its stamp: a stamp in the
     // future (or not a number) counts as now, so a lying sender only loses its own items.
     fresh(item) {
-      const now = performance.now() + this.hostOffsetMs;
+      const now = performance.now() + this.receiveOffsetMs;
       if (item.byteLength >= STAMP_BYTES) {
         const sent = new DataView(item.buffer, item.byteOffset, STAMP_BYTES).getFloat64(0);
         if (!(now - sent > this.maxItemAgeMs)) return true;
@@ -216,7 +223,7 @@
     // `RealtimeChannel.send` holding the time by this page's clock.
     stamp(item) {
       const view = new DataView(item.buffer, item.byteOffset, STAMP_BYTES);
-      view.setFloat64(0, view.getFloat64(0) + this.hostOffsetMs);
+      view.setFloat64(0, view.getFloat64(0) + this.sendOffsetMs);
     }
 
     get up() {
