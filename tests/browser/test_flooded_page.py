@@ -12,10 +12,10 @@ from webxdc_rt.host.app import HostSettings
 
 BOUND_S = 2.0
 CLOCK_SLACK_S = 0.5
-"""How far an item's age in the browser's clock may exceed the bound: the sender stamps it and
-the receiver's bridge checks it by their estimates of the host's clock, each taken when its
-link opened and off by however long the opening took to reach the page (this process's
-event loop, a busy machine)."""
+"""How far an item's age in the browser's clock may exceed the bound: the sender stamps it by
+the host's clock as read after it dialled, and the receiver's bridge ages it by that clock as
+read when its hello came, so each may count the item younger than it is by as long as its
+link took to open (this process's event loop, a busy machine), never older."""
 UNLIMITED = RealtimeLimits(send_items_per_s=1e6, send_items_burst=1_000_000,
                            send_bytes_per_s=1e10, send_bytes_burst=10_000_000_000)
 """Send limits that do not bind, so that only the receivers' pace decides."""
