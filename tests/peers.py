@@ -123,6 +123,12 @@ async def next_control(ws: aiohttp.ClientWebSocketResponse, timeout: float = HAN
             raise AssertionError(f"socket ended: {msg.type.name} {msg.data!r} {msg.extra!r}")
 
 
+def without_time(message: dict) -> dict:
+    """A message from the host without its reading of the host's clock (`time_ms`, in
+    `joined`), which differs from run to run."""
+    return {key: value for key, value in message.items() if key != "time_ms"}
+
+
 class BareSocket:
     """A WebSocket to the host over a TCP connection that the test holds itself (wsproto
     does the framing). Nothing is read but in `receive`: a test that stops calling it is a

@@ -29,6 +29,7 @@ SETUP = """() => {
   ch.setListener((data) => got.push(new TextDecoder().decode(data)));
 }"""
 SEND = """(text) => ch.send(new TextEncoder().encode(text))"""
+SEND_ALL = """(texts) => { for (const text of texts) ch.send(new TextEncoder().encode(text)); }"""
 
 
 async def test_a_page_busy_while_its_socket_opens_sends_and_receives_items(hosts, browser):
@@ -55,3 +56,42 @@ async def test_a_page_busy_while_its_socket_opens_sends_and_receives_items(hosts
     await other.wait_for_function("got.includes('again')")
     assert await other.evaluate("got") == ["from the busy page", "again"]
     assert await busy.evaluate("got") == ["to the busy page"]
+
+
+BLOCK_ON = """(bound_ms) => {
+  ch.setListener((data) => {
+    const text = new TextDecoder().decode(data);
+    got.push(text);
+    // Busy with this item for longer than the bound: what arrives meanwhile is stale.
+    if (text === "block") {
+      const end = performance.now() + bound_ms + 500;
+      while (performance.now() < end) {}
+    }
+  });
+}"""
+
+
+async def test_once_it_has_joined_a_page_busy_while_its_socket_opened_drops_stale_items(
+        hosts, browser):
+    # Its hello gave a loose bound, as loose as it was busy; its join's answer, which came
+    # when it was idle, narrowed it: items that reach it past the bound are dropped.
+    live = await hosts(HostSettings(delivery=DeliveryLimits(max_item_age_s=BOUND_S)))
+    urls = live.share(["busy", "other"])
+    pages = {}
+    for name in ("busy", "other"):
+        context = await browser.new_context()
+        page = pages[name] = await context.new_page()
+        if name == "busy":
+            await page.add_init_script(script=f"({BUSY_WHILE_OPENING})({BUSY_MS})")
+        await page.goto(urls[name])
+        await page.wait_for_function("window.webxdc !== undefined")
+        await page.evaluate(SETUP)
+    await live.until_joined(2, live.last_pages[0].app.topic)
+    busy, other = pages["busy"], pages["other"]
+    await busy.evaluate(BLOCK_ON, BOUND_S * 1000)
+
+    await other.evaluate(SEND_ALL, ["block", "stale 1", "stale 2"])
+    await busy.wait_for_function("got.includes('block')")  # returns once the block is over
+    await other.evaluate(SEND, "fresh")
+    await busy.wait_for_function("got.includes('fresh')")
+    assert await busy.evaluate("got") == ["block", "fresh"]

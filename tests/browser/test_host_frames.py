@@ -98,6 +98,7 @@ async def test_a_frame_the_bridge_cannot_read_is_skipped_with_a_warning(
             "update: 'update.serial' is not a non-negative integer",
         '{"type": "update-backlog-done"}': "update-backlog-done: 'listen'",
         '{"type": "joined", "epoch": "1"}': "joined: 'epoch'",
+        '{"type": "joined", "epoch": 1, "time_ms": "soon"}': "joined: 'time_ms'",
         '{"type": "reply", "id": 1}': "reply: 'ok' is not a boolean",
         '{"type": "error", "message": "no code"}': "error: 'code' is not a string",
     }

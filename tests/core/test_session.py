@@ -125,10 +125,11 @@ def test_the_table_leaves_no_state_and_event_undecided():
 def test_join_is_acknowledged_before_anything_of_the_channel():
     first, second = new_session(), None
     effects = first.receive_text(JOIN, 0.0)
-    assert effects == (Subscribe(TOPIC), Send('{"type":"joined","epoch":1}'))
+    assert effects == (Subscribe(TOPIC), Send('{"type":"joined","epoch":1,"time_ms":0.0}'))
     second = new_session(hub=first.hub)
-    assert second.receive_text('{"type":"join","epoch":7}', 0.0) == (
-        Send('{"type":"joined","epoch":7}'),)  # the channel is already listened to
+    # The channel is already listened to. The answer reads the host's clock (`now`, in ms).
+    assert second.receive_text('{"type":"join","epoch":7}', 2.5) == (
+        Send('{"type":"joined","epoch":7,"time_ms":2500.0}'),)
     # Leaving forgets what waits for the connection, then stops listening when it was the
     # last member here.
     assert first.receive_text(LEAVE, 0.0) == (Discard(),)

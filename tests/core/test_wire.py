@@ -30,7 +30,7 @@ def test_the_hello_carries_the_host_clock_and_the_age_bound_and_an_old_hello_nei
     assert (old.time_ms, old.limits.max_item_age_ms) == (None, 0.0)
     with pytest.raises(wire.WireError, match="expected the host's hello"):
         wire.decode_hello(wire.encode_joined(1))
-    with pytest.raises(wire.WireError, match="'time_ms' must be a number"):
+    with pytest.raises(wire.WireError, match="'time_ms' must be a finite number"):
         wire.decode_hello('{"type":"hello","self_addr":"a","self_name":"n","time_ms":"x",'
                           '"limits":{"max_payload_bytes":1,"send_items_per_s":1,'
                           '"send_items_burst":1,"send_bytes_per_s":1,"send_bytes_burst":1}}')
@@ -64,6 +64,18 @@ def test_a_client_clock_stamps_by_the_host_clock_and_drops_what_is_over_the_boun
     assert clock.fresh(item, local_ms=2_330.0)        # exactly at the bound, by the lower
     assert not clock.fresh(item, local_ms=2_331.0)    # over it
     assert not clock.fresh(item[:7], local_ms=300.0)  # no whole stamp
+
+
+def test_a_reading_in_a_joined_narrows_the_bounds_and_a_contradicting_one_is_ignored():
+    # Busy for 3 s while its link opened: the hello gave an offset between 2000 and 5000.
+    clock = wire.ItemClock(host_ms=5_000.0, dialled_ms=0.0, heard_ms=3_000.0,
+                           max_age_ms=2_000.0)
+    clock.narrow(host_ms=14_000.0, asked_ms=10_000.0, heard_ms=10_004.0)  # idle by now
+    assert (clock.receive_offset_ms, clock.send_offset_ms) == (3_996.0, 4_000.0)
+    clock.narrow(host_ms=30_000.0, asked_ms=20_000.0, heard_ms=20_010.0)  # not tighter
+    assert (clock.receive_offset_ms, clock.send_offset_ms) == (3_996.0, 4_000.0)
+    clock.narrow(host_ms=90_000.0, asked_ms=30_000.0, heard_ms=30_001.0)  # a jumped clock
+    assert (clock.receive_offset_ms, clock.send_offset_ms) == (3_996.0, 4_000.0)
 
 
 @pytest.mark.parametrize("true_offset", [4_870.0, 4_885.0, 4_900.0])
@@ -120,7 +132,7 @@ LIMITS = wire.HelloLimits(max_payload_bytes=128_000, send_items_per_s=2000.0,
 
 HOST_MESSAGES = [
     wire.Hello("addr", "Alice 😀", LIMITS),
-    wire.Joined(0), wire.Joined(2**53 - 1),
+    wire.Joined(0), wire.Joined(2**53 - 1), wire.Joined(4, 1_765_000_000_000.25),
     wire.Update(1, {"payload": {"x": [1, 2.5, None]}, "info": "é", "serial": 3,
                     "max_serial": 9}),
     wire.UpdateBacklogDone(4),
@@ -150,6 +162,8 @@ def test_every_host_message_round_trips(message):
 def test_the_host_writes_what_the_bridge_reads():
     """static/webxdc.js reads these fields as they are: a change here breaks pages."""
     assert json.loads(wire.encode_joined(3)) == {"type": "joined", "epoch": 3}
+    assert json.loads(wire.encode_joined(3, 5_000.5)) == {"type": "joined", "epoch": 3,
+                                                           "time_ms": 5_000.5}
     assert json.loads(wire.encode_update(2, '{"serial":1}')) == {
         "type": "update", "listen": 2, "update": {"serial": 1}}
     assert json.loads(wire.encode_backlog_done(2)) == {"type": "update-backlog-done",
@@ -322,7 +336,10 @@ BAD_HOST_MESSAGES = {
               '{"type":"hello","self_addr":"a","self_name":"n","limits":{"x":1}}'],
     "joined": ['{"type":"joined"}', '{"type":"joined","epoch":"1"}',
                '{"type":"joined","epoch":true}', '{"type":"joined","epoch":-1}',
-               '{"type":"joined","epoch":1.5}', '{"type":"joined","epoch":9007199254740992}'],
+               '{"type":"joined","epoch":1.5}', '{"type":"joined","epoch":9007199254740992}',
+               '{"type":"joined","epoch":1,"time_ms":"5"}',
+               '{"type":"joined","epoch":1,"time_ms":NaN}',
+               '{"type":"joined","epoch":1,"time_ms":Infinity}'],
     "update": ['{"type":"update","listen":1}', '{"type":"update","listen":1,"update":[]}',
                '{"type":"update","update":{"serial":1,"max_serial":1}}',
                '{"type":"update","listen":"1","update":{"serial":1,"max_serial":1}}',

@@ -60,7 +60,7 @@ FIELDS = {
                   name: counters | values for name in (
                       "max_payload_bytes", "send_items_per_s", "send_items_burst",
                       "send_bytes_per_s", "send_bytes_burst")}) | values},
-    "joined": {"epoch": counters},
+    "joined": {"epoch": counters, "time_ms": st.floats() | values},
     "update": {"listen": counters, "update": st.fixed_dictionaries(
         {"payload": values, "serial": counters, "max_serial": counters})},
     "update-backlog-done": {"listen": counters},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -61,6 +62,9 @@ class Peer:
                           else UnstoredUpdates(reconnect.max_unstored_update_bytes))
         self._channel: RealtimeChannel | None = None
         self._epoch = 0
+        self._join_asked_ms = 0.0
+        """When the latest join was asked for, by `time.monotonic()` in ms: its `joined`
+        narrows the link's estimate of the host's clock (`wire.ItemClock.narrow`)."""
         self._closing = False
         self._gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._listening = UpdateListening()
@@ -223,6 +227,7 @@ class Peer:
 
     def _join_frame(self) -> str:
         stamped = self._link is not None and self._link.clock is not None
+        self._join_asked_ms = time.monotonic() * 1000
         return wire.encode_join(self._epoch, stamped)
 
     def _channel_left(self, channel: RealtimeChannel) -> None:
@@ -256,9 +261,13 @@ class Peer:
 
     def _on_control(self, message: wire.HostMessage) -> None:
         match message:
-            case wire.Joined(epoch=epoch):
+            case wire.Joined(epoch=epoch, time_ms=time_ms):
                 if self._channel is not None and self._channel.epoch == epoch:
                     self._channel._acknowledge()
+                    link = self._link
+                    if time_ms is not None and link is not None and link.clock is not None:
+                        link.clock.narrow(time_ms, self._join_asked_ms,
+                                          time.monotonic() * 1000)
             case wire.Update():
                 self._listening.on_update(message)
             case wire.UpdateBacklogDone(listen=listen):

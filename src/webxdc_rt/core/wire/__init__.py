@@ -33,8 +33,9 @@ Host to client:
     {"type": "hello", "self_addr": ..., "self_name": ..., "limits": {...}, "time_ms": T}
                                     first frame; T: the host's clock (ms since the Unix
                                     epoch), the reference for stamps
-    {"type": "joined", "epoch": N}  the join with epoch N took effect; binary frames that
-                                    follow belong to that channel, until the next leave
+    {"type": "joined", "epoch": N, "time_ms": T}  the join with epoch N took effect;
+                                    binary frames that follow belong to that channel,
+                                    until the next leave; T: the host's clock again
     {"type": "update", "listen": N, "update": {..., "serial": S, "max_serial": M}}
     {"type": "update-backlog-done", "listen": N}    the backlog of listener N was sent
     {"type": "update-stored", "id": "...", "serial": S}    to the sender only: its update

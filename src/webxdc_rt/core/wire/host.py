@@ -11,6 +11,7 @@ Its public names are exported by the package (`wire.Hello`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -71,6 +72,10 @@ class Joined:
     belong to that channel, until the next leave."""
 
     epoch: int
+    time_ms: float | None = None
+    """The host's clock when it took the join, in ms (absent from older hosts): read after
+    the client sent the join and before the client reads this, it narrows the client's
+    estimate of that clock (`ItemClock.narrow`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,15 +198,16 @@ def _decode_hello(obj: dict[str, Any]) -> Hello:
                      receive_window_bytes=read_counter(limits, "receive_window_bytes",
                                                        "hello.limits", default=0),
                      max_item_age_ms=_optional_rate(limits, "max_item_age_ms")),
-                 _host_time(obj))
+                 _host_time(obj, "hello"))
 
 
-def _host_time(obj: dict[str, Any]) -> float | None:
+def _host_time(obj: dict[str, Any], what: str) -> float | None:
     value = obj.get("time_ms")
     if value is None:
         return None
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise WireError("hello: 'time_ms' must be a number")
+    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+            or not math.isfinite(value)):
+        raise WireError(f"{what}: 'time_ms' must be a finite number")
     return float(value)
 
 
@@ -237,7 +243,8 @@ def _decode_chat_messages(obj: dict[str, Any]) -> ChatMessages:
 
 _DECODERS: Final[dict[str, Callable[[dict[str, Any]], HostMessage]]] = {
     "hello": _decode_hello,
-    "joined": lambda obj: Joined(read_counter(obj, "epoch", "joined")),
+    "joined": lambda obj: Joined(read_counter(obj, "epoch", "joined"),
+                                 _host_time(obj, "joined")),
     "update": _decode_update,
     "update-backlog-done": lambda obj: UpdateBacklogDone(
         read_counter(obj, "listen", "update-backlog-done")),
@@ -291,9 +298,11 @@ def encode_hello(self_addr: str, self_name: str, limits: HelloLimits,
     return dump(hello)
 
 
-def encode_joined(epoch: int) -> str:
-    """The host's answer to a join that took effect."""
-    return dump({"type": "joined", "epoch": epoch})
+def encode_joined(epoch: int, time_ms: float | None = None) -> str:
+    """The host's answer to a join that took effect; `time_ms`: the host's clock."""
+    if time_ms is None:
+        return dump({"type": "joined", "epoch": epoch})
+    return dump({"type": "joined", "epoch": epoch, "time_ms": time_ms})
 
 
 def encode_error(code: str, message: str, update_id: str | None = None) -> str:
@@ -345,7 +354,7 @@ def encode_host_message(message: HostMessage) -> str:
 _ENCODERS: Final[dict[type[Any], Callable[[Any], str]]] = {
     Hello: lambda message: encode_hello(message.self_addr, message.self_name, message.limits,
                                         message.time_ms),
-    Joined: lambda message: encode_joined(message.epoch),
+    Joined: lambda message: encode_joined(message.epoch, message.time_ms),
     Update: lambda message: encode_update(message.listen, dump(message.update)),
     UpdateBacklogDone: lambda message: encode_backlog_done(message.listen),
     UpdateStored: lambda message: encode_update_stored(message.id, message.serial),

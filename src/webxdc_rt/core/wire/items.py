@@ -6,7 +6,9 @@ receiver's differ: the `hello` carries the host's time (`time_ms`), read after t
 dialled and before the client read the hello, so the client's offset to the host's clock
 lies between that time less its own clock at each of those two moments. A client stamps by
 the higher bound and ages by the lower one (`ItemClock`): its estimates can only make items
-look younger than they are, by at most how long the connection took to open, never older.
+look younger than they are, by at most how long the connection took to open, never older;
+each `joined` carries the host's time again, which narrows the bounds to the quickest
+exchange so far.
 (One estimate in between, such as the moment the socket opened, is exact only for a client
 that was idle then: a busy one would stamp its items too early by as long as it was busy,
 and have every one dropped once that is over the age bound.)
@@ -65,6 +67,16 @@ class ItemClock:
         self.send_offset_ms = host_ms - dialled_ms
         self.receive_offset_ms = host_ms - heard_ms
         self.max_age_ms = max_age_ms
+
+    def narrow(self, host_ms: float, asked_ms: float, heard_ms: float) -> None:
+        """Narrow the bounds by another reading of the host's clock (`host_ms`, in a
+        `joined`), taken after the client's clock showed `asked_ms` and before it showed
+        `heard_ms`: a client busy while its link opened learns the clock closely once it
+        is idle. A reading that contradicts the bounds (a clock that jumped) is ignored."""
+        send = min(self.send_offset_ms, host_ms - asked_ms)
+        receive = max(self.receive_offset_ms, host_ms - heard_ms)
+        if receive <= send:
+            self.send_offset_ms, self.receive_offset_ms = send, receive
 
     def stamp(self, payload: bytes, local_ms: float) -> bytes:
         """`payload` with the stamp of an item sent at `local_ms` before it."""

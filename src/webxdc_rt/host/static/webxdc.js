@@ -45,6 +45,9 @@
         }
         return null;
       case "joined":
+        if (message.time_ms !== undefined && !Number.isFinite(message.time_ms)) {
+          return "joined: 'time_ms' is not a number";
+        }
         return isCount(message.epoch) ? null : "joined: 'epoch' is not a non-negative integer";
       case "update":
         if (!isCount(message.listen)) return "update: 'listen' is not a non-negative integer";
@@ -219,6 +222,19 @@
       return false;
     }
 
+    // Narrows the bounds by another reading of the host's clock (a `joined`), taken after
+    // this page's clock showed `askedAt` and before it showed `heardAt`: a page busy while
+    // its link opened learns the clock closely once it is idle. A reading that contradicts
+    // the bounds (a clock that jumped) is ignored.
+    narrow(hostMs, askedAt, heardAt) {
+      const send = Math.min(this.sendOffsetMs, hostMs - askedAt);
+      const receive = Math.max(this.receiveOffsetMs, hostMs - heardAt);
+      if (receive <= send) {
+        this.sendOffsetMs = send;
+        this.receiveOffsetMs = receive;
+      }
+    }
+
     // Writes into an item's stamp when it is sent by the host's clock; it was made by
     // `RealtimeChannel.send` holding the time by this page's clock.
     stamp(item) {
@@ -328,11 +344,18 @@
   let current = null;    // the joined RealtimeChannel, if any
   let epoch = 0;         // counts joins; the host echoes the epoch of each join it applied
   let ackedEpoch = -1;   // items from the host belong to this join
+  let joinAskedAt = 0;   // when the latest join was asked for: its answer narrows the clock
 
   const link = new HostLink(
     (message) => {
       switch (message.type) {
-        case "joined": ackedEpoch = message.epoch; break;
+        case "joined":
+          ackedEpoch = message.epoch;
+          if (message.time_ms !== undefined && current !== null &&
+              current.epoch === message.epoch) {
+            link.narrow(message.time_ms, joinAskedAt, performance.now());
+          }
+          break;
         case "update": onUpdate(message); break;
         case "update-backlog-done": onBacklogDone(message.listen); break;
         case "update-stored": onUpdateStored(message.id); break;
@@ -365,6 +388,7 @@
       if (current !== null && !current.joinQueued) {
         link.pending.unshift(JSON.stringify({ type: "join", epoch: current.epoch,
                                               stamped: true }));
+        joinAskedAt = performance.now();
       }
       if (current !== null) current.joinQueued = false;
     },
@@ -625,6 +649,7 @@
     }
     epoch += 1;
     current = new RealtimeChannel(epoch);
+    joinAskedAt = performance.now();
     link.sendControl({ type: "join", epoch, stamped: true });
     return current;
   };
