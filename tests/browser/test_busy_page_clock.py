@@ -1,9 +1,14 @@
 """The bridge's estimate of the host's clock, in Chromium, on a page whose main thread is
 busy while its socket opens (a page still loading on a loaded machine): the estimate may
 only err towards keeping items, never towards dropping them, so the items such a page sends
-reach the others and the items it receives are handed to its app."""
+reach the others and the items it receives are handed to its app; and once it has joined,
+idle, its estimate is close again, so stale items are dropped as on any page."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from playwright.async_api import Browser, Page
 
 from webxdc_rt.core.limits import DeliveryLimits
 from webxdc_rt.host.app import HostSettings
@@ -32,7 +37,9 @@ SEND = """(text) => ch.send(new TextEncoder().encode(text))"""
 SEND_ALL = """(texts) => { for (const text of texts) ch.send(new TextEncoder().encode(text)); }"""
 
 
-async def test_a_page_busy_while_its_socket_opens_sends_and_receives_items(hosts, browser):
+async def busy_and_other(hosts: Any, browser: Browser) -> tuple[Page, Page]:
+    """Two members' pages of one app copy, joined: the first was busy while its socket
+    opened."""
     live = await hosts(HostSettings(delivery=DeliveryLimits(max_item_age_s=BOUND_S)))
     urls = live.share(["busy", "other"])
     pages = {}
@@ -46,7 +53,11 @@ async def test_a_page_busy_while_its_socket_opens_sends_and_receives_items(hosts
         await page.wait_for_function("window.webxdc !== undefined")
         await page.evaluate(SETUP)
     await live.until_joined(2, live.last_pages[0].app.topic)
-    busy, other = pages["busy"], pages["other"]
+    return pages["busy"], pages["other"]
+
+
+async def test_a_page_busy_while_its_socket_opens_sends_and_receives_items(hosts, browser):
+    busy, other = await busy_and_other(hosts, browser)
 
     await busy.evaluate(SEND, "from the busy page")
     await other.wait_for_function("got.includes('from the busy page')")
@@ -75,19 +86,7 @@ async def test_once_it_has_joined_a_page_busy_while_its_socket_opened_drops_stal
         hosts, browser):
     # Its hello gave a loose bound, as loose as it was busy; its join's answer, which came
     # when it was idle, narrowed it: items that reach it past the bound are dropped.
-    live = await hosts(HostSettings(delivery=DeliveryLimits(max_item_age_s=BOUND_S)))
-    urls = live.share(["busy", "other"])
-    pages = {}
-    for name in ("busy", "other"):
-        context = await browser.new_context()
-        page = pages[name] = await context.new_page()
-        if name == "busy":
-            await page.add_init_script(script=f"({BUSY_WHILE_OPENING})({BUSY_MS})")
-        await page.goto(urls[name])
-        await page.wait_for_function("window.webxdc !== undefined")
-        await page.evaluate(SETUP)
-    await live.until_joined(2, live.last_pages[0].app.topic)
-    busy, other = pages["busy"], pages["other"]
+    busy, other = await busy_and_other(hosts, browser)
     await busy.evaluate(BLOCK_ON, BOUND_S * 1000)
 
     await other.evaluate(SEND_ALL, ["block", "stale 1", "stale 2"])
