@@ -72,11 +72,13 @@ class ItemClock:
         """Narrow the bounds by another reading of the host's clock (`host_ms`, in a
         `joined`), taken after the client's clock showed `asked_ms` and before it showed
         `heard_ms`: a client busy while its link opened learns the clock closely once it
-        is idle. A reading that contradicts the bounds (a clock that jumped) is ignored."""
+        is idle. A reading that contradicts the bounds means that a clock jumped (a
+        suspended machine whose monotonic clock stood still): it replaces them."""
         send = min(self.send_offset_ms, host_ms - asked_ms)
         receive = max(self.receive_offset_ms, host_ms - heard_ms)
-        if receive <= send:
-            self.send_offset_ms, self.receive_offset_ms = send, receive
+        if receive > send:
+            send, receive = host_ms - asked_ms, host_ms - heard_ms
+        self.send_offset_ms, self.receive_offset_ms = send, receive
 
     def stamp(self, payload: bytes, local_ms: float) -> bytes:
         """`payload` with the stamp of an item sent at `local_ms` before it."""

@@ -225,14 +225,13 @@
     // Narrows the bounds by another reading of the host's clock (a `joined`), taken after
     // this page's clock showed `askedAt` and before it showed `heardAt`: a page busy while
     // its link opened learns the clock closely once it is idle. A reading that contradicts
-    // the bounds (a clock that jumped) is ignored.
+    // the bounds means that a clock jumped (a device that slept): it replaces them.
     narrow(hostMs, askedAt, heardAt) {
       const send = Math.min(this.sendOffsetMs, hostMs - askedAt);
       const receive = Math.max(this.receiveOffsetMs, hostMs - heardAt);
-      if (receive <= send) {
-        this.sendOffsetMs = send;
-        this.receiveOffsetMs = receive;
-      }
+      const jumped = receive > send;
+      this.sendOffsetMs = jumped ? hostMs - askedAt : send;
+      this.receiveOffsetMs = jumped ? hostMs - heardAt : receive;
     }
 
     // Writes into an item's stamp when it is sent by the host's clock; it was made by
