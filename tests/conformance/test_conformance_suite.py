@@ -95,25 +95,27 @@ async def test_the_report_is_posted_to_the_chat_as_one_info_line() -> None:
     assert infos == ["Realtime conformance: 16 pass, 0 fail, 2 not testable"]
 
 
-# Pages that never act on the run's "go" updates: the coordinator waits a phase out for
+# A bridge that refuses to send the run's "go" updates: the coordinator waits a phase out for
 # each (60 s), so the run cannot end within the short limit given here.
-IGNORE_GO = """
-  const setUpdateListener = W.setUpdateListener;
-  W.setUpdateListener = (listener, serial) => setUpdateListener((update) => {
-    if (!(update.payload && update.payload.t === "go")) listener(update);
-  }, serial);"""
+REFUSE_GO = """
+  const sendUpdate = W.sendUpdate;
+  W.sendUpdate = (update, description) => {
+    if (update.payload && update.payload.t === "go") throw new Error("refused by the test");
+    return sendUpdate(update, description);
+  };"""
 
 
 @pytest.mark.timeout(120)
 async def test_a_run_that_does_not_end_in_time_says_where_each_page_is() -> None:
     async def prepare(context: BrowserContext, deployment: Deployment) -> None:
-        await context.add_init_script(bridge_patch(IGNORE_GO))
+        await context.add_init_script(bridge_patch(REFUSE_GO))
 
     results = await run_hosts(["webxdc-rt"], NPM_DIR, prepare=prepare, run_timeout_s=5)
     assert results.reports == {}
     why = results.unavailable["webxdc-rt"]
     assert why.startswith("the run did not finish within 5 s; page 1: role A; ")
-    assert "waiting for local (ready): answered by none of 3 page(s)" in why
+    assert "waiting for local (ready): answered by none of 1 page(s); " in why
+    assert "failed: posting go: refused by the test" in why.split(" | ")[0]
     assert "page 2: role B" in why and "page 3: role C" in why
     assert "the other copy's page: no run" in why
 

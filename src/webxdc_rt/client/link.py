@@ -156,6 +156,8 @@ class Link:
         self.clock = (None if time_ms is None or not age
                       else wire.ItemClock(time_ms, opened.dialled_ms, opened.heard_ms, age))
         """Stamps this link's items and checks theirs, if the host stamps items."""
+        self._join = (-1, 0.0)
+        """The epoch of the latest join made here and when it was asked for (ms)."""
         self._closing = False
         self.reader = asyncio.create_task(self._read_loop())
         self.writer = asyncio.create_task(self._write_loop())
@@ -171,6 +173,12 @@ class Link:
     def close_code(self) -> int | None:
         """The WebSocket close code, once closed by the host."""
         return self._ws.close_code
+
+    def join_frame(self, epoch: int) -> str:
+        """A join with `epoch`, asking for stamps if the host stamps items; the host's
+        clock in its `joined` narrows `clock` (asked for now)."""
+        self._join = (epoch, time.monotonic() * 1000)
+        return wire.encode_join(epoch, self.clock is not None)
 
     def put(self, frame: str) -> None:
         """Queue a control frame; BufferError when the queue is full."""
@@ -256,8 +264,17 @@ class Link:
         except wire.WireError as exc:
             log.warning("ignoring a malformed frame from the host (%s): %s", exc.code, exc)
             return
+        if type(message) is wire.Joined:
+            self._read_clock(message)
         try:
             self._on_control(message)
         except Exception:
             log.exception("ignoring a %s frame from the host that could not be handled",
                           type(message).__name__)
+
+    def _read_clock(self, joined: wire.Joined) -> None:
+        """A `joined` that answers the latest join narrows the clock by the host's time in
+        it (`wire.ItemClock.narrow`)."""
+        epoch, asked_ms = self._join
+        if joined.time_ms is not None and self.clock is not None and joined.epoch == epoch:
+            self.clock.narrow(joined.time_ms, asked_ms, time.monotonic() * 1000)

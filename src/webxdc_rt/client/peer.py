@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -62,9 +61,6 @@ class Peer:
                           else UnstoredUpdates(reconnect.max_unstored_update_bytes))
         self._channel: RealtimeChannel | None = None
         self._epoch = 0
-        self._join_asked_ms = 0.0
-        """When the latest join was asked for, by `time.monotonic()` in ms: its `joined`
-        narrows the link's estimate of the host's clock (`wire.ItemClock.narrow`)."""
         self._closing = False
         self._gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._listening = UpdateListening()
@@ -226,9 +222,8 @@ class Peer:
         return Link(opened, self._options, self.stats, self._on_item, self._on_control)
 
     def _join_frame(self) -> str:
-        stamped = self._link is not None and self._link.clock is not None
-        self._join_asked_ms = time.monotonic() * 1000
-        return wire.encode_join(self._epoch, stamped)
+        link = self._link  # None: a reconnecting peer without one sends nothing
+        return link.join_frame(self._epoch) if link is not None else wire.encode_join(self._epoch)
 
     def _channel_left(self, channel: RealtimeChannel) -> None:
         if self._channel is channel:
@@ -261,13 +256,9 @@ class Peer:
 
     def _on_control(self, message: wire.HostMessage) -> None:
         match message:
-            case wire.Joined(epoch=epoch, time_ms=time_ms):
+            case wire.Joined(epoch=epoch):
                 if self._channel is not None and self._channel.epoch == epoch:
                     self._channel._acknowledge()
-                    link = self._link
-                    if time_ms is not None and link is not None and link.clock is not None:
-                        link.clock.narrow(time_ms, self._join_asked_ms,
-                                          time.monotonic() * 1000)
             case wire.Update():
                 self._listening.on_update(message)
             case wire.UpdateBacklogDone(listen=listen):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,11 @@ RUN_TIMEOUT_S = 300.0
 """How long one host's run may take by default, from Start to the report (a quiet machine
 takes 15 s for this project's host; every step is bounded, so only a host that loses the
 run's own status updates, or a machine many times slower, reaches it)."""
+
+CONSOLE_KEPT = 3
+"""Errors and warnings of each page's console kept to say why a run did not finish."""
+CONSOLE_CHARS = 300
+"""Characters kept of each."""
 
 Prepare = Callable[["BrowserContext", Deployment], Awaitable[None]]
 """Called with each host's browser context before any page opens (tests use it to serve a
@@ -121,14 +127,16 @@ async def run_suite(browser: Browser, deployment: Deployment, prepare: Prepare |
     view of isolation folded into its row. `Unfinished` if no report came within
     `run_timeout_s`."""
     context = await browser.new_context()
+    consoles: dict[Page, deque[str]] = {}
     try:
         if prepare is not None:
             await prepare(context, deployment)
-        first = await _open(context, deployment.first)
-        members = [first, await _open(context, deployment.second)]
+        first = await _open(context, deployment.first, consoles)
+        members = [first, await _open(context, deployment.second, consoles)]
         if deployment.same_member is not None:
-            members.append(await _open(context, deployment.same_member))
-        other = await _open(context, deployment.other_copy) if deployment.other_copy else None
+            members.append(await _open(context, deployment.same_member, consoles))
+        other = (await _open(context, deployment.other_copy, consoles)
+                 if deployment.other_copy else None)
         if other is not None:
             await other.click("#noise")
             await first.check("#other-copy")
@@ -141,7 +149,7 @@ async def run_suite(browser: Browser, deployment: Deployment, prepare: Prepare |
                          round(run_timeout_s * 1000))
         except PlaywrightTimeoutError:
             raise Unfinished(f"the run did not finish within {run_timeout_s:g} s; "
-                             + await _progress(members, other)) from None
+                             + await _progress(members, other, consoles)) from None
         report: dict[str, Any] = await first.evaluate("() => window.conformance.report")
         if other is not None:
             _fold_other_copy(report, await other.evaluate(
@@ -151,22 +159,29 @@ async def run_suite(browser: Browser, deployment: Deployment, prepare: Prepare |
         await context.close()
 
 
-async def _progress(members: list[Page], other: Page | None) -> str:
-    """Where each page of a run is, in words (why it did not end in time)."""
+async def _progress(members: list[Page], other: Page | None,
+                    consoles: dict[Page, deque[str]]) -> str:
+    """Where each page of a run is, in words, with what it last said on its console as an
+    error or a warning (why it did not end in time)."""
     pages = [(f"page {n}", page) for n, page in enumerate(members, 1)]
     if other is not None:
         pages.append(("the other copy's page", other))
     where = []
     for name, page in pages:
         try:
-            where.append(f"{name}: {await page.evaluate('() => window.conformance.progress')}")
+            text = f"{name}: {await page.evaluate('() => window.conformance.progress')}"
         except PlaywrightError as exc:
-            where.append(f"{name}: unreadable ({type(exc).__name__})")
+            text = f"{name}: unreadable ({type(exc).__name__})"
+        said = consoles.get(page)
+        where.append(text + (f"; console: {' / '.join(said)}" if said else ""))
     return " | ".join(where)
 
 
-async def _open(context: BrowserContext, url: str) -> Page:
+async def _open(context: BrowserContext, url: str, consoles: dict[Page, deque[str]]) -> Page:
     page = await context.new_page()
+    said = consoles[page] = deque(maxlen=CONSOLE_KEPT)
+    page.on("console", lambda message: said.append(message.text[:CONSOLE_CHARS])
+            if message.type in ("error", "warning") else None)
     await page.goto(url)
     await _until(page, "window.conformance && window.conformance.ready", READY_TIMEOUT_MS)
     return page

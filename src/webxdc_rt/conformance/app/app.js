@@ -8,6 +8,7 @@ const W = window.webxdc;
 const PHASES = ["ready", "act", "check"];
 const PHASE_TIMEOUT_MS = 60000;
 const NOISE_STEP = 99;
+const MAX_REPORT_BYTES = 100000;  // under sendUpdateMaxSize (128000) with room to spare
 
 const state = {
   page: hex(randomBytes(6)),
@@ -19,13 +20,28 @@ const state = {
   run: null,
   member: null,
   waiting: null,      // the coordinator's wait for one phase: {key, label, pages, obs, resolve}
+                      // (`pages`: how many act in it)
   report: null,
   noise: null,
   phase: null,        // the phase this page runs or ran last: {key, done}
+  errors: [],         // the last few things that failed on this page, in words
 };
 
 const $ = (id) => document.getElementById(id);
-const post = (payload, info) => W.sendUpdate(info ? { payload, info } : { payload }, "");
+// A post the host or the bridge refuses (too big, too fast) is kept among the page's
+// errors, which the progress shows: a run must not wait silently for an update never sent.
+const post = (payload, info) => {
+  try {
+    const sent = W.sendUpdate(info ? { payload, info } : { payload }, "");
+    if (sent && typeof sent.catch === "function") sent.catch((error) => failed("post", error));
+  } catch (error) {
+    failed(`posting ${payload.t}`, error);
+  }
+};
+const failed = (what, error) => {
+  state.errors.push(`${what}: ${error && error.message || error}`);
+  if (state.errors.length > 5) state.errors.shift();
+};
 const tagBytes = () => Uint8Array.from(state.tags[0].match(/../g), (h) => parseInt(h, 16));
 
 function onUpdate(update) {
@@ -61,14 +77,22 @@ function startRole(start, role) {
   state.report = null;
 }
 
+// Only the roles that act in a phase take part in it: the coordinator sends no "go" for a
+// phase nobody acts in, and waits for the "done" of those that act. Every update counts
+// against the pace the host allows a member's pages together (`sendUpdateInterval`, after
+// a burst), and A and C are pages of one member: a "done" from every page for every phase
+// took them past it on a quick run, and the host refused what came after.
+const actsIn = (n, phase, role) => Boolean(STEPS[n] && STEPS[n][phase] && STEPS[n][phase][role]);
+
 async function runPhase(n, phase) {
+  if (!actsIn(n, phase, state.run.role)) return;
   const step = STEPS[n];
-  const action = step && step[phase] && step[phase][state.run.role];
+  const action = step[phase][state.run.role];
   let obs = {};
   const key = `${state.run.id}/${n}/${phase}`;
-  const current = state.phase = { key: `${step ? step.name : n} (${phase})`, done: false };
+  const current = state.phase = { key: `${step.name} (${phase})`, done: false };
   try {
-    if (action) obs = (await action(state.member)) || {};
+    obs = (await action(state.member)) || {};
   } catch (error) {
     obs = { error: String(error && error.message || error) };
   }
@@ -86,18 +110,27 @@ async function coordinate() {
   const run = hex(randomBytes(6));
   const otherCopy = $("other-copy").checked;
   post({ t: "start", run, pages, otherCopy });
+  const roles = [..."ABC".slice(0, pages.length)];
   const observations = {};
   for (let n = 0; n < STEPS.length; n += 1) {
     observations[STEPS[n].name] = {};
     for (const phase of PHASES) {
+      const acting = roles.filter((role) => actsIn(n, phase, role)).length;
+      if (acting === 0) continue;
       $("status").textContent = `Running: ${STEPS[n].name} (${phase})`;
       const obs = await allDone(`${run}/${n}/${phase}`, `${STEPS[n].name} (${phase})`,
-                                pages.length, () => post({ t: "go", run, n, phase }));
+                                acting, () => post({ t: "go", run, n, phase }));
       observations[STEPS[n].name][phase] = obs;
     }
   }
-  const report = { ...judge(observations, { otherCopy }), pages: pages.length,
-                   host: navigator.userAgent, observations };
+  let report = { ...judge(observations, { otherCopy }), pages: pages.length,
+                 host: navigator.userAgent, observations };
+  const size = new TextEncoder().encode(JSON.stringify(report)).byteLength;
+  if (size > MAX_REPORT_BYTES) {
+    // The rows and figures are the report; what each page saw is its evidence, kept
+    // whenever it fits in one update.
+    report = { ...report, observations: `omitted: ${size} bytes with the report` };
+  }
   const counts = countStatus(report.rows);
   post({ t: "report", run, report },
        `Realtime conformance: ${counts.pass} pass, ${counts.fail} fail, ` +
@@ -198,6 +231,7 @@ window.conformance = {
                  `${state.waiting.pages} page(s)`);
     }
     if (state.member) parts.push(`${state.member.rec.items.length} item(s) recorded`);
+    for (const error of state.errors) parts.push(`failed: ${error}`);
     return parts.join("; ");
   },
   get noiseForeign() { return state.noise ? state.noise.rec.foreign.length : null; },
@@ -210,7 +244,13 @@ window.addEventListener("DOMContentLoaded", () => {
     post({ t: "gather", g: state.gather });
     render();
   });
-  $("start").addEventListener("click", () => { $("start").disabled = true; coordinate(); });
+  $("start").addEventListener("click", () => {
+    $("start").disabled = true;
+    coordinate().catch((error) => {
+      failed("coordinating", error);
+      $("status").textContent = `The run stopped: ${state.errors[state.errors.length - 1]}`;
+    });
+  });
   $("noise").addEventListener("click", toggleNoise);
   $("save").addEventListener("click", save);
   W.setUpdateListener(onUpdate, 0).then(() => {

@@ -79,21 +79,24 @@ class Recorder {
     this.waiters = this.waiters.filter((waiter) => !waiter());
   }
 
-  /** Resolves once `count` items are recorded or `timeoutMs` passed, then `graceMs` later. */
-  async expect(count, timeoutMs = 5000, graceMs = 400) {
-    await this.until(count, timeoutMs);
+  /** Resolves once `count` items (those `matching`, if given) are recorded or `timeoutMs`
+   * passed, then `graceMs` later. */
+  async expect(count, timeoutMs = 5000, graceMs = 400, matching = null) {
+    await this.until(count, timeoutMs, matching);
     await sleep(graceMs);
     return this.items.map((item) => ({ ...item }));
   }
 
-  /** Resolves once `count` items are recorded or `timeoutMs` passed, with no timer when
-   * they already are (a sender pacing itself item by item must not wait a timer tick). */
-  until(count, timeoutMs) {
-    if (this.items.length >= count) return Promise.resolve();
+  /** Resolves once `count` items (those `matching`, if given) are recorded or `timeoutMs`
+   * passed, with no timer when they already are (a sender pacing itself item by item must
+   * not wait a timer tick). */
+  until(count, timeoutMs, matching = null) {
+    const recorded = () => (matching ? this.items.filter(matching) : this.items).length;
+    if (recorded() >= count) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
       this.waiters.push(() => {
-        if (this.items.length < count) return false;
+        if (recorded() < count) return false;
         clearTimeout(timer);
         resolve();
         return true;
