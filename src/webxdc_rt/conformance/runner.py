@@ -7,6 +7,7 @@ it is the `conformance` extra, and without it the runner says what to install.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections import deque
@@ -48,9 +49,12 @@ takes 15 s for this project's host; every step is bounded, so only a host that l
 run's own status updates, or a machine many times slower, reaches it)."""
 
 CONSOLE_KEPT = 3
-"""Errors and warnings of each page's console kept to say why a run did not finish."""
+"""Errors and warnings of each page's console (and errors nothing caught) kept to say why a
+run did not finish."""
 CONSOLE_CHARS = 300
 """Characters kept of each."""
+PROGRESS_TIMEOUT_S = 5.0
+"""How long a page may take to say where it is, once its run is given up."""
 
 Prepare = Callable[["BrowserContext", Deployment], Awaitable[None]]
 """Called with each host's browser context before any page opens (tests use it to serve a
@@ -146,7 +150,7 @@ async def run_suite(browser: Browser, deployment: Deployment, prepare: Prepare |
         await first.click("#start")
         try:
             await _until(first, "window.conformance.report !== null",
-                         round(run_timeout_s * 1000))
+                         max(1, round(run_timeout_s * 1000)))  # 0 would be no limit
         except PlaywrightTimeoutError:
             raise Unfinished(f"the run did not finish within {run_timeout_s:g} s; "
                              + await _progress(members, other, consoles)) from None
@@ -168,9 +172,11 @@ async def _progress(members: list[Page], other: Page | None,
         pages.append(("the other copy's page", other))
     where = []
     for name, page in pages:
-        try:
-            text = f"{name}: {await page.evaluate('() => window.conformance.progress')}"
-        except PlaywrightError as exc:
+        try:  # bounded: a page whose main thread is stuck answers nothing
+            progress = await asyncio.wait_for(
+                page.evaluate("() => window.conformance.progress"), PROGRESS_TIMEOUT_S)
+            text = f"{name}: {progress}"
+        except (PlaywrightError, TimeoutError) as exc:
             text = f"{name}: unreadable ({type(exc).__name__})"
         said = consoles.get(page)
         where.append(text + (f"; console: {' / '.join(said)}" if said else ""))
@@ -182,6 +188,7 @@ async def _open(context: BrowserContext, url: str, consoles: dict[Page, deque[st
     said = consoles[page] = deque(maxlen=CONSOLE_KEPT)
     page.on("console", lambda message: said.append(message.text[:CONSOLE_CHARS])
             if message.type in ("error", "warning") else None)
+    page.on("pageerror", lambda error: said.append(f"uncaught: {error}"[:CONSOLE_CHARS]))
     await page.goto(url)
     await _until(page, "window.conformance && window.conformance.ready", READY_TIMEOUT_MS)
     return page

@@ -28,8 +28,10 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
-// A post the host or the bridge refuses (too big, too fast) is kept among the page's
+// A post the bridge refuses at once (too big, too many waiting) is kept among the page's
 // errors, which the progress shows: a run must not wait silently for an update never sent.
+// A host refuses later, on its socket: the bridge says so on the console, which the runner
+// keeps.
 const post = (payload, info) => {
   try {
     const sent = W.sendUpdate(info ? { payload, info } : { payload }, "");
@@ -126,7 +128,7 @@ async function coordinate() {
   let report = { ...judge(observations, { otherCopy }), pages: pages.length,
                  host: navigator.userAgent, observations };
   const size = new TextEncoder().encode(JSON.stringify(report)).byteLength;
-  if (size > MAX_REPORT_BYTES) {
+  if (size > Math.min(MAX_REPORT_BYTES, (W.sendUpdateMaxSize || Infinity) * 0.8)) {
     // The rows and figures are the report; what each page saw is its evidence, kept
     // whenever it fits in one update.
     report = { ...report, observations: `omitted: ${size} bytes with the report` };

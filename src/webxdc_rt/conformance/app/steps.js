@@ -71,8 +71,13 @@ async function pacedSend(member, step, count, size) {
   }
 }
 
-async function expectFrom(member, count) {
-  await member.rec.expect(count);
+/** What a page saw once `count` items of `step` came (or the wait ran out): every item
+ * since the last reset is listed, but only those of the step (and items without a header,
+ * such as an empty one) are waited for, so that items of an earlier step still on their
+ * way cannot end the wait early. */
+async function expectFrom(member, count, step) {
+  await member.rec.expect(count, undefined, undefined,
+                          (i) => i.step === step || i.step === -1);
   return { seen: member.seen(), ...member.received() };
 }
 

@@ -73,7 +73,9 @@ class ItemClock:
         `joined`), taken after the client's clock showed `asked_ms` and before it showed
         `heard_ms`: a client busy while its link opened learns the clock closely once it
         is idle. A reading that contradicts the bounds means that a clock jumped (a
-        suspended machine whose monotonic clock stood still): it replaces them."""
+        suspended machine whose monotonic clock stood still): it replaces them. Between
+        readings the bounds hold as long as both clocks run at the same rate; they are
+        read again at each join and each new link, not on a timer."""
         send = min(self.send_offset_ms, host_ms - asked_ms)
         receive = max(self.receive_offset_ms, host_ms - heard_ms)
         if receive > send:

@@ -45,7 +45,7 @@
         }
         return null;
       case "joined":
-        if (message.time_ms !== undefined && !Number.isFinite(message.time_ms)) {
+        if (message.time_ms != null && !Number.isFinite(message.time_ms)) {
           return "joined: 'time_ms' is not a number";
         }
         return isCount(message.epoch) ? null : "joined: 'epoch' is not a non-negative integer";
@@ -350,7 +350,7 @@
       switch (message.type) {
         case "joined":
           ackedEpoch = message.epoch;
-          if (message.time_ms !== undefined && current !== null &&
+          if (Number.isFinite(message.time_ms) && current !== null &&
               current.epoch === message.epoch) {
             link.narrow(message.time_ms, joinAskedAt, performance.now());
           }
@@ -387,8 +387,11 @@
       if (current !== null && !current.joinQueued) {
         link.pending.unshift(JSON.stringify({ type: "join", epoch: current.epoch,
                                               stamped: true }));
-        joinAskedAt = performance.now();
       }
+      // Whether queued now or earlier (an app that joined before the link was up), the
+      // join goes out right after this, so it is asked for now: a queued one asked for
+      // while the page was busy would otherwise narrow the clock by little.
+      if (current !== null) joinAskedAt = performance.now();
       if (current !== null) current.joinQueued = false;
     },
   );
