@@ -465,7 +465,7 @@ class Session:
             self._event(Event.JOIN)
             first = self.hub.join(self.conn)
             self.conn.stamped = message.stamped
-            joined = Send(wire.encode_joined(message.epoch, now * 1e3 + self._host_ms_offset))
+            joined = Send(wire.encode_joined(message.epoch, now * 1000.0 + self._host_ms_offset))
             return (Subscribe(self.conn.topic), joined) if first else (joined,)
         if isinstance(message, wire.Received):
             return (Receipt(message.bytes),)

@@ -35,7 +35,9 @@ const $ = (id) => document.getElementById(id);
 const post = (payload, info) => {
   try {
     const sent = W.sendUpdate(info ? { payload, info } : { payload }, "");
-    if (sent && typeof sent.catch === "function") sent.catch((error) => failed("post", error));
+    if (sent && typeof sent.catch === "function") {
+      sent.catch((error) => failed(`posting ${payload.t}`, error));
+    }
   } catch (error) {
     failed(`posting ${payload.t}`, error);
   }

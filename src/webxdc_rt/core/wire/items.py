@@ -76,11 +76,11 @@ class ItemClock:
         suspended machine whose monotonic clock stood still): it replaces them. Between
         readings the bounds hold as long as both clocks run at the same rate; they are
         read again at each join and each new link, not on a timer."""
-        send = min(self.send_offset_ms, host_ms - asked_ms)
-        receive = max(self.receive_offset_ms, host_ms - heard_ms)
-        if receive > send:
-            send, receive = host_ms - asked_ms, host_ms - heard_ms
-        self.send_offset_ms, self.receive_offset_ms = send, receive
+        highest, lowest = host_ms - asked_ms, host_ms - heard_ms  # this reading's bounds
+        send = min(self.send_offset_ms, highest)
+        receive = max(self.receive_offset_ms, lowest)
+        self.send_offset_ms, self.receive_offset_ms = (
+            (highest, lowest) if receive > send else (send, receive))
 
     def stamp(self, payload: bytes, local_ms: float) -> bytes:
         """`payload` with the stamp of an item sent at `local_ms` before it."""

@@ -227,11 +227,13 @@
     // its link opened learns the clock closely once it is idle. A reading that contradicts
     // the bounds means that a clock jumped (a device that slept): it replaces them.
     narrow(hostMs, askedAt, heardAt) {
-      const send = Math.min(this.sendOffsetMs, hostMs - askedAt);
-      const receive = Math.max(this.receiveOffsetMs, hostMs - heardAt);
+      const highest = hostMs - askedAt;  // this reading's bounds
+      const lowest = hostMs - heardAt;
+      const send = Math.min(this.sendOffsetMs, highest);
+      const receive = Math.max(this.receiveOffsetMs, lowest);
       const jumped = receive > send;
-      this.sendOffsetMs = jumped ? hostMs - askedAt : send;
-      this.receiveOffsetMs = jumped ? hostMs - heardAt : receive;
+      this.sendOffsetMs = jumped ? highest : send;
+      this.receiveOffsetMs = jumped ? lowest : receive;
     }
 
     // Writes into an item's stamp when it is sent by the host's clock; it was made by
@@ -388,11 +390,13 @@
         link.pending.unshift(JSON.stringify({ type: "join", epoch: current.epoch,
                                               stamped: true }));
       }
-      // Whether queued now or earlier (an app that joined before the link was up), the
-      // join goes out right after this, so it is asked for now: a queued one asked for
-      // while the page was busy would otherwise narrow the clock by little.
-      if (current !== null) joinAskedAt = performance.now();
-      if (current !== null) current.joinQueued = false;
+      if (current !== null) {
+        current.joinQueued = false;
+        // Whether queued now or earlier (an app that joined before the link was up), the
+        // join goes out right after this, so it is asked for now: a queued one asked for
+        // while the page was busy would otherwise narrow the clock by little.
+        joinAskedAt = performance.now();
+      }
     },
   );
 
